@@ -1,0 +1,33 @@
+use pgrx::prelude::*;
+
+use crate::model;
+
+/// 384-d mean-pooled, L2-normalised sentence embedding of `text`.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ecom_embed(text: &str) -> Vec<f32> {
+    model::embed_texts(&[text])
+        .pop()
+        .expect("one text in, one embedding out")
+}
+
+/// Embeds many texts with one ONNX Runtime run per internal batch.
+/// `ord` is the 1-based array position; a NULL element gives a NULL embedding.
+#[pg_extern(stable, strict, parallel_safe)]
+fn ecom_embed_batch(
+    texts: Array<'_, &str>,
+) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vec<f32>>))> {
+    let items: Vec<Option<&str>> = texts.iter().collect();
+    let present: Vec<&str> = items.iter().flatten().copied().collect();
+    let mut embedded = model::embed_texts(&present).into_iter();
+    let rows: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                i as i32 + 1,
+                t.map(|_| embedded.next().expect("one embedding per text")),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}

@@ -1,0 +1,34 @@
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::config;
+
+/// Version of the extension library (may be newer than the SQL objects).
+#[pg_extern(immutable, parallel_safe)]
+fn ecom_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Describes the encoder this backend uses, loading it if needed.
+#[pg_extern(volatile, parallel_safe)]
+fn ecom_model_info() -> JsonB {
+    crate::model::with_model(|m| {
+        JsonB(serde_json::json!({
+            "model": m.manifest.model,
+            "dims": m.encoder.dims,
+            "variant": config::variant(),
+            "model_dir": config::model_dir(),
+            "model_file": m.model_file,
+            "sha256": m.manifest.sha256_of(&m.model_file),
+            "max_seq_len": config::max_seq_len(),
+            "opset": m.manifest.opset,
+            "onnxruntime_version": m.ort_version,
+            "onnxruntime_library": config::onnxruntime_library(),
+            "provider_requested": config::provider().name(),
+            "provider": m.encoder.provider_in_use,
+            "threads": config::threads(),
+            "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
+            "source": m.manifest.source,
+        }))
+    })
+}

@@ -1,0 +1,145 @@
+//! GUCs (`pg_ecom.*`) and where the model artifacts live by default.
+
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_sys, PostgresGucEnum};
+
+use crate::encode::Provider;
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ModelVariant {
+    #[name = c"fp32"]
+    Fp32,
+    #[name = c"int8"]
+    Int8,
+}
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExecutionProvider {
+    #[name = c"cpu"]
+    Cpu,
+    #[name = c"cuda"]
+    Cuda,
+    #[name = c"auto"]
+    Auto,
+}
+
+pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static MODEL_VARIANT: GucSetting<ModelVariant> =
+    GucSetting::<ModelVariant>::new(ModelVariant::Fp32);
+pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static MAX_SEQ_LEN: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
+    GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
+
+pub fn register() {
+    // Paths load code and data into the server process: superuser only.
+    GucRegistry::define_string_guc(
+        c"pg_ecom.model_dir",
+        c"Directory holding manifest.json, the ONNX model files and tokenizer.json.",
+        c"Empty means $(pg_config --sharedir)/extension/pg_ecom.",
+        &MODEL_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_ecom.onnxruntime_library",
+        c"Path of the ONNX Runtime shared library (libonnxruntime.so).",
+        c"Empty means libonnxruntime.so in the model directory. Loaded once per backend; a change takes effect in new connections.",
+        &ONNXRUNTIME_LIBRARY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.model_variant",
+        c"Encoder weights: fp32, or int8 (dynamically quantized, ~4x smaller).",
+        c"",
+        &MODEL_VARIANT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.intra_op_threads",
+        c"Threads ONNX Runtime uses inside one backend for one run.",
+        c"Every backend has its own pool, so keep connections x threads at or below the core count.",
+        &INTRA_OP_THREADS,
+        1,
+        64,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.max_seq_len",
+        c"Tokens per text (with [CLS] and [SEP]) fed to the encoder; longer texts are truncated.",
+        c"",
+        &MAX_SEQ_LEN,
+        2,
+        crate::tokenize::MAX_POSITIONS as i32,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.execution_provider",
+        c"ONNX Runtime execution provider: cpu, cuda, or auto (cuda when usable).",
+        c"cuda and auto fall back to cpu with a WARNING when no usable GPU is found.",
+        &EXECUTION_PROVIDER,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+fn setting(g: &GucSetting<Option<CString>>) -> Option<PathBuf> {
+    g.get()
+        .and_then(|s| s.into_string().ok())
+        .filter(|s| !s.trim().is_empty())
+        .map(PathBuf::from)
+}
+
+/// `$(pg_config --sharedir)`, as the running server sees it.
+fn share_dir() -> PathBuf {
+    let mut buf = [0 as std::ffi::c_char; pg_sys::MAXPGPATH as usize];
+    // SAFETY: my_exec_path is a NUL-terminated global filled at startup;
+    // get_share_path writes at most MAXPGPATH bytes into buf.
+    unsafe {
+        pg_sys::get_share_path(
+            std::ptr::addr_of!(pg_sys::my_exec_path).cast(),
+            buf.as_mut_ptr(),
+        );
+        PathBuf::from(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+    }
+}
+
+pub fn model_dir() -> PathBuf {
+    setting(&MODEL_DIR).unwrap_or_else(|| share_dir().join("extension").join("pg_ecom"))
+}
+
+pub fn onnxruntime_library() -> PathBuf {
+    setting(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| model_dir().join("libonnxruntime.so"))
+}
+
+pub fn variant() -> &'static str {
+    match MODEL_VARIANT.get() {
+        ModelVariant::Fp32 => "fp32",
+        ModelVariant::Int8 => "int8",
+    }
+}
+
+pub fn provider() -> Provider {
+    match EXECUTION_PROVIDER.get() {
+        ExecutionProvider::Cpu => Provider::Cpu,
+        ExecutionProvider::Cuda => Provider::Cuda,
+        ExecutionProvider::Auto => Provider::Auto,
+    }
+}
+
+pub fn threads() -> usize {
+    INTRA_OP_THREADS.get().max(1) as usize
+}
+
+pub fn max_seq_len() -> usize {
+    MAX_SEQ_LEN.get() as usize
+}

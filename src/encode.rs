@@ -1,0 +1,355 @@
+//! Stage 2: token ids → sentence embeddings, through ONNX Runtime.
+//!
+//! Pure Rust (no Postgres). The ONNX graph built by `models/export.py` does the
+//! mean pooling and L2 normalisation itself, so what comes out of a run is the
+//! final embedding. We pad each batch only to its own longest sequence and
+//! sort big inputs by length, so short product titles never pay for a long one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ndarray::Array2;
+use once_cell::sync::OnceCell;
+use ort::environment::Environment;
+use ort::ep::{ExecutionProvider, CUDA};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::tokenize::Ids;
+
+/// Texts per ONNX Runtime run in batch entry points.
+pub const BATCH_SIZE: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Auto => "auto",
+        }
+    }
+}
+
+/// The process-wide ONNX Runtime, loaded from `library` on first use.
+///
+/// ONNX Runtime allows one environment per process and the shared library,
+/// once loaded, stays: a later different path cannot replace it (reported as
+/// an error naming both paths). A failed load is not remembered, so fixing the
+/// path and calling again works without a restart.
+pub fn runtime(library: &Path) -> Result<&'static Runtime, String> {
+    static RT: OnceCell<Runtime> = OnceCell::new();
+    let rt = RT.get_or_try_init(|| {
+        if !library.is_file() {
+            return Err(format!(
+                "ONNX Runtime library \"{}\" does not exist",
+                library.display()
+            ));
+        }
+        let env = ort::init_from(library)
+            .map_err(|e| {
+                format!(
+                    "cannot load ONNX Runtime library \"{}\": {e}",
+                    library.display()
+                )
+            })?
+            .with_name("pg_ecom")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| {
+                format!(
+                    "cannot start ONNX Runtime from \"{}\": {e}",
+                    library.display()
+                )
+            })?;
+        Ok(Runtime {
+            env,
+            library: library.to_path_buf(),
+            version: ort_version(),
+        })
+    })?;
+    if rt.library != library {
+        return Err(format!(
+            "ONNX Runtime was already loaded in this backend from \"{}\"; a different library (\"{}\") takes effect only in a new connection",
+            rt.library.display(),
+            library.display()
+        ));
+    }
+    Ok(rt)
+}
+
+pub struct Runtime {
+    env: Environment,
+    pub library: PathBuf,
+    pub version: String,
+}
+
+fn ort_version() -> String {
+    // The build info string reads "ORT Build Info: git-branch=rel-1.32.0, ..."
+    let info = ort::info();
+    info.split(|c| c == ',' || c == ' ')
+        .find_map(|p| p.strip_prefix("git-branch=rel-"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| info.to_owned())
+}
+
+pub struct EncoderOptions {
+    pub threads: usize,
+    pub provider: Provider,
+}
+
+pub struct Encoder {
+    session: Session,
+    pub dims: usize,
+    /// The execution provider actually serving runs ("cpu" or "cuda").
+    pub provider_in_use: &'static str,
+    /// Set when the requested provider could not be used.
+    pub fallback_warning: Option<String>,
+    pub load_ms: f64,
+}
+
+impl Encoder {
+    pub fn load(rt: &Runtime, model: &Path, opts: &EncoderOptions) -> Result<Self, String> {
+        let started = Instant::now();
+        if !model.is_file() {
+            return Err(format!("model file \"{}\" does not exist", model.display()));
+        }
+        let mut fallback_warning = None;
+        let mut want_cuda = matches!(opts.provider, Provider::Cuda | Provider::Auto);
+        if want_cuda && !CUDA::is_available().unwrap_or(false) {
+            want_cuda = false;
+            fallback_warning = Some(format!(
+                "execution provider \"{}\" requested but this ONNX Runtime ({}) has no CUDA support; using CPU",
+                opts.provider.name(),
+                rt.library.display()
+            ));
+        }
+        let session = match Self::build(rt, model, opts.threads, want_cuda) {
+            Ok(s) => s,
+            Err(e) if want_cuda => {
+                want_cuda = false;
+                fallback_warning = Some(format!("CUDA execution provider failed ({e}); using CPU"));
+                Self::build(rt, model, opts.threads, false)?
+            }
+            Err(e) => return Err(e),
+        };
+        let dims = output_dims(&session).ok_or_else(|| {
+            format!(
+                "model \"{}\" has no fixed embedding width on its output",
+                model.display()
+            )
+        })?;
+        Ok(Self {
+            session,
+            dims,
+            provider_in_use: if want_cuda { "cuda" } else { "cpu" },
+            fallback_warning,
+            load_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    fn build(rt: &Runtime, model: &Path, threads: usize, cuda: bool) -> Result<Session, String> {
+        let fail =
+            |e: &dyn std::fmt::Display| format!("cannot load model \"{}\": {e}", model.display());
+        let mut b = Session::builder(&rt.env)
+            .map_err(|e| fail(&e))?
+            // "All" fuses LayerNorm, GELU and attention at load time, so the
+            // hand-built graph runs as fast as an offline-optimised one.
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| fail(&e))?
+            .with_intra_threads(threads)
+            .map_err(|e| fail(&e))?
+            .with_inter_threads(1)
+            .map_err(|e| fail(&e))?;
+        if cuda {
+            b = b
+                .with_execution_providers([CUDA::default().build().error_on_failure()])
+                .map_err(|e| fail(&e))?;
+        }
+        b.commit_from_file(model).map_err(|e| fail(&e))
+    }
+
+    /// Embeds one batch: pads to the longest sequence of the batch.
+    pub fn embed_batch(&mut self, batch: &[Ids]) -> Result<Vec<Vec<f32>>, String> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::zeros((batch.len(), width));
+        let mut mask = Array2::<i64>::zeros((batch.len(), width));
+        for (r, seq) in batch.iter().enumerate() {
+            for (c, &id) in seq.iter().enumerate() {
+                ids[[r, c]] = i64::from(id);
+                mask[[r, c]] = 1;
+            }
+        }
+        let ids_t = TensorRef::from_array_view(&ids).map_err(|e| e.to_string())?;
+        let mask_t = TensorRef::from_array_view(&mask).map_err(|e| e.to_string())?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["input_ids" => ids_t, "attention_mask" => mask_t])
+            .map_err(|e| format!("ONNX Runtime run failed: {e}"))?;
+        let (shape, data) = outputs["embedding"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("unexpected model output: {e}"))?;
+        if shape.len() != 2 || shape[0] as usize != batch.len() || shape[1] as usize != self.dims {
+            return Err(format!("unexpected model output shape {shape:?}"));
+        }
+        Ok(data.chunks_exact(self.dims).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Embeds any number of sequences in batches of `BATCH_SIZE`, grouped by
+    /// length so that padding stays small. `between` runs before each batch
+    /// (Postgres passes its interrupt check here). Output order = input order.
+    pub fn embed_all(
+        &mut self,
+        seqs: &[Ids],
+        mut between: impl FnMut(),
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        let mut out = vec![Vec::new(); seqs.len()];
+        let mut batch: Vec<Ids> = Vec::with_capacity(BATCH_SIZE);
+        for chunk in order.chunks(BATCH_SIZE) {
+            between();
+            batch.clear();
+            batch.extend(chunk.iter().map(|&i| seqs[i].clone()));
+            for (&i, emb) in chunk.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = emb;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn output_dims(session: &Session) -> Option<usize> {
+    let out = session.outputs().iter().find(|o| o.name() == "embedding")?;
+    let shape = out.dtype().tensor_shape()?;
+    let last = *shape.last()?;
+    (last > 0).then_some(last as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the real exported model and ONNX Runtime library.
+    use super::*;
+    use crate::embedding::cosine;
+    use crate::manifest::Manifest;
+    use crate::testdata;
+    use crate::tokenize::TextTokenizer;
+
+    /// sentence-transformers' published embedding of "hello world", dims 1-5.
+    const HELLO_WORLD: [f32; 5] = [-0.0345, 0.0310, 0.0067, 0.0261, -0.0394];
+
+    fn load(variant: &str) -> (Encoder, TextTokenizer) {
+        let dir = testdata::model_dir();
+        let m = Manifest::read(&dir).unwrap();
+        let rt = runtime(&testdata::ort_library()).unwrap();
+        let opts = EncoderOptions {
+            threads: 1,
+            provider: Provider::Cpu,
+        };
+        let enc = Encoder::load(rt, &m.variant_file(&dir, variant).unwrap(), &opts).unwrap();
+        (
+            enc,
+            TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap(),
+        )
+    }
+
+    fn embed(enc: &mut Encoder, tok: &TextTokenizer, texts: &[String]) -> Vec<Vec<f32>> {
+        let seqs: Vec<Ids> = texts.iter().map(|t| tok.encode(t, 256).unwrap()).collect();
+        enc.embed_all(&seqs, || {}).unwrap()
+    }
+
+    #[test]
+    fn fp32_matches_sentence_transformers() {
+        let (mut enc, tok) = load("fp32");
+        assert_eq!(enc.dims, 384);
+        assert_eq!(enc.provider_in_use, "cpu");
+        let e = &embed(&mut enc, &tok, &["hello world".into()])[0];
+        for (i, (got, want)) in e.iter().zip(HELLO_WORLD).enumerate() {
+            assert!(
+                (got - want).abs() < 1e-3,
+                "dim {}: got {got}, want {want}",
+                i + 1
+            );
+        }
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "not unit length: {norm}");
+    }
+
+    #[test]
+    fn batching_and_padding_do_not_change_embeddings() {
+        let (mut enc, tok) = load("fp32");
+        let texts: Vec<String> = testdata::product_titles().into_iter().take(70).collect();
+        let together = embed(&mut enc, &tok, &texts);
+        for (i, t) in texts.iter().enumerate().step_by(7) {
+            let alone = &embed(&mut enc, &tok, std::slice::from_ref(t))[0];
+            let c = cosine(alone, &together[i]).unwrap();
+            assert!(c > 0.99999, "{t:?}: cosine {c}");
+        }
+    }
+
+    #[test]
+    fn int8_stays_close_to_fp32() {
+        let (mut f, tok) = load("fp32");
+        let (mut q, _) = load("int8");
+        let titles = testdata::product_titles();
+        assert!(titles.len() >= 200);
+        let (a, b) = (embed(&mut f, &tok, &titles), embed(&mut q, &tok, &titles));
+        let cos: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| cosine(x, y).unwrap())
+            .collect();
+        let mean = cos.iter().sum::<f64>() / cos.len() as f64;
+        let min = cos.iter().cloned().fold(f64::INFINITY, f64::min);
+        eprintln!(
+            "int8 vs fp32 cosine over {} titles: mean {mean:.4}, min {min:.4}",
+            cos.len()
+        );
+        assert!(mean >= 0.99, "mean cosine {mean}");
+        assert!(min >= 0.95, "min cosine {min}");
+    }
+
+    #[test]
+    fn missing_model_names_the_file() {
+        let rt = runtime(&testdata::ort_library()).unwrap();
+        let opts = EncoderOptions {
+            threads: 1,
+            provider: Provider::Cpu,
+        };
+        let e = Encoder::load(rt, Path::new("/nonexistent/model.onnx"), &opts)
+            .err()
+            .unwrap();
+        assert!(e.contains("/nonexistent/model.onnx"), "{e}");
+        let junk = std::env::temp_dir().join("pg_ecom_corrupt_model.onnx");
+        std::fs::write(&junk, b"this is not an onnx file").unwrap();
+        let e = Encoder::load(rt, &junk, &opts).err().unwrap();
+        assert!(e.contains("pg_ecom_corrupt_model.onnx"), "{e}");
+    }
+
+    #[test]
+    fn cuda_request_falls_back_to_cpu_without_gpu() {
+        let dir = testdata::model_dir();
+        let m = Manifest::read(&dir).unwrap();
+        let rt = runtime(&testdata::ort_library()).unwrap();
+        let opts = EncoderOptions {
+            threads: 1,
+            provider: Provider::Auto,
+        };
+        let enc = Encoder::load(rt, &m.variant_file(&dir, "fp32").unwrap(), &opts).unwrap();
+        // The CPU-only wheel has no CUDA provider; with a GPU build this test
+        // documents the other branch.
+        if enc.provider_in_use == "cpu" {
+            assert!(enc.fallback_warning.is_some());
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `manifest.json`: what the model directory claims to hold (pure Rust).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub model: String,
+    pub dims: usize,
+    pub max_length: usize,
+    pub opset: i64,
+    /// variant name ("fp32", "int8") → file name inside the model directory
+    pub variants: BTreeMap<String, String>,
+    pub sha256: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source: serde_json::Value,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read model manifest \"{}\": {e}", path.display()))?;
+        Self::parse(&text)
+            .map_err(|e| format!("invalid model manifest \"{}\": {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let m: Manifest = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if m.dims == 0 {
+            return Err("dims must be positive".into());
+        }
+        Ok(m)
+    }
+
+    /// The model file of `variant`, with an error that lists the known ones.
+    pub fn variant_file(&self, dir: &Path, variant: &str) -> Result<PathBuf, String> {
+        self.variants
+            .get(variant)
+            .map(|f| dir.join(f))
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.variants.keys().map(String::as_str).collect();
+                format!(
+                    "model variant \"{variant}\" is not in {}/manifest.json (known: {})",
+                    dir.display(),
+                    known.join(", ")
+                )
+            })
+    }
+
+    pub fn sha256_of(&self, file: &Path) -> Option<&str> {
+        let name = file.file_name()?.to_str()?;
+        self.sha256.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"model":"m","dims":384,"max_length":256,"opset":17,
+        "variants":{"fp32":"model.onnx","int8":"model_int8.onnx"},
+        "sha256":{"model.onnx":"ab"}}"#;
+
+    #[test]
+    fn parses_and_resolves_variants() {
+        let m = Manifest::parse(GOOD).unwrap();
+        assert_eq!(m.dims, 384);
+        let dir = Path::new("/x");
+        assert_eq!(
+            m.variant_file(dir, "int8").unwrap(),
+            Path::new("/x/model_int8.onnx")
+        );
+        assert_eq!(m.sha256_of(Path::new("/x/model.onnx")), Some("ab"));
+        let e = m.variant_file(dir, "fp16").unwrap_err();
+        assert!(e.contains("known: fp32, int8"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        assert!(Manifest::parse("{").is_err());
+        assert!(Manifest::parse(&GOOD.replace("384", "0")).is_err());
+        assert!(Manifest::parse(r#"{"model":"m"}"#).is_err());
+    }
+}

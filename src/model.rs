@@ -1,0 +1,153 @@
+//! The per-backend model: loaded lazily on first use, reused afterwards.
+//!
+//! Never loaded in the postmaster (nothing here runs at `_PG_init`), so no
+//! ONNX Runtime thread pool crosses a fork. The cache key is the set of GUCs
+//! that shape the session: change one and the next call reloads. A failed
+//! load leaves nothing cached, so fixing the setting is enough to recover.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::config;
+use crate::encode::{self, Encoder, EncoderOptions, Provider};
+use crate::manifest::Manifest;
+use crate::tokenize::{Ids, TextTokenizer};
+
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    dir: PathBuf,
+    library: PathBuf,
+    variant: &'static str,
+    threads: usize,
+    provider: Provider,
+}
+
+pub struct Loaded {
+    key: Key,
+    pub encoder: Encoder,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub manifest: Manifest,
+    pub model_file: PathBuf,
+    pub ort_version: String,
+}
+
+static TOKENIZER: Mutex<Option<(PathBuf, Arc<TextTokenizer>)>> = Mutex::new(None);
+static ENCODER: Mutex<Option<Loaded>> = Mutex::new(None);
+
+/// Raises a Postgres ERROR that names the setting to fix.
+pub fn config_error(message: String, guc: &str) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+        format!("pg_ecom: {message}"),
+        "pg_ecom",
+    )
+    .set_hint(format!(
+        "Check {guc} (current model directory: \"{}\"), or rerun the setup command in the README.",
+        config::model_dir().display()
+    ))
+    .report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+/// The tokenizer of the configured model directory (no ONNX Runtime needed).
+pub fn tokenizer() -> Arc<TextTokenizer> {
+    let path = config::model_dir().join("tokenizer.json");
+    let mut slot = TOKENIZER.lock();
+    if let Some((p, t)) = slot.as_ref() {
+        if *p == path {
+            return t.clone();
+        }
+    }
+    let t = Arc::new(
+        TextTokenizer::from_file(&path).unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir")),
+    );
+    *slot = Some((path, t.clone()));
+    t
+}
+
+/// Runs `f` with the loaded encoder, loading it first if needed.
+pub fn with_model<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
+    let key = Key {
+        dir: config::model_dir(),
+        library: config::onnxruntime_library(),
+        variant: config::variant(),
+        threads: config::threads(),
+        provider: config::provider(),
+    };
+    let mut slot = ENCODER.lock();
+    if slot.as_ref().is_none_or(|l| l.key != key) {
+        *slot = None; // drop the old session before building a new one
+        let loaded = load(key);
+        if let Some(w) = &loaded.encoder.fallback_warning {
+            pgrx::warning!("pg_ecom: {w}");
+        }
+        *slot = Some(loaded);
+    }
+    f(slot.as_mut().expect("loaded above"))
+}
+
+fn load(key: Key) -> Loaded {
+    let manifest =
+        Manifest::read(&key.dir).unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+    let model_file = manifest
+        .variant_file(&key.dir, key.variant)
+        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_variant"));
+    let tokenizer = tokenizer();
+    let rt = encode::runtime(&key.library)
+        .unwrap_or_else(|e| config_error(e, "pg_ecom.onnxruntime_library"));
+    let opts = EncoderOptions {
+        threads: key.threads,
+        provider: key.provider,
+    };
+    let encoder = Encoder::load(rt, &model_file, &opts)
+        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+    if encoder.dims != manifest.dims {
+        config_error(
+            format!(
+                "model \"{}\" produces {}-dimensional embeddings but {}/manifest.json says {}",
+                model_file.display(),
+                encoder.dims,
+                key.dir.display(),
+                manifest.dims
+            ),
+            "pg_ecom.model_dir",
+        );
+    }
+    Loaded {
+        key,
+        encoder,
+        tokenizer,
+        manifest,
+        model_file,
+        ort_version: rt.version.clone(),
+    }
+}
+
+/// Tokenizes with the encoder's truncation length (`pg_ecom.max_seq_len`).
+pub fn encode_text(tok: &TextTokenizer, text: &str) -> Ids {
+    tok.encode(text, config::max_seq_len())
+        .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
+}
+
+/// Embeds texts in length-sorted batches, checking for query cancellation
+/// between ONNX Runtime runs.
+pub fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
+    with_model(|m| {
+        let seqs: Vec<Ids> = texts
+            .iter()
+            .map(|t| {
+                pgrx::check_for_interrupts!();
+                encode_text(&m.tokenizer, t)
+            })
+            .collect();
+        m.encoder
+            .embed_all(&seqs, || {
+                pgrx::check_for_interrupts!();
+            })
+            .unwrap_or_else(|e| error!("pg_ecom: {e}"))
+    })
+}

@@ -1,0 +1,139 @@
+//! `#[pg_test]`s: every SQL function, run inside a real Postgres backend.
+//! The exhaustive per-feature cases live in pgrx-tests/sql (pg_regress).
+
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("NULL result")
+    }
+
+    #[pg_test]
+    fn version_is_the_crate_version() {
+        assert_eq!(
+            one::<String>("SELECT ecom_version()"),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+
+    #[pg_test]
+    fn model_info_reports_the_loaded_model() {
+        let info = one::<pgrx::JsonB>("SELECT ecom_model_info()").0;
+        assert_eq!(info["dims"], 384);
+        assert_eq!(info["variant"], "fp32");
+        assert_eq!(info["provider"], "cpu");
+        assert_eq!(info["threads"], 1);
+        assert_eq!(info["sha256"].as_str().map(str::len), Some(64));
+        assert!(info["onnxruntime_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("1."));
+        assert!(info["load_ms"].as_f64().unwrap() > 0.0);
+    }
+
+    #[pg_test]
+    fn tokenize_hello_world() {
+        assert_eq!(
+            one::<Vec<i32>>("SELECT ecom_tokenize('hello world')"),
+            vec![101, 7592, 2088, 102]
+        );
+        assert_eq!(
+            one::<Vec<i32>>("SELECT ecom_tokenize('a b c d e f', 4)").len(),
+            4
+        );
+        assert_eq!(
+            one::<Vec<String>>("SELECT ecom_tokens('Wool socks')"),
+            ["[CLS]", "wool", "socks", "[SEP]"]
+        );
+    }
+
+    #[pg_test(error = "max_len must be between 2 and 512 (room for [CLS] and [SEP]), got 0")]
+    fn tokenize_rejects_zero_max_len() {
+        Spi::run("SELECT ecom_tokenize('x', 0)").unwrap();
+    }
+
+    #[pg_test(error = "max_len must be between 2 and 512 (room for [CLS] and [SEP]), got 100000")]
+    fn tokenize_rejects_huge_max_len() {
+        Spi::run("SELECT ecom_tokenize('x', 100000)").unwrap();
+    }
+
+    #[pg_test]
+    fn embed_matches_reference() {
+        let e = one::<Vec<f32>>("SELECT ecom_embed('hello world')");
+        assert_eq!(e.len(), 384);
+        for (got, want) in e.iter().zip([-0.0345f32, 0.0310, 0.0067, 0.0261, -0.0394]) {
+            assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+        }
+    }
+
+    #[pg_test]
+    fn null_in_null_out() {
+        assert_eq!(
+            Spi::get_one::<Vec<f32>>("SELECT ecom_embed(NULL)").unwrap(),
+            None
+        );
+        assert_eq!(
+            Spi::get_one::<Vec<i32>>("SELECT ecom_tokenize(NULL)").unwrap(),
+            None
+        );
+        assert_eq!(
+            Spi::get_one::<f64>("SELECT ecom_similarity(NULL, '{1}')").unwrap(),
+            None
+        );
+    }
+
+    #[pg_test]
+    fn batch_equals_single_and_keeps_nulls() {
+        let same = one::<bool>(
+            "SELECT bool_and(ecom_similarity(b.embedding, ecom_embed(t.x)) > 0.99999)
+               FROM ecom_embed_batch(ARRAY['wool socks','trail running shoes for rocky ground','mug']) b
+               JOIN unnest(ARRAY['wool socks','trail running shoes for rocky ground','mug']) WITH ORDINALITY t(x, ord)
+                 ON t.ord = b.ord",
+        );
+        assert!(same);
+        let nulls = one::<String>(
+            "SELECT string_agg(ord || ':' || (embedding IS NULL), ',' ORDER BY ord)
+               FROM ecom_embed_batch(ARRAY['a', NULL, 'b'])",
+        );
+        assert_eq!(nulls, "1:false,2:true,3:false");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ecom_embed_batch('{}'::text[])"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn similarity_of_related_products() {
+        let close = one::<f64>(
+            "SELECT ecom_similarity(ecom_embed('running shoes'), ecom_embed('jogging sneakers'))",
+        );
+        let far = one::<f64>(
+            "SELECT ecom_similarity(ecom_embed('running shoes'), ecom_embed('cast iron skillet'))",
+        );
+        assert!(close > far, "{close} <= {far}");
+    }
+
+    #[pg_test(error = "embeddings have different lengths: 2 and 3")]
+    fn similarity_rejects_length_mismatch() {
+        Spi::run("SELECT ecom_similarity('{1,2}', '{1,2,3}')").unwrap();
+    }
+
+    #[pg_test]
+    fn megabyte_text_embeds() {
+        let n = one::<i32>("SELECT array_length(ecom_embed(repeat('wool socks ', 100000)), 1)");
+        assert_eq!(n, 384);
+    }
+
+    #[pg_test]
+    fn int8_variant_is_selectable_and_close() {
+        Spi::run("CREATE TEMP TABLE f AS SELECT ecom_embed('trail running shoes') AS e").unwrap();
+        Spi::run("SET pg_ecom.model_variant = 'int8'").unwrap();
+        let info = one::<pgrx::JsonB>("SELECT ecom_model_info()").0;
+        assert_eq!(info["variant"], "int8");
+        let c = one::<f64>("SELECT ecom_similarity(e, ecom_embed('trail running shoes')) FROM f");
+        assert!(c > 0.95 && c < 0.999999, "int8 vs fp32 cosine {c}");
+    }
+}

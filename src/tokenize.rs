@@ -1,0 +1,271 @@
+//! Stage 1 of the data path: text → WordPiece token ids.
+//!
+//! Pure Rust (no Postgres): the BERT tokenizer from the model's
+//! `tokenizer.json`, with our own truncation so that ids always begin with
+//! `[CLS]` and end with `[SEP]`, the way sentence-transformers feeds the model.
+
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+/// Largest sequence the encoder accepts (BERT's position table has 512 rows).
+pub const MAX_POSITIONS: usize = 512;
+
+/// Token ids of one text, special tokens included.
+pub type Ids = Vec<u32>;
+
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    cls: u32,
+    sep: u32,
+}
+
+impl TextTokenizer {
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read tokenizer file \"{}\": {e}", path.display()))?;
+        Self::from_bytes(&bytes)
+            .map_err(|e| format!("invalid tokenizer file \"{}\": {e}", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| e.to_string())?;
+        // The shipped tokenizer.json pads every input to 128 and truncates at
+        // 128. We pad per batch (to the batch's longest text) in the encoder
+        // and truncate in `encode`, so both are switched off here.
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| e.to_string())?;
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| format!("vocabulary has no {t} token"))
+        };
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        Ok(Self { inner, cls, sep })
+    }
+
+    /// Ids of `text` with `[CLS]` … `[SEP]`, at most `max_len` of them.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Ids, String> {
+        assert!(max_len >= 2, "max_len must leave room for [CLS] and [SEP]");
+        let body = max_len - 2;
+        let enc = self
+            .inner
+            .encode(safe_prefix(text, body), false)
+            .map_err(|e| e.to_string())?;
+        let pieces = enc.get_ids();
+        let n = pieces.len().min(body);
+        let mut ids = Vec::with_capacity(n + 2);
+        ids.push(self.cls);
+        ids.extend_from_slice(&pieces[..n]);
+        ids.push(self.sep);
+        Ok(ids)
+    }
+
+    /// The word pieces behind `encode`, for inspection.
+    pub fn tokens(&self, text: &str, max_len: usize) -> Result<Vec<String>, String> {
+        let ids = self.encode(text, max_len)?;
+        Ok(ids
+            .iter()
+            .map(|&id| self.inner.id_to_token(id).unwrap_or_else(|| "[UNK]".into()))
+            .collect())
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+/// A prefix of `text` that tokenizes to the same first `max_tokens` word
+/// pieces as the whole text.
+///
+/// Why: a 10 MB product description would otherwise be fully normalised and
+/// word-pieced only to keep its first 254 tokens. We cut only where BERT's
+/// pre-tokenizer is sure to split (ASCII whitespace or ASCII punctuation), and
+/// only after we have seen at least `max_tokens` pieces that are certain to
+/// produce a token (each run containing an ASCII letter or digit yields one or
+/// more tokens; each ASCII punctuation mark yields exactly one). Text with no
+/// such cut point is returned whole, which is slower but still exact.
+pub fn safe_prefix(text: &str, max_tokens: usize) -> &str {
+    if text.len() <= max_tokens {
+        return text; // every token covers at least one byte
+    }
+    let mut certain = 0usize; // tokens we are sure of before the current run
+    let mut run_has_alnum = false;
+    for (i, c) in text.char_indices() {
+        let boundary = c.is_ascii_whitespace() || c.is_ascii_punctuation();
+        if boundary {
+            if run_has_alnum {
+                certain += 1;
+                run_has_alnum = false;
+            }
+            if certain >= max_tokens {
+                return &text[..i];
+            }
+            if c.is_ascii_punctuation() {
+                certain += 1;
+            }
+        } else if c.is_ascii_alphanumeric() {
+            run_has_alnum = true;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_of_short_text_is_the_text() {
+        assert_eq!(safe_prefix("hello world", 5), "hello world");
+        assert_eq!(safe_prefix("", 5), "");
+    }
+
+    #[test]
+    fn prefix_cuts_after_enough_words() {
+        let text = "one two three four five six seven";
+        assert_eq!(safe_prefix(text, 3), "one two three");
+        assert_eq!(safe_prefix(text, 0), "");
+    }
+
+    #[test]
+    fn punctuation_counts_as_a_token() {
+        // "a", ",", "b", ",", "c" are five tokens
+        assert_eq!(safe_prefix("a,b,c,d,e,f", 5), "a,b,c");
+    }
+
+    #[test]
+    fn runs_without_ascii_alnum_are_not_counted() {
+        // CJK text has no cut points we trust: kept whole
+        let t = "高品质不锈钢保温杯高品质不锈钢保温杯";
+        assert_eq!(safe_prefix(t, 2), t);
+        // emoji runs are not certain tokens, words are
+        assert_eq!(safe_prefix("🎉 🎉 🎉 x y z", 2), "🎉 🎉 🎉 x y");
+    }
+
+    #[test]
+    fn huge_text_is_cut_early() {
+        let t = "word ".repeat(200_000);
+        assert!(safe_prefix(&t, 254).len() < 2_000);
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    //! Against the real tokenizer.json of the installed model.
+    use super::*;
+    use crate::testdata;
+
+    fn tok() -> TextTokenizer {
+        TextTokenizer::from_file(&testdata::model_dir().join("tokenizer.json")).unwrap()
+    }
+
+    #[test]
+    fn hello_world_ids() {
+        let t = tok();
+        assert_eq!(
+            t.encode("hello world", 128).unwrap(),
+            vec![101, 7592, 2088, 102]
+        );
+        assert_eq!(
+            t.tokens("Hello World", 128).unwrap(),
+            ["[CLS]", "hello", "world", "[SEP]"]
+        );
+    }
+
+    #[test]
+    fn empty_and_whitespace_give_only_special_tokens() {
+        let t = tok();
+        assert_eq!(t.encode("", 16).unwrap(), vec![101, 102]);
+        assert_eq!(t.encode(" \t\n ", 16).unwrap(), vec![101, 102]);
+    }
+
+    #[test]
+    fn truncation_keeps_sep_last() {
+        let t = tok();
+        let ids = t.encode("one two three four five six", 4).unwrap();
+        assert_eq!(ids.len(), 4);
+        assert_eq!((ids[0], ids[3]), (101, 102));
+        assert_eq!(t.encode("one two", 2).unwrap(), vec![101, 102]);
+    }
+
+    #[test]
+    fn chinese_and_emoji() {
+        let t = tok();
+        let toks = t.tokens("保温杯 🎉 mug", 64).unwrap();
+        assert_eq!(toks.first().unwrap(), "[CLS]");
+        assert!(toks.contains(&"保".to_string()), "{toks:?}");
+        assert!(
+            toks.contains(&"[UNK]".to_string()),
+            "emoji is unknown to this vocabulary: {toks:?}"
+        );
+        assert!(toks.contains(&"mug".to_string()));
+    }
+
+    #[test]
+    fn prefix_cut_matches_full_tokenization() {
+        // The shortcut must never change the tokens kept: compare against the
+        // tokenizer run on the whole text, over a deterministic variety of
+        // texts (punctuation, accents, CJK, long words, control chars).
+        let t = tok();
+        let pieces = [
+            "Running",
+            "shoes,",
+            "size",
+            "10.5",
+            "—",
+            "café",
+            "Ünïcode",
+            "保温杯",
+            "x",
+            "!!",
+            "(2-pack)",
+            "supercalifragilisticexpialidocious",
+            "\u{0007}",
+            "\u{0301}",
+            "🎉",
+            "a.b.c",
+            "   ",
+            "NEW",
+        ];
+        let mut seed = 7u64;
+        for case in 0..300 {
+            let mut text = String::new();
+            for _ in 0..(case % 60 + 1) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+                if (seed >> 20) % 3 != 0 {
+                    text.push(' ');
+                }
+            }
+            for max_len in [2usize, 3, 8, 33] {
+                let full = t.inner.encode(text.as_str(), false).unwrap();
+                let n = full.get_ids().len().min(max_len - 2);
+                let mut want = vec![101];
+                want.extend_from_slice(&full.get_ids()[..n]);
+                want.push(102);
+                assert_eq!(
+                    t.encode(&text, max_len).unwrap(),
+                    want,
+                    "text {text:?} max_len {max_len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn megabyte_text_is_truncated() {
+        let t = tok();
+        let text = "wool socks ".repeat(100_000);
+        let ids = t.encode(&text, 128).unwrap();
+        assert_eq!(ids.len(), 128);
+    }
+
+    #[test]
+    fn corrupt_tokenizer_is_an_error() {
+        let e = TextTokenizer::from_bytes(b"{not json").err().unwrap();
+        assert!(!e.is_empty());
+    }
+}
