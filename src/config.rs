@@ -49,7 +49,7 @@ pub fn register() {
     GucRegistry::define_string_guc(
         c"pg_ecom.onnxruntime_library",
         c"Path of the ONNX Runtime shared library (libonnxruntime.so).",
-        c"Empty means libonnxruntime.so in the model directory. Loaded once per backend; a change takes effect in new connections.",
+        c"Empty means $(pg_config --sharedir)/extension/pg_ecom/libonnxruntime.so. Loaded once per backend; a change takes effect in new connections.",
         &ONNXRUNTIME_LIBRARY,
         GucContext::Suset,
         GucFlags::default(),
@@ -113,12 +113,19 @@ fn share_dir() -> PathBuf {
     }
 }
 
-pub fn model_dir() -> PathBuf {
-    setting(&MODEL_DIR).unwrap_or_else(|| share_dir().join("extension").join("pg_ecom"))
+/// Where scripts/setup installs the model files and the ONNX Runtime library.
+fn install_dir() -> PathBuf {
+    share_dir().join("extension").join("pg_ecom")
 }
 
+pub fn model_dir() -> PathBuf {
+    setting(&MODEL_DIR).unwrap_or_else(install_dir)
+}
+
+/// Independent of `model_dir`: pointing at another model must not ask for
+/// another runtime library.
 pub fn onnxruntime_library() -> PathBuf {
-    setting(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| model_dir().join("libonnxruntime.so"))
+    setting(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| install_dir().join("libonnxruntime.so"))
 }
 
 pub fn variant() -> &'static str {

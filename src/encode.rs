@@ -72,7 +72,7 @@ pub fn runtime(library: &Path) -> Result<&'static Runtime, String> {
         Ok(Runtime {
             env,
             library: library.to_path_buf(),
-            version: ort_version(),
+            version: library_version(library).unwrap_or_else(|| ort::info().to_owned()),
         })
     })?;
     if rt.library != library {
@@ -91,13 +91,23 @@ pub struct Runtime {
     pub version: String,
 }
 
-fn ort_version() -> String {
-    // The build info string reads "ORT Build Info: git-branch=rel-1.32.0, ..."
-    let info = ort::info();
-    info.split(|c| c == ',' || c == ' ')
-        .find_map(|p| p.strip_prefix("git-branch=rel-"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| info.to_owned())
+/// The version the library reports itself ("1.32.0"), read through the C
+/// API's `OrtGetApiBase`. The library is already loaded, so this only bumps
+/// its reference count.
+fn library_version(library: &Path) -> Option<String> {
+    // SAFETY: the same file ort just loaded successfully; the symbol has the
+    // C API's documented signature and the returned string is static.
+    unsafe {
+        let lib = libloading::Library::new(library).ok()?;
+        let get: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase").ok()?;
+        let base = get();
+        if base.is_null() {
+            return None;
+        }
+        let v = ((*base).GetVersionString)();
+        (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
+    }
 }
 
 pub struct EncoderOptions {

@@ -236,7 +236,7 @@ mod model_tests {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
-                if (seed >> 20) % 3 != 0 {
+                if !(seed >> 20).is_multiple_of(3) {
                     text.push(' ');
                 }
             }
