@@ -38,16 +38,20 @@ pub struct Loaded {
 static TOKENIZER: Mutex<Option<(PathBuf, Arc<TextTokenizer>)>> = Mutex::new(None);
 static ENCODER: Mutex<Option<Loaded>> = Mutex::new(None);
 
-/// Raises a Postgres ERROR that names the setting to fix.
+/// Raises a Postgres ERROR that names the setting to fix and its value.
 pub fn config_error(message: String, guc: &str) -> ! {
+    let value = match guc {
+        "pg_ecom.onnxruntime_library" => config::onnxruntime_library().display().to_string(),
+        "pg_ecom.model_variant" => config::variant().to_string(),
+        _ => config::model_dir().display().to_string(),
+    };
     pgrx::pg_sys::panic::ErrorReport::new(
         PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
         format!("pg_ecom: {message}"),
         "pg_ecom",
     )
     .set_hint(format!(
-        "Check {guc} (current model directory: \"{}\"), or rerun the setup command in the README.",
-        config::model_dir().display()
+        "Check {guc} (now \"{value}\"); scripts/setup installs the default files."
     ))
     .report(PgLogLevel::ERROR);
     unreachable!()

@@ -75,25 +75,37 @@ impl TextTokenizer {
     }
 }
 
+/// Bytes of text read per kept token, at most: bounds the work on texts with
+/// no usable cut point (10 MB of one "word"), see `safe_prefix`.
+pub const BYTES_PER_TOKEN_CAP: usize = 1024;
+
 /// A prefix of `text` that tokenizes to the same first `max_tokens` word
 /// pieces as the whole text.
 ///
 /// Why: a 10 MB product description would otherwise be fully normalised and
-/// word-pieced only to keep its first 254 tokens. We cut only where BERT's
-/// pre-tokenizer is sure to split (ASCII whitespace or ASCII punctuation), and
-/// only after we have seen at least `max_tokens` pieces that are certain to
-/// produce a token (each run containing an ASCII letter or digit yields one or
-/// more tokens; each ASCII punctuation mark yields exactly one). Text with no
-/// such cut point is returned whole, which is slower but still exact.
+/// word-pieced only to keep its first 254 tokens. We cut only where BERT is
+/// sure to split (ASCII whitespace, ASCII punctuation, before a CJK
+/// character), and only after seeing at least `max_tokens` pieces that are
+/// certain to produce a token (a run containing an ASCII letter or digit, an
+/// ASCII punctuation mark, a CJK character). Beyond that, nothing past
+/// `BYTES_PER_TOKEN_CAP` bytes per token is read: only text with no cut point
+/// for that long (a single 1,000-character "word" per token) is affected.
 pub fn safe_prefix(text: &str, max_tokens: usize) -> &str {
+    if max_tokens == 0 {
+        return "";
+    }
     if text.len() <= max_tokens {
         return text; // every token covers at least one byte
     }
+    let cap = BYTES_PER_TOKEN_CAP.saturating_mul(max_tokens + 1);
     let mut certain = 0usize; // tokens we are sure of before the current run
     let mut run_has_alnum = false;
     for (i, c) in text.char_indices() {
-        let boundary = c.is_ascii_whitespace() || c.is_ascii_punctuation();
-        if boundary {
+        if i >= cap {
+            return &text[..i];
+        }
+        let single = c.is_ascii_punctuation() || is_cjk(c); // always a token of its own
+        if single || c.is_ascii_whitespace() {
             if run_has_alnum {
                 certain += 1;
                 run_has_alnum = false;
@@ -101,7 +113,7 @@ pub fn safe_prefix(text: &str, max_tokens: usize) -> &str {
             if certain >= max_tokens {
                 return &text[..i];
             }
-            if c.is_ascii_punctuation() {
+            if single {
                 certain += 1;
             }
         } else if c.is_ascii_alphanumeric() {
@@ -109,6 +121,13 @@ pub fn safe_prefix(text: &str, max_tokens: usize) -> &str {
         }
     }
     text
+}
+
+/// The CJK ideograph blocks BERT's normaliser surrounds with spaces.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2B73F
+        | 0x2B740..=0x2B81F | 0x2B820..=0x2CEAF | 0xF900..=0xFAFF | 0x2F800..=0x2FA1F)
 }
 
 #[cfg(test)]
@@ -136,9 +155,11 @@ mod tests {
 
     #[test]
     fn runs_without_ascii_alnum_are_not_counted() {
-        // CJK text has no cut points we trust: kept whole
-        let t = "高品质不锈钢保温杯高品质不锈钢保温杯";
-        assert_eq!(safe_prefix(t, 2), t);
+        // each CJK character is a token of its own
+        assert_eq!(
+            safe_prefix("高品质不锈钢保温杯高品质不锈钢保温杯", 2),
+            "高品"
+        );
         // emoji runs are not certain tokens, words are
         assert_eq!(safe_prefix("🎉 🎉 🎉 x y z", 2), "🎉 🎉 🎉 x y");
     }
@@ -147,6 +168,11 @@ mod tests {
     fn huge_text_is_cut_early() {
         let t = "word ".repeat(200_000);
         assert!(safe_prefix(&t, 254).len() < 2_000);
+        let cjk = "保温杯".repeat(1_000_000);
+        assert_eq!(safe_prefix(&cjk, 254).chars().count(), 254);
+        // one 10 MB "word": no cut point, so the byte cap bounds the work
+        let word = "x".repeat(10_000_000);
+        assert_eq!(safe_prefix(&word, 254).len(), BYTES_PER_TOKEN_CAP * 255);
     }
 }
 
@@ -221,6 +247,9 @@ mod model_tests {
             "!!",
             "(2-pack)",
             "supercalifragilisticexpialidocious",
+            "，",
+            "\u{3000}",
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             "\u{0007}",
             "\u{0301}",
             "🎉",

@@ -69,6 +69,7 @@ SELECT ecom_tokenize('tokenizing needs no runtime');
 RESET pg_ecom.onnxruntime_library;
 SELECT array_length(ecom_embed('x'), 1) AS recovered;
 -- paths are superuser-only: they load code and data into the server
+DROP ROLE IF EXISTS ecom_plain_user;
 CREATE ROLE ecom_plain_user;
 SET ROLE ecom_plain_user;
 SET pg_ecom.model_dir = '/tmp';
