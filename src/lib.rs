@@ -11,9 +11,11 @@ mod api;
 mod config;
 pub mod embedding;
 pub mod encode;
+pub mod head;
 pub mod manifest;
 mod model;
 pub mod tokenize;
+pub mod train;
 
 #[cfg(test)]
 mod testdata;

@@ -1,0 +1,644 @@
+//! Stage 5: learning the head — per-tenant adaptation and meta-training
+//! across tenants. Pure Rust, deterministic given a seed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::head::{Example, Group, Head, Rng};
+
+/// How `adapt` changes a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Only the small part (gain, side weights, bias), with the meta-learned
+    /// per-group step sizes, a pull back to the start, and early stopping on
+    /// a held-out quarter of the support set.
+    Meta,
+    /// Plain gradient descent on every weight: the naive baseline.
+    Full,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "meta" => Ok(Method::Meta),
+            "full" => Ok(Method::Full),
+            _ => Err(format!(
+                "unknown method \"{s}\"; valid methods are: meta, full"
+            )),
+        }
+    }
+}
+
+/// Per-group prior precisions of the small part, meta-learned by
+/// `meta_train`: adaptation is the MAP estimate under a Gaussian prior
+/// centred on the starting head. Small = the tenant's events decide, large =
+/// stay with the global head (`FROZEN` = that group does not move).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    pub gain: f32,
+    pub side: f32,
+    pub bias: f32,
+}
+
+pub const FROZEN: f32 = 1e4;
+
+impl Default for Prior {
+    fn default() -> Self {
+        Prior {
+            gain: 0.1,
+            side: 0.1,
+            bias: 0.1,
+        }
+    }
+}
+
+impl Prior {
+    pub fn frozen() -> Self {
+        Prior {
+            gain: FROZEN,
+            side: FROZEN,
+            bias: FROZEN,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AdaptConfig {
+    pub steps: usize,
+    pub lr: f32,
+    pub method: Method,
+    /// Meta only: prior precisions (the pull back toward the start)
+    pub prior: Prior,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AdaptReport {
+    pub n: usize,
+    pub loss_before: f32,
+    pub loss_after: f32,
+    pub steps_used: usize,
+}
+
+/// Adapts `start` to `support`. Never fails; an empty support set returns
+/// the start unchanged.
+pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, AdaptReport) {
+    let loss_before = start.mean_loss(support);
+    let (head, steps_used) = match cfg.method {
+        Method::Full => (full_descent(start, support, cfg.steps, cfg.lr), cfg.steps),
+        Method::Meta => {
+            let steps = if support.len() >= 8 && cfg.steps > 0 {
+                // early stopping: pick the step count on a held-out quarter
+                let mut idx: Vec<usize> = (0..support.len()).collect();
+                Rng::new(cfg.seed).shuffle(&mut idx);
+                let cut = support.len() - support.len() / 4;
+                let fit: Vec<Example> = idx[..cut].iter().map(|&i| support[i].clone()).collect();
+                let held: Vec<Example> = idx[cut..].iter().map(|&i| support[i].clone()).collect();
+                let mut best = (start.mean_loss(&held), 0);
+                small_descent(start, &fit, cfg, |t, h| {
+                    let l = h.mean_loss(&held);
+                    if l < best.0 - 1e-6 {
+                        best = (l, t);
+                    }
+                });
+                best.1
+            } else {
+                cfg.steps
+            };
+            let mut out = start.clone();
+            small_descent(
+                start,
+                support,
+                &AdaptConfig {
+                    steps,
+                    ..cfg.clone()
+                },
+                |t, h| {
+                    if t == steps {
+                        out = h.clone();
+                    }
+                },
+            );
+            (out, steps)
+        }
+    };
+    let loss_after = head.mean_loss(support);
+    let n = support.len();
+    (
+        head,
+        AdaptReport {
+            n,
+            loss_before,
+            loss_after,
+            steps_used,
+        },
+    )
+}
+
+/// Damped Newton steps on the small part only, per behaviour (each has its
+/// own k+2 parameters: gain, side weights, bias), minimising mean log-loss
+/// plus ½·Σ precision·(θ − θ_start)². The problem is convex and tiny, so a
+/// few steps converge without a tuned step size. `each(t, head)` sees the
+/// head after t = 0..=steps steps. Text scores are computed once (W fixed).
+fn small_descent(
+    start: &Head,
+    exs: &[Example],
+    cfg: &AdaptConfig,
+    mut each: impl FnMut(usize, &Head),
+) {
+    let mut h = start.clone();
+    each(0, &h);
+    let scores: Vec<f32> = exs.iter().map(|e| h.text_score(e.b, &e.x)).collect();
+    let m = h.k + 2;
+    let n = exs.len().max(1) as f64;
+    // prior precision of each small parameter: [gain, side.., bias]
+    let mut prec = vec![f64::from(cfg.prior.side); m];
+    prec[0] = f64::from(cfg.prior.gain);
+    prec[m - 1] = f64::from(cfg.prior.bias);
+    for t in 1..=cfg.steps {
+        for b in 0..crate::head::NB {
+            let mut grad = vec![0f64; m];
+            let mut hess = vec![0f64; m * m];
+            let mut any = false;
+            for (e, &sc) in exs.iter().zip(&scores).filter(|(e, _)| e.b == b) {
+                any = true;
+                let mut z = Vec::with_capacity(m);
+                z.push(f64::from(sc));
+                z.extend(e.f.iter().map(|&v| f64::from(v)));
+                z.push(1.0);
+                let p = f64::from(crate::head::sigmoid(h.logit(b, &e.x, &e.f)));
+                let (r, w) = (p - f64::from(e.y), (p * (1.0 - p)).max(1e-6));
+                for i in 0..m {
+                    grad[i] += r * z[i] / n;
+                    for j in 0..m {
+                        hess[i * m + j] += w * z[i] * z[j] / n;
+                    }
+                }
+            }
+            if !any {
+                continue;
+            }
+            let (theta, theta0) = (h.small(b), start.small(b));
+            for i in 0..m {
+                grad[i] += prec[i] * f64::from(theta[i] - theta0[i]);
+                hess[i * m + i] += prec[i];
+            }
+            if let Some(delta) = solve(&mut hess, &mut grad, m) {
+                let next: Vec<f32> = theta
+                    .iter()
+                    .zip(&delta)
+                    .map(|(p, d)| p - (f64::from(cfg.lr) * d) as f32)
+                    .collect();
+                h.set_small(b, &next);
+            }
+        }
+        each(t, &h);
+    }
+}
+
+/// Solves A·x = b for a small dense system (Gaussian elimination, partial
+/// pivoting); None when singular.
+fn solve(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+    for col in 0..m {
+        let piv =
+            (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
+        if a[piv * m + col].abs() < 1e-12 {
+            return None;
+        }
+        if piv != col {
+            for j in 0..m {
+                a.swap(col * m + j, piv * m + j);
+            }
+            b.swap(col, piv);
+        }
+        for row in col + 1..m {
+            let f = a[row * m + col] / a[col * m + col];
+            for j in col..m {
+                a[row * m + j] -= f * a[col * m + j];
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut x = vec![0f64; m];
+    for row in (0..m).rev() {
+        let s: f64 = (row + 1..m).map(|j| a[row * m + j] * x[j]).sum();
+        x[row] = (b[row] - s) / a[row * m + row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+fn full_descent(start: &Head, exs: &[Example], steps: usize, lr: f32) -> Head {
+    let mut h = start.clone();
+    let mut grad = vec![0f32; h.params.len()];
+    for _ in 0..steps {
+        if exs.is_empty() {
+            break;
+        }
+        h.loss_grad(exs, None, 0.0, &mut grad);
+        h.params
+            .iter_mut()
+            .zip(&grad)
+            .for_each(|(p, g)| *p -= lr * g);
+    }
+    h
+}
+
+/// Adam, for the pooled and the meta phase of `meta_train`.
+struct Adam {
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: i32,
+    lr: f32,
+}
+
+impl Adam {
+    fn new(n: usize, lr: f32) -> Self {
+        Adam {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+            lr,
+        }
+    }
+    fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        const B1: f32 = 0.9;
+        const B2: f32 = 0.999;
+        self.t += 1;
+        let (c1, c2) = (1.0 - B1.powi(self.t), 1.0 - B2.powi(self.t));
+        for i in 0..params.len() {
+            self.m[i] = B1 * self.m[i] + (1.0 - B1) * grad[i];
+            self.v[i] = B2 * self.v[i] + (1.0 - B2) * grad[i] * grad[i];
+            params[i] -= self.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-8);
+        }
+    }
+}
+
+pub struct Task {
+    pub tenant: String,
+    pub examples: Vec<Example>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetaConfig {
+    /// inner adaptation steps per task; 0 = pooled training only (no meta-learning)
+    pub inner_steps: usize,
+    /// outer (first-order MAML) updates
+    pub meta_steps: usize,
+    /// passes over the pooled meta-train events before the meta phase
+    pub epochs: usize,
+    /// Adam learning rate of the pooled and meta phases
+    pub lr: f32,
+    /// inner Newton step fraction (1 = full steps)
+    pub inner_lr: f32,
+    pub l2: f32,
+    /// support size of the meta-training and meta-validation tasks
+    pub shots: usize,
+    /// fraction of tenants held out for meta-validation
+    pub val_fraction: f32,
+    pub seed: u64,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            inner_steps: 5,
+            meta_steps: 200,
+            epochs: 3,
+            lr: 0.01,
+            inner_lr: 1.0,
+            l2: 1e-4,
+            shots: 16,
+            val_fraction: 0.2,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MetaReport {
+    pub train_tenants: Vec<String>,
+    pub val_tenants: Vec<String>,
+    pub n_train: usize,
+    pub train_loss: f32,
+    /// meta-validation query loss without and with adaptation
+    pub val_loss_before: Option<f32>,
+    pub val_loss_after: Option<f32>,
+    pub prior: Prior,
+}
+
+/// Meta-learns the global head across `tasks` (tenants).
+pub fn meta_train(tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (Head, MetaReport) {
+    let mut rng = Rng::new(cfg.seed);
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    rng.shuffle(&mut order);
+    let n_val = if tasks.len() >= 2 {
+        ((tasks.len() as f32 * cfg.val_fraction).round() as usize).clamp(1, tasks.len() - 1)
+    } else {
+        0
+    };
+    let (val, train) = order.split_at(n_val);
+    let pooled: Vec<&Example> = train
+        .iter()
+        .flat_map(|&t| tasks[t].examples.iter())
+        .collect();
+
+    // 1. pooled training: the best single head for all training tenants
+    let mut head = Head::new(dims, k);
+    let mut adam = Adam::new(head.params.len(), cfg.lr);
+    let mut grad = vec![0f32; head.params.len()];
+    let mut idx: Vec<usize> = (0..pooled.len()).collect();
+    let mut batch: Vec<Example> = Vec::with_capacity(64);
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut idx);
+        for chunk in idx.chunks(64) {
+            batch.clear();
+            batch.extend(chunk.iter().map(|&i| pooled[i].clone()));
+            head.loss_grad(&batch, None, cfg.l2, &mut grad);
+            adam.step(&mut head.params, &grad);
+        }
+    }
+
+    // 2. first-order MAML: move the start so that a few inner steps on a
+    //    tenant's support set lower the loss on its query set
+    let mut prior = Prior::default();
+    let inner = |prior: Prior| AdaptConfig {
+        steps: cfg.inner_steps,
+        lr: cfg.inner_lr,
+        method: Method::Meta,
+        prior,
+        seed: cfg.seed,
+    };
+    let usable: Vec<usize> = train
+        .iter()
+        .copied()
+        .filter(|&t| tasks[t].examples.len() > cfg.shots + 4)
+        .collect();
+    if cfg.inner_steps > 0 && !usable.is_empty() {
+        let mut meta_adam = Adam::new(head.params.len(), cfg.lr * 0.5);
+        for step in 0..cfg.meta_steps {
+            let t = usable[rng.below(usable.len())];
+            let (support, query) = split_task(&tasks[t].examples, cfg.shots, &mut rng);
+            let (adapted, _) = adapt(
+                &head,
+                &support,
+                &AdaptConfig {
+                    seed: cfg.seed + step as u64,
+                    ..inner(prior)
+                },
+            );
+            adapted.loss_grad(&query, None, cfg.l2, &mut grad);
+            meta_adam.step(&mut head.params, &grad);
+        }
+        // 3. how far each group may move: the prior precisions that lower the
+        //    query loss after adaptation most on held-out tenants (FROZEN =
+        //    do not adapt that group), so adaptation only moves what helps
+        let judge: Vec<usize> = if val.is_empty() {
+            usable.clone()
+        } else {
+            val.to_vec()
+        };
+        let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed ^ 0xA5A5);
+        let grid = [0.001f32, 0.01, 0.1, 1.0, FROZEN];
+        let mut best = (f32::INFINITY, Prior::frozen());
+        for &gain in &grid {
+            for &side in &grid {
+                for &bias in &grid {
+                    let r = Prior { gain, side, bias };
+                    let l = mean_query_loss(&head, &episodes, Some(&inner(r)));
+                    if l < best.0 - 1e-6 {
+                        best = (l, r);
+                    }
+                }
+            }
+        }
+        prior = best.1;
+    } else {
+        prior = Prior::frozen();
+    }
+
+    let (val_before, val_after) = if val.is_empty() {
+        (None, None)
+    } else {
+        let eps = episodes(tasks, val, cfg.shots, cfg.seed ^ 0x5A5A);
+        (
+            Some(mean_query_loss(&head, &eps, None)),
+            Some(mean_query_loss(&head, &eps, Some(&inner(prior)))),
+        )
+    };
+    let owned: Vec<Example> = pooled.iter().map(|e| (*e).clone()).collect();
+    let report = MetaReport {
+        train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
+        val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
+        n_train: pooled.len(),
+        train_loss: head.mean_loss(&owned),
+        val_loss_before: val_before,
+        val_loss_after: val_after,
+        prior,
+    };
+    (head, report)
+}
+
+fn split_task(exs: &[Example], shots: usize, rng: &mut Rng) -> (Vec<Example>, Vec<Example>) {
+    let mut idx: Vec<usize> = (0..exs.len()).collect();
+    rng.shuffle(&mut idx);
+    let shots = shots.min(exs.len() / 2);
+    let support = idx[..shots].iter().map(|&i| exs[i].clone()).collect();
+    let query = idx[shots..]
+        .iter()
+        .take(128)
+        .map(|&i| exs[i].clone())
+        .collect();
+    (support, query)
+}
+
+type Episode = (Vec<Example>, Vec<Example>);
+
+fn episodes(tasks: &[Task], which: &[usize], shots: usize, seed: u64) -> Vec<Episode> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    for &t in which {
+        if tasks[t].examples.len() < 4 {
+            continue;
+        }
+        for _ in 0..4 {
+            out.push(split_task(&tasks[t].examples, shots, &mut rng));
+        }
+    }
+    out
+}
+
+fn mean_query_loss(head: &Head, episodes: &[Episode], cfg: Option<&AdaptConfig>) -> f32 {
+    if episodes.is_empty() {
+        return 0.0;
+    }
+    let total: f32 = episodes
+        .iter()
+        .map(|(s, q)| match cfg {
+            Some(c) => adapt(head, s, c).0.mean_loss(q),
+            None => head.mean_loss(q),
+        })
+        .sum();
+    total / episodes.len() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::{auc, text_features, NB};
+
+    /// Synthetic tenants: a shared text signal (item direction 0) and a
+    /// tenant-specific weight on side feature 0, so tenants differ in a way
+    /// only adaptation can learn.
+    fn synthetic(tenants: usize, per: usize, seed: u64) -> Vec<Task> {
+        let dims = 8;
+        let mut r = Rng::new(seed);
+        let mut unit = move || (r.next_u64() % 20001) as f32 / 10000.0 - 1.0;
+        (0..tenants)
+            .map(|t| {
+                let side_w = if t % 2 == 0 { 2.5 } else { -2.5 };
+                let examples = (0..per)
+                    .map(|_| {
+                        let u: Vec<f32> = (0..dims).map(|_| unit()).collect();
+                        let v: Vec<f32> = (0..dims).map(|_| unit()).collect();
+                        let f = vec![unit()];
+                        let z = 3.0 * v[0] + side_w * f[0] + 0.5 * unit();
+                        Example {
+                            x: text_features(&u, &v),
+                            f,
+                            b: NB - 1,
+                            y: if z > 0.0 { 1.0 } else { 0.0 },
+                        }
+                    })
+                    .collect();
+                Task {
+                    tenant: format!("t{t}"),
+                    examples,
+                }
+            })
+            .collect()
+    }
+
+    fn task_auc(h: &Head, exs: &[Example]) -> f64 {
+        let s: Vec<f64> = exs.iter().map(|e| h.predict(e.b, &e.x, &e.f)).collect();
+        let y: Vec<bool> = exs.iter().map(|e| e.y > 0.5).collect();
+        auc(&s, &y).unwrap()
+    }
+
+    #[test]
+    fn meta_training_is_deterministic() {
+        let tasks = synthetic(6, 60, 3);
+        let cfg = MetaConfig {
+            meta_steps: 30,
+            ..MetaConfig::default()
+        };
+        let (a, _) = meta_train(&tasks, 8, 1, &cfg);
+        let (b, _) = meta_train(&tasks, 8, 1, &cfg);
+        assert_eq!(a, b);
+        let (c, _) = meta_train(&tasks, 8, 1, &MetaConfig { seed: 7, ..cfg });
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn adaptation_learns_what_differs_between_tenants() {
+        let train = synthetic(10, 200, 11);
+        let (head, report) = meta_train(&train, 8, 1, &MetaConfig::default());
+        assert!(
+            report.prior.side < FROZEN,
+            "side weights should be adaptable: {:?}",
+            report.prior
+        );
+        let test = synthetic(4, 300, 99);
+        let cfg = AdaptConfig {
+            steps: 5,
+            lr: 1.0,
+            method: Method::Meta,
+            prior: report.prior,
+            seed: 1,
+        };
+        for t in &test {
+            let (support, query) = t.examples.split_at(32);
+            let before = task_auc(&head, query);
+            let (adapted, rep) = adapt(&head, support, &cfg);
+            let after = task_auc(&adapted, query);
+            eprintln!(
+                "{}: AUC {before:.3} -> {after:.3} ({rep:?}) {:?}",
+                t.tenant, report.prior
+            );
+            assert!(
+                after > before + 0.05,
+                "{}: AUC {before:.3} -> {after:.3} ({rep:?})",
+                t.tenant
+            );
+        }
+    }
+
+    #[test]
+    fn adaptation_with_nothing_to_learn_does_not_hurt() {
+        // every tenant identical: the held-out slice stops useless steps
+        let mut tasks = synthetic(6, 300, 5);
+        for t in tasks.iter_mut() {
+            for e in t.examples.iter_mut() {
+                e.y = if e.x[0] > 0.0 { 1.0 } else { 0.0 };
+            }
+        }
+        let (head, report) = meta_train(&tasks, 8, 1, &MetaConfig::default());
+        let cfg = AdaptConfig {
+            steps: 5,
+            lr: 1.0,
+            method: Method::Meta,
+            prior: report.prior,
+            seed: 2,
+        };
+        for t in &tasks {
+            let (support, query) = t.examples.split_at(16);
+            let (adapted, _) = adapt(&head, support, &cfg);
+            assert!(task_auc(&adapted, query) >= task_auc(&head, query) - 0.01);
+        }
+    }
+
+    #[test]
+    fn meta_adaptation_changes_only_the_small_part() {
+        let tasks = synthetic(3, 40, 8);
+        let head = Head::new(8, 1);
+        let cfg = AdaptConfig {
+            steps: 5,
+            lr: 1.0,
+            method: Method::Meta,
+            prior: Prior::default(),
+            seed: 3,
+        };
+        let (adapted, rep) = adapt(&head, &tasks[0].examples, &cfg);
+        assert_eq!(rep.n, 40);
+        for i in 0..head.params.len() {
+            if head.group_of(i) == Group::W {
+                assert_eq!(head.params[i], adapted.params[i]);
+            }
+        }
+        let (full, _) = adapt(
+            &head,
+            &tasks[0].examples,
+            &AdaptConfig {
+                method: Method::Full,
+                lr: 0.5,
+                ..cfg
+            },
+        );
+        assert!((0..head.params.len())
+            .any(|i| head.group_of(i) == Group::W && full.params[i] != head.params[i]));
+    }
+
+    #[test]
+    fn empty_support_returns_the_start() {
+        let head = Head::new(4, 0);
+        let cfg = AdaptConfig {
+            steps: 5,
+            lr: 1.0,
+            method: Method::Meta,
+            prior: Prior::default(),
+            seed: 0,
+        };
+        let (same, rep) = adapt(&head, &[], &cfg);
+        assert_eq!(same, head);
+        assert_eq!(rep.n, 0);
+    }
+}
