@@ -33,6 +33,7 @@ pub static MODEL_VARIANT: GucSetting<ModelVariant> =
     GucSetting::<ModelVariant>::new(ModelVariant::Fp32);
 pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static MAX_SEQ_LEN: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static EMBEDDING_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
     GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
 
@@ -79,6 +80,16 @@ pub fn register() {
         &MAX_SEQ_LEN,
         2,
         crate::tokenize::MAX_POSITIONS as i32,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.embedding_cache_size",
+        c"Embeddings kept per backend, by text, so repeated texts are not re-encoded (0 = off).",
+        c"About 1.6 kB each: 10000 entries is about 16 MB per backend at most.",
+        &EMBEDDING_CACHE_SIZE,
+        0,
+        1_000_000,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -149,4 +160,8 @@ pub fn threads() -> usize {
 
 pub fn max_seq_len() -> usize {
     MAX_SEQ_LEN.get() as usize
+}
+
+pub fn embedding_cache_size() -> usize {
+    EMBEDDING_CACHE_SIZE.get().max(0) as usize
 }

@@ -14,6 +14,9 @@
 //! slice of the support set, is what keeps adaptation from making a tenant
 //! worse (full fine-tuning of ~3,000 weights on 16 events overfits).
 
+// Index loops read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 use serde::{Deserialize, Serialize};
 
 pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];

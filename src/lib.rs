@@ -8,12 +8,15 @@
 use pgrx::prelude::*;
 
 mod api;
+pub mod cache;
 mod config;
 pub mod embedding;
 pub mod encode;
 pub mod head;
 pub mod manifest;
 mod model;
+mod relation;
+mod store;
 pub mod tokenize;
 pub mod train;
 
@@ -39,3 +42,47 @@ pub mod pg_test {
         vec![]
     }
 }
+
+// Where heads live. A table of the extension: pg_dump keeps its rows.
+pgrx::extension_sql!(
+    r#"
+CREATE SCHEMA ecom;
+COMMENT ON SCHEMA ecom IS 'pg_ecom: versioned prediction heads per tenant';
+
+CREATE TABLE ecom.heads (
+    tenant          text CHECK (tenant <> ''),          -- NULL = the global, meta-learned head
+    version         int  NOT NULL CHECK (version > 0),
+    parent_version  int,                                -- the tenant's version it was adapted from
+    behaviours      text[] NOT NULL,
+    n_features      int  NOT NULL,                      -- side features it was trained with
+    dims            int  NOT NULL,                      -- embedding width it expects
+    weights         real[] NOT NULL,
+    hyper           jsonb NOT NULL,                     -- what produced it: source, rows, seed, steps, lr, encoder sha256
+    metrics         jsonb NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_by      name NOT NULL DEFAULT current_user,
+    active          boolean NOT NULL DEFAULT false,
+    UNIQUE NULLS NOT DISTINCT (tenant, version)
+);
+-- exactly one active head per tenant, enforced by the database itself
+CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;
+SELECT pg_catalog.pg_extension_config_dump('ecom.heads', '');
+
+CREATE VIEW ecom.tenant_summary AS
+SELECT coalesce(h.tenant, '(global)')            AS tenant,
+       h.tenant IS NULL                           AS is_global,
+       h.version                                  AS active_version,
+       (SELECT count(*) FROM ecom.heads v WHERE v.tenant IS NOT DISTINCT FROM h.tenant) AS versions,
+       h.hyper->>'kind'                           AS kind,
+       (h.hyper->>'rows')::int                    AS training_rows,
+       h.hyper->>'source'                         AS source,
+       h.n_features,
+       h.metrics,
+       h.created_at,
+       h.created_by
+  FROM ecom.heads h
+ WHERE h.active;
+"#,
+    name = "ecom_schema",
+    bootstrap
+);

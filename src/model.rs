@@ -12,6 +12,9 @@ use parking_lot::Mutex;
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
+use once_cell::sync::Lazy;
+
+use crate::cache::{Embedding, EmbeddingCache};
 use crate::config;
 use crate::encode::{self, Encoder, EncoderOptions, Provider};
 use crate::manifest::Manifest;
@@ -35,6 +38,7 @@ pub struct Loaded {
     pub ort_version: String,
 }
 
+static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCache::new(0)));
 static TOKENIZER: Mutex<Option<(PathBuf, Arc<TextTokenizer>)>> = Mutex::new(None);
 static ENCODER: Mutex<Option<Loaded>> = Mutex::new(None);
 
@@ -154,4 +158,44 @@ pub fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
             })
             .unwrap_or_else(|e| error!("pg_ecom: {e}"))
     })
+}
+
+/// Embeddings of `texts` through the per-backend cache: only texts not seen
+/// before are encoded, in batches. Output order = input order.
+pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
+    let identity = with_model(|m| format!("{}|{}", m.model_file.display(), config::max_seq_len()));
+    let mut cache = CACHE.lock();
+    cache.configure(&identity, config::embedding_cache_size());
+    let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();
+    // distinct misses, each encoded once
+    let mut missing: Vec<&str> = texts
+        .iter()
+        .zip(&out)
+        .filter(|(_, e)| e.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
+        let fresh = embed_texts(&missing);
+        let fresh: std::collections::HashMap<&str, Embedding> = missing
+            .iter()
+            .zip(fresh)
+            .map(|(t, e)| (*t, Embedding::from(e)))
+            .collect();
+        for (t, slot) in texts.iter().zip(out.iter_mut()) {
+            if slot.is_none() {
+                *slot = Some(fresh[t].clone());
+            }
+        }
+        for (t, e) in &fresh {
+            cache.put(t, e.clone());
+        }
+    }
+    out.into_iter().map(|e| e.expect("filled above")).collect()
+}
+
+pub fn cache_stats() -> (usize, u64, u64) {
+    let c = CACHE.lock();
+    (c.len(), c.hits, c.misses)
 }

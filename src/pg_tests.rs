@@ -136,4 +136,70 @@ mod tests {
         let c = one::<f64>("SELECT ecom_similarity(e, ecom_embed('trail running shoes')) FROM f");
         assert!(c > 0.95 && c < 0.999999, "int8 vs fp32 cosine {c}");
     }
+
+    fn training_data() {
+        Spi::run(
+            "CREATE TABLE ev AS
+             SELECT 'store' || (g % 3) AS tenant,
+                    'viewed: ' || (ARRAY['running shoes','coffee','yoga'])[1 + g % 3] AS context,
+                    CASE WHEN g % 2 = 0 THEN (ARRAY['trail running shoes','ceramic coffee mug','cork yoga block'])[1 + g % 3]
+                         ELSE 'car wax' END AS item,
+                    'purchase'::text AS behaviour, g % 2 = 0 AS label
+               FROM generate_series(1, 120) g",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "pg_ecom: there is no global head yet")]
+    fn predict_needs_a_global_head() {
+        Spi::run("SELECT ecom_predict('t', 'c', 'i')").unwrap();
+    }
+
+    #[pg_test]
+    fn meta_train_predict_adapt_rollback_forget() {
+        training_data();
+        let r = one::<pgrx::JsonB>("SELECT ecom_meta_train('ev', meta_steps => 20)").0;
+        assert_eq!(r["version"], 1);
+        assert_eq!(r["tenants"], 3);
+        let good = one::<f64>("SELECT ecom_predict('new', 'viewed: yoga', 'cork yoga block')");
+        let bad = one::<f64>("SELECT ecom_predict('new', 'viewed: yoga', 'car wax')");
+        assert!((0.0..=1.0).contains(&good) && good > bad, "{good} vs {bad}");
+        Spi::run("CREATE TABLE sup AS SELECT context, item, behaviour, label FROM ev WHERE tenant = 'store1' LIMIT 16").unwrap();
+        let a = one::<pgrx::JsonB>("SELECT ecom_adapt('store1', 'sup')").0;
+        assert_eq!(a["version"], 1);
+        assert_eq!(a["n"], 16);
+        one::<pgrx::JsonB>("SELECT ecom_adapt('store1', 'sup')");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ecom.heads WHERE tenant = 'store1' AND active"),
+            1
+        );
+        one::<pgrx::JsonB>("SELECT ecom_rollback('store1', 1)");
+        assert_eq!(
+            one::<i32>("SELECT version FROM ecom.heads WHERE tenant = 'store1' AND active"),
+            1
+        );
+        let top = one::<String>("SELECT item FROM ecom_rank('store1', 'viewed: coffee', ARRAY['car wax', 'ceramic coffee mug'], 1)");
+        assert_eq!(top, "ceramic coffee mug");
+        assert_eq!(one::<i64>("SELECT ecom_forget('store1')"), 2);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM ecom.heads WHERE tenant = 'store1'"),
+            0
+        );
+    }
+
+    #[pg_test(
+        error = "unknown behaviour \"wishlist\"; valid behaviours are: browse, click, cart, purchase"
+    )]
+    fn unknown_behaviour_lists_the_valid_ones() {
+        training_data();
+        Spi::run("SELECT ecom_meta_train('ev', meta_steps => 5)").unwrap();
+        Spi::run("SELECT ecom_predict('t', 'c', 'i', 'wishlist')").unwrap();
+    }
+
+    #[pg_test(error = "steps must be positive, got 0")]
+    fn adapt_rejects_zero_steps() {
+        training_data();
+        Spi::run("SELECT ecom_meta_train('ev', meta_steps => 5)").unwrap();
+        Spi::run("SELECT ecom_adapt('t', 'ev', steps => 0)").unwrap();
+    }
 }

@@ -1,9 +1,12 @@
 //! Stage 5: learning the head — per-tenant adaptation and meta-training
 //! across tenants. Pure Rust, deterministic given a seed.
 
+// Index loops read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 use serde::{Deserialize, Serialize};
 
-use crate::head::{Example, Group, Head, Rng};
+use crate::head::{Example, Head, Rng};
 
 /// How `adapt` changes a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,7 +487,7 @@ fn mean_query_loss(head: &Head, episodes: &[Episode], cfg: Option<&AdaptConfig>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::{auc, text_features, NB};
+    use crate::head::{auc, text_features, Group, NB};
 
     /// Synthetic tenants: a shared text signal (item direction 0) and a
     /// tenant-specific weight on side feature 0, so tenants differ in a way

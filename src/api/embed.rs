@@ -18,14 +18,16 @@ fn ecom_embed_batch(
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vec<f32>>))> {
     let items: Vec<Option<&str>> = texts.iter().collect();
     let present: Vec<&str> = items.iter().flatten().copied().collect();
-    let mut embedded = model::embed_texts(&present).into_iter();
+    // through the cache: repeated texts are encoded once, and later calls
+    // (ecom_predict, training) find these texts already embedded
+    let mut embedded = model::embed_cached(&present).into_iter();
     let rows: Vec<_> = items
         .iter()
         .enumerate()
         .map(|(i, t)| {
             (
                 i as i32 + 1,
-                t.map(|_| embedded.next().expect("one embedding per text")),
+                t.map(|_| embedded.next().expect("one embedding per text").to_vec()),
             )
         })
         .collect();

@@ -2,6 +2,8 @@
 
 mod embed;
 mod info;
+mod learn;
+mod predict;
 mod similarity;
 mod tokenize;
 

@@ -1,0 +1,271 @@
+//! Learning: ecom_adapt, ecom_meta_train, ecom_rollback, ecom_forget.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgRelation};
+use serde_json::json;
+
+use super::invalid_argument;
+use crate::head::{text_features, Example, Head};
+use crate::model::{embed_cached, with_model};
+use crate::relation::{self, Event};
+use crate::store;
+use crate::train::{self, AdaptConfig, MetaConfig, Method, Prior};
+
+fn featurise(events: &[Event]) -> Vec<Example> {
+    let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
+    for e in events {
+        texts.push(&e.context);
+        texts.push(&e.item);
+    }
+    let emb = embed_cached(&texts);
+    events
+        .iter()
+        .zip(emb.chunks_exact(2))
+        .map(|(e, uv)| Example {
+            x: text_features(&uv[0], &uv[1]),
+            f: e.features.clone(),
+            b: e.behaviour,
+            y: if e.label { 1.0 } else { 0.0 },
+        })
+        .collect()
+}
+
+/// What reproduces a head: encoder identity and settings.
+fn encoder_identity() -> serde_json::Value {
+    with_model(|m| {
+        json!({
+            "model": m.manifest.model,
+            "sha256": m.manifest.sha256_of(&m.model_file),
+            "variant": crate::config::variant(),
+            "max_seq_len": crate::config::max_seq_len(),
+        })
+    })
+}
+
+fn positive(name: &str, v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        invalid_argument(format!("{name} must be a positive number, got {v}"));
+    }
+    v
+}
+
+fn positive_int(name: &str, v: i32) -> usize {
+    if v <= 0 {
+        invalid_argument(format!("{name} must be positive, got {v}"));
+    }
+    v as usize
+}
+
+/// Adapts `tenant`'s head to the labelled events in `support` (columns
+/// context text, item text, behaviour text, label boolean [, features
+/// real[]]), stores and activates a new version. `start`: 'global' (the
+/// global head), 'active' (the tenant's active head, else global) or
+/// 'scratch'. `method`: 'meta' (the safeguarded adaptation) or 'full'
+/// (plain gradient descent on every weight, for comparison). `lr` NULL =
+/// 1.0 for 'meta' (a full Newton step) and 0.1 for 'full'.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_adapt(
+    tenant: Option<&str>,
+    support: Option<PgRelation>,
+    steps: default!(Option<i32>, 5),
+    lr: default!(Option<f64>, "NULL"),
+    start: default!(Option<&str>, "'global'"),
+    method: default!(Option<&str>, "'meta'"),
+    seed: default!(Option<i64>, 42),
+) -> JsonB {
+    let started = Instant::now();
+    let tenant = tenant.unwrap_or_else(|| {
+        invalid_argument(
+            "tenant must not be NULL (the global head is learned by ecom_meta_train)".into(),
+        )
+    });
+    if tenant.is_empty() {
+        invalid_argument("tenant must not be empty".into());
+    }
+    let support = support
+        .unwrap_or_else(|| invalid_argument("support relation must not be NULL".into()))
+        .oid();
+    let steps = positive_int("steps", steps.unwrap_or(5));
+    let method = Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| invalid_argument(e));
+    let lr = match lr {
+        None => {
+            if method == Method::Meta {
+                1.0
+            } else {
+                0.1
+            }
+        }
+        Some(v) => positive("lr", v),
+    } as f32;
+    let start = start.unwrap_or("global");
+    let seed = seed.unwrap_or(42) as u64;
+
+    let (parent, base, prior) = match start {
+        "global" | "active" => {
+            let h = if start == "global" {
+                store::active_head(None, true)
+            } else {
+                store::active_head(Some(tenant), false)
+            };
+            let h = h.unwrap_or_else(|| store::serving_head(None));
+            let prior: Prior = serde_json::from_value(h.hyper["prior"].clone()).unwrap_or_default();
+            (h.tenant.is_some().then_some(h.version), Some(h), prior)
+        }
+        "scratch" => (None, None, Prior::default()),
+        other => invalid_argument(format!(
+            "unknown start \"{other}\"; valid starts are: global, active, scratch"
+        )),
+    };
+    let events = relation::read(support, "support", false);
+    if events.rows.is_empty() {
+        invalid_argument(format!(
+            "support relation {} has no usable rows ({} skipped for NULLs)",
+            events.name, events.skipped
+        ));
+    }
+    let head0 = match &base {
+        Some(h) => {
+            if h.head.k != events.n_features {
+                invalid_argument(format!(
+                    "support relation {} has {} side feature(s) but the starting head (version {}) was trained with {}",
+                    events.name, events.n_features, h.version, h.head.k
+                ));
+            }
+            (*h.head).clone()
+        }
+        None => Head::new(with_model(|m| m.encoder.dims), events.n_features),
+    };
+    let exs = featurise(&events.rows);
+    let cfg = AdaptConfig {
+        steps,
+        lr,
+        method,
+        prior,
+        seed,
+    };
+    let (head, report) = train::adapt(&head0, &exs, &cfg);
+    let hyper = json!({
+        "kind": "adapt", "start": start, "parent_tenant": base.as_ref().and_then(|h| h.tenant.clone()),
+        "parent_version_of_start": base.as_ref().map(|h| h.version),
+        "method": method, "steps": steps, "lr": lr, "seed": seed, "prior": prior,
+        "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
+        "encoder": encoder_identity(),
+    });
+    let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used});
+    let version = store::insert_version(Some(tenant), parent, &head, hyper, metrics);
+    JsonB(json!({
+        "tenant": tenant, "version": version, "n": report.n, "skipped": events.skipped,
+        "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used,
+        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+    }))
+}
+
+/// Meta-learns the global head across the tenants of `source` (columns
+/// tenant text, context text, item text, behaviour text, label boolean
+/// [, features real[]]); stores and activates it as a new global version.
+/// `inner_steps` = 0 trains one pooled head with no meta-learning.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_meta_train(
+    source: Option<PgRelation>,
+    inner_steps: default!(Option<i32>, 5),
+    meta_steps: default!(Option<i32>, 200),
+    epochs: default!(Option<i32>, 3),
+    lr: default!(Option<f64>, 0.01),
+    shots: default!(Option<i32>, 16),
+    val_fraction: default!(Option<f64>, 0.2),
+    seed: default!(Option<i64>, 42),
+) -> JsonB {
+    let started = Instant::now();
+    let source = source
+        .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
+        .oid();
+    let inner_steps = inner_steps.unwrap_or(5);
+    if inner_steps < 0 {
+        invalid_argument(format!(
+            "inner_steps must not be negative, got {inner_steps}"
+        ));
+    }
+    let cfg = MetaConfig {
+        inner_steps: inner_steps as usize,
+        meta_steps: positive_int("meta_steps", meta_steps.unwrap_or(200)),
+        epochs: positive_int("epochs", epochs.unwrap_or(3)),
+        lr: positive("lr", lr.unwrap_or(0.01)) as f32,
+        shots: positive_int("shots", shots.unwrap_or(16)),
+        val_fraction: {
+            let v = val_fraction.unwrap_or(0.2);
+            if !(0.0..1.0).contains(&v) {
+                invalid_argument(format!("val_fraction must be in [0, 1), got {v}"));
+            }
+            v as f32
+        },
+        seed: seed.unwrap_or(42) as u64,
+        ..MetaConfig::default()
+    };
+    let events = relation::read(source, "source", true);
+    if events.rows.is_empty() {
+        invalid_argument(format!(
+            "source relation {} has no usable rows ({} skipped for NULLs)",
+            events.name, events.skipped
+        ));
+    }
+    let exs = featurise(&events.rows);
+    let mut by_tenant: BTreeMap<String, Vec<Example>> = BTreeMap::new();
+    for (e, x) in events.rows.iter().zip(exs) {
+        by_tenant
+            .entry(e.tenant.clone().unwrap_or_default())
+            .or_default()
+            .push(x);
+    }
+    let tasks: Vec<train::Task> = by_tenant
+        .into_iter()
+        .map(|(tenant, examples)| train::Task { tenant, examples })
+        .collect();
+    let dims = with_model(|m| m.encoder.dims);
+    let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg);
+    let parent = store::active_head(None, true).map(|h| h.version);
+    let hyper = json!({
+        "kind": "meta_train", "config": cfg, "prior": report.prior,
+        "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
+        "tenants": tasks.len(), "encoder": encoder_identity(),
+    });
+    let metrics = json!({
+        "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
+        "train_tenants": report.train_tenants, "val_tenants": report.val_tenants, "n_train": report.n_train,
+    });
+    let version = store::insert_version(None, parent, &head, hyper, metrics.clone());
+    JsonB(json!({
+        "version": version, "n": events.rows.len(), "skipped": events.skipped, "tenants": tasks.len(),
+        "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
+        "val_tenants": report.val_tenants, "prior": report.prior,
+        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+    }))
+}
+
+/// Makes `version` the active head of `tenant` (NULL = the global head).
+#[pg_extern(volatile, parallel_unsafe)]
+fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
+    let version = version.unwrap_or_else(|| invalid_argument("version must not be NULL".into()));
+    if !store::rollback(tenant, version) {
+        invalid_argument(format!(
+            "{} has no version {version}",
+            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
+        ));
+    }
+    JsonB(json!({"tenant": tenant, "active_version": version}))
+}
+
+/// Deletes every head of `tenant` (all versions); returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn ecom_forget(tenant: Option<&str>) -> i64 {
+    let tenant = tenant.unwrap_or_else(|| {
+        invalid_argument(
+            "tenant must not be NULL (ecom_forget never deletes the global head)".into(),
+        )
+    });
+    store::forget(tenant)
+}

@@ -1,0 +1,191 @@
+//! Scoring: ecom_predict, ecom_predict_all, ecom_predict_emb, ecom_rank.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use super::invalid_argument;
+use crate::head::{behaviour_index, text_features, Head, BEHAVIOURS};
+use crate::model::embed_cached;
+use crate::store::{serving_head, StoredHead};
+
+fn behaviour(name: &str) -> usize {
+    behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
+}
+
+/// Side features checked against what the head was trained with.
+pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead) -> Vec<f32> {
+    let f: Vec<f32> = match features {
+        None => Vec::new(),
+        Some(a) => a
+            .iter()
+            .map(|x| match x {
+                Some(v) if v.is_finite() => v,
+                _ => invalid_argument("features must not contain NULL, NaN or infinity".into()),
+            })
+            .collect(),
+    };
+    if f.len() != head.head.k {
+        invalid_argument(format!(
+            "the head serving this tenant (version {}) was trained with {} side feature(s), got {}",
+            head.version,
+            head.head.k,
+            f.len()
+        ));
+    }
+    f
+}
+
+fn embedding(v: Array<'_, f32>, which: &str, head: &Head) -> Vec<f32> {
+    let e: Vec<f32> = v
+        .iter()
+        .map(|x| match x {
+            Some(v) if v.is_finite() => v,
+            _ => invalid_argument(format!("{which} must not contain NULL, NaN or infinity")),
+        })
+        .collect();
+    if e.len() != head.dims() {
+        invalid_argument(format!(
+            "{which} has {} elements; the head expects {}",
+            e.len(),
+            head.dims()
+        ));
+    }
+    e
+}
+
+/// Probability in [0, 1] that the user described by `context` shows
+/// `behaviour` on `item`. Unknown tenants are served by the global head.
+#[pg_extern(stable, parallel_safe)]
+fn ecom_predict(
+    tenant: Option<&str>,
+    context: Option<&str>,
+    item: Option<&str>,
+    behaviour: default!(Option<&str>, "'purchase'"),
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+) -> Option<f64> {
+    let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
+    let head = serving_head(tenant);
+    let f = side_features(features, &head);
+    let e = embed_cached(&[context, item]);
+    Some(head.head.predict(b, &text_features(&e[0], &e[1]), &f))
+}
+
+/// Every behaviour's probability, as {"browse": …, "click": …, …}.
+#[pg_extern(stable, parallel_safe)]
+fn ecom_predict_all(
+    tenant: Option<&str>,
+    context: Option<&str>,
+    item: Option<&str>,
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+) -> Option<JsonB> {
+    let (context, item) = (context?, item?);
+    let head = serving_head(tenant);
+    let f = side_features(features, &head);
+    let e = embed_cached(&[context, item]);
+    let x = text_features(&e[0], &e[1]);
+    let mut m = serde_json::Map::new();
+    for (b, name) in BEHAVIOURS.iter().enumerate() {
+        m.insert((*name).into(), head.head.predict(b, &x, &f).into());
+    }
+    Some(JsonB(serde_json::Value::Object(m)))
+}
+
+/// Like ecom_predict, from stored embeddings: no encoder run.
+#[pg_extern(stable, parallel_safe)]
+fn ecom_predict_emb(
+    tenant: Option<&str>,
+    context_emb: Option<Array<'_, f32>>,
+    item_emb: Option<Array<'_, f32>>,
+    behaviour: default!(Option<&str>, "'purchase'"),
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+) -> Option<f64> {
+    let (cu, cv, b) = (context_emb?, item_emb?, self::behaviour(behaviour?));
+    let head = serving_head(tenant);
+    let f = side_features(features, &head);
+    let (u, v) = (
+        embedding(cu, "context_emb", &head.head),
+        embedding(cv, "item_emb", &head.head),
+    );
+    Some(head.head.predict(b, &text_features(&u, &v), &f))
+}
+
+/// The `k` best of `items` for `context`; items are encoded in batches.
+/// NULL items are not ranked.
+#[pg_extern(stable, parallel_safe)]
+fn ecom_rank(
+    tenant: Option<&str>,
+    context: Option<&str>,
+    items: Option<Array<'_, &str>>,
+    k: default!(Option<i32>, 10),
+    behaviour: default!(Option<&str>, "'purchase'"),
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(item_index, i32),
+        name!(item, String),
+        name!(score, f64),
+        name!(rank, i32),
+    ),
+> {
+    let (Some(context), Some(items), Some(k), Some(behaviour)) = (context, items, k, behaviour)
+    else {
+        return TableIterator::new(Vec::new());
+    };
+    if k <= 0 {
+        invalid_argument(format!("k must be positive, got {k}"));
+    }
+    let b = self::behaviour(behaviour);
+    let head = serving_head(tenant);
+    // side features: one row of head.k values per item, flattened
+    let n_items = items.len();
+    let flat: Vec<f32> = match features {
+        None => Vec::new(),
+        Some(a) => a
+            .iter()
+            .map(|x| match x {
+                Some(v) if v.is_finite() => v,
+                _ => invalid_argument("features must not contain NULL, NaN or infinity".into()),
+            })
+            .collect(),
+    };
+    if flat.len() != n_items * head.head.k {
+        invalid_argument(format!(
+            "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
+            head.head.k,
+            n_items,
+            head.head.k,
+            n_items * head.head.k,
+            flat.len()
+        ));
+    }
+    let side = |i: i32| &flat[(i as usize - 1) * head.head.k..i as usize * head.head.k];
+    let present: Vec<(i32, &str)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.map(|t| (i as i32 + 1, t)))
+        .collect();
+    let mut texts: Vec<&str> = Vec::with_capacity(present.len() + 1);
+    texts.push(context);
+    texts.extend(present.iter().map(|(_, t)| *t));
+    let e = embed_cached(&texts);
+    let mut scored: Vec<(i32, &str, f64)> = present
+        .iter()
+        .zip(&e[1..])
+        .map(|((i, t), v)| {
+            (
+                *i,
+                *t,
+                head.head.predict(b, &text_features(&e[0], v), side(*i)),
+            )
+        })
+        .collect();
+    scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    let rows: Vec<_> = scored
+        .into_iter()
+        .take(k as usize)
+        .enumerate()
+        .map(|(r, (i, t, s))| (i, t.to_owned(), s, r as i32 + 1))
+        .collect();
+    TableIterator::new(rows)
+}

@@ -1,0 +1,166 @@
+//! Reads labelled events from a caller's table or view (support relations
+//! of `ecom_adapt`, source relations of `ecom_meta_train`).
+//!
+//! Runs as the caller (functions are SECURITY INVOKER), so the caller's
+//! privileges and row-level security apply. The relation name in the query
+//! text is Postgres' own quoting of the regclass, never caller text.
+
+use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::head::behaviour_index;
+
+pub struct Event {
+    pub tenant: Option<String>,
+    pub context: String,
+    pub item: String,
+    pub behaviour: usize,
+    pub label: bool,
+    pub features: Vec<f32>,
+}
+
+pub struct Events {
+    pub name: String,
+    pub rows: Vec<Event>,
+    /// rows with a NULL label, context, item or behaviour: skipped, counted
+    pub skipped: usize,
+    pub n_features: usize,
+}
+
+fn fail(code: PgSqlErrorCode, msg: String) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom").report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+const TEXTS: [&str; 3] = ["text", "character varying", "character"];
+
+/// Reads `rel`; `with_tenant` requires a `tenant` column too.
+pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
+    let (name, columns) = Spi::connect(|c| {
+        let name: String = c
+            .select("SELECT $1::regclass::text", Some(1), &[rel.into()])?
+            .first()
+            .get(1)?
+            .unwrap_or_default();
+        let cols = c.select(
+            "SELECT attname::text, format_type(atttypid, NULL) FROM pg_attribute
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+            None,
+            &[rel.into()],
+        )?;
+        let mut columns = Vec::new();
+        for r in cols {
+            columns.push((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>((name, columns))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"));
+
+    let type_of = |col: &str| {
+        columns
+            .iter()
+            .find(|(n, _)| n == col)
+            .map(|(_, t)| t.as_str())
+    };
+    let mut need = vec![
+        ("context", &TEXTS[..]),
+        ("item", &TEXTS[..]),
+        ("behaviour", &TEXTS[..]),
+        ("label", &["boolean"][..]),
+    ];
+    if with_tenant {
+        need.insert(0, ("tenant", &TEXTS[..]));
+    }
+    for (col, types) in &need {
+        match type_of(col) {
+            None => fail(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!(
+                    "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[])",
+                    if with_tenant { "tenant text, context text, item text, behaviour text, " } else { "context text, item text, behaviour text, " }
+                ),
+            ),
+            Some(t) if !types.contains(&t) => fail(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!("column \"{col}\" of {role} relation {name} must be {}, not {t}", types[0]),
+            ),
+            _ => {}
+        }
+    }
+    let has_features = match type_of("features") {
+        None => false,
+        Some("real[]" | "double precision[]" | "numeric[]") => true,
+        Some(t) => fail(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("column \"features\" of {role} relation {name} must be real[], not {t}"),
+        ),
+    };
+
+    let sql = format!(
+        "SELECT {}, context::text, item::text, behaviour::text, label, {} FROM {name}",
+        if with_tenant {
+            "tenant::text"
+        } else {
+            "NULL::text"
+        },
+        if has_features {
+            "features::real[]"
+        } else {
+            "NULL::real[]"
+        }
+    );
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    let mut n_features: Option<usize> = None;
+    Spi::connect(|c| {
+        for r in c.select(&sql, None, &[])? {
+            pgrx::check_for_interrupts!();
+            let tenant = r.get::<String>(1)?;
+            let (context, item, behaviour, label) =
+                (r.get::<String>(2)?, r.get::<String>(3)?, r.get::<String>(4)?, r.get::<bool>(5)?);
+            let (Some(context), Some(item), Some(behaviour), Some(label)) = (context, item, behaviour, label) else {
+                skipped += 1;
+                continue;
+            };
+            if with_tenant && tenant.is_none() {
+                skipped += 1;
+                continue;
+            }
+            let behaviour = behaviour_index(&behaviour)
+                .unwrap_or_else(|e| fail(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{role} relation {name}: {e}")));
+            let features: Vec<f32> = match r.get::<Array<f32>>(6)? {
+                None => Vec::new(),
+                Some(a) => a
+                    .iter()
+                    .map(|x| match x {
+                        Some(v) if v.is_finite() => v,
+                        _ => fail(
+                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                            format!("{role} relation {name}: features must not contain NULL, NaN or infinity"),
+                        ),
+                    })
+                    .collect(),
+            };
+            match n_features {
+                None => n_features = Some(features.len()),
+                Some(n) if n != features.len() => fail(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{role} relation {name}: every row needs the same number of features ({n} and {})", features.len()),
+                ),
+                _ => {}
+            }
+            rows.push(Event { tenant, context, item, behaviour, label, features });
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read {role} relation {name}: {e}"));
+    Events {
+        name,
+        rows,
+        skipped,
+        n_features: n_features.unwrap_or(0),
+    }
+}

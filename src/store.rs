@@ -1,0 +1,206 @@
+//! `ecom.heads`: versioned heads per tenant, read and written through SPI.
+//!
+//! Versions are never overwritten. Writers of one tenant serialise on a
+//! transaction-scoped advisory lock, so two concurrent `ecom_adapt` calls get
+//! consecutive versions, and the partial unique index on active heads
+//! guarantees at most one active head per tenant whatever happens.
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::head::Head;
+
+pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']";
+
+/// An active head as read from the table.
+pub struct StoredHead {
+    pub tenant: Option<String>,
+    pub version: i32,
+    pub head: Arc<Head>,
+    pub hyper: serde_json::Value,
+}
+
+/// Cache of decoded heads by (tenant, version, xmin): a row is immutable
+/// once written, and xmin tells apart a version number reused after a
+/// rolled-back transaction.
+type HeadKey = (Option<String>, i32, i64);
+static HEADS: Lazy<Mutex<HashMap<HeadKey, Arc<Head>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn error(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
+    let mut r = pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
+    if let Some(h) = hint {
+        r = r.set_hint(h);
+    }
+    r.report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+/// The head that serves `tenant`: its own active head, else the global one
+/// (cold start). `own_only` skips the fallback.
+pub fn active_head(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
+    let sql = if own_only {
+        "SELECT tenant, version, xmin::text::bigint, hyper FROM ecom.heads
+          WHERE tenant IS NOT DISTINCT FROM $1 AND active"
+    } else {
+        "SELECT tenant, version, xmin::text::bigint, hyper FROM ecom.heads
+          WHERE (tenant = $1 OR tenant IS NULL) AND active ORDER BY tenant NULLS LAST LIMIT 1"
+    };
+    let row = Spi::connect(|c| {
+        let t = c.select(sql, Some(1), &[tenant.into()])?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<String>(1)?,
+            r.get::<i32>(2)?.unwrap_or(0),
+            r.get::<i64>(3)?.unwrap_or(0),
+            r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+        )))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))?;
+    let (tenant, version, xmin, hyper) = row;
+    let key = (tenant.clone(), version, xmin);
+    let cached = HEADS.lock().get(&key).cloned();
+    let head = match cached {
+        Some(h) => h,
+        None => {
+            let weights: Vec<f32> = Spi::get_one_with_args(
+                "SELECT weights FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
+                &[tenant.clone().into(), version.into()],
+            )
+            .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+            .unwrap_or_default();
+            let head = Arc::new(decode(&hyper, weights));
+            let mut cache = HEADS.lock();
+            if cache.len() > 256 {
+                cache.clear();
+            }
+            cache.insert(key, head.clone());
+            head
+        }
+    };
+    Some(StoredHead {
+        tenant,
+        version,
+        head,
+        hyper,
+    })
+}
+
+/// The head that serves `tenant`, or the ERROR a caller without any head gets.
+pub fn serving_head(tenant: Option<&str>) -> StoredHead {
+    active_head(tenant, false).unwrap_or_else(|| {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_ecom: there is no global head yet".into(),
+            Some("Run ecom_meta_train(source) first: it learns the head that new tenants start from."),
+        )
+    })
+}
+
+fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
+    let t = hyper["t"].as_u64().unwrap_or(0) as usize;
+    let k = hyper["k"].as_u64().unwrap_or(0) as usize;
+    let head = Head {
+        t,
+        k,
+        params: weights,
+    };
+    if t == 0 || head.params.len() != Head::new(head.dims(), k).params.len() {
+        error!(
+            "pg_ecom: ecom.heads holds a head with inconsistent weights (t={t}, k={k}, {} weights)",
+            head.params.len()
+        );
+    }
+    head
+}
+
+/// Stores `head` as the next version of `tenant` (NULL = global), makes it
+/// the active one and returns its version.
+pub fn insert_version(
+    tenant: Option<&str>,
+    parent: Option<i32>,
+    head: &Head,
+    mut hyper: serde_json::Value,
+    metrics: serde_json::Value,
+) -> i32 {
+    hyper["t"] = head.t.into();
+    hyper["k"] = head.k.into();
+    lock_tenant(tenant);
+    Spi::connect_mut(|c| {
+        c.update(
+            "UPDATE ecom.heads SET active = false WHERE tenant IS NOT DISTINCT FROM $1 AND active",
+            None,
+            &[tenant.into()],
+        )?;
+        let t = c.update(
+            &format!(
+                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active)
+                 SELECT $1, coalesce(max(version), 0) + 1, $2, {BEHAVIOURS_SQL}, $3, $4, $5, $6, $7, true
+                   FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1
+                 RETURNING version"
+            ),
+            None,
+            &[
+                tenant.into(),
+                parent.into(),
+                (head.k as i32).into(),
+                (head.dims() as i32).into(),
+                head.params.clone().into(),
+                JsonB(hyper).into(),
+                JsonB(metrics).into(),
+            ],
+        )?;
+        t.first().get::<i32>(1)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
+    .expect("INSERT … RETURNING gives a version")
+}
+
+/// Serialises writers of one tenant until the end of the transaction.
+fn lock_tenant(tenant: Option<&str>) {
+    let key = format!("pg_ecom:{}", tenant.unwrap_or("\u{0}global"));
+    Spi::run_with_args(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[key.into()],
+    )
+    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
+}
+
+pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
+    lock_tenant(tenant);
+    let exists: bool = Spi::get_one_with_args(
+        "SELECT EXISTS (SELECT 1 FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2)",
+        &[tenant.into(), version.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !exists {
+        return false;
+    }
+    // two statements: the unique index on active heads is checked per row
+    for sql in [
+        "UPDATE ecom.heads SET active = false WHERE tenant IS NOT DISTINCT FROM $1 AND active AND version <> $2",
+        "UPDATE ecom.heads SET active = true WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
+    ] {
+        Spi::run_with_args(sql, &[tenant.into(), version.into()])
+            .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    }
+    true
+}
+
+pub fn forget(tenant: &str) -> i64 {
+    lock_tenant(Some(tenant));
+    Spi::get_one_with_args::<i64>(
+        "WITH d AS (DELETE FROM ecom.heads WHERE tenant = $1 RETURNING 1) SELECT count(*) FROM d",
+        &[tenant.into()],
+    )
+    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))
+    .unwrap_or(0)
+}
