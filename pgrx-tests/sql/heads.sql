@@ -103,6 +103,11 @@ SELECT ecom_meta_train('no_tenant');
 SELECT ecom_meta_train('events', inner_steps => -1);
 SELECT ecom_meta_train('events', lr => 0);
 SELECT ecom_meta_train('events', val_fraction => 1.5);
+-- meta-training is transactional too
+BEGIN;
+SELECT r->'version' AS version FROM ecom_meta_train('events', meta_steps => 5) r;
+ROLLBACK;
+SELECT max(version) AS latest_global FROM ecom.heads WHERE tenant IS NULL;
 -- roll the global head back to the text-only version
 SELECT ecom_rollback(NULL, 1);
 SELECT active_version, n_features FROM ecom.tenant_summary WHERE is_global;

@@ -179,6 +179,7 @@ fn ecom_meta_train(
     shots: default!(Option<i32>, 16),
     val_fraction: default!(Option<f64>, 0.2),
     seed: default!(Option<i64>, 42),
+    l2: default!(Option<f64>, 0.001),
 ) -> JsonB {
     let started = Instant::now();
     let source = source
@@ -204,6 +205,13 @@ fn ecom_meta_train(
             v as f32
         },
         seed: seed.unwrap_or(42) as u64,
+        l2: {
+            let v = l2.unwrap_or(0.001);
+            if !v.is_finite() || v < 0.0 {
+                invalid_argument(format!("l2 must be zero or positive, got {v}"));
+            }
+            v as f32
+        },
         ..MetaConfig::default()
     };
     let events = relation::read(source, "source", true);
