@@ -14,7 +14,7 @@ SELECT tenant, count(*) AS events, round(avg(label::int), 2) AS positive_rate FR
 \echo '== meta-training the global head on every tenant but Crime (held out)'
 DELETE FROM ecom.heads;
 CREATE OR REPLACE VIEW meta_src AS
-  SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features FROM ml_events WHERE sampled AND tenant <> 'Crime';
+  SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features, ts FROM ml_events WHERE sampled AND tenant <> 'Crime';
 \timing on
 SELECT jsonb_pretty(ecom_meta_train('meta_src') - 'val_tenants') AS meta_train;
 \timing off

@@ -25,6 +25,8 @@ pub struct Events {
     /// rows with a NULL label, context, item or behaviour: skipped, counted
     pub skipped: usize,
     pub n_features: usize,
+    /// rows are in time order (the relation has a "ts" column)
+    pub ordered: bool,
 }
 
 fn fail(code: PgSqlErrorCode, msg: String) -> ! {
@@ -79,7 +81,7 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
             None => fail(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 format!(
-                    "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[])",
+                    "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[] and ts)",
                     if with_tenant { "tenant text, context text, item text, behaviour text, " } else { "context text, item text, behaviour text, " }
                 ),
             ),
@@ -99,8 +101,12 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
         ),
     };
 
+    // an optional "ts" column orders events in time (any sortable type):
+    // meta-validation then adapts on each tenant's earliest events, as
+    // ecom_adapt is used on a new tenant
+    let ordered = type_of("ts").is_some();
     let sql = format!(
-        "SELECT {}, context::text, item::text, behaviour::text, label, {} FROM {name}",
+        "SELECT {}, context::text, item::text, behaviour::text, label, {} FROM {name}{}",
         if with_tenant {
             "tenant::text"
         } else {
@@ -110,7 +116,8 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
             "features::real[]"
         } else {
             "NULL::real[]"
-        }
+        },
+        if ordered { " ORDER BY ts" } else { "" }
     );
     let mut rows = Vec::new();
     let mut skipped = 0;
@@ -162,5 +169,6 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
         rows,
         skipped,
         n_features: n_features.unwrap_or(0),
+        ordered,
     }
 }

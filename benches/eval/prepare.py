@@ -116,7 +116,7 @@ for seed in range(1, a.seeds + 1):
     lst = ",".join("'" + t.replace("'", "''") + "'" for t in train)
     emit(f"\\echo seed {seed}: meta-test tenants {', '.join(test)}")
     emit("DROP TABLE IF EXISTS train_src; DELETE FROM ecom.heads;")
-    emit(f"CREATE TEMP TABLE train_src AS SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features FROM ev WHERE sampled AND tenant IN ({lst});")
+    emit(f"CREATE TEMP TABLE train_src AS SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features, ts FROM ev WHERE sampled AND tenant IN ({lst});")
 
     def query_scores(method, k, t, tenant_name):
         tq = t.replace("'", "''")

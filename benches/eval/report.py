@@ -55,6 +55,13 @@ worst = min(drops) if drops else None
 if worst:
     print(f"- Adaptation vs the same head before adaptation, per tenant and K, averaged over seeds: worst change {worst[0]:+.4f} ({worst[2]}, K = {worst[1]}); "
           f"{sum(d < -0.01 for d, _, _ in drops)} of {len(drops)} (tenant, K) pairs lose more than 0.01.")
+per_t = defaultdict(list)
+for d, k, t in drops:
+    per_t[t].append(d)
+if per_t:
+    t_worst = min(per_t.items(), key=lambda kv: st.mean(kv[1]))
+    print(f"- The same, per tenant averaged over seeds and K: worst {st.mean(t_worst[1]):+.4f} ({t_worst[0]}); "
+          f"{sum(st.mean(v) < -0.01 for v in per_t.values())} of {len(per_t)} tenants lose more than 0.01.")
 try:
     ms = [float(r["ms"]) for r in csv.DictReader(open(f"{out_dir}/adapt_ms.csv"))]
     if ms:

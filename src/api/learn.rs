@@ -231,7 +231,11 @@ fn ecom_meta_train(
     }
     let tasks: Vec<train::Task> = by_tenant
         .into_iter()
-        .map(|(tenant, examples)| train::Task { tenant, examples })
+        .map(|(tenant, examples)| train::Task {
+            tenant,
+            examples,
+            ordered: events.ordered,
+        })
         .collect();
     let dims = with_model(|m| m.encoder.dims);
     let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg);
@@ -239,7 +243,7 @@ fn ecom_meta_train(
     let hyper = json!({
         "kind": "meta_train", "config": cfg, "prior": report.prior,
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
-        "tenants": tasks.len(), "encoder": encoder_identity(),
+        "tenants": tasks.len(), "time_ordered": events.ordered, "encoder": encoder_identity(),
     });
     let metrics = json!({
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
