@@ -353,7 +353,17 @@ pub struct MetaReport {
 }
 
 /// Meta-learns the global head across `tasks` (tenants).
-pub fn meta_train(tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (Head, MetaReport) {
+///
+/// `between` runs between minibatches, meta steps and prior candidates:
+/// Postgres passes its interrupt check, so a cancelled or timed-out
+/// `ecom_meta_train` stops within one step.
+pub fn meta_train(
+    tasks: &[Task],
+    dims: usize,
+    k: usize,
+    cfg: &MetaConfig,
+    mut between: impl FnMut(),
+) -> (Head, MetaReport) {
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     rng.shuffle(&mut order);
@@ -377,6 +387,7 @@ pub fn meta_train(tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (H
     for _ in 0..cfg.epochs {
         rng.shuffle(&mut idx);
         for chunk in idx.chunks(64) {
+            between();
             batch.clear();
             batch.extend(chunk.iter().map(|&i| pooled[i].clone()));
             head.loss_grad(&batch, None, cfg.l2, &mut grad);
@@ -402,6 +413,7 @@ pub fn meta_train(tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (H
     if cfg.inner_steps > 0 && !usable.is_empty() {
         let mut meta_adam = Adam::new(head.params.len(), cfg.lr * 0.5);
         for step in 0..cfg.meta_steps {
+            between();
             let t = usable[rng.below(usable.len())];
             let (support, query) = split_task(&tasks[t].examples, cfg.shots, &mut rng);
             let (adapted, _) = adapt(
@@ -430,6 +442,7 @@ pub fn meta_train(tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (H
         for &gain in &grid {
             for &side in &grid {
                 for &bias in &grid {
+                    between();
                     let r = Prior { gain, side, bias };
                     scored.push((mean_query_loss(&head, &episodes, Some(&inner(r))), r));
                 }
@@ -579,17 +592,31 @@ mod tests {
             meta_steps: 30,
             ..MetaConfig::default()
         };
-        let (a, _) = meta_train(&tasks, 8, 1, &cfg);
-        let (b, _) = meta_train(&tasks, 8, 1, &cfg);
+        let (a, _) = meta_train(&tasks, 8, 1, &cfg, || {});
+        let (b, _) = meta_train(&tasks, 8, 1, &cfg, || {});
         assert_eq!(a, b);
-        let (c, _) = meta_train(&tasks, 8, 1, &MetaConfig { seed: 7, ..cfg });
+        let (c, _) = meta_train(&tasks, 8, 1, &MetaConfig { seed: 7, ..cfg }, || {});
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn meta_training_offers_regular_interruption_points() {
+        let tasks = synthetic(4, 80, 6);
+        let cfg = MetaConfig {
+            meta_steps: 50,
+            epochs: 2,
+            ..MetaConfig::default()
+        };
+        let mut calls = 0;
+        meta_train(&tasks, 8, 1, &cfg, || calls += 1);
+        // every minibatch, every meta step, every prior candidate
+        assert!(calls >= 50 + 125, "{calls}");
     }
 
     #[test]
     fn adaptation_learns_what_differs_between_tenants() {
         let train = synthetic(10, 200, 11);
-        let (head, report) = meta_train(&train, 8, 1, &MetaConfig::default());
+        let (head, report) = meta_train(&train, 8, 1, &MetaConfig::default(), || {});
         assert!(
             report.prior.side < FROZEN,
             "side weights should be adaptable: {:?}",
@@ -629,7 +656,7 @@ mod tests {
                 e.y = if e.x[0] > 0.0 { 1.0 } else { 0.0 };
             }
         }
-        let (head, report) = meta_train(&tasks, 8, 1, &MetaConfig::default());
+        let (head, report) = meta_train(&tasks, 8, 1, &MetaConfig::default(), || {});
         let cfg = AdaptConfig {
             steps: 5,
             lr: 1.0,

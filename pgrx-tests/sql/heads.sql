@@ -111,4 +111,9 @@ SELECT max(version) AS latest_global FROM ecom.heads WHERE tenant IS NULL;
 -- roll the global head back to the text-only version
 SELECT ecom_rollback(NULL, 1);
 SELECT active_version, n_features FROM ecom.tenant_summary WHERE is_global;
+-- statement_timeout stops a long meta-training between steps; nothing is stored
+SET statement_timeout = '500ms';
+SELECT ecom_meta_train('events', meta_steps => 10000000);
+RESET statement_timeout;
+SELECT count(*) AS global_versions FROM ecom.heads WHERE tenant IS NULL;
 DROP TABLE interests, events, support, support_nulls, empty_support, missing_col, wrong_type, bad_behaviour, with_features, events_f, no_tenant;

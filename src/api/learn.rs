@@ -238,7 +238,9 @@ fn ecom_meta_train(
         })
         .collect();
     let dims = with_model(|m| m.encoder.dims);
-    let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg);
+    let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg, || {
+        pgrx::check_for_interrupts!();
+    });
     let parent = store::active_head(None, true).map(|h| h.version);
     let hyper = json!({
         "kind": "meta_train", "config": cfg, "prior": report.prior,
