@@ -12,18 +12,21 @@ fn behaviour(name: &str) -> usize {
     behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
 }
 
-/// Side features checked against what the head was trained with.
-pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead) -> Vec<f32> {
-    let f: Vec<f32> = match features {
-        None => Vec::new(),
-        Some(a) => a
-            .iter()
+/// The elements of a real[] argument; NULL, NaN or infinity is an ERROR.
+fn finite_values(a: Option<Array<'_, f32>>, which: &str) -> Vec<f32> {
+    a.map_or_else(Vec::new, |a| {
+        a.iter()
             .map(|x| match x {
                 Some(v) if v.is_finite() => v,
-                _ => invalid_argument("features must not contain NULL, NaN or infinity".into()),
+                _ => invalid_argument(format!("{which} must not contain NULL, NaN or infinity")),
             })
-            .collect(),
-    };
+            .collect()
+    })
+}
+
+/// Side features checked against what the head was trained with.
+pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead) -> Vec<f32> {
+    let f = finite_values(features, "features");
     if f.len() != head.head.k {
         invalid_argument(format!(
             "the head serving this tenant (version {}) was trained with {} side feature(s), got {}",
@@ -36,13 +39,7 @@ pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead)
 }
 
 fn embedding(v: Array<'_, f32>, which: &str, head: &Head) -> Vec<f32> {
-    let e: Vec<f32> = v
-        .iter()
-        .map(|x| match x {
-            Some(v) if v.is_finite() => v,
-            _ => invalid_argument(format!("{which} must not contain NULL, NaN or infinity")),
-        })
-        .collect();
+    let e = finite_values(Some(v), which);
     if e.len() != head.dims() {
         invalid_argument(format!(
             "{which} has {} elements; the head expects {}",
@@ -139,16 +136,7 @@ fn ecom_rank(
     let head = serving_head(tenant);
     // side features: one row of head.k values per item, flattened
     let n_items = items.len();
-    let flat: Vec<f32> = match features {
-        None => Vec::new(),
-        Some(a) => a
-            .iter()
-            .map(|x| match x {
-                Some(v) if v.is_finite() => v,
-                _ => invalid_argument("features must not contain NULL, NaN or infinity".into()),
-            })
-            .collect(),
-    };
+    let flat = finite_values(features, "features");
     if flat.len() != n_items * head.head.k {
         invalid_argument(format!(
             "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
