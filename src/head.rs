@@ -144,7 +144,8 @@ impl Head {
         w.iter().zip(x).map(|(a, c)| a * c).sum()
     }
 
-    fn logit_with(&self, b: usize, s: f32, f: &[f32]) -> f32 {
+    /// The logit from a precomputed text score `s` = W_b · x.
+    pub fn logit_with(&self, b: usize, s: f32, f: &[f32]) -> f32 {
         let a = &self.params[self.side_at(b)..self.side_at(b) + self.k];
         let side: f32 = a.iter().zip(f).map(|(p, q)| p * q).sum();
         self.params[self.gain_at(b)] * s + side + self.params[self.bias_at(b)]

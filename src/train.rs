@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::head::{Example, Head, Rng};
+use crate::head::{log_loss, Example, Head, Rng};
 
 /// How `adapt` changes a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,27 +90,27 @@ pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, Ada
     let (head, steps_used) = match cfg.method {
         Method::Full => (full_descent(start, support, cfg.steps, cfg.lr), cfg.steps),
         Method::Meta => {
+            // W is fixed here: score every event's text once
+            let all = scored(start, support);
             let steps = if support.len() >= 8 && cfg.steps > 0 {
                 // early stopping by 4-fold cross-validation on the support
                 // set: the step count with the lowest held-out loss (a single
                 // held-out quarter of 8 events is too noisy to trust)
-                let mut idx: Vec<usize> = (0..support.len()).collect();
+                let mut idx: Vec<usize> = (0..all.len()).collect();
                 Rng::new(cfg.seed).shuffle(&mut idx);
                 let mut held_loss = vec![0f32; cfg.steps + 1];
                 for fold in 0..4 {
-                    let (fit, held): (Vec<Example>, Vec<Example>) = {
-                        let mut fit = Vec::new();
-                        let mut held = Vec::new();
-                        for (j, &i) in idx.iter().enumerate() {
-                            if j % 4 == fold {
-                                held.push(support[i].clone())
-                            } else {
-                                fit.push(support[i].clone())
-                            }
+                    let (mut fit, mut held) = (Vec::new(), Vec::new());
+                    for (j, &i) in idx.iter().enumerate() {
+                        if j % 4 == fold {
+                            held.push(all[i])
+                        } else {
+                            fit.push(all[i])
                         }
-                        (fit, held)
-                    };
-                    small_descent(start, &fit, cfg, |t, h| held_loss[t] += h.mean_loss(&held));
+                    }
+                    small_descent(start, &fit, cfg, |t, h| {
+                        held_loss[t] += scored_loss(h, &held)
+                    });
                 }
                 let mut best = 0;
                 for t in 1..held_loss.len() {
@@ -123,19 +123,15 @@ pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, Ada
                 cfg.steps
             };
             let mut out = start.clone();
-            small_descent(
-                start,
-                support,
-                &AdaptConfig {
-                    steps,
-                    ..cfg.clone()
-                },
-                |t, h| {
-                    if t == steps {
-                        out = h.clone();
-                    }
-                },
-            );
+            let last = AdaptConfig {
+                steps,
+                ..cfg.clone()
+            };
+            small_descent(start, &all, &last, |t, h| {
+                if t == steps {
+                    out = h.clone();
+                }
+            });
             (out, steps)
         }
     };
@@ -152,20 +148,51 @@ pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, Ada
     )
 }
 
+/// An event as adapting the small part sees it: W is fixed, so the text
+/// score W_b · x is computed once instead of once per step and fold.
+#[derive(Clone, Copy)]
+struct Scored<'a> {
+    s: f32,
+    f: &'a [f32],
+    b: usize,
+    y: f32,
+}
+
+fn scored<'a>(h: &Head, exs: &'a [Example]) -> Vec<Scored<'a>> {
+    exs.iter()
+        .map(|e| Scored {
+            s: h.text_score(e.b, &e.x),
+            f: &e.f,
+            b: e.b,
+            y: e.y,
+        })
+        .collect()
+}
+
+/// Mean log-loss, as `Head::mean_loss`, from precomputed text scores.
+fn scored_loss(h: &Head, exs: &[Scored]) -> f32 {
+    if exs.is_empty() {
+        return 0.0;
+    }
+    exs.iter()
+        .map(|e| log_loss(h.logit_with(e.b, e.s, e.f), e.y))
+        .sum::<f32>()
+        / exs.len() as f32
+}
+
 /// Damped Newton steps on the small part only, per behaviour (each has its
 /// own k+2 parameters: gain, side weights, bias), minimising mean log-loss
 /// plus ½·Σ precision·(θ − θ_start)². The problem is convex and tiny, so a
 /// few steps converge without a tuned step size. `each(t, head)` sees the
-/// head after t = 0..=steps steps. Text scores are computed once (W fixed).
+/// head after t = 0..=steps steps.
 fn small_descent(
     start: &Head,
-    exs: &[Example],
+    exs: &[Scored],
     cfg: &AdaptConfig,
     mut each: impl FnMut(usize, &Head),
 ) {
     let mut h = start.clone();
     each(0, &h);
-    let scores: Vec<f32> = exs.iter().map(|e| h.text_score(e.b, &e.x)).collect();
     let m = h.k + 2;
     let n = exs.len().max(1) as f64;
     // Prior precision of each small parameter: [gain, side.., bias]. The
@@ -179,13 +206,13 @@ fn small_descent(
             let mut grad = vec![0f64; m];
             let mut hess = vec![0f64; m * m];
             let mut any = false;
-            for (e, &sc) in exs.iter().zip(&scores).filter(|(e, _)| e.b == b) {
+            for e in exs.iter().filter(|e| e.b == b) {
                 any = true;
                 let mut z = Vec::with_capacity(m);
-                z.push(f64::from(sc));
+                z.push(f64::from(e.s));
                 z.extend(e.f.iter().map(|&v| f64::from(v)));
                 z.push(1.0);
-                let p = f64::from(crate::head::sigmoid(h.logit(b, &e.x, &e.f)));
+                let p = f64::from(crate::head::sigmoid(h.logit_with(b, e.s, e.f)));
                 let (r, w) = (p - f64::from(e.y), (p * (1.0 - p)).max(1e-6));
                 for i in 0..m {
                     grad[i] += r * z[i] / n;
