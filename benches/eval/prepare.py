@@ -129,24 +129,29 @@ for seed in range(1, a.seeds + 1):
         emit("DROP VIEW IF EXISTS sup;")
         emit(f"CREATE TEMP VIEW sup AS SELECT context, item, 'purchase'::text AS behaviour, label, features FROM ev WHERE early AND tenant = '{tq}' AND trank <= {k};")
 
+    def adapt_and_score(method, t, k, options):
+        """Adapts a tenant of its own for (method, t, k, seed) on `sup`, then
+        scores the query set with it; the latency of ours is recorded."""
+        name = f"{method[0]}|{t}|{k}|{seed}".replace("'", "''")
+        args = f"'{name}', 'sup'" + (f", {options}" if options else "")
+        emit(f"INSERT INTO adapt_ms SELECT {seed}, {k}, '{method}', (r->>'ms')::float8 FROM ecom_adapt({args}) r;")
+        query_scores(method, k, t, name)
+
     # (b) pooled head, no meta-learning; (c) scratch; (d) fine-tuned pooled head
     emit(f"SELECT ecom_meta_train('train_src', inner_steps => 0, seed => {seed}) IS NOT NULL AS pooled_trained;")
     for t in test:
         query_scores("b_global", 0, t, f"__unknown_{seed}")
         for k in ks:
             support(t, k)
-            emit(f"SELECT ecom_adapt('c|{t}|{k}|{seed}', 'sup', steps => 100, lr => 0.5, start => 'scratch', method => 'full') IS NOT NULL;")
-            query_scores("c_scratch", k, t, f"c|{t}|{k}|{seed}")
-            emit(f"SELECT ecom_adapt('d|{t}|{k}|{seed}', 'sup', start => 'global', method => 'full') IS NOT NULL;")
-            query_scores("d_finetune", k, t, f"d|{t}|{k}|{seed}")
+            adapt_and_score("c_scratch", t, k, "steps => 100, lr => 0.5, start => 'scratch', method => 'full'")
+            adapt_and_score("d_finetune", t, k, "start => 'global', method => 'full'")
     # (e) meta-learned initialisation + safeguarded adaptation
     emit(f"SELECT ecom_meta_train('train_src', seed => {seed}) - 'val_tenants' AS meta_trained;")
     for t in test:
         query_scores("e0_meta_noadapt", 0, t, f"__unknown_{seed}")
         for k in ks:
             support(t, k)
-            emit(f"INSERT INTO adapt_ms SELECT {seed}, {k}, 'e', (r->>'ms')::float8 FROM ecom_adapt('e|{t}|{k}|{seed}', 'sup') r;")
-            query_scores("e_meta_adapt", k, t, f"e|{t}|{k}|{seed}")
+            adapt_and_score("e_meta_adapt", t, k, None)
     # (a) popularity: the item's positive rate in earlier events
     for t in test:
         tq = t.replace("'", "''")

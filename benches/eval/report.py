@@ -63,7 +63,7 @@ if per_t:
     print(f"- The same, per tenant averaged over seeds and K: worst {st.mean(t_worst[1]):+.4f} ({t_worst[0]}); "
           f"{sum(st.mean(v) < -0.01 for v in per_t.values())} of {len(per_t)} tenants lose more than 0.01.")
 try:
-    ms = [float(r["ms"]) for r in csv.DictReader(open(f"{out_dir}/adapt_ms.csv"))]
+    ms = [float(r["ms"]) for r in csv.DictReader(open(f"{out_dir}/adapt_ms.csv")) if r["method"] == "e_meta_adapt"]
     if ms:
         print(f"- `ecom_adapt` wall time in these runs (texts already cached): median {st.median(ms):.1f} ms, max {max(ms):.1f} ms over {len(ms)} calls.")
 except FileNotFoundError:
