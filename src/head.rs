@@ -159,6 +159,27 @@ impl Head {
         f64::from(sigmoid(self.logit(b, x, f)))
     }
 
+    /// `predict(b, &text_features(u, v), f)` in one pass over u and v with no
+    /// allocation: this is the per-row path of scoring, where building x
+    /// (769 floats) for each row cost more than the dot product itself.
+    pub fn predict_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> f64 {
+        let d = v.len();
+        let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
+        let (wv, wuv) = (&w[..d], &w[d..2 * d]);
+        let (mut s, mut dot, mut nu, mut nv) = (0f32, 0f32, 0f32, 0f32);
+        for i in 0..d {
+            let (a, c) = (u[i], v[i]);
+            let p = a * c;
+            s += wv[i] * c + wuv[i] * p;
+            dot += p;
+            nu += a * a;
+            nv += c * c;
+        }
+        let denom = (nu * nv).sqrt();
+        s += w[2 * d] * if denom > 0.0 { dot / denom } else { 0.0 };
+        f64::from(sigmoid(self.logit_with(b, s, f)))
+    }
+
     /// Mean log-loss of `exs` (+ ½·l2·‖W‖²) and its gradient. `scores`, when
     /// given, are precomputed text scores (valid while W is not trained).
     pub fn loss_grad(
@@ -300,6 +321,32 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn predict_pair_equals_predict_on_text_features() {
+        let mut r = Rng::new(9);
+        let mut unit = || (r.next_u64() % 2000) as f32 / 1000.0 - 1.0;
+        let mut h = Head::new(16, 3);
+        for p in h.params.iter_mut() {
+            *p = unit();
+        }
+        for _ in 0..20 {
+            let u: Vec<f32> = (0..16).map(|_| unit()).collect();
+            let v: Vec<f32> = (0..16).map(|_| unit()).collect();
+            let f: Vec<f32> = (0..3).map(|_| unit()).collect();
+            for b in 0..NB {
+                let want = h.predict(b, &text_features(&u, &v), &f);
+                let got = h.predict_pair(b, &u, &v, &f);
+                assert!((want - got).abs() < 1e-5, "{want} vs {got}");
+            }
+        }
+        // a zero vector has no direction: cos counts as 0, as in text_features
+        let z = vec![0f32; 16];
+        let v: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let f = [0.5f32, 0.0, -1.0];
+        let want = h.predict(0, &text_features(&z, &v), &f);
+        assert!((want - h.predict_pair(0, &z, &v, &f)).abs() < 1e-6);
     }
 
     #[test]

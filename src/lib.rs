@@ -16,6 +16,7 @@ pub mod head;
 pub mod manifest;
 mod model;
 mod relation;
+pub mod signals;
 mod store;
 pub mod tokenize;
 pub mod train;

@@ -141,6 +141,18 @@ pub fn encode_text(tok: &TextTokenizer, text: &str) -> Ids {
         .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
 }
 
+/// Whether Postgres has a cancel or terminate request pending. Read from the
+/// encoder's watcher thread: the flags are `sig_atomic_t` words that signal
+/// handlers set, so a volatile read is what C code does too.
+fn cancel_requested() -> bool {
+    // SAFETY: aligned word reads of Postgres globals that live for the
+    // process; never written from here.
+    unsafe {
+        std::ptr::read_volatile(&raw const pg_sys::QueryCancelPending) != 0
+            || std::ptr::read_volatile(&raw const pg_sys::ProcDiePending) != 0
+    }
+}
+
 /// Embeds texts in length-sorted batches, checking for query cancellation
 /// between ONNX Runtime runs.
 pub fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
@@ -153,10 +165,19 @@ pub fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
             })
             .collect();
         m.encoder
-            .embed_all(&seqs, || {
+            .embed_all(
+                &seqs,
+                || {
+                    pgrx::check_for_interrupts!();
+                },
+                &cancel_requested,
+            )
+            .unwrap_or_else(|e| {
+                // a terminated run: let Postgres raise its own cancel ERROR
+                // ("canceling statement due to statement timeout", …)
                 pgrx::check_for_interrupts!();
+                error!("pg_ecom: {e}")
             })
-            .unwrap_or_else(|e| error!("pg_ecom: {e}"))
     })
 }
 

@@ -4,7 +4,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::invalid_argument;
-use crate::head::{behaviour_index, text_features, Head, BEHAVIOURS};
+use crate::head::{behaviour_index, Head, BEHAVIOURS};
 use crate::model::embed_cached;
 use crate::store::{serving_head, StoredHead};
 
@@ -12,21 +12,26 @@ fn behaviour(name: &str) -> usize {
     behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
 }
 
-/// The elements of a real[] argument; NULL, NaN or infinity is an ERROR.
-fn finite_values(a: Option<Array<'_, f32>>, which: &str) -> Vec<f32> {
-    a.map_or_else(Vec::new, |a| {
-        a.iter()
-            .map(|x| match x {
-                Some(v) if v.is_finite() => v,
-                _ => invalid_argument(format!("{which} must not contain NULL, NaN or infinity")),
-            })
-            .collect()
-    })
+fn non_finite(which: &str) -> ! {
+    invalid_argument(format!("{which} must not contain NULL, NaN or infinity"))
+}
+
+/// The elements of a real[] argument, borrowed from the detoasted array (no
+/// copy: this runs once per row); NULL, NaN or infinity is an ERROR.
+fn finite<'a>(a: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
+    let s = a.as_slice().unwrap_or_else(|_| non_finite(which));
+    if !s.iter().all(|x| x.is_finite()) {
+        non_finite(which);
+    }
+    s
 }
 
 /// Side features checked against what the head was trained with.
-pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead) -> Vec<f32> {
-    let f = finite_values(features, "features");
+pub(crate) fn side_features<'a>(
+    features: &'a Option<Array<'_, f32>>,
+    head: &StoredHead,
+) -> &'a [f32] {
+    let f = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
     if f.len() != head.head.k {
         invalid_argument(format!(
             "the head serving this tenant (version {}) was trained with {} side feature(s), got {}",
@@ -38,8 +43,8 @@ pub(crate) fn side_features(features: Option<Array<'_, f32>>, head: &StoredHead)
     f
 }
 
-fn embedding(v: Array<'_, f32>, which: &str, head: &Head) -> Vec<f32> {
-    let e = finite_values(Some(v), which);
+fn embedding<'a>(v: &'a Array<'_, f32>, which: &str, head: &Head) -> &'a [f32] {
+    let e = finite(v, which);
     if e.len() != head.dims() {
         invalid_argument(format!(
             "{which} has {} elements; the head expects {}",
@@ -62,9 +67,9 @@ fn ecom_predict(
 ) -> Option<f64> {
     let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
     let head = serving_head(tenant);
-    let f = side_features(features, &head);
+    let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
-    Some(head.head.predict(b, &text_features(&e[0], &e[1]), &f))
+    Some(head.head.predict_pair(b, &e[0], &e[1], f))
 }
 
 /// Every behaviour's probability, as {"browse": …, "click": …, …}.
@@ -77,12 +82,14 @@ fn ecom_predict_all(
 ) -> Option<JsonB> {
     let (context, item) = (context?, item?);
     let head = serving_head(tenant);
-    let f = side_features(features, &head);
+    let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
-    let x = text_features(&e[0], &e[1]);
     let mut m = serde_json::Map::new();
     for (b, name) in BEHAVIOURS.iter().enumerate() {
-        m.insert((*name).into(), head.head.predict(b, &x, &f).into());
+        m.insert(
+            (*name).into(),
+            head.head.predict_pair(b, &e[0], &e[1], f).into(),
+        );
     }
     Some(JsonB(serde_json::Value::Object(m)))
 }
@@ -98,12 +105,12 @@ fn ecom_predict_emb(
 ) -> Option<f64> {
     let (cu, cv, b) = (context_emb?, item_emb?, self::behaviour(behaviour?));
     let head = serving_head(tenant);
-    let f = side_features(features, &head);
+    let f = side_features(&features, &head);
     let (u, v) = (
-        embedding(cu, "context_emb", &head.head),
-        embedding(cv, "item_emb", &head.head),
+        embedding(&cu, "context_emb", &head.head),
+        embedding(&cv, "item_emb", &head.head),
     );
-    Some(head.head.predict(b, &text_features(&u, &v), &f))
+    Some(head.head.predict_pair(b, u, v, f))
 }
 
 /// The `k` best of `items` for `context`; items are encoded in batches.
@@ -136,7 +143,7 @@ fn ecom_rank(
     let head = serving_head(tenant);
     // side features: one row of head.k values per item, flattened
     let n_items = items.len();
-    let flat = finite_values(features, "features");
+    let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
     if flat.len() != n_items * head.head.k {
         invalid_argument(format!(
             "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
@@ -160,13 +167,7 @@ fn ecom_rank(
     let mut scored: Vec<(i32, &str, f64)> = present
         .iter()
         .zip(&e[1..])
-        .map(|((i, t), v)| {
-            (
-                *i,
-                *t,
-                head.head.predict(b, &text_features(&e[0], v), side(*i)),
-            )
-        })
+        .map(|((i, t), v)| (*i, *t, head.head.predict_pair(b, &e[0], v, side(*i))))
         .collect();
     scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
     let rows: Vec<_> = scored
