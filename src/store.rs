@@ -39,18 +39,19 @@ fn error(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
     unreachable!()
 }
 
-/// Which heads a lookup can see: the active snapshot's bounds and command id,
-/// the count of transactions that have ended anywhere in the cluster when it
-/// was taken, and the role asking (row-level security). Two lookups with equal
-/// keys see the same rows of ecom.heads, so the answer can be reused; any
-/// commit or abort elsewhere, any write of our own (new command id) or a
-/// different role makes a new key. `None` (no active snapshot) never caches.
+/// What a lookup could see: the active snapshot's bounds, command id and
+/// in-progress count, the subtransaction, and the role asking. Used only
+/// within one statement's call site (see `HeadMemo`): there it changes when
+/// a PL/pgSQL loop moves to a new statement, after our own writes (command
+/// id), after ROLLBACK TO SAVEPOINT (new subtransaction) and when another
+/// transaction ends between two snapshots (xmin/xmax/xcnt).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Visibility {
     xmin: u32,
     xmax: u32,
     curcid: u32,
-    completions: u64,
+    xcnt: u32,
+    subxact: u32,
     user: u32,
 }
 
@@ -59,54 +60,59 @@ fn visibility() -> Option<Visibility> {
     // for the duration of the current query; NULL is checked.
     unsafe {
         let s = pg_sys::GetActiveSnapshot();
-        if s.is_null() || (*s).snapXactCompletionCount == 0 {
+        if s.is_null() {
             return None;
         }
         Some(Visibility {
             xmin: (*s).xmin.into_inner(),
             xmax: (*s).xmax.into_inner(),
             curcid: (*s).curcid,
-            completions: (*s).snapXactCompletionCount,
+            xcnt: (*s).xcnt,
+            subxact: pg_sys::GetCurrentSubTransactionId(),
             user: pg_sys::GetUserId().to_u32(),
         })
     }
 }
 
-/// Answers of `active_head` by (tenant, own_only), valid for one visibility
-/// key. Scoring a 10,000-row table asks the same question 10,000 times in
-/// one snapshot; this makes all but the first a hash lookup instead of a
-/// query (measured: ≈ 7,500 → see benches/RESULTS.md rows/s).
-type Asked = (Option<String>, bool);
-static SERVING: Lazy<Mutex<HashMap<Asked, (Visibility, Option<Arc<StoredHead>>)>>> =
-    Lazy::new(|| Mutex::new(HashMap::new()));
+/// Answers of `active_head` for one call site of one statement (kept in the
+/// call's `fn_extra`, freed with the statement). Scoring a 10,000-row table
+/// asks the same question 10,000 times; all but the first become a hash
+/// lookup instead of an SPI query. Never shared across statements, so a
+/// row-level-security policy that reads a setting, or a head committed by
+/// another session, is seen by the next statement as usual.
+#[derive(Default)]
+pub struct HeadMemo(HashMap<(Option<String>, bool), (Visibility, Option<Arc<StoredHead>>)>);
 
-/// Our own writes change the command id anyway; clearing as well keeps the
-/// map from holding heads of a forgotten tenant.
-fn invalidate_serving() {
-    SERVING.lock().clear();
+impl HeadMemo {
+    pub fn active_head(&mut self, tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
+        let Some(vis) = visibility() else {
+            return active_head(tenant, own_only);
+        };
+        // the common case, one tenant per statement, without allocating a key
+        if let Some((seen, h)) = self.0.get(&(tenant.map(str::to_owned), own_only)) {
+            if *seen == vis {
+                return h.clone();
+            }
+        }
+        let found = active_head(tenant, own_only);
+        if self.0.len() > 1024 {
+            self.0.clear();
+        }
+        self.0
+            .insert((tenant.map(str::to_owned), own_only), (vis, found.clone()));
+        found
+    }
+
+    pub fn serving_head(&mut self, tenant: Option<&str>) -> Arc<StoredHead> {
+        self.active_head(tenant, false)
+            .unwrap_or_else(|| no_global_head())
+    }
 }
 
 /// The head that serves `tenant`: its own active head, else the global one
 /// (cold start). `own_only` skips the fallback.
 pub fn active_head(tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
-    let vis = visibility();
-    let asked = (tenant.map(str::to_owned), own_only);
-    if let Some(v) = vis {
-        if let Some((seen, h)) = SERVING.lock().get(&asked) {
-            if *seen == v {
-                return h.clone();
-            }
-        }
-    }
-    let found = lookup(tenant, own_only).map(Arc::new);
-    if let Some(v) = vis {
-        let mut m = SERVING.lock();
-        if m.len() > 1024 {
-            m.clear();
-        }
-        m.insert(asked, (v, found.clone()));
-    }
-    found
+    lookup(tenant, own_only).map(Arc::new)
 }
 
 fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
@@ -162,13 +168,15 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
 
 /// The head that serves `tenant`, or the ERROR a caller without any head gets.
 pub fn serving_head(tenant: Option<&str>) -> Arc<StoredHead> {
-    active_head(tenant, false).unwrap_or_else(|| {
-        error(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_ecom: there is no global head yet".into(),
-            Some("Run ecom_meta_train(source) first: it learns the head that new tenants start from."),
-        )
-    })
+    active_head(tenant, false).unwrap_or_else(|| no_global_head())
+}
+
+fn no_global_head() -> ! {
+    error(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_ecom: there is no global head yet".into(),
+        Some("Run ecom_meta_train(source) first: it learns the head that new tenants start from."),
+    )
 }
 
 fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
@@ -200,7 +208,6 @@ pub fn insert_version(
     hyper["t"] = head.t.into();
     hyper["k"] = head.k.into();
     lock_tenant(tenant);
-    invalidate_serving();
     Spi::connect_mut(|c| {
         c.update(
             "UPDATE ecom.heads SET active = false WHERE tenant IS NOT DISTINCT FROM $1 AND active",
@@ -243,7 +250,6 @@ fn lock_tenant(tenant: Option<&str>) {
 
 pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
     lock_tenant(tenant);
-    invalidate_serving();
     let exists: bool = Spi::get_one_with_args(
         "SELECT EXISTS (SELECT 1 FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2)",
         &[tenant.into(), version.into()],
@@ -267,7 +273,6 @@ pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
 
 pub fn forget(tenant: &str) -> i64 {
     lock_tenant(Some(tenant));
-    invalidate_serving();
     Spi::get_one_with_args::<i64>(
         "WITH d AS (DELETE FROM ecom.heads WHERE tenant = $1 RETURNING 1) SELECT count(*) FROM d",
         &[tenant.into()],

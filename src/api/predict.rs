@@ -2,11 +2,21 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
+use std::sync::Arc;
 
 use super::invalid_argument;
 use crate::head::{behaviour_index, Head, BEHAVIOURS};
 use crate::model::embed_cached;
-use crate::store::{serving_head, StoredHead};
+use crate::store::{serving_head, HeadMemo, StoredHead};
+
+/// The head serving `tenant`, remembered for the rest of this statement at
+/// this call site (see `HeadMemo`).
+fn statement_head(fcinfo: pg_sys::FunctionCallInfo, tenant: Option<&str>) -> Arc<StoredHead> {
+    // SAFETY: fcinfo is the live call's; scalar functions leave fn_extra to
+    // us, and pgrx frees the memo (running its destructor) with fn_mcxt.
+    let mut memo = unsafe { pgrx::fcinfo::pg_func_extra(fcinfo, HeadMemo::default) };
+    memo.serving_head(tenant)
+}
 
 fn behaviour(name: &str) -> usize {
     behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
@@ -64,9 +74,10 @@ fn ecom_predict(
     item: Option<&str>,
     behaviour: default!(Option<&str>, "'purchase'"),
     features: default!(Option<Array<'_, f32>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<f64> {
     let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
-    let head = serving_head(tenant);
+    let head = statement_head(fcinfo, tenant);
     let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
     Some(head.head.predict_pair(b, &e[0], &e[1], f))
@@ -79,9 +90,10 @@ fn ecom_predict_all(
     context: Option<&str>,
     item: Option<&str>,
     features: default!(Option<Array<'_, f32>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
     let (context, item) = (context?, item?);
-    let head = serving_head(tenant);
+    let head = statement_head(fcinfo, tenant);
     let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
     let mut m = serde_json::Map::new();
@@ -102,9 +114,10 @@ fn ecom_predict_emb(
     item_emb: Option<Array<'_, f32>>,
     behaviour: default!(Option<&str>, "'purchase'"),
     features: default!(Option<Array<'_, f32>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<f64> {
     let (cu, cv, b) = (context_emb?, item_emb?, self::behaviour(behaviour?));
-    let head = serving_head(tenant);
+    let head = statement_head(fcinfo, tenant);
     let f = side_features(&features, &head);
     let (u, v) = (
         embedding(&cu, "context_emb", &head.head),
