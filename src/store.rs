@@ -81,7 +81,10 @@ fn visibility() -> Option<Visibility> {
 /// row-level-security policy that reads a setting, or a head committed by
 /// another session, is seen by the next statement as usual.
 #[derive(Default)]
-pub struct HeadMemo(HashMap<(Option<String>, bool), (Visibility, Option<Arc<StoredHead>>)>);
+pub struct HeadMemo(HashMap<Asked, (Visibility, Option<Arc<StoredHead>>)>);
+
+/// (tenant, own_only)
+type Asked = (Option<String>, bool);
 
 impl HeadMemo {
     pub fn active_head(&mut self, tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
