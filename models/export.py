@@ -161,6 +161,34 @@ def sha256(path):
     return h.hexdigest()
 
 
+def externalize(path, data_name, align=65536):
+    """Moves the weights of `path` into `data_name` next to it, each tensor at
+    an offset aligned to 64 KiB. ONNX Runtime then memory-maps them instead of
+    copying them into each backend: the pages come from the page cache and
+    are shared by every connection (and rows of the word-embedding table that
+    no text uses are never read at all)."""
+    from onnx import numpy_helper
+    model = onnx.load(path)
+    offset = 0
+    with open(os.path.join(os.path.dirname(path), data_name), "wb") as fh:
+        for t in model.graph.initializer:
+            raw = numpy_helper.to_array(t).tobytes()
+            if len(raw) < 4096:
+                continue  # small constants stay inline
+            pad = (-offset) % align
+            fh.write(b"\0" * pad)
+            offset += pad
+            fh.write(raw)
+            for field in ("raw_data", "float_data", "int32_data", "int64_data"):
+                t.ClearField(field)
+            t.data_location = onnx.TensorProto.EXTERNAL
+            for k, v in (("location", data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+                e = t.external_data.add()
+                e.key, e.value = k, v
+            offset += len(raw)
+    onnx.save(model, path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", required=True)
@@ -178,11 +206,13 @@ def main():
     from onnxruntime.quantization import QuantType, quantize_dynamic
     int8 = os.path.join(a.out, "model_int8.onnx")
     quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8)
+    externalize(fp32, "model.onnx.data")
+    externalize(int8, "model_int8.onnx.data")
 
     shutil.copyfile(os.path.join(a.weights, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
 
     import onnxruntime
-    files = ["model.onnx", "model_int8.onnx", "tokenizer.json"]
+    files = ["model.onnx", "model.onnx.data", "model_int8.onnx", "model_int8.onnx.data", "tokenizer.json"]
     manifest = {
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "architecture": "bert",
@@ -196,6 +226,7 @@ def main():
         "inputs": ["input_ids", "attention_mask"],
         "output": "embedding",
         "variants": {"fp32": "model.onnx", "int8": "model_int8.onnx"},
+        "external_data": {"model.onnx": "model.onnx.data", "model_int8.onnx": "model_int8.onnx.data"},
         "quantization": {"int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8"},
         "sha256": {f: sha256(os.path.join(a.out, f)) for f in files},
         "source": {"weights": a.source, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::OnceCell;
 use ort::environment::Environment;
-use ort::ep::{ExecutionProvider, CUDA};
+use ort::ep::{ExecutionProvider, CPU, CUDA};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
@@ -114,6 +114,10 @@ fn library_version(library: &Path) -> Option<String> {
 pub struct EncoderOptions {
     pub threads: usize,
     pub provider: Provider,
+    /// ONNX Runtime's CPU memory arena. It keeps its peak size for the life
+    /// of the session: measured per backend (benches/RESULTS.md), it saves
+    /// memory and time for fp32 but costs int8 ~12 MB for no speed.
+    pub arena: bool,
 }
 
 pub struct Encoder {
@@ -144,12 +148,12 @@ impl Encoder {
                 rt.library.display()
             ));
         }
-        let session = match Self::build(rt, model, opts.threads, want_cuda) {
+        let session = match Self::build(rt, model, opts, want_cuda) {
             Ok(s) => s,
             Err(e) if want_cuda => {
                 want_cuda = false;
                 fallback_warning = Some(format!("CUDA execution provider failed ({e}); using CPU"));
-                Self::build(rt, model, opts.threads, false)?
+                Self::build(rt, model, opts, false)?
             }
             Err(e) => return Err(e),
         };
@@ -170,7 +174,12 @@ impl Encoder {
         })
     }
 
-    fn build(rt: &Runtime, model: &Path, threads: usize, cuda: bool) -> Result<Session, String> {
+    fn build(
+        rt: &Runtime,
+        model: &Path,
+        opts: &EncoderOptions,
+        cuda: bool,
+    ) -> Result<Session, String> {
         let fail =
             |e: &dyn std::fmt::Display| format!("cannot load model \"{}\": {e}", model.display());
         let mut b = Session::builder(&rt.env)
@@ -179,15 +188,17 @@ impl Encoder {
             // hand-built graph runs as fast as an offline-optimised one.
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| fail(&e))?
-            .with_intra_threads(threads)
+            .with_intra_threads(opts.threads)
             .map_err(|e| fail(&e))?
             .with_inter_threads(1)
             .map_err(|e| fail(&e))?;
-        if cuda {
-            b = b
-                .with_execution_providers([CUDA::default().build().error_on_failure()])
-                .map_err(|e| fail(&e))?;
+        let cpu = CPU::default().with_arena_allocator(opts.arena).build();
+        b = if cuda {
+            b.with_execution_providers([CUDA::default().build().error_on_failure(), cpu])
+        } else {
+            b.with_execution_providers([cpu])
         }
+        .map_err(|e| fail(&e))?;
         // ONNX Runtime starts its thread pool here; those threads must never
         // run Postgres' signal handlers, so they start with signals blocked.
         signals::blocked(|| b.commit_from_file(model)).map_err(|e| fail(&e))
@@ -334,6 +345,7 @@ mod tests {
         let opts = EncoderOptions {
             threads: 1,
             provider: Provider::Cpu,
+            arena: true,
         };
         let enc = Encoder::load(rt, &m.variant_file(&dir, variant).unwrap(), &opts).unwrap();
         (
@@ -430,6 +442,7 @@ mod tests {
         let opts = EncoderOptions {
             threads: 1,
             provider: Provider::Cpu,
+            arena: true,
         };
         let e = Encoder::load(rt, Path::new("/nonexistent/model.onnx"), &opts)
             .err()
@@ -449,6 +462,7 @@ mod tests {
         let opts = EncoderOptions {
             threads: 1,
             provider: Provider::Auto,
+            arena: true,
         };
         let enc = Encoder::load(rt, &m.variant_file(&dir, "fp32").unwrap(), &opts).unwrap();
         // The CPU-only wheel has no CUDA provider; with a GPU build this test

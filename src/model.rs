@@ -110,9 +110,17 @@ fn load(key: Key) -> Loaded {
     let opts = EncoderOptions {
         threads: key.threads,
         provider: key.provider,
+        arena: key.variant != "int8",
     };
     let encoder = Encoder::load(rt, &model_file, &opts)
         .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+    // Loading parses the whole model file and copies the weights out of it;
+    // the parse buffers are freed but glibc keeps the pages in the heap.
+    // Give them back, or every backend carries them for its lifetime.
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     if encoder.dims != manifest.dims {
         config_error(
             format!(
