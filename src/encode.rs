@@ -437,6 +437,25 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_arbitrary_utf8_embeds_to_unit_vectors() {
+        let (mut enc, tok) = load("int8");
+        let mut r = crate::head::Rng::new(77);
+        let texts: Vec<String> = (0..300)
+            .map(|_| crate::tokenize::model_tests::arbitrary_text(&mut r))
+            .collect();
+        let e = embed(&mut enc, &tok, &texts);
+        for (t, v) in texts.iter().zip(&e) {
+            assert_eq!(v.len(), 384);
+            let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(
+                v.iter().all(|x| x.is_finite()) && (n - 1.0).abs() < 1e-3,
+                "{t:?}: norm {n}"
+            );
+        }
+        eprintln!("encoder fuzz: {} arbitrary UTF-8 texts", texts.len());
+    }
+
+    #[test]
     fn missing_model_names_the_file() {
         let rt = runtime(&testdata::ort_library()).unwrap();
         let opts = EncoderOptions {

@@ -69,7 +69,9 @@ CREATE TABLE ecom.heads (
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;
 SELECT pg_catalog.pg_extension_config_dump('ecom.heads', '');
 
-CREATE VIEW ecom.tenant_summary AS
+-- security_invoker: the caller's privileges and row-level security policies
+-- on ecom.heads apply through the view too (README, tenant isolation)
+CREATE VIEW ecom.tenant_summary WITH (security_invoker = true) AS
 SELECT coalesce(h.tenant, '(global)')            AS tenant,
        h.tenant IS NULL                           AS is_global,
        h.version                                  AS active_version,

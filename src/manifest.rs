@@ -14,6 +14,10 @@ pub struct Manifest {
     /// variant name ("fp32", "int8") → file name inside the model directory
     pub variants: BTreeMap<String, String>,
     pub sha256: BTreeMap<String, String>,
+    /// model file → the file its weights live in (memory-mapped by ONNX
+    /// Runtime); absent for models with inline weights
+    #[serde(default)]
+    pub external_data: BTreeMap<String, String>,
     #[serde(default)]
     pub source: serde_json::Value,
 }
@@ -48,6 +52,33 @@ impl Manifest {
                     known.join(", ")
                 )
             })
+    }
+
+    /// Checks that the weights file of `model`, if it has one, exists and is
+    /// not empty, so that the ERROR names it. (Its sha256 is too slow to check
+    /// per connection; a short file is rejected by ONNX Runtime when mapped.)
+    pub fn check_external_data(&self, model: &Path) -> Result<(), String> {
+        let Some(name) = model.file_name().and_then(|n| n.to_str()) else {
+            return Ok(());
+        };
+        let Some(data) = self.external_data.get(name) else {
+            return Ok(());
+        };
+        if !model.is_file() {
+            return Ok(()); // the encoder names the missing model file itself
+        }
+        let path = model.with_file_name(data);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() > 0 => Ok(()),
+            Ok(_) => Err(format!(
+                "model weights file \"{}\" is empty",
+                path.display()
+            )),
+            Err(e) => Err(format!(
+                "model weights file \"{}\" cannot be read: {e}",
+                path.display()
+            )),
+        }
     }
 
     pub fn sha256_of(&self, file: &Path) -> Option<&str> {

@@ -104,6 +104,9 @@ fn load(key: Key) -> Loaded {
     let model_file = manifest
         .variant_file(&key.dir, key.variant)
         .unwrap_or_else(|e| config_error(e, "pg_ecom.model_variant"));
+    manifest
+        .check_external_data(&model_file)
+        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
     let tokenizer = tokenizer();
     let rt = encode::runtime(&key.library)
         .unwrap_or_else(|e| config_error(e, "pg_ecom.onnxruntime_library"));

@@ -11,6 +11,46 @@ mod tests {
             .expect("NULL result")
     }
 
+    /// Test-only: a Rust panic inside a SQL function.
+    #[pg_extern]
+    fn ecom_test_panic(message: &str) -> i32 {
+        let v: Vec<i32> = Vec::new();
+        if !message.is_empty() {
+            panic!("{message}");
+        }
+        v[1] // an index out of bounds, the other usual panic
+    }
+
+    #[pg_test]
+    fn a_rust_panic_is_an_error_and_the_backend_keeps_working() {
+        for arg in ["boom", ""] {
+            let caught = PgTryBuilder::new(|| {
+                Spi::get_one_with_args::<i32>("SELECT tests.ecom_test_panic($1)", &[arg.into()])
+                    .map(|_| String::new())
+                    .unwrap_or_else(|e| e.to_string())
+            })
+            .catch_others(|e| match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                    r.message().to_string()
+                }
+            })
+            .execute();
+            let want = if arg.is_empty() {
+                "index out of bounds"
+            } else {
+                "boom"
+            };
+            assert!(caught.contains(want), "{arg:?}: {caught}");
+            // same backend, same transaction machinery: still answers
+            assert_eq!(
+                one::<i32>("SELECT array_length(ecom_embed('still here'), 1)"),
+                384
+            );
+        }
+    }
+
     #[pg_test]
     fn version_is_the_crate_version() {
         assert_eq!(

@@ -199,6 +199,28 @@ fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
     head
 }
 
+/// Functions that write ecom.heads refuse early, before any encoding or
+/// training, in a read-only transaction and on a hot standby (where
+/// transactions are always read-only), with the SQLSTATE Postgres uses.
+pub fn require_writable(function: &str) {
+    // SAFETY: reads backend-local globals.
+    let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
+    if read_only || recovery {
+        error(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!(
+                "pg_ecom: {function}() writes a head version and cannot run in a read-only transaction{}",
+                if recovery { " (this server is a hot standby)" } else { "" }
+            ),
+            Some(if recovery {
+                "Run it on the primary; standbys serve the new head as soon as it is replayed."
+            } else {
+                "Run it in a read-write transaction."
+            }),
+        );
+    }
+}
+
 /// Stores `head` as the next version of `tenant` (NULL = global), makes it
 /// the active one and returns its version.
 pub fn insert_version(
@@ -208,6 +230,13 @@ pub fn insert_version(
     mut hyper: serde_json::Value,
     metrics: serde_json::Value,
 ) -> i32 {
+    if head.params.iter().any(|p| !p.is_finite()) {
+        error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
+            Some("Use a smaller lr or fewer steps."),
+        );
+    }
     hyper["t"] = head.t.into();
     hyper["k"] = head.k.into();
     lock_tenant(tenant);

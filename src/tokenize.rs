@@ -177,13 +177,71 @@ mod tests {
 }
 
 #[cfg(test)]
-mod model_tests {
+pub(crate) mod model_tests {
     //! Against the real tokenizer.json of the installed model.
     use super::*;
     use crate::testdata;
 
     fn tok() -> TextTokenizer {
         TextTokenizer::from_file(&testdata::model_dir().join("tokenizer.json")).unwrap()
+    }
+
+    /// Arbitrary text for the fuzz tests: characters drawn from every kind of
+    /// Unicode a product feed may carry (controls, combining marks, CJK,
+    /// Hangul, RTL, emoji, zero-width and private-use characters,
+    /// noncharacters), lengths from empty to tens of thousands of chars.
+    pub(crate) fn arbitrary_text(r: &mut crate::head::Rng) -> String {
+        const RANGES: [(u32, u32); 12] = [
+            (0x00, 0x7F),
+            (0x80, 0x24F),
+            (0x300, 0x36F),
+            (0x590, 0x6FF),
+            (0x900, 0x97F),
+            (0x2000, 0x206F),
+            (0x3040, 0x30FF),
+            (0x4E00, 0x9FFF),
+            (0xAC00, 0xD7A3),
+            (0xE000, 0xF8FF),
+            (0xFFF0, 0xFFFF),
+            (0x1F300, 0x1FAFF),
+        ];
+        let len = match r.below(20) {
+            0 => 0,
+            1 => 5_000 + r.below(30_000),
+            _ => r.below(300),
+        };
+        let mut s = String::with_capacity(len);
+        for _ in 0..len {
+            let (lo, hi) = RANGES[r.below(RANGES.len())];
+            let c = lo + r.below((hi - lo + 1) as usize) as u32;
+            s.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+            if r.below(7) == 0 {
+                s.push(' ');
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn fuzz_arbitrary_utf8_never_panics_and_keeps_the_shape() {
+        let t = tok();
+        let mut r = crate::head::Rng::new(2026);
+        let cases = 5_000;
+        for _ in 0..cases {
+            let text = arbitrary_text(&mut r);
+            let max_len = 2 + r.below(300);
+            let ids = t.encode(&text, max_len).unwrap();
+            assert!(
+                ids.len() >= 2 && ids.len() <= max_len,
+                "{} ids for max {max_len}",
+                ids.len()
+            );
+            assert_eq!((ids[0], *ids.last().unwrap()), (101, 102));
+            assert!(ids.iter().all(|&i| (i as usize) < t.vocab_size()));
+            let p = safe_prefix(&text, max_len);
+            assert!(text.starts_with(p));
+        }
+        eprintln!("tokenizer fuzz: {cases} arbitrary UTF-8 texts");
     }
 
     #[test]

@@ -46,6 +46,8 @@ SET pg_ecom.model_dir = '/tmp/pg_ecom_faults/corrupt_model';
 SELECT regress_try($$SELECT ecom_embed('x')$$);
 SET pg_ecom.model_dir = '/tmp/pg_ecom_faults/truncated_model';
 SELECT regress_try($$SELECT ecom_embed('x')$$);
+SET pg_ecom.model_dir = '/tmp/pg_ecom_faults/missing_data';
+SELECT regress_try($$SELECT ecom_embed('x')$$);
 SET pg_ecom.model_dir = '/tmp/pg_ecom_faults/corrupt_tokenizer';
 SELECT regress_try($$SELECT ecom_tokenize('x')$$);
 SET pg_ecom.model_dir = '/tmp/pg_ecom_faults/corrupt_manifest';

@@ -45,9 +45,17 @@ fn encoder_identity() -> serde_json::Value {
     })
 }
 
+/// Learning rates above this only make training diverge.
+const MAX_LR: f64 = 100.0;
+/// Step counts above this are a typo (the 4-fold step selection of
+/// ecom_adapt keeps one loss per step and fold), not a wish.
+const MAX_STEPS: i32 = 10_000;
+
 fn positive(name: &str, v: f64) -> f64 {
-    if !v.is_finite() || v <= 0.0 {
-        invalid_argument(format!("{name} must be a positive number, got {v}"));
+    if !v.is_finite() || v <= 0.0 || v > MAX_LR {
+        invalid_argument(format!(
+            "{name} must be a positive number no larger than {MAX_LR}, got {v}"
+        ));
     }
     v
 }
@@ -55,6 +63,15 @@ fn positive(name: &str, v: f64) -> f64 {
 fn positive_int(name: &str, v: i32) -> usize {
     if v <= 0 {
         invalid_argument(format!("{name} must be positive, got {v}"));
+    }
+    v as usize
+}
+
+fn steps_in_range(name: &str, v: i32, min: i32) -> usize {
+    if !(min..=MAX_STEPS).contains(&v) {
+        invalid_argument(format!(
+            "{name} must be between {min} and {MAX_STEPS}, got {v}"
+        ));
     }
     v as usize
 }
@@ -77,6 +94,7 @@ fn ecom_adapt(
     method: default!(Option<&str>, "'meta'"),
     seed: default!(Option<i64>, 42),
 ) -> JsonB {
+    store::require_writable("ecom_adapt");
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
         invalid_argument(
@@ -89,7 +107,7 @@ fn ecom_adapt(
     let support = support
         .unwrap_or_else(|| invalid_argument("support relation must not be NULL".into()))
         .oid();
-    let steps = positive_int("steps", steps.unwrap_or(5));
+    let steps = steps_in_range("steps", steps.unwrap_or(5), 1);
     let method = Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| invalid_argument(e));
     let lr = match lr {
         None => {
@@ -181,18 +199,13 @@ fn ecom_meta_train(
     seed: default!(Option<i64>, 42),
     l2: default!(Option<f64>, 0.001),
 ) -> JsonB {
+    store::require_writable("ecom_meta_train");
     let started = Instant::now();
     let source = source
         .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
         .oid();
-    let inner_steps = inner_steps.unwrap_or(5);
-    if inner_steps < 0 {
-        invalid_argument(format!(
-            "inner_steps must not be negative, got {inner_steps}"
-        ));
-    }
     let cfg = MetaConfig {
-        inner_steps: inner_steps as usize,
+        inner_steps: steps_in_range("inner_steps", inner_steps.unwrap_or(5), 0),
         meta_steps: positive_int("meta_steps", meta_steps.unwrap_or(200)),
         epochs: positive_int("epochs", epochs.unwrap_or(3)),
         lr: positive("lr", lr.unwrap_or(0.01)) as f32,
@@ -263,6 +276,7 @@ fn ecom_meta_train(
 /// Makes `version` the active head of `tenant` (NULL = the global head).
 #[pg_extern(volatile, parallel_unsafe)]
 fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
+    store::require_writable("ecom_rollback");
     let version = version.unwrap_or_else(|| invalid_argument("version must not be NULL".into()));
     if !store::rollback(tenant, version) {
         invalid_argument(format!(
@@ -276,6 +290,7 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
 /// Deletes every head of `tenant` (all versions); returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn ecom_forget(tenant: Option<&str>) -> i64 {
+    store::require_writable("ecom_forget");
     let tenant = tenant.unwrap_or_else(|| {
         invalid_argument(
             "tenant must not be NULL (ecom_forget never deletes the global head)".into(),

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Cancellation: statement_timeout and pg_cancel_backend stop long calls of
+# ecom_embed_batch (batches of 32 texts of 256 tokens: seconds per ONNX
+# Runtime run, so only terminating the run in flight is fast), ecom_rank and
+# ecom_meta_train. Each must end with SQLSTATE 57014 (query_canceled) long
+# before its work would be done (minutes); the latency from the deadline or
+# the cancel request to the ERROR is measured and printed.
+# usage: cancel.sh PORT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=$1
+DB=pg_ecom_cancel
+psql() { scripts/cluster psql regress "$PORT" "$@"; }
+psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -d $DB -q <<'SQL'
+CREATE EXTENSION pg_ecom;
+CREATE TABLE events AS
+SELECT 'store' || (g % 40) AS tenant, 'viewed: item ' || (g % 7) AS context,
+       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
+  FROM generate_series(1, 4000) g;
+SELECT ecom_meta_train('events', meta_steps => 5) IS NOT NULL AS trained;
+CREATE TABLE long_texts AS
+SELECT 'item ' || g || ' ' || repeat('waterproof breathable hiking boot with padded collar ', 40) AS t
+  FROM generate_series(1, 3000) g;
+SQL
+LONG_EMBED="PERFORM count(*) FROM ecom_embed_batch(ARRAY(SELECT t FROM long_texts))"
+LONG_RANK="PERFORM count(*) FROM ecom_rank('store1', 'viewed: item 1', ARRAY(SELECT t FROM long_texts), 5)"
+LONG_TRAIN="PERFORM ecom_meta_train('events', meta_steps => 10000000)"
+# The victim catches its own cancel (plpgsql can name query_canceled) and
+# reports the server clock at that moment, so latencies are server-side.
+victim() {  # $1 = statement; prints "<epoch at the ERROR> <sqlstate>"
+  cat <<SQL
+SELECT ecom_embed('warm up the model');
+DO \$\$
+BEGIN
+  $1;
+  RAISE NOTICE 'victim: finished';
+EXCEPTION WHEN query_canceled THEN
+  RAISE NOTICE 'victim: % %', extract(epoch FROM clock_timestamp()), SQLSTATE;
+END \$\$;
+SQL
+}
+worst=0 report=""
+record() {
+  report+="$(printf '  %-40s %5d ms' "$1" "$2")"$'\n'
+  [ "$2" -gt "$worst" ] && worst=$2
+  # not a speed test: "honoured" means minutes of work stopped within seconds
+  [ "$2" -lt 5000 ] || { echo "cancel: $1 took $2 ms after the request"; exit 1; }
+}
+caught() {  # epoch seconds of the victim's cancel ERROR, from its output ($1)
+  echo "$1" | grep -q "victim: .* 57014" || { echo "cancel: expected a query_canceled ERROR, got: $1"; exit 1; }
+  echo "$1" | sed -n 's/.*victim: \([0-9.]*\) 57014.*/\1/p'
+}
+ms() { echo "($1 - $2) * 1000 / 1" | bc; }
+for what in EMBED RANK TRAIN; do
+  sql=LONG_$what
+  # statement_timeout 1 s: latency = time of the ERROR - (statement start + 1 s)
+  out=$(psql -d $DB -qAt -c "SELECT ecom_embed('warm up the model')" \
+        -c "SET statement_timeout = '1s'" \
+        -c "SELECT 'start ' || extract(epoch FROM clock_timestamp())" \
+        -c "$(victim "${!sql}" | sed 1d)" 2>&1)
+  start=$(echo "$out" | sed -n 's/^start \([0-9.]*\)$/\1/p')
+  record "statement_timeout 1 s, ${what,,}" "$(ms "$(caught "$out")" "$start + 1")"
+  # pg_cancel_backend from another session, 1.5 s into the call
+  outf=$(mktemp)
+  victim "${!sql}" > "$outf.sql"
+  PGAPPNAME=cancel_victim psql -d $DB -qAt -f "$outf.sql" >"$outf" 2>&1 &
+  client=$!
+  pid=""
+  for _ in $(seq 1 100); do
+    pid=$(psql -d postgres -qAt -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'cancel_victim' AND query LIKE 'DO%'" | head -1)
+    [ -n "$pid" ] && break; sleep 0.1
+  done
+  [ -n "$pid" ] || { echo "cancel: victim did not start"; exit 1; }
+  sleep 1.5
+  asked=$(psql -d postgres -qAt -c "SELECT extract(epoch FROM clock_timestamp()) FROM pg_cancel_backend($pid)")
+  wait $client
+  record "pg_cancel_backend, ${what,,}" "$(ms "$(caught "$(cat "$outf")")" "$asked")"
+  rm -f "$outf" "$outf.sql"
+done
+psql -d postgres -q -c "DROP DATABASE $DB"
+printf 'cancel: 6 long calls cancelled (SQLSTATE 57014); latency from deadline or request to ERROR:\n%s' "$report"
+echo "cancel: worst ${worst} ms"

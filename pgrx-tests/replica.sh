@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Replicas: a primary and a streaming hot standby on loopback ports PORT and
+# PORT+1 (throwaway clusters "primary" and "standby"). Heads written on the
+# primary serve ecom_predict on the standby once replayed, with the same
+# score; writing functions on the standby fail with a clear read-only ERROR.
+# usage: replica.sh PORT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+P=$1 S=$(( $1 + 1 ))
+BIN=$(pg_config --bindir)
+as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+stop() { scripts/cluster stop standby "$S"; scripts/cluster stop primary "$P"; }
+trap stop EXIT
+stop
+as_pg rm -rf .ecom/clusters/primary/data .ecom/clusters/standby/data
+scripts/cluster start primary "$P"
+pri() { scripts/cluster psql primary "$P" -d postgres -qAt "$@"; }
+sby() { scripts/cluster psql standby "$S" -d postgres -qAt "$@"; }
+pri <<'SQL'
+CREATE EXTENSION pg_ecom;
+CREATE TABLE events AS
+SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
+       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
+  FROM generate_series(1, 120) g;
+SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL;
+CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
+SQL
+# a standby from a base backup of the primary, streaming from it
+mkdir -p .ecom/clusters/standby
+[ "$(id -u)" = 0 ] && chown postgres: .ecom/clusters/standby
+as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$P" -U postgres -D "$PWD/.ecom/clusters/standby/data" -R -X stream
+scripts/cluster start standby "$S"
+[ "$(sby -c 'SELECT pg_is_in_recovery()')" = t ] || { echo "replica: standby is not in recovery"; exit 1; }
+caught_up() {  # waits until the standby has replayed everything the primary wrote
+  local lsn; lsn=$(pri -c "SELECT pg_current_wal_lsn()")
+  for _ in $(seq 1 120); do
+    [ "$(sby -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return 0
+    sleep 0.25
+  done
+  echo "replica: standby did not catch up"; exit 1
+}
+SCORE="SELECT ecom_predict('replica_shop', 'viewed: item 1', 'item 2')"
+for round in 1 2; do
+  v=$(pri -c "SELECT ecom_adapt('replica_shop', 'support', seed => $round)->>'version'")
+  caught_up
+  want=$(pri -c "$SCORE") got=$(sby -c "$SCORE")
+  [ "$want" = "$got" ] || { echo "replica: round $round: primary scores $want, standby $got"; exit 1; }
+  [ "$(sby -c "SELECT version FROM ecom.heads WHERE tenant = 'replica_shop' AND active")" = "$v" ] \
+    || { echo "replica: standby does not serve version $v"; exit 1; }
+done
+# the two versions score differently, so the standby really followed the primary
+[ "$(pri -c "SELECT count(DISTINCT version) FROM ecom.heads WHERE tenant = 'replica_shop'")" = 2 ]
+for f in "ecom_adapt('replica_shop', 'support')" "ecom_meta_train('events')" "ecom_rollback('replica_shop', 1)" "ecom_forget('replica_shop')"; do
+  err=$(sby -c "\\set VERBOSITY verbose" -c "SELECT $f" 2>&1 >/dev/null || true)
+  echo "$err" | grep -q "25006" && echo "$err" | grep -q "hot standby" \
+    || { echo "replica: $f on the standby: expected a read-only ERROR (25006), got: $err"; exit 1; }
+done
+echo "replica: heads written on the primary serve the standby (2 versions, identical scores); 4 writing functions refused there with SQLSTATE 25006"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Concurrency soak: SESSIONS sessions for SECONDS seconds, each looping over
+# ecom_predict, ecom_rank and ecom_adapt, half the time on tenants shared by
+# all sessions and half on its own, committing after each adaptation.
+# Asserts: every session ends without an ERROR (no deadlock either: the run
+# finishes), and per tenant the versions stored = the adaptations the
+# sessions committed, numbered 1..n, with exactly one active head.
+# usage: soak.sh PORT [SESSIONS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=$1 N=${2:-8} SECS=${3:-60}
+DB=pg_ecom_soak
+psql() { scripts/cluster psql regress "$PORT" "$@"; }
+psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -d $DB -q <<'SQL'
+CREATE EXTENSION pg_ecom;
+CREATE TABLE events AS
+SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
+       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
+  FROM generate_series(1, 120) g;
+SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL AS trained;
+CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
+-- what each session committed, in the same transaction as the adaptation
+CREATE TABLE soak_log (session int, tenant text, version int, predictions int, rankings int);
+CREATE PROCEDURE soak(s int, seconds int) LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
+  i int := 0; t text; v int; p float8; r int;
+BEGIN
+  WHILE clock_timestamp() < deadline LOOP
+    i := i + 1;
+    t := CASE WHEN i % 2 = 0 THEN 'shared' || (i % 3) ELSE 'own' || s END;
+    p := ecom_predict(t, 'viewed: item ' || (i % 7), 'item ' || ((i + s) % 5));
+    IF p IS NULL OR p < 0 OR p > 1 THEN RAISE EXCEPTION 'bad prediction %', p; END IF;
+    SELECT count(*) INTO r FROM ecom_rank(t, 'viewed: item ' || (i % 7), ARRAY['item 1', 'item 2', 'item 3', 'item ' || s], 2);
+    IF r <> 2 THEN RAISE EXCEPTION 'ranking returned % rows', r; END IF;
+    v := (ecom_adapt(t, 'support', steps => 2, seed => i))->>'version';
+    INSERT INTO soak_log VALUES (s, t, v, 1, 1);
+    COMMIT;
+  END LOOP;
+END $$;
+SQL
+pids=()
+for s in $(seq 1 "$N"); do
+  psql -d $DB -qAt -c "CALL soak($s, $SECS)" > /dev/null &
+  pids+=($!)
+done
+fail=0
+for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
+[ $fail = 0 ] || { echo "soak: $fail session(s) ended with an ERROR"; exit 1; }
+bad=$(psql -d $DB -qAt <<'SQL'
+WITH stored AS (SELECT tenant, count(*) AS n, max(version) AS top, count(DISTINCT version) AS distinct_versions,
+                       count(*) FILTER (WHERE active) AS active
+                  FROM ecom.heads WHERE tenant IS NOT NULL GROUP BY tenant),
+     logged AS (SELECT tenant, count(*) AS n, count(DISTINCT version) AS distinct_versions FROM soak_log GROUP BY tenant)
+SELECT coalesce(s.tenant, l.tenant) || ': stored ' || coalesce(s.n, 0) || ', committed ' || coalesce(l.n, 0)
+       || ', max version ' || coalesce(s.top, 0) || ', active ' || coalesce(s.active, 0)
+  FROM stored s FULL JOIN logged l USING (tenant)
+ WHERE s.n IS DISTINCT FROM l.n OR s.top IS DISTINCT FROM s.n OR s.distinct_versions IS DISTINCT FROM s.n
+    OR l.distinct_versions IS DISTINCT FROM l.n OR s.active IS DISTINCT FROM 1::bigint;
+SQL
+)
+[ -z "$bad" ] || { echo "soak: versions do not add up:"; echo "$bad"; exit 1; }
+totals=$(psql -d $DB -qAt -c "SELECT count(*) || ' adaptations, ' || sum(predictions) || ' predictions, ' || sum(rankings) || ' rankings over ' || count(DISTINCT tenant) || ' tenants' FROM soak_log")
+psql -d postgres -q -c "DROP DATABASE $DB"
+echo "soak: $N sessions x $SECS s: $totals; no error, versions add up, one active head per tenant"

@@ -1,0 +1,156 @@
+-- Every bad input tried against every function, and what it gets: a value,
+-- NULL, no rows, or the exact ERROR (SQLSTATE and message). One row per case;
+-- README "Bad input" is this table. Each call runs in its own subtransaction
+-- and the session carries on after every ERROR.
+CREATE FUNCTION outcome(q text, as_role text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+  BEGIN
+    IF as_role IS NOT NULL THEN EXECUTE format('SET LOCAL ROLE %I', as_role); END IF;
+    EXECUTE q INTO r;
+    r := coalesce(r, 'NULL');
+  EXCEPTION WHEN others THEN
+    r := 'ERROR ' || SQLSTATE || ': ' || SQLERRM;
+  END;
+  RESET ROLE;
+  RETURN r;
+END $$;
+-- fixtures: a global head with 2 side features, a tenant, support relations
+CREATE TABLE bi_events AS
+SELECT 'shop' || (g % 3) AS tenant, 'viewed: ' || (ARRAY['tea', 'bikes'])[1 + g % 2] AS context,
+       (ARRAY['green tea tin', 'bike helmet', 'paint set'])[1 + g % 3] AS item, 'purchase'::text AS behaviour,
+       g % 2 = g % 3 AS label, ARRAY[(g % 4) / 4.0, 0.5]::real[] AS features
+  FROM generate_series(1, 90) g;
+SELECT (r->>'version')::int > 0 AS trained FROM ecom_meta_train('bi_events', meta_steps => 10) r;
+CREATE TABLE bi_support AS SELECT context, item, behaviour, label, features FROM bi_events WHERE tenant = 'shop1';
+SELECT (r->>'version')::int AS v FROM ecom_adapt('bi_shop', 'bi_support') r;
+CREATE TABLE bi_empty (context text, item text, behaviour text, label boolean);
+CREATE TABLE bi_missing (context text, item text, label boolean);
+CREATE TABLE bi_empty_source (tenant text, context text, item text, behaviour text, label boolean);
+CREATE TABLE bi_wrong_type (context text, item text, behaviour text, label int);
+CREATE TABLE bi_bad_behaviour AS SELECT context, item, 'wishlist'::text AS behaviour, label FROM bi_support;
+CREATE TABLE bi_null_rows AS SELECT context, item, behaviour, label FROM bi_support
+  UNION ALL SELECT NULL, 'x', 'purchase', true UNION ALL SELECT 'x', 'y', 'purchase', NULL;
+CREATE TABLE bi_secret AS SELECT * FROM bi_support;
+CREATE TABLE bi_no_tenant AS SELECT context, item, behaviour, label FROM bi_events;
+CREATE ROLE bi_nobody;
+GRANT USAGE ON SCHEMA ecom TO bi_nobody;
+GRANT SELECT, INSERT, UPDATE ON ecom.heads TO bi_nobody;
+CREATE TABLE cases (id serial, fn text, input text, q text, as_role text);
+INSERT INTO cases (fn, input, q, as_role) VALUES
+-- tokenizing
+('ecom_tokenize', 'NULL', $$SELECT ecom_tokenize(NULL)::text$$, NULL),
+('ecom_tokenize', 'empty text', $$SELECT ecom_tokenize('')::text$$, NULL),
+('ecom_tokenize', 'whitespace only', $$SELECT ecom_tokenize(E' \t\n ')::text$$, NULL),
+('ecom_tokenize', '1 MB text', $$SELECT array_length(ecom_tokenize(repeat('wool socks ', 95326)), 1) || ' ids (cut to max_len, default 128)'$$, NULL),
+('ecom_tokenize', 'max_len 1', $$SELECT ecom_tokenize('socks', 1)::text$$, NULL),
+('ecom_tokenize', 'max_len huge', $$SELECT ecom_tokenize('socks', 100000)::text$$, NULL),
+('ecom_tokenize', '10 MB single word', $$SELECT array_length(ecom_tokenize(repeat('x', 10485760)), 1) || ' ids'$$, NULL),
+('ecom_tokens', 'NULL', $$SELECT ecom_tokens(NULL)::text$$, NULL),
+('ecom_tokens', 'empty text', $$SELECT ecom_tokens('')::text$$, NULL),
+('ecom_tokens', '1 MB text', $$SELECT array_length(ecom_tokens(repeat('wool socks ', 95326)), 1) || ' tokens (cut to pg_ecom.max_seq_len)'$$, NULL),
+-- embedding
+('ecom_embed', 'NULL', $$SELECT ecom_embed(NULL)::text$$, NULL),
+('ecom_embed', 'empty text', $$SELECT array_length(ecom_embed(''), 1) || ' dims'$$, NULL),
+('ecom_embed', 'whitespace only', $$SELECT (ecom_embed(E' \t ') = ecom_embed('')) || ' (same as empty)'$$, NULL),
+('ecom_embed', '1 MB text', $$SELECT array_length(ecom_embed(repeat('wool socks ', 95326)), 1) || ' dims'$$, NULL),
+('ecom_embed', '10 MB single word', $$SELECT array_length(ecom_embed(repeat('x', 10485760)), 1) || ' dims'$$, NULL),
+('ecom_embed_batch', 'NULL array', $$SELECT count(*) || ' rows' FROM ecom_embed_batch(NULL)$$, NULL),
+('ecom_embed_batch', 'empty array', $$SELECT count(*) || ' rows' FROM ecom_embed_batch('{}'::text[])$$, NULL),
+('ecom_embed_batch', 'NULL element', $$SELECT string_agg(ord || ':' || coalesce(array_length(embedding, 1)::text, 'NULL'), ' ' ORDER BY ord) FROM ecom_embed_batch(ARRAY['a', NULL, ''])$$, NULL),
+-- similarity
+('ecom_similarity', 'NULL argument', $$SELECT ecom_similarity(NULL, '{1,2}')::text$$, NULL),
+('ecom_similarity', 'lengths differ', $$SELECT ecom_similarity('{1,2}', '{1,2,3}')::text$$, NULL),
+('ecom_similarity', 'NULL element', $$SELECT ecom_similarity('{1,NULL}', '{1,2}')::text$$, NULL),
+('ecom_similarity', 'zero vector', $$SELECT ecom_similarity('{0,0}', '{1,2}')::text$$, NULL),
+('ecom_similarity', 'NaN element', $$SELECT ecom_similarity('{NaN,1}', '{1,2}')::text$$, NULL),
+('ecom_similarity', 'empty arrays', $$SELECT ecom_similarity('{}', '{}')::text$$, NULL),
+-- scoring from text
+('ecom_predict', 'tenant NULL', $$SELECT (ecom_predict(NULL, 'viewed: tea', 'green tea tin', 'purchase', '{0.5,0.5}') = ecom_predict('no-such-shop', 'viewed: tea', 'green tea tin', 'purchase', '{0.5,0.5}')) || ' (global head)'$$, NULL),
+('ecom_predict', 'unknown tenant', $$SELECT (ecom_predict('no-such-shop', 'viewed: tea', 'green tea tin', 'purchase', '{0.5,0.5}') BETWEEN 0 AND 1) || ' (global head)'$$, NULL),
+('ecom_predict', 'context NULL', $$SELECT ecom_predict('bi_shop', NULL, 'green tea tin', 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict', 'item NULL', $$SELECT ecom_predict('bi_shop', 'viewed: tea', NULL, 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict', 'behaviour NULL', $$SELECT ecom_predict('bi_shop', 'viewed: tea', 'x', NULL, '{0.5,0.5}')::text$$, NULL),
+('ecom_predict', 'empty context and item', $$SELECT (ecom_predict('bi_shop', '', '', 'purchase', '{0.5,0.5}') BETWEEN 0 AND 1)::text$$, NULL),
+('ecom_predict', '1 MB context', $$SELECT (ecom_predict('bi_shop', repeat('tea ', 262144), 'green tea tin', 'purchase', '{0.5,0.5}') BETWEEN 0 AND 1)::text$$, NULL),
+('ecom_predict', 'invalid behaviour', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'wishlist', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict', 'features NULL (head has 2)', $$SELECT ecom_predict('bi_shop', 'c', 'i')::text$$, NULL),
+('ecom_predict', 'features too short', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5}')::text$$, NULL),
+('ecom_predict', 'features NULL element', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,NULL}')::text$$, NULL),
+('ecom_predict', 'features NaN', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,NaN}')::text$$, NULL),
+('ecom_predict', 'features Infinity', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,Infinity}')::text$$, NULL),
+('ecom_predict_all', 'context NULL', $$SELECT ecom_predict_all('bi_shop', NULL, 'i', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_all', 'features too long', $$SELECT ecom_predict_all('bi_shop', 'c', 'i', '{1,2,3}')::text$$, NULL),
+-- scoring from stored embeddings
+('ecom_predict_emb', 'embedding NULL', $$SELECT ecom_predict_emb('bi_shop', NULL, ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'wrong length', $$SELECT ecom_predict_emb('bi_shop', '{1,2,3}', ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'empty array', $$SELECT ecom_predict_emb('bi_shop', ecom_embed('x'), '{}', 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'NaN element', $$SELECT ecom_predict_emb('bi_shop', ecom_embed('x'), array_fill('NaN'::real, ARRAY[384]), 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'Infinity element', $$SELECT ecom_predict_emb('bi_shop', array_fill('-Infinity'::real, ARRAY[384]), ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'NULL element', $$SELECT ecom_predict_emb('bi_shop', ecom_embed('x'), array_fill(NULL::real, ARRAY[384]), 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_predict_emb', 'zero vectors', $$SELECT (ecom_predict_emb('bi_shop', array_fill(0::real, ARRAY[384]), array_fill(0::real, ARRAY[384]), 'purchase', '{0.5,0.5}') BETWEEN 0 AND 1)::text$$, NULL),
+-- ranking
+('ecom_rank', 'items NULL', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', NULL)$$, NULL),
+('ecom_rank', 'items empty', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', '{}'::text[], 10, 'purchase', '{}')$$, NULL),
+('ecom_rank', 'NULL items skipped', $$SELECT string_agg(item_index::text, ',' ORDER BY item_index) FROM ecom_rank('bi_shop', 'c', ARRAY['a', NULL, 'b'], 10, 'purchase', '{0,0,0,0,0,0}')$$, NULL),
+('ecom_rank', 'context NULL', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', NULL, ARRAY['a'])$$, NULL),
+('ecom_rank', 'k NULL', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], NULL)$$, NULL),
+('ecom_rank', 'k = 0', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], 0)$$, NULL),
+('ecom_rank', 'k negative', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], -5)$$, NULL),
+('ecom_rank', 'k larger than items', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a', 'b'], 2147483647, 'purchase', '{0,0,0,0}')$$, NULL),
+('ecom_rank', 'features for fewer items', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a', 'b'], 5, 'purchase', '{0,0}')$$, NULL),
+('ecom_rank', 'invalid behaviour', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], 5, 'like', '{0,0}')$$, NULL),
+-- adaptation
+('ecom_adapt', 'tenant NULL', $$SELECT ecom_adapt(NULL, 'bi_support')::text$$, NULL),
+('ecom_adapt', 'tenant empty', $$SELECT ecom_adapt('', 'bi_support')::text$$, NULL),
+('ecom_adapt', 'support NULL', $$SELECT ecom_adapt('bi_shop', NULL)::text$$, NULL),
+('ecom_adapt', 'support does not exist', $$SELECT ecom_adapt('bi_shop', 'no_such_table')::text$$, NULL),
+('ecom_adapt', 'support empty', $$SELECT ecom_adapt('bi_shop', 'bi_empty')::text$$, NULL),
+('ecom_adapt', 'support lacks a column', $$SELECT ecom_adapt('bi_shop', 'bi_missing')::text$$, NULL),
+('ecom_adapt', 'support column of wrong type', $$SELECT ecom_adapt('bi_shop', 'bi_wrong_type')::text$$, NULL),
+('ecom_adapt', 'support with invalid behaviour', $$SELECT ecom_adapt('bi_shop', 'bi_bad_behaviour')::text$$, NULL),
+('ecom_adapt', 'support rows with NULLs', $$SELECT r->>'n' || ' used, ' || (r->>'skipped') || ' skipped' FROM ecom_adapt('bi_null_rows', 'bi_null_rows', start => 'scratch') r$$, NULL),
+('ecom_adapt', 'support the caller may not read', $$SELECT ecom_adapt('bi_nobody', 'bi_secret')::text$$, 'bi_nobody'),
+('ecom_adapt', 'steps 0', $$SELECT ecom_adapt('bi_shop', 'bi_support', steps => 0)::text$$, NULL),
+('ecom_adapt', 'steps negative', $$SELECT ecom_adapt('bi_shop', 'bi_support', steps => -3)::text$$, NULL),
+('ecom_adapt', 'steps huge', $$SELECT ecom_adapt('bi_shop', 'bi_support', steps => 2147483647)::text$$, NULL),
+('ecom_adapt', 'lr 0', $$SELECT ecom_adapt('bi_shop', 'bi_support', lr => 0)::text$$, NULL),
+('ecom_adapt', 'lr negative', $$SELECT ecom_adapt('bi_shop', 'bi_support', lr => -1)::text$$, NULL),
+('ecom_adapt', 'lr NaN', $$SELECT ecom_adapt('bi_shop', 'bi_support', lr => 'NaN')::text$$, NULL),
+('ecom_adapt', 'lr Infinity', $$SELECT ecom_adapt('bi_shop', 'bi_support', lr => 'Infinity')::text$$, NULL),
+('ecom_adapt', 'lr huge', $$SELECT ecom_adapt('bi_shop', 'bi_support', lr => 1e30)::text$$, NULL),
+('ecom_adapt', 'start invalid', $$SELECT ecom_adapt('bi_shop', 'bi_support', start => 'yesterday')::text$$, NULL),
+('ecom_adapt', 'method invalid', $$SELECT ecom_adapt('bi_shop', 'bi_support', method => 'magic')::text$$, NULL),
+('ecom_adapt', 'steps/lr/start/method/seed NULL', $$SELECT (r ? 'version')::text || ' (defaults)' FROM ecom_adapt('bi_defaults', 'bi_support', NULL, NULL, NULL, NULL, NULL) r$$, NULL),
+-- meta-training
+('ecom_meta_train', 'source NULL', $$SELECT ecom_meta_train(NULL)::text$$, NULL),
+('ecom_meta_train', 'source without tenant column', $$SELECT ecom_meta_train('bi_no_tenant')::text$$, NULL),
+('ecom_meta_train', 'source empty', $$SELECT ecom_meta_train('bi_empty_source')::text$$, NULL),
+('ecom_meta_train', 'source the caller may not read', $$SELECT ecom_meta_train('bi_events')::text$$, 'bi_nobody'),
+('ecom_meta_train', 'inner_steps negative', $$SELECT ecom_meta_train('bi_events', inner_steps => -1)::text$$, NULL),
+('ecom_meta_train', 'inner_steps huge', $$SELECT ecom_meta_train('bi_events', inner_steps => 1000000)::text$$, NULL),
+('ecom_meta_train', 'meta_steps 0', $$SELECT ecom_meta_train('bi_events', meta_steps => 0)::text$$, NULL),
+('ecom_meta_train', 'epochs 0', $$SELECT ecom_meta_train('bi_events', epochs => 0)::text$$, NULL),
+('ecom_meta_train', 'lr 0', $$SELECT ecom_meta_train('bi_events', lr => 0)::text$$, NULL),
+('ecom_meta_train', 'lr NaN', $$SELECT ecom_meta_train('bi_events', lr => 'NaN')::text$$, NULL),
+('ecom_meta_train', 'lr huge', $$SELECT ecom_meta_train('bi_events', lr => 1e30)::text$$, NULL),
+('ecom_meta_train', 'shots 0', $$SELECT ecom_meta_train('bi_events', shots => 0)::text$$, NULL),
+('ecom_meta_train', 'val_fraction 1.5', $$SELECT ecom_meta_train('bi_events', val_fraction => 1.5)::text$$, NULL),
+('ecom_meta_train', 'val_fraction NaN', $$SELECT ecom_meta_train('bi_events', val_fraction => 'NaN')::text$$, NULL),
+('ecom_meta_train', 'l2 negative', $$SELECT ecom_meta_train('bi_events', l2 => -1)::text$$, NULL),
+-- versions
+('ecom_rollback', 'version NULL', $$SELECT ecom_rollback('bi_shop', NULL)::text$$, NULL),
+('ecom_rollback', 'unknown version', $$SELECT ecom_rollback('bi_shop', 999)::text$$, NULL),
+('ecom_rollback', 'unknown tenant', $$SELECT ecom_rollback('no-such-shop', 1)::text$$, NULL),
+('ecom_forget', 'tenant NULL', $$SELECT ecom_forget(NULL)::text$$, NULL),
+('ecom_forget', 'unknown tenant', $$SELECT ecom_forget('no-such-shop')::text$$, NULL);
+SELECT fn, input, outcome(q, as_role) FROM cases ORDER BY id;
+SELECT count(*) AS cases, count(DISTINCT fn) AS functions FROM cases;
+-- nothing was stored by any failing call: bi_shop still has its one version
+SELECT tenant, count(*) AS versions FROM ecom.heads WHERE tenant LIKE 'bi\_%' GROUP BY tenant ORDER BY tenant;
+SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults']) t;
+REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobody;
+DROP ROLE bi_nobody;
+DROP TABLE cases, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
+SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
+DROP FUNCTION outcome(text, text);
