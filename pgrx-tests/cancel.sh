@@ -12,7 +12,7 @@ PORT=$1
 DB=pg_ecom_cancel
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q <<'SQL'
+psql -d $DB -q >/dev/null <<'SQL'
 CREATE EXTENSION pg_ecom;
 CREATE TABLE events AS
 SELECT 'store' || (g % 40) AS tenant, 'viewed: item ' || (g % 7) AS context,
@@ -36,7 +36,7 @@ BEGIN
   $1;
   RAISE NOTICE 'victim: finished';
 EXCEPTION WHEN query_canceled THEN
-  RAISE NOTICE 'victim: % %', extract(epoch FROM clock_timestamp()), SQLSTATE;
+  RAISE NOTICE 'victim: % % %', extract(epoch FROM clock_timestamp()), SQLSTATE, extract(epoch FROM statement_timestamp());
 END \$\$;
 SQL
 }
@@ -57,10 +57,9 @@ for what in EMBED RANK TRAIN; do
   # statement_timeout 1 s: latency = time of the ERROR - (statement start + 1 s)
   out=$(psql -d $DB -qAt -c "SELECT ecom_embed('warm up the model')" \
         -c "SET statement_timeout = '1s'" \
-        -c "SELECT 'start ' || extract(epoch FROM clock_timestamp())" \
         -c "$(victim "${!sql}" | sed 1d)" 2>&1)
-  start=$(echo "$out" | sed -n 's/^start \([0-9.]*\)$/\1/p')
-  record "statement_timeout 1 s, ${what,,}" "$(ms "$(caught "$out")" "$start + 1")"
+  start=$(echo "$out" | sed -n 's/.*victim: [0-9.]* 57014 \([0-9.]*\).*/\1/p')
+  record "statement_timeout 1 s, ${what,,}" "$(ms "$(caught "$out")" "($start + 1)")"
   # pg_cancel_backend from another session, 1.5 s into the call
   outf=$(mktemp)
   victim "${!sql}" > "$outf.sql"

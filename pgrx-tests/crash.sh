@@ -17,7 +17,7 @@ DB=pg_ecom_crash
 psql() { scripts/cluster psql crash "$PORT" "$@"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q <<'SQL'
+psql -d $DB -q >/dev/null <<'SQL'
 CREATE EXTENSION pg_ecom;
 CREATE TABLE events AS
 SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,

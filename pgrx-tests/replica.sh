@@ -16,7 +16,7 @@ as_pg rm -rf .ecom/clusters/primary/data .ecom/clusters/standby/data
 scripts/cluster start primary "$P"
 pri() { scripts/cluster psql primary "$P" -d postgres -qAt "$@"; }
 sby() { scripts/cluster psql standby "$S" -d postgres -qAt "$@"; }
-pri <<'SQL'
+pri >/dev/null <<'SQL'
 CREATE EXTENSION pg_ecom;
 CREATE TABLE events AS
 SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,

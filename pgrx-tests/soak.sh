@@ -12,7 +12,7 @@ PORT=$1 N=${2:-8} SECS=${3:-60}
 DB=pg_ecom_soak
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q <<'SQL'
+psql -d $DB -q >/dev/null <<'SQL'
 CREATE EXTENSION pg_ecom;
 CREATE TABLE events AS
 SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,

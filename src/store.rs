@@ -146,10 +146,18 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
     let head = match cached {
         Some(h) => h,
         None => {
-            let weights: Vec<f32> = Spi::get_one_with_args(
-                "SELECT weights FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
-                &[tenant.clone().into(), version.into()],
-            )
+            // a read-only SPI query: pgrx's Spi::get_one* run as "update",
+            // which assigns a transaction id (an error on a hot standby,
+            // and a wasted xid plus WAL on a primary, per scoring statement)
+            let weights: Vec<f32> = Spi::connect(|c| {
+                c.select(
+                    "SELECT weights FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
+                    Some(1),
+                    &[tenant.clone().into(), version.into()],
+                )?
+                .first()
+                .get::<Vec<f32>>(1)
+            })
             .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
             .unwrap_or_default();
             let head = Arc::new(decode(&hyper, weights));

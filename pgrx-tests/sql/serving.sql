@@ -45,6 +45,19 @@ SELECT ecom_forget('shop2') AS deleted;
 SELECT ecom_predict_emb('shop2', ecom_embed('viewed: paint'), emb) = ecom_predict_emb('nobody', ecom_embed('viewed: paint'), emb) AS after_forget_global
   FROM sv_items WHERE i = 3;
 COMMIT;
+-- scoring only reads: no transaction id is assigned (so it also runs on a
+-- hot standby, see replica.sh), even when a new head's weights are decoded
+SELECT (r->>'version')::int > 0 AS adapted FROM ecom_adapt('shop1', 'sv_support', seed => 7) r;
+BEGIN;
+SELECT ecom_predict_emb('shop1', ecom_embed('viewed: bikes'), emb) BETWEEN 0 AND 1 AS scored FROM sv_items WHERE i = 1;
+SELECT ecom_predict('shop1', 'viewed: tea', 'green tea tin') BETWEEN 0 AND 1 AS scored_text;
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid_assigned;
+COMMIT;
+-- a read-only transaction scores, and refuses to write heads
+BEGIN READ ONLY;
+SELECT ecom_predict('shop1', 'viewed: tea', 'green tea tin') BETWEEN 0 AND 1 AS scored_read_only;
+SELECT ecom_adapt('shop1', 'sv_support');
+ROLLBACK;
 SELECT ecom_forget('shop1');
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP TABLE sv_events, sv_items, sv_support;
