@@ -236,7 +236,7 @@ mod tests {
         Spi::run("SELECT ecom_predict('t', 'c', 'i', 'wishlist')").unwrap();
     }
 
-    #[pg_test(error = "steps must be positive, got 0")]
+    #[pg_test(error = "steps must be between 1 and 10000, got 0")]
     fn adapt_rejects_zero_steps() {
         training_data();
         Spi::run("SELECT ecom_meta_train('ev', meta_steps => 5)").unwrap();
