@@ -12,13 +12,8 @@ PORT=$1
 DB=pg_ecom_cancel
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
-CREATE EXTENSION pg_ecom;
-CREATE TABLE events AS
-SELECT 'store' || (g % 40) AS tenant, 'viewed: item ' || (g % 7) AS context,
-       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 4000) g;
-SELECT ecom_meta_train('events', meta_steps => 5) IS NOT NULL AS trained;
 CREATE TABLE long_texts AS
 SELECT 'item ' || g || ' ' || repeat('waterproof breathable hiking boot with padded collar ', 40) AS t
   FROM generate_series(1, 3000) g;

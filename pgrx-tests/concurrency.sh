@@ -9,15 +9,7 @@ PORT=$1 N=${2:-4} M=${3:-10}
 DB=pg_ecom_concurrency
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q <<'SQL'
-CREATE EXTENSION pg_ecom;
-CREATE TABLE events AS
-SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
-       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 120) g;
-SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL AS trained;
-CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
-SQL
+psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
 pids=()
 for s in $(seq 1 "$N"); do
   (

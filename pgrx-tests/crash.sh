@@ -17,14 +17,8 @@ DB=pg_ecom_crash
 psql() { scripts/cluster psql crash "$PORT" "$@"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
-CREATE EXTENSION pg_ecom;
-CREATE TABLE events AS
-SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
-       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 120) g;
-SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL AS trained;
-CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
 -- a support relation that takes seconds to read, so the kill lands inside ecom_adapt
 CREATE FUNCTION slowly(t text) RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT t FROM pg_sleep(0.05) $$;
 CREATE VIEW slow_support AS SELECT slowly(context) AS context, item, behaviour, label FROM support, generate_series(1, 4);

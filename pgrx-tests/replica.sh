@@ -16,15 +16,7 @@ as_pg rm -rf .ecom/clusters/primary/data .ecom/clusters/standby/data
 scripts/cluster start primary "$P"
 pri() { scripts/cluster psql primary "$P" -d postgres -qAt "$@"; }
 sby() { scripts/cluster psql standby "$S" -d postgres -qAt "$@"; }
-pri >/dev/null <<'SQL'
-CREATE EXTENSION pg_ecom;
-CREATE TABLE events AS
-SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
-       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 120) g;
-SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL;
-CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
-SQL
+pri -f pgrx-tests/fixture.sql >/dev/null
 # a standby from a base backup of the primary, streaming from it
 mkdir -p .ecom/clusters/standby
 [ "$(id -u)" = 0 ] && chown postgres: .ecom/clusters/standby

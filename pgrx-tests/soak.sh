@@ -12,14 +12,8 @@ PORT=$1 N=${2:-8} SECS=${3:-60}
 DB=pg_ecom_soak
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
-CREATE EXTENSION pg_ecom;
-CREATE TABLE events AS
-SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,
-       'item ' || (g % 5) AS item, 'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 120) g;
-SELECT ecom_meta_train('events', meta_steps => 10) IS NOT NULL AS trained;
-CREATE TABLE support AS SELECT context, item, behaviour, label FROM events WHERE tenant = 'store1';
 -- what each session committed, in the same transaction as the adaptation
 CREATE TABLE soak_log (session int, tenant text, version int, predictions int, rankings int);
 CREATE PROCEDURE soak(s int, seconds int) LANGUAGE plpgsql AS $$
