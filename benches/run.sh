@@ -2,7 +2,8 @@
 # The performance driver: one command from a fresh clone.
 #   benches/run.sh            all figures (~15 min on 2 cores), writes the
 #                             generated section of benches/RESULTS.md
-#   benches/run.sh --quick    2,000 products, 1 repeat, 5 s pgbench (a smoke run)
+#   benches/run.sh --quick    2,000 products, 1 repeat, 5 s pgbench (a smoke run;
+#                             writes .ecom/bench/RESULTS.quick.md, not RESULTS.md)
 #   benches/run.sh --cores    also runs the Rust benchmarks of the pure cores
 # It sets up what it needs (scripts/setup, then the pinned, hash-checked
 # wheels of the alternatives into .ecom/venv), runs a throwaway cluster
@@ -13,7 +14,7 @@ ROOT=$PWD
 args=() cores=0
 for a in "$@"; do
   case $a in
-    --quick) args+=(--n 2000 --repeat 1 --seconds 5) ;;
+    --quick) args+=(--n 2000 --repeat 1 --seconds 5 --results "$ROOT/.ecom/bench/RESULTS.quick.md") ;;
     --cores) cores=1 ;;
     *) args+=("$a") ;;
   esac
