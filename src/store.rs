@@ -81,28 +81,43 @@ fn visibility() -> Option<Visibility> {
 /// row-level-security policy that reads a setting, or a head committed by
 /// another session, is seen by the next statement as usual.
 #[derive(Default)]
-pub struct HeadMemo(HashMap<Asked, (Visibility, Option<Arc<StoredHead>>)>);
+pub struct HeadMemo {
+    /// indexed by `own_only`: the answer for the global head (tenant NULL)
+    global: [Option<Memo>; 2],
+    /// indexed by `own_only`: answers by tenant, looked up by `&str`, so a
+    /// row costs a hash and no allocation
+    tenants: [HashMap<String, Memo>; 2],
+}
 
-/// (tenant, own_only)
-type Asked = (Option<String>, bool);
+type Memo = (Visibility, Option<Arc<StoredHead>>);
 
 impl HeadMemo {
     pub fn active_head(&mut self, tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
         let Some(vis) = visibility() else {
             return active_head(tenant, own_only);
         };
-        // the common case, one tenant per statement, without allocating a key
-        if let Some((seen, h)) = self.0.get(&(tenant.map(str::to_owned), own_only)) {
-            if *seen == vis {
+        let i = usize::from(own_only);
+        let seen = match tenant {
+            None => self.global[i].as_ref(),
+            Some(t) => self.tenants[i].get(t),
+        };
+        if let Some((v, h)) = seen {
+            if *v == vis {
                 return h.clone();
             }
         }
         let found = active_head(tenant, own_only);
-        if self.0.len() > 1024 {
-            self.0.clear();
+        let memo = (vis, found.clone());
+        match tenant {
+            None => self.global[i] = Some(memo),
+            Some(t) => {
+                let map = &mut self.tenants[i];
+                if map.len() >= 1024 {
+                    map.clear(); // a statement over very many tenants: stay bounded
+                }
+                map.insert(t.to_owned(), memo);
+            }
         }
-        self.0
-            .insert((tenant.map(str::to_owned), own_only), (vis, found.clone()));
         found
     }
 
