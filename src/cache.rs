@@ -10,6 +10,11 @@ use std::sync::Arc;
 
 pub type Embedding = Arc<[f32]>;
 
+/// Texts longer than this are not kept: the key is the text itself, and a
+/// long description is rarely repeated, so caching it would let a few huge
+/// texts outweigh thousands of titles.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
 pub struct EmbeddingCache {
     capacity: usize,
     /// what the cached embeddings were made with (model file, max_seq_len)
@@ -60,7 +65,7 @@ impl EmbeddingCache {
     }
 
     pub fn put(&mut self, text: &str, e: Embedding) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || text.len() > MAX_TEXT_BYTES {
             return;
         }
         self.tick += 1;
@@ -103,6 +108,17 @@ impl EmbeddingCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_texts_are_not_kept() {
+        let mut c = EmbeddingCache::new(10);
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        c.put(&long, Arc::from(vec![1.0f32]));
+        assert!(c.get(&long).is_none());
+        let edge = "y".repeat(MAX_TEXT_BYTES);
+        c.put(&edge, Arc::from(vec![2.0f32]));
+        assert_eq!(c.get(&edge).as_deref(), Some(&[2.0f32][..]));
+    }
 
     fn e(x: f32) -> Embedding {
         Arc::from(vec![x])

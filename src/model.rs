@@ -117,9 +117,10 @@ fn load(key: Key) -> Loaded {
     };
     let encoder = Encoder::load(rt, &model_file, &opts)
         .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
-    // Loading parses the whole model file and copies the weights out of it;
-    // the parse buffers are freed but glibc keeps the pages in the heap.
-    // Give them back, or every backend carries them for its lifetime.
+    // Loading parses the graph, optimises it and pre-packs the weights,
+    // freeing temporaries as it goes; glibc keeps those pages in the heap.
+    // Give them back, or every backend carries them for its lifetime
+    // (measured: 15 MB per backend, benches/RESULTS.md).
     // SAFETY: malloc_trim only releases free memory.
     unsafe {
         libc::malloc_trim(0);
@@ -166,7 +167,7 @@ fn cancel_requested() -> bool {
 
 /// Embeds texts in length-sorted batches, checking for query cancellation
 /// between ONNX Runtime runs.
-pub fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
+fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
     with_model(|m| {
         let seqs: Vec<Ids> = texts
             .iter()

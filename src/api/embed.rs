@@ -5,9 +5,9 @@ use crate::model;
 /// 384-d mean-pooled, L2-normalised sentence embedding of `text`.
 #[pg_extern(stable, strict, parallel_safe)]
 fn ecom_embed(text: &str) -> Vec<f32> {
-    model::embed_texts(&[text])
-        .pop()
-        .expect("one text in, one embedding out")
+    // through the per-backend cache like every other entry point, so a
+    // statement embedding the same text on many rows encodes it once
+    model::embed_cached(&[text])[0].to_vec()
 }
 
 /// Embeds many texts with one ONNX Runtime run per internal batch.
