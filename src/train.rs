@@ -72,7 +72,8 @@ pub struct AdaptConfig {
     pub method: Method,
     /// Meta only: prior precisions (the pull back toward the start)
     pub prior: Prior,
-    pub seed: u64,
+    /// as the caller gave it (stored in the head's hyper and passed back)
+    pub seed: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -86,18 +87,51 @@ pub struct AdaptReport {
 /// Adapts `start` to `support`. Never fails; an empty support set returns
 /// the start unchanged.
 pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, AdaptReport) {
-    let loss_before = start.mean_loss(support);
+    adapt_with(start, support, cfg, &mut || {})
+}
+
+/// Events per slice of a pass over a support or training set: `between` runs
+/// after each, so a pass over a large relation can be cancelled midway.
+const SLICE: usize = 4096;
+
+/// Mean log-loss over `exs`, calling `between` after every slice.
+fn mean_loss_sliced(h: &Head, exs: &[Example], between: &mut dyn FnMut()) -> f32 {
+    if exs.is_empty() {
+        return 0.0;
+    }
+    let mut total = 0f64;
+    for chunk in exs.chunks(SLICE) {
+        total += f64::from(h.mean_loss(chunk)) * chunk.len() as f64;
+        between();
+    }
+    (total / exs.len() as f64) as f32
+}
+
+/// `adapt`, calling `between` after every slice of events, every descent
+/// step and every cross-validation fold: Postgres passes its interrupt
+/// check, so cancelling `ecom_adapt` stops it within one step.
+pub fn adapt_with(
+    start: &Head,
+    support: &[Example],
+    cfg: &AdaptConfig,
+    between: &mut dyn FnMut(),
+) -> (Head, AdaptReport) {
+    let loss_before = mean_loss_sliced(start, support, between);
     let (head, steps_used) = match cfg.method {
-        Method::Full => (full_descent(start, support, cfg.steps, cfg.lr), cfg.steps),
+        Method::Full => (
+            full_descent(start, support, cfg.steps, cfg.lr, between),
+            cfg.steps,
+        ),
         Method::Meta => {
             // W is fixed here: score every event's text once
             let all = scored(start, support);
+            between();
             let steps = if support.len() >= 8 && cfg.steps > 0 {
                 // early stopping by 4-fold cross-validation on the support
                 // set: the step count with the lowest held-out loss (a single
                 // held-out quarter of 8 events is too noisy to trust)
                 let mut idx: Vec<usize> = (0..all.len()).collect();
-                Rng::new(cfg.seed).shuffle(&mut idx);
+                Rng::new(cfg.seed as u64).shuffle(&mut idx);
                 let mut held_loss = vec![0f32; cfg.steps + 1];
                 for fold in 0..4 {
                     let (mut fit, mut held) = (Vec::new(), Vec::new());
@@ -109,7 +143,8 @@ pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, Ada
                         }
                     }
                     small_descent(start, &fit, cfg, |t, h| {
-                        held_loss[t] += scored_loss(h, &held)
+                        held_loss[t] += scored_loss(h, &held);
+                        between();
                     });
                 }
                 let mut best = 0;
@@ -131,11 +166,12 @@ pub fn adapt(start: &Head, support: &[Example], cfg: &AdaptConfig) -> (Head, Ada
                 if t == steps {
                     out = h.clone();
                 }
+                between();
             });
             (out, steps)
         }
     };
-    let loss_after = head.mean_loss(support);
+    let loss_after = mean_loss_sliced(&head, support, between);
     let n = support.len();
     (
         head,
@@ -278,14 +314,32 @@ fn solve(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
-fn full_descent(start: &Head, exs: &[Example], steps: usize, lr: f32) -> Head {
+/// Plain gradient descent on every weight. Each step's gradient is summed
+/// slice by slice (weighted by slice size, so it is the mean over all
+/// events), with `between` after each slice: one step over a large support
+/// relation can take seconds.
+fn full_descent(
+    start: &Head,
+    exs: &[Example],
+    steps: usize,
+    lr: f32,
+    between: &mut dyn FnMut(),
+) -> Head {
     let mut h = start.clone();
     let mut grad = vec![0f32; h.params.len()];
+    let mut part = vec![0f32; h.params.len()];
+    let n = exs.len() as f32;
     for _ in 0..steps {
         if exs.is_empty() {
             break;
         }
-        h.loss_grad(exs, None, 0.0, &mut grad);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        for chunk in exs.chunks(SLICE) {
+            h.loss_grad(chunk, None, 0.0, &mut part);
+            let w = chunk.len() as f32 / n;
+            grad.iter_mut().zip(&part).for_each(|(g, p)| *g += w * p);
+            between();
+        }
         h.params
             .iter_mut()
             .zip(&grad)
@@ -348,7 +402,8 @@ pub struct MetaConfig {
     pub shots: usize,
     /// fraction of tenants held out for meta-validation
     pub val_fraction: f32,
-    pub seed: u64,
+    /// as the caller gave it (stored in the head's hyper and passed back)
+    pub seed: i64,
 }
 
 impl Default for MetaConfig {
@@ -369,6 +424,8 @@ impl Default for MetaConfig {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MetaReport {
+    /// names: returned to the caller of ecom_meta_train, never stored in a
+    /// head (a row one tenant can read must not name other tenants)
     pub train_tenants: Vec<String>,
     pub val_tenants: Vec<String>,
     pub n_train: usize,
@@ -391,7 +448,7 @@ pub fn meta_train(
     cfg: &MetaConfig,
     mut between: impl FnMut(),
 ) -> (Head, MetaReport) {
-    let mut rng = Rng::new(cfg.seed);
+    let mut rng = Rng::new(cfg.seed as u64);
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     rng.shuffle(&mut order);
     let n_val = if tasks.len() >= 2 {
@@ -443,13 +500,14 @@ pub fn meta_train(
             between();
             let t = usable[rng.below(usable.len())];
             let (support, query) = split_task(&tasks[t].examples, cfg.shots, &mut rng);
-            let (adapted, _) = adapt(
+            let (adapted, _) = adapt_with(
                 &head,
                 &support,
                 &AdaptConfig {
-                    seed: cfg.seed + step as u64,
+                    seed: cfg.seed.wrapping_add(step as i64),
                     ..inner(prior)
                 },
+                &mut between,
             );
             adapted.loss_grad(&query, None, cfg.l2, &mut grad);
             meta_adam.step(&mut head.params, &grad);
@@ -462,7 +520,7 @@ pub fn meta_train(
         } else {
             val.to_vec()
         };
-        let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed ^ 0xA5A5);
+        let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed as u64 ^ 0xA5A5);
         // precisions per event-sum: 0.16 / 16 events = 0.01 of the mean loss
         let grid = [0.016f32, 0.16, 1.6, 16.0, FROZEN];
         let mut scored = Vec::new();
@@ -471,7 +529,10 @@ pub fn meta_train(
                 for &bias in &grid {
                     between();
                     let r = Prior { gain, side, bias };
-                    scored.push((mean_query_loss(&head, &episodes, Some(&inner(r))), r));
+                    scored.push((
+                        mean_query_loss(&head, &episodes, Some(&inner(r)), &mut between),
+                        r,
+                    ));
                 }
             }
         }
@@ -494,18 +555,32 @@ pub fn meta_train(
     let (val_before, val_after) = if val.is_empty() {
         (None, None)
     } else {
-        let eps = episodes(tasks, val, cfg.shots, cfg.seed ^ 0x5A5A);
+        let eps = episodes(tasks, val, cfg.shots, cfg.seed as u64 ^ 0x5A5A);
         (
-            Some(mean_query_loss(&head, &eps, None)),
-            Some(mean_query_loss(&head, &eps, Some(&inner(prior)))),
+            Some(mean_query_loss(&head, &eps, None, &mut between)),
+            Some(mean_query_loss(
+                &head,
+                &eps,
+                Some(&inner(prior)),
+                &mut between,
+            )),
         )
     };
-    let owned: Vec<Example> = pooled.iter().map(|e| (*e).clone()).collect();
+    // the pooled training loss, slice by slice over references (no copy
+    // of the training set)
+    let mut train_loss = 0f64;
+    for chunk in pooled.chunks(SLICE) {
+        train_loss += chunk
+            .iter()
+            .map(|e| f64::from(log_loss(head.logit(e.b, &e.x, &e.f), e.y)))
+            .sum::<f64>();
+        between();
+    }
     let report = MetaReport {
         train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
         val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
         n_train: pooled.len(),
-        train_loss: head.mean_loss(&owned),
+        train_loss: (train_loss / pooled.len().max(1) as f64) as f32,
         val_loss_before: val_before,
         val_loss_after: val_after,
         prior,
@@ -554,17 +629,23 @@ fn episodes(tasks: &[Task], which: &[usize], shots: usize, seed: u64) -> Vec<Epi
     out
 }
 
-fn mean_query_loss(head: &Head, episodes: &[Episode], cfg: Option<&AdaptConfig>) -> f32 {
+fn mean_query_loss(
+    head: &Head,
+    episodes: &[Episode],
+    cfg: Option<&AdaptConfig>,
+    between: &mut dyn FnMut(),
+) -> f32 {
     if episodes.is_empty() {
         return 0.0;
     }
-    let total: f32 = episodes
-        .iter()
-        .map(|(s, q)| match cfg {
-            Some(c) => adapt(head, s, c).0.mean_loss(q),
+    let mut total = 0f32;
+    for (s, q) in episodes {
+        total += match cfg {
+            Some(c) => adapt_with(head, s, c, between).0.mean_loss(q),
             None => head.mean_loss(q),
-        })
-        .sum();
+        };
+        between();
+    }
     total / episodes.len() as f32
 }
 
@@ -638,6 +719,86 @@ mod tests {
         meta_train(&tasks, 8, 1, &cfg, || calls += 1);
         // every minibatch, every meta step, every prior candidate
         assert!(calls >= 50 + 125, "{calls}");
+    }
+
+    #[test]
+    fn adaptation_offers_regular_interruption_points() {
+        // ecom_adapt over a 20,000-row support relation ran minutes without
+        // one interrupt check: both methods must call back every step, every
+        // fold and every slice of events
+        let tasks = synthetic(1, 10_000, 4);
+        let head = Head::new(8, 1);
+        for (method, steps, at_least) in [
+            // 4 folds + the final fit, each step; plus the loss passes
+            (Method::Meta, 40, 5 * 40),
+            // every slice of every step (10,000 events = 3 slices)
+            (Method::Full, 40, 3 * 40),
+        ] {
+            let cfg = AdaptConfig {
+                steps,
+                lr: 0.1,
+                method,
+                prior: Prior::default(),
+                seed: 1,
+            };
+            let mut calls = 0;
+            adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
+            assert!(calls >= at_least, "{method:?}: {calls} calls");
+        }
+    }
+
+    #[test]
+    fn a_cancel_stops_adaptation_at_the_next_check() {
+        // Postgres' interrupt check unwinds out of the callback; nothing
+        // after it runs
+        let tasks = synthetic(1, 2_000, 4);
+        let cfg = AdaptConfig {
+            steps: 10_000,
+            lr: 0.1,
+            method: Method::Full,
+            prior: Prior::default(),
+            seed: 1,
+        };
+        let mut calls = 0;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            adapt_with(&Head::new(8, 1), &tasks[0].examples, &cfg, &mut || {
+                calls += 1;
+                if calls == 3 {
+                    panic!("cancel");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn any_seed_is_accepted_and_reproducible() {
+        // seeds are stored as given and passed back; the extremes must not
+        // overflow (meta steps add the step number to the seed)
+        let tasks = synthetic(4, 60, 2);
+        for seed in [i64::MIN, -1, 0, i64::MAX] {
+            let cfg = MetaConfig {
+                meta_steps: 5,
+                epochs: 1,
+                seed,
+                ..MetaConfig::default()
+            };
+            let (a, _) = meta_train(&tasks, 8, 1, &cfg, || {});
+            let (b, _) = meta_train(&tasks, 8, 1, &cfg, || {});
+            assert_eq!(a, b, "seed {seed}");
+            let acfg = AdaptConfig {
+                steps: 3,
+                lr: 1.0,
+                method: Method::Meta,
+                prior: Prior::default(),
+                seed,
+            };
+            assert_eq!(
+                adapt(&a, &tasks[0].examples, &acfg).0,
+                adapt(&a, &tasks[0].examples, &acfg).0
+            );
+        }
     }
 
     #[test]
