@@ -1,0 +1,132 @@
+//! What a client sees of an error: message, SQLSTATE, DETAIL and HINT
+//! written for people — never Rust frames or source paths.
+//!
+//! pgrx appends a Rust backtrace to an error's DETAIL whenever the Rust
+//! runtime captures one (RUST_BACKTRACE or RUST_LIB_BACKTRACE set in the
+//! server's environment), also to Postgres' own errors that cross our code
+//! such as "canceling statement due to statement timeout", and fills the
+//! error's source location with Rust file and function paths. Two layers
+//! keep those from clients:
+//! 1. `_PG_init` sets RUST_LIB_BACKTRACE=0 unless the server was started
+//!    with it set: no backtrace is captured (nor paid for) by default.
+//! 2. An `emit_log_hook` moves a captured backtrace from DETAIL into the
+//!    error's BACKTRACE field, which Postgres writes to the server log only,
+//!    and clears Rust source locations. Starting the server with
+//!    RUST_LIB_BACKTRACE=1 is the debug setting that puts backtraces in the
+//!    log.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys;
+
+static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
+
+pub fn install() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY (set_var): _PG_init runs before pg_ecom starts any thread,
+        // in a backend or in the single-threaded postmaster.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    // SAFETY: hooks are process globals set at library load, chained as
+    // Postgres' own modules do.
+    unsafe {
+        PREVIOUS = pg_sys::emit_log_hook;
+        pg_sys::emit_log_hook = Some(scrub_hook);
+    }
+}
+
+unsafe extern "C-unwind" fn scrub_hook(edata: *mut pg_sys::ErrorData) {
+    // Inside error reporting: a panic must not escape into Postgres, and
+    // a failure to scrub must not stop the report.
+    let _ = std::panic::catch_unwind(|| unsafe { scrub(edata) });
+    // SAFETY: the previous hook, if any, expects exactly this call.
+    unsafe {
+        if let Some(prev) = PREVIOUS {
+            prev(edata);
+        }
+    }
+}
+
+/// SAFETY: `e` is the ErrorData being emitted; strings are allocated in the
+/// current memory context, which Postgres sets to ErrorContext here.
+unsafe fn scrub(e: *mut pg_sys::ErrorData) {
+    if e.is_null() {
+        return;
+    }
+    let e = &mut *e;
+    if !e.detail.is_null() {
+        let detail = CStr::from_ptr(e.detail).to_string_lossy().into_owned();
+        if let Some((kept, trace)) = split_backtrace(&detail) {
+            e.detail = if kept.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                pstrdup(kept)
+            };
+            if e.backtrace.is_null() {
+                e.backtrace = pstrdup(trace);
+            }
+        }
+    }
+    if !e.filename.is_null() && CStr::from_ptr(e.filename).to_bytes().ends_with(b".rs") {
+        e.filename = std::ptr::null();
+        e.lineno = 0;
+        e.funcname = std::ptr::null();
+    }
+}
+
+unsafe fn pstrdup(s: &str) -> *mut std::ffi::c_char {
+    match CString::new(s.replace('\0', "")) {
+        Ok(c) => pg_sys::pstrdup(c.as_ptr()),
+        Err(_) => std::ptr::null_mut(),
+    }
+}
+
+/// Splits a DETAIL into the part written for people and a Rust backtrace
+/// appended to it (std's format: numbered frames, each followed by an
+/// "at file.rs:line:col" line). None when there is no backtrace.
+pub fn split_backtrace(detail: &str) -> Option<(&str, &str)> {
+    let mut offset = 0;
+    for line in detail.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("0: ") && line.len() > t.len() {
+            let rest = &detail[offset..];
+            let is_trace = rest.lines().skip(1).any(|l| {
+                let l = l.trim_start();
+                l.starts_with("at ") || l.starts_with("1: ")
+            });
+            if is_trace {
+                return Some((detail[..offset].trim_end(), rest));
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_backtrace;
+
+    const TRACE: &str = "   0: pgrx_pg_sys::submodules::panic::register_pg_guard_panic_hook::{{closure}}\n             at /root/.cargo/registry/src/pgrx-pg-sys-0.18.0/src/submodules/panic.rs:353:32\n   1: std::panicking::rust_panic_with_hook\n             at /rustc/x/library/std/src/panicking.rs:841:13\n";
+
+    #[test]
+    fn a_backtrace_after_a_detail_is_split_off() {
+        let d = format!("support relation sup has 3 rows\n{TRACE}");
+        let (kept, trace) = split_backtrace(&d).unwrap();
+        assert_eq!(kept, "support relation sup has 3 rows");
+        assert!(trace.starts_with("   0: pgrx_pg_sys"));
+    }
+
+    #[test]
+    fn a_detail_that_is_only_a_backtrace_leaves_nothing() {
+        let (kept, _) = split_backtrace(TRACE).unwrap();
+        assert_eq!(kept, "");
+    }
+
+    #[test]
+    fn details_written_for_people_are_kept() {
+        assert!(split_backtrace("Key (tenant)=(a) already exists.").is_none());
+        assert!(split_backtrace("step 0: nothing moved").is_none());
+        assert!(split_backtrace("").is_none());
+    }
+}
