@@ -33,7 +33,7 @@ pub static MODEL_VARIANT: GucSetting<ModelVariant> =
     GucSetting::<ModelVariant>::new(ModelVariant::Fp32);
 pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static MAX_SEQ_LEN: GucSetting<i32> = GucSetting::<i32>::new(256);
-pub static EMBEDDING_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static EMBEDDING_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
     GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
 
@@ -63,14 +63,19 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // Settings that size a backend's threads, memory or GPU context are
+    // superuser-only (a superuser can still grant them per role or
+    // database with ALTER ROLE / ALTER DATABASE … SET): any user could
+    // otherwise make each of their connections hold gigabytes or a CUDA
+    // context.
     GucRegistry::define_int_guc(
         c"pg_ecom.intra_op_threads",
         c"Threads ONNX Runtime uses inside one backend for one run.",
-        c"Every backend has its own pool, so keep connections x threads at or below the core count.",
+        c"Every backend has its own pool, so keep connections x threads at or below the core count. Superuser only.",
         &INTRA_OP_THREADS,
         1,
         64,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -84,21 +89,21 @@ pub fn register() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"pg_ecom.embedding_cache_size",
-        c"Embeddings kept per backend, by text, so repeated texts are not re-encoded (0 = off).",
-        c"About 1.6 kB each: 10000 entries is about 16 MB per backend at most.",
-        &EMBEDDING_CACHE_SIZE,
+        c"pg_ecom.embedding_cache_mb",
+        c"Memory per backend for embeddings kept by text, so repeated texts are not re-encoded (0 = off).",
+        c"Counts the text, the embedding and bookkeeping of each entry. Superuser only.",
+        &EMBEDDING_CACHE_MB,
         0,
-        1_000_000,
-        GucContext::Userset,
-        GucFlags::default(),
+        4096,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_enum_guc(
         c"pg_ecom.execution_provider",
         c"ONNX Runtime execution provider: cpu, cuda, or auto (cuda when usable).",
-        c"cuda and auto fall back to cpu with a WARNING when no usable GPU is found.",
+        c"cuda and auto fall back to cpu with a WARNING when no usable GPU is found. Superuser only: each backend that uses cuda holds its own CUDA context.",
         &EXECUTION_PROVIDER,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }
@@ -162,6 +167,7 @@ pub fn max_seq_len() -> usize {
     MAX_SEQ_LEN.get() as usize
 }
 
-pub fn embedding_cache_size() -> usize {
-    EMBEDDING_CACHE_SIZE.get().max(0) as usize
+/// The embedding cache's budget in bytes.
+pub fn embedding_cache_bytes() -> usize {
+    EMBEDDING_CACHE_MB.get().max(0) as usize * 1024 * 1024
 }

@@ -63,6 +63,7 @@ pub fn config_error(message: String, guc: &str) -> ! {
 
 /// The tokenizer of the configured model directory (no ONNX Runtime needed).
 pub fn tokenizer() -> Arc<TextTokenizer> {
+    crate::encoding::require_utf8();
     let path = config::model_dir().join("tokenizer.json");
     let mut slot = TOKENIZER.lock();
     if let Some((p, t)) = slot.as_ref() {
@@ -196,9 +197,10 @@ fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
 /// Embeddings of `texts` through the per-backend cache: only texts not seen
 /// before are encoded, in batches. Output order = input order.
 pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
+    crate::encoding::require_utf8();
     let identity = with_model(|m| format!("{}|{}", m.model_file.display(), config::max_seq_len()));
     let mut cache = CACHE.lock();
-    cache.configure(&identity, config::embedding_cache_size());
+    cache.configure(&identity, config::embedding_cache_bytes());
     let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();
     // distinct misses, each encoded once
     let mut missing: Vec<&str> = texts
@@ -228,7 +230,8 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     out.into_iter().map(|e| e.expect("filled above")).collect()
 }
 
-pub fn cache_stats() -> (usize, u64, u64) {
+/// (entries, bytes, hits, misses)
+pub fn cache_stats() -> (usize, usize, u64, u64) {
     let c = CACHE.lock();
-    (c.len(), c.hits, c.misses)
+    (c.len(), c.bytes(), c.hits, c.misses)
 }

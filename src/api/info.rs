@@ -10,9 +10,9 @@ fn ecom_version() -> &'static str {
 }
 
 /// Describes the encoder this backend uses, loading it if needed.
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_safe, cost = 10000)]
 fn ecom_model_info() -> JsonB {
-    let (entries, hits, misses) = crate::model::cache_stats();
+    let (entries, bytes, hits, misses) = crate::model::cache_stats();
     crate::model::with_model(|m| {
         JsonB(serde_json::json!({
             "model": m.manifest.model,
@@ -30,8 +30,8 @@ fn ecom_model_info() -> JsonB {
             "threads": config::threads(),
             "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
             "source": m.manifest.source,
-            "embedding_cache": {"entries": entries, "hits": hits, "misses": misses,
-                                "capacity": config::embedding_cache_size()},
+            "embedding_cache": {"entries": entries, "bytes": bytes, "hits": hits, "misses": misses,
+                                "capacity_bytes": config::embedding_cache_bytes()},
         }))
     })
 }
