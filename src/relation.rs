@@ -3,7 +3,8 @@
 //!
 //! Runs as the caller (functions are SECURITY INVOKER), so the caller's
 //! privileges and row-level security apply. The relation name in the query
-//! text is Postgres' own quoting of the regclass, never caller text.
+//! text is Postgres' own quoting of schema and name, never caller text, and
+//! every function, type and operator is schema-qualified (see store.rs).
 
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -38,15 +39,33 @@ const TEXTS: [&str; 3] = ["text", "character varying", "character"];
 
 /// Reads `rel`; `with_tenant` requires a `tenant` column too.
 pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
-    let (name, columns) = Spi::connect(|c| {
-        let name: String = c
-            .select("SELECT $1::regclass::text", Some(1), &[rel.into()])?
-            .first()
-            .get(1)?
-            .unwrap_or_default();
+    crate::encoding::require_utf8();
+    let (name, qualified, columns) = Spi::connect(|c| {
+        // `name` as the caller would write it (for messages), `qualified`
+        // with its schema always (for the query)
+        let t = c.select(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text,
+                    pg_catalog.format('%I.%I'::pg_catalog.text, n.nspname, r.relname)
+               FROM pg_catalog.pg_class r
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+              WHERE r.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+            Some(1),
+            &[rel.into()],
+        )?;
+        let (name, qualified): (String, String) = if t.is_empty() {
+            (String::new(), String::new())
+        } else {
+            let r = t.first();
+            (
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            )
+        };
         let cols = c.select(
-            "SELECT attname::text, format_type(atttypid, NULL) FROM pg_attribute
-              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+            "SELECT attname::pg_catalog.text, pg_catalog.format_type(atttypid, NULL::pg_catalog.int4)
+               FROM pg_catalog.pg_attribute
+              WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
             None,
             &[rel.into()],
         )?;
@@ -57,7 +76,7 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
                 r.get::<String>(2)?.unwrap_or_default(),
             ));
         }
-        Ok::<_, pgrx::spi::Error>((name, columns))
+        Ok::<_, pgrx::spi::Error>((name, qualified, columns))
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"));
 
@@ -106,16 +125,16 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
     // ecom_adapt is used on a new tenant
     let ordered = type_of("ts").is_some();
     let sql = format!(
-        "SELECT {}, context::text, item::text, behaviour::text, label, {} FROM {name}{}",
+        "SELECT {}, context::pg_catalog.text, item::pg_catalog.text, behaviour::pg_catalog.text, label, {} FROM {qualified}{}",
         if with_tenant {
-            "tenant::text"
+            "tenant::pg_catalog.text"
         } else {
-            "NULL::text"
+            "NULL::pg_catalog.text"
         },
         if has_features {
-            "features::real[]"
+            "features::pg_catalog.float4[]"
         } else {
-            "NULL::real[]"
+            "NULL::pg_catalog.float4[]"
         },
         if ordered { " ORDER BY ts" } else { "" }
     );

@@ -4,6 +4,12 @@
 //! transaction-scoped advisory lock, so two concurrent `ecom_adapt` calls get
 //! consecutive versions, and the partial unique index on active heads
 //! guarantees at most one active head per tenant whatever happens.
+//!
+//! Every statement here names its objects with their schema (`ecom.`,
+//! `pg_catalog.`), operators included (`OPERATOR(pg_catalog.=)`), and casts
+//! its parameters to exact types: these run with the caller's search_path,
+//! where a look-alike function or operator earlier on the path would
+//! otherwise run instead, with the caller's rights.
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
@@ -14,7 +20,7 @@ use std::sync::Arc;
 
 use crate::head::Head;
 
-pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']";
+pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']::pg_catalog.text[]";
 
 /// An active head as read from the table.
 pub struct StoredHead {
@@ -22,13 +28,24 @@ pub struct StoredHead {
     pub version: i32,
     pub head: Arc<Head>,
     pub hyper: serde_json::Value,
+    /// set once this head was checked against the loaded encoder
+    encoder_checked: std::sync::atomic::AtomicBool,
 }
 
-/// Cache of decoded heads by (tenant, version, xmin): a row is immutable
-/// once written, and xmin tells apart a version number reused after a
-/// rolled-back transaction.
-type HeadKey = (Option<String>, i32, i64);
+/// Cache of decoded heads by (table, id, xmin). `id` comes from the
+/// table's identity sequence, so no other row version of this table ever
+/// has it (not a version number reused after ecom_forget or a rollback in
+/// the same transaction, which (tenant, version, xmin) could not tell
+/// apart); the table's oid tells apart a table dropped and created again
+/// (DROP EXTENSION, CREATE EXTENSION) in the same backend.
+type HeadKey = (u32, i64, i64);
 static HEADS: Lazy<Mutex<HashMap<HeadKey, Arc<Head>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// `tenant = $n` for a nullable tenant, in operators no search_path can
+/// replace (IS NOT DISTINCT FROM looks its `=` up on the search_path).
+fn same_tenant(param: &str) -> String {
+    format!("(tenant OPERATOR(pg_catalog.=) {param} OR (tenant IS NULL AND {param} IS NULL))")
+}
 
 fn error(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
     let mut r = pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
@@ -45,6 +62,12 @@ fn error(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
 /// a PL/pgSQL loop moves to a new statement, after our own writes (command
 /// id), after ROLLBACK TO SAVEPOINT (new subtransaction) and when another
 /// transaction ends between two snapshots (xmin/xmax/xcnt).
+///
+/// When row-level security applies to the caller on ecom.heads, a policy
+/// may read a setting (`current_setting('app.tenant')`) that a PL/pgSQL
+/// function changes between two calls at one call site, with the same
+/// snapshot: then the values of every custom setting (names with a dot) are
+/// part of what the lookup could see as well.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Visibility {
     xmin: u32,
@@ -53,9 +76,10 @@ struct Visibility {
     xcnt: u32,
     subxact: u32,
     user: u32,
+    settings: u64,
 }
 
-fn visibility() -> Option<Visibility> {
+fn visibility(rls: bool) -> Option<Visibility> {
     // SAFETY: reads fields of the active snapshot, which Postgres keeps valid
     // for the duration of the current query; NULL is checked.
     unsafe {
@@ -70,8 +94,76 @@ fn visibility() -> Option<Visibility> {
             xcnt: (*s).xcnt,
             subxact: pg_sys::GetCurrentSubTransactionId(),
             user: pg_sys::GetUserId().to_u32(),
+            settings: if rls {
+                custom_settings_fingerprint()
+            } else {
+                0
+            },
         })
     }
+}
+
+/// Whether row-level security policies of ecom.heads apply to the caller.
+fn rls_applies() -> bool {
+    // SAFETY: catalog lookups by name and oid, with missing_ok / noError.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return false;
+        }
+        let rel = pg_sys::get_relname_relid(c"heads".as_ptr(), nsp);
+        rel != pg_sys::InvalidOid
+            && pg_sys::check_enable_rls(rel, pg_sys::InvalidOid, true)
+                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
+/// A hash of the current values of all custom settings (placeholders such
+/// as `app.tenant` and settings of extensions). A few microseconds; taken
+/// only when row-level security applies.
+fn custom_settings_fingerprint() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    // SAFETY: the GUC array and its entries belong to this backend and are
+    // not changed while we read them (no GUC is set from here); pointers
+    // are checked for NULL before use; each entry's vartype says which
+    // struct it is.
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        let n = pg_sys::GetNumConfigOptions();
+        if vars.is_null() {
+            return 0;
+        }
+        for i in 0..n.max(0) as usize {
+            let g = *vars.add(i);
+            if g.is_null() || (*g).group != pg_sys::config_group::CUSTOM_OPTIONS {
+                continue;
+            }
+            std::ffi::CStr::from_ptr((*g).name).hash(&mut h);
+            match (*g).vartype {
+                pg_sys::config_type::PGC_STRING => {
+                    let v = *(*g.cast::<pg_sys::config_string>()).variable;
+                    if !v.is_null() {
+                        std::ffi::CStr::from_ptr(v).hash(&mut h);
+                    }
+                }
+                pg_sys::config_type::PGC_INT => {
+                    (*(*g.cast::<pg_sys::config_int>()).variable).hash(&mut h)
+                }
+                pg_sys::config_type::PGC_ENUM => {
+                    (*(*g.cast::<pg_sys::config_enum>()).variable).hash(&mut h)
+                }
+                pg_sys::config_type::PGC_BOOL => {
+                    (*(*g.cast::<pg_sys::config_bool>()).variable).hash(&mut h)
+                }
+                pg_sys::config_type::PGC_REAL => (*(*g.cast::<pg_sys::config_real>()).variable)
+                    .to_bits()
+                    .hash(&mut h),
+                _ => {}
+            }
+        }
+    }
+    h.finish()
 }
 
 /// Answers of `active_head` for one call site of one statement (kept in the
@@ -82,6 +174,9 @@ fn visibility() -> Option<Visibility> {
 /// another session, is seen by the next statement as usual.
 #[derive(Default)]
 pub struct HeadMemo {
+    /// row-level security applied at the last lookup (it can change only
+    /// by DDL, which moves the command id or the snapshot)
+    rls: bool,
     /// indexed by `own_only`: the answer for the global head (tenant NULL)
     global: [Option<Memo>; 2],
     /// indexed by `own_only`: answers by tenant, looked up by `&str`, so a
@@ -93,7 +188,7 @@ type Memo = (Visibility, Option<Arc<StoredHead>>);
 
 impl HeadMemo {
     pub fn active_head(&mut self, tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
-        let Some(vis) = visibility() else {
+        let Some(vis) = visibility(self.rls) else {
             return active_head(tenant, own_only);
         };
         let i = usize::from(own_only);
@@ -106,6 +201,13 @@ impl HeadMemo {
                 return h.clone();
             }
         }
+        let rls = rls_applies();
+        let vis = if rls == self.rls {
+            vis
+        } else {
+            self.rls = rls;
+            visibility(rls).unwrap_or(vis)
+        };
         let found = active_head(tenant, own_only);
         let memo = (vis, found.clone());
         match tenant {
@@ -134,15 +236,55 @@ pub fn active_head(tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHea
 }
 
 fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
+    crate::encoding::require_utf8();
+    // A concurrent ecom_forget or rollback can remove the row between the
+    // two reads (each takes a new snapshot in READ COMMITTED): look again.
+    for _ in 0..3 {
+        // A library newer than the SQL objects (new binaries installed, ALTER
+        // EXTENSION not run yet) misses columns it reads: say what to do.
+        let found = pgrx::PgTryBuilder::new(|| try_lookup(tenant, own_only))
+            .catch_when(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, |_| {
+                error(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!(
+                        "pg_ecom: ecom.heads is older than the pg_ecom library ({})",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
+                )
+            })
+            .execute();
+        if let Some(found) = found {
+            return found;
+        }
+    }
+    error(
+        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        format!(
+            "pg_ecom: the head serving {} kept changing while it was read",
+            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
+        ),
+        Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
+    )
+}
+
+/// One attempt: Some(answer), or None when the row vanished in between.
+fn try_lookup(tenant: Option<&str>, own_only: bool) -> Option<Option<StoredHead>> {
     let sql = if own_only {
-        "SELECT tenant, version, xmin::text::bigint, hyper FROM ecom.heads
-          WHERE tenant IS NOT DISTINCT FROM $1 AND active"
+        format!(
+            "SELECT tenant, version, tableoid::pg_catalog.oid, id, xmin::pg_catalog.text::pg_catalog.int8, hyper
+               FROM ecom.heads WHERE {} AND active",
+            same_tenant("$1::pg_catalog.text")
+        )
     } else {
-        "SELECT tenant, version, xmin::text::bigint, hyper FROM ecom.heads
-          WHERE (tenant = $1 OR tenant IS NULL) AND active ORDER BY tenant NULLS LAST LIMIT 1"
+        "SELECT tenant, version, tableoid::pg_catalog.oid, id, xmin::pg_catalog.text::pg_catalog.int8, hyper
+           FROM ecom.heads
+          WHERE (tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text OR tenant IS NULL) AND active
+          ORDER BY tenant NULLS LAST LIMIT 1"
+            .to_string()
     };
     let row = Spi::connect(|c| {
-        let t = c.select(sql, Some(1), &[tenant.into()])?;
+        let t = c.select(&sql, Some(1), &[tenant.into()])?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
@@ -150,13 +292,17 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
         Ok(Some((
             r.get::<String>(1)?,
             r.get::<i32>(2)?.unwrap_or(0),
-            r.get::<i64>(3)?.unwrap_or(0),
-            r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+            r.get::<pg_sys::Oid>(3)?.map_or(0, |o| o.to_u32()),
+            r.get::<i64>(4)?.unwrap_or(0),
+            r.get::<i64>(5)?.unwrap_or(0),
+            r.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default(),
         )))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))?;
-    let (tenant, version, xmin, hyper) = row;
-    let key = (tenant.clone(), version, xmin);
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
+    let Some((tenant, version, table, id, xmin, hyper)) = row else {
+        return Some(None);
+    };
+    let key = (table, id, xmin);
     let cached = HEADS.lock().get(&key).cloned();
     let head = match cached {
         Some(h) => h,
@@ -164,17 +310,21 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
             // a read-only SPI query: pgrx's Spi::get_one* run as "update",
             // which assigns a transaction id (an error on a hot standby,
             // and a wasted xid plus WAL on a primary, per scoring statement)
-            let weights: Vec<f32> = Spi::connect(|c| {
-                c.select(
-                    "SELECT weights FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
+            let weights: Option<Vec<f32>> = Spi::connect(|c| {
+                let t = c.select(
+                    "SELECT weights FROM ecom.heads
+                      WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
+                        AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
                     Some(1),
-                    &[tenant.clone().into(), version.into()],
-                )?
-                .first()
-                .get::<Vec<f32>>(1)
+                    &[id.into(), xmin.into()],
+                )?;
+                if t.is_empty() {
+                    return Ok::<_, pgrx::spi::Error>(None);
+                }
+                t.first().get::<Vec<f32>>(1)
             })
-            .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
-            .unwrap_or_default();
+            .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
+            let weights = weights?;
             let head = Arc::new(decode(&hyper, weights));
             let mut cache = HEADS.lock();
             if cache.len() > 256 {
@@ -184,12 +334,53 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
             head
         }
     };
-    Some(StoredHead {
+    Some(Some(StoredHead {
         tenant,
         version,
         head,
         hyper,
-    })
+        encoder_checked: std::sync::atomic::AtomicBool::new(false),
+    }))
+}
+
+/// A head serves only the encoder it was trained for: the embedding width
+/// must match (ERROR, with what to do), and a different encoder file of the
+/// same width (sha256 recorded when the head was made) draws one WARNING
+/// per backend. Checked once per looked-up head, not per row.
+pub fn check_encoder(h: &StoredHead, dims: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if h.encoder_checked.load(Ordering::Relaxed) {
+        return;
+    }
+    let who = match &h.tenant {
+        Some(t) => format!("tenant \"{t}\""),
+        None => "the global head".to_string(),
+    };
+    if h.head.dims() != dims {
+        error(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            format!(
+                "pg_ecom: version {} of {who} was trained on {}-dimensional embeddings, but the loaded encoder produces {dims}",
+                h.version,
+                h.head.dims()
+            ),
+            Some("The encoder changed since this head was made (pg_ecom.model_dir or the model files). Point pg_ecom.model_dir back to that model, or run ecom_meta_train and ecom_adapt again with this one."),
+        );
+    }
+    let recorded = h.hyper["encoder"]["sha256"].as_str();
+    let loaded =
+        crate::model::with_model(|m| m.manifest.sha256_of(&m.model_file).map(str::to_owned));
+    if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {
+        if r != l && !WARNED.swap(true, Ordering::Relaxed) {
+            pgrx::warning!(
+                "pg_ecom: version {} of {who} was made with another encoder (sha256 {}…) than the loaded one (ecom_model_info() shows it); its scores may be meaningless",
+                h.version,
+                &r[..r.len().min(12)],
+            );
+        }
+    }
+    h.encoder_checked.store(true, Ordering::Relaxed);
 }
 
 /// The head that serves `tenant`, or the ERROR a caller without any head gets.
@@ -263,17 +454,26 @@ pub fn insert_version(
     hyper["t"] = head.t.into();
     hyper["k"] = head.k.into();
     lock_tenant(tenant);
-    Spi::connect_mut(|c| {
+    let same = same_tenant("$1::pg_catalog.text");
+    let version = Spi::connect_mut(|c| {
         c.update(
-            "UPDATE ecom.heads SET active = false WHERE tenant IS NOT DISTINCT FROM $1 AND active",
+            &format!("UPDATE ecom.heads SET active = false WHERE {same} AND active"),
             None,
             &[tenant.into()],
         )?;
+        // ON CONFLICT DO NOTHING: at REPEATABLE READ or SERIALIZABLE a
+        // version committed after our snapshot (by a concurrent ecom_adapt
+        // we waited for) conflicts here; Postgres then raises a
+        // serialization failure (40001, retryable) instead of a unique
+        // violation. A conflict it lets through is reported as 40001 below.
         let t = c.update(
             &format!(
                 "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active)
-                 SELECT $1, coalesce(max(version), 0) + 1, $2, {BEHAVIOURS_SQL}, $3, $4, $5, $6, $7, true
-                   FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1
+                 SELECT $1::pg_catalog.text, COALESCE(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1,
+                        $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
+                        $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, true
+                   FROM ecom.heads WHERE {same}
+                 ON CONFLICT DO NOTHING
                  RETURNING version"
             ),
             None,
@@ -287,17 +487,31 @@ pub fn insert_version(
                 JsonB(metrics).into(),
             ],
         )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
         t.first().get::<i32>(1)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
-    .expect("INSERT … RETURNING gives a version")
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    version.unwrap_or_else(|| concurrent_write(tenant))
+}
+
+fn concurrent_write(tenant: Option<&str>) -> ! {
+    error(
+        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        format!(
+            "pg_ecom: could not serialize access to the heads of {} (changed by a concurrent transaction)",
+            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
+        ),
+        Some("Retry the transaction."),
+    )
 }
 
 /// Serialises writers of one tenant until the end of the transaction.
 fn lock_tenant(tenant: Option<&str>) {
     let key = format!("pg_ecom:{}", tenant.unwrap_or("\u{0}global"));
     Spi::run_with_args(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
         &[key.into()],
     )
     .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
@@ -305,33 +519,67 @@ fn lock_tenant(tenant: Option<&str>) {
 
 pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
     lock_tenant(tenant);
-    let exists: bool = Spi::get_one_with_args(
-        "SELECT EXISTS (SELECT 1 FROM ecom.heads WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2)",
-        &[tenant.into(), version.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    let same = same_tenant("$1::pg_catalog.text");
+    let exists = Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT 1 FROM ecom.heads WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"
+            ),
+            Some(1),
+            &[tenant.into(), version.into()],
+        )
+        .map(|t| !t.is_empty())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
     if !exists {
         return false;
     }
-    // two statements: the unique index on active heads is checked per row
+    // two statements: the unique index on active heads is checked per row.
+    // The second finds no row to activate when a concurrent transaction
+    // (committed after our snapshot, at REPEATABLE READ) deleted it.
+    let mut activated = 0;
     for sql in [
-        "UPDATE ecom.heads SET active = false WHERE tenant IS NOT DISTINCT FROM $1 AND active AND version <> $2",
-        "UPDATE ecom.heads SET active = true WHERE tenant IS NOT DISTINCT FROM $1 AND version = $2",
+        format!("UPDATE ecom.heads SET active = false WHERE {same} AND active AND version OPERATOR(pg_catalog.<>) $2::pg_catalog.int4"),
+        format!("UPDATE ecom.heads SET active = true WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"),
     ] {
-        Spi::run_with_args(sql, &[tenant.into(), version.into()])
-            .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+        activated = Spi::connect_mut(|c| {
+            c.update(&sql, None, &[tenant.into(), version.into()])
+                .map(|t| t.len())
+        })
+        .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    }
+    if activated == 0 {
+        concurrent_write(tenant);
     }
     true
 }
 
+/// Deletes every version of `tenant`, and any mention of its name in the
+/// metrics of other heads (global heads made by release 0.1.0 listed the
+/// tenants they were trained and validated on).
 pub fn forget(tenant: &str) -> i64 {
     lock_tenant(Some(tenant));
-    Spi::get_one_with_args::<i64>(
-        "WITH d AS (DELETE FROM ecom.heads WHERE tenant = $1 RETURNING 1) SELECT count(*) FROM d",
-        &[tenant.into()],
-    )
+    Spi::connect_mut(|c| {
+        let n = c
+            .update(
+                "WITH d AS (DELETE FROM ecom.heads WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
+                 SELECT pg_catalog.count(*) FROM d",
+                None,
+                &[tenant.into()],
+            )?
+            .first()
+            .get::<i64>(1)?
+            .unwrap_or(0);
+        c.update(
+            "UPDATE ecom.heads
+                SET metrics = metrics OPERATOR(pg_catalog.-) 'train_tenants'::pg_catalog.text
+                                      OPERATOR(pg_catalog.-) 'val_tenants'::pg_catalog.text
+              WHERE pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'train_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text
+                 OR pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'val_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text",
+            None,
+            &[],
+        )?;
+        Ok::<_, pgrx::spi::Error>(n)
+    })
     .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))
-    .unwrap_or(0)
 }
