@@ -12,6 +12,8 @@ pub mod cache;
 mod config;
 pub mod embedding;
 pub mod encode;
+mod encoding;
+pub mod errors;
 pub mod head;
 pub mod manifest;
 mod model;
@@ -28,6 +30,7 @@ mod testdata;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    errors::install();
     config::register();
 }
 
@@ -47,6 +50,18 @@ pub mod pg_test {
 // Where heads live. A table of the extension: pg_dump keeps its rows.
 pgrx::extension_sql!(
     r#"
+-- pg_ecom reads text as UTF-8 (encoding.rs)
+DO $$
+BEGIN
+  IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+    RAISE EXCEPTION 'pg_ecom needs a UTF8 database; this database''s encoding is %',
+                    pg_catalog.getdatabaseencoding()
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Create the database with ENCODING ''UTF8'' (createdb -E UTF8 -T template0) and install pg_ecom there.';
+  END IF;
+END
+$$;
+
 CREATE SCHEMA ecom;
 COMMENT ON SCHEMA ecom IS 'pg_ecom: versioned prediction heads per tenant';
 
@@ -63,11 +78,14 @@ CREATE TABLE ecom.heads (
     created_at      timestamptz NOT NULL DEFAULT now(),
     created_by      name NOT NULL DEFAULT current_user,
     active          boolean NOT NULL DEFAULT false,
+    -- never reused by another row (identity sequence): what caches key on
+    id              bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT heads_id_key UNIQUE,
     UNIQUE NULLS NOT DISTINCT (tenant, version)
 );
 -- exactly one active head per tenant, enforced by the database itself
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;
 SELECT pg_catalog.pg_extension_config_dump('ecom.heads', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.heads_id_seq', '');
 
 -- security_invoker: the caller's privileges and row-level security policies
 -- on ecom.heads apply through the view too (README, tenant isolation)
@@ -88,4 +106,15 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
 "#,
     name = "ecom_schema",
     bootstrap
+);
+
+// Rows the planner should expect from the set-returning functions (pgrx
+// declares COST but not ROWS): ecom_rank returns k rows (default 10).
+pgrx::extension_sql!(
+    r#"
+ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[]) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
+"#,
+    name = "rows_estimates",
+    finalize
 );

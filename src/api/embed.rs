@@ -3,7 +3,9 @@ use pgrx::prelude::*;
 use crate::model;
 
 /// 384-d mean-pooled, L2-normalised sentence embedding of `text`.
-#[pg_extern(stable, strict, parallel_safe)]
+/// COST 10000 (× cpu_operator_cost ≈ one encoder run of a few ms): the
+/// planner then computes it after a Sort/Limit, not for every row before.
+#[pg_extern(stable, strict, parallel_safe, cost = 10000)]
 fn ecom_embed(text: &str) -> Vec<f32> {
     // through the per-backend cache like every other entry point, so a
     // statement embedding the same text on many rows encodes it once
@@ -12,7 +14,8 @@ fn ecom_embed(text: &str) -> Vec<f32> {
 
 /// Embeds many texts with one ONNX Runtime run per internal batch.
 /// `ord` is the 1-based array position; a NULL element gives a NULL embedding.
-#[pg_extern(stable, strict, parallel_safe)]
+/// ROWS 100 is set in lib.rs.
+#[pg_extern(stable, strict, parallel_safe, cost = 100000)]
 fn ecom_embed_batch(
     texts: Array<'_, &str>,
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vec<f32>>))> {

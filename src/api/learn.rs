@@ -83,7 +83,7 @@ fn steps_in_range(name: &str, v: i32, min: i32) -> usize {
 /// 'scratch'. `method`: 'meta' (the safeguarded adaptation) or 'full'
 /// (plain gradient descent on every weight, for comparison). `lr` NULL =
 /// 1.0 for 'meta' (a full Newton step) and 0.1 for 'full'.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, cost = 1000000)]
 #[allow(clippy::too_many_arguments)]
 fn ecom_adapt(
     tenant: Option<&str>,
@@ -120,7 +120,8 @@ fn ecom_adapt(
         Some(v) => positive("lr", v),
     } as f32;
     let start = start.unwrap_or("global");
-    let seed = seed.unwrap_or(42) as u64;
+    // kept as given: the stored value can be passed back as a bigint
+    let seed = seed.unwrap_or(42);
 
     let (parent, base, prior) = match start {
         "global" | "active" => {
@@ -153,6 +154,7 @@ fn ecom_adapt(
                     events.name, events.n_features, h.version, h.head.k
                 ));
             }
+            store::check_encoder(h, with_model(|m| m.encoder.dims));
             (*h.head).clone()
         }
         None => Head::new(with_model(|m| m.encoder.dims), events.n_features),
@@ -165,7 +167,9 @@ fn ecom_adapt(
         prior,
         seed,
     };
-    let (head, report) = train::adapt(&head0, &exs, &cfg);
+    let (head, report) = train::adapt_with(&head0, &exs, &cfg, &mut || {
+        pgrx::check_for_interrupts!();
+    });
     let hyper = json!({
         "kind": "adapt", "start": start, "parent_tenant": base.as_ref().and_then(|h| h.tenant.clone()),
         "parent_version_of_start": base.as_ref().map(|h| h.version),
@@ -186,7 +190,7 @@ fn ecom_adapt(
 /// tenant text, context text, item text, behaviour text, label boolean
 /// [, features real[]]); stores and activates it as a new global version.
 /// `inner_steps` = 0 trains one pooled head with no meta-learning.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, cost = 10000000)]
 #[allow(clippy::too_many_arguments)]
 fn ecom_meta_train(
     source: Option<PgRelation>,
@@ -217,7 +221,7 @@ fn ecom_meta_train(
             }
             v as f32
         },
-        seed: seed.unwrap_or(42) as u64,
+        seed: seed.unwrap_or(42),
         l2: {
             let v = l2.unwrap_or(0.001);
             if !v.is_finite() || v < 0.0 {
@@ -260,11 +264,13 @@ fn ecom_meta_train(
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "tenants": tasks.len(), "time_ordered": events.ordered, "encoder": encoder_identity(),
     });
+    // counts, never names: every tenant can read the global head (README,
+    // tenant isolation), so it must not say which other tenants trained it
     let metrics = json!({
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
-        "train_tenants": report.train_tenants, "val_tenants": report.val_tenants, "n_train": report.n_train,
+        "train_tenants": report.train_tenants.len(), "val_tenants": report.val_tenants.len(), "n_train": report.n_train,
     });
-    let version = store::insert_version(None, parent, &head, hyper, metrics.clone());
+    let version = store::insert_version(None, parent, &head, hyper, metrics);
     JsonB(json!({
         "version": version, "n": events.rows.len(), "skipped": events.skipped, "tenants": tasks.len(),
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
@@ -274,7 +280,7 @@ fn ecom_meta_train(
 }
 
 /// Makes `version` the active head of `tenant` (NULL = the global head).
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, cost = 1000)]
 fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     store::require_writable("ecom_rollback");
     let version = version.unwrap_or_else(|| invalid_argument("version must not be NULL".into()));
@@ -288,7 +294,7 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
 }
 
 /// Deletes every head of `tenant` (all versions); returns how many.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, cost = 1000)]
 fn ecom_forget(tenant: Option<&str>) -> i64 {
     store::require_writable("ecom_forget");
     let tenant = tenant.unwrap_or_else(|| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::invalid_argument;
 use crate::head::{behaviour_index, Head, BEHAVIOURS};
 use crate::model::embed_cached;
-use crate::store::{serving_head, HeadMemo, StoredHead};
+use crate::store::{check_encoder, serving_head, HeadMemo, StoredHead};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
@@ -67,7 +67,8 @@ fn embedding<'a>(v: &'a Array<'_, f32>, which: &str, head: &Head) -> &'a [f32] {
 
 /// Probability in [0, 1] that the user described by `context` shows
 /// `behaviour` on `item`. Unknown tenants are served by the global head.
-#[pg_extern(stable, parallel_safe)]
+/// COST as ecom_embed's (api/embed.rs): an encoder run when not cached.
+#[pg_extern(stable, parallel_safe, cost = 10000)]
 fn ecom_predict(
     tenant: Option<&str>,
     context: Option<&str>,
@@ -80,11 +81,12 @@ fn ecom_predict(
     let head = statement_head(fcinfo, tenant);
     let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
+    check_encoder(&head, e[0].len());
     Some(head.head.predict_pair(b, &e[0], &e[1], f))
 }
 
 /// Every behaviour's probability, as {"browse": …, "click": …, …}.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, cost = 10000)]
 fn ecom_predict_all(
     tenant: Option<&str>,
     context: Option<&str>,
@@ -96,6 +98,7 @@ fn ecom_predict_all(
     let head = statement_head(fcinfo, tenant);
     let f = side_features(&features, &head);
     let e = embed_cached(&[context, item]);
+    check_encoder(&head, e[0].len());
     let mut m = serde_json::Map::new();
     for (b, name) in BEHAVIOURS.iter().enumerate() {
         m.insert(
@@ -106,8 +109,8 @@ fn ecom_predict_all(
     Some(JsonB(serde_json::Value::Object(m)))
 }
 
-/// Like ecom_predict, from stored embeddings: no encoder run.
-#[pg_extern(stable, parallel_safe)]
+/// Like ecom_predict, from stored embeddings: no encoder run (~5 µs).
+#[pg_extern(stable, parallel_safe, cost = 20)]
 fn ecom_predict_emb(
     tenant: Option<&str>,
     context_emb: Option<Array<'_, f32>>,
@@ -127,8 +130,8 @@ fn ecom_predict_emb(
 }
 
 /// The `k` best of `items` for `context`; items are encoded in batches.
-/// NULL items are not ranked.
-#[pg_extern(stable, parallel_safe)]
+/// NULL items are not ranked. ROWS 10 (the default k) is set in lib.rs.
+#[pg_extern(stable, parallel_safe, cost = 100000)]
 fn ecom_rank(
     tenant: Option<&str>,
     context: Option<&str>,
@@ -177,6 +180,7 @@ fn ecom_rank(
     texts.push(context);
     texts.extend(present.iter().map(|(_, t)| *t));
     let e = embed_cached(&texts);
+    check_encoder(&head, e[0].len());
     let mut scored: Vec<(i32, &str, f64)> = present
         .iter()
         .zip(&e[1..])

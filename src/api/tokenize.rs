@@ -13,7 +13,7 @@ fn check_max_len(max_len: i32) -> usize {
 }
 
 /// WordPiece ids of `text`, `[CLS]` first and `[SEP]` last, at most `max_len`.
-#[pg_extern(stable, strict, parallel_safe)]
+#[pg_extern(stable, strict, parallel_safe, cost = 200)]
 fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
     let max_len = check_max_len(max_len);
     crate::model::tokenizer()
@@ -25,7 +25,7 @@ fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
 }
 
 /// The word pieces the encoder sees (truncated at `pg_ecom.max_seq_len`).
-#[pg_extern(stable, strict, parallel_safe)]
+#[pg_extern(stable, strict, parallel_safe, cost = 200)]
 fn ecom_tokens(text: &str) -> Vec<String> {
     crate::model::tokenizer()
         .tokens(text, crate::config::max_seq_len())
