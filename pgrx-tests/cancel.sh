@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Cancellation: statement_timeout and pg_cancel_backend stop long calls of
 # ecom_embed_batch (batches of 32 texts of 256 tokens: seconds per ONNX
-# Runtime run, so only terminating the run in flight is fast), ecom_rank and
-# ecom_meta_train. Each must end with SQLSTATE 57014 (query_canceled) long
-# before its work would be done (minutes); the latency from the deadline or
-# the cancel request to the ERROR is measured and printed.
+# Runtime run, so only terminating the run in flight is fast), ecom_rank,
+# ecom_meta_train, ecom_adapt (both methods, 20,000 support rows, 10,000
+# steps) and per-row ecom_predict over a table of unseen texts. Each must end
+# with SQLSTATE 57014 (query_canceled) long before its work would be done
+# (minutes); pg_terminate_backend ends a backend inside ecom_adapt. The
+# latency from the deadline or the request to the ERROR is measured and
+# printed. The error a client sees carries no Rust backtrace or source path.
 # usage: cancel.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +20,17 @@ psql -d $DB -q >/dev/null <<'SQL'
 CREATE TABLE long_texts AS
 SELECT 'item ' || g || ' ' || repeat('waterproof breathable hiking boot with padded collar ', 40) AS t
   FROM generate_series(1, 3000) g;
+CREATE TABLE big_support AS
+SELECT 'viewed: item ' || (g % 7) AS context, 'item ' || (g % 5) AS item,
+       'purchase'::text AS behaviour, (g % 7) > (g % 5) AS label
+  FROM generate_series(1, 20000) g;
 SQL
 LONG_EMBED="PERFORM count(*) FROM ecom_embed_batch(ARRAY(SELECT t FROM long_texts))"
 LONG_RANK="PERFORM count(*) FROM ecom_rank('store1', 'viewed: item 1', ARRAY(SELECT t FROM long_texts), 5)"
 LONG_TRAIN="PERFORM ecom_meta_train('events', meta_steps => 10000000)"
+LONG_ADAPT_META="PERFORM ecom_adapt('big', 'big_support', steps => 10000)"
+LONG_ADAPT_FULL="PERFORM ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')"
+LONG_PREDICT="PERFORM count(ecom_predict('store1', 'viewed: item 1', t)) FROM long_texts"
 # The victim catches its own cancel (plpgsql can name query_canceled) and
 # reports the server clock at that moment, so latencies are server-side.
 victim() {  # $1 = statement; prints "<epoch at the ERROR> <sqlstate>"
@@ -47,7 +57,7 @@ caught() {  # epoch seconds of the victim's cancel ERROR, from its output ($1)
   echo "$1" | sed -n 's/.*victim: \([0-9.]*\) 57014.*/\1/p'
 }
 ms() { echo "($1 - $2) * 1000 / 1" | bc; }
-for what in EMBED RANK TRAIN; do
+for what in EMBED RANK TRAIN ADAPT_META ADAPT_FULL PREDICT; do
   sql=LONG_$what
   # statement_timeout 1 s: latency = time of the ERROR - (statement start + 1 s)
   out=$(psql -d $DB -qAt -c "SELECT ecom_embed('warm up the model')" \
@@ -72,6 +82,37 @@ for what in EMBED RANK TRAIN; do
   record "pg_cancel_backend, ${what,,}" "$(ms "$(caught "$(cat "$outf")")" "$asked")"
   rm -f "$outf" "$outf.sql"
 done
+
+# what the client sees: SQLSTATE and message, nothing of Rust (the server
+# runs with Rust backtraces enabled in its environment, see scripts/test)
+seen=$(psql -d $DB -v VERBOSITY=verbose -v ON_ERROR_STOP=0 -qAt -c "SET statement_timeout = '1s'" \
+       -c "SELECT ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')" 2>&1 || true)
+echo "$seen" | grep -q "ERROR:  57014: canceling statement due to statement timeout" \
+  || { echo "cancel: expected the timeout ERROR, got: $seen"; exit 1; }
+if echo "$seen" | grep -Eq '\.rs:[0-9]|[0-9]+: [a-z_]+::|pgrx|panicking|backtrace'; then
+  echo "cancel: the client saw Rust internals: $seen"; exit 1
+fi
+
+# pg_terminate_backend inside ecom_adapt: the backend is gone within seconds
+PGAPPNAME=terminate_victim psql -d $DB -qAt -c "SELECT ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')" >/dev/null 2>&1 &
+client=$!
+pid=""
+for _ in $(seq 1 100); do
+  pid=$(psql -d postgres -qAt -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'terminate_victim' AND query LIKE 'SELECT ecom_adapt%'" | head -1)
+  [ -n "$pid" ] && break; sleep 0.1
+done
+[ -n "$pid" ] || { echo "cancel: terminate victim did not start"; exit 1; }
+sleep 1.5
+asked=$(psql -d postgres -qAt -c "SELECT extract(epoch FROM clock_timestamp()) FROM pg_terminate_backend($pid)")
+gone=""
+for _ in $(seq 1 500); do
+  gone=$(psql -d postgres -qAt -c "SELECT extract(epoch FROM clock_timestamp()) WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)")
+  [ -n "$gone" ] && break; sleep 0.01
+done
+wait $client || true
+[ -n "$gone" ] || { echo "cancel: backend $pid still there after pg_terminate_backend"; exit 1; }
+record "pg_terminate_backend, adapt (gone)" "$(ms "$gone" "$asked")"
+
 psql -d postgres -q -c "DROP DATABASE $DB"
-printf 'cancel: 6 long calls cancelled (SQLSTATE 57014); latency from deadline or request to ERROR:\n%s' "$report"
+printf 'cancel: 12 long calls cancelled (SQLSTATE 57014), 1 backend terminated; latency from deadline or request to ERROR:\n%s' "$report"
 echo "cancel: worst ${worst} ms"

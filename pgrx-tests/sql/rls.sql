@@ -45,6 +45,36 @@ SELECT ecom_forget('rls_bob') AS deleted;
 -- and bob's support data is not hers to read
 SELECT ecom_adapt('rls_alice', 'rls_bob_support');
 RESET ROLE;
+-- a policy that reads a setting: a PL/pgSQL function that changes the
+-- setting between calls at one call site sees exactly the heads the policy
+-- allows at each call (same snapshot, same role, new setting)
+CREATE ROLE rls_reader;
+GRANT USAGE ON SCHEMA ecom TO rls_reader;
+GRANT SELECT ON ecom.heads TO rls_reader;
+CREATE POLICY by_setting ON ecom.heads FOR SELECT TO rls_reader
+ USING (tenant = current_setting('app.tenant', true));
+CREATE FUNCTION rls_scores(tenants text[]) RETURNS TABLE (allowed text, score float8) LANGUAGE plpgsql AS $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY tenants LOOP
+    PERFORM set_config('app.tenant', t, true);
+    allowed := t;
+    score := ecom_predict('rls_bob', 'viewed: bikes', 'road bike helmet');
+    RETURN NEXT;
+  END LOOP;
+END $$;
+SELECT ecom_predict('nobody', 'viewed: bikes', 'road bike helmet') AS global_p \gset
+SET ROLE rls_reader;
+BEGIN;
+SELECT allowed, CASE score WHEN :bob_p THEN 'bob''s head' WHEN :global_p THEN 'global head' ELSE 'other' END AS served_by
+  FROM rls_scores(ARRAY['rls_bob', 'nobody', 'rls_bob', 'rls_alice']);
+COMMIT;
+RESET ROLE;
+DROP FUNCTION rls_scores(text[]);
+DROP POLICY by_setting ON ecom.heads;
+REVOKE ALL ON ecom.heads FROM rls_reader;
+REVOKE ALL ON SCHEMA ecom FROM rls_reader;
+DROP ROLE rls_reader;
 SELECT tenant, count(*) AS versions, count(*) FILTER (WHERE active) AS active FROM ecom.heads
  WHERE tenant LIKE 'rls\_%' GROUP BY tenant ORDER BY tenant;
 -- forgetting leaves nothing of the tenant behind

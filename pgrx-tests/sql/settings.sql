@@ -1,0 +1,34 @@
+-- Settings that size a backend's memory, threads or GPU context are
+-- superuser-only; the embedding cache is bounded in bytes.
+LOAD 'pg_ecom';
+SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' ORDER BY name;
+CREATE ROLE ecom_plain;
+SET ROLE ecom_plain;
+SET pg_ecom.embedding_cache_mb = 1000;
+SET pg_ecom.intra_op_threads = 8;
+SET pg_ecom.execution_provider = 'cuda';
+SET pg_ecom.model_dir = '/tmp';
+-- settings that only choose, not size, stay open
+SET pg_ecom.model_variant = 'int8';
+SET pg_ecom.max_seq_len = 64;
+RESET pg_ecom.model_variant;
+RESET pg_ecom.max_seq_len;
+RESET ROLE;
+-- a superuser can grant a role more (ALTER ROLE … SET) or set it here
+SET pg_ecom.embedding_cache_mb = '1MB';
+SHOW pg_ecom.embedding_cache_mb;
+-- 1 MB holds about 600 short titles (text + 384 floats + bookkeeping):
+-- embedding 1,500 distinct ones keeps the cache within its budget
+SELECT count(embedding) AS embedded
+  FROM ecom_embed_batch(ARRAY(SELECT 'budget title ' || g FROM generate_series(1, 1500) g));
+SELECT (c->>'bytes')::bigint <= 1024 * 1024 AS within_budget,
+       (c->>'entries')::int BETWEEN 300 AND 624 AS entries_follow_from_bytes,
+       (c->>'capacity_bytes')::bigint AS capacity_bytes
+  FROM (SELECT ecom_model_info()->'embedding_cache' AS c) s;
+-- 0 turns it off
+SET pg_ecom.embedding_cache_mb = 0;
+SELECT ecom_embed('one more title') IS NOT NULL AS embedded;
+SELECT (ecom_model_info()->'embedding_cache'->>'entries')::int AS entries;
+RESET pg_ecom.embedding_cache_mb;
+SET pg_ecom.embedding_cache_mb = 4097;
+DROP ROLE ecom_plain;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION pg_ecom UPDATE from release 0.1.0: heads made by 0.1.0
+# survive with their versions and active flags and score exactly as 0.1.0
+# scored them, tenant names leave the global head's metrics, new writes
+# work, and the updated extension has exactly the objects a fresh install
+# has (functions with costs and row estimates, columns, indexes,
+# constraints, views, what pg_dump keeps).
+#
+# pgrx-tests/upgrade/heads-0.1.0.sql holds heads and scores made by the
+# release-0.1.0 library (make_fixture.sql, run once against a build of
+# commit dda9dcc); sql/pg_ecom--0.1.0.sql is that release's install script.
+# usage: upgrade.sh PORT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=$1
+PG_CONFIG=${PG_CONFIG:-pg_config}
+psql() { scripts/cluster psql regress "$PORT" "$@"; }
+EXT=$("$PG_CONFIG" --sharedir)/extension
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+# the 0.1.0 install script, so that CREATE EXTENSION … VERSION '0.1.0' works
+$SUDO install -m 0644 sql/pg_ecom--0.1.0.sql "$EXT/pg_ecom--0.1.0.sql"
+NEW=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+for db in pg_ecom_upgrade pg_ecom_fresh; do
+  psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+done
+U="psql -d pg_ecom_upgrade -qAt"
+$U -c "CREATE EXTENSION pg_ecom VERSION '0.1.0'"
+$U -f pgrx-tests/upgrade/heads-0.1.0.sql >/dev/null
+before=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
+$U -c "SELECT count(*) FROM ecom.heads WHERE metrics ? 'val_tenants' AND jsonb_typeof(metrics->'val_tenants') = 'array'" | grep -qx 1 \
+  || { echo "upgrade: the 0.1.0 fixture should hold a global head that names its tenants"; exit 1; }
+
+$U -c "ALTER EXTENSION pg_ecom UPDATE"
+version=$($U -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_ecom'")
+[ "$version" = "$NEW" ] || { echo "upgrade: extversion is $version after UPDATE, want $NEW"; exit 1; }
+after=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
+[ "$before" = "$after" ] || { echo "upgrade: heads changed: $before -> $after"; exit 1; }
+# every score 0.1.0 computed, computed again by the updated extension
+diff=$($U -c "SELECT count(*) || ' of ' || (SELECT count(*) FROM upgrade_expected) FROM upgrade_expected
+              WHERE abs(ecom_predict(tenant, context, item, behaviour, features) - p) > 1e-12")
+[ "${diff%% *}" = 0 ] || { echo "upgrade: $diff scores differ from 0.1.0's"; exit 1; }
+checks=$($U -c "SELECT (SELECT count(*) = count(DISTINCT id) AND count(id) = count(*) FROM ecom.heads),
+                       (SELECT count(*) FROM ecom.heads WHERE metrics::text ~ 'store[0-9]'),
+                       (SELECT count(*) FROM ecom.heads WHERE active)")
+[ "$checks" = "t|0|3" ] || { echo "upgrade: ids unique|heads naming tenants|active heads = $checks, want t|0|3"; exit 1; }
+# the updated extension keeps working: a new version, rollback, forget
+$U -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int" | grep -qx 3 || { echo "upgrade: adapt after update"; exit 1; }
+$U -c "SELECT ecom_rollback('store1', 2) IS NOT NULL" >/dev/null
+$U -c "SELECT ecom_forget('store2')" | grep -qx 1 || { echo "upgrade: forget after update"; exit 1; }
+
+# the same objects as a fresh install
+psql -d pg_ecom_fresh -qAt -c "CREATE EXTENSION pg_ecom" >/dev/null
+if ! diff <(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql) \
+          <($U -f pgrx-tests/upgrade/describe.sql) >/tmp/pg_ecom_upgrade.diff; then
+  echo "upgrade: the updated extension differs from a fresh install (< fresh, > updated):"
+  cat /tmp/pg_ecom_upgrade.diff; exit 1
+fi
+objects=$(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql | wc -l)
+for db in pg_ecom_upgrade pg_ecom_fresh; do psql -d postgres -q -c "DROP DATABASE $db"; done
+$SUDO rm -f "$EXT/pg_ecom--0.1.0.sql"
+echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install"
