@@ -201,7 +201,8 @@ class Bench:
                  f"{alt:,.1f} s (same client pipeline)", f"{r:.2f}×", "≥ 2×", r >= 2)
         # 3. warm rows per second, one backend
         log("== 3. warm scoring rate")
-        c = self.conn()
+        # room for every product text (about 1.7 kB each with its embedding)
+        c = self.conn(embedding_cache_mb=max(16, n * 2 // 1000 + 1))
         cur = c.cursor()
         cur.execute("SELECT count(*) FROM ecom_embed_batch(ARRAY(SELECT item_text FROM bench_products))")
         q = f"""SELECT sum(ecom_predict_emb('bench', (SELECT ecom_embed(%s)), embedding, 'purchase', {feats}))

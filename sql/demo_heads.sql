@@ -2,7 +2,7 @@
 -- Run by scripts/demo with :events (CSV from benches/eval/prepare.py).
 \set ON_ERROR_STOP on
 \pset footer off
-SET pg_ecom.embedding_cache_size = 100000;
+SET pg_ecom.embedding_cache_mb = 256;
 DROP TABLE IF EXISTS ml_events;
 CREATE TABLE ml_events (tenant text, usr int, ts bigint, trank int, context text, item text, label boolean,
                         features real[], early boolean, sampled boolean);

@@ -102,7 +102,7 @@ with open(os.path.join(a.out, "events.csv"), "w", newline="") as f:
 q = []
 emit = q.append
 emit("\\set ON_ERROR_STOP on")
-emit("SET pg_ecom.embedding_cache_size = 100000;")
+emit("SET pg_ecom.embedding_cache_mb = 256;")
 emit("CREATE TEMP TABLE ev (tenant text, usr int, ts bigint, trank int, context text, item text, label boolean, features real[], early boolean, sampled boolean);")
 emit(f"\\copy ev FROM '{os.path.abspath(os.path.join(a.out, 'events.csv'))}' WITH (FORMAT csv, HEADER true)")
 emit("CREATE TEMP TABLE scores (seed int, k int, tenant text, method text, label boolean, score float8);")
