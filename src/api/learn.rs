@@ -24,11 +24,18 @@ fn featurise(events: &[Event]) -> Vec<Example> {
     events
         .iter()
         .zip(emb.chunks_exact(2))
-        .map(|(e, uv)| Example {
-            x: text_features(&uv[0], &uv[1]),
-            f: e.features.clone(),
-            b: e.behaviour,
-            y: if e.label { 1.0 } else { 0.0 },
+        .enumerate()
+        .map(|(i, (e, uv))| {
+            // a large relation takes a while even with every text cached
+            if i % 4096 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+            Example {
+                x: text_features(&uv[0], &uv[1]),
+                f: e.features.clone(),
+                b: e.behaviour,
+                y: if e.label { 1.0 } else { 0.0 },
+            }
         })
         .collect()
 }
