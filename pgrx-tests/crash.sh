@@ -74,8 +74,9 @@ for c in $(seq 1 "$CYCLES"); do
   kill_during "SELECT ecom_adapt('crashy', 'slow_support')" 0.$((3 + c * 2)); check "kill inside ecom_adapt (reading support)"
   kill_during "BEGIN; SELECT ecom_adapt('crashy', 'support'); SELECT pg_sleep(60);" 1; check "kill after ecom_adapt wrote, before commit"
   kill_during "SELECT ecom_meta_train('events', meta_steps => 10000000)" 1.$c; check "kill inside ecom_meta_train"
-  # a stream of committed adaptations, killed at an arbitrary point
-  kill_during "$(for _ in $(seq 1 400); do echo "SELECT ecom_adapt('crashy', 'support', steps => 1);"; done)" 0.$((2 + c * 3))
+  # a stream of committed adaptations (seconds long, whatever the machine),
+  # killed at an arbitrary point
+  kill_during "$(for _ in $(seq 1 4000); do echo "SELECT ecom_adapt('crashy', 'support', steps => 1);"; done)" 0.$((2 + c * 3))
   check "kill during a stream of adaptations"
   kills=$((kills + 4))
 done
