@@ -38,3 +38,15 @@ ALTER FUNCTION @extschema@.ecom_similarity(real[], real[]) COST 10;
 ALTER FUNCTION @extschema@.ecom_tokenize(text, integer) COST 200;
 ALTER FUNCTION @extschema@.ecom_tokens(text) COST 200;
 ALTER FUNCTION @extschema@.ecom_model_info() COST 10000;
+
+-- New in 0.1.1: one score of ecom_predict, term by term.
+CREATE FUNCTION @extschema@.ecom_explain(
+	"tenant" TEXT,
+	"context" TEXT,
+	"item" TEXT,
+	"behaviour" TEXT DEFAULT 'purchase',
+	"features" real[] DEFAULT NULL
+) RETURNS jsonb
+STABLE PARALLEL SAFE COST 10000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_explain_wrapper';

@@ -159,10 +159,10 @@ impl Head {
         f64::from(sigmoid(self.logit(b, x, f)))
     }
 
-    /// `predict(b, &text_features(u, v), f)` in one pass over u and v with no
+    /// W_b · text_features(u, v) in one pass over u and v with no
     /// allocation: this is the per-row path of scoring, where building x
     /// (769 floats) for each row cost more than the dot product itself.
-    pub fn predict_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> f64 {
+    fn text_score_pair(&self, b: usize, u: &[f32], v: &[f32]) -> f32 {
         let d = v.len();
         let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
         let (wv, wuv) = (&w[..d], &w[d..2 * d]);
@@ -176,8 +176,54 @@ impl Head {
             nv += c * c;
         }
         let denom = (nu * nv).sqrt();
-        s += w[2 * d] * if denom > 0.0 { dot / denom } else { 0.0 };
-        f64::from(sigmoid(self.logit_with(b, s, f)))
+        s + w[2 * d] * if denom > 0.0 { dot / denom } else { 0.0 }
+    }
+
+    /// `predict(b, &text_features(u, v), f)`, without allocating.
+    pub fn predict_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> f64 {
+        f64::from(sigmoid(self.logit_with(
+            b,
+            self.text_score_pair(b, u, v),
+            f,
+        )))
+    }
+
+    /// The logit of `predict_pair`, split into its terms with the same
+    /// arithmetic, so that the terms add up to exactly that logit.
+    pub fn explain_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> Explanation {
+        let s = self.text_score_pair(b, u, v);
+        let gain = self.params[self.gain_at(b)];
+        let a = &self.params[self.side_at(b)..self.side_at(b) + self.k];
+        let side: Vec<f32> = a.iter().zip(f).map(|(p, q)| p * q).collect();
+        let bias = self.params[self.bias_at(b)];
+        Explanation {
+            text_score: s,
+            gain,
+            text: gain * s,
+            side_total: side.iter().sum(),
+            side,
+            bias,
+            logit: self.logit_with(b, s, f),
+        }
+    }
+
+    /// How far each group of `other` lies from this head: for gain and bias
+    /// the mean absolute difference over behaviours, for side weights and
+    /// text weights (W) the mean Euclidean distance per behaviour.
+    pub fn moved(&self, other: &Head) -> Moved {
+        let dist = |r: std::ops::Range<usize>| -> f64 {
+            r.map(|i| f64::from(other.params[i] - self.params[i]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let mut m = Moved::default();
+        for b in 0..NB {
+            m.text += dist(self.w_at(b)..self.w_at(b) + self.t) / NB as f64;
+            m.gain += dist(self.gain_at(b)..self.gain_at(b) + 1) / NB as f64;
+            m.side += dist(self.side_at(b)..self.side_at(b) + self.k) / NB as f64;
+            m.bias += dist(self.bias_at(b)..self.bias_at(b) + 1) / NB as f64;
+        }
+        m
     }
 
     /// Mean log-loss of `exs` (+ ½·l2·‖W‖²) and its gradient. `scores`, when
@@ -233,6 +279,29 @@ impl Head {
             .sum::<f32>()
             / exs.len() as f32
     }
+}
+
+/// One score, term by term: `logit = text + side_total + bias`, where
+/// `text = gain · text_score` (text_score = W_b · x, learned across all
+/// tenants; gain, side weights and bias are what a tenant adapts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    pub text_score: f32,
+    pub gain: f32,
+    pub text: f32,
+    pub side: Vec<f32>,
+    pub side_total: f32,
+    pub bias: f32,
+    pub logit: f32,
+}
+
+/// Distance moved per parameter group (see `Head::moved`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Moved {
+    pub text: f64,
+    pub gain: f64,
+    pub side: f64,
+    pub bias: f64,
 }
 
 pub fn sigmoid(z: f32) -> f32 {
@@ -321,6 +390,51 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn explanation_terms_add_up_to_the_predicted_logit() {
+        let exs = toy(20, 6, 3, 9);
+        let mut h = Head::new(6, 3);
+        let mut r = Rng::new(4);
+        for p in h.params.iter_mut() {
+            *p = (r.next_u64() % 2001) as f32 / 1000.0 - 1.0;
+        }
+        let mut r = Rng::new(5);
+        for e in &exs {
+            let u: Vec<f32> = (0..6)
+                .map(|_| (r.next_u64() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let v: Vec<f32> = (0..6)
+                .map(|_| (r.next_u64() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let x = h.explain_pair(e.b, &u, &v, &e.f);
+            // the same f32 arithmetic: exact, not approximate
+            assert_eq!(x.text + x.side_total + x.bias, x.logit);
+            assert_eq!(
+                f64::from(sigmoid(x.logit)),
+                h.predict_pair(e.b, &u, &v, &e.f)
+            );
+            assert_eq!(x.side.len(), 3);
+            assert_eq!(x.text, x.gain * x.text_score);
+        }
+    }
+
+    #[test]
+    fn moved_measures_each_group() {
+        let a = Head::new(4, 2);
+        let mut b = a.clone();
+        assert_eq!(a.moved(&b), Moved::default());
+        for beh in 0..NB {
+            let mut s = b.small(beh);
+            s[0] += 0.5; // gain
+            s[1] += 3.0; // side 0
+            s[2] += 4.0; // side 1: |(3, 4)| = 5
+            b.set_small(beh, &s);
+        }
+        let m = a.moved(&b);
+        assert!((m.gain - 0.5).abs() < 1e-9 && (m.side - 5.0).abs() < 1e-6);
+        assert_eq!((m.text, m.bias), (0.0, 0.0));
     }
 
     #[test]

@@ -81,6 +81,11 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_predict', 'features Infinity', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,Infinity}')::text$$, NULL),
 ('ecom_predict_all', 'context NULL', $$SELECT ecom_predict_all('bi_shop', NULL, 'i', '{0.5,0.5}')::text$$, NULL),
 ('ecom_predict_all', 'features too long', $$SELECT ecom_predict_all('bi_shop', 'c', 'i', '{1,2,3}')::text$$, NULL),
+('ecom_explain', 'item NULL', $$SELECT ecom_explain('bi_shop', 'c', NULL, 'purchase', '{0.5,0.5}')::text$$, NULL),
+('ecom_explain', 'behaviour NULL', $$SELECT ecom_explain('bi_shop', 'c', 'i', NULL, '{0.5,0.5}')::text$$, NULL),
+('ecom_explain', 'invalid behaviour', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'wishlist', '{0.5,0.5}')::text$$, NULL),
+('ecom_explain', 'features too short', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'purchase', '{0.5}')::text$$, NULL),
+('ecom_explain', 'features NaN', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'purchase', '{0.5,NaN}')::text$$, NULL),
 -- scoring from stored embeddings
 ('ecom_predict_emb', 'embedding NULL', $$SELECT ecom_predict_emb('bi_shop', NULL, ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),
 ('ecom_predict_emb', 'wrong length', $$SELECT ecom_predict_emb('bi_shop', '{1,2,3}', ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),

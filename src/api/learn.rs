@@ -184,12 +184,17 @@ fn ecom_adapt(
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "encoder": encoder_identity(),
     });
-    let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used});
+    // how far each group moved from the starting head (method meta moves
+    // only gain, side weights and bias; full moves the text weights too)
+    let moved = head0.moved(&head);
+    let r4 = |x: f64| (x * 1e4).round() / 1e4;
+    let moved = json!({"text": r4(moved.text), "gain": r4(moved.gain), "side": r4(moved.side), "bias": r4(moved.bias)});
+    let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used, "moved": moved});
     let version = store::insert_version(Some(tenant), parent, &head, hyper, metrics);
     JsonB(json!({
         "tenant": tenant, "version": version, "n": report.n, "skipped": events.skipped,
         "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used,
-        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        "moved": moved, "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! Thin `#[pg_extern]` wrappers: argument checks and type conversion only.
 
 mod embed;
+mod explain;
 mod info;
 mod learn;
 mod predict;

@@ -11,14 +11,17 @@ use crate::store::{check_encoder, serving_head, HeadMemo, StoredHead};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
-fn statement_head(fcinfo: pg_sys::FunctionCallInfo, tenant: Option<&str>) -> Arc<StoredHead> {
+pub(crate) fn statement_head(
+    fcinfo: pg_sys::FunctionCallInfo,
+    tenant: Option<&str>,
+) -> Arc<StoredHead> {
     // SAFETY: fcinfo is the live call's; scalar functions leave fn_extra to
     // us, and pgrx frees the memo (running its destructor) with fn_mcxt.
     let mut memo = unsafe { pgrx::fcinfo::pg_func_extra(fcinfo, HeadMemo::default) };
     memo.serving_head(tenant)
 }
 
-fn behaviour(name: &str) -> usize {
+pub(crate) fn behaviour(name: &str) -> usize {
     behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
 }
 
