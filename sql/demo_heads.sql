@@ -50,3 +50,9 @@ SELECT b.rank, b.item AS before_adaptation, a.item AS after_adaptation
           FROM crime_items i, one_user u) a USING (rank)
  WHERE b.rank <= 10 ORDER BY b.rank;
 \timing off
+
+\echo '== why: the top movie for that user, term by term (ecom_explain)'
+SELECT jsonb_pretty(ecom_explain('Crime', u.context, i.item, 'purchase', i.features[1:2] || u.features[3:4]) - 'tenant') AS explanation
+  FROM crime_items i, one_user u
+ ORDER BY ecom_predict('Crime', u.context, i.item, 'purchase', i.features[1:2] || u.features[3:4]) DESC, i.item
+ LIMIT 1;
