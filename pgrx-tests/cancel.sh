@@ -83,8 +83,9 @@ for what in EMBED RANK TRAIN ADAPT_META ADAPT_FULL PREDICT; do
   rm -f "$outf" "$outf.sql"
 done
 
-# what the client sees: SQLSTATE and message, nothing of Rust (the server
-# runs with Rust backtraces enabled in its environment, see scripts/test)
+# what the client sees of a cancel inside ecom_adapt: SQLSTATE and message,
+# nothing of Rust (here with the server as users run it; the regression
+# suite checks the same with Rust backtraces on, see scripts/test)
 seen=$(psql -d $DB -v VERBOSITY=verbose -v ON_ERROR_STOP=0 -qAt -c "SET statement_timeout = '1s'" \
        -c "SELECT ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')" 2>&1 || true)
 echo "$seen" | grep -q "ERROR:  57014: canceling statement due to statement timeout" \

@@ -82,5 +82,23 @@ for level in "REPEATABLE READ" "SERIALIZABLE"; do
   echo "isolation: $level: $N writers x $M transactions (adapt, rollback, forget) committed after $retries serialization retries (40001 only); reader scored 400 times without error"
   rm -f "$tmp"/retries.*
 done
+# Deterministic: a REPEATABLE READ transaction takes its snapshot, another
+# session creates the first version of a new tenant and commits, then the
+# first adapts that tenant. Its snapshot does not see version 1, so it would
+# insert version 1 again: that must be 40001, not 23505.
+for level in "REPEATABLE READ" "SERIALIZABLE"; do
+  tenant="iso_first_${level// /_}"
+  ( psql -d $DB -qAt -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL $level" -c "SELECT count(*) FROM ecom.heads" \
+         -c "SELECT pg_sleep(2)" -c "SELECT ecom_adapt('$tenant', 'support', steps => 2) IS NOT NULL" -c "COMMIT" >"$tmp/first" 2>&1 || true ) &
+  first=$!
+  sleep 0.7
+  psql -d $DB -qAt -c "SELECT ecom_adapt('$tenant', 'support', steps => 2) IS NOT NULL" >/dev/null
+  wait $first
+  grep -q "ERROR:  40001" "$tmp/first" \
+    || { echo "isolation: $level: the stale writer should get 40001, got: $(cat "$tmp/first")"; exit 1; }
+  versions=$(psql -d $DB -qAt -c "SELECT count(*) || '|' || count(*) FILTER (WHERE active) FROM ecom.heads WHERE tenant = '$tenant'")
+  [ "$versions" = "1|1" ] || { echo "isolation: $level: versions|active = $versions, want 1|1"; exit 1; }
+  echo "isolation: $level: a writer whose snapshot predates a tenant's first version gets 40001 ($(grep -o 'ERROR:  40001: [^(]*' "$tmp/first" | head -1))"
+done
 rm -rf "$tmp"
 psql -d postgres -q -c "DROP DATABASE $DB"

@@ -19,6 +19,7 @@ EXT=$("$PG_CONFIG" --sharedir)/extension
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 # the 0.1.0 install script, so that CREATE EXTENSION … VERSION '0.1.0' works
 $SUDO install -m 0644 sql/pg_ecom--0.1.0.sql "$EXT/pg_ecom--0.1.0.sql"
+trap '$SUDO rm -f "$EXT/pg_ecom--0.1.0.sql"' EXIT
 NEW=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 for db in pg_ecom_upgrade pg_ecom_fresh; do
   psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
@@ -30,6 +31,10 @@ before=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), v
 $U -c "SELECT count(*) FROM ecom.heads WHERE metrics ? 'val_tenants' AND jsonb_typeof(metrics->'val_tenants') = 'array'" | grep -qx 1 \
   || { echo "upgrade: the 0.1.0 fixture should hold a global head that names its tenants"; exit 1; }
 
+# the new library with the old SQL objects: a clear ERROR, not a wrong answer
+stale=$($U -c "SELECT ecom_predict('store1', 'viewed: item 1', 'item 0', 'click', '{0.2,0.5}')" 2>&1 || true)
+echo "$stale" | grep -q "older than the pg_ecom library" \
+  || { echo "upgrade: before ALTER EXTENSION UPDATE, scoring should say to run it; got: $stale"; exit 1; }
 $U -c "ALTER EXTENSION pg_ecom UPDATE"
 version=$($U -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_ecom'")
 [ "$version" = "$NEW" ] || { echo "upgrade: extversion is $version after UPDATE, want $NEW"; exit 1; }
@@ -57,5 +62,4 @@ if ! diff <(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql) \
 fi
 objects=$(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql | wc -l)
 for db in pg_ecom_upgrade pg_ecom_fresh; do psql -d postgres -q -c "DROP DATABASE $db"; done
-$SUDO rm -f "$EXT/pg_ecom--0.1.0.sql"
 echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install"

@@ -139,6 +139,11 @@ impl EmbeddingCache {
         } else {
             self.map.retain(|_, (_, t)| *t >= oldest_kept);
         }
+        // the table keeps its peak size otherwise (a budget lowered at run
+        // time would not give memory back)
+        if self.map.capacity() > 2 * self.map.len() + 64 {
+            self.map.shrink_to_fit();
+        }
         self.bytes = kept;
     }
 }

@@ -38,6 +38,16 @@ pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
     GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
 
 pub fn register() {
+    register_settings();
+    // Names under pg_ecom. that are not ours (a typo, or
+    // pg_ecom.embedding_cache_size of release 0.1.0) get a WARNING and are
+    // dropped, instead of being kept as silent placeholders.
+    // SAFETY: called once while the library loads, as Postgres' own
+    // modules do after defining their settings.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"pg_ecom".as_ptr()) };
+}
+
+fn register_settings() {
     // Paths load code and data into the server process: superuser only.
     GucRegistry::define_string_guc(
         c"pg_ecom.model_dir",

@@ -14,6 +14,12 @@
 //!    and clears Rust source locations. Starting the server with
 //!    RUST_LIB_BACKTRACE=1 is the debug setting that puts backtraces in the
 //!    log.
+//!
+//! Postgres calls emit_log_hook only for messages it writes to the server
+//! log: with log_min_messages above a message's level (for example `fatal`
+//! hides ERRORs from the log) the hook does not run, and a client asking
+//! for VERBOSITY verbose sees the Rust file and line of that message
+//! (README, Reliability).
 
 use std::ffi::{CStr, CString};
 
@@ -23,8 +29,11 @@ static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
 
 pub fn install() {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY (set_var): _PG_init runs before pg_ecom starts any thread,
-        // in a backend or in the single-threaded postmaster.
+        // set_var is not thread-safe: _PG_init runs before pg_ecom starts
+        // any thread, and in the postmaster (shared_preload_libraries) no
+        // thread exists; another extension loaded earlier in a session
+        // could have started threads that read the environment, which is
+        // the remaining (documented) risk of loading pg_ecom late.
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     // SAFETY: hooks are process globals set at library load, chained as
@@ -57,13 +66,16 @@ unsafe fn scrub(e: *mut pg_sys::ErrorData) {
     if !e.detail.is_null() {
         let detail = CStr::from_ptr(e.detail).to_string_lossy().into_owned();
         if let Some((kept, trace)) = split_backtrace(&detail) {
-            e.detail = if kept.is_empty() {
+            let kept_copy = if kept.is_empty() {
                 std::ptr::null_mut()
             } else {
                 pstrdup(kept)
             };
-            if e.backtrace.is_null() {
-                e.backtrace = pstrdup(trace);
+            if kept.is_empty() || !kept_copy.is_null() {
+                if e.backtrace.is_null() {
+                    e.backtrace = pstrdup(trace);
+                }
+                e.detail = kept_copy;
             }
         }
     }
@@ -74,11 +86,20 @@ unsafe fn scrub(e: *mut pg_sys::ErrorData) {
     }
 }
 
+/// A copy of `s` in the current memory context, or NULL. Never raises:
+/// an ERROR inside error reporting would free the error being reported
+/// (pgrx's FFI guard flushes the error state), so out-of-memory gives NULL
+/// (MCXT_ALLOC_NO_OOM) and the caller keeps what it had.
 unsafe fn pstrdup(s: &str) -> *mut std::ffi::c_char {
-    match CString::new(s.replace('\0', "")) {
-        Ok(c) => pg_sys::pstrdup(c.as_ptr()),
-        Err(_) => std::ptr::null_mut(),
+    let Ok(c) = CString::new(s.replace('\0', "")) else {
+        return std::ptr::null_mut();
+    };
+    let bytes = c.as_bytes_with_nul();
+    let p = pg_sys::palloc_extended(bytes.len(), pg_sys::MCXT_ALLOC_NO_OOM as i32);
+    if !p.is_null() {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len());
     }
+    p.cast()
 }
 
 /// Splits a DETAIL into the part written for people and a Rust backtrace

@@ -81,8 +81,12 @@ struct Visibility {
 
 fn visibility(rls: bool) -> Option<Visibility> {
     // SAFETY: reads fields of the active snapshot, which Postgres keeps valid
-    // for the duration of the current query; NULL is checked.
+    // for the duration of the current query. GetActiveSnapshot() must not be
+    // called without one (it dereferences the stack's top), hence the check.
     unsafe {
+        if !pg_sys::ActiveSnapshotSet() {
+            return None;
+        }
         let s = pg_sys::GetActiveSnapshot();
         if s.is_null() {
             return None;
@@ -239,22 +243,9 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
     crate::encoding::require_utf8();
     // A concurrent ecom_forget or rollback can remove the row between the
     // two reads (each takes a new snapshot in READ COMMITTED): look again.
+    require_current_schema();
     for _ in 0..3 {
-        // A library newer than the SQL objects (new binaries installed, ALTER
-        // EXTENSION not run yet) misses columns it reads: say what to do.
-        let found = pgrx::PgTryBuilder::new(|| try_lookup(tenant, own_only))
-            .catch_when(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, |_| {
-                error(
-                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    format!(
-                        "pg_ecom: ecom.heads is older than the pg_ecom library ({})",
-                        env!("CARGO_PKG_VERSION")
-                    ),
-                    Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
-                )
-            })
-            .execute();
-        if let Some(found) = found {
+        if let Some(found) = try_lookup(tenant, own_only) {
             return found;
         }
     }
@@ -266,6 +257,43 @@ fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
         ),
         Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
     )
+}
+
+/// A library newer than the SQL objects (new binaries installed, ALTER
+/// EXTENSION … UPDATE not run yet in this database) would fail on columns
+/// that 0.1.0 lacks: say what to do instead. Checked in the catalogs until
+/// it first succeeds in this backend (the update can happen while a
+/// backend lives; it cannot be undone).
+pub fn require_current_schema() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CURRENT: AtomicBool = AtomicBool::new(false);
+    if CURRENT.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: catalog lookups by name, with missing_ok.
+    let has_id = unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
+        let rel = if nsp == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(c"heads".as_ptr(), nsp)
+        };
+        if rel == pg_sys::InvalidOid {
+            return; // no ecom.heads at all: the query itself will say so
+        }
+        pg_sys::get_attnum(rel, c"id".as_ptr()) != pg_sys::InvalidAttrNumber as i16
+    };
+    if !has_id {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "pg_ecom: the extension's SQL objects in this database are older than the pg_ecom library ({})",
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
+        );
+    }
+    CURRENT.store(true, Ordering::Relaxed);
 }
 
 /// One attempt: Some(answer), or None when the row vanished in between.
@@ -453,6 +481,7 @@ pub fn insert_version(
     }
     hyper["t"] = head.t.into();
     hyper["k"] = head.k.into();
+    require_current_schema();
     lock_tenant(tenant);
     let same = same_tenant("$1::pg_catalog.text");
     let version = Spi::connect_mut(|c| {
@@ -461,11 +490,13 @@ pub fn insert_version(
             None,
             &[tenant.into()],
         )?;
-        // ON CONFLICT DO NOTHING: at REPEATABLE READ or SERIALIZABLE a
-        // version committed after our snapshot (by a concurrent ecom_adapt
-        // we waited for) conflicts here; Postgres then raises a
-        // serialization failure (40001, retryable) instead of a unique
-        // violation. A conflict it lets through is reported as 40001 below.
+        // ON CONFLICT (tenant, version) DO NOTHING: at REPEATABLE READ or
+        // SERIALIZABLE a version committed after our snapshot (by a
+        // concurrent ecom_adapt we waited for) conflicts here; Postgres then
+        // raises a serialization failure (40001, retryable) instead of a
+        // unique violation. A conflict it lets through is reported as 40001
+        // below. Only that constraint: a clash on `id` (a sequence set back
+        // by hand or by a failover that did not copy it) stays a 23505.
         let t = c.update(
             &format!(
                 "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active)
@@ -473,7 +504,7 @@ pub fn insert_version(
                         $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
                         $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, true
                    FROM ecom.heads WHERE {same}
-                 ON CONFLICT DO NOTHING
+                 ON CONFLICT (tenant, version) DO NOTHING
                  RETURNING version"
             ),
             None,
@@ -570,15 +601,30 @@ pub fn forget(tenant: &str) -> i64 {
             .first()
             .get::<i64>(1)?
             .unwrap_or(0);
-        c.update(
-            "UPDATE ecom.heads
-                SET metrics = metrics OPERATOR(pg_catalog.-) 'train_tenants'::pg_catalog.text
-                                      OPERATOR(pg_catalog.-) 'val_tenants'::pg_catalog.text
-              WHERE pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'train_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text
-                 OR pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'val_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text",
-            None,
-            &[],
-        )?;
+        // Only when such lists exist (heads of 0.1.0 restored after the
+        // update script ran): an UPDATE would need UPDATE privilege on every
+        // forget, and at SERIALIZABLE read the whole table.
+        let lists = "pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'train_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text
+                  OR pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'val_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text";
+        let any = !c
+            .select(
+                &format!("SELECT 1 FROM ecom.heads WHERE tenant IS NULL AND ({lists}) LIMIT 1"),
+                Some(1),
+                &[],
+            )?
+            .is_empty();
+        if any {
+            c.update(
+                &format!(
+                    "UPDATE ecom.heads
+                        SET metrics = metrics OPERATOR(pg_catalog.-) 'train_tenants'::pg_catalog.text
+                                              OPERATOR(pg_catalog.-) 'val_tenants'::pg_catalog.text
+                      WHERE tenant IS NULL AND ({lists})"
+                ),
+                None,
+                &[],
+            )?;
+        }
         Ok::<_, pgrx::spi::Error>(n)
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))

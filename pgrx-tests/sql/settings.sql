@@ -1,6 +1,10 @@
 -- Settings that size a backend's memory, threads or GPU context are
 -- superuser-only; the embedding cache is bounded in bytes.
+-- a name of 0.1.0 set before the library loads (as from a configuration
+-- file): dropped with a WARNING when it loads
+SET pg_ecom.embedding_cache_size = 100;
 LOAD 'pg_ecom';
+SHOW pg_ecom.embedding_cache_size;
 SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' ORDER BY name;
 CREATE ROLE ecom_plain;
 SET ROLE ecom_plain;
@@ -14,7 +18,19 @@ SET pg_ecom.max_seq_len = 64;
 RESET pg_ecom.model_variant;
 RESET pg_ecom.max_seq_len;
 RESET ROLE;
--- a superuser can grant a role more (ALTER ROLE … SET) or set it here
+-- a superuser can let a role set one (Postgres 15's GRANT SET ON PARAMETER)
+GRANT SET ON PARAMETER pg_ecom.intra_op_threads TO ecom_plain;
+SET ROLE ecom_plain;
+SET pg_ecom.intra_op_threads = 2;
+SHOW pg_ecom.intra_op_threads;
+RESET pg_ecom.intra_op_threads;
+RESET ROLE;
+REVOKE SET ON PARAMETER pg_ecom.intra_op_threads FROM ecom_plain;
+-- names under pg_ecom. that are not settings are refused (0.1.0's
+-- embedding_cache_size included), not kept as silent placeholders
+SET pg_ecom.embedding_cache_size = 100;
+SET pg_ecom.no_such_setting = 1;
+-- or a superuser sets it here
 SET pg_ecom.embedding_cache_mb = '1MB';
 SHOW pg_ecom.embedding_cache_mb;
 -- 1 MB holds about 600 short titles (text + 384 floats + bookkeeping):

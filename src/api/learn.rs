@@ -102,6 +102,7 @@ fn ecom_adapt(
     seed: default!(Option<i64>, 42),
 ) -> JsonB {
     store::require_writable("ecom_adapt");
+    store::require_current_schema();
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
         invalid_argument(
@@ -216,6 +217,7 @@ fn ecom_meta_train(
     l2: default!(Option<f64>, 0.001),
 ) -> JsonB {
     store::require_writable("ecom_meta_train");
+    store::require_current_schema();
     let started = Instant::now();
     let source = source
         .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
