@@ -61,5 +61,21 @@ if ! diff <(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql) \
   cat /tmp/pg_ecom_upgrade.diff; exit 1
 fi
 objects=$(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql | wc -l)
+
+# pg_dump and restore: heads (ecom.heads is a configuration table) keep
+# their ids, the identity sequence goes on after them, scores are the same
+psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pg_ecom_restored" -c "CREATE DATABASE pg_ecom_restored"
+"$("$PG_CONFIG" --bindir)/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres pg_ecom_upgrade \
+  | psql -d pg_ecom_restored -q -v ON_ERROR_STOP=1 >/dev/null
+R="psql -d pg_ecom_restored -qAt"
+heads_sql="SELECT string_agg(format('%s/%s/%s/%s/%s', id, coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY id) FROM ecom.heads"
+[ "$($U -c "$heads_sql")" = "$($R -c "$heads_sql")" ] || { echo "upgrade: pg_dump/restore changed the heads"; exit 1; }
+restored_diff=$($R -c "SELECT count(*) FROM upgrade_expected
+                       WHERE abs(ecom_predict(tenant, context, item, behaviour, features) - p) > 1e-12")
+[ "$restored_diff" = 0 ] || { echo "upgrade: after pg_dump/restore $restored_diff scores differ from 0.1.0's"; exit 1; }
+$R -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int > 0" | grep -qx t || { echo "upgrade: adapt after restore"; exit 1; }
+$R -c "SELECT max(id) = (SELECT last_value FROM ecom.heads_id_seq) AND count(*) = count(DISTINCT id) FROM ecom.heads" | grep -qx t \
+  || { echo "upgrade: after restore the identity sequence does not continue after the restored ids"; exit 1; }
+psql -d postgres -q -c "DROP DATABASE pg_ecom_restored"
 for db in pg_ecom_upgrade pg_ecom_fresh; do psql -d postgres -q -c "DROP DATABASE $db"; done
-echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install"
+echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install; pg_dump/restore keeps ids and the sequence"
