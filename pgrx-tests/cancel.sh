@@ -88,9 +88,9 @@ done
 # suite checks the same with Rust backtraces on, see scripts/test)
 seen=$(psql -d $DB -v VERBOSITY=verbose -v ON_ERROR_STOP=0 -qAt -c "SET statement_timeout = '1s'" \
        -c "SELECT ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')" 2>&1 || true)
-echo "$seen" | grep -q "ERROR:  57014: canceling statement due to statement timeout" \
+grep -q "ERROR:  57014: canceling statement due to statement timeout" <<< "$seen" \
   || { echo "cancel: expected the timeout ERROR, got: $seen"; exit 1; }
-if echo "$seen" | grep -Eq '\.rs:[0-9]|[0-9]+: [a-z_]+::|pgrx|panicking|backtrace'; then
+if grep -Eq '\.rs:[0-9]|[0-9]+: [a-z_]+::|pgrx|panicking|backtrace' <<< "$seen"; then
   echo "cancel: the client saw Rust internals: $seen"; exit 1
 fi
 

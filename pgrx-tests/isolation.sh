@@ -22,7 +22,7 @@ txn() {
     if out=$(psql -d $DB -qAt -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL $level" -c "$sql" -c "COMMIT" 2>&1); then
       echo "$retries"; return 0
     fi
-    if echo "$out" | grep -q "ERROR:  40001"; then
+    if grep -q "ERROR:  40001" <<< "$out"; then
       retries=$((retries + 1))
       [ $retries -lt 50 ] || { echo "isolation: 50 retries of: $sql" >&2; return 1; }
       continue
