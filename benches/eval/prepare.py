@@ -12,6 +12,11 @@ Meta-test tenants get a K-shot support set from their earliest events and a
 query set from the events after the first max(K) (identical for every K);
 meta-train tenants contribute a random sample of their events.
 
+--protocol users: each user is a tenant instead (MeLU's cold-start setting:
+support = the user's K earliest ratings, query = later ones).
+--text-only: the head gets no side features (the popularity baseline still
+ranks by the item's earlier positive rate).
+
 usage: prepare.py --data DIR --out DIR [--seeds 5] [--ks 8,16,32,64] ...
 """
 import argparse
@@ -30,10 +35,17 @@ ap.add_argument("--test-tenants", type=int, default=5)
 ap.add_argument("--train-events", type=int, default=400, help="sampled per meta-train tenant")
 ap.add_argument("--query", type=int, default=300, help="query events per meta-test tenant")
 ap.add_argument("--history", type=int, default=5, help="titles in the user context")
-ap.add_argument("--min-events", type=int, default=400, help="tenants need this many events")
+ap.add_argument("--min-events", type=int, default=None,
+                help="tenants need this many events (default: 400 for genres, max(K) + 40 for users)")
+ap.add_argument("--protocol", choices=["genre", "users"], default="genre")
+ap.add_argument("--tenant-pool", type=int, default=0,
+                help="use a fixed random subset of this many eligible tenants (0 = all)")
+ap.add_argument("--text-only", action="store_true", help="no side features for the head")
 a = ap.parse_args()
 ks = [int(k) for k in a.ks.split(",")]
 kmax = max(ks)
+if a.min_events is None:
+    a.min_events = 400 if a.protocol == "genre" else kmax + 40
 
 items = {}
 for line in list(open(os.path.join(a.data, "ml-100k.item"), encoding="utf-8"))[1:]:
@@ -77,8 +89,10 @@ while i < len(rows):
 
 by_tenant = defaultdict(list)
 for e in events:
-    by_tenant[e[0]].append(e)
+    by_tenant[e[0] if a.protocol == "genre" else "user " + e[1]].append(e)
 tenants = sorted(t for t, ev in by_tenant.items() if len(ev) >= a.min_events)
+if a.tenant_pool and len(tenants) > a.tenant_pool:
+    tenants = sorted(random.Random(777).sample(tenants, a.tenant_pool))
 
 os.makedirs(a.out, exist_ok=True)
 keep = {}
@@ -93,17 +107,21 @@ for t in tenants:
             keep[id(e)][1] = ev.index(e) + 1
 with open(os.path.join(a.out, "events.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["tenant", "usr", "ts", "trank", "context", "item", "label", "features", "early", "sampled"])
+    w.writerow(["tenant", "usr", "ts", "trank", "context", "item", "label", "features", "pop", "early", "sampled"])
     for e, trank, early, sampled in keep.values():
         t, u, ts, context, item, y, feats = e
+        if a.protocol == "users":
+            t = "user " + u
+        head_feats = [] if a.text_only else feats
         w.writerow([t, u, ts, trank, context, item, "t" if y else "f",
-                    "{" + ",".join(f"{x:.5f}" for x in feats) + "}", "t" if early else "f", "t" if sampled else "f"])
+                    "{" + ",".join(f"{x:.5f}" for x in head_feats) + "}", f"{feats[0]:.5f}",
+                    "t" if early else "f", "t" if sampled else "f"])
 
 q = []
 emit = q.append
 emit("\\set ON_ERROR_STOP on")
 emit("SET pg_ecom.embedding_cache_mb = 256;")
-emit("CREATE TEMP TABLE ev (tenant text, usr int, ts bigint, trank int, context text, item text, label boolean, features real[], early boolean, sampled boolean);")
+emit("CREATE TEMP TABLE ev (tenant text, usr int, ts bigint, trank int, context text, item text, label boolean, features real[], pop real, early boolean, sampled boolean);")
 emit(f"\\copy ev FROM '{os.path.abspath(os.path.join(a.out, 'events.csv'))}' WITH (FORMAT csv, HEADER true)")
 emit("CREATE TEMP TABLE scores (seed int, k int, tenant text, method text, label boolean, score float8);")
 emit("CREATE TEMP TABLE adapt_ms (seed int, k int, method text, ms float8);")
@@ -122,7 +140,7 @@ for seed in range(1, a.seeds + 1):
         tq = t.replace("'", "''")
         emit(f"INSERT INTO scores SELECT {seed}, {k}, '{tq}', '{method}', label, "
              f"ecom_predict('{tenant_name}', context, item, 'purchase', features) "
-             f"FROM ev WHERE early AND tenant = '{tq}' AND trank > {kmax};")
+             f"FROM ev WHERE early AND tenant = '{tq}' AND trank > {kmax} AND trank <= {kmax + a.query};")
 
     def support(t, k):
         tq = t.replace("'", "''")
@@ -155,7 +173,7 @@ for seed in range(1, a.seeds + 1):
     # (a) popularity: the item's positive rate in earlier events
     for t in test:
         tq = t.replace("'", "''")
-        emit(f"INSERT INTO scores SELECT {seed}, 0, '{tq}', 'a_popularity', label, features[1] FROM ev WHERE early AND tenant = '{tq}' AND trank > {kmax};")
+        emit(f"INSERT INTO scores SELECT {seed}, 0, '{tq}', 'a_popularity', label, pop FROM ev WHERE early AND tenant = '{tq}' AND trank > {kmax} AND trank <= {kmax + a.query};")
 
 emit("""
 CREATE TEMP TABLE auc AS
@@ -169,4 +187,9 @@ emit(f"\\copy (SELECT seed, k, tenant, method, auc FROM auc ORDER BY 1, 2, 3, 4)
 emit(f"\\copy (SELECT * FROM adapt_ms) TO '{os.path.abspath(os.path.join(a.out, 'adapt_ms.csv'))}' WITH (FORMAT csv, HEADER true)")
 with open(os.path.join(a.out, "eval.sql"), "w") as f:
     f.write("\n".join(q) + "\n")
+with open(os.path.join(a.out, "protocol.txt"), "w") as f:
+    f.write(f"{'genres' if a.protocol == 'genre' else 'users'} as tenants, "
+            f"{'text only (no side features)' if a.text_only else 'text + 4 side features'}; "
+            f"{len(tenants)} tenants with >= {a.min_events} events, {a.test_tenants} meta-test tenants per seed, "
+            f"{a.train_events} sampled events per meta-train tenant, query = up to {a.query} events after the first {kmax}\n")
 print(f"{len(keep)} events from {len(tenants)} tenants: {', '.join(tenants)}")

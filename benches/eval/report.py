@@ -36,6 +36,10 @@ for m, label in methods:
     for k, v in zip(ks, vals):
         best[(m, k)] = v[0]
 n_seeds = len({s for (_, _, s) in per_seed})
+try:
+    print(f"Protocol: {open(f'{out_dir}/protocol.txt').read().strip()}.\n")
+except FileNotFoundError:
+    pass
 print(f"AUC on meta-test tenants' query sets, mean ± std over {n_seeds} seed(s) of the per-seed mean over tenants.\n")
 print(f"Command: `{cmd}`\n")
 print("\n".join(lines))
