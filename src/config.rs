@@ -34,6 +34,7 @@ pub static MODEL_VARIANT: GucSetting<ModelVariant> =
 pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static MAX_SEQ_LEN: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static EMBEDDING_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(16);
+pub static MAX_TRAINING_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
     GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
 
@@ -108,6 +109,16 @@ fn register_settings() {
         GucContext::Suset,
         GucFlags::UNIT_MB,
     );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.max_training_mb",
+        c"Memory one ecom_adapt or ecom_meta_train call may hold for the events it reads.",
+        c"Each event counts about 6 kB (384-dimensional model: its features and, while they are computed, its two embeddings) plus its texts; a larger relation is an ERROR. Superuser only.",
+        &MAX_TRAINING_MB,
+        1,
+        1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
     GucRegistry::define_enum_guc(
         c"pg_ecom.execution_provider",
         c"ONNX Runtime execution provider: cpu, cuda, or auto (cuda when usable).",
@@ -175,6 +186,11 @@ pub fn threads() -> usize {
 
 pub fn max_seq_len() -> usize {
     MAX_SEQ_LEN.get() as usize
+}
+
+/// What reading one training relation may hold, in bytes.
+pub fn max_training_bytes() -> usize {
+    MAX_TRAINING_MB.get().max(1) as usize * 1024 * 1024
 }
 
 /// The embedding cache's budget in bytes.

@@ -37,8 +37,18 @@ fn fail(code: PgSqlErrorCode, msg: String) -> ! {
 
 const TEXTS: [&str; 3] = ["text", "character varying", "character"];
 
-/// Reads `rel`; `with_tenant` requires a `tenant` column too.
-pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
+/// What training may hold for one relation, and what one event costs on
+/// top of its texts and features once featurised (see `read`).
+pub struct Budget {
+    pub bytes: usize,
+    pub per_event: usize,
+}
+
+/// Reads `rel`; `with_tenant` requires a `tenant` column too. Stops with an
+/// ERROR as soon as the events read so far, featurised, would exceed
+/// `budget` (`pg_ecom.max_training_mb`): a relation of any size must not
+/// make a backend allocate without bound.
+pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) -> Events {
     crate::encoding::require_utf8();
     let (name, qualified, columns) = Spi::connect(|c| {
         // `name` as the caller would write it (for messages), `qualified`
@@ -140,6 +150,7 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
     );
     let mut rows = Vec::new();
     let mut skipped = 0;
+    let mut held = 0usize;
     let mut n_features: Option<usize> = None;
     Spi::connect(|c| {
         for r in c.select(&sql, None, &[])? {
@@ -177,6 +188,24 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool) -> Events {
                     format!("{role} relation {name}: every row needs the same number of features ({n} and {})", features.len()),
                 ),
                 _ => {}
+            }
+            held += budget.per_event
+                + context.len()
+                + item.len()
+                + tenant.as_ref().map_or(0, String::len)
+                + features.len() * std::mem::size_of::<f32>();
+            if held > budget.bytes {
+                pgrx::pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "{role} relation {name} needs more than pg_ecom.max_training_mb ({} MB) once featurised; stopped after {} rows",
+                        budget.bytes / (1024 * 1024),
+                        rows.len() + 1
+                    ),
+                    "pg_ecom",
+                )
+                .set_hint("Train on a sample of the relation, or ask a superuser to raise pg_ecom.max_training_mb.")
+                .report(PgLogLevel::ERROR);
             }
             rows.push(Event { tenant, context, item, behaviour, label, features });
         }

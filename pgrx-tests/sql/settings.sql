@@ -11,6 +11,7 @@ SET ROLE ecom_plain;
 SET pg_ecom.embedding_cache_mb = 1000;
 SET pg_ecom.intra_op_threads = 8;
 SET pg_ecom.execution_provider = 'cuda';
+SET pg_ecom.max_training_mb = 100000;
 SET pg_ecom.model_dir = '/tmp';
 -- settings that only choose, not size, stay open
 SET pg_ecom.model_variant = 'int8';
@@ -47,4 +48,16 @@ SELECT ecom_embed('one more title') IS NOT NULL AS embedded;
 SELECT (ecom_model_info()->'embedding_cache'->>'entries')::int AS entries;
 RESET pg_ecom.embedding_cache_mb;
 SET pg_ecom.embedding_cache_mb = 4097;
+-- what one ecom_adapt or ecom_meta_train may hold for the rows it reads is
+-- bounded: a relation larger than that is an ERROR while it is being read
+CREATE TABLE st_big AS
+SELECT 'viewed: item ' || (g % 7) AS context, 'item ' || (g % 5) AS item,
+       'purchase'::text AS behaviour, g % 2 = 0 AS label
+  FROM generate_series(1, 2000) g;
+SET pg_ecom.max_training_mb = 1;
+SELECT ecom_adapt('st_big_shop', 'st_big', start => 'scratch');
+RESET pg_ecom.max_training_mb;
+SELECT (ecom_adapt('st_big_shop', 'st_big', start => 'scratch')->>'n')::int AS adapted_on;
+SELECT ecom_forget('st_big_shop') AS deleted;
+DROP TABLE st_big;
 DROP ROLE ecom_plain;

@@ -52,6 +52,17 @@ fn encoder_identity() -> serde_json::Value {
     })
 }
 
+/// What reading a support or source relation may hold: each event, once
+/// featurised, is 2·dims+1 floats, and while it is featurised its two
+/// embeddings (when the cache cannot keep them) besides its texts.
+fn training_budget() -> relation::Budget {
+    let dims = with_model(|m| m.encoder.dims);
+    relation::Budget {
+        bytes: crate::config::max_training_bytes(),
+        per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,
+    }
+}
+
 /// Learning rates above this only make training diverge.
 const MAX_LR: f64 = 100.0;
 /// Step counts above this are a typo (the 4-fold step selection of
@@ -147,7 +158,7 @@ fn ecom_adapt(
             "unknown start \"{other}\"; valid starts are: global, active, scratch"
         )),
     };
-    let events = relation::read(support, "support", false);
+    let events = relation::read(support, "support", false, &training_budget());
     if events.rows.is_empty() {
         invalid_argument(format!(
             "support relation {} has no usable rows ({} skipped for NULLs)",
@@ -245,7 +256,7 @@ fn ecom_meta_train(
         },
         ..MetaConfig::default()
     };
-    let events = relation::read(source, "source", true);
+    let events = relation::read(source, "source", true, &training_budget());
     if events.rows.is_empty() {
         invalid_argument(format!(
             "source relation {} has no usable rows ({} skipped for NULLs)",
