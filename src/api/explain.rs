@@ -4,10 +4,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use super::predict::{behaviour, side_features, statement_head};
-use crate::head::BEHAVIOURS;
-use crate::model::embed_cached;
-use crate::store::check_encoder;
+use super::predict::{behaviour, pair_inputs};
+use crate::head::{sigmoid, BEHAVIOURS};
 
 /// Why `ecom_predict(tenant, context, item, behaviour, features)` gives its
 /// score: the logit split into the text term (the text score W·x learned
@@ -24,16 +22,13 @@ fn ecom_explain(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
     let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
-    let head = statement_head(fcinfo, tenant);
-    let f = side_features(&features, &head);
-    let e = embed_cached(&[context, item]);
-    check_encoder(&head, e[0].len());
+    let (head, f, e) = pair_inputs(fcinfo, tenant, context, item, &features);
     let x = head.head.explain_pair(b, &e[0], &e[1], f);
     Some(JsonB(json!({
         "tenant": tenant,
         "served_by": {"tenant": head.tenant, "version": head.version},
         "behaviour": BEHAVIOURS[b],
-        "score": head.head.predict_pair(b, &e[0], &e[1], f),
+        "score": f64::from(sigmoid(x.logit)), // = predict_pair's, same arithmetic
         "logit": f64::from(x.logit),
         "terms": {
             "text": f64::from(x.text),

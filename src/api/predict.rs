@@ -5,16 +5,14 @@ use pgrx::JsonB;
 use std::sync::Arc;
 
 use super::invalid_argument;
+use crate::cache::Embedding;
 use crate::head::{behaviour_index, Head, BEHAVIOURS};
 use crate::model::embed_cached;
 use crate::store::{check_encoder, serving_head, HeadMemo, StoredHead};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
-pub(crate) fn statement_head(
-    fcinfo: pg_sys::FunctionCallInfo,
-    tenant: Option<&str>,
-) -> Arc<StoredHead> {
+fn statement_head(fcinfo: pg_sys::FunctionCallInfo, tenant: Option<&str>) -> Arc<StoredHead> {
     // SAFETY: fcinfo is the live call's; scalar functions leave fn_extra to
     // us, and pgrx frees the memo (running its destructor) with fn_mcxt.
     let mut memo = unsafe { pgrx::fcinfo::pg_func_extra(fcinfo, HeadMemo::default) };
@@ -56,6 +54,24 @@ pub(crate) fn side_features<'a>(
     f
 }
 
+/// What scoring one (context, item) pair needs, shared by ecom_predict,
+/// ecom_predict_all and ecom_explain: the head serving `tenant` at this call
+/// site, the side features checked against it, and the two embeddings
+/// (through the cache), checked against the head's width.
+pub(crate) fn pair_inputs<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    tenant: Option<&str>,
+    context: &str,
+    item: &str,
+    features: &'a Option<Array<'_, f32>>,
+) -> (Arc<StoredHead>, &'a [f32], Vec<Embedding>) {
+    let head = statement_head(fcinfo, tenant);
+    let f = side_features(features, &head);
+    let e = embed_cached(&[context, item]);
+    check_encoder(&head, e[0].len());
+    (head, f, e)
+}
+
 fn embedding<'a>(v: &'a Array<'_, f32>, which: &str, head: &Head) -> &'a [f32] {
     let e = finite(v, which);
     if e.len() != head.dims() {
@@ -81,10 +97,7 @@ fn ecom_predict(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<f64> {
     let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
-    let head = statement_head(fcinfo, tenant);
-    let f = side_features(&features, &head);
-    let e = embed_cached(&[context, item]);
-    check_encoder(&head, e[0].len());
+    let (head, f, e) = pair_inputs(fcinfo, tenant, context, item, &features);
     Some(head.head.predict_pair(b, &e[0], &e[1], f))
 }
 
@@ -98,10 +111,7 @@ fn ecom_predict_all(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
     let (context, item) = (context?, item?);
-    let head = statement_head(fcinfo, tenant);
-    let f = side_features(&features, &head);
-    let e = embed_cached(&[context, item]);
-    check_encoder(&head, e[0].len());
+    let (head, f, e) = pair_inputs(fcinfo, tenant, context, item, &features);
     let mut m = serde_json::Map::new();
     for (b, name) in BEHAVIOURS.iter().enumerate() {
         m.insert(
