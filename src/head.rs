@@ -2,17 +2,19 @@
 //! features) → one probability per behaviour. Pure Rust, no Postgres.
 //!
 //! For behaviour b:
-//!   logit_b = g_b · (W_b · x) + A_b · f + c_b,   p_b = σ(logit_b)
+//!   logit_b = g_b · (W_b · x) + τ_b · v + A_b · f + c_b,   p_b = σ(logit_b)
 //! where x = [v, u⊙v, cos(u, v)] are the text features of context u and item
 //! v, and f the caller's numeric side features (popularity, price band, …).
 //!
 //! Why this shape: W (2·384+1 weights per behaviour) carries what text says
-//! and is learned across all tenants; the *small* part (text gain g, side
-//! weights A, bias c: k+2 numbers per behaviour) is what a tenant adapts with
-//! a few dozen events. Adapting only that part, with meta-learned step sizes,
-//! a pull back toward the starting head and early stopping on a held-out
-//! slice of the support set, is what keeps adaptation from making a tenant
-//! worse (full fine-tuning of ~3,000 weights on 16 events overfits).
+//! and is learned across all tenants; the *adapted* part is what a tenant
+//! learns from a few dozen events: the text gain g, side weights A and bias c
+//! (k+2 numbers) rescale what everyone likes, and the taste τ (one weight
+//! per embedding dimension, 0 in the global head) says which items *this*
+//! tenant prefers — a direction in embedding space that no rescaling of the
+//! global text score can express. Adaptation is a MAP estimate under a
+//! Gaussian prior centred on the starting head with meta-learned precisions
+//! per group, so a group that did not help held-out tenants stays put.
 
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
@@ -64,6 +66,7 @@ pub enum Group {
     Gain,
     Side,
     Bias,
+    Taste,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -72,14 +75,43 @@ pub struct Head {
     pub t: usize,
     /// number of side features
     pub k: usize,
-    /// [W: NB·t | g: NB | A: NB·k | c: NB]
+    /// [W: NB·t | g: NB | A: NB·k | c: NB | τ: NB·dims]
     pub params: Vec<f32>,
 }
 
 impl Head {
+    /// Weights of a head laid out before the taste (0.1.x): no τ block.
+    pub fn legacy_len(dims: usize, k: usize) -> usize {
+        NB * (2 * dims + 1) + NB + NB * k + NB
+    }
+
+    pub fn len_for(dims: usize, k: usize) -> usize {
+        Self::legacy_len(dims, k) + NB * dims
+    }
+
+    /// A head from stored weights: the current layout, or the 0.1.x layout
+    /// (no taste block), which scores exactly as it did with τ = 0.
+    pub fn from_weights(t: usize, k: usize, mut params: Vec<f32>) -> Result<Self, String> {
+        if t == 0 || t.is_multiple_of(2) {
+            return Err(format!("text feature width {t} is not 2·dims+1"));
+        }
+        let dims = (t - 1) / 2;
+        if params.len() == Self::legacy_len(dims, k) {
+            params.resize(Self::len_for(dims, k), 0.0);
+        }
+        if params.len() != Self::len_for(dims, k) {
+            return Err(format!(
+                "{} weights, expected {} for {dims} dimensions and {k} side feature(s)",
+                params.len(),
+                Self::len_for(dims, k)
+            ));
+        }
+        Ok(Self { t, k, params })
+    }
+
     pub fn new(dims: usize, k: usize) -> Self {
         let t = 2 * dims + 1;
-        let mut params = vec![0f32; NB * t + NB + NB * k + NB];
+        let mut params = vec![0f32; Self::len_for(dims, k)];
         let h = Self {
             t,
             k,
@@ -107,6 +139,18 @@ impl Head {
     fn bias_at(&self, b: usize) -> usize {
         NB * self.t + NB + NB * self.k + b
     }
+    fn taste_at(&self, b: usize) -> usize {
+        NB * self.t + NB + NB * self.k + NB + b * self.dims()
+    }
+
+    /// Where the taste block starts: global training keeps it at zero.
+    pub fn taste_range(&self) -> std::ops::Range<usize> {
+        self.taste_at(0)..self.params.len()
+    }
+
+    pub fn taste(&self, b: usize) -> &[f32] {
+        &self.params[self.taste_at(b)..self.taste_at(b) + self.dims()]
+    }
 
     /// Which group parameter `i` belongs to.
     pub fn group_of(&self, i: usize) -> Group {
@@ -117,8 +161,10 @@ impl Head {
             Group::Gain
         } else if i < w_end + NB + NB * self.k {
             Group::Side
-        } else {
+        } else if i < w_end + NB + NB * self.k + NB {
             Group::Bias
+        } else {
+            Group::Taste
         }
     }
 
@@ -138,21 +184,43 @@ impl Head {
         self.params[c] = v[self.k + 1];
     }
 
-    /// W_b · x: the text score, which adaptation of the small part never changes.
+    /// What a tenant adapts for behaviour b: [gain, side.., bias, taste..].
+    pub fn adapted(&self, b: usize) -> Vec<f32> {
+        let mut v = self.small(b);
+        v.extend_from_slice(self.taste(b));
+        v
+    }
+
+    pub fn set_adapted(&mut self, b: usize, v: &[f32]) {
+        self.set_small(b, &v[..self.k + 2]);
+        let at = self.taste_at(b);
+        let d = self.dims();
+        self.params[at..at + d].copy_from_slice(&v[self.k + 2..]);
+    }
+
+    /// W_b · x: the text score learned across tenants, which adaptation
+    /// never changes.
     pub fn text_score(&self, b: usize, x: &[f32]) -> f32 {
         let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
         w.iter().zip(x).map(|(a, c)| a * c).sum()
     }
 
-    /// The logit from a precomputed text score `s` = W_b · x.
-    pub fn logit_with(&self, b: usize, s: f32, f: &[f32]) -> f32 {
+    /// τ_b · v, v = the item embedding (the first `dims` text features).
+    pub fn taste_score(&self, b: usize, v: &[f32]) -> f32 {
+        self.taste(b).iter().zip(v).map(|(a, c)| a * c).sum()
+    }
+
+    /// The logit from a precomputed text score `s` = W_b · x and taste
+    /// score `q` = τ_b · v.
+    pub fn logit_with(&self, b: usize, s: f32, q: f32, f: &[f32]) -> f32 {
         let a = &self.params[self.side_at(b)..self.side_at(b) + self.k];
         let side: f32 = a.iter().zip(f).map(|(p, q)| p * q).sum();
-        self.params[self.gain_at(b)] * s + side + self.params[self.bias_at(b)]
+        self.params[self.gain_at(b)] * s + q + side + self.params[self.bias_at(b)]
     }
 
     pub fn logit(&self, b: usize, x: &[f32], f: &[f32]) -> f32 {
-        self.logit_with(b, self.text_score(b, x), f)
+        let d = self.dims();
+        self.logit_with(b, self.text_score(b, x), self.taste_score(b, &x[..d]), f)
     }
 
     pub fn predict(&self, b: usize, x: &[f32], f: &[f32]) -> f64 {
@@ -162,36 +230,41 @@ impl Head {
     /// W_b · text_features(u, v) in one pass over u and v with no
     /// allocation: this is the per-row path of scoring, where building x
     /// (769 floats) for each row cost more than the dot product itself.
-    fn text_score_pair(&self, b: usize, u: &[f32], v: &[f32]) -> f32 {
+    /// (text score, taste score) of a pair: the per-row path of scoring,
+    /// where building x (769 floats) for each row cost more than the dot
+    /// products themselves.
+    fn scores_pair(&self, b: usize, u: &[f32], v: &[f32]) -> (f32, f32) {
         let d = v.len();
         let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
         let (wv, wuv) = (&w[..d], &w[d..2 * d]);
-        let (mut s, mut dot, mut nu, mut nv) = (0f32, 0f32, 0f32, 0f32);
+        let tau = self.taste(b);
+        let (mut s, mut q, mut dot, mut nu, mut nv) = (0f32, 0f32, 0f32, 0f32, 0f32);
         for i in 0..d {
             let (a, c) = (u[i], v[i]);
             let p = a * c;
             s += wv[i] * c + wuv[i] * p;
+            q += tau[i] * c;
             dot += p;
             nu += a * a;
             nv += c * c;
         }
         let denom = (nu * nv).sqrt();
-        s + w[2 * d] * if denom > 0.0 { dot / denom } else { 0.0 }
+        (
+            s + w[2 * d] * if denom > 0.0 { dot / denom } else { 0.0 },
+            q,
+        )
     }
 
     /// `predict(b, &text_features(u, v), f)`, without allocating.
     pub fn predict_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> f64 {
-        f64::from(sigmoid(self.logit_with(
-            b,
-            self.text_score_pair(b, u, v),
-            f,
-        )))
+        let (s, q) = self.scores_pair(b, u, v);
+        f64::from(sigmoid(self.logit_with(b, s, q, f)))
     }
 
     /// The logit of `predict_pair`, split into its terms with the same
     /// arithmetic, so that the terms add up to exactly that logit.
     pub fn explain_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> Explanation {
-        let s = self.text_score_pair(b, u, v);
+        let (s, q) = self.scores_pair(b, u, v);
         let gain = self.params[self.gain_at(b)];
         let a = &self.params[self.side_at(b)..self.side_at(b) + self.k];
         let side: Vec<f32> = a.iter().zip(f).map(|(p, q)| p * q).collect();
@@ -200,10 +273,11 @@ impl Head {
             text_score: s,
             gain,
             text: gain * s,
+            taste: q,
             side_total: side.iter().sum(),
             side,
             bias,
-            logit: self.logit_with(b, s, f),
+            logit: self.logit_with(b, s, q, f),
         }
     }
 
@@ -222,6 +296,7 @@ impl Head {
             m.gain += dist(self.gain_at(b)..self.gain_at(b) + 1) / NB as f64;
             m.side += dist(self.side_at(b)..self.side_at(b) + self.k) / NB as f64;
             m.bias += dist(self.bias_at(b)..self.bias_at(b) + 1) / NB as f64;
+            m.taste += dist(self.taste_at(b)..self.taste_at(b) + self.dims()) / NB as f64;
         }
         m
     }
@@ -240,10 +315,11 @@ impl Head {
             return 0.0;
         }
         let n = exs.len() as f32;
+        let dims = self.dims();
         let mut loss = 0f32;
         for (i, e) in exs.iter().enumerate() {
             let s = scores.map_or_else(|| self.text_score(e.b, &e.x), |s| s[i]);
-            let z = self.logit_with(e.b, s, &e.f);
+            let z = self.logit_with(e.b, s, self.taste_score(e.b, &e.x[..dims]), &e.f);
             loss += log_loss(z, e.y);
             let d = (sigmoid(z) - e.y) / n;
             let gain = self.params[self.gain_at(e.b)];
@@ -259,6 +335,10 @@ impl Head {
                 grad[a0 + j] += d * fj;
             }
             grad[self.bias_at(e.b)] += d;
+            let t0 = self.taste_at(e.b);
+            for (j, vj) in e.x[..dims].iter().enumerate() {
+                grad[t0 + j] += d * vj;
+            }
         }
         loss /= n;
         if l2 > 0.0 {
@@ -281,14 +361,16 @@ impl Head {
     }
 }
 
-/// One score, term by term: `logit = text + side_total + bias`, where
-/// `text = gain · text_score` (text_score = W_b · x, learned across all
-/// tenants; gain, side weights and bias are what a tenant adapts).
+/// One score, term by term: `logit = text + taste + side_total + bias`,
+/// where `text = gain · text_score` (text_score = W_b · x, learned across all
+/// tenants) and `taste = τ_b · v` (the tenant's own preference; 0 for the
+/// global head). Gain, taste, side weights and bias are what a tenant adapts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation {
     pub text_score: f32,
     pub gain: f32,
     pub text: f32,
+    pub taste: f32,
     pub side: Vec<f32>,
     pub side_total: f32,
     pub bias: f32,
@@ -302,6 +384,7 @@ pub struct Moved {
     pub gain: f64,
     pub side: f64,
     pub bias: f64,
+    pub taste: f64,
 }
 
 pub fn sigmoid(z: f32) -> f32 {
@@ -410,7 +493,7 @@ mod tests {
                 .collect();
             let x = h.explain_pair(e.b, &u, &v, &e.f);
             // the same f32 arithmetic: exact, not approximate
-            assert_eq!(x.text + x.side_total + x.bias, x.logit);
+            assert_eq!(x.text + x.taste + x.side_total + x.bias, x.logit);
             assert_eq!(
                 f64::from(sigmoid(x.logit)),
                 h.predict_pair(e.b, &u, &v, &e.f)
@@ -549,5 +632,56 @@ mod tests {
     fn rng_is_deterministic() {
         let (mut a, mut b) = (Rng::new(42), Rng::new(42));
         assert!((0..10).all(|_| a.next_u64() == b.next_u64()));
+    }
+
+    #[test]
+    fn weights_stored_before_the_taste_decode_and_score_the_same() {
+        let mut r = Rng::new(12);
+        let mut unit = || (r.next_u64() % 2000) as f32 / 1000.0 - 1.0;
+        let (dims, k) = (6, 2);
+        let legacy: Vec<f32> = (0..Head::legacy_len(dims, k)).map(|_| unit()).collect();
+        let h = Head::from_weights(2 * dims + 1, k, legacy.clone()).unwrap();
+        assert_eq!(h.params.len(), Head::len_for(dims, k));
+        assert_eq!(&h.params[..legacy.len()], &legacy[..]);
+        assert!(h.taste(NB - 1).iter().all(|&t| t == 0.0));
+        // the 0.1.x formula, by hand: g·(W·x) + A·f + c
+        let u: Vec<f32> = (0..dims).map(|_| unit()).collect();
+        let v: Vec<f32> = (0..dims).map(|_| unit()).collect();
+        let f = [0.3f32, -0.7];
+        let x = text_features(&u, &v);
+        let t = 2 * dims + 1;
+        for b in 0..NB {
+            let s: f32 = legacy[b * t..(b + 1) * t]
+                .iter()
+                .zip(&x)
+                .map(|(a, c)| a * c)
+                .sum();
+            let g = legacy[NB * t + b];
+            let a = &legacy[NB * t + NB + b * k..NB * t + NB + (b + 1) * k];
+            let c = legacy[NB * t + NB + NB * k + b];
+            let want = g * s + a[0] * f[0] + a[1] * f[1] + c;
+            assert!((h.logit(b, &x, &f) - want).abs() < 1e-5);
+        }
+        // other lengths are refused, with what was expected
+        let e = Head::from_weights(2 * dims + 1, k, vec![0.0; 10]).unwrap_err();
+        assert!(e.contains("expected"), "{e}");
+        assert!(Head::from_weights(0, k, vec![]).is_err());
+    }
+
+    #[test]
+    fn the_taste_adds_its_own_term() {
+        let mut h = Head::new(4, 0);
+        let v = [0.5f32, -0.5, 0.5, -0.5];
+        let u = [1.0f32, 0.0, 0.0, 0.0];
+        let before = h.explain_pair(1, &u, &v, &[]);
+        let mut a = h.adapted(1);
+        a[2..].copy_from_slice(&[2.0, 0.0, 0.0, -2.0]); // gain, bias, then τ
+        h.set_adapted(1, &a);
+        let after = h.explain_pair(1, &u, &v, &[]);
+        assert_eq!(before.taste, 0.0);
+        assert_eq!(after.taste, 2.0);
+        assert_eq!(after.logit, before.logit + 2.0);
+        // other behaviours keep their own (zero) taste
+        assert_eq!(h.explain_pair(0, &u, &v, &[]).taste, 0.0);
     }
 }

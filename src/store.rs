@@ -427,18 +427,9 @@ fn no_global_head() -> ! {
 fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
     let t = hyper["t"].as_u64().unwrap_or(0) as usize;
     let k = hyper["k"].as_u64().unwrap_or(0) as usize;
-    let head = Head {
-        t,
-        k,
-        params: weights,
-    };
-    if t == 0 || head.params.len() != Head::new(head.dims(), k).params.len() {
-        error!(
-            "pg_ecom: ecom.heads holds a head with inconsistent weights (t={t}, k={k}, {} weights)",
-            head.params.len()
-        );
-    }
-    head
+    Head::from_weights(t, k, weights).unwrap_or_else(|e| {
+        error!("pg_ecom: ecom.heads holds a head with inconsistent weights (t={t}, k={k}): {e}")
+    })
 }
 
 /// Functions that write ecom.heads refuse early, before any encoding or
