@@ -60,7 +60,8 @@ SELECT 'tenant ' || coalesce(tenant, 'global') || ': ' || count(*) || ' versions
 HAVING count(*) <> max(version) OR count(*) FILTER (WHERE active) <> 1
 UNION ALL
 SELECT 'incomplete weights: ' || coalesce(tenant, 'global') || ' v' || version
-  FROM ecom.heads WHERE array_length(weights, 1) <> 4 * (2 * dims + 1) + 4 * (n_features + 2);
+  FROM ecom.heads WHERE array_length(weights, 1) NOT IN (4 * (2 * dims + 1) + 4 * (n_features + 2),           -- 0.1.x
+                                                       4 * (2 * dims + 1) + 4 * (n_features + 2) + 4 * dims); -- with a taste
 SQL
 )
   [ -z "$bad" ] || { echo "crash: after $1: $bad"; exit 1; }

@@ -9,9 +9,11 @@ use crate::head::{sigmoid, BEHAVIOURS};
 
 /// Why `ecom_predict(tenant, context, item, behaviour, features)` gives its
 /// score: the logit split into the text term (the text score W·x learned
-/// across tenants, times the serving head's text gain), one term per side
-/// feature, and the bias. The terms add up to `logit`, and `score` =
-/// σ(logit) is exactly what ecom_predict returns.
+/// across tenants, times the serving head's text gain), the tenant's taste
+/// (τ·v: how much this tenant's own preference in embedding space likes the
+/// item; 0 for the global head), one term per side feature, and the bias.
+/// The terms add up to `logit`, and `score` = σ(logit) is exactly what
+/// ecom_predict returns.
 #[pg_extern(stable, parallel_safe, cost = 10000)]
 fn ecom_explain(
     tenant: Option<&str>,
@@ -32,6 +34,7 @@ fn ecom_explain(
         "logit": f64::from(x.logit),
         "terms": {
             "text": f64::from(x.text),
+            "taste": f64::from(x.taste),
             "side": x.side.iter().map(|&t| f64::from(t)).collect::<Vec<_>>(),
             "bias": f64::from(x.bias),
         },

@@ -197,10 +197,10 @@ fn ecom_adapt(
         "encoder": encoder_identity(),
     });
     // how far each group moved from the starting head (method meta moves
-    // only gain, side weights and bias; full moves the text weights too)
+    // gain, side weights, bias and taste; full moves the text weights too)
     let moved = head0.moved(&head);
     let r4 = |x: f64| (x * 1e4).round() / 1e4;
-    let moved = json!({"text": r4(moved.text), "gain": r4(moved.gain), "side": r4(moved.side), "bias": r4(moved.bias)});
+    let moved = json!({"text": r4(moved.text), "gain": r4(moved.gain), "side": r4(moved.side), "bias": r4(moved.bias), "taste": r4(moved.taste)});
     let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used, "moved": moved});
     let version = store::insert_version(Some(tenant), parent, &head, hyper, metrics);
     JsonB(json!({
