@@ -14,6 +14,9 @@ meta-train tenants contribute a random sample of their events.
 
 --protocol users: each user is a tenant instead (MeLU's cold-start setting:
 support = the user's K earliest ratings, query = later ones).
+--protocol occupation: each user's occupation is a tenant (a store whose
+audience is one occupation: 21 tenants; support = the tenant's K earliest
+events, query = later ones, as for genres).
 --text-only: the head gets no side features (the popularity baseline still
 ranks by the item's earlier positive rate).
 
@@ -37,7 +40,7 @@ ap.add_argument("--query", type=int, default=300, help="query events per meta-te
 ap.add_argument("--history", type=int, default=5, help="titles in the user context")
 ap.add_argument("--min-events", type=int, default=None,
                 help="tenants need this many events (default: 400 for genres, max(K) + 40 for users)")
-ap.add_argument("--protocol", choices=["genre", "users"], default="genre")
+ap.add_argument("--protocol", choices=["genre", "users", "occupation"], default="genre")
 ap.add_argument("--tenant-pool", type=int, default=0,
                 help="use a fixed random subset of this many eligible tenants (0 = all)")
 ap.add_argument("--text-only", action="store_true", help="no side features for the head")
@@ -45,13 +48,18 @@ a = ap.parse_args()
 ks = [int(k) for k in a.ks.split(",")]
 kmax = max(ks)
 if a.min_events is None:
-    a.min_events = 400 if a.protocol == "genre" else kmax + 40
+    a.min_events = kmax + 40 if a.protocol == "users" else 400
 
 items = {}
 for line in list(open(os.path.join(a.data, "ml-100k.item"), encoding="utf-8"))[1:]:
     iid, title, year, genres = line.rstrip("\n").split("\t")
     text = title + (f" ({year})" if year.isdigit() else "") + (f" {genres}" if genres else "")
     items[iid] = (title, text, genres.split(" ")[0] if genres else "unknown")
+
+occupation = {}
+for line in list(open(os.path.join(a.data, "ml-100k.user"), encoding="utf-8"))[1:]:
+    uid, _age, _gender, occ, _zip = line.rstrip("\n").split("\t")
+    occupation[uid] = occ
 
 rows = []
 for line in list(open(os.path.join(a.data, "ml-100k.inter")))[1:]:
@@ -87,9 +95,17 @@ while i < len(rows):
         history[u].append(items[it][0])
     i = j
 
+def tenant_of(e):
+    if a.protocol == "genre":
+        return e[0]
+    if a.protocol == "users":
+        return "user " + e[1]
+    return occupation[e[1]]
+
+
 by_tenant = defaultdict(list)
 for e in events:
-    by_tenant[e[0] if a.protocol == "genre" else "user " + e[1]].append(e)
+    by_tenant[tenant_of(e)].append(e)
 tenants = sorted(t for t, ev in by_tenant.items() if len(ev) >= a.min_events)
 if a.tenant_pool and len(tenants) > a.tenant_pool:
     tenants = sorted(random.Random(777).sample(tenants, a.tenant_pool))
@@ -109,9 +125,8 @@ with open(os.path.join(a.out, "events.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["tenant", "usr", "ts", "trank", "context", "item", "label", "features", "pop", "early", "sampled"])
     for e, trank, early, sampled in keep.values():
-        t, u, ts, context, item, y, feats = e
-        if a.protocol == "users":
-            t = "user " + u
+        _, u, ts, context, item, y, feats = e
+        t = tenant_of(e)
         head_feats = [] if a.text_only else feats
         w.writerow([t, u, ts, trank, context, item, "t" if y else "f",
                     "{" + ",".join(f"{x:.5f}" for x in head_feats) + "}", f"{feats[0]:.5f}",
@@ -188,7 +203,7 @@ emit(f"\\copy (SELECT * FROM adapt_ms) TO '{os.path.abspath(os.path.join(a.out, 
 with open(os.path.join(a.out, "eval.sql"), "w") as f:
     f.write("\n".join(q) + "\n")
 with open(os.path.join(a.out, "protocol.txt"), "w") as f:
-    f.write(f"{'genres' if a.protocol == 'genre' else 'users'} as tenants, "
+    f.write(f"{ {'genre': 'genres', 'users': 'users', 'occupation': 'occupations'}[a.protocol]} as tenants, "
             f"{'text only (no side features)' if a.text_only else 'text + 4 side features'}; "
             f"{len(tenants)} tenants with >= {a.min_events} events, {a.test_tenants} meta-test tenants per seed, "
             f"{a.train_events} sampled events per meta-train tenant, query = up to {a.query} events after the first {kmax}\n")

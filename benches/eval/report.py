@@ -35,6 +35,16 @@ for m, label in methods:
     lines.append(f"| {label} | " + " | ".join(v[1] for v in vals) + " |")
     for k, v in zip(ks, vals):
         best[(m, k)] = v[0]
+def worst_tenant(m, k):
+    kk = k if m.startswith(("c_", "d_", "e_")) else 0
+    per_t = {t: st.mean(v) for (mm, k2, t), v in per_tenant.items() if mm == m and k2 == kk}
+    if not per_t:
+        return "–"
+    t = min(per_t, key=per_t.get)
+    return f"{per_t[t]:.4f} ({t})"
+
+for m, label in [("a_popularity", "(a)"), ("e0_meta_noadapt", "(e0)"), ("e_meta_adapt", "(e)")]:
+    lines.append(f"| worst tenant, {label}, mean over seeds | " + " | ".join(worst_tenant(m, k) for k in ks) + " |")
 n_seeds = len({s for (_, _, s) in per_seed})
 try:
     print(f"Protocol: {open(f'{out_dir}/protocol.txt').read().strip()}.\n")
@@ -49,6 +59,22 @@ for k in ks:
     others = {m: best[(m, k)] for m, _ in methods if m not in ("e_meta_adapt", "e0_meta_noadapt")}
     beaten = [m for m, v in others.items() if v is not None and e is not None and e > v]
     print(f"- K = {k}: (e) beats {len(beaten)} of {len(others)} baselines ({', '.join(m.split('_')[0] for m in beaten)}).")
+def paired(m1, m2, k):
+    """mean over seeds of the per-seed mean difference, and its std"""
+    k1 = k if m1.startswith(("c_", "d_", "e_")) else 0
+    k2 = k if m2.startswith(("c_", "d_", "e_")) else 0
+    diffs = []
+    for s in sorted({s for (_, _, s) in per_seed}):
+        a, b = per_seed.get((m1, k1, s)), per_seed.get((m2, k2, s))
+        if a and b:
+            diffs.append(st.mean(a) - st.mean(b))
+    if not diffs:
+        return "–"
+    return f"{st.mean(diffs):+.4f} ± {st.stdev(diffs) if len(diffs) > 1 else 0.0:.4f}"
+
+for k in ks:
+    print(f"- K = {k}: (e) − (e0) = {paired('e_meta_adapt', 'e0_meta_noadapt', k)}; (e) − (a) = {paired('e_meta_adapt', 'a_popularity', k)}; "
+          f"(e0) − (a) = {paired('e0_meta_noadapt', 'a_popularity', k)}; (b) − (a) = {paired('b_global', 'a_popularity', k)}.")
 drops = []
 for (m, k, t), v in per_tenant.items():
     if m == "e_meta_adapt":
