@@ -167,7 +167,8 @@ pub fn adapt_with(
             // With a taste, adaptation is a MAP estimate under the prior,
             // run to its optimum: on held-out users, stopping it early by
             // cross-validation over 2–16 held-out events cut the taste's
-            // gain in AUC (0.0854 → 0.0886 without it, at the same prior).
+            // gain in meta-validation AUC (0.6854 → 0.6886 without it, users as
+            // tenants, one seed, same prior).
             // Heads without a taste keep the 0.1 rule.
             let early_stop = cfg.prior.taste >= FROZEN;
             let steps = if early_stop && support.len() >= 8 && cfg.steps > 0 {

@@ -150,7 +150,11 @@ fn ecom_adapt(
                 store::active_head(Some(tenant), false)
             };
             let h = h.unwrap_or_else(|| store::serving_head(None));
-            let prior: Prior = serde_json::from_value(h.hyper["prior"].clone()).unwrap_or_default();
+            // a head with no (readable) prior adapts as 0.1.x did: no taste
+            let prior: Prior = serde_json::from_value(h.hyper["prior"].clone()).unwrap_or(Prior {
+                taste: train::FROZEN,
+                ..Prior::default()
+            });
             (h.tenant.is_some().then_some(h.version), Some(h), prior)
         }
         "scratch" => (None, None, Prior::default()),
