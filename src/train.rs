@@ -246,16 +246,17 @@ struct Scored<'a> {
 }
 
 impl Scored<'_> {
-    /// z · p for z = [s, f.., 1, v − center..] (v only when p covers the
-    /// taste; an empty `center` is the origin)
+    /// z · p for z = [s, f.., 1, v − center..]. `p` covers the taste (and
+    /// `center` is then the embedding's length) or stops at the bias.
     fn dot(&self, p: &[f64], center: &[f64]) -> f64 {
         let k = self.f.len();
+        debug_assert!(p.len() == k + 2 || center.len() == self.v.len());
         let mut acc = p[0] * f64::from(self.s) + p[k + 1];
-        for (j, fj) in self.f.iter().enumerate() {
-            acc += p[1 + j] * f64::from(*fj);
+        for (pj, fj) in p[1..=k].iter().zip(self.f) {
+            acc += pj * f64::from(*fj);
         }
-        for (i, (pi, vi)) in p[k + 2..].iter().zip(self.v).enumerate() {
-            acc += pi * (f64::from(*vi) - center.get(i).copied().unwrap_or(0.0));
+        for ((pi, vi), ci) in p[k + 2..].iter().zip(self.v).zip(center) {
+            acc += pi * (f64::from(*vi) - ci);
         }
         acc
     }
@@ -263,20 +264,21 @@ impl Scored<'_> {
     /// out += a · z
     fn axpy(&self, a: f64, out: &mut [f64], center: &[f64]) {
         let k = self.f.len();
+        debug_assert!(out.len() == k + 2 || center.len() == self.v.len());
         out[0] += a * f64::from(self.s);
-        for (j, fj) in self.f.iter().enumerate() {
-            out[1 + j] += a * f64::from(*fj);
+        for (o, fj) in out[1..=k].iter_mut().zip(self.f) {
+            *o += a * f64::from(*fj);
         }
         out[k + 1] += a;
-        for (i, (o, vi)) in out[k + 2..].iter_mut().zip(self.v).enumerate() {
-            *o += a * (f64::from(*vi) - center.get(i).copied().unwrap_or(0.0));
+        for ((o, vi), ci) in out[k + 2..].iter_mut().zip(self.v).zip(center) {
+            *o += a * (f64::from(*vi) - ci);
         }
     }
 }
 
-fn scored<'a>(h: &Head, exs: &'a [Example]) -> Vec<Scored<'a>> {
+fn scored<'a>(h: &Head, exs: impl IntoIterator<Item = &'a Example>) -> Vec<Scored<'a>> {
     let d = h.dims();
-    exs.iter()
+    exs.into_iter()
         .map(|e| Scored {
             s: h.text_score(e.b, &e.x),
             v: &e.x[..d],
@@ -337,49 +339,71 @@ fn descent(
     for p in prec[k + 2..].iter_mut() {
         *p = f64::from(cfg.prior.taste) / n;
     }
-    for t in 1..=cfg.steps {
-        for b in 0..NB {
+    // what does not change between steps, per behaviour: its events, their
+    // mean item (the centre), the scores of a frozen taste, and the start in
+    // centred coordinates
+    let parts: Vec<Part> = (0..NB)
+        .filter_map(|b| {
             let mine: Vec<&Scored> = exs.iter().filter(|e| e.b == b).collect();
             if mine.is_empty() {
-                continue;
+                return None;
             }
-            let mut center: Vec<f64> = Vec::new();
-            let (mut theta, mut theta0) = if with_taste {
+            let mut center = Vec::new();
+            let mut theta0 = if with_taste {
                 center = vec![0f64; h.dims()];
                 for e in &mine {
                     for (c, v) in center.iter_mut().zip(e.v) {
                         *c += f64::from(*v) / mine.len() as f64;
                     }
                 }
-                (h.adapted(b), start.adapted(b))
+                start.adapted(b)
             } else {
-                (h.small(b), start.small(b))
+                start.small(b)
             };
-            // to centred coordinates: c̃ = c + τ·v̄
-            let shift = |th: &mut [f32]| {
-                let tv: f64 = th[k + 2..]
-                    .iter()
-                    .zip(&center)
-                    .map(|(t, c)| f64::from(*t) * c)
-                    .sum();
-                th[k + 1] = (f64::from(th[k + 1]) + tv) as f32;
-            };
-            if with_taste {
-                shift(&mut theta);
-                shift(&mut theta0);
-            }
+            recentre(&mut theta0, k, &center, 1.0);
+            let offsets = mine
+                .iter()
+                .map(|e| {
+                    if with_taste {
+                        0.0
+                    } else {
+                        f64::from(start.taste_score(b, e.v)) // a frozen taste still scores
+                    }
+                })
+                .collect();
+            Some(Part {
+                b,
+                mine,
+                center,
+                offsets,
+                theta0,
+            })
+        })
+        .collect();
+    for t in 1..=cfg.steps {
+        for part in &parts {
+            let Part {
+                b,
+                mine,
+                center,
+                offsets,
+                theta0,
+            } = part;
+            let b = *b;
+            let mut theta = if with_taste { h.adapted(b) } else { h.small(b) };
+            recentre(&mut theta, k, center, 1.0);
             let mut grad = vec![0f64; m];
             let mut w = Vec::with_capacity(mine.len());
-            for e in &mine {
+            for e in mine {
                 let p = f64::from(sigmoid(scored_logit(&h, e)));
-                e.axpy((p - f64::from(e.y)) / n, &mut grad, &center);
+                e.axpy((p - f64::from(e.y)) / n, &mut grad, center);
                 w.push((p * (1.0 - p)).max(1e-6) / n);
             }
             for i in 0..m {
                 grad[i] += prec[i] * f64::from(theta[i] - theta0[i]);
             }
             let delta = if with_taste {
-                conjugate_gradient(&mine, &w, &prec, &grad, &center, &mut || each(None))
+                conjugate_gradient(mine, &w, &prec, &grad, center, &mut || each(None))
             } else {
                 let mut hess = vec![0f64; m * m];
                 let mut z = vec![0f64; m];
@@ -398,21 +422,11 @@ fn descent(
                 solve(&mut hess, &mut grad, m)
             };
             // the objective at θ (centred coordinates), for the line search
-            let offsets: Vec<f64> = mine
-                .iter()
-                .map(|e| {
-                    if with_taste {
-                        0.0
-                    } else {
-                        f64::from(h.taste_score(b, e.v)) // a frozen taste still scores
-                    }
-                })
-                .collect();
             let objective = |th: &[f32]| -> f64 {
                 let th: Vec<f64> = th.iter().map(|&v| f64::from(v)).collect();
                 let mut o = 0.0;
-                for (e, off) in mine.iter().zip(&offsets) {
-                    o += log_loss64(e.dot(&th, &center) + off, f64::from(e.y)) / n;
+                for (e, off) in mine.iter().zip(offsets) {
+                    o += log_loss64(e.dot(&th, center) + off, f64::from(e.y)) / n;
                 }
                 for i in 0..m {
                     o += 0.5 * prec[i] * (th[i] - f64::from(theta0[i])).powi(2);
@@ -446,14 +460,8 @@ fn descent(
                 let Some(mut next) = accepted else {
                     continue;
                 };
+                recentre(&mut next, k, center, -1.0);
                 if with_taste {
-                    // back from centred coordinates: c = c̃ − τ·v̄
-                    let tv: f64 = next[k + 2..]
-                        .iter()
-                        .zip(&center)
-                        .map(|(t, c)| f64::from(*t) * c)
-                        .sum();
-                    next[k + 1] = (f64::from(next[k + 1]) - tv) as f32;
                     h.set_adapted(b, &next);
                 } else {
                     h.set_small(b, &next);
@@ -462,6 +470,27 @@ fn descent(
         }
         each(Some((t, &h)));
     }
+}
+
+/// One behaviour's share of `descent`, fixed across its steps.
+struct Part<'e, 'a> {
+    b: usize,
+    mine: Vec<&'e Scored<'a>>,
+    center: Vec<f64>,
+    offsets: Vec<f64>,
+    /// the start, in centred coordinates
+    theta0: Vec<f32>,
+}
+
+/// To centred coordinates (`sign` = 1: c̃ = c + τ·v̄) and back (−1). A
+/// no-op without a taste (`center` empty).
+fn recentre(th: &mut [f32], k: usize, center: &[f64], sign: f64) {
+    let tv: f64 = th[k + 2..]
+        .iter()
+        .zip(center)
+        .map(|(t, c)| f64::from(*t) * c)
+        .sum();
+    th[k + 1] = (f64::from(th[k + 1]) + sign * tv) as f32;
 }
 
 /// `log_loss` in f64.
@@ -805,8 +834,9 @@ pub fn meta_train(
             val.to_vec()
         };
         let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed as u64 ^ 0xA5A5);
+        let before = baseline_aucs(&head, &episodes);
         prior = search_prior(&head, |r| {
-            query_quality(&head, &episodes, &inner(r), &mut between)
+            query_quality(&head, &episodes, &before, &inner(r), &mut between)
         });
     } else {
         prior = Prior::frozen();
@@ -852,17 +882,7 @@ pub fn meta_train(
 /// taste fixed) by Newton's method under a weak prior: logistic regression
 /// of the labels on [text score, side features, 1].
 fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnMut()) {
-    let d = head.dims();
-    let all: Vec<Scored> = exs
-        .iter()
-        .map(|e| Scored {
-            s: head.text_score(e.b, &e.x),
-            v: &e.x[..d],
-            f: &e.f,
-            b: e.b,
-            y: e.y,
-        })
-        .collect();
+    let all = scored(head, exs.iter().copied());
     let cfg = AdaptConfig {
         steps: 8,
         lr: 1.0,
@@ -976,26 +996,34 @@ fn fit_within(head: &mut Head, tasks: &[Vec<&Example>], fit_gain: bool, between:
     if n == 0 {
         return;
     }
-    // text scores once: W does not change here
-    let scores: Vec<Vec<f32>> = tasks
-        .iter()
-        .map(|t| t.iter().map(|e| head.text_score(e.b, &e.x)).collect())
-        .collect();
-    let z = |s: f32, e: &Example| -> Vec<f64> {
-        let mut z = Vec::with_capacity(m);
-        z.push(f64::from(s));
-        z.extend(e.f.iter().map(|&v| f64::from(v)));
-        z
-    };
     // weak priors per event-sum: on the tenant biases (toward the global
     // bias, so a tenant with one label does not run off to infinity) and
     // on gain and side weights
     const PREC: f64 = 1.0;
     let nt = tasks.len();
     for b in 0..NB {
-        if !tasks.iter().any(|t| t.iter().any(|e| e.b == b)) {
+        // per tenant, its events of behaviour b as (z = [text score, side
+        // features..], label), built once: W does not change here
+        let rows: Vec<Vec<(Vec<f64>, f64)>> = tasks
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .filter(|e| e.b == b)
+                    .map(|e| {
+                        let mut z = Vec::with_capacity(m);
+                        z.push(f64::from(head.text_score(b, &e.x)));
+                        z.extend(e.f.iter().map(|&v| f64::from(v)));
+                        (z, f64::from(e.y))
+                    })
+                    .collect()
+            })
+            .collect();
+        if rows.iter().all(|r| r.is_empty()) {
             continue;
         }
+        let logit = |z: &[f64], th: &[f64], bias: f64| -> f64 {
+            z.iter().zip(th).map(|(a, c)| a * c).sum::<f64>() + bias
+        };
         let mut theta: Vec<f64> = head.small(b)[..m].iter().map(|&v| f64::from(v)).collect();
         let c0 = f64::from(head.small(b)[m]);
         let mut biases = vec![c0; nt];
@@ -1014,14 +1042,11 @@ fn fit_within(head: &mut Head, tasks: &[Vec<&Example>], fit_gain: bool, between:
             let mut g_b = vec![0f64; nt];
             let mut h_b = vec![PREC; nt];
             let mut h_cross = vec![0f64; nt * m];
-            for (ti, t) in tasks.iter().enumerate() {
+            for (ti, t) in rows.iter().enumerate() {
                 g_b[ti] += PREC * (biases[ti] - c0);
-                for (e, &s) in t.iter().zip(&scores[ti]).filter(|(e, _)| e.b == b) {
-                    let zz = z(s, e);
-                    let logit: f64 =
-                        zz.iter().zip(&theta).map(|(a, c)| a * c).sum::<f64>() + biases[ti];
-                    let p = 1.0 / (1.0 + (-logit).exp());
-                    let (r, w) = (p - f64::from(e.y), (p * (1.0 - p)).max(1e-6));
+                for (zz, y) in t {
+                    let p = 1.0 / (1.0 + (-logit(zz, &theta, biases[ti])).exp());
+                    let (r, w) = (p - y, (p * (1.0 - p)).max(1e-6));
                     g_b[ti] += r;
                     h_b[ti] += w;
                     for i in 0..m {
@@ -1068,12 +1093,10 @@ fn fit_within(head: &mut Head, tasks: &[Vec<&Example>], fit_gain: bool, between:
             // Newton step overshoot
             let objective = |th: &[f64], bs: &[f64]| -> f64 {
                 let mut o = 0.5 * PREC * th.iter().map(|v| v * v).sum::<f64>();
-                for (ti, t) in tasks.iter().enumerate() {
+                for (ti, t) in rows.iter().enumerate() {
                     o += 0.5 * PREC * (bs[ti] - c0).powi(2);
-                    for (e, &s) in t.iter().zip(&scores[ti]).filter(|(e, _)| e.b == b) {
-                        let zz = z(s, e);
-                        let logit = zz.iter().zip(th).map(|(a, c)| a * c).sum::<f64>() + bs[ti];
-                        o += log_loss64(logit, f64::from(e.y));
+                    for (zz, y) in t {
+                        o += log_loss64(logit(zz, th, bs[ti]), *y);
                     }
                 }
                 o
@@ -1104,14 +1127,10 @@ fn fit_within(head: &mut Head, tasks: &[Vec<&Example>], fit_gain: bool, between:
         let mut c = c0;
         for _ in 0..8 {
             let (mut g, mut hss) = (PREC * (c - c0), PREC);
-            for (ti, t) in tasks.iter().enumerate() {
-                for (e, &s) in t.iter().zip(&scores[ti]).filter(|(e, _)| e.b == b) {
-                    let zz = z(s, e);
-                    let logit: f64 = zz.iter().zip(&theta).map(|(a, c)| a * c).sum::<f64>() + c;
-                    let p = 1.0 / (1.0 + (-logit).exp());
-                    g += p - f64::from(e.y);
-                    hss += (p * (1.0 - p)).max(1e-6);
-                }
+            for (zz, y) in rows.iter().flatten() {
+                let p = 1.0 / (1.0 + (-logit(zz, &theta, c)).exp());
+                g += p - y;
+                hss += (p * (1.0 - p)).max(1e-6);
             }
             c -= g / hss;
         }
@@ -1184,29 +1203,37 @@ fn mean_query_loss(
     total / episodes.len() as f32
 }
 
+/// Query AUC of each episode with the unadapted head: what
+/// `query_quality` compares adapted heads with, the same for every prior.
+fn baseline_aucs(head: &Head, episodes: &[Episode]) -> Vec<Option<f64>> {
+    episodes.iter().map(|(_, q)| query_auc(head, q)).collect()
+}
+
+fn query_auc(h: &Head, q: &[Example]) -> Option<f64> {
+    let scores: Vec<f64> = q
+        .iter()
+        .map(|e| f64::from(h.logit(e.b, &e.x, &e.f)))
+        .collect();
+    let labels: Vec<bool> = q.iter().map(|e| e.y > 0.5).collect();
+    crate::head::auc(&scores, &labels)
+}
+
 /// How a head ranks after adaptation, episode by episode: (mean query
 /// log-loss, mean query AUC over the episodes whose query has both labels,
-/// with each episode's loss of AUC against the unadapted head counted
-/// twice).
+/// with each episode's loss of AUC against the unadapted head (`before`,
+/// from `baseline_aucs`) counted twice).
 fn query_quality(
     head: &Head,
     episodes: &[Episode],
+    before: &[Option<f64>],
     cfg: &AdaptConfig,
     between: &mut dyn FnMut(),
 ) -> Quality {
     let (mut loss, mut auc_sum, mut auc_n) = (0f64, 0f64, 0usize);
-    let query_auc = |h: &Head, q: &[Example]| {
-        let scores: Vec<f64> = q
-            .iter()
-            .map(|e| f64::from(h.logit(e.b, &e.x, &e.f)))
-            .collect();
-        let labels: Vec<bool> = q.iter().map(|e| e.y > 0.5).collect();
-        crate::head::auc(&scores, &labels)
-    };
-    for (s, q) in episodes {
+    for ((s, q), before) in episodes.iter().zip(before) {
         let h = adapt_with(head, s, cfg, between).0;
         loss += f64::from(h.mean_loss(q));
-        if let (Some(a), Some(before)) = (query_auc(&h, q), query_auc(head, q)) {
+        if let (Some(a), Some(before)) = (query_auc(&h, q), before) {
             // a tenant that adaptation makes worse counts twice: the
             // average gain must not be bought with a few tenants' losses
             auc_sum += a - (before - a).max(0.0);
@@ -1231,6 +1258,35 @@ mod tests {
     use super::*;
     use crate::head::{auc, text_features, Group, NB};
 
+    /// `adapt`'s defaults as ecom_adapt uses them (method meta, full steps).
+    fn meta(steps: usize, prior: Prior, seed: i64) -> AdaptConfig {
+        AdaptConfig {
+            steps,
+            lr: 1.0,
+            method: Method::Meta,
+            prior,
+            seed,
+        }
+    }
+
+    /// A `purchase` event of context u and item v, positive when z > 0.
+    fn event(u: &[f32], v: &[f32], f: Vec<f32>, z: f32) -> Example {
+        Example {
+            x: text_features(u, v),
+            f,
+            b: NB - 1,
+            y: if z > 0.0 { 1.0 } else { 0.0 },
+        }
+    }
+
+    fn task(t: usize, examples: Vec<Example>) -> Task {
+        Task {
+            tenant: format!("t{t}"),
+            examples,
+            ordered: false,
+        }
+    }
+
     /// Synthetic tenants: a shared text signal (item direction 0) and a
     /// tenant-specific weight on side feature 0, so tenants differ in a way
     /// only adaptation can learn.
@@ -1247,19 +1303,10 @@ mod tests {
                         let v: Vec<f32> = (0..dims).map(|_| unit()).collect();
                         let f = vec![unit()];
                         let z = 3.0 * v[0] + side_w * f[0] + 0.5 * unit();
-                        Example {
-                            x: text_features(&u, &v),
-                            f,
-                            b: NB - 1,
-                            y: if z > 0.0 { 1.0 } else { 0.0 },
-                        }
+                        event(&u, &v, f, z)
                     })
                     .collect();
-                Task {
-                    tenant: format!("t{t}"),
-                    examples,
-                    ordered: false,
-                }
+                task(t, examples)
             })
             .collect()
     }
@@ -1364,13 +1411,7 @@ mod tests {
             let (a, _) = meta_train(&tasks, 8, 1, &cfg, || {});
             let (b, _) = meta_train(&tasks, 8, 1, &cfg, || {});
             assert_eq!(a, b, "seed {seed}");
-            let acfg = AdaptConfig {
-                steps: 3,
-                lr: 1.0,
-                method: Method::Meta,
-                prior: Prior::default(),
-                seed,
-            };
+            let acfg = meta(3, Prior::default(), seed);
             assert_eq!(
                 adapt(&a, &tasks[0].examples, &acfg).0,
                 adapt(&a, &tasks[0].examples, &acfg).0
@@ -1388,13 +1429,7 @@ mod tests {
             report.prior
         );
         let test = synthetic(4, 300, 99);
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: report.prior,
-            seed: 1,
-        };
+        let cfg = meta(5, report.prior, 1);
         for t in &test {
             let (support, query) = t.examples.split_at(32);
             let before = task_auc(&head, query);
@@ -1422,13 +1457,7 @@ mod tests {
             }
         }
         let (head, report) = meta_train(&tasks, 8, 1, &MetaConfig::default(), || {});
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: report.prior,
-            seed: 2,
-        };
+        let cfg = meta(5, report.prior, 2);
         for t in &tasks {
             let (support, query) = t.examples.split_at(16);
             let (adapted, _) = adapt(&head, support, &cfg);
@@ -1440,13 +1469,7 @@ mod tests {
     fn meta_adaptation_never_changes_the_text_weights() {
         let tasks = synthetic(3, 40, 8);
         let head = Head::new(8, 1);
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: Prior::default(),
-            seed: 3,
-        };
+        let cfg = meta(5, Prior::default(), 3);
         let (adapted, rep) = adapt(&head, &tasks[0].examples, &cfg);
         assert_eq!(rep.n, 40);
         for i in 0..head.params.len() {
@@ -1483,18 +1506,16 @@ mod tests {
         for e in tasks[0].examples.iter_mut() {
             e.b = 0;
         }
-        let cfg = AdaptConfig {
-            steps: 10,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: Prior {
+        let cfg = meta(
+            10,
+            Prior {
                 gain: 0.016,
                 side: 0.016,
                 bias: 0.016,
                 taste: 0.016,
             },
-            seed: 0,
-        };
+            0,
+        );
         let (adapted, _) = adapt(&head, &tasks[0].examples, &cfg);
         assert!(adapted.small(0)[0] >= 0.0, "gain {}", adapted.small(0)[0]);
     }
@@ -1502,13 +1523,7 @@ mod tests {
     #[test]
     fn empty_support_returns_the_start() {
         let head = Head::new(4, 0);
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: Prior::default(),
-            seed: 0,
-        };
+        let cfg = meta(5, Prior::default(), 0);
         let (same, rep) = adapt(&head, &[], &cfg);
         assert_eq!(same, head);
         assert_eq!(rep.n, 0);
@@ -1533,19 +1548,10 @@ mod tests {
                         v.iter_mut().for_each(|a| *a /= norm);
                         let f = vec![unit()];
                         let z = 6.0 * sign * v[dir] + 1.0 * f[0] + 0.5 * unit();
-                        Example {
-                            x: text_features(&u, &v),
-                            f,
-                            b: NB - 1,
-                            y: if z > 0.0 { 1.0 } else { 0.0 },
-                        }
+                        event(&u, &v, f, z)
                     })
                     .collect();
-                Task {
-                    tenant: format!("t{t}"),
-                    examples,
-                    ordered: false,
-                }
+                task(t, examples)
             })
             .collect()
     }
@@ -1557,13 +1563,7 @@ mod tests {
         assert!(report.prior.taste < FROZEN, "{:?}", report.prior);
         // the global head itself has no taste
         assert!(head.params[head.taste_range()].iter().all(|&v| v == 0.0));
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: report.prior,
-            seed: 1,
-        };
+        let cfg = meta(5, report.prior, 1);
         // new tenants (other directions and signs), 32 events each
         let test = tastes(6, 400, 77);
         let mut gains = Vec::new();
@@ -1595,13 +1595,7 @@ mod tests {
             }
         }
         let (head, report) = meta_train(&tasks, 8, 1, &MetaConfig::default(), || {});
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: report.prior,
-            seed: 2,
-        };
+        let cfg = meta(5, report.prior, 2);
         for t in &tasks {
             let (support, query) = t.examples.split_at(16);
             let (adapted, _) = adapt(&head, support, &cfg);
@@ -1625,13 +1619,7 @@ mod tests {
         assert_eq!(p.taste, FROZEN);
         let tasks = synthetic(1, 40, 5);
         let head = Head::new(8, 1);
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: p,
-            seed: 1,
-        };
+        let cfg = meta(5, p, 1);
         let (adapted, _) = adapt(&head, &tasks[0].examples, &cfg);
         let m = head.moved(&adapted);
         assert_eq!(m.taste, 0.0);
@@ -1706,11 +1694,7 @@ mod tests {
                         }
                     })
                     .collect();
-                Task {
-                    tenant: format!("t{t}"),
-                    examples,
-                    ordered: false,
-                }
+                task(t, examples)
             })
             .collect();
         let test = tasks.split_off(20);
@@ -1740,18 +1724,16 @@ mod tests {
             }
         }
         let (head, _) = meta_train(&tasks, 8, 1, &MetaConfig::default(), || {});
-        let cfg = AdaptConfig {
-            steps: 5,
-            lr: 1.0,
-            method: Method::Meta,
-            prior: Prior {
+        let cfg = meta(
+            5,
+            Prior {
                 gain: 0.016,
                 side: 0.016,
                 bias: 0.016,
                 taste: 0.03,
             },
-            seed: 1,
-        };
+            1,
+        );
         let (adapted, _) = adapt(&head, &tasks[0].examples, &cfg);
         for h in [&head, &adapted] {
             assert!(h.params.iter().all(|p| p.is_finite()));
