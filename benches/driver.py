@@ -254,14 +254,14 @@ class Bench:
         # taste, so it is measured with the prior's taste set by hand too
         free = dict(learned, taste=1.0)
         for label, p in [("", learned), (", taste free", free)]:
-            c = self.conn()
-            c.cursor().execute("UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', %s::jsonb) WHERE tenant IS NULL AND active",
-                               (json.dumps(p),))
-            c.close()
+            self.set_global_prior(p)
             self.adapt_latency_with(label)
+        self.set_global_prior(learned)
+
+    def set_global_prior(self, prior):
         c = self.conn()
         c.cursor().execute("UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', %s::jsonb) WHERE tenant IS NULL AND active",
-                           (json.dumps(learned),))
+                           (json.dumps(prior),))
         c.close()
 
     def adapt_latency_with(self, label):

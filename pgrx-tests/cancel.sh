@@ -45,6 +45,18 @@ EXCEPTION WHEN query_canceled THEN
 END \$\$;
 SQL
 }
+
+# the pid of the backend of application $1 once it runs a query LIKE $2
+# (waits up to 10 s; exits the script if it never starts)
+victim_pid() {
+  local pid=""
+  for _ in $(seq 1 100); do
+    pid=$(psql -d postgres -qAt -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1' AND query LIKE '$2'" | head -1)
+    [ -n "$pid" ] && { echo "$pid"; return; }
+    sleep 0.1
+  done
+  echo "cancel: $1 did not start" >&2; exit 1
+}
 worst=0 report=""
 record() {
   report+="$(printf '  %-40s %5d ms' "$1" "$2")"$'\n'
@@ -70,12 +82,7 @@ for what in EMBED RANK TRAIN ADAPT_META ADAPT_FULL PREDICT; do
   victim "${!sql}" > "$outf.sql"
   PGAPPNAME=cancel_victim psql -d $DB -qAt -f "$outf.sql" >"$outf" 2>&1 &
   client=$!
-  pid=""
-  for _ in $(seq 1 100); do
-    pid=$(psql -d postgres -qAt -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'cancel_victim' AND query LIKE 'DO%'" | head -1)
-    [ -n "$pid" ] && break; sleep 0.1
-  done
-  [ -n "$pid" ] || { echo "cancel: victim did not start"; exit 1; }
+  pid=$(victim_pid cancel_victim 'DO%')
   sleep 1.5
   asked=$(psql -d postgres -qAt -c "SELECT extract(epoch FROM clock_timestamp()) FROM pg_cancel_backend($pid)")
   wait $client
@@ -97,12 +104,7 @@ fi
 # pg_terminate_backend inside ecom_adapt: the backend is gone within seconds
 PGAPPNAME=terminate_victim psql -d $DB -qAt -c "SELECT ecom_adapt('big', 'big_support', steps => 10000, lr => 0.1, method => 'full')" >/dev/null 2>&1 &
 client=$!
-pid=""
-for _ in $(seq 1 100); do
-  pid=$(psql -d postgres -qAt -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'terminate_victim' AND query LIKE 'SELECT ecom_adapt%'" | head -1)
-  [ -n "$pid" ] && break; sleep 0.1
-done
-[ -n "$pid" ] || { echo "cancel: terminate victim did not start"; exit 1; }
+pid=$(victim_pid terminate_victim 'SELECT ecom_adapt%')
 sleep 1.5
 asked=$(psql -d postgres -qAt -c "SELECT extract(epoch FROM clock_timestamp()) FROM pg_terminate_backend($pid)")
 gone=""
