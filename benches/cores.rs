@@ -142,6 +142,7 @@ fn head(c: &mut Criterion) {
                 method: Method::Meta,
                 prior: Prior::default(),
                 seed: 42,
+                posterior: None,
             };
             g.bench_function(format!("adapt_k{k}_steps{steps}"), |b| {
                 b.iter(|| adapt(&h, black_box(&support), &cfg))

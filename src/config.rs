@@ -37,6 +37,12 @@ pub static EMBEDDING_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static MAX_TRAINING_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
     GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
+pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
+pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
+pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
+pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 
 pub fn register() {
     register_settings();
@@ -127,6 +133,85 @@ fn register_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // The loop (ecom_serve, ecom_feedback, ecom_learn, ecom_evaluate): CPU
+    // per call, no memory beyond what max_training_mb bounds.
+    GucRegistry::define_float_guc(
+        c"pg_ecom.explore_temperature",
+        c"Temperature of explore => 'softmax' on the head's logits: lower ranks closer to the scores.",
+        c"",
+        &EXPLORE_TEMPERATURE,
+        0.01,
+        100.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"pg_ecom.explore_epsilon",
+        c"Probability that explore => 'epsilon' shows a uniformly random ranking.",
+        c"",
+        &EXPLORE_EPSILON,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.propensity_samples",
+        c"Rankings drawn to estimate the propensities of 'thompson' and of 'softmax' below the first place.",
+        c"The standard error of an estimated propensity is at most 0.5/sqrt(samples).",
+        &PROPENSITY_SAMPLES,
+        16,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.feedback_window",
+        c"How long after an impression its feedback may still arrive: ecom_learn and ecom_evaluate use only impressions older than this.",
+        c"An impression with no feedback for its behaviour by then counts as a negative.",
+        &FEEDBACK_WINDOW,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_ecom.feedback_implies",
+        c"A positive ecom_feedback for a behaviour also records the earlier ones of the funnel (browse < click < cart < purchase) as positive.",
+        c"Implied rows never replace a label given explicitly.",
+        &FEEDBACK_IMPLIES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.learn_max_impressions",
+        c"Most recent impressions one ecom_learn or ecom_evaluate call reads.",
+        c"",
+        &LEARN_MAX_IMPRESSIONS,
+        1,
+        100_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+pub fn explore_temperature() -> f64 {
+    EXPLORE_TEMPERATURE.get()
+}
+pub fn explore_epsilon() -> f64 {
+    EXPLORE_EPSILON.get()
+}
+pub fn propensity_samples() -> usize {
+    PROPENSITY_SAMPLES.get().max(1) as usize
+}
+pub fn feedback_window_s() -> i32 {
+    FEEDBACK_WINDOW.get().max(0)
+}
+pub fn feedback_implies() -> bool {
+    FEEDBACK_IMPLIES.get()
+}
+pub fn learn_max_impressions() -> i64 {
+    i64::from(LEARN_MAX_IMPRESSIONS.get().max(1))
 }
 
 fn setting(g: &GucSetting<Option<CString>>) -> Option<PathBuf> {

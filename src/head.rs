@@ -227,13 +227,10 @@ impl Head {
         f64::from(sigmoid(self.logit(b, x, f)))
     }
 
-    /// W_b · text_features(u, v) in one pass over u and v with no
-    /// allocation: this is the per-row path of scoring, where building x
-    /// (769 floats) for each row cost more than the dot product itself.
     /// (text score, taste score) of a pair: the per-row path of scoring,
     /// where building x (769 floats) for each row cost more than the dot
     /// products themselves.
-    fn scores_pair(&self, b: usize, u: &[f32], v: &[f32]) -> (f32, f32) {
+    pub fn scores_pair(&self, b: usize, u: &[f32], v: &[f32]) -> (f32, f32) {
         let d = v.len();
         let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
         let (wv, wuv) = (&w[..d], &w[d..2 * d]);

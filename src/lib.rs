@@ -14,11 +14,17 @@ pub mod embedding;
 pub mod encode;
 mod encoding;
 pub mod errors;
+pub mod explore;
 pub mod head;
+mod impressions;
+mod learning;
 pub mod manifest;
 mod model;
+pub mod ope;
+pub mod posterior;
 mod relation;
 pub mod signals;
+mod slate;
 mod store;
 pub mod tokenize;
 pub mod train;
@@ -80,7 +86,10 @@ CREATE TABLE ecom.heads (
     active          boolean NOT NULL DEFAULT false,
     -- never reused by another row (identity sequence): what caches key on
     id              bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT heads_id_key UNIQUE,
-    UNIQUE NULLS NOT DISTINCT (tenant, version)
+    UNIQUE NULLS NOT DISTINCT (tenant, version),
+    -- what Thompson sampling draws from (posterior.rs): per behaviour the
+    -- precisions of the adapted part, then the centres; NULL = the prior
+    posterior       real[]
 );
 -- exactly one active head per tenant, enforced by the database itself
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;
@@ -108,11 +117,15 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
     bootstrap
 );
 
+// The loop: what ecom_serve showed, and what followed (README, closing the loop).
+pgrx::extension_sql_file!("loop_schema.sql", name = "ecom_loop_schema");
+
 // Rows the planner should expect from the set-returning functions (pgrx
 // declares COST but not ROWS): ecom_rank returns k rows (default 10).
 pgrx::extension_sql!(
     r#"
-ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[]) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
 "#,
     name = "rows_estimates",

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::head::Head;
+use crate::posterior::Posterior;
+use crate::train::{Prior, FROZEN};
 
 pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']::pg_catalog.text[]";
 
@@ -27,6 +29,12 @@ pub struct StoredHead {
     pub tenant: Option<String>,
     pub version: i32,
     pub head: Arc<Head>,
+    /// what Thompson sampling draws from: the stored Laplace posterior,
+    /// or (heads without one: the global head, heads made before 0.2.0)
+    /// the prior the head adapts under
+    pub posterior: Arc<Posterior>,
+    /// ecom.heads.id: never reused by another row
+    pub id: i64,
     pub hyper: serde_json::Value,
     /// set once this head was checked against the loaded encoder
     encoder_checked: std::sync::atomic::AtomicBool,
@@ -39,7 +47,18 @@ pub struct StoredHead {
 /// apart); the table's oid tells apart a table dropped and created again
 /// (DROP EXTENSION, CREATE EXTENSION) in the same backend.
 type HeadKey = (u32, i64, i64);
-static HEADS: Lazy<Mutex<HashMap<HeadKey, Arc<Head>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+type Decoded = (Arc<Head>, Arc<Posterior>);
+static HEADS: Lazy<Mutex<HashMap<HeadKey, Decoded>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// The prior a head's tenants adapt under (stored in its hyper by
+/// ecom_meta_train and ecom_adapt); a head with none readable adapts as
+/// 0.1.x did, without a taste.
+pub fn prior_of(hyper: &serde_json::Value) -> Prior {
+    serde_json::from_value(hyper["prior"].clone()).unwrap_or(Prior {
+        taste: FROZEN,
+        ..Prior::default()
+    })
+}
 
 /// `tenant = $n` for a nullable tenant, in operators no search_path can
 /// replace (IS NOT DISTINCT FROM looks its `=` up on the search_path).
@@ -236,16 +255,37 @@ impl HeadMemo {
 /// The head that serves `tenant`: its own active head, else the global one
 /// (cold start). `own_only` skips the fallback.
 pub fn active_head(tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
-    lookup(tenant, own_only).map(Arc::new)
+    lookup(tenant, own_only, None).map(Arc::new)
 }
 
-fn lookup(tenant: Option<&str>, own_only: bool) -> Option<StoredHead> {
+/// Version `version` of `tenant`'s heads (NULL = the global head's),
+/// active or not.
+pub fn head_version(tenant: Option<&str>, version: i32) -> Option<Arc<StoredHead>> {
+    lookup(tenant, true, Some(version)).map(Arc::new)
+}
+
+impl StoredHead {
+    /// A head not (yet) stored, to evaluate like a stored one.
+    pub fn unsaved(tenant: Option<&str>, head: Head, posterior: Posterior) -> Self {
+        StoredHead {
+            tenant: tenant.map(str::to_owned),
+            version: 0,
+            head: Arc::new(head),
+            posterior: Arc::new(posterior),
+            id: 0,
+            hyper: serde_json::Value::Null,
+            encoder_checked: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<StoredHead> {
     crate::encoding::require_utf8();
     // A concurrent ecom_forget or rollback can remove the row between the
     // two reads (each takes a new snapshot in READ COMMITTED): look again.
     require_current_schema();
     for _ in 0..3 {
-        if let Some(found) = try_lookup(tenant, own_only) {
+        if let Some(found) = try_lookup(tenant, own_only, version) {
             return found;
         }
     }
@@ -281,7 +321,7 @@ pub fn require_current_schema() {
         if rel == pg_sys::InvalidOid {
             return; // no ecom.heads at all: the query itself will say so
         }
-        pg_sys::get_attnum(rel, c"id".as_ptr()) != pg_sys::InvalidAttrNumber as i16
+        pg_sys::get_attnum(rel, c"posterior".as_ptr()) != pg_sys::InvalidAttrNumber as i16
     };
     if !has_id {
         error(
@@ -297,8 +337,18 @@ pub fn require_current_schema() {
 }
 
 /// One attempt: Some(answer), or None when the row vanished in between.
-fn try_lookup(tenant: Option<&str>, own_only: bool) -> Option<Option<StoredHead>> {
-    let sql = if own_only {
+fn try_lookup(
+    tenant: Option<&str>,
+    own_only: bool,
+    version: Option<i32>,
+) -> Option<Option<StoredHead>> {
+    let sql = if version.is_some() {
+        format!(
+            "SELECT tenant, version, tableoid::pg_catalog.oid, id, xmin::pg_catalog.text::pg_catalog.int8, hyper
+               FROM ecom.heads WHERE {} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4",
+            same_tenant("$1::pg_catalog.text")
+        )
+    } else if own_only {
         format!(
             "SELECT tenant, version, tableoid::pg_catalog.oid, id, xmin::pg_catalog.text::pg_catalog.int8, hyper
                FROM ecom.heads WHERE {} AND active",
@@ -312,7 +362,7 @@ fn try_lookup(tenant: Option<&str>, own_only: bool) -> Option<Option<StoredHead>
             .to_string()
     };
     let row = Spi::connect(|c| {
-        let t = c.select(&sql, Some(1), &[tenant.into()])?;
+        let t = c.select(&sql, Some(1), &[tenant.into(), version.into()])?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
@@ -332,15 +382,15 @@ fn try_lookup(tenant: Option<&str>, own_only: bool) -> Option<Option<StoredHead>
     };
     let key = (table, id, xmin);
     let cached = HEADS.lock().get(&key).cloned();
-    let head = match cached {
+    let (head, posterior) = match cached {
         Some(h) => h,
         None => {
             // a read-only SPI query: pgrx's Spi::get_one* run as "update",
             // which assigns a transaction id (an error on a hot standby,
             // and a wasted xid plus WAL on a primary, per scoring statement)
-            let weights: Option<Vec<f32>> = Spi::connect(|c| {
+            let stored: Option<(Vec<f32>, Option<Vec<f32>>)> = Spi::connect(|c| {
                 let t = c.select(
-                    "SELECT weights FROM ecom.heads
+                    "SELECT weights, posterior FROM ecom.heads
                       WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
                         AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
                     Some(1),
@@ -349,23 +399,28 @@ fn try_lookup(tenant: Option<&str>, own_only: bool) -> Option<Option<StoredHead>
                 if t.is_empty() {
                     return Ok::<_, pgrx::spi::Error>(None);
                 }
-                t.first().get::<Vec<f32>>(1)
+                let r = t.first();
+                Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, r.get::<Vec<f32>>(2).ok().flatten())))
             })
             .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
-            let weights = weights?;
-            let head = Arc::new(decode(&hyper, weights));
+            let (weights, posterior) = stored?;
+            let head = decode(&hyper, weights);
+            let posterior = decode_posterior(&hyper, &head, posterior);
+            let decoded = (Arc::new(head), Arc::new(posterior));
             let mut cache = HEADS.lock();
             if cache.len() > 256 {
                 cache.clear();
             }
-            cache.insert(key, head.clone());
-            head
+            cache.insert(key, decoded.clone());
+            decoded
         }
     };
     Some(Some(StoredHead {
         tenant,
         version,
         head,
+        posterior,
+        id,
         hyper,
         encoder_checked: std::sync::atomic::AtomicBool::new(false),
     }))
@@ -432,6 +487,15 @@ fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
     })
 }
 
+fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f32>>) -> Posterior {
+    match stored {
+        Some(w) => Posterior::from_weights(head.k, head.dims(), &w).unwrap_or_else(|e| {
+            error!("pg_ecom: ecom.heads holds a head with an inconsistent posterior: {e}")
+        }),
+        None => Posterior::from_prior(&prior_of(hyper), head.k, head.dims()),
+    }
+}
+
 /// Functions that write ecom.heads refuse early, before any encoding or
 /// training, in a read-only transaction and on a hot standby (where
 /// transactions are always read-only), with the SQLSTATE Postgres uses.
@@ -460,8 +524,22 @@ pub fn insert_version(
     tenant: Option<&str>,
     parent: Option<i32>,
     head: &Head,
+    hyper: serde_json::Value,
+    metrics: serde_json::Value,
+) -> i32 {
+    insert_version_with(tenant, parent, head, None, hyper, metrics, true)
+}
+
+/// `insert_version` with the head's posterior, and activating it or not
+/// (ecom_learn keeps a version that did not evaluate better inactive).
+pub fn insert_version_with(
+    tenant: Option<&str>,
+    parent: Option<i32>,
+    head: &Head,
+    posterior: Option<&Posterior>,
     mut hyper: serde_json::Value,
     metrics: serde_json::Value,
+    activate: bool,
 ) -> i32 {
     if head.params.iter().any(|p| !p.is_finite()) {
         error(
@@ -476,11 +554,13 @@ pub fn insert_version(
     lock_tenant(tenant);
     let same = same_tenant("$1::pg_catalog.text");
     let version = Spi::connect_mut(|c| {
-        c.update(
-            &format!("UPDATE ecom.heads SET active = false WHERE {same} AND active"),
-            None,
-            &[tenant.into()],
-        )?;
+        if activate {
+            c.update(
+                &format!("UPDATE ecom.heads SET active = false WHERE {same} AND active"),
+                None,
+                &[tenant.into()],
+            )?;
+        }
         // ON CONFLICT (tenant, version) DO NOTHING: at REPEATABLE READ or
         // SERIALIZABLE a version committed after our snapshot (by a
         // concurrent ecom_adapt we waited for) conflicts here; Postgres then
@@ -490,10 +570,11 @@ pub fn insert_version(
         // by hand or by a failover that did not copy it) stays a 23505.
         let t = c.update(
             &format!(
-                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active)
+                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior)
                  SELECT $1::pg_catalog.text, COALESCE(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1,
                         $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
-                        $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, true
+                        $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.bool,
+                        $9::pg_catalog.float4[]
                    FROM ecom.heads WHERE {same}
                  ON CONFLICT (tenant, version) DO NOTHING
                  RETURNING version"
@@ -507,6 +588,8 @@ pub fn insert_version(
                 head.params.clone().into(),
                 JsonB(hyper).into(),
                 JsonB(metrics).into(),
+                activate.into(),
+                posterior.map(Posterior::to_weights).into(),
             ],
         )?;
         if t.is_empty() {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::head::{log_loss, sigmoid, Example, Group, Head, Rng, NB};
+use crate::posterior::Posterior;
 
 /// How `adapt` changes a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,14 +113,21 @@ pub struct AdaptConfig {
     pub prior: Prior,
     /// as the caller gave it (stored in the head's hyper and passed back)
     pub seed: i64,
+    /// Meta only: when set, the prior is this posterior of the start (its
+    /// per-parameter precisions and centres) instead of `prior`'s group
+    /// precisions: `ecom_learn` continuing from a version it learned, a
+    /// Bayesian update with the new events only.
+    pub posterior: Option<Posterior>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AdaptReport {
     pub n: usize,
     pub loss_before: f32,
     pub loss_after: f32,
     pub steps_used: usize,
+    /// the Laplace posterior of the adapted part at the result
+    pub posterior: Posterior,
 }
 
 /// Adapts `start` to `support`. Never fails; an empty support set returns
@@ -222,6 +230,7 @@ pub fn adapt_with(
     };
     let loss_after = mean_loss_sliced(&head, support, between);
     let n = support.len();
+    let posterior = posterior_at(&head, &scored(&head, support), cfg);
     (
         head,
         AdaptReport {
@@ -229,8 +238,71 @@ pub fn adapt_with(
             loss_before,
             loss_after,
             steps_used,
+            posterior,
         },
     )
+}
+
+/// The prior of an adaptation as a posterior: `cfg.posterior` when set,
+/// else the group precisions of `cfg.prior`, centred at 0.
+fn start_posterior(cfg: &AdaptConfig, k: usize, dims: usize) -> Posterior {
+    match &cfg.posterior {
+        Some(p) if p.k == k && p.dims == dims => p.clone(),
+        _ => Posterior::from_prior(&cfg.prior, k, dims),
+    }
+}
+
+/// The centre of behaviour b's taste coordinates: the start posterior's
+/// when continuing from one (its precisions are in those coordinates),
+/// else the mean item of b's events.
+fn centre_of(cfg: &AdaptConfig, start: &Posterior, mine: &[&Scored], b: usize) -> Vec<f64> {
+    if cfg.posterior.is_some() || mine.is_empty() {
+        return start.center(b).iter().map(|&c| f64::from(c)).collect();
+    }
+    let mut center = vec![0f64; start.dims];
+    for e in mine {
+        for (c, v) in center.iter_mut().zip(e.v) {
+            *c += f64::from(*v) / mine.len() as f64;
+        }
+    }
+    center
+}
+
+/// Laplace approximation at `h`: the prior's precision plus, per event,
+/// p(1 − p)·z² for z = [s, f.., 1, v − v̄] (the diagonal of the Hessian of
+/// the summed log-loss in centred coordinates).
+fn posterior_at(h: &Head, exs: &[Scored], cfg: &AdaptConfig) -> Posterior {
+    let (k, dims) = (h.k, h.dims());
+    let start = start_posterior(cfg, k, dims);
+    let mut post = start.clone();
+    let m = Posterior::width(k, dims);
+    for b in 0..NB {
+        let mine: Vec<&Scored> = exs.iter().filter(|e| e.b == b).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let center = centre_of(cfg, &start, &mine, b);
+        let mut prec: Vec<f64> = start.precision(b).iter().map(|&p| f64::from(p)).collect();
+        for e in &mine {
+            let p = f64::from(sigmoid(scored_logit(h, e)));
+            let w = p * (1.0 - p);
+            prec[0] += w * f64::from(e.s).powi(2);
+            for (j, f) in e.f.iter().enumerate() {
+                prec[1 + j] += w * f64::from(*f).powi(2);
+            }
+            prec[k + 1] += w;
+            for ((q, v), c) in prec[k + 2..].iter_mut().zip(e.v).zip(&center) {
+                *q += w * (f64::from(*v) - c).powi(2);
+            }
+        }
+        for (i, q) in prec.iter().enumerate() {
+            post.precision[b * m + i] = *q as f32;
+        }
+        for (i, c) in center.iter().enumerate() {
+            post.center[b * dims + i] = *c as f32;
+        }
+    }
+    post
 }
 
 /// An event as adaptation sees it: W is fixed, so the text score W_b · x
@@ -333,12 +405,7 @@ fn descent(
     let k = h.k;
     let m = k + 2 + if with_taste { h.dims() } else { 0 };
     let n = exs.len().max(1) as f64;
-    let mut prec = vec![f64::from(cfg.prior.side) / n; m];
-    prec[0] = f64::from(cfg.prior.gain) / n;
-    prec[k + 1] = f64::from(cfg.prior.bias) / n;
-    for p in prec[k + 2..].iter_mut() {
-        *p = f64::from(cfg.prior.taste) / n;
-    }
+    let start_post = start_posterior(cfg, k, h.dims());
     // what does not change between steps, per behaviour: its events, their
     // mean item (the centre), the scores of a frozen taste, and the start in
     // centred coordinates
@@ -350,16 +417,15 @@ fn descent(
             }
             let mut center = Vec::new();
             let mut theta0 = if with_taste {
-                center = vec![0f64; h.dims()];
-                for e in &mine {
-                    for (c, v) in center.iter_mut().zip(e.v) {
-                        *c += f64::from(*v) / mine.len() as f64;
-                    }
-                }
+                center = centre_of(cfg, &start_post, &mine, b);
                 start.adapted(b)
             } else {
                 start.small(b)
             };
+            let prec: Vec<f64> = start_post.precision(b)[..m]
+                .iter()
+                .map(|&p| f64::from(p) / n)
+                .collect();
             recentre(&mut theta0, k, &center, 1.0);
             let offsets = mine
                 .iter()
@@ -377,6 +443,7 @@ fn descent(
                 center,
                 offsets,
                 theta0,
+                prec,
             })
         })
         .collect();
@@ -388,6 +455,7 @@ fn descent(
                 center,
                 offsets,
                 theta0,
+                prec,
             } = part;
             let b = *b;
             let mut theta = if with_taste { h.adapted(b) } else { h.small(b) };
@@ -403,7 +471,7 @@ fn descent(
                 grad[i] += prec[i] * f64::from(theta[i] - theta0[i]);
             }
             let delta = if with_taste {
-                conjugate_gradient(mine, &w, &prec, &grad, center, &mut || each(None))
+                conjugate_gradient(mine, &w, prec, &grad, center, &mut || each(None))
             } else {
                 let mut hess = vec![0f64; m * m];
                 let mut z = vec![0f64; m];
@@ -480,6 +548,8 @@ struct Part<'e, 'a> {
     offsets: Vec<f64>,
     /// the start, in centred coordinates
     theta0: Vec<f32>,
+    /// the prior's precision of each adapted parameter, divided by n
+    prec: Vec<f64>,
 }
 
 /// To centred coordinates (`sign` = 1: c̃ = c + τ·v̄) and back (−1). A
@@ -779,6 +849,7 @@ pub fn meta_train(
         method: Method::Meta,
         prior,
         seed: cfg.seed,
+        posterior: None,
     };
     let usable: Vec<usize> = train
         .iter()
@@ -894,6 +965,7 @@ fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnMut()) {
             taste: FROZEN,
         },
         seed: 0,
+        posterior: None,
     };
     let start = head.clone();
     descent(&start, &all, &cfg, |step| {
@@ -1266,6 +1338,7 @@ mod tests {
             method: Method::Meta,
             prior,
             seed,
+            posterior: None,
         }
     }
 
@@ -1364,6 +1437,7 @@ mod tests {
                 method,
                 prior: Prior::default(),
                 seed: 1,
+                posterior: None,
             };
             let mut calls = 0;
             adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
@@ -1382,6 +1456,7 @@ mod tests {
             method: Method::Full,
             prior: Prior::default(),
             seed: 1,
+            posterior: None,
         };
         let mut calls = 0;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -8,60 +8,12 @@ use pgrx::{JsonB, PgRelation};
 use serde_json::json;
 
 use super::invalid_argument;
-use crate::head::{text_features, Example, Head};
-use crate::model::{embed_cached, with_model};
-use crate::relation::{self, Event};
+use crate::head::{Example, Head};
+use crate::learning::{encoder_identity, featurise, training_budget};
+use crate::model::with_model;
+use crate::relation;
 use crate::store;
 use crate::train::{self, AdaptConfig, MetaConfig, Method, Prior};
-
-fn featurise(events: &[Event]) -> Vec<Example> {
-    let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
-    for e in events {
-        texts.push(&e.context);
-        texts.push(&e.item);
-    }
-    let emb = embed_cached(&texts);
-    events
-        .iter()
-        .zip(emb.chunks_exact(2))
-        .enumerate()
-        .map(|(i, (e, uv))| {
-            // a large relation takes a while even with every text cached
-            if i % 4096 == 0 {
-                pgrx::check_for_interrupts!();
-            }
-            Example {
-                x: text_features(&uv[0], &uv[1]),
-                f: e.features.clone(),
-                b: e.behaviour,
-                y: if e.label { 1.0 } else { 0.0 },
-            }
-        })
-        .collect()
-}
-
-/// What reproduces a head: encoder identity and settings.
-fn encoder_identity() -> serde_json::Value {
-    with_model(|m| {
-        json!({
-            "model": m.manifest.model,
-            "sha256": m.manifest.sha256_of(&m.model_file),
-            "variant": crate::config::variant(),
-            "max_seq_len": crate::config::max_seq_len(),
-        })
-    })
-}
-
-/// What reading a support or source relation may hold: each event, once
-/// featurised, is 2·dims+1 floats, and while it is featurised its two
-/// embeddings (when the cache cannot keep them) besides its texts.
-fn training_budget() -> relation::Budget {
-    let dims = with_model(|m| m.encoder.dims);
-    relation::Budget {
-        bytes: crate::config::max_training_bytes(),
-        per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,
-    }
-}
 
 /// Learning rates above this only make training diverge.
 const MAX_LR: f64 = 100.0;
@@ -151,10 +103,7 @@ fn ecom_adapt(
             };
             let h = h.unwrap_or_else(|| store::serving_head(None));
             // a head with no (readable) prior adapts as 0.1.x did: no taste
-            let prior: Prior = serde_json::from_value(h.hyper["prior"].clone()).unwrap_or(Prior {
-                taste: train::FROZEN,
-                ..Prior::default()
-            });
+            let prior = store::prior_of(&h.hyper);
             (h.tenant.is_some().then_some(h.version), Some(h), prior)
         }
         "scratch" => (None, None, Prior::default()),
@@ -189,6 +138,7 @@ fn ecom_adapt(
         method,
         prior,
         seed,
+        posterior: None,
     };
     let (head, report) = train::adapt_with(&head0, &exs, &cfg, &mut || {
         pgrx::check_for_interrupts!();
@@ -206,7 +156,15 @@ fn ecom_adapt(
     let r4 = |x: f64| (x * 1e4).round() / 1e4;
     let moved = json!({"text": r4(moved.text), "gain": r4(moved.gain), "side": r4(moved.side), "bias": r4(moved.bias), "taste": r4(moved.taste)});
     let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used, "moved": moved});
-    let version = store::insert_version(Some(tenant), parent, &head, hyper, metrics);
+    let version = store::insert_version_with(
+        Some(tenant),
+        parent,
+        &head,
+        Some(&report.posterior),
+        hyper,
+        metrics,
+        true,
+    );
     JsonB(json!({
         "tenant": tenant, "version": version, "n": report.n, "skipped": events.skipped,
         "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used,
@@ -322,7 +280,8 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     JsonB(json!({"tenant": tenant, "active_version": version}))
 }
 
-/// Deletes every head of `tenant` (all versions); returns how many.
+/// Deletes every head of `tenant` (all versions) and its requests,
+/// impressions and feedback; returns how many heads.
 #[pg_extern(volatile, parallel_unsafe, cost = 1000)]
 fn ecom_forget(tenant: Option<&str>) -> i64 {
     store::require_writable("ecom_forget");
@@ -331,5 +290,7 @@ fn ecom_forget(tenant: Option<&str>) -> i64 {
             "tenant must not be NULL (ecom_forget never deletes the global head)".into(),
         )
     });
+    // the loop's rows first: they name the heads' versions
+    crate::impressions::forget(tenant);
     store::forget(tenant)
 }

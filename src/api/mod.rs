@@ -1,10 +1,12 @@
 //! Thin `#[pg_extern]` wrappers: argument checks and type conversion only.
 
 mod embed;
+mod evaluate;
 mod explain;
 mod info;
 mod learn;
 mod predict;
+mod serve;
 mod similarity;
 mod tokenize;
 

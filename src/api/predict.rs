@@ -1,4 +1,4 @@
-//! Scoring: ecom_predict, ecom_predict_all, ecom_predict_emb, ecom_rank.
+//! Scoring: ecom_predict, ecom_predict_all, ecom_predict_emb.
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -8,7 +8,7 @@ use super::invalid_argument;
 use crate::cache::Embedding;
 use crate::head::{behaviour_index, Head, BEHAVIOURS};
 use crate::model::embed_cached;
-use crate::store::{check_encoder, serving_head, HeadMemo, StoredHead};
+use crate::store::{check_encoder, HeadMemo, StoredHead};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
@@ -29,7 +29,7 @@ fn non_finite(which: &str) -> ! {
 
 /// The elements of a real[] argument, borrowed from the detoasted array (no
 /// copy: this runs once per row); NULL, NaN or infinity is an ERROR.
-fn finite<'a>(a: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
+pub(crate) fn finite<'a>(a: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
     let s = a.as_slice().unwrap_or_else(|_| non_finite(which));
     if !s.iter().all(|x| x.is_finite()) {
         non_finite(which);
@@ -140,71 +140,4 @@ fn ecom_predict_emb(
         embedding(&cv, "item_emb", &head.head),
     );
     Some(head.head.predict_pair(b, u, v, f))
-}
-
-/// The `k` best of `items` for `context`; items are encoded in batches.
-/// NULL items are not ranked. ROWS 10 (the default k) is set in lib.rs.
-#[pg_extern(stable, parallel_safe, cost = 100000)]
-fn ecom_rank(
-    tenant: Option<&str>,
-    context: Option<&str>,
-    items: Option<Array<'_, &str>>,
-    k: default!(Option<i32>, 10),
-    behaviour: default!(Option<&str>, "'purchase'"),
-    features: default!(Option<Array<'_, f32>>, "NULL"),
-) -> TableIterator<
-    'static,
-    (
-        name!(item_index, i32),
-        name!(item, String),
-        name!(score, f64),
-        name!(rank, i32),
-    ),
-> {
-    let (Some(context), Some(items), Some(k), Some(behaviour)) = (context, items, k, behaviour)
-    else {
-        return TableIterator::new(Vec::new());
-    };
-    if k <= 0 {
-        invalid_argument(format!("k must be positive, got {k}"));
-    }
-    let b = self::behaviour(behaviour);
-    let head = serving_head(tenant);
-    // side features: one row of head.k values per item, flattened
-    let n_items = items.len();
-    let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
-    if flat.len() != n_items * head.head.k {
-        invalid_argument(format!(
-            "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
-            head.head.k,
-            n_items,
-            head.head.k,
-            n_items * head.head.k,
-            flat.len()
-        ));
-    }
-    let side = |i: i32| &flat[(i as usize - 1) * head.head.k..i as usize * head.head.k];
-    let present: Vec<(i32, &str)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| t.map(|t| (i as i32 + 1, t)))
-        .collect();
-    let mut texts: Vec<&str> = Vec::with_capacity(present.len() + 1);
-    texts.push(context);
-    texts.extend(present.iter().map(|(_, t)| *t));
-    let e = embed_cached(&texts);
-    check_encoder(&head, e[0].len());
-    let mut scored: Vec<(i32, &str, f64)> = present
-        .iter()
-        .zip(&e[1..])
-        .map(|((i, t), v)| (*i, *t, head.head.predict_pair(b, &e[0], v, side(*i))))
-        .collect();
-    scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-    let rows: Vec<_> = scored
-        .into_iter()
-        .take(k as usize)
-        .enumerate()
-        .map(|(r, (i, t, s))| (i, t.to_owned(), s, r as i32 + 1))
-        .collect();
-    TableIterator::new(rows)
 }

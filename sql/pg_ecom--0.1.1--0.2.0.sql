@@ -1,0 +1,205 @@
+-- pg_ecom 0.1.1 -> 0.2.0: ALTER EXTENSION pg_ecom UPDATE
+-- Closing the loop: posteriors for Thompson sampling, exploration in
+-- ecom_rank, impressions and feedback, ecom_learn and ecom_evaluate.
+-- Heads stay as they are (versions, weights, active flags) and score the
+-- same; heads without a posterior draw from their prior. Tested by
+-- pgrx-tests/upgrade.sh (0.1.0 -> 0.1.1 -> 0.2.0), which also checks that
+-- the result has exactly the objects of a fresh 0.2.0 install.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.2.0'" to load this file. \quit
+
+ALTER TABLE ecom.heads ADD COLUMN posterior real[];
+
+-- The loop (README, "Closing the loop"): what ecom_serve showed and what
+-- followed. Written in the caller's transaction; pg_dump keeps the rows.
+
+-- One row per ecom_serve call: the candidates it ranked (what off-policy
+-- evaluation re-ranks with another head) and how.
+CREATE TABLE ecom.requests (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant          text NOT NULL CHECK (tenant <> ''),
+    served_at       timestamptz NOT NULL DEFAULT now(),
+    context         text NOT NULL,
+    items           text[] NOT NULL,                  -- as given, NULLs kept (item_index refers to it)
+    features        real[],                           -- side features, item after item
+    k               int  NOT NULL CHECK (k > 0),
+    behaviour       text NOT NULL,
+    explore         text NOT NULL,
+    seed            bigint NOT NULL,                  -- replays the same ranking with ecom_rank
+    head_tenant     text,                             -- NULL = served by the global head
+    head_version    int  NOT NULL,
+    head_id         bigint NOT NULL                   -- ecom.heads.id of the serving head
+);
+CREATE INDEX requests_tenant_served_at ON ecom.requests (tenant, served_at);
+
+-- One row per shown item.
+CREATE TABLE ecom.impressions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id      bigint NOT NULL REFERENCES ecom.requests (id) ON DELETE CASCADE,
+    tenant          text NOT NULL,
+    served_at       timestamptz NOT NULL DEFAULT now(),
+    context         text NOT NULL,
+    item_index      int  NOT NULL,
+    item            text NOT NULL,
+    rank            int  NOT NULL CHECK (rank > 0),
+    score           float8 NOT NULL,                  -- the serving head's probability of the behaviour
+    propensity      float8 NOT NULL CHECK (propensity > 0 AND propensity <= 1),
+    behaviour       text NOT NULL,
+    head_version    int  NOT NULL,
+    explore         text NOT NULL,
+    features        real[]                            -- this item's side features
+);
+CREATE INDEX impressions_tenant_served_at ON ecom.impressions (tenant, served_at);
+CREATE INDEX impressions_request_id ON ecom.impressions (request_id);
+
+-- What followed an impression: one label per behaviour.
+CREATE TABLE ecom.feedback (
+    impression_id   bigint NOT NULL REFERENCES ecom.impressions (id) ON DELETE CASCADE,
+    tenant          text NOT NULL,                    -- the impression's, for row-level security
+    behaviour       text NOT NULL CHECK (behaviour IN ('browse', 'click', 'cart', 'purchase')),
+    label           boolean NOT NULL,
+    implied         boolean NOT NULL DEFAULT false,   -- recorded by pg_ecom.feedback_implies
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (impression_id, behaviour)
+);
+CREATE INDEX feedback_tenant ON ecom.feedback (tenant);
+
+SELECT pg_catalog.pg_extension_config_dump('ecom.requests', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.requests_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.impressions', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.impressions_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.feedback', '');
+
+-- Each impression with what followed: per behaviour true/false as
+-- recorded, NULL when nothing was; reward = its own behaviour's label
+-- (no feedback = false).
+CREATE VIEW ecom.impression_outcomes WITH (security_invoker = true) AS
+SELECT i.id AS impression_id, i.request_id, i.tenant, i.served_at, i.context,
+       i.item_index, i.item, i.rank, i.score, i.propensity, i.behaviour,
+       i.head_version, i.explore,
+       pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = 'browse')   AS browse,
+       pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = 'click')    AS click,
+       pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = 'cart')     AS cart,
+       pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = 'purchase') AS purchase,
+       coalesce(pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = i.behaviour), false) AS reward,
+       pg_catalog.max(f.recorded_at) AS last_feedback_at
+  FROM ecom.impressions i
+  LEFT JOIN ecom.feedback f ON f.impression_id = i.id
+ GROUP BY i.id;
+
+-- Per tenant and day (in the session's TimeZone): impressions, each
+-- behaviour's count and rate, the mean predicted probability of the served
+-- behaviour against its observed rate, and the AUC of the served scores
+-- against the outcomes (NULL until a day has both outcomes).
+CREATE VIEW ecom.tenant_performance WITH (security_invoker = true) AS
+WITH o AS (
+  SELECT tenant, pg_catalog.date_trunc('day', served_at) AS day, score, reward,
+         browse, click, cart, purchase,
+         pg_catalog.rank() OVER w
+           + (pg_catalog.count(*) OVER (PARTITION BY tenant, pg_catalog.date_trunc('day', served_at), score) - 1) / 2.0 AS r
+    FROM ecom.impression_outcomes
+  WINDOW w AS (PARTITION BY tenant, pg_catalog.date_trunc('day', served_at) ORDER BY score)
+), d AS (
+  SELECT tenant, day, pg_catalog.count(*) AS impressions,
+         pg_catalog.count(*) FILTER (WHERE browse)   AS browses,
+         pg_catalog.count(*) FILTER (WHERE click)    AS clicks,
+         pg_catalog.count(*) FILTER (WHERE cart)     AS carts,
+         pg_catalog.count(*) FILTER (WHERE purchase) AS purchases,
+         pg_catalog.avg(score) AS mean_predicted,
+         pg_catalog.avg(reward::int) AS observed_rate,
+         pg_catalog.count(*) FILTER (WHERE reward) AS positives,
+         pg_catalog.sum(r) FILTER (WHERE reward) AS rank_sum
+    FROM o
+   GROUP BY tenant, day
+)
+SELECT tenant, day, impressions,
+       browses,   browses::float8   / impressions AS browse_rate,
+       clicks,    clicks::float8    / impressions AS click_rate,
+       carts,     carts::float8     / impressions AS cart_rate,
+       purchases, purchases::float8 / impressions AS purchase_rate,
+       mean_predicted, observed_rate::float8 AS observed_rate,
+       CASE WHEN positives > 0 AND positives < impressions
+            THEN ((rank_sum - positives * (positives + 1) / 2.0)
+                  / (positives * (impressions - positives)))::float8
+       END AS online_auc
+  FROM d;
+
+-- ecom_rank gains explore and seed, and returns each item's propensity:
+-- a new signature and result type.
+DROP FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[]);
+CREATE FUNCTION @extschema@.ecom_rank(
+	"tenant" TEXT,
+	"context" TEXT,
+	"items" TEXT[],
+	"k" INT DEFAULT 10,
+	"behaviour" TEXT DEFAULT 'purchase',
+	"features" real[] DEFAULT NULL,
+	"explore" TEXT DEFAULT 'none',
+	"seed" bigint DEFAULT NULL
+) RETURNS TABLE (
+	"item_index" INT, 
+	"item" TEXT, 
+	"score" double precision, 
+	"rank" INT, 
+	"propensity" double precision 
+)
+VOLATILE PARALLEL SAFE COST 100000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_rank_wrapper';
+
+CREATE FUNCTION @extschema@.ecom_serve(
+	"tenant" TEXT,
+	"context" TEXT,
+	"items" TEXT[],
+	"k" INT DEFAULT 10,
+	"behaviour" TEXT DEFAULT 'click',
+	"features" real[] DEFAULT NULL,
+	"explore" TEXT DEFAULT 'thompson',
+	"seed" bigint DEFAULT NULL
+) RETURNS TABLE (
+	"impression_id" bigint, 
+	"item_index" INT, 
+	"item" TEXT, 
+	"score" double precision, 
+	"rank" INT, 
+	"propensity" double precision 
+)
+VOLATILE PARALLEL UNSAFE COST 100000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_serve_wrapper';
+
+CREATE FUNCTION @extschema@.ecom_feedback(
+	"impression_id" bigint,
+	"behaviour" TEXT,
+	"label" bool DEFAULT true
+) RETURNS bool
+VOLATILE PARALLEL UNSAFE COST 1000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_feedback_wrapper';
+CREATE FUNCTION @extschema@.ecom_feedback(
+	"feedback" regclass
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE  COST 100000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_feedback_relation_wrapper';
+
+CREATE FUNCTION @extschema@.ecom_learn(
+	"tenant" TEXT,
+	"since" timestamp with time zone DEFAULT NULL,
+	"activate" TEXT DEFAULT 'if_better'
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE COST 1000000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_learn_wrapper';
+
+CREATE FUNCTION @extschema@.ecom_evaluate(
+	"tenant" TEXT,
+	"version" INT,
+	"behaviour" TEXT DEFAULT 'click',
+	"since" timestamp with time zone DEFAULT NULL
+) RETURNS jsonb
+STABLE PARALLEL SAFE COST 1000000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_evaluate_wrapper';
+
+ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;

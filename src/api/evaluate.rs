@@ -1,0 +1,61 @@
+//! The loop's learning: ecom_learn and ecom_evaluate.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use super::invalid_argument;
+use super::predict::behaviour;
+use crate::learning::{self, Activate};
+use crate::store;
+
+fn tenant_arg(tenant: Option<&str>) -> &str {
+    let t = tenant.unwrap_or_else(|| invalid_argument("tenant must not be NULL".into()));
+    if t.is_empty() {
+        invalid_argument("tenant must not be empty".into());
+    }
+    t
+}
+
+/// Adapts `tenant`'s head from its impressions and their feedback: from
+/// the active version, with the events logged after it (a Bayesian update:
+/// its posterior is the prior), or with `since` from the global head over
+/// the impressions since then. Stores a new version; `activate`:
+/// 'if_better' (when its off-policy estimate on the latest requests beats
+/// the active head's), 'always' or 'never'. Reads at most
+/// pg_ecom.learn_max_impressions of the most recent impressions older than
+/// pg_ecom.feedback_window. Nothing to learn from: no new version.
+#[pg_extern(volatile, parallel_unsafe, cost = 1000000)]
+fn ecom_learn(
+    tenant: Option<&str>,
+    since: default!(Option<TimestampWithTimeZone>, "NULL"),
+    activate: default!(Option<&str>, "'if_better'"),
+) -> JsonB {
+    store::require_writable("ecom_learn");
+    store::require_current_schema();
+    let started = std::time::Instant::now();
+    let tenant = tenant_arg(tenant);
+    let activate =
+        Activate::parse(activate.unwrap_or("if_better")).unwrap_or_else(|e| invalid_argument(e));
+    JsonB(learning::learn(tenant, since, activate, started))
+}
+
+/// What `version` of `tenant`'s heads (NULL: the head serving the tenant
+/// now) would earn per impression, ranking greedily over the candidates
+/// of the tenant's logged requests, rewarded by `behaviour`: IPS, SNIPS
+/// and DR estimates with 95% intervals and the effective sample size,
+/// next to the logged policy's own reward per impression.
+#[pg_extern(stable, parallel_safe, cost = 1000000)]
+fn ecom_evaluate(
+    tenant: Option<&str>,
+    version: Option<i32>,
+    behaviour: default!(Option<&str>, "'click'"),
+    since: default!(Option<TimestampWithTimeZone>, "NULL"),
+) -> JsonB {
+    store::require_current_schema();
+    let tenant = tenant_arg(tenant);
+    let b = self::behaviour(
+        behaviour.unwrap_or_else(|| invalid_argument("behaviour must not be NULL".into())),
+    );
+    JsonB(learning::evaluate_version(tenant, version, b, since))
+}

@@ -1,0 +1,238 @@
+//! Ranking and the loop's writes: ecom_rank, ecom_serve, ecom_feedback.
+
+use pgrx::prelude::*;
+
+use super::invalid_argument;
+use super::predict::{behaviour, finite};
+use crate::explore::Policy;
+use crate::impressions::{self, Request, Shown};
+use crate::slate;
+use crate::store::{self, serving_head, StoredHead};
+use std::sync::Arc;
+
+/// A request's arguments, checked: the serving head, the policy and seed,
+/// and the candidates' side features (head.k per item, flattened).
+struct Ranking<'a> {
+    head: Arc<StoredHead>,
+    items: Vec<Option<&'a str>>,
+    features: &'a [f32],
+    k: usize,
+    b: usize,
+    policy: Policy,
+    seed: i64,
+}
+
+fn ranking<'a, 'm, 'f, 's: 'a>(
+    tenant: Option<&str>,
+    items: &'a Array<'m, &'s str>,
+    k: i32,
+    behaviour_name: &str,
+    features: &'a Option<Array<'f, f32>>,
+    explore: &str,
+    seed: Option<i64>,
+) -> Ranking<'a> {
+    if k <= 0 {
+        invalid_argument(format!("k must be positive, got {k}"));
+    }
+    let b = behaviour(behaviour_name);
+    let policy = Policy::parse(
+        explore,
+        crate::config::explore_temperature(),
+        crate::config::explore_epsilon(),
+    )
+    .unwrap_or_else(|e| invalid_argument(e));
+    let head = serving_head(tenant);
+    let n_items = items.len();
+    let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
+    if flat.len() != n_items * head.head.k {
+        invalid_argument(format!(
+            "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
+            head.head.k,
+            n_items,
+            head.head.k,
+            n_items * head.head.k,
+            flat.len()
+        ));
+    }
+    Ranking {
+        head,
+        items: items.iter().collect(),
+        features: flat,
+        k: k as usize,
+        b,
+        policy,
+        seed: seed.unwrap_or_else(slate::fresh_seed),
+    }
+}
+
+/// The rows shown for `context`: item_index, item, score (the head's
+/// probability), rank, propensity.
+fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
+    let scored = slate::score(&r.head, r.b, context, &r.items, r.features);
+    let chosen = slate::choose(
+        &r.head,
+        &scored,
+        r.k,
+        r.policy,
+        r.seed,
+        crate::config::propensity_samples(),
+        &mut || {
+            pgrx::check_for_interrupts!();
+        },
+    );
+    chosen
+        .order
+        .iter()
+        .zip(&chosen.propensity)
+        .enumerate()
+        .map(|(place, (&i, &p))| Shown {
+            item_index: scored.present[i].0,
+            item: scored.present[i].1.to_owned(),
+            score: scored.probability(i),
+            rank: place as i32 + 1,
+            propensity: p,
+        })
+        .collect()
+}
+
+/// The `k` best of `items` for `context`; items are encoded in batches.
+/// NULL items are not ranked. `explore` other than 'none' samples the
+/// ranking (README, closing the loop); `seed` makes it reproducible.
+/// VOLATILE: with exploration two calls may differ. ROWS 10 in lib.rs.
+#[pg_extern(volatile, parallel_safe, cost = 100000)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_rank(
+    tenant: Option<&str>,
+    context: Option<&str>,
+    items: Option<Array<'_, &str>>,
+    k: default!(Option<i32>, 10),
+    behaviour: default!(Option<&str>, "'purchase'"),
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+    explore: default!(Option<&str>, "'none'"),
+    seed: default!(Option<i64>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(item_index, i32),
+        name!(item, String),
+        name!(score, f64),
+        name!(rank, i32),
+        name!(propensity, f64),
+    ),
+> {
+    let (Some(context), Some(items), Some(k), Some(behaviour), Some(explore)) =
+        (context, items, k, behaviour, explore)
+    else {
+        return TableIterator::new(Vec::new());
+    };
+    let r = ranking(tenant, &items, k, behaviour, &features, explore, seed);
+    let rows: Vec<_> = shown(&r, context)
+        .into_iter()
+        .map(|s| (s.item_index, s.item, s.score, s.rank, s.propensity))
+        .collect();
+    TableIterator::new(rows)
+}
+
+fn required<T>(v: Option<T>, name: &str) -> T {
+    v.unwrap_or_else(|| invalid_argument(format!("{name} must not be NULL")))
+}
+
+/// ecom_rank that also logs what it shows: one row per shown item in
+/// ecom.impressions (and the request's candidates in ecom.requests), in
+/// the caller's transaction. Returns each shown item's impression_id, to
+/// pass to ecom_feedback.
+#[pg_extern(volatile, parallel_unsafe, cost = 100000)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_serve(
+    tenant: Option<&str>,
+    context: Option<&str>,
+    items: Option<Array<'_, &str>>,
+    k: default!(Option<i32>, 10),
+    behaviour: default!(Option<&str>, "'click'"),
+    features: default!(Option<Array<'_, f32>>, "NULL"),
+    explore: default!(Option<&str>, "'thompson'"),
+    seed: default!(Option<i64>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(impression_id, i64),
+        name!(item_index, i32),
+        name!(item, String),
+        name!(score, f64),
+        name!(rank, i32),
+        name!(propensity, f64),
+    ),
+> {
+    store::require_writable("ecom_serve");
+    store::require_current_schema();
+    let tenant = required(tenant, "tenant");
+    if tenant.is_empty() {
+        invalid_argument("tenant must not be empty".into());
+    }
+    let context = required(context, "context");
+    let items = required(items, "items");
+    let k = required(k, "k");
+    let behaviour_name = required(behaviour, "behaviour");
+    let explore = required(explore, "explore");
+    let r = ranking(
+        Some(tenant),
+        &items,
+        k,
+        behaviour_name,
+        &features,
+        explore,
+        seed,
+    );
+    let rows = shown(&r, context);
+    if rows.is_empty() {
+        return TableIterator::new(Vec::new());
+    }
+    let req = Request {
+        tenant,
+        context,
+        items: &r.items,
+        features: r.features,
+        k,
+        behaviour: r.b,
+        explore: r.policy.name(),
+        seed: r.seed,
+    };
+    let ids = impressions::log(&req, &r.head, &rows);
+    TableIterator::new(
+        rows.into_iter()
+            .zip(ids)
+            .map(|(s, id)| (id, s.item_index, s.item, s.score, s.rank, s.propensity))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Records what followed impression `impression_id`: `behaviour` happened
+/// (label true) or not. Idempotent per (impression, behaviour): returns
+/// false when it was already recorded so. With pg_ecom.feedback_implies
+/// (on by default) a positive label also records the behaviours before it
+/// in the funnel (browse < click < cart < purchase) as positive, never
+/// replacing a label given explicitly.
+#[pg_extern(volatile, parallel_unsafe, cost = 1000)]
+fn ecom_feedback(
+    impression_id: Option<i64>,
+    behaviour: Option<&str>,
+    label: default!(Option<bool>, true),
+) -> bool {
+    store::require_writable("ecom_feedback");
+    store::require_current_schema();
+    let id = required(impression_id, "impression_id");
+    let b = self::behaviour(required(behaviour, "behaviour"));
+    let label = required(label, "label");
+    impressions::record(id, b, label, crate::config::feedback_implies())
+}
+
+/// The bulk form: every row of `feedback` (impression_id bigint, behaviour
+/// text, label boolean), all or nothing. Returns the rows written or
+/// changed in ecom.feedback (implied ones included).
+#[pg_extern(name = "ecom_feedback", volatile, parallel_unsafe, cost = 100000)]
+fn ecom_feedback_relation(feedback: Option<pgrx::PgRelation>) -> i64 {
+    store::require_writable("ecom_feedback");
+    store::require_current_schema();
+    let rel = required(feedback, "feedback relation").oid();
+    impressions::record_relation(rel, crate::config::feedback_implies())
+}

@@ -1,0 +1,419 @@
+//! `ecom.requests`, `ecom.impressions`, `ecom.feedback`: what ecom_serve
+//! showed and what followed, written and read through SPI in the caller's
+//! transaction. Names and operators are schema-qualified as in store.rs.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::head::{behaviour_index, BEHAVIOURS};
+use crate::relation::Budget;
+use crate::store::{StoredHead, BEHAVIOURS_SQL};
+
+fn fail(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
+    let mut r = pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
+    if let Some(h) = hint {
+        r = r.set_hint(h);
+    }
+    r.report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+/// One ecom_serve call, as logged.
+pub struct Request<'a> {
+    pub tenant: &'a str,
+    pub context: &'a str,
+    pub items: &'a [Option<&'a str>],
+    /// head.k values per given item (empty when the head has none)
+    pub features: &'a [f32],
+    pub k: i32,
+    pub behaviour: usize,
+    pub explore: &'a str,
+    pub seed: i64,
+}
+
+/// One shown item.
+pub struct Shown {
+    pub item_index: i32,
+    pub item: String,
+    pub score: f64,
+    pub rank: i32,
+    pub propensity: f64,
+}
+
+/// Writes the request and one impression per shown item; returns the
+/// impressions' ids in the order of `shown`.
+pub fn log(req: &Request, head: &StoredHead, shown: &[Shown]) -> Vec<i64> {
+    let side = head.head.k as i32;
+    let items: Vec<Option<String>> = req.items.iter().map(|t| t.map(str::to_owned)).collect();
+    let features: Option<Vec<f32>> = (side > 0).then(|| req.features.to_vec());
+    let rows = Spi::connect_mut(|c| {
+        let t = c.update(
+            "WITH r AS (
+               INSERT INTO ecom.requests (tenant, context, items, features, k, behaviour, explore, seed, head_tenant, head_version, head_id)
+               VALUES ($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text[], $4::pg_catalog.float4[], $5::pg_catalog.int4,
+                       $6::pg_catalog.text, $7::pg_catalog.text, $8::pg_catalog.int8, $9::pg_catalog.text, $10::pg_catalog.int4, $11::pg_catalog.int8)
+               RETURNING id, served_at)
+             INSERT INTO ecom.impressions (request_id, tenant, served_at, context, item_index, item, rank, score, propensity, behaviour, head_version, explore, features)
+             SELECT r.id, $1::pg_catalog.text, r.served_at, $2::pg_catalog.text, s.item_index, s.item, s.rank, s.score, s.propensity,
+                    $6::pg_catalog.text, $10::pg_catalog.int4, $7::pg_catalog.text,
+                    CASE WHEN $17::pg_catalog.int4 OPERATOR(pg_catalog.>) 0
+                         THEN ($4::pg_catalog.float4[])[((s.item_index OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) $17::pg_catalog.int4 OPERATOR(pg_catalog.+) 1)
+                                                       :(s.item_index OPERATOR(pg_catalog.*) $17::pg_catalog.int4)]
+                    END
+               FROM r, ROWS FROM (pg_catalog.unnest($12::pg_catalog.int4[]), pg_catalog.unnest($13::pg_catalog.text[]),
+                                  pg_catalog.unnest($14::pg_catalog.int4[]), pg_catalog.unnest($15::pg_catalog.float8[]),
+                                  pg_catalog.unnest($16::pg_catalog.float8[]))
+                       AS s(item_index, item, rank, score, propensity)
+              ORDER BY s.rank
+             RETURNING id, rank",
+            None,
+            &[
+                req.tenant.into(),
+                req.context.into(),
+                items.into(),
+                features.into(),
+                req.k.into(),
+                BEHAVIOURS[req.behaviour].into(),
+                req.explore.into(),
+                req.seed.into(),
+                head.tenant.clone().into(),
+                head.version.into(),
+                head.id.into(),
+                shown.iter().map(|s| s.item_index).collect::<Vec<i32>>().into(),
+                shown.iter().map(|s| s.item.clone()).collect::<Vec<String>>().into(),
+                shown.iter().map(|s| s.rank).collect::<Vec<i32>>().into(),
+                shown.iter().map(|s| s.score).collect::<Vec<f64>>().into(),
+                shown.iter().map(|s| s.propensity).collect::<Vec<f64>>().into(),
+                side.into(),
+            ],
+        )?;
+        let mut out = Vec::with_capacity(shown.len());
+        for r in t {
+            out.push((r.get::<i64>(1)?.unwrap_or(0), r.get::<i32>(2)?.unwrap_or(0)));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.impressions: {e}"));
+    shown
+        .iter()
+        .map(|s| {
+            rows.iter()
+                .find(|(_, r)| *r == s.rank)
+                .map_or(0, |(id, _)| *id)
+        })
+        .collect()
+}
+
+/// The feedback rows a label gives: the behaviour itself and, for a
+/// positive label with `implies`, every behaviour before it in the funnel.
+/// ON CONFLICT: an explicit label replaces any; an implied one only an
+/// implied one; a row that would not change is left alone (idempotent).
+const UPSERT: &str = "ON CONFLICT (impression_id, behaviour) DO UPDATE
+        SET label = EXCLUDED.label, implied = EXCLUDED.implied, recorded_at = pg_catalog.now()
+      WHERE (NOT EXCLUDED.implied OR f.implied)
+        AND (f.label OPERATOR(pg_catalog.<>) EXCLUDED.label OR f.implied OPERATOR(pg_catalog.<>) EXCLUDED.implied)";
+
+/// Records `label` for `behaviour` after impression `id`. Returns whether
+/// anything was written (false: already recorded so).
+pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
+    let (found, written) = Spi::connect_mut(|c| {
+        let t = c.update(
+            &format!(
+                "WITH i AS (SELECT id, tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8),
+                 w AS (
+                   INSERT INTO ecom.feedback AS f (impression_id, tenant, behaviour, label, implied)
+                   SELECT i.id, i.tenant, b.behaviour, $3::pg_catalog.bool, b.ord OPERATOR(pg_catalog.<>) $2::pg_catalog.int8
+                     FROM i, pg_catalog.unnest({BEHAVIOURS_SQL}) WITH ORDINALITY AS b(behaviour, ord)
+                    WHERE b.ord OPERATOR(pg_catalog.=) $2::pg_catalog.int8
+                       OR ($3::pg_catalog.bool AND $4::pg_catalog.bool AND b.ord OPERATOR(pg_catalog.<) $2::pg_catalog.int8)
+                   {UPSERT}
+                   RETURNING 1)
+                 SELECT (SELECT pg_catalog.count(*) FROM i), (SELECT pg_catalog.count(*) FROM w)"
+            ),
+            None,
+            &[
+                id.into(),
+                (behaviour as i64 + 1).into(),
+                label.into(),
+                implies.into(),
+            ],
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<i64>(1)?.unwrap_or(0),
+            r.get::<i64>(2)?.unwrap_or(0),
+        ))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"));
+    if found == 0 {
+        fail(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("pg_ecom: there is no impression {id}"),
+            Some("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's)."),
+        );
+    }
+    written > 0
+}
+
+/// The bulk form: every row of `rel` (impression_id bigint, behaviour
+/// text, label boolean). Checked whole before anything is written: a NULL,
+/// an unknown behaviour or impression, or two different labels for one
+/// (impression, behaviour) is an ERROR and records nothing. Returns the
+/// rows written or changed (implied ones included).
+pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
+    let (name, qualified) = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text,
+                    pg_catalog.format('%I.%I'::pg_catalog.text, n.nspname, r.relname)
+               FROM pg_catalog.pg_class r
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+              WHERE r.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+            Some(1),
+            &[rel.into()],
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"));
+    let src = format!(
+        "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
+                label::pg_catalog.bool AS label FROM {qualified}"
+    );
+    let (nulls, bad_behaviour, unknown, example, conflicting) = Spi::connect(|c| {
+        let t = c.select(
+            &format!(
+                "WITH s AS ({src})
+                 SELECT pg_catalog.count(*) FILTER (WHERE impression_id IS NULL OR behaviour IS NULL OR label IS NULL),
+                        pg_catalog.count(*) FILTER (WHERE behaviour IS NOT NULL AND NOT behaviour OPERATOR(pg_catalog.=) ANY ({BEHAVIOURS_SQL})),
+                        pg_catalog.count(*) FILTER (WHERE impression_id IS NOT NULL AND NOT EXISTS
+                             (SELECT 1 FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) s.impression_id)),
+                        pg_catalog.min(impression_id) FILTER (WHERE impression_id IS NOT NULL AND NOT EXISTS
+                             (SELECT 1 FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) s.impression_id)),
+                        (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM s WHERE label IS NOT NULL
+                            GROUP BY impression_id, behaviour HAVING pg_catalog.count(DISTINCT label) OPERATOR(pg_catalog.>) 1) d)
+                   FROM s"
+            ),
+            Some(1),
+            &[],
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<i64>(1)?.unwrap_or(0),
+            r.get::<i64>(2)?.unwrap_or(0),
+            r.get::<i64>(3)?.unwrap_or(0),
+            r.get::<i64>(4)?,
+            r.get::<i64>(5)?.unwrap_or(0),
+        ))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read feedback relation {name}: {e}"));
+    let bad = |msg: String| -> ! {
+        fail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("pg_ecom: feedback relation {name} {msg}; nothing was recorded"),
+            None,
+        )
+    };
+    if nulls > 0 {
+        bad(format!(
+            "has {nulls} row(s) with a NULL impression_id, behaviour or label"
+        ));
+    }
+    if bad_behaviour > 0 {
+        bad(format!(
+            "has {bad_behaviour} row(s) with an unknown behaviour (valid behaviours are: {})",
+            BEHAVIOURS.join(", ")
+        ));
+    }
+    if unknown > 0 {
+        bad(format!(
+            "names {unknown} impression(s) that do not exist, for example {}",
+            example.unwrap_or(0)
+        ));
+    }
+    if conflicting > 0 {
+        bad(format!(
+            "gives both true and false for {conflicting} (impression, behaviour) pair(s)"
+        ));
+    }
+    Spi::connect_mut(|c| {
+        let t = c.update(
+            &format!(
+                "WITH s AS ({src}),
+                 x AS (
+                   SELECT impression_id, behaviour, label, false AS implied FROM s
+                   UNION ALL
+                   SELECT s.impression_id, b.behaviour, true, true
+                     FROM s, pg_catalog.unnest({BEHAVIOURS_SQL}) WITH ORDINALITY AS b(behaviour, ord)
+                    WHERE $1::pg_catalog.bool AND s.label
+                      AND b.ord OPERATOR(pg_catalog.<) pg_catalog.array_position({BEHAVIOURS_SQL}, s.behaviour)),
+                 w AS (
+                   INSERT INTO ecom.feedback AS f (impression_id, tenant, behaviour, label, implied)
+                   SELECT DISTINCT ON (x.impression_id, x.behaviour) x.impression_id, i.tenant, x.behaviour, x.label, x.implied
+                     FROM x JOIN ecom.impressions i ON i.id OPERATOR(pg_catalog.=) x.impression_id
+                    ORDER BY x.impression_id, x.behaviour, x.implied
+                   {UPSERT}
+                   RETURNING 1)
+                 SELECT pg_catalog.count(*) FROM w"
+            ),
+            None,
+            &[implies.into()],
+        )?;
+        t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
+}
+
+/// Deletes the tenant's requests, impressions and feedback; returns how
+/// many impressions.
+pub fn forget(tenant: &str) -> i64 {
+    Spi::connect_mut(|c| {
+        c.update(
+            "WITH r AS (DELETE FROM ecom.requests WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING id)
+             SELECT pg_catalog.count(*) FROM ecom.impressions i JOIN r ON r.id OPERATOR(pg_catalog.=) i.request_id",
+            None,
+            &[tenant.into()],
+        )?
+        .first()
+        .get::<i64>(1)
+        .map(|n| n.unwrap_or(0))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.requests: {e}"))
+}
+
+/// A logged request and its impressions that fall in a read window.
+pub struct Logged {
+    pub id: i64,
+    pub context: String,
+    pub items: Vec<Option<String>>,
+    pub features: Vec<f32>,
+    pub k: usize,
+    pub behaviour: usize,
+    pub shown: Vec<LoggedShown>,
+}
+
+pub struct LoggedShown {
+    pub item_index: i32,
+    pub rank: i32,
+    pub propensity: f64,
+    pub label: bool,
+}
+
+/// Which impressions to read.
+pub struct Window {
+    /// from this time on (inclusive), or after this cursor (exclusive,
+    /// the ISO text ecom_learn stored)
+    pub since: Option<TimestampWithTimeZone>,
+    pub after: Option<String>,
+    /// the label of this behaviour (None: each impression's own)
+    pub reward: Option<usize>,
+    pub limit: i64,
+}
+
+/// The upper end of every read: impressions older than
+/// pg_ecom.feedback_window, as ISO 8601 text in UTC (a cursor that reads
+/// back the same under any DateStyle or TimeZone).
+pub fn settled_until() -> String {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT pg_catalog.to_char((pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))
+                                       AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            Some(1),
+            &[f64::from(crate::config::feedback_window_s()).into()],
+        )?;
+        t.first().get::<String>(1).map(|s| s.unwrap_or_default())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read the clock: {e}"))
+}
+
+/// The most recent `w.limit` impressions of `tenant` served at or before
+/// `until`, grouped by request; memory bounded by `budget`.
+pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Vec<Logged> {
+    let mut out = Vec::new();
+    let mut held = 0usize;
+    Spi::connect(|c| {
+        let t = c.select(
+            "WITH i AS (
+               SELECT id, request_id, item_index, rank, propensity, behaviour
+                 FROM ecom.impressions
+                WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                  AND served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
+                  AND ($3::pg_catalog.timestamptz IS NULL OR served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.timestamptz)
+                  AND ($4::pg_catalog.text IS NULL OR served_at OPERATOR(pg_catalog.>) $4::pg_catalog.text::pg_catalog.timestamptz)
+                ORDER BY served_at DESC, id DESC
+                LIMIT $5::pg_catalog.int8)
+             SELECT r.id, r.context, r.items, r.features, r.k, r.behaviour,
+                    pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
+                    pg_catalog.array_agg(i.propensity ORDER BY i.rank),
+                    pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank)
+               FROM i
+               JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) i.request_id
+               LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
+                     AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($6::pg_catalog.text, i.behaviour)
+              GROUP BY r.id
+              ORDER BY r.id",
+            None,
+            &[
+                tenant.into(),
+                until.into(),
+                w.since.into(),
+                w.after.clone().into(),
+                w.limit.into(),
+                w.reward.map(|b| BEHAVIOURS[b]).into(),
+            ],
+        )?;
+        for r in t {
+            pgrx::check_for_interrupts!();
+            let context = r.get::<String>(2)?.unwrap_or_default();
+            let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(3)?.unwrap_or_default();
+            let features: Vec<f32> = r.get::<Vec<f32>>(4)?.unwrap_or_default();
+            let idx: Vec<i32> = r.get::<Vec<i32>>(7)?.unwrap_or_default();
+            let ranks: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
+            let props: Vec<f64> = r.get::<Vec<f64>>(9)?.unwrap_or_default();
+            let labels: Vec<bool> = r.get::<Vec<bool>>(10)?.unwrap_or_default();
+            held += budget.per_event * idx.len()
+                + context.len()
+                + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
+                + features.len() * 4;
+            if held > budget.bytes {
+                fail(
+                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "the impressions of tenant \"{tenant}\" to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                        budget.bytes / (1024 * 1024),
+                        out.len() + 1
+                    ),
+                    Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
+                );
+            }
+            let behaviour = behaviour_index(&r.get::<String>(6)?.unwrap_or_default()).unwrap_or(0);
+            let shown = idx
+                .iter()
+                .zip(&ranks)
+                .zip(&props)
+                .zip(&labels)
+                .map(|(((&item_index, &rank), &propensity), &label)| LoggedShown {
+                    item_index,
+                    rank,
+                    propensity,
+                    label,
+                })
+                .collect();
+            out.push(Logged {
+                id: r.get::<i64>(1)?.unwrap_or(0),
+                context,
+                items,
+                features,
+                k: r.get::<i32>(5)?.unwrap_or(1).max(1) as usize,
+                behaviour,
+                shown,
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
+    out
+}

@@ -1,0 +1,372 @@
+//! Orchestration of learning: events → examples, and the loop — learning a
+//! tenant's head from what ecom_serve showed and what followed
+//! (`learn`), and estimating off-policy what a head would earn
+//! (`evaluate`). The maths lives in train.rs, explore.rs and ope.rs.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+use serde_json::json;
+
+use crate::explore::top_k;
+use crate::head::{text_features, Example, BEHAVIOURS};
+use crate::impressions::{self, Logged, Window};
+use crate::model::{embed_cached, with_model};
+use crate::ope::{self, Evaluation};
+use crate::relation::{self, Event};
+use crate::slate;
+use crate::store::{self, StoredHead};
+use crate::train::{self, AdaptConfig, Method};
+
+pub fn featurise(events: &[Event]) -> Vec<Example> {
+    let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
+    for e in events {
+        texts.push(&e.context);
+        texts.push(&e.item);
+    }
+    let emb = embed_cached(&texts);
+    events
+        .iter()
+        .zip(emb.chunks_exact(2))
+        .enumerate()
+        .map(|(i, (e, uv))| {
+            // a large relation takes a while even with every text cached
+            if i % 4096 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+            Example {
+                x: text_features(&uv[0], &uv[1]),
+                f: e.features.clone(),
+                b: e.behaviour,
+                y: if e.label { 1.0 } else { 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// What reproduces a head: encoder identity and settings.
+pub fn encoder_identity() -> serde_json::Value {
+    with_model(|m| {
+        json!({
+            "model": m.manifest.model,
+            "sha256": m.manifest.sha256_of(&m.model_file),
+            "variant": crate::config::variant(),
+            "max_seq_len": crate::config::max_seq_len(),
+        })
+    })
+}
+
+/// What reading a support or source relation may hold: each event, once
+/// featurised, is 2·dims+1 floats, and while it is featurised its two
+/// embeddings (when the cache cannot keep them) besides its texts.
+pub fn training_budget() -> relation::Budget {
+    let dims = with_model(|m| m.encoder.dims);
+    relation::Budget {
+        bytes: crate::config::max_training_bytes(),
+        per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,
+    }
+}
+
+fn fail(code: PgSqlErrorCode, msg: String) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom").report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+/// The side features of a logged request, checked against `head`.
+fn request_features<'a>(r: &'a Logged, head: &StoredHead) -> &'a [f32] {
+    let k = head.head.k;
+    if r.features.len() != r.items.len() * k {
+        fail(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            format!(
+                "pg_ecom: version {} of the head has {k} side feature(s), but request {} was served with {} per item",
+                head.version,
+                r.id,
+                r.features.len() / r.items.len().max(1)
+            ),
+        );
+    }
+    &r.features
+}
+
+/// What `candidate`, ranking greedily over each logged request's
+/// candidates (as ecom_serve with explore => 'none' would), would have
+/// earned on the logged impressions, rewarded by behaviour `reward`.
+pub fn evaluate(candidate: &StoredHead, logged: &[Logged], reward: usize) -> Evaluation {
+    let mut rows = Vec::new();
+    for r in logged {
+        pgrx::check_for_interrupts!();
+        let items: Vec<Option<&str>> = r.items.iter().map(|t| t.as_deref()).collect();
+        let f = request_features(r, candidate);
+        let ranked = slate::score(candidate, r.behaviour, &r.context, &items, f);
+        let q = if reward == r.behaviour {
+            None
+        } else {
+            Some(slate::score(candidate, reward, &r.context, &items, f))
+        };
+        let q = q.as_ref().unwrap_or(&ranked);
+        let target = top_k(&ranked.logits, r.k);
+        let at = |item_index: i32| ranked.present.iter().position(|(i, _)| *i == item_index);
+        for s in &r.shown {
+            let place = (s.rank - 1) as usize;
+            let Some(shown) = at(s.item_index) else {
+                continue;
+            };
+            let Some(&tgt) = target.get(place) else {
+                continue;
+            };
+            rows.push(ope::Logged {
+                request: r.id,
+                propensity: s.propensity,
+                reward: f64::from(u8::from(s.label)),
+                matches: tgt == shown,
+                q_shown: q.probability(shown),
+                q_target: q.probability(tgt),
+            });
+        }
+    }
+    ope::evaluate(rows)
+}
+
+pub fn evaluation_json(e: &Evaluation) -> serde_json::Value {
+    serde_json::to_value(e).unwrap_or_default()
+}
+
+/// Reads the impressions `evaluate` and `learn` see.
+fn read_logged(
+    tenant: &str,
+    since: Option<TimestampWithTimeZone>,
+    after: Option<String>,
+    reward: Option<usize>,
+) -> (String, Vec<Logged>) {
+    let until = impressions::settled_until();
+    let w = Window {
+        since,
+        after,
+        reward,
+        limit: crate::config::learn_max_impressions(),
+    };
+    let logged = impressions::read(tenant, &until, &w, &training_budget());
+    (until, logged)
+}
+
+/// ecom_evaluate: `version` of the tenant's heads (None: the head serving
+/// the tenant now) against the tenant's logged impressions.
+pub fn evaluate_version(
+    tenant: &str,
+    version: Option<i32>,
+    reward: usize,
+    since: Option<TimestampWithTimeZone>,
+) -> serde_json::Value {
+    let head = match version {
+        Some(v) => store::head_version(Some(tenant), v).unwrap_or_else(|| {
+            fail(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("pg_ecom: tenant \"{tenant}\" has no version {v}"),
+            )
+        }),
+        None => store::serving_head(Some(tenant)),
+    };
+    let (until, logged) = read_logged(tenant, since, None, Some(reward));
+    let e = evaluate(&head, &logged, reward);
+    json!({
+        "tenant": tenant,
+        "version": head.version,
+        "served_by": {"tenant": head.tenant, "version": head.version},
+        "behaviour": BEHAVIOURS[reward],
+        "until": until,
+        "n": e.n, "requests": e.requests, "matched": e.matched,
+        "logged": e.logged, "ips": e.ips, "snips": e.snips, "dr": e.dr,
+        "ess": e.ess, "max_weight": e.max_weight,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Activate {
+    IfBetter,
+    Always,
+    Never,
+}
+
+impl Activate {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "if_better" => Ok(Activate::IfBetter),
+            "always" => Ok(Activate::Always),
+            "never" => Ok(Activate::Never),
+            _ => Err(format!(
+                "unknown activate \"{s}\"; valid values are: if_better, always, never"
+            )),
+        }
+    }
+}
+
+/// Requests held out to judge a candidate before activating it: the
+/// latest fifth, and at least this many.
+const MIN_HOLDOUT_REQUESTS: usize = 5;
+
+/// The examples of logged impressions: each impression is one event of
+/// its request's behaviour, labelled by that behaviour's feedback (none
+/// recorded = false).
+fn examples(logged: &[Logged], k: usize) -> Vec<Example> {
+    let mut events = Vec::new();
+    for r in logged {
+        for s in &r.shown {
+            let i = (s.item_index - 1) as usize;
+            let Some(Some(item)) = r.items.get(i) else {
+                continue;
+            };
+            let features = if k > 0 && r.features.len() >= (i + 1) * k {
+                r.features[i * k..(i + 1) * k].to_vec()
+            } else {
+                Vec::new()
+            };
+            events.push(Event {
+                tenant: None,
+                context: r.context.clone(),
+                item: item.clone(),
+                behaviour: r.behaviour,
+                label: s.label,
+                features,
+            });
+        }
+    }
+    featurise(&events)
+}
+
+/// ecom_learn.
+pub fn learn(
+    tenant: &str,
+    since: Option<TimestampWithTimeZone>,
+    activate: Activate,
+    started: std::time::Instant,
+) -> serde_json::Value {
+    let own = store::active_head(Some(tenant), true);
+    let global = || store::serving_head(None);
+    // With `since`, a refit from the global head over the window; without,
+    // a Bayesian update of the active version with what came after it.
+    let (start, posterior, after, start_kind) = match (&own, since) {
+        (Some(h), None) => (
+            h.clone(),
+            Some((*h.posterior).clone()),
+            h.hyper["learned_through"].as_str().map(str::to_owned),
+            "active",
+        ),
+        _ => (global(), None, None, "global"),
+    };
+    let (until, logged) = read_logged(tenant, since, after.clone(), None);
+    let n_impressions: usize = logged.iter().map(|r| r.shown.len()).sum();
+    if n_impressions == 0 {
+        return json!({
+            "tenant": tenant, "version": null, "activated": false, "n": 0,
+            "reason": format!("no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
+                after.as_ref().map_or(String::new(), |a| format!("after {a} ")),
+            ),
+            "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        });
+    }
+    let k = start.head.k;
+    for r in &logged {
+        request_features(r, &start);
+    }
+    let prior = store::prior_of(&start.hyper);
+    let cfg = AdaptConfig {
+        steps: 5,
+        lr: 1.0,
+        method: Method::Meta,
+        prior,
+        seed: 42,
+        posterior,
+    };
+    let adapt = |logged: &[Logged]| {
+        let exs = examples(logged, k);
+        let (head, report) = train::adapt_with(&start.head, &exs, &cfg, &mut || {
+            pgrx::check_for_interrupts!();
+        });
+        (head, report, exs.iter().filter(|e| e.y > 0.0).count())
+    };
+    // judged on the latest requests by a candidate fitted without them
+    let mut evaluation = serde_json::Value::Null;
+    let reason: String;
+    let activated = match activate {
+        Activate::Always => {
+            reason = "activate => 'always'".into();
+            true
+        }
+        Activate::Never => {
+            reason = "activate => 'never'".into();
+            false
+        }
+        Activate::IfBetter => {
+            let hold = (logged.len() / 5).max(MIN_HOLDOUT_REQUESTS);
+            if logged.len() < 2 * hold {
+                reason = format!(
+                    "{} request(s) are too few to judge a new version on held-out ones (needs {}); kept inactive",
+                    logged.len(),
+                    2 * MIN_HOLDOUT_REQUESTS
+                );
+                false
+            } else {
+                let (fit, held) = logged.split_at(logged.len() - hold);
+                let (probe, probe_report, _) = adapt(fit);
+                let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
+                let serving = own.clone().unwrap_or_else(global);
+                let b = held[0].behaviour;
+                let cand = evaluate(&probe, held, b);
+                let cur = evaluate(&serving, held, b);
+                let better = match (&cand.dr, &cur.dr) {
+                    (Some(c), Some(a)) => c.ci[0] > a.value,
+                    _ => false,
+                };
+                reason = match (&cand.dr, &cur.dr) {
+                    (Some(c), Some(a)) if better => format!(
+                        "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) beats the active head's estimate ({:.4})",
+                        cand.n, c.ci[0], a.value
+                    ),
+                    (Some(c), Some(a)) => format!(
+                        "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) does not beat the active head's estimate ({:.4}); kept inactive",
+                        cand.n, c.ci[0], a.value
+                    ),
+                    _ => "no held-out impressions to judge it on; kept inactive".into(),
+                };
+                evaluation = json!({
+                    "held_out_requests": held.len(), "behaviour": BEHAVIOURS[b],
+                    "candidate": evaluation_json(&cand),
+                    "active": evaluation_json(&cur),
+                    "active_version": {"tenant": serving.tenant, "version": serving.version},
+                });
+                better
+            }
+        }
+    };
+    let (head, report, positives) = adapt(&logged);
+    let hyper = json!({
+        "kind": "learn", "start": start_kind,
+        "parent_tenant": start.tenant, "parent_version_of_start": start.version,
+        "learned_through": until, "after": after, "since": since.map(|s| s.to_string()),
+        "method": "meta", "steps": cfg.steps, "prior": prior, "seed": cfg.seed,
+        "source": "ecom.impressions", "rows": report.n, "requests": logged.len(),
+        "encoder": encoder_identity(), "activate": format!("{activate:?}"),
+    });
+    let metrics = json!({
+        "n": report.n, "positives": positives, "loss_before": report.loss_before, "loss_after": report.loss_after,
+        "activated": activated, "reason": reason, "evaluation": evaluation,
+    });
+    let parent = own.as_ref().map(|h| h.version);
+    let version = store::insert_version_with(
+        Some(tenant),
+        parent,
+        &head,
+        Some(&report.posterior),
+        hyper,
+        metrics,
+        activated,
+    );
+    json!({
+        "tenant": tenant, "version": version, "activated": activated, "reason": reason,
+        "start": start_kind, "parent_version": parent,
+        "n": report.n, "positives": positives, "requests": logged.len(),
+        "loss_before": report.loss_before, "loss_after": report.loss_after,
+        "learned_through": until, "evaluation": evaluation,
+        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+    })
+}

@@ -1,0 +1,221 @@
+//! Stage 5b: how sure a head is of a tenant's adapted part — the Laplace
+//! posterior that Thompson sampling draws from. Pure Rust, no Postgres.
+//!
+//! Adaptation is a MAP estimate under a Gaussian prior (train.rs), so the
+//! posterior is approximated by a Gaussian at that estimate whose precision
+//! is the Hessian of the negative log posterior. We keep its diagonal only
+//! (Chapelle & Li, "An empirical evaluation of Thompson sampling", 2011,
+//! algorithm 3): k+2+dims numbers per behaviour instead of a dense
+//! (k+2+dims)² matrix per stored version, and the same diagonal serves as
+//! the next update's prior when `ecom_learn` continues from this version.
+//!
+//! Coordinates are the centred ones adaptation uses: the taste weighs
+//! v − v̄ (v̄ = `center`, the mean item of the events it was fitted on) and
+//! the bias absorbs τ·v̄, so the bias's uncertainty is the level's, not the
+//! level's plus every taste weight's.
+
+use crate::head::{Head, Rng, NB};
+use crate::train::Prior;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Posterior {
+    pub k: usize,
+    pub dims: usize,
+    /// per behaviour: precisions of [gain, side.., bias (centred), taste..]
+    pub precision: Vec<f32>,
+    /// per behaviour: the centre v̄ of the taste coordinates
+    pub center: Vec<f32>,
+}
+
+impl Posterior {
+    /// Parameters adapted per behaviour: gain, side weights, bias, taste.
+    pub fn width(k: usize, dims: usize) -> usize {
+        k + 2 + dims
+    }
+
+    /// What is known before any of the tenant's events: the prior itself
+    /// (the meta-learned precisions of each group), centred at 0.
+    pub fn from_prior(prior: &Prior, k: usize, dims: usize) -> Self {
+        let m = Self::width(k, dims);
+        let mut one = vec![prior.side; m];
+        one[0] = prior.gain;
+        one[k + 1] = prior.bias;
+        one[k + 2..].iter_mut().for_each(|p| *p = prior.taste);
+        Posterior {
+            k,
+            dims,
+            precision: one.repeat(NB),
+            center: vec![0.0; NB * dims],
+        }
+    }
+
+    /// The stored form: [precision of every behaviour | centre of every behaviour].
+    pub fn to_weights(&self) -> Vec<f32> {
+        let mut w = self.precision.clone();
+        w.extend_from_slice(&self.center);
+        w
+    }
+
+    pub fn from_weights(k: usize, dims: usize, w: &[f32]) -> Result<Self, String> {
+        let m = Self::width(k, dims);
+        if w.len() != NB * (m + dims) {
+            return Err(format!(
+                "{} posterior values, expected {} for {dims} dimensions and {k} side feature(s)",
+                w.len(),
+                NB * (m + dims)
+            ));
+        }
+        if w[..NB * m].iter().any(|p| !p.is_finite() || *p <= 0.0) {
+            return Err("a posterior precision is not a positive number".into());
+        }
+        Ok(Posterior {
+            k,
+            dims,
+            precision: w[..NB * m].to_vec(),
+            center: w[NB * m..].to_vec(),
+        })
+    }
+
+    pub fn precision(&self, b: usize) -> &[f32] {
+        let m = Self::width(self.k, self.dims);
+        &self.precision[b * m..(b + 1) * m]
+    }
+
+    pub fn center(&self, b: usize) -> &[f32] {
+        &self.center[b * self.dims..(b + 1) * self.dims]
+    }
+
+    /// One draw of behaviour b's adapted part [gain, side.., bias, taste..]
+    /// around `head`'s (the posterior mean), in the head's own (uncentred)
+    /// coordinates. The gain is kept ≥ 0, as adaptation keeps it: a draw
+    /// that inverts the text score would rank what the text says fits last.
+    pub fn sample(&self, head: &Head, b: usize, rng: &mut Rng) -> Vec<f32> {
+        let k = self.k;
+        let c = self.center(b);
+        let mut th = head.adapted(b);
+        // to centred coordinates: c̃ = c + τ·v̄
+        let tv: f64 = th[k + 2..]
+            .iter()
+            .zip(c)
+            .map(|(t, x)| f64::from(*t) * f64::from(*x))
+            .sum();
+        th[k + 1] += tv as f32;
+        for (t, p) in th.iter_mut().zip(self.precision(b)) {
+            *t += (normal(rng) / f64::from(*p).sqrt()) as f32;
+        }
+        let tv: f64 = th[k + 2..]
+            .iter()
+            .zip(c)
+            .map(|(t, x)| f64::from(*t) * f64::from(*x))
+            .sum();
+        th[k + 1] -= tv as f32;
+        th[0] = th[0].max(0.0);
+        th
+    }
+}
+
+/// The logit of an adapted part θ = [gain, side.., bias, taste..] for an
+/// item with text score `s` (W·x), embedding `v` and side features `f`.
+pub fn logit_of(theta: &[f32], s: f32, v: &[f32], f: &[f32]) -> f64 {
+    let k = f.len();
+    let mut z = f64::from(theta[0]) * f64::from(s) + f64::from(theta[k + 1]);
+    for (a, x) in theta[1..=k].iter().zip(f) {
+        z += f64::from(*a) * f64::from(*x);
+    }
+    let tv: f32 = theta[k + 2..].iter().zip(v).map(|(t, x)| t * x).sum();
+    z + f64::from(tv)
+}
+
+/// Uniform in (0, 1): never exactly 0 or 1, so logarithms stay finite.
+pub fn uniform(rng: &mut Rng) -> f64 {
+    ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// Standard normal (Box–Muller).
+pub fn normal(rng: &mut Rng) -> f64 {
+    let (u1, u2) = (uniform(rng), uniform(rng));
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_round_trip_and_bad_lengths_are_refused() {
+        let p = Posterior::from_prior(&Prior::default(), 2, 3);
+        let back = Posterior::from_weights(2, 3, &p.to_weights()).unwrap();
+        assert_eq!(p, back);
+        assert!(Posterior::from_weights(2, 3, &p.to_weights()[1..]).is_err());
+        let mut w = p.to_weights();
+        w[0] = 0.0;
+        assert!(Posterior::from_weights(2, 3, &w).is_err());
+    }
+
+    #[test]
+    fn draws_have_the_posterior_mean_and_variance() {
+        let (k, dims) = (1, 4);
+        let mut head = Head::new(dims, k);
+        let mut a = head.adapted(1);
+        a[0] = 0.8; // gain
+        a[1] = -0.5; // side
+        a[2] = 0.3; // bias
+        a[3] = 1.0; // taste[0]
+        head.set_adapted(1, &a);
+        let mut post = Posterior::from_prior(&Prior::default(), k, dims);
+        let m = Posterior::width(k, dims);
+        // behaviour 1: variance 1/4 on every parameter, centre 0
+        post.precision[m..2 * m].iter_mut().for_each(|p| *p = 4.0);
+        let mut rng = Rng::new(7);
+        let n = 20_000;
+        let (mut mean, mut sq) = (vec![0f64; m], vec![0f64; m]);
+        for _ in 0..n {
+            let d = post.sample(&head, 1, &mut rng);
+            for i in 0..m {
+                mean[i] += f64::from(d[i]) / n as f64;
+                sq[i] += f64::from(d[i]).powi(2) / n as f64;
+            }
+        }
+        for i in 1..m {
+            let var = sq[i] - mean[i].powi(2);
+            assert!((mean[i] - f64::from(a[i])).abs() < 0.02, "{i}: {mean:?}");
+            assert!((var - 0.25).abs() < 0.02, "{i}: var {var}");
+        }
+        // the gain is projected at 0: its mean moves up, never below 0
+        assert!(mean[0] >= f64::from(a[0]) - 0.02);
+    }
+
+    #[test]
+    fn a_centred_draw_moves_the_bias_with_the_taste() {
+        // with centre v̄, the logit of the mean item v̄ varies only by the
+        // bias's own variance, whatever the taste's
+        let (k, dims) = (0, 3);
+        let head = Head::new(dims, k);
+        let mut post = Posterior::from_prior(&Prior::default(), k, dims);
+        let m = Posterior::width(k, dims);
+        post.precision[..m].copy_from_slice(&[1e6, 1e6, 0.01, 0.01, 0.01]);
+        post.center[..dims].copy_from_slice(&[1.0, 2.0, -1.0]);
+        let mut rng = Rng::new(3);
+        let vbar = [1.0f32, 2.0, -1.0];
+        let mut sq = 0.0;
+        for _ in 0..2000 {
+            let d = post.sample(&head, 0, &mut rng);
+            sq += logit_of(&d, 0.0, &vbar, &[]).powi(2) / 2000.0;
+        }
+        // 1/precision = 1e-6 for the bias: the mean item's logit stays put
+        assert!(sq < 1e-4, "{sq}");
+    }
+
+    #[test]
+    fn normals_are_standard() {
+        let mut rng = Rng::new(11);
+        let n = 50_000;
+        let xs: Vec<f64> = (0..n).map(|_| normal(&mut rng)).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.03,
+            "{mean} {var}"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! One request's candidates through a head: embeddings (through the cache),
+//! the head's logits, and the explore policy's ranking. Shared by
+//! ecom_rank, ecom_serve and off-policy evaluation, so that what is
+//! evaluated is exactly what would be served.
+
+use crate::cache::Embedding;
+use crate::explore::{self, Policy, Slate};
+use crate::head::{sigmoid, Rng};
+use crate::model::embed_cached;
+use crate::posterior::logit_of;
+use crate::store::{check_encoder, StoredHead};
+
+/// The candidates of one request, scored by one head for one behaviour.
+pub struct Scored<'a> {
+    /// (1-based position in the given list, text) of the non-NULL items
+    pub present: Vec<(i32, &'a str)>,
+    pub logits: Vec<f64>,
+    /// W·x per item: what a posterior draw rescales
+    text: Vec<f32>,
+    emb: Vec<Embedding>,
+    features: &'a [f32],
+    b: usize,
+}
+
+impl Scored<'_> {
+    pub fn probability(&self, i: usize) -> f64 {
+        f64::from(sigmoid(self.logits[i] as f32))
+    }
+
+    fn side(&self, i: usize, k: usize) -> &[f32] {
+        let at = (self.present[i].0 as usize - 1) * k;
+        &self.features[at..at + k]
+    }
+}
+
+/// Scores `items` (NULLs skipped) for `context`. `features` holds head.k
+/// values per given item, NULL or not (checked by the caller).
+pub fn score<'a>(
+    head: &StoredHead,
+    b: usize,
+    context: &str,
+    items: &[Option<&'a str>],
+    features: &'a [f32],
+) -> Scored<'a> {
+    let present: Vec<(i32, &str)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.map(|t| (i as i32 + 1, t)))
+        .collect();
+    let mut texts: Vec<&str> = Vec::with_capacity(present.len() + 1);
+    texts.push(context);
+    texts.extend(present.iter().map(|(_, t)| *t));
+    let e = embed_cached(&texts);
+    check_encoder(head, e[0].len());
+    let h = &head.head;
+    let k = h.k;
+    let mut text = Vec::with_capacity(present.len());
+    let mut logits = Vec::with_capacity(present.len());
+    for ((i, _), v) in present.iter().zip(&e[1..]) {
+        let (s, q) = h.scores_pair(b, &e[0], v);
+        let at = (*i as usize - 1) * k;
+        text.push(s);
+        logits.push(f64::from(h.logit_with(b, s, q, &features[at..at + k])));
+    }
+    Scored {
+        present,
+        logits,
+        text,
+        emb: e[1..].to_vec(),
+        features,
+        b,
+    }
+}
+
+/// The ranking `policy` shows for `scored`, reproducible from `seed`.
+pub fn choose(
+    head: &StoredHead,
+    scored: &Scored,
+    k: usize,
+    policy: Policy,
+    seed: i64,
+    samples: usize,
+    between: &mut dyn FnMut(),
+) -> Slate {
+    let mut rng = Rng::new(seed as u64);
+    let hk = head.head.k;
+    let mut draw = |rng: &mut Rng| -> Vec<f64> {
+        let theta = head.posterior.sample(&head.head, scored.b, rng);
+        (0..scored.present.len())
+            .map(|i| logit_of(&theta, scored.text[i], &scored.emb[i], scored.side(i, hk)))
+            .collect()
+    };
+    explore::choose(
+        &scored.logits,
+        k,
+        policy,
+        samples,
+        &mut rng,
+        &mut draw,
+        between,
+    )
+}
+
+/// A seed for a request that gave none: different in every call.
+pub fn fresh_seed() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    // positive, so that it reads the same as a bigint anywhere
+    (h.finish() >> 1) as i64
+}
