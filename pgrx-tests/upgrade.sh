@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ALTER EXTENSION pg_ecom UPDATE from release 0.1.0: heads made by 0.1.0
 # survive with their versions and active flags and score exactly as 0.1.0
-# scored them, tenant names leave the global head's metrics, new writes
+# scored them, serve and learn through the loop (ecom_serve, ecom_feedback,
+# ecom_evaluate, ecom_learn), tenant names leave the global head's metrics, new writes
 # work, and the updated extension has exactly the objects a fresh install
 # has (functions with costs and row estimates, columns, indexes,
 # constraints, views, what pg_dump keeps).
@@ -52,6 +53,13 @@ checks=$($U -c "SELECT (SELECT count(*) = count(DISTINCT id) AND count(id) = cou
 $U -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int" | grep -qx 3 || { echo "upgrade: adapt after update"; exit 1; }
 $U -c "SELECT ecom_rollback('store1', 2) IS NOT NULL" >/dev/null
 $U -c "SELECT ecom_forget('store2')" | grep -qx 1 || { echo "upgrade: forget after update"; exit 1; }
+# the loop on heads made by 0.1.0 (no posterior: Thompson draws from their
+# prior): serve, feedback, evaluate, learn
+$U -c "SELECT count(*) FROM ecom_serve('store1', 'viewed: item 1', ARRAY['item 0','item 1','item 2'], 2, 'click', '{0.2,0.5,0.1,0.1,0.3,0.3}', 'thompson', 1)" | grep -qx 2 \
+  || { echo "upgrade: ecom_serve on a 0.1.0 head"; exit 1; }
+$U -c "SELECT ecom_feedback(min(id), 'click') FROM ecom.impressions" | grep -qx t || { echo "upgrade: ecom_feedback"; exit 1; }
+$U -c "SET pg_ecom.feedback_window = 0" -c "SELECT (ecom_evaluate('store1', NULL)->>'n')::int" | grep -qx 2 || { echo "upgrade: ecom_evaluate"; exit 1; }
+$U -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('store1')->>'n'" | grep -qx 2 || { echo "upgrade: ecom_learn"; exit 1; }
 
 # the same objects as a fresh install
 psql -d pg_ecom_fresh -qAt -c "CREATE EXTENSION pg_ecom" >/dev/null
@@ -74,9 +82,11 @@ heads_sql="SELECT string_agg(format('%s/%s/%s/%s/%s', id, coalesce(tenant, '-'),
 # since 0.1.0: a new version, a rollback, a forget)
 scores_sql="SELECT string_agg(ecom_predict(tenant, context, item, behaviour, features)::text, ' ' ORDER BY tenant, context, item, behaviour) FROM upgrade_expected"
 [ "$($U -c "$scores_sql")" = "$($R -c "$scores_sql")" ] || { echo "upgrade: pg_dump/restore changed the scores"; exit 1; }
+loop_sql="SELECT (SELECT count(*) FROM ecom.requests) || '/' || (SELECT count(*) FROM ecom.impressions) || '/' || (SELECT count(*) FROM ecom.feedback)"
+[ "$($U -c "$loop_sql")" = "$($R -c "$loop_sql")" ] || { echo "upgrade: pg_dump/restore lost impressions or feedback"; exit 1; }
 $R -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int > 0" | grep -qx t || { echo "upgrade: adapt after restore"; exit 1; }
 $R -c "SELECT max(id) = (SELECT last_value FROM ecom.heads_id_seq) AND count(*) = count(DISTINCT id) FROM ecom.heads" | grep -qx t \
   || { echo "upgrade: after restore the identity sequence does not continue after the restored ids"; exit 1; }
 psql -d postgres -q -c "DROP DATABASE pg_ecom_restored"
 for db in pg_ecom_upgrade pg_ecom_fresh; do psql -d postgres -q -c "DROP DATABASE $db"; done
-echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install; pg_dump/restore keeps ids and the sequence"
+echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install; the loop works on 0.1.0 heads; pg_dump/restore keeps ids, the sequence and the loop's rows"

@@ -267,13 +267,33 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
     .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
 }
 
-/// Deletes the tenant's requests, impressions and feedback; returns how
-/// many impressions.
+/// Deletes the tenant's requests and, through their foreign keys, its
+/// impressions and feedback; returns how many requests. A role that may
+/// not delete from ecom.requests gets an ERROR rather than a forget that
+/// leaves the tenant's impressions behind.
 pub fn forget(tenant: &str) -> i64 {
+    let allowed = Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.has_table_privilege('ecom.requests'::pg_catalog.regclass, 'SELECT, DELETE'::pg_catalog.text)",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get::<bool>(1)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot check privileges: {e}"))
+    .unwrap_or(false);
+    if !allowed {
+        fail(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("pg_ecom: ecom_forget() also deletes the impressions of tenant \"{tenant}\", and this role may not delete from ecom.requests; nothing was deleted"),
+            Some("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation)."),
+        );
+    }
     Spi::connect_mut(|c| {
         c.update(
-            "WITH r AS (DELETE FROM ecom.requests WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING id)
-             SELECT pg_catalog.count(*) FROM ecom.impressions i JOIN r ON r.id OPERATOR(pg_catalog.=) i.request_id",
+            "WITH r AS (DELETE FROM ecom.requests WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
+             SELECT pg_catalog.count(*) FROM r",
             None,
             &[tenant.into()],
         )?

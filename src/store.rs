@@ -500,14 +500,23 @@ fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f
 /// training, in a read-only transaction and on a hot standby (where
 /// transactions are always read-only), with the SQLSTATE Postgres uses.
 pub fn require_writable(function: &str) {
+    require_writable_to(function, "a head version");
+}
+
+/// `require_writable` for a function that writes `what`.
+pub fn require_writable_to(function: &str, what: &str) {
     // SAFETY: reads backend-local globals.
     let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
     if read_only || recovery {
         error(
             PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             format!(
-                "pg_ecom: {function}() writes a head version and cannot run in a read-only transaction{}",
-                if recovery { " (this server is a hot standby)" } else { "" }
+                "pg_ecom: {function}() writes {what} and cannot run in a read-only transaction{}",
+                if recovery {
+                    " (this server is a hot standby)"
+                } else {
+                    ""
+                }
             ),
             Some(if recovery {
                 "Run it on the primary; standbys serve the new head as soon as it is replayed."

@@ -12,6 +12,9 @@ SELECT jsonb_array_length(r->'val_tenants') AS val_tenants FROM ecom_meta_train(
 SELECT metrics->'train_tenants' AS train_tenants, metrics->'val_tenants' AS val_tenants
   FROM ecom.heads WHERE tenant IS NULL AND active;
 SELECT ecom_adapt('pv_acme', 'pv_acme_support') IS NOT NULL AS adapted;
+-- what ecom_serve logged for acme, and the feedback on it, name acme too
+SELECT count(*) AS shown FROM ecom_serve('pv_acme', 'viewed: item 1', ARRAY['item 0', 'item 1'], 2);
+SELECT ecom_feedback(min(id), 'click') AS recorded FROM ecom.impressions WHERE tenant = 'pv_acme';
 -- every text, name, array and jsonb value in schema ecom that mentions a
 -- tenant, outside that tenant's own rows
 CREATE FUNCTION pv_mentions(name text) RETURNS TABLE (tbl text, col text, n bigint) LANGUAGE plpgsql AS $$

@@ -19,6 +19,17 @@ CREATE POLICY tenant_reads ON ecom.heads FOR SELECT USING (tenant IS NULL OR ten
 CREATE POLICY tenant_inserts ON ecom.heads FOR INSERT WITH CHECK (tenant = current_user);
 CREATE POLICY tenant_updates ON ecom.heads FOR UPDATE USING (tenant = current_user) WITH CHECK (tenant = current_user);
 CREATE POLICY tenant_deletes ON ecom.heads FOR DELETE USING (tenant = current_user);
+-- the loop under the same recipe: requests, impressions and feedback
+-- carry the tenant, and the views are security_invoker
+GRANT SELECT, INSERT, DELETE ON ecom.requests, ecom.impressions TO rls_alice, rls_bob;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ecom.feedback TO rls_alice, rls_bob;
+GRANT SELECT ON ecom.impression_outcomes, ecom.tenant_performance TO rls_alice, rls_bob;
+ALTER TABLE ecom.requests ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ecom.impressions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ecom.feedback ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_rows ON ecom.requests USING (tenant = current_user) WITH CHECK (tenant = current_user);
+CREATE POLICY tenant_rows ON ecom.impressions USING (tenant = current_user) WITH CHECK (tenant = current_user);
+CREATE POLICY tenant_rows ON ecom.feedback USING (tenant = current_user) WITH CHECK (tenant = current_user);
 -- each tenant's support data, readable only by its owner
 CREATE TABLE rls_alice_support AS SELECT context, item, behaviour, label FROM rls_events WHERE tenant = 'rls_alice';
 CREATE TABLE rls_bob_support AS SELECT context, item, behaviour, NOT label AS label FROM rls_events WHERE tenant = 'rls_bob';
@@ -77,11 +88,39 @@ REVOKE ALL ON SCHEMA ecom FROM rls_reader;
 DROP ROLE rls_reader;
 SELECT tenant, count(*) AS versions, count(*) FILTER (WHERE active) AS active FROM ecom.heads
  WHERE tenant LIKE 'rls\_%' GROUP BY tenant ORDER BY tenant;
+-- the loop: bob serves and records feedback
+SET ROLE rls_bob;
+SELECT count(*) AS bob_shown FROM ecom_serve('rls_bob', 'viewed: tea', ARRAY['green tea tin', 'road bike helmet'], 2);
+SELECT min(id) AS bob_impression FROM ecom.impressions \gset
+SELECT ecom_feedback(:bob_impression, 'click') AS recorded;
+RESET ROLE;
+SET ROLE rls_alice;
+-- alice cannot serve as bob, sees none of his impressions, feedback or
+-- daily figures, cannot give feedback on them, and learns nothing from them
+SELECT count(*) FROM ecom_serve('rls_bob', 'viewed: tea', ARRAY['green tea tin'], 1);
+SELECT (SELECT count(*) FROM ecom.requests) AS requests, (SELECT count(*) FROM ecom.impressions) AS impressions,
+       (SELECT count(*) FROM ecom.feedback) AS feedback, (SELECT count(*) FROM ecom.impression_outcomes) AS outcomes,
+       (SELECT count(*) FROM ecom.tenant_performance) AS days;
+SELECT ecom_feedback(:bob_impression, 'purchase');
+SET pg_ecom.feedback_window = 0;
+SELECT (ecom_evaluate('rls_bob', NULL)->>'n')::int AS bob_impressions_seen;
+RESET pg_ecom.feedback_window;
+-- her own loop works
+SELECT count(*) AS alice_shown FROM ecom_serve('rls_alice', 'viewed: tea', ARRAY['green tea tin', 'road bike helmet'], 1);
+SELECT (SELECT count(*) FROM ecom.impressions) AS impressions, (SELECT sum(impressions) FROM ecom.tenant_performance) AS counted;
+RESET ROLE;
 -- forgetting leaves nothing of the tenant behind
 SET ROLE rls_bob;
 SELECT ecom_forget('rls_bob') AS deleted;
 RESET ROLE;
 SELECT count(*) AS bob_rows_left FROM ecom.heads WHERE tenant = 'rls_bob';
+SELECT (SELECT count(*) FROM ecom.impressions WHERE tenant = 'rls_bob') AS bob_impressions_left,
+       (SELECT count(*) FROM ecom.feedback WHERE tenant = 'rls_bob') AS bob_feedback_left;
+DROP POLICY tenant_rows ON ecom.requests; DROP POLICY tenant_rows ON ecom.impressions; DROP POLICY tenant_rows ON ecom.feedback;
+ALTER TABLE ecom.requests DISABLE ROW LEVEL SECURITY;
+ALTER TABLE ecom.impressions DISABLE ROW LEVEL SECURITY;
+ALTER TABLE ecom.feedback DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON ecom.requests, ecom.impressions, ecom.feedback, ecom.impression_outcomes, ecom.tenant_performance FROM rls_alice, rls_bob;
 -- undo the recipe
 DROP POLICY tenant_reads ON ecom.heads; DROP POLICY tenant_inserts ON ecom.heads;
 DROP POLICY tenant_updates ON ecom.heads; DROP POLICY tenant_deletes ON ecom.heads;

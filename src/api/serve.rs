@@ -163,7 +163,7 @@ fn ecom_serve(
         name!(propensity, f64),
     ),
 > {
-    store::require_writable("ecom_serve");
+    store::require_writable_to("ecom_serve", "impressions");
     store::require_current_schema();
     let tenant = required(tenant, "tenant");
     if tenant.is_empty() {
@@ -218,7 +218,7 @@ fn ecom_feedback(
     behaviour: Option<&str>,
     label: default!(Option<bool>, true),
 ) -> bool {
-    store::require_writable("ecom_feedback");
+    store::require_writable_to("ecom_feedback", "feedback");
     store::require_current_schema();
     let id = required(impression_id, "impression_id");
     let b = self::behaviour(required(behaviour, "behaviour"));
@@ -231,7 +231,7 @@ fn ecom_feedback(
 /// changed in ecom.feedback (implied ones included).
 #[pg_extern(name = "ecom_feedback", volatile, parallel_unsafe, cost = 100000)]
 fn ecom_feedback_relation(feedback: Option<pgrx::PgRelation>) -> i64 {
-    store::require_writable("ecom_feedback");
+    store::require_writable_to("ecom_feedback", "feedback");
     store::require_current_schema();
     let rel = required(feedback, "feedback relation").oid();
     impressions::record_relation(rel, crate::config::feedback_implies())
