@@ -304,6 +304,45 @@ pub fn forget(tenant: &str) -> i64 {
     .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.requests: {e}"))
 }
 
+/// The newest version of `tenant` that ecom_learn stored, and the time
+/// its impressions reached (`learned_through`).
+pub fn latest_learned(tenant: &str) -> Option<(i32, String)> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT version, hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_catalog.text
+               FROM ecom.heads
+              WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+              ORDER BY version DESC LIMIT 1",
+            Some(1),
+            &[tenant.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(r.get::<i32>(1)?.zip(r.get::<String>(2)?))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+}
+
+/// Whether `tenant` has an impression served after `after` and at or
+/// before `until` (both ISO texts from `settled_until`).
+pub fn any_served_after(tenant: &str, after: &str, until: &str) -> bool {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT 1 FROM ecom.impressions
+              WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                AND served_at OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.timestamptz
+                AND served_at OPERATOR(pg_catalog.<=) $3::pg_catalog.text::pg_catalog.timestamptz
+              LIMIT 1",
+            Some(1),
+            &[tenant.into(), after.into(), until.into()],
+        )?;
+        Ok::<_, pgrx::spi::Error>(!t.is_empty())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"))
+}
+
 /// A logged request and its impressions that fall in a read window.
 pub struct Logged {
     pub id: i64,

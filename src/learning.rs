@@ -254,6 +254,21 @@ pub fn learn(
         _ => (global(), None, None, "global"),
     };
     let (until, logged) = read_logged(tenant, since, after.clone(), None);
+    // A version kept inactive leaves the cursor where the active one ends,
+    // so that the next call learns from all of it again with what came
+    // since; but a call with nothing new since the latest version (pg_cron
+    // every minute on a quiet tenant) must not store yet another one.
+    if since.is_none() {
+        if let Some((version, through)) = impressions::latest_learned(tenant) {
+            if !impressions::any_served_after(tenant, &through, &until) {
+                return json!({
+                    "tenant": tenant, "version": null, "activated": false, "n": 0,
+                    "reason": format!("nothing served since version {version} learned (through {through})"),
+                    "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+                });
+            }
+        }
+    }
     let n_impressions: usize = logged.iter().map(|r| r.shown.len()).sum();
     if n_impressions == 0 {
         return json!({

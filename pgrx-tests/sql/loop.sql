@@ -164,7 +164,10 @@ SELECT (ecom_evaluate('lp_nobody', NULL)->>'n')::int AS n_without_impressions;
 SELECT r->>'activated' AS activated, (r->>'version')::int AS version, (r->>'n')::int > 0 AS learned, r->>'reason' AS reason
   FROM ecom_learn('lp_tea') r;
 SELECT version, active, hyper->>'kind' AS kind, posterior IS NOT NULL AS has_posterior FROM ecom.heads WHERE tenant = 'lp_tea';
+-- nothing served since: no new version
+SELECT r->>'version' AS version, r->>'reason' LIKE 'nothing served since version 1%' AS says_why FROM ecom_learn('lp_tea') r;
 -- 'always' activates; the next call continues after it: nothing new
+SELECT count(*) FROM ecom_serve('lp_tea', 'viewed: green tea', (SELECT items FROM lp_items), 2, explore => 'none');
 SELECT r->>'activated' AS activated, (r->>'version')::int AS version FROM ecom_learn('lp_tea', activate => 'always') r;
 SELECT r->>'version' AS version, (r->>'n')::int AS n FROM ecom_learn('lp_tea') r;
 -- new impressions and feedback: a Bayesian update of the active version
