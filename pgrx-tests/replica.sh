@@ -42,9 +42,16 @@ for round in 1 2; do
 done
 # the two versions score differently, so the standby really followed the primary
 [ "$(pri -c "SELECT count(DISTINCT version) FROM ecom.heads WHERE tenant = 'replica_shop'")" = 2 ]
-for f in "ecom_adapt('replica_shop', 'support')" "ecom_meta_train('events')" "ecom_rollback('replica_shop', 1)" "ecom_forget('replica_shop')"; do
+# exploration reads only: the same seeded Thompson ranking on both
+RANK="SELECT string_agg(item || ':' || propensity, ' ' ORDER BY rank) FROM ecom_rank('replica_shop', 'viewed: item 1', ARRAY['item 0', 'item 1', 'item 2', 'item 3'], 3, 'purchase', NULL, 'thompson', 5)"
+[ "$(pri -c "$RANK")" = "$(sby -c "$RANK")" ] || { echo "replica: a seeded Thompson ranking differs on the standby"; exit 1; }
+# the loop's writes (impressions, feedback, learning) belong to the primary
+pri -c "SELECT count(*) FROM ecom_serve('replica_shop', 'viewed: item 1', ARRAY['item 0', 'item 1'], 1)" >/dev/null
+caught_up
+for f in "ecom_adapt('replica_shop', 'support')" "ecom_meta_train('events')" "ecom_rollback('replica_shop', 1)" "ecom_forget('replica_shop')" \
+         "ecom_serve('replica_shop', 'viewed: item 1', ARRAY['item 0'])" "ecom_feedback((SELECT min(id) FROM ecom.impressions), 'click')" "ecom_learn('replica_shop')"; do
   err=$(sby -c "\\set VERBOSITY verbose" -c "SELECT $f" 2>&1 >/dev/null || true)
   echo "$err" | grep -q "25006" && echo "$err" | grep -q "hot standby" \
     || { echo "replica: $f on the standby: expected a read-only ERROR (25006), got: $err"; exit 1; }
 done
-echo "replica: heads written on the primary serve the standby (2 versions, identical scores); 4 writing functions refused there with SQLSTATE 25006"
+echo "replica: heads written on the primary serve the standby (2 versions, identical scores); the same seeded Thompson ranking; 7 writing functions (adapt, meta_train, rollback, forget, serve, feedback, learn) refused there with SQLSTATE 25006"

@@ -179,6 +179,27 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
         ))
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"));
+    let missing: Option<String> = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT pg_catalog.string_agg(n, ', ')
+               FROM pg_catalog.unnest(ARRAY['impression_id', 'behaviour', 'label']::pg_catalog.text[]) AS n
+              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                                 WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                                   AND attname OPERATOR(pg_catalog.=) n::pg_catalog.name
+                                   AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped)",
+            Some(1),
+            &[rel.into()],
+        )?;
+        t.first().get::<String>(1)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"));
+    if let Some(m) = missing {
+        fail(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("pg_ecom: feedback relation {name} lacks column(s) {m} (needs impression_id bigint, behaviour text, label boolean)"),
+            None,
+        );
+    }
     let src = format!(
         "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
                 label::pg_catalog.bool AS label FROM {qualified}"

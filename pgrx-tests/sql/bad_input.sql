@@ -25,6 +25,7 @@ SELECT (r->>'version')::int > 0 AS trained FROM ecom_meta_train('bi_events', met
 CREATE TABLE bi_support AS SELECT context, item, behaviour, label, features FROM bi_events WHERE tenant = 'shop1';
 SELECT (r->>'version')::int AS v FROM ecom_adapt('bi_shop', 'bi_support') r;
 CREATE TABLE bi_empty (context text, item text, behaviour text, label boolean);
+CREATE TABLE bi_feedback_empty (impression_id bigint, behaviour text, label boolean);
 CREATE TABLE bi_missing (context text, item text, label boolean);
 CREATE TABLE bi_empty_source (tenant text, context text, item text, behaviour text, label boolean);
 CREATE TABLE bi_wrong_type (context text, item text, behaviour text, label int);
@@ -105,6 +106,39 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_rank', 'k larger than items', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a', 'b'], 2147483647, 'purchase', '{0,0,0,0}')$$, NULL),
 ('ecom_rank', 'features for fewer items', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a', 'b'], 5, 'purchase', '{0,0}')$$, NULL),
 ('ecom_rank', 'invalid behaviour', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], 5, 'like', '{0,0}')$$, NULL),
+('ecom_rank', 'explore invalid', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], 5, 'purchase', '{0,0}', 'greedy')$$, NULL),
+('ecom_rank', 'explore NULL', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a'], 5, 'purchase', '{0,0}', NULL)$$, NULL),
+('ecom_rank', 'seed NULL (thompson)', $$SELECT count(*) || ' rows' FROM ecom_rank('bi_shop', 'c', ARRAY['a', 'b'], 5, 'purchase', '{0,0,0,0}', 'thompson', NULL)$$, NULL),
+-- the loop
+('ecom_serve', 'tenant NULL', $$SELECT count(*) || ' rows' FROM ecom_serve(NULL, 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'tenant empty', $$SELECT count(*) || ' rows' FROM ecom_serve('', 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'context NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', NULL, ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'items NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', NULL, 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'items all NULL', $$SELECT count(*) || ' rows (nothing logged)' FROM ecom_serve('bi_shop', 'c', ARRAY[NULL]::text[], 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'k NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], NULL, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'k = 0', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 0, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'invalid behaviour', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'like', '{0,0}')$$, NULL),
+('ecom_serve', 'explore invalid', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0,0}', 'sometimes')$$, NULL),
+('ecom_serve', 'explore NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0,0}', NULL)$$, NULL),
+('ecom_serve', 'features too short', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0}')$$, NULL),
+('ecom_serve', 'features NaN', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0,NaN}')$$, NULL),
+('ecom_serve', 'a role that may not write impressions', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_nobody', 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, 'bi_nobody'),
+('ecom_feedback', 'impression_id NULL', $$SELECT ecom_feedback(NULL, 'click')::text$$, NULL),
+('ecom_feedback', 'unknown impression', $$SELECT ecom_feedback(-1, 'click')::text$$, NULL),
+('ecom_feedback', 'invalid behaviour', $$SELECT ecom_feedback(-1, 'like')::text$$, NULL),
+('ecom_feedback', 'label NULL', $$SELECT ecom_feedback(-1, 'click', NULL)::text$$, NULL),
+('ecom_feedback', 'relation NULL', $$SELECT ecom_feedback(NULL::regclass)::text$$, NULL),
+('ecom_feedback', 'relation does not exist', $$SELECT ecom_feedback('no_such_table')::text$$, NULL),
+('ecom_feedback', 'relation lacks a column', $$SELECT ecom_feedback('bi_missing')::text$$, NULL),
+('ecom_feedback', 'relation empty', $$SELECT ecom_feedback('bi_feedback_empty')::text || ' rows'$$, NULL),
+('ecom_learn', 'tenant NULL', $$SELECT ecom_learn(NULL)::text$$, NULL),
+('ecom_learn', 'tenant empty', $$SELECT ecom_learn('')::text$$, NULL),
+('ecom_learn', 'activate invalid', $$SELECT ecom_learn('bi_shop', activate => 'maybe')::text$$, NULL),
+('ecom_learn', 'no impressions', $$SELECT (r->>'version') IS NULL || ', ' || (r->>'reason' LIKE 'no impressions served%') FROM ecom_learn('bi_shop') r$$, NULL),
+('ecom_evaluate', 'tenant NULL', $$SELECT ecom_evaluate(NULL, 1)::text$$, NULL),
+('ecom_evaluate', 'unknown version', $$SELECT ecom_evaluate('bi_shop', 999)::text$$, NULL),
+('ecom_evaluate', 'invalid behaviour', $$SELECT ecom_evaluate('bi_shop', NULL, 'like')::text$$, NULL),
+('ecom_evaluate', 'no impressions', $$SELECT (r->>'n') || ' impressions, ' || (r->'dr') FROM ecom_evaluate('bi_shop', NULL) r$$, NULL),
 -- adaptation
 ('ecom_adapt', 'tenant NULL', $$SELECT ecom_adapt(NULL, 'bi_support')::text$$, NULL),
 ('ecom_adapt', 'tenant empty', $$SELECT ecom_adapt('', 'bi_support')::text$$, NULL),
@@ -153,9 +187,10 @@ SELECT fn, input, outcome(q, as_role) FROM cases ORDER BY id;
 SELECT count(*) AS cases, count(DISTINCT fn) AS functions FROM cases;
 -- nothing was stored by any failing call: bi_shop still has its one version
 SELECT tenant, count(*) AS versions FROM ecom.heads WHERE tenant LIKE 'bi\_%' GROUP BY tenant ORDER BY tenant;
+SELECT count(*) AS impressions_logged FROM ecom.impressions WHERE tenant LIKE 'bi\_%';
 SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults']) t;
 REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobody;
 DROP ROLE bi_nobody;
-DROP TABLE cases, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
+DROP TABLE cases, bi_feedback_empty, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP FUNCTION outcome(text, text);
