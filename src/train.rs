@@ -1702,6 +1702,82 @@ mod tests {
     }
 
     #[test]
+    fn the_posterior_tightens_with_events_and_keeps_the_prior_elsewhere() {
+        let tasks = synthetic(1, 80, 21);
+        let head = Head::new(8, 1);
+        let cfg = meta(5, Prior::default(), 1);
+        let (_, few) = adapt(&head, &tasks[0].examples[..10], &cfg);
+        let (_, many) = adapt(&head, &tasks[0].examples, &cfg);
+        let b = NB - 1; // the synthetic events' behaviour
+        let prior = Posterior::from_prior(&cfg.prior, 1, 8);
+        for i in 0..Posterior::width(1, 8) {
+            assert!(few.posterior.precision(b)[i] >= prior.precision(b)[i]);
+            assert!(many.posterior.precision(b)[i] >= few.posterior.precision(b)[i] - 1e-6);
+        }
+        // the bias (k + 1) learns from every event: 8 times the events,
+        // several times the information (p(1 − p) falls as the fit sharpens)
+        let data = |p: &Posterior| p.precision(b)[2] - prior.precision(b)[2];
+        assert!(
+            data(&many.posterior) > 3.0 * data(&few.posterior),
+            "{} vs {}",
+            data(&many.posterior),
+            data(&few.posterior)
+        );
+        // behaviours without events keep the prior, centred at 0
+        assert_eq!(many.posterior.precision(0), prior.precision(0));
+        assert!(many.posterior.center(0).iter().all(|&c| c == 0.0));
+        // the centre of b is its events' mean item
+        let mean0: f32 = tasks[0].examples.iter().map(|e| e.x[0]).sum::<f32>() / 80.0;
+        assert!((many.posterior.center(b)[0] - mean0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn continuing_from_a_posterior_approximates_learning_from_everything() {
+        // Bayesian updating: half the events, then the other half with the
+        // first fit's posterior as the prior, lands near one fit on all of
+        // them, and far nearer than forgetting the first half's precision
+        // (the group prior again) or ignoring the first half
+        let tasks = synthetic(1, 120, 4);
+        let exs = &tasks[0].examples;
+        let head = Head::new(8, 1);
+        let cfg = meta(8, Prior::default(), 1);
+        let (all, _) = adapt(&head, exs, &cfg);
+        let (first, r1) = adapt(&head, &exs[..60], &cfg);
+        let carried = AdaptConfig {
+            posterior: Some(r1.posterior.clone()),
+            ..cfg.clone()
+        };
+        let (seq, _) = adapt(&first, &exs[60..], &carried);
+        let (reset, _) = adapt(&first, &exs[60..], &cfg);
+        let b = NB - 1;
+        let dist = |h: &Head| -> f64 {
+            h.adapted(b)
+                .iter()
+                .zip(all.adapted(b))
+                .map(|(a, c)| f64::from(a - c).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let norm = all
+            .adapted(b)
+            .iter()
+            .map(|a| f64::from(*a).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            dist(&seq) < 0.25 * norm,
+            "sequential {} vs |all| {norm}",
+            dist(&seq)
+        );
+        assert!(
+            dist(&seq) < dist(&reset),
+            "{} vs {}",
+            dist(&seq),
+            dist(&reset)
+        );
+    }
+
+    #[test]
     fn conjugate_gradients_solve_the_newton_system() {
         // against the dense solve of the same (Σ w z zᵀ + diag(prec)) x = g
         let tasks = synthetic(1, 30, 9);
