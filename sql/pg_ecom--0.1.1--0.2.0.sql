@@ -27,14 +27,19 @@ CREATE TABLE ecom.requests (
     seed            bigint NOT NULL,                  -- replays the same ranking with ecom_rank
     head_tenant     text,                             -- NULL = served by the global head
     head_version    int  NOT NULL,
-    head_id         bigint NOT NULL                   -- ecom.heads.id of the serving head
+    head_id         bigint NOT NULL,                  -- ecom.heads.id of the serving head
+    -- the foreign keys below carry the tenant: a row of one tenant can
+    -- never hang off another tenant's (foreign-key checks ignore row-level
+    -- security)
+    UNIQUE (id, tenant)
 );
 CREATE INDEX requests_tenant_served_at ON ecom.requests (tenant, served_at);
+CREATE INDEX requests_served_at ON ecom.requests (served_at);     -- retention
 
 -- One row per shown item.
 CREATE TABLE ecom.impressions (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id      bigint NOT NULL REFERENCES ecom.requests (id) ON DELETE CASCADE,
+    request_id      bigint NOT NULL,
     tenant          text NOT NULL,
     served_at       timestamptz NOT NULL DEFAULT now(),
     context         text NOT NULL,
@@ -46,20 +51,23 @@ CREATE TABLE ecom.impressions (
     behaviour       text NOT NULL,
     head_version    int  NOT NULL,
     explore         text NOT NULL,
-    features        real[]                            -- this item's side features
+    features        real[],                           -- this item's side features
+    UNIQUE (id, tenant),
+    FOREIGN KEY (request_id, tenant) REFERENCES ecom.requests (id, tenant) ON DELETE CASCADE
 );
 CREATE INDEX impressions_tenant_served_at ON ecom.impressions (tenant, served_at);
 CREATE INDEX impressions_request_id ON ecom.impressions (request_id);
 
 -- What followed an impression: one label per behaviour.
 CREATE TABLE ecom.feedback (
-    impression_id   bigint NOT NULL REFERENCES ecom.impressions (id) ON DELETE CASCADE,
+    impression_id   bigint NOT NULL,
     tenant          text NOT NULL,                    -- the impression's, for row-level security
     behaviour       text NOT NULL CHECK (behaviour IN ('browse', 'click', 'cart', 'purchase')),
     label           boolean NOT NULL,
     implied         boolean NOT NULL DEFAULT false,   -- recorded by pg_ecom.feedback_implies
     recorded_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (impression_id, behaviour)
+    PRIMARY KEY (impression_id, behaviour),
+    FOREIGN KEY (impression_id, tenant) REFERENCES ecom.impressions (id, tenant) ON DELETE CASCADE
 );
 CREATE INDEX feedback_tenant ON ecom.feedback (tenant);
 

@@ -172,13 +172,24 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
             Some(1),
             &[rel.into()],
         )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
         let r = t.first();
-        Ok::<_, pgrx::spi::Error>((
+        Ok(Some((
             r.get::<String>(1)?.unwrap_or_default(),
             r.get::<String>(2)?.unwrap_or_default(),
-        ))
+        )))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"));
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"))
+    .unwrap_or_else(|| {
+        // an integer passed where a relation goes: ecom_feedback(42)
+        fail(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("pg_ecom: there is no relation with OID {}", rel.to_u32()),
+            Some("To record what followed one impression, pass its behaviour too: ecom_feedback(impression_id, behaviour [, label])."),
+        )
+    });
     let missing: Option<String> = Spi::connect(|c| {
         let t = c.select(
             "SELECT pg_catalog.string_agg(n, ', ')
@@ -295,7 +306,8 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
 pub fn forget(tenant: &str) -> i64 {
     let allowed = Spi::connect(|c| {
         c.select(
-            "SELECT pg_catalog.has_table_privilege('ecom.requests'::pg_catalog.regclass, 'SELECT, DELETE'::pg_catalog.text)",
+            "SELECT pg_catalog.has_table_privilege('ecom.requests'::pg_catalog.regclass, 'SELECT'::pg_catalog.text)
+                AND pg_catalog.has_table_privilege('ecom.requests'::pg_catalog.regclass, 'DELETE'::pg_catalog.text)",
             Some(1),
             &[],
         )?
@@ -325,13 +337,35 @@ pub fn forget(tenant: &str) -> i64 {
     .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.requests: {e}"))
 }
 
-/// The newest version of `tenant` that ecom_learn stored, and the time
-/// its impressions reached (`learned_through`).
-pub fn latest_learned(tenant: &str) -> Option<(i32, String)> {
+/// Where ecom_learn's last read ended: every request served before `at`
+/// was read, and those served at `at` itself up to `request` (all of
+/// them when None).
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    pub at: String,
+    pub request: Option<i64>,
+}
+
+impl Cursor {
+    pub fn from_hyper(hyper: &serde_json::Value) -> Option<Cursor> {
+        Some(Cursor {
+            at: hyper["learned_through"].as_str()?.to_owned(),
+            request: hyper["learned_through_request"].as_i64(),
+        })
+    }
+}
+
+/// `r.served_at` after the cursor in $3/$4 (at, request).
+const AFTER: &str = "($3::pg_catalog.text IS NULL
+                      OR r.served_at OPERATOR(pg_catalog.>) $3::pg_catalog.text::pg_catalog.timestamptz
+                      OR (r.served_at OPERATOR(pg_catalog.=) $3::pg_catalog.text::pg_catalog.timestamptz
+                          AND $4::pg_catalog.int8 IS NOT NULL AND r.id OPERATOR(pg_catalog.>) $4::pg_catalog.int8))";
+
+/// The newest version of `tenant` that ecom_learn stored and its cursor.
+pub fn latest_learned(tenant: &str) -> Option<(i32, Cursor)> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT version, hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_catalog.text
-               FROM ecom.heads
+            "SELECT version, hyper FROM ecom.heads
               WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
               ORDER BY version DESC LIMIT 1",
             Some(1),
@@ -341,32 +375,37 @@ pub fn latest_learned(tenant: &str) -> Option<(i32, String)> {
             return Ok::<_, pgrx::spi::Error>(None);
         }
         let r = t.first();
-        Ok(r.get::<i32>(1)?.zip(r.get::<String>(2)?))
+        let hyper = r.get::<pgrx::JsonB>(2)?.map(|j| j.0).unwrap_or_default();
+        Ok(r.get::<i32>(1)?.zip(Cursor::from_hyper(&hyper)))
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
 }
 
-/// Whether `tenant` has an impression served after `after` and at or
-/// before `until` (both ISO texts from `settled_until`).
-pub fn any_served_after(tenant: &str, after: &str, until: &str) -> bool {
+/// Whether `tenant` has a request served after `after` and at or before
+/// `until` (ISO text from `settled_until`).
+pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT 1 FROM ecom.impressions
-              WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-                AND served_at OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.timestamptz
-                AND served_at OPERATOR(pg_catalog.<=) $3::pg_catalog.text::pg_catalog.timestamptz
-              LIMIT 1",
+            &format!(
+                "SELECT 1 FROM ecom.requests r
+                  WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                    AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
+                    AND {AFTER}
+                  LIMIT 1"
+            ),
             Some(1),
-            &[tenant.into(), after.into(), until.into()],
+            &[tenant.into(), until.into(), after.at.clone().into(), after.request.into()],
         )?;
         Ok::<_, pgrx::spi::Error>(!t.is_empty())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"))
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.requests: {e}"))
 }
 
 /// A logged request and its impressions that fall in a read window.
 pub struct Logged {
     pub id: i64,
+    /// ISO 8601 in UTC, as `settled_until`
+    pub served_at: String,
     pub context: String,
     pub items: Vec<Option<String>>,
     pub features: Vec<f32>,
@@ -382,15 +421,27 @@ pub struct LoggedShown {
     pub label: bool,
 }
 
-/// Which impressions to read.
+/// Which requests to read.
 pub struct Window {
-    /// from this time on (inclusive), or after this cursor (exclusive,
-    /// the ISO text ecom_learn stored)
+    /// served at or after this time
     pub since: Option<TimestampWithTimeZone>,
-    pub after: Option<String>,
+    /// served after this cursor
+    pub after: Option<Cursor>,
     /// the label of this behaviour (None: each impression's own)
     pub reward: Option<usize>,
+    /// at most this many impressions, whole requests only
     pub limit: i64,
+    /// the oldest first (ecom_learn continuing from a cursor: a backlog is
+    /// worked off in order) or the most recent
+    pub oldest_first: bool,
+}
+
+/// What `read` found.
+pub struct Read {
+    /// in the order served
+    pub requests: Vec<Logged>,
+    /// the limit stopped the read before the window's end
+    pub truncated: bool,
 }
 
 /// The upper end of every read: impressions older than
@@ -409,91 +460,125 @@ pub fn settled_until() -> String {
     .unwrap_or_else(|e| error!("pg_ecom: cannot read the clock: {e}"))
 }
 
-/// The most recent `w.limit` impressions of `tenant` served at or before
-/// `until`, grouped by request; memory bounded by `budget`.
-pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Vec<Logged> {
+/// Requests of `tenant` served at or before `until` in window `w`, with
+/// their impressions, whole requests up to `w.limit` impressions; read
+/// through a cursor, 256 requests at a time, and bounded in bytes by
+/// `budget` as they arrive.
+pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
+    let dir = if w.oldest_first { "ASC" } else { "DESC" };
+    let sql = format!(
+        "WITH q AS (
+           SELECT r.id FROM ecom.requests r
+            WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+              AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
+              AND {AFTER}
+              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)
+            ORDER BY r.served_at {dir}, r.id {dir}
+            LIMIT $6::pg_catalog.int8)
+         SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                r.context, r.items, r.features, r.k, r.behaviour,
+                pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
+                pg_catalog.array_agg(i.propensity ORDER BY i.rank),
+                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank)
+           FROM q
+           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
+           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
+           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
+                 AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
+          GROUP BY r.id
+          ORDER BY r.served_at {dir}, r.id {dir}"
+    );
     let mut out = Vec::new();
     let mut held = 0usize;
+    let mut impressions = 0i64;
+    let mut truncated = false;
+    let mut seen = 0i64;
     Spi::connect(|c| {
-        let t = c.select(
-            "WITH i AS (
-               SELECT id, request_id, item_index, rank, propensity, behaviour
-                 FROM ecom.impressions
-                WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-                  AND served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-                  AND ($3::pg_catalog.timestamptz IS NULL OR served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.timestamptz)
-                  AND ($4::pg_catalog.text IS NULL OR served_at OPERATOR(pg_catalog.>) $4::pg_catalog.text::pg_catalog.timestamptz)
-                ORDER BY served_at DESC, id DESC
-                LIMIT $5::pg_catalog.int8)
-             SELECT r.id, r.context, r.items, r.features, r.k, r.behaviour,
-                    pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
-                    pg_catalog.array_agg(i.propensity ORDER BY i.rank),
-                    pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank)
-               FROM i
-               JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) i.request_id
-               LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
-                     AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($6::pg_catalog.text, i.behaviour)
-              GROUP BY r.id
-              ORDER BY r.id",
-            None,
+        let mut cursor = c.open_cursor(
+            sql.as_str(),
             &[
                 tenant.into(),
                 until.into(),
+                w.after.as_ref().map(|a| a.at.clone()).into(),
+                w.after.as_ref().and_then(|a| a.request).into(),
                 w.since.into(),
-                w.after.clone().into(),
                 w.limit.into(),
                 w.reward.map(|b| BEHAVIOURS[b]).into(),
             ],
-        )?;
-        for r in t {
-            pgrx::check_for_interrupts!();
-            let context = r.get::<String>(2)?.unwrap_or_default();
-            let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(3)?.unwrap_or_default();
-            let features: Vec<f32> = r.get::<Vec<f32>>(4)?.unwrap_or_default();
-            let idx: Vec<i32> = r.get::<Vec<i32>>(7)?.unwrap_or_default();
-            let ranks: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
-            let props: Vec<f64> = r.get::<Vec<f64>>(9)?.unwrap_or_default();
-            let labels: Vec<bool> = r.get::<Vec<bool>>(10)?.unwrap_or_default();
-            held += budget.per_event * idx.len()
-                + context.len()
-                + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
-                + features.len() * 4;
-            if held > budget.bytes {
-                fail(
-                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    format!(
-                        "the impressions of tenant \"{tenant}\" to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
-                        budget.bytes / (1024 * 1024),
-                        out.len() + 1
-                    ),
-                    Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
-                );
+        );
+        'fetch: loop {
+            let t = cursor.fetch(256)?;
+            if t.is_empty() {
+                break;
             }
-            let behaviour = behaviour_index(&r.get::<String>(6)?.unwrap_or_default()).unwrap_or(0);
-            let shown = idx
-                .iter()
-                .zip(&ranks)
-                .zip(&props)
-                .zip(&labels)
-                .map(|(((&item_index, &rank), &propensity), &label)| LoggedShown {
-                    item_index,
-                    rank,
-                    propensity,
-                    label,
-                })
-                .collect();
-            out.push(Logged {
-                id: r.get::<i64>(1)?.unwrap_or(0),
-                context,
-                items,
-                features,
-                k: r.get::<i32>(5)?.unwrap_or(1).max(1) as usize,
-                behaviour,
-                shown,
-            });
+            for r in t {
+                pgrx::check_for_interrupts!();
+                seen += 1;
+                let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
+                // whole requests only; one request larger than the limit
+                // is read alone rather than never
+                if !out.is_empty() && impressions + idx.len() as i64 > w.limit {
+                    truncated = true;
+                    break 'fetch;
+                }
+                impressions += idx.len() as i64;
+                let context = r.get::<String>(3)?.unwrap_or_default();
+                let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
+                let features: Vec<f32> = r.get::<Vec<f32>>(5)?.unwrap_or_default();
+                held += budget.per_event * idx.len()
+                    + context.len()
+                    + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
+                    + features.len() * 4;
+                if held > budget.bytes {
+                    fail(
+                        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                        format!(
+                            "the impressions of tenant \"{tenant}\" to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                            budget.bytes / (1024 * 1024),
+                            out.len() + 1
+                        ),
+                        Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
+                    );
+                }
+                let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
+                let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
+                let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
+                let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).unwrap_or(0);
+                let shown = idx
+                    .iter()
+                    .zip(&ranks)
+                    .zip(&props)
+                    .zip(&labels)
+                    .map(|(((&item_index, &rank), &propensity), &label)| LoggedShown {
+                        item_index,
+                        rank,
+                        propensity,
+                        label,
+                    })
+                    .collect();
+                out.push(Logged {
+                    id: r.get::<i64>(1)?.unwrap_or(0),
+                    served_at: r.get::<String>(2)?.unwrap_or_default(),
+                    context,
+                    items,
+                    features,
+                    k: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
+                    behaviour,
+                    shown,
+                });
+            }
         }
         Ok::<_, pgrx::spi::Error>(())
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
-    out
+    // requests are at most as many as impressions: LIMIT on them stops
+    // the scan early; reaching it means more may remain
+    truncated |= seen >= w.limit;
+    if !w.oldest_first {
+        out.reverse();
+    }
+    Read {
+        requests: out,
+        truncated,
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::explore::top_k;
 use crate::head::{text_features, Example, BEHAVIOURS};
-use crate::impressions::{self, Logged, Window};
+use crate::impressions::{self, Cursor, Logged, Read, Window};
 use crate::model::{embed_cached, with_model};
 use crate::ope::{self, Evaluation};
 use crate::relation::{self, Event};
@@ -90,11 +90,13 @@ fn request_features<'a>(r: &'a Logged, head: &StoredHead) -> &'a [f32] {
 
 /// What `candidate`, ranking greedily over each logged request's
 /// candidates (as ecom_serve with explore => 'none' would), would have
-/// earned on the logged impressions, rewarded by behaviour `reward`.
-pub fn evaluate(candidate: &StoredHead, logged: &[Logged], reward: usize) -> Evaluation {
+/// earned on the logged impressions, rewarded by behaviour `reward`
+/// (None: each request's own behaviour, whose labels `logged` then holds).
+pub fn evaluate(candidate: &StoredHead, logged: &[Logged], reward: Option<usize>) -> Evaluation {
     let mut rows = Vec::new();
     for r in logged {
         pgrx::check_for_interrupts!();
+        let reward = reward.unwrap_or(r.behaviour);
         let items: Vec<Option<&str>> = r.items.iter().map(|t| t.as_deref()).collect();
         let f = request_features(r, candidate);
         let ranked = slate::score(candidate, r.behaviour, &r.context, &items, f);
@@ -131,22 +133,23 @@ pub fn evaluation_json(e: &Evaluation) -> serde_json::Value {
     serde_json::to_value(e).unwrap_or_default()
 }
 
-/// Reads the impressions `evaluate` and `learn` see.
+/// Reads the impressions `evaluate` and `learn` see, up to `until`.
 fn read_logged(
     tenant: &str,
+    until: &str,
     since: Option<TimestampWithTimeZone>,
-    after: Option<String>,
+    after: Option<Cursor>,
     reward: Option<usize>,
-) -> (String, Vec<Logged>) {
-    let until = impressions::settled_until();
+    oldest_first: bool,
+) -> Read {
     let w = Window {
         since,
+        oldest_first,
         after,
         reward,
         limit: crate::config::learn_max_impressions(),
     };
-    let logged = impressions::read(tenant, &until, &w, &training_budget());
-    (until, logged)
+    impressions::read(tenant, until, &w, &training_budget())
 }
 
 /// ecom_evaluate: `version` of the tenant's heads (None: the head serving
@@ -166,8 +169,9 @@ pub fn evaluate_version(
         }),
         None => store::serving_head(Some(tenant)),
     };
-    let (until, logged) = read_logged(tenant, since, None, Some(reward));
-    let e = evaluate(&head, &logged, reward);
+    let until = impressions::settled_until();
+    let read = read_logged(tenant, &until, since, None, Some(reward), false);
+    let e = evaluate(&head, &read.requests, Some(reward));
     json!({
         "tenant": tenant,
         "version": head.version,
@@ -243,44 +247,62 @@ pub fn learn(
     let own = store::active_head(Some(tenant), true);
     let global = || store::serving_head(None);
     // With `since`, a refit from the global head over the window; without,
-    // a Bayesian update of the active version with what came after it.
+    // a Bayesian update of the active version with what came after it
+    // (its posterior is the prior when it was stored with it; heads made
+    // before 0.2.0 have only their group prior, and the events are then
+    // centred as in ecom_adapt).
     let (start, posterior, after, start_kind) = match (&own, since) {
         (Some(h), None) => (
             h.clone(),
-            Some((*h.posterior).clone()),
-            h.hyper["learned_through"].as_str().map(str::to_owned),
+            h.posterior_stored.then(|| (*h.posterior).clone()),
+            Cursor::from_hyper(&h.hyper),
             "active",
         ),
         _ => (global(), None, None, "global"),
     };
-    let (until, logged) = read_logged(tenant, since, after.clone(), None);
+    let until = impressions::settled_until();
+    let done = |reason: String| {
+        json!({
+            "tenant": tenant, "version": null, "activated": false, "n": 0, "reason": reason,
+            "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        })
+    };
     // A version kept inactive leaves the cursor where the active one ends,
     // so that the next call learns from all of it again with what came
     // since; but a call with nothing new since the latest version (pg_cron
-    // every minute on a quiet tenant) must not store yet another one.
+    // every minute on a quiet tenant) must not store another one. Checked
+    // before anything is read.
     if since.is_none() {
         if let Some((version, through)) = impressions::latest_learned(tenant) {
             if !impressions::any_served_after(tenant, &through, &until) {
-                return json!({
-                    "tenant": tenant, "version": null, "activated": false, "n": 0,
-                    "reason": format!("nothing served since version {version} learned (through {through})"),
-                    "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
-                });
+                return done(format!(
+                    "nothing served since version {version} learned (through {})",
+                    through.at
+                ));
             }
         }
     }
+    // learning a tenant's impressions in turn works a backlog off oldest
+    // first (`through` below says where it stopped); a refit over `since`
+    // takes the most recent
+    let read = read_logged(tenant, &until, since, after.clone(), None, since.is_none());
+    let logged = &read.requests;
     let n_impressions: usize = logged.iter().map(|r| r.shown.len()).sum();
     if n_impressions == 0 {
-        return json!({
-            "tenant": tenant, "version": null, "activated": false, "n": 0,
-            "reason": format!("no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
-                after.as_ref().map_or(String::new(), |a| format!("after {a} ")),
-            ),
-            "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
-        });
+        return done(format!(
+            "no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
+            after
+                .as_ref()
+                .map_or(String::new(), |a| format!("after {} ", a.at)),
+        ));
     }
+    // where this read ended: the next call continues from there
+    let (through, through_request) = match (read.truncated && since.is_none(), logged.last()) {
+        (true, Some(last)) => (last.served_at.clone(), Some(last.id)),
+        _ => (until.clone(), None),
+    };
     let k = start.head.k;
-    for r in &logged {
+    for r in logged {
         request_features(r, &start);
     }
     let prior = store::prior_of(&start.hyper);
@@ -321,13 +343,13 @@ pub fn learn(
                 );
                 false
             } else {
+                // each request judged by its own behaviour, as it was learned
                 let (fit, held) = logged.split_at(logged.len() - hold);
                 let (probe, probe_report, _) = adapt(fit);
                 let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
                 let serving = own.clone().unwrap_or_else(global);
-                let b = held[0].behaviour;
-                let cand = evaluate(&probe, held, b);
-                let cur = evaluate(&serving, held, b);
+                let cand = evaluate(&probe, held, None);
+                let cur = evaluate(&serving, held, None);
                 let better = match (&cand.dr, &cur.dr) {
                     (Some(c), Some(a)) => c.ci[0] > a.value,
                     _ => false,
@@ -344,7 +366,7 @@ pub fn learn(
                     _ => "no held-out impressions to judge it on; kept inactive".into(),
                 };
                 evaluation = json!({
-                    "held_out_requests": held.len(), "behaviour": BEHAVIOURS[b],
+                    "held_out_requests": held.len(),
                     "candidate": evaluation_json(&cand),
                     "active": evaluation_json(&cur),
                     "active_version": {"tenant": serving.tenant, "version": serving.version},
@@ -353,11 +375,12 @@ pub fn learn(
             }
         }
     };
-    let (head, report, positives) = adapt(&logged);
+    let (head, report, positives) = adapt(logged);
     let hyper = json!({
         "kind": "learn", "start": start_kind,
         "parent_tenant": start.tenant, "parent_version_of_start": start.version,
-        "learned_through": until, "after": after, "since": since.map(|s| s.to_string()),
+        "learned_through": through, "learned_through_request": through_request,
+        "after": after.as_ref().map(|a| &a.at), "since": since.map(|s| s.to_string()), "backlog": read.truncated,
         "method": "meta", "steps": cfg.steps, "prior": prior, "seed": cfg.seed,
         "source": "ecom.impressions", "rows": report.n, "requests": logged.len(),
         "encoder": encoder_identity(), "activate": format!("{activate:?}"),
@@ -367,6 +390,9 @@ pub fn learn(
         "activated": activated, "reason": reason, "evaluation": evaluation,
     });
     let parent = own.as_ref().map(|h| h.version);
+    if !activated {
+        store::drop_inactive_candidates(tenant, parent);
+    }
     let version = store::insert_version_with(
         Some(tenant),
         parent,
@@ -381,7 +407,7 @@ pub fn learn(
         "start": start_kind, "parent_version": parent,
         "n": report.n, "positives": positives, "requests": logged.len(),
         "loss_before": report.loss_before, "loss_after": report.loss_after,
-        "learned_through": until, "evaluation": evaluation,
+        "learned_through": through, "backlog": read.truncated, "evaluation": evaluation,
         "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     })
 }

@@ -33,6 +33,9 @@ pub struct StoredHead {
     /// or (heads without one: the global head, heads made before 0.2.0)
     /// the prior the head adapts under
     pub posterior: Arc<Posterior>,
+    /// the posterior was stored with the head (not its prior): a Bayesian
+    /// update may continue from it, in its centred coordinates
+    pub posterior_stored: bool,
     /// ecom.heads.id: never reused by another row
     pub id: i64,
     pub hyper: serde_json::Value,
@@ -47,7 +50,9 @@ pub struct StoredHead {
 /// apart); the table's oid tells apart a table dropped and created again
 /// (DROP EXTENSION, CREATE EXTENSION) in the same backend.
 type HeadKey = (u32, i64, i64);
-type Decoded = (Arc<Head>, Arc<Posterior>);
+/// the head, what Thompson draws from, and whether that was stored (else
+/// it is the prior)
+type Decoded = (Arc<Head>, Arc<Posterior>, bool);
 static HEADS: Lazy<Mutex<HashMap<HeadKey, Decoded>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
 /// The prior a head's tenants adapt under (stored in its hyper by
@@ -272,6 +277,7 @@ impl StoredHead {
             version: 0,
             head: Arc::new(head),
             posterior: Arc::new(posterior),
+            posterior_stored: true,
             id: 0,
             hyper: serde_json::Value::Null,
             encoder_checked: std::sync::atomic::AtomicBool::new(true),
@@ -382,7 +388,7 @@ fn try_lookup(
     };
     let key = (table, id, xmin);
     let cached = HEADS.lock().get(&key).cloned();
-    let (head, posterior) = match cached {
+    let (head, posterior, posterior_stored) = match cached {
         Some(h) => h,
         None => {
             // a read-only SPI query: pgrx's Spi::get_one* run as "update",
@@ -400,13 +406,15 @@ fn try_lookup(
                     return Ok::<_, pgrx::spi::Error>(None);
                 }
                 let r = t.first();
-                Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, r.get::<Vec<f32>>(2).ok().flatten())))
+                let posterior = r.get::<Vec<f32>>(2)?;
+                Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior)))
             })
             .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
             let (weights, posterior) = stored?;
             let head = decode(&hyper, weights);
+            let stored = posterior.is_some();
             let posterior = decode_posterior(&hyper, &head, posterior);
-            let decoded = (Arc::new(head), Arc::new(posterior));
+            let decoded = (Arc::new(head), Arc::new(posterior), stored);
             let mut cache = HEADS.lock();
             if cache.len() > 256 {
                 cache.clear();
@@ -420,6 +428,7 @@ fn try_lookup(
         version,
         head,
         posterior,
+        posterior_stored,
         id,
         hyper,
         encoder_checked: std::sync::atomic::AtomicBool::new(false),
@@ -608,6 +617,31 @@ pub fn insert_version_with(
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
     version.unwrap_or_else(|| concurrent_write(tenant))
+}
+
+/// Deletes the versions of `tenant` that ecom_learn stored inactive from
+/// the same active version (`parent`): a newer candidate, learned from the
+/// same events and more, replaces them, so that a job every minute keeps
+/// at most one waiting candidate per active version.
+pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> i64 {
+    lock_tenant(Some(tenant));
+    Spi::connect_mut(|c| {
+        c.update(
+            "WITH d AS (DELETE FROM ecom.heads
+                         WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text AND NOT active
+                           AND hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
+                           AND (parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
+                                OR (parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
+                        RETURNING 1)
+             SELECT pg_catalog.count(*) FROM d",
+            None,
+            &[tenant.into(), parent.into()],
+        )?
+        .first()
+        .get::<i64>(1)
+        .map(|n| n.unwrap_or(0))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
 }
 
 fn concurrent_write(tenant: Option<&str>) -> ! {

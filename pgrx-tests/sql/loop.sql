@@ -184,6 +184,32 @@ SELECT count(*) > 0 AND bool_and(ecom_feedback(id, 'click')) AS recorded FROM ec
 SELECT (r->'evaluation'->>'held_out_requests')::int AS held_out, r->'evaluation'->'candidate' ? 'dr' AS judged,
        (r->>'activated')::boolean = ((r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 > (r->'evaluation'->'active'->'dr'->>'value')::float8) AS rule_applied
   FROM ecom_learn('lp_books') r;
+-- a candidate kept inactive replaces the previous one from the same active
+-- version: a job every minute keeps one waiting candidate, not one a minute
+SELECT count(*) FROM ecom_serve('lp_tea', 'viewed: oolong', (SELECT items FROM lp_items), 2, explore => 'none');
+SELECT (r->>'version')::int AS version, r->>'activated' AS activated FROM ecom_learn('lp_tea', activate => 'never') r;
+SELECT count(*) AS waiting_candidates FROM ecom.heads
+ WHERE tenant = 'lp_tea' AND NOT active AND hyper->>'kind' = 'learn'
+   AND parent_version = (SELECT version FROM ecom.heads WHERE tenant = 'lp_tea' AND active);
+-- a backlog larger than pg_ecom.learn_max_impressions is worked off in
+-- turn, oldest first, whole requests: every impression learned once
+SELECT count(*) FROM generate_series(1, 6) g, ecom_serve('lp_backlog', 'viewed: oolong', (SELECT items FROM lp_items), 2, seed => g);
+SET pg_ecom.learn_max_impressions = 4;
+SELECT (r->>'n')::int AS n, r->>'backlog' AS backlog, r->>'start' AS start FROM ecom_learn('lp_backlog', activate => 'always') r;
+SELECT (r->>'n')::int AS n, r->>'backlog' AS backlog, r->>'start' AS start FROM ecom_learn('lp_backlog', activate => 'always') r;
+SELECT (r->>'n')::int AS n, r->>'backlog' AS backlog, r->>'start' AS start FROM ecom_learn('lp_backlog', activate => 'always') r;
+SELECT (r->>'n')::int AS n, r->>'reason' LIKE 'nothing served since version 3%' AS done FROM ecom_learn('lp_backlog', activate => 'always') r;
+RESET pg_ecom.learn_max_impressions;
+SELECT sum((metrics->>'n')::int) AS learned, (SELECT count(*) FROM ecom.impressions WHERE tenant = 'lp_backlog') AS served
+  FROM ecom.heads WHERE tenant = 'lp_backlog';
+-- feedback cannot hang off another tenant's impression (the foreign keys
+-- carry the tenant; they ignore row-level security)
+INSERT INTO ecom.feedback (impression_id, tenant, behaviour, label)
+SELECT min(id), 'lp_books', 'click', true FROM ecom.impressions i
+ WHERE tenant = 'lp_tea' AND NOT EXISTS (SELECT 1 FROM ecom.feedback f WHERE f.impression_id = i.id);
+INSERT INTO ecom.impressions (request_id, tenant, context, item_index, item, rank, score, propensity, behaviour, head_version, explore)
+SELECT min(id), 'lp_books', 'c', 1, 'i', 1, 0.5, 1, 'click', 1, 'none' FROM ecom.requests WHERE tenant = 'lp_tea';
+SELECT ecom_forget('lp_backlog') AS heads_deleted;
 SELECT ecom_learn(NULL);
 SELECT ecom_learn('');
 SELECT ecom_learn('lp_tea', activate => 'maybe');
