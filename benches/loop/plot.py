@@ -176,10 +176,9 @@ def fmt_tick(v, step):
     return f"{v:.1f}" if step >= 0.1 else f"{v:.2f}"
 
 
-def line_chart(series, title, xlabel, ylabel, w=1000, h=620):
-    """series: list of (label, [(x, y), ...]). Returns PNG bytes."""
-    cv = Canvas(w, h)
-    left, right, top, bottom = 90, 250, 50, 70
+def panel(cv, ox, oy, w, h, series, title, xlabel, ylabel, widths=None):
+    """One line chart in the box (ox, oy, w, h) of canvas cv."""
+    left, right, top, bottom = 80, 16, 56, 56
     pw, ph = w - left - right, h - top - bottom
     xs = [x for _, pts in series for x, _ in pts] or [0, 1]
     ys = [y for _, pts in series for _, y in pts] or [0, 1]
@@ -191,34 +190,54 @@ def line_chart(series, title, xlabel, ylabel, w=1000, h=620):
     x0, y0 = min(x0, xt[0]), min(y0, yt[0])
 
     def X(x):
-        return left + (x - x0) / ((x1 - x0) or 1) * pw
+        return ox + left + (x - x0) / ((x1 - x0) or 1) * pw
 
     def Y(y):
-        return top + ph - (y - y0) / ((y1 - y0) or 1) * ph
+        return oy + top + ph - (y - y0) / ((y1 - y0) or 1) * ph
 
     grid, ink = (225, 225, 225), (0, 0, 0)
     for t in yt:
-        cv.line(left, Y(t), left + pw, Y(t), grid)
+        cv.line(ox + left, Y(t), ox + left + pw, Y(t), grid)
         s = fmt_tick(t, ystep)
-        cv.text(left - 8 - text_width(s), int(Y(t)) - 7, s)
+        cv.text(ox + left - 8 - text_width(s), int(Y(t)) - 7, s)
     for t in xt:
-        cv.line(X(t), top, X(t), top + ph, grid)
+        cv.line(X(t), oy + top, X(t), oy + top + ph, grid)
         s = fmt_tick(t, xstep)
-        cv.text(int(X(t)) - text_width(s) // 2, top + ph + 8, s)
-    cv.line(left, top, left, top + ph, ink, 2)
-    cv.line(left, top + ph, left + pw, top + ph, ink, 2)
+        cv.text(int(X(t)) - text_width(s) // 2, oy + top + ph + 8, s)
+    cv.line(ox + left, oy + top, ox + left, oy + top + ph, ink, 2)
+    cv.line(ox + left, oy + top + ph, ox + left + pw, oy + top + ph, ink, 2)
     for i, (_, pts) in enumerate(series):
         c = PALETTE[i % len(PALETTE)]
+        wd = (widths or {}).get(i, 2)
         for (a, b), (cc, d) in zip(pts, pts[1:]):
-            cv.line(X(a), Y(b), X(cc), Y(d), c, 2)
-    cv.text(left, 14, title)
-    cv.text(left + pw // 2 - text_width(xlabel) // 2, h - 28, xlabel)
-    cv.text(8, top - 34 + 14, ylabel)
-    ly = top
-    for i, (label, _) in enumerate(series):
+            cv.line(X(a), Y(b), X(cc), Y(d), c, wd)
+    cv.text(ox + left, oy + 8, title)
+    cv.text(ox + left + pw // 2 - text_width(xlabel) // 2, oy + h - 26, xlabel)
+    cv.text(ox + 8, oy + 32, ylabel)
+
+
+def legend(cv, x, y, labels):
+    for i, label in enumerate(labels):
         c = PALETTE[i % len(PALETTE)]
-        lx = left + pw + 20
-        cv.rect(lx, ly, lx + 16, ly + 13, c)
-        cv.text(lx + 24, ly, label[:18])
-        ly += 26
+        cv.rect(x, y, x + 16, y + 13, c)
+        cv.text(x + 24, y, label[:20])
+        y += 26
+
+
+def line_chart(series, title, xlabel, ylabel, w=1000, h=620, widths=None):
+    """series: list of (label, [(x, y), ...]). Returns PNG bytes."""
+    cv = Canvas(w, h)
+    panel(cv, 0, 0, w - 270, h, series, title, xlabel, ylabel, widths)
+    legend(cv, w - 260, 56, [label for label, _ in series])
+    return cv.png()
+
+
+def chart_panels(panels, labels, w=1500, h=620, widths=None):
+    """Side-by-side panels, each (series, title, xlabel, ylabel), sharing
+    one legend (labels, in series order) on the right. Returns PNG bytes."""
+    cv = Canvas(w, h)
+    pw = (w - 270) // len(panels)
+    for i, (series, title, xlabel, ylabel) in enumerate(panels):
+        panel(cv, i * pw, 0, pw, h, series, title, xlabel, ylabel, widths)
+    legend(cv, w - 260, 56, labels)
     return cv.png()

@@ -3,7 +3,7 @@
 # ecom_serve / ecom_feedback / ecom_learn against baselines, and the
 # off-policy estimates of ecom_evaluate against the truth.
 # usage: benches/loop/run.sh [--small] [sim.py options...]
-#   default: 6 tenants, 5 seeds, T = 1000 (about 25 minutes on 2 cores);
+#   default: 8 tenants, 5 seeds, T = 1000 (about 20 minutes on 2 cores);
 #            rewrites the generated part of benches/LOOP.md and
 #            benches/loop_regret.png
 #   --small: the CI configuration (2 tenants, 1 seed, T = 50, a short

@@ -231,6 +231,32 @@ class DB:
     def forget(self, tenant):
         self.one("SELECT ecom_forget(%s)", (tenant,))
 
+    def taste_precision(self, tenant, behaviour=1):
+        """Mean posterior precision of the taste of behaviour `behaviour`
+        (1 = click) in the tenant's active head, or None. The stored
+        posterior is [per behaviour: gain, side.., bias, taste..] then the
+        centres; text-only heads (k = 0) assumed."""
+        row = self.one("SELECT posterior FROM ecom.heads WHERE tenant = %s AND active", (tenant,))
+        post = row[0] if row else None
+        if not post:
+            return None
+        dims = (len(post) // 4 - 2) // 2
+        m = dims + 2
+        taste = post[behaviour * m + 2:(behaviour + 1) * m]
+        return statistics.fmean(taste) if taste else None
+
+    def library(self):
+        """The extension's version and a fingerprint of its shared library."""
+        import subprocess
+        v = self.one("SELECT ecom_version()")[0]
+        try:
+            d = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True).stdout.strip()
+            with open(os.path.join(d, "pg_ecom.so"), "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()[:12]
+        except OSError:
+            h = "?"
+        return f"pg_ecom {v}, pg_ecom.so sha256 {h}"
+
     def evaluate(self, tenant, version, since):
         return self.one("SELECT ecom_evaluate(%s, %s, 'click', %s)", (tenant, version, since))[0]
 
@@ -284,7 +310,7 @@ def run_local(pol, tenant, seed, draws, k, pop, gscores):
     return {"rewards": rewards}
 
 
-def run_db(db, pol, tenant, seed, draws, k, learn_every, problems):
+def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
     _, _, explore, activate, _ = POLICIES[pol]
     name = f"{pol}|u{tenant['uid']}|s{seed}"
     db.forget(name)
@@ -308,7 +334,7 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems):
             if tenant["labels"][cands[idx - 1]]:
                 clicked.append(imp)
         if t == 0:
-            shown_first = sorted(cands[r[1] - 1] for r in rows)
+            shown_first = [cands[r[1] - 1] for r in rows]
         db.feedback(clicked)
         rewards.append(len(clicked))
         if (t + 1) % learn_every == 0:
@@ -317,14 +343,26 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems):
             learn_ms.append(1000 * (time.perf_counter() - t0))
             learns.append(res)
     stored, active, maxv = db.heads(name)
-    db.forget(name)
+    taste = db.taste_precision(name)
+    if not keep:
+        db.forget(name)
     return {"rewards": rewards, "serve_ms": serve_ms, "learn_ms": learn_ms, "learns": learns,
             "versions": stored, "active_versions": active, "max_version": maxv,
-            "shown_first": shown_first, "propensities": props}
+            "shown_first": shown_first, "propensities": props, "taste_precision": taste}
 
 
 # --------------------------------------------------------------------------
 # off-policy: log with softmax, compare ecom_evaluate with the truth
+
+def same_top(rows, scores, cands, k, tol=1e-6):
+    """Whether ecom_rank's rows (item_index first, best first) are a greedy
+    top k of `cands` by `scores`: the same scores place by place, within
+    tol (one backend's embeddings of a text can differ from another's in
+    the last float32 bits, which swaps near-ties)."""
+    want = sorted((scores[i] for i in cands), reverse=True)[:k]
+    got = [scores[cands[r[0] - 1]] for r in rows]
+    return len(got) == len(want) and all(abs(x - y) <= tol for x, y in zip(got, want))
+
 
 def true_value(scores, tenant, logged, k):
     """Clicks per impression that ranking by `scores` greedily would get on
@@ -367,11 +405,31 @@ def run_offpolicy(db, tenant, seed, a, gscores, problems):
     logged = log_requests(draws[a.ope_warmup:], "eval")
     out["impressions"] = sum(len(s) for _, s in logged)
     out["logged_truth"] = sum(tenant["labels"][i] for _, s in logged for i in s) / max(out["impressions"], 1)
-    targets = {}
-    # the global head (greedy): the logger without its exploration
-    targets["global head (greedy)"] = (None, gscores)
+    out["targets"] = {}
+
+    def evaluate(label, version, scores):
+        try:
+            ev = db.evaluate(name, version, since)
+        except Exception as e:  # noqa: BLE001 (reported, checked by the caller)
+            ev = {"error": str(e).strip()}
+        out["targets"][label] = {"version": version, "truth": None, "evaluate": ev, "scores": scores}
+        lg = estimate(ev, "logged")
+        if lg is not None and abs(lg - out["logged_truth"]) > 1e-9:
+            problems.append(f"{name}: ecom_evaluate's logged value {lg} is not the clicks per impression logged "
+                            f"({out['logged_truth']})")
+        return ev
+
+    # the global head (greedy), i.e. the logger without its exploration:
+    # version NULL = the head serving the tenant now, which is the global
+    # head while the learned version is inactive
+    ev = evaluate("global head (greedy)", None, gscores)
+    served = ev.get("served_by", {}) if isinstance(ev, dict) else {}
+    if isinstance(served, dict) and served.get("tenant") is not None:
+        problems.append(f"{name}: ecom_evaluate(version => NULL) evaluated {served}, not the global head")
     if stored:
-        # the learned version's scores: activate it, rank the whole pool
+        label = f"learned version {v1} (ecom_learn 'never')"
+        evaluate(label, v1, None)
+        # its scores: activate it, rank the whole pool
         db.rollback(name, v1)
         rows = db.rank(name, tenant["context"], tenant["texts"], len(tenant["texts"]))
         sc = [None] * len(tenant["texts"])
@@ -380,19 +438,11 @@ def run_offpolicy(db, tenant, seed, a, gscores, problems):
         # spot check: per-request ranking by the same version agrees
         for cands, _ in logged[:5]:
             r = db.rank(name, tenant["context"], [tenant["texts"][i] for i in cands], k)
-            want = sorted(round(sc[i], 9) for i in [cands[j] for j in top_k([sc[i] for i in cands], k)])
-            if sorted(round(x[2], 9) for x in r) != want:
+            if not same_top(r, sc, cands, k):
                 problems.append(f"{name}: ecom_rank top {k} of a candidate list disagrees with the whole-pool scores")
-        targets[f"learned version {v1} (ecom_learn 'never')"] = (v1, sc)
-    out["targets"] = {}
-    for label, (version, scores) in targets.items():
-        truth = true_value(scores, tenant, logged, k)
-        ev = None
-        try:
-            ev = db.evaluate(name, version, since)
-        except Exception as e:  # noqa: BLE001 (reported, checked below)
-            ev = {"error": str(e).strip()}
-        out["targets"][label] = {"version": version, "truth": truth, "evaluate": ev}
+        out["targets"][label]["scores"] = sc
+    for x in out["targets"].values():
+        x["truth"] = true_value(x.pop("scores"), tenant, logged, k)
     db.forget(name)
     return out
 
@@ -514,6 +564,16 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
                 cells += [pm(d), pm(dr, "{:+.2f}"), f"user {u}: {tc[u] - cc[u]:+.1f}"]
             w(f"| {POLICIES[pol][0]} | " + " | ".join(cells) + " |")
         w("")
+    T = checkpoints[-1]
+    w(f"### Per tenant at T = {T}: share of the oracle's clicks, mean over seeds")
+    w("")
+    w("| policy | " + " | ".join(f"user {t['uid']}" for t in tenants) + " |")
+    w("|---|" + "---|" * len(tenants))
+    for pol in pols:
+        tc, oc = S[(pol, T)]["tenant_cum"], S[("oracle", T)]["tenant_cum"]
+        w(f"| {POLICIES[pol][0]} | " + " | ".join(f"{100 * tc[t['uid']] / max(oc[t['uid']], 1e-9):.1f} %"
+                                                  for t in tenants) + " |")
+    w("")
     w("### Targets (measured, not tuned)")
     w("")
     for T in [T for T in (200, 1000) if T in checkpoints]:
@@ -530,18 +590,51 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
     w("")
     w("### ecom_learn and serving")
     w("")
-    w("| policy | ecom_learn calls | versions stored | versions active at the end | learn ms (median / max) | serve ms (median / p95) |")
-    w("|---|---|---|---|---|---|")
+    w("| policy | ecom_learn calls | versions stored | activated | first activation, median round | "
+      "learn ms (median / max) | serve ms (median / p95) |")
+    w("|---|---|---|---|---|---|---|")
     for pol in pols:
         if pol in learn_stats:
             x = learn_stats[pol]
-            w(f"| {POLICIES[pol][0]} | {x['calls']} | {x['versions']} | {x['active']} | "
+            w(f"| {POLICIES[pol][0]} | {x['calls']} | {x['versions']} | {x['activations']} | {x['first_activation']} | "
               f"{x['learn_med']:.1f} / {x['learn_max']:.1f} | {x['serve_med']:.1f} / {x['serve_p95']:.1f} |")
     w("")
+    thomp = [p for p in pols if p in learn_stats and POLICIES[p][2] != "none"]
+    if thomp:
+        R = a.rounds
+        spans = [(0, min(100, R))] + ([(R // 2 - 50, R // 2 + 50)] if R >= 300 else []) + \
+            ([(R - 100, R)] if R >= 200 else [])
+        w("### Exploration over time")
+        w("")
+        w("Median propensity of the shown items (1 = the policy would show it there every time) by rounds, "
+          "and the mean posterior precision of the click taste in the tenants' active heads at the end "
+          f"(the prior's: {prior_info['meta'].get('taste')} for the meta prior, {a.weak_prior} for the weak one; "
+          "a drawn score's noise from the taste scales as 1/√precision).")
+        w("")
+        w("| policy | " + " | ".join(f"rounds {x + 1}–{y}" for x, y in spans) + " | taste precision at the end |")
+        w("|---|" + "---|" * len(spans) + "---|")
+        for pol in thomp:
+            rs = [results[(pol, t["uid"], s)] for t in tenants for s in seeds]
+            cells = []
+            for x, y in spans:
+                ps = [p for r in rs for p in r["propensities"][x * k:y * k]]
+                cells.append(f"{statistics.median(ps):.3f}" if ps else "—")
+            tp = [r["taste_precision"] for r in rs if r.get("taste_precision") is not None]
+            cells.append(f"{statistics.fmean(tp):.2f} ({len(tp)} of {len(rs)} runs with an active head)" if tp else "—")
+            w(f"| {POLICIES[pol][0]} | " + " | ".join(cells) + " |")
+        w("")
     if learn_stats:
         ex = next(iter(x["example"] for x in learn_stats.values() if x.get("example")), None)
         if ex:
             w(f"A result of `ecom_learn` (policy {ex[0]}, round {ex[1]}): `{json.dumps(ex[2])[:600]}`")
+            w("")
+        act = next(((pol, (i + 1) * a.learn_every, L) for pol in ("f", "d") if pol in learn_stats
+                    for t in tenants for s in seeds
+                    for i, L in enumerate(results[(pol, t["uid"], s)]["learns"])
+                    if isinstance(L, dict) and L.get("activated")), None)
+        if act:
+            x = {kk: v for kk, v in act[2].items() if kk != "evaluation"}
+            w(f"An activation (policy {act[0]}, round {act[1]}; `evaluation` left out): `{json.dumps(x)[:700]}`")
             w("")
     if ope:
         w("### Off-policy estimates (`ecom_evaluate`) against the truth")
@@ -607,10 +700,12 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
 
 
 def write_png(path, results, tenants, seeds, pols, rounds, k):
-    series = []
+    """Mean cumulative regret per tenant against the round: all rounds, and
+    the first 200 (where exploration costs the most)."""
+    full, zoom = [], []
+    zoom_to = min(rounds, 200)
+    nrun = len(seeds) * len(tenants)
     for pol in pols:
-        pts = []
-        step = max(1, rounds // 200)
         cum = [0.0] * (rounds + 1)
         for s in seeds:
             for t in tenants:
@@ -620,12 +715,17 @@ def write_png(path, results, tenants, seeds, pols, rounds, k):
                 for i in range(rounds):
                     acc += o[i] - r[i]
                     cum[i + 1] += acc
-        nrun = len(seeds) * len(tenants)
-        for i in list(range(0, rounds + 1, step)) + ([rounds] if rounds % step else []):
-            pts.append((i, cum[i] / nrun))
-        series.append((SHORT[pol], pts))
-    png = plot.line_chart(series, f"cumulative regret per tenant (mean of {len(tenants)} tenants x "
-                                  f"{len(seeds)} seeds), k = {k}", "round", "regret (clicks)")
+        step = max(1, rounds // 250)
+        idx = sorted(set(list(range(0, rounds + 1, step)) + [rounds]))
+        full.append((SHORT[pol], [(i, cum[i] / nrun) for i in idx]))
+        zoom.append((SHORT[pol], [(i, cum[i] / nrun) for i in range(zoom_to + 1)]))
+    widths = {i: 4 for i, p in enumerate(pols) if p == "f"}
+    panels = [(full, f"regret per tenant, {len(tenants)} tenants x {len(seeds)} seeds",
+               "round", "regret (clicks)")]
+    if rounds > zoom_to:
+        panels.append((zoom, f"the first {zoom_to} rounds (k = {k} of m shown)", "round", "regret (clicks)"))
+    png = plot.chart_panels(panels, [SHORT[p] for p in pols], w=1500 if len(panels) > 1 else 1000,
+                            widths=widths)
     with open(path, "wb") as f:
         f.write(png)
 
@@ -708,6 +808,12 @@ class FakeDB:
         with self.lock:
             self.versions.pop(tenant, None)
 
+    def taste_precision(self, tenant):
+        return 3.5 if any(self.versions.get(tenant, [])) else None
+
+    def library(self):
+        return "fake"
+
     def now(self):
         with self.lock:
             return len(self.imp)
@@ -729,7 +835,7 @@ def main(argv=None, db=None):
     ap.add_argument("--port", type=int)
     ap.add_argument("--out", default=".ecom/loop", help="results.json, report.md")
     ap.add_argument("--small", action="store_true", help="CI: T = 50, 2 tenants, 1 seed, short off-policy log")
-    ap.add_argument("--tenants", type=int, default=6)
+    ap.add_argument("--tenants", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--checkpoints", default="50,200,1000")
@@ -741,7 +847,7 @@ def main(argv=None, db=None):
     ap.add_argument("--min-ratings", type=int, default=300)
     ap.add_argument("--min-rate", type=float, default=0.2)
     ap.add_argument("--max-rate", type=float, default=0.8)
-    ap.add_argument("--meta-users", type=int, default=120)
+    ap.add_argument("--meta-users", type=int, default=200)
     ap.add_argument("--meta-events", type=int, default=60)
     ap.add_argument("--meta-min-ratings", type=int, default=40)
     ap.add_argument("--weak-prior", type=float, default=0.01)
@@ -754,7 +860,11 @@ def main(argv=None, db=None):
     ap.add_argument("--png", help="write the regret curves here")
     ap.add_argument("--md", help="rewrite the generated part of this markdown file")
     ap.add_argument("--command", default="benches/loop/sim.py")
+    ap.add_argument("--keep-tenants", action="store_true",
+                    help="keep the simulated tenants' heads and impressions (default: ecom_forget after each run)")
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--prior-sensitivity", metavar="UxE,...",
+                    help="only meta-train on U users x E events each, for each pair, and print the learned priors")
     a = ap.parse_args(argv)
     if a.self_test:
         return self_test()
@@ -776,6 +886,8 @@ def main(argv=None, db=None):
     checks = []
 
     items, by_user = load_movielens(a.data)
+    if a.prior_sensitivity:
+        return prior_sensitivity(a, items, by_user, db)
     world = build_world(items, by_user, a)
     tenants, meta_users, events, pop, _ = world
     seeds = list(range(1, a.seeds + 1))
@@ -786,6 +898,7 @@ def main(argv=None, db=None):
     # 1. meta-train the global head
     t0 = time.perf_counter()
     meta_res = db.meta_train(events)
+    library = db.library()
     meta = {"seconds": time.perf_counter() - t0, "result": meta_res}
     timings["meta-train"] = meta["seconds"]
     learned_prior = db.get_prior()
@@ -818,9 +931,7 @@ def main(argv=None, db=None):
     for t in tenants:
         for cands in candidate_draws(t, 1, 10, a.m):
             r = db.rank("c|u" + t["uid"], t["context"], [t["texts"][i] for i in cands], a.k)
-            sc = gscores[t["uid"]]
-            want = sorted(round(sc[cands[j]], 9) for j in top_k([sc[i] for i in cands], a.k))
-            if sorted(round(x[2], 9) for x in r) != want:
+            if not same_top(r, gscores[t["uid"]], cands, a.k):
                 mism += 1
     checks.append(f"ecom_rank over a round's candidates (explore 'none') agrees with the global head's scores of "
                   f"the whole pool in {10 * len(tenants) - mism} of {10 * len(tenants)} rounds")
@@ -853,7 +964,7 @@ def main(argv=None, db=None):
 
         def job(x):
             pol, t, s = x
-            r = run_db(db, pol, t, s, draws[(t["uid"], s)], a.k, a.learn_every, problems)
+            r = run_db(db, pol, t, s, draws[(t["uid"], s)], a.k, a.learn_every, problems, a.keep_tenants)
             done[0] += 1
             log(f"  [{phase}] {done[0]}/{len(jobs)} {pol} user {t['uid']} seed {s}: {sum(r['rewards'])} clicks, "
                 f"{r['versions']} versions ({time.perf_counter() - tp:.0f} s)")
@@ -873,8 +984,8 @@ def main(argv=None, db=None):
 
     # serving with explore 'none' and no head of its own = ecom_rank's choice
     if "d" in pols and "c" in pols:
-        same = sum(results[("d", t["uid"], s)]["shown_first"]
-                   == sorted(draws[(t["uid"], s)][0][j] for j in top_k([gscores[t["uid"]][i] for i in draws[(t["uid"], s)][0]], a.k))
+        same = sum(same_top([(draws[(t["uid"], s)][0].index(i) + 1,) for i in results[("d", t["uid"], s)]["shown_first"]],
+                            gscores[t["uid"]], draws[(t["uid"], s)][0], a.k)
                    for t in tenants for s in seeds)
         checks.append(f"first round of (d) (ecom_serve explore 'none', no head yet) shows what ecom_rank shows: "
                       f"{same} of {len(tenants) * len(seeds)}")
@@ -889,7 +1000,13 @@ def main(argv=None, db=None):
         sm = sorted(x for r in rs for x in r["serve_ms"])
         ex_learn = next(((pol, (i + 1) * a.learn_every, L) for r in rs for i, L in enumerate(r["learns"])
                          if isinstance(L, dict)), None)
+        acts = [[(i + 1) * a.learn_every for i, L in enumerate(r["learns"]) if isinstance(L, dict) and L.get("activated")]
+                for r in rs]
+        firsts = [x[0] for x in acts if x]
         learn_stats[pol] = {
+            "activations": sum(len(x) for x in acts),
+            "first_activation": (f"{statistics.median(firsts):.0f} ({len(firsts)} of {len(rs)} runs)"
+                                 if firsts else f"never ({len(rs)} runs)"),
             "calls": len(lm), "versions": sum(r["versions"] for r in rs),
             "active": sum(r["active_versions"] for r in rs),
             "learn_med": statistics.median(lm) if lm else float("nan"), "learn_max": max(lm) if lm else float("nan"),
@@ -929,6 +1046,11 @@ def main(argv=None, db=None):
         checks.append(f"ecom_evaluate gave IPS, SNIPS and DR estimates for {got} (tenant, seed, target) triples")
         timings["off-policy"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
+    db.close_all()
+    if db.library() != library:
+        problems.append(f"the extension's library changed during the run (at the start: {library}; now: "
+                        f"{db.library()}): the results mix two builds")
+    checks.insert(0, f"library: {library} (git {git_head()})")
 
     S = summarize(results, tenants, seeds, checkpoints, a.k, pols)
     md = report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope, timings, problems,
@@ -953,6 +1075,35 @@ def main(argv=None, db=None):
             log("  " + p)
         return 1
     return 0
+
+
+def prior_sensitivity(a, items, by_user, db):
+    """The global head's prior as ecom_meta_train learns it from different
+    samples of the meta-train users (same seed, same construction)."""
+    db = db or DB(f"host=127.0.0.1 port={a.port} user=postgres dbname=postgres")
+    print(f"Command: `{a.command}`\n")
+    print("| meta-train users × events each | events | gain | side | bias | taste | val loss before → after | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for pair in a.prior_sensitivity.split(","):
+        a.meta_users, a.meta_events = map(int, pair.split("x"))
+        _, _, events, _, _ = build_world(items, by_user, a)
+        t0 = time.perf_counter()
+        r = db.meta_train(events)
+        p = db.get_prior()
+        db.close_all()
+        cells = ["frozen" if p.get(g, 0) >= 1e6 else f"{p.get(g):.3g}" for g in ("gain", "side", "bias", "taste")]
+        print(f"| {a.meta_users} × {a.meta_events} | {len(events)} | " + " | ".join(cells)
+              + f" | {r.get('val_loss_before', float('nan')):.4f} → {r.get('val_loss_after', float('nan')):.4f} | "
+              f"{time.perf_counter() - t0:.0f} |", flush=True)
+    return 0
+
+
+def git_head():
+    import subprocess
+    r = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../../src", "../../sql"],
+                           capture_output=True, text=True).stdout.strip()
+    return (r.stdout.strip() or "?") + (" with uncommitted changes to src/ or sql/" if dirty else "")
 
 
 def sysconfig_purelib():
