@@ -801,7 +801,8 @@ class FakeDB:
         return [(j + 1, items[j], sc[j], r + 1, 1.0) for r, j in enumerate(top_k(sc, k))]
 
     def heads(self, tenant):
-        v = self.versions.get(tenant, [])
+        with self.lock:
+            v = list(self.versions.get(tenant, []))
         return len(v), sum(v), len(v)
 
     def forget(self, tenant):
@@ -823,7 +824,8 @@ class FakeDB:
         v[:] = [i + 1 == version for i in range(len(v))]
 
     def evaluate(self, tenant, version, since):
-        xs = [c for i, (t, c) in self.imp.items() if t == tenant and i > since]
+        with self.lock:
+            xs = [c for i, (t, c) in self.imp.items() if t == tenant and i > since]
         m = sum(xs) / len(xs)
         return {"n": len(xs), "logged": {"value": m}, "ips": {"value": m * 1.05}, "snips": {"value": m},
                 "dr": {"value": m * 0.98}, "ess": 100.0}
