@@ -351,17 +351,17 @@ pub fn learn(
                 let cand = evaluate(&probe, held, None);
                 let cur = evaluate(&serving, held, None);
                 let better = match (&cand.dr, &cur.dr) {
-                    (Some(c), Some(a)) => c.ci[0] > a.value,
+                    (Some(c), Some(a)) => c.lower() > a.value,
                     _ => false,
                 };
                 reason = match (&cand.dr, &cur.dr) {
                     (Some(c), Some(a)) if better => format!(
                         "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) beats the active head's estimate ({:.4})",
-                        cand.n, c.ci[0], a.value
+                        cand.n, c.lower(), a.value
                     ),
                     (Some(c), Some(a)) => format!(
                         "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) does not beat the active head's estimate ({:.4}); kept inactive",
-                        cand.n, c.ci[0], a.value
+                        cand.n, c.lower(), a.value
                     ),
                     _ => "no held-out impressions to judge it on; kept inactive".into(),
                 };

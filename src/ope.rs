@@ -13,7 +13,9 @@
 //! - IPS = mean(w·y); SNIPS = Σ w·y / Σ w; DR = mean(q̂(target's item at
 //!   r) + w·(y − q̂(shown item))), q̂ = the candidate head's own score.
 //! - 95 % intervals are normal, with variances clustered by request:
-//!   impressions of one request share a context and are not independent.
+//!   impressions of one request share a context and are not independent;
+//!   with the small-sample factor G/(G − 1) for G requests, and none below
+//!   two requests.
 //! - ESS = (Σ w)² / Σ w²: how many impressions the estimate is worth.
 
 use serde::Serialize;
@@ -36,8 +38,26 @@ pub struct Logged {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Estimate {
     pub value: f64,
-    /// 95 % interval
-    pub ci: [f64; 2],
+    /// 95 % interval; None (JSON null) with fewer than two requests, where
+    /// a variance between requests cannot be estimated
+    pub ci: Option<[f64; 2]>,
+}
+
+impl Estimate {
+    fn new(value: f64, numerator: f64, denominator: f64, requests: usize) -> Self {
+        // clustered variance with the small-sample factor G/(G − 1) (CR1)
+        let ci = (requests >= 2).then(|| {
+            let g = requests as f64;
+            let se = (numerator * g / (g - 1.0)).sqrt() / denominator;
+            [value - Z95 * se, value + Z95 * se]
+        });
+        Estimate { value, ci }
+    }
+
+    /// The lower end of the interval (−∞ without one).
+    pub fn lower(&self) -> f64 {
+        self.ci.map_or(f64::NEG_INFINITY, |c| c[0])
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -77,18 +97,19 @@ fn clustered(logged: &[Logged], residual: impl Fn(usize) -> f64) -> f64 {
 }
 
 /// Mean of per-impression terms with its clustered 95 % interval.
-fn mean_of(logged: &[Logged], term: impl Fn(&Logged) -> f64) -> Option<Estimate> {
+fn mean_of(logged: &[Logged], requests: usize, term: impl Fn(&Logged) -> f64) -> Option<Estimate> {
     let n = logged.len();
     if n == 0 {
         return None;
     }
     let t: Vec<f64> = logged.iter().map(term).collect();
     let mean = t.iter().sum::<f64>() / n as f64;
-    let se = clustered(logged, |i| t[i] - mean).sqrt() / n as f64;
-    Some(Estimate {
-        value: mean,
-        ci: [mean - Z95 * se, mean + Z95 * se],
-    })
+    Some(Estimate::new(
+        mean,
+        clustered(logged, |i| t[i] - mean),
+        n as f64,
+        requests,
+    ))
 }
 
 /// Evaluates the candidate described in each impression's `matches`,
@@ -122,19 +143,22 @@ pub fn evaluate(mut logged: Vec<Logged>) -> Evaluation {
             .map(|(l, wi)| wi * l.reward)
             .sum::<f64>()
             / sw;
-        let se = clustered(&logged, |i| w[i] * (logged[i].reward - v)).sqrt() / sw;
-        Estimate {
-            value: v,
-            ci: [v - Z95 * se, v + Z95 * se],
-        }
+        Estimate::new(
+            v,
+            clustered(&logged, |i| w[i] * (logged[i].reward - v)),
+            sw,
+            requests,
+        )
     });
     Evaluation {
         n,
         requests,
-        logged: mean_of(&logged, |l| l.reward),
-        ips: mean_of(&logged, |l| weight(l) * l.reward),
+        logged: mean_of(&logged, requests, |l| l.reward),
+        ips: mean_of(&logged, requests, |l| weight(l) * l.reward),
         snips,
-        dr: mean_of(&logged, |l| l.q_target + weight(l) * (l.reward - l.q_shown)),
+        dr: mean_of(&logged, requests, |l| {
+            l.q_target + weight(l) * (l.reward - l.q_shown)
+        }),
         ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
         matched: logged.iter().filter(|l| l.matches).count(),
         max_weight: w.iter().cloned().fold(0.0, f64::max),
@@ -188,7 +212,8 @@ mod tests {
             let e = evaluate(logged);
             for (c, est) in covered.iter_mut().zip([&e.ips, &e.snips, &e.dr]) {
                 let est = est.as_ref().unwrap();
-                if est.ci[0] <= truth && truth <= est.ci[1] {
+                let ci = est.ci.unwrap();
+                if ci[0] <= truth && truth <= ci[1] {
                     *c += 1;
                 }
             }
@@ -205,7 +230,8 @@ mod tests {
         let good = evaluate(logged).dr.unwrap();
         let (logged, _) = world(3000, 5, false);
         let poor = evaluate(logged).dr.unwrap();
-        assert!(good.ci[1] - good.ci[0] < poor.ci[1] - poor.ci[0]);
+        let (g, p) = (good.ci.unwrap(), poor.ci.unwrap());
+        assert!(g[1] - g[0] < p[1] - p[0]);
     }
 
     #[test]
@@ -225,6 +251,21 @@ mod tests {
         assert!((e.dr.unwrap().value - 0.2).abs() < 1e-12);
         assert_eq!((e.n, e.requests, e.matched), (2, 2, 0));
         assert_eq!(evaluate(Vec::new()).logged, None);
+    }
+
+    #[test]
+    fn one_request_gives_no_interval() {
+        let l = Logged {
+            request: 7,
+            propensity: 0.5,
+            reward: 1.0,
+            matches: true,
+            q_shown: 0.5,
+            q_target: 0.5,
+        };
+        let e = evaluate(vec![l.clone(), Logged { reward: 0.0, ..l }]);
+        assert_eq!(e.dr.as_ref().unwrap().ci, None);
+        assert_eq!(e.dr.unwrap().lower(), f64::NEG_INFINITY);
     }
 
     #[test]
