@@ -23,7 +23,18 @@
 
 use std::ffi::{CStr, CString};
 
-use pgrx::pg_sys;
+use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
+
+/// ERROR with a SQLSTATE, a message and an optional hint: what every
+/// module that reports its own errors raises.
+pub fn raise(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
+    let mut r = pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
+    if let Some(h) = hint {
+        r = r.set_hint(h);
+    }
+    r.report(PgLogLevel::ERROR);
+    unreachable!()
+}
 
 static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
 

@@ -4,20 +4,13 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
+
+use crate::errors::raise as fail;
 
 use crate::head::{behaviour_index, BEHAVIOURS};
 use crate::relation::Budget;
 use crate::store::{StoredHead, BEHAVIOURS_SQL};
-
-fn fail(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
-    let mut r = pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
-    if let Some(h) = hint {
-        r = r.set_hint(h);
-    }
-    r.report(PgLogLevel::ERROR);
-    unreachable!()
-}
 
 /// One ecom_serve call, as logged.
 pub struct Request<'a> {
@@ -162,52 +155,19 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
 /// (impression, behaviour) is an ERROR and records nothing. Returns the
 /// rows written or changed (implied ones included).
 pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
-    let (name, qualified) = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT $1::pg_catalog.regclass::pg_catalog.text,
-                    pg_catalog.format('%I.%I'::pg_catalog.text, n.nspname, r.relname)
-               FROM pg_catalog.pg_class r
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
-              WHERE r.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-            Some(1),
-            &[rel.into()],
-        )?;
-        if t.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = t.first();
-        Ok(Some((
-            r.get::<String>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-        )))
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"))
-    .unwrap_or_else(|| {
-        // an integer passed where a relation goes: ecom_feedback(42)
-        fail(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-            format!("pg_ecom: there is no relation with OID {}", rel.to_u32()),
-            Some("To record what followed one impression, pass its behaviour too: ecom_feedback(impression_id, behaviour [, label])."),
-        )
-    });
-    let missing: Option<String> = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT pg_catalog.string_agg(n, ', ')
-               FROM pg_catalog.unnest(ARRAY['impression_id', 'behaviour', 'label']::pg_catalog.text[]) AS n
-              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                                 WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
-                                   AND attname OPERATOR(pg_catalog.=) n::pg_catalog.name
-                                   AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped)",
-            Some(1),
-            &[rel.into()],
-        )?;
-        t.first().get::<String>(1)
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect feedback relation: {e}"));
-    if let Some(m) = missing {
+    let (name, qualified) = crate::relation::names(rel, "feedback");
+    let have = crate::relation::columns(rel, "feedback");
+    let missing: Vec<&str> = ["impression_id", "behaviour", "label"]
+        .into_iter()
+        .filter(|n| !have.iter().any(|(c, _)| c == n))
+        .collect();
+    if !missing.is_empty() {
         fail(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!("pg_ecom: feedback relation {name} lacks column(s) {m} (needs impression_id bigint, behaviour text, label boolean)"),
+            format!(
+                "pg_ecom: feedback relation {name} lacks column(s) {} (needs impression_id bigint, behaviour text, label boolean)",
+                missing.join(", ")
+            ),
             None,
         );
     }
@@ -444,14 +404,20 @@ pub struct Read {
     pub truncated: bool,
 }
 
+/// to_char's format of the times cursors keep: ISO 8601, microseconds,
+/// UTC ('Z'), which reads back the same under any DateStyle or TimeZone.
+const ISO_UTC: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
+
 /// The upper end of every read: impressions older than
 /// pg_ecom.feedback_window, as ISO 8601 text in UTC (a cursor that reads
 /// back the same under any DateStyle or TimeZone).
 pub fn settled_until() -> String {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT pg_catalog.to_char((pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))
-                                       AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            &format!(
+                "SELECT pg_catalog.to_char((pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))
+                                           AT TIME ZONE 'UTC', {ISO_UTC})"
+            ),
             Some(1),
             &[f64::from(crate::config::feedback_window_s()).into()],
         )?;
@@ -475,7 +441,7 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
               AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)
             ORDER BY r.served_at {dir}, r.id {dir}
             LIMIT $6::pg_catalog.int8)
-         SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+         SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
                 r.context, r.items, r.features, r.k, r.behaviour,
                 pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
                 pg_catalog.array_agg(i.propensity ORDER BY i.rank),

@@ -4,7 +4,7 @@
 //! (`evaluate`). The maths lives in train.rs, explore.rs and ope.rs.
 
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 use serde_json::json;
 
 use crate::explore::top_k;
@@ -67,8 +67,7 @@ pub fn training_budget() -> relation::Budget {
 }
 
 fn fail(code: PgSqlErrorCode, msg: String) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom").report(PgLogLevel::ERROR);
-    unreachable!()
+    crate::errors::raise(code, msg, None)
 }
 
 /// The side features of a logged request, checked against `head`.
@@ -210,9 +209,12 @@ const MIN_HOLDOUT_REQUESTS: usize = 5;
 
 /// The examples of logged impressions: each impression is one event of
 /// its request's behaviour, labelled by that behaviour's feedback (none
-/// recorded = false).
-fn examples(logged: &[Logged], k: usize) -> Vec<Example> {
+/// recorded = false). `ends[i]`: how many examples requests 0..=i gave, so
+/// that the examples of the first requests are a prefix (featurised once
+/// for both the held-out probe and the version itself).
+fn examples(logged: &[Logged], k: usize) -> (Vec<Example>, Vec<usize>) {
     let mut events = Vec::new();
+    let mut ends = Vec::with_capacity(logged.len());
     for r in logged {
         for s in &r.shown {
             let i = (s.item_index - 1) as usize;
@@ -233,8 +235,14 @@ fn examples(logged: &[Logged], k: usize) -> Vec<Example> {
                 features,
             });
         }
+        ends.push(events.len());
     }
-    featurise(&events)
+    (featurise(&events), ends)
+}
+
+/// Milliseconds since `started`, to one decimal, for results.
+pub fn elapsed_ms(started: std::time::Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
 
 /// ecom_learn.
@@ -264,7 +272,7 @@ pub fn learn(
     let done = |reason: String| {
         json!({
             "tenant": tenant, "version": null, "activated": false, "n": 0, "reason": reason,
-            "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+            "ms": elapsed_ms(started),
         })
     };
     // A version kept inactive leaves the cursor where the active one ends,
@@ -314,12 +322,11 @@ pub fn learn(
         seed: 42,
         posterior,
     };
-    let adapt = |logged: &[Logged]| {
-        let exs = examples(logged, k);
-        let (head, report) = train::adapt_with(&start.head, &exs, &cfg, &mut || {
+    let (exs, ends) = examples(logged, k);
+    let adapt = |exs: &[Example]| {
+        train::adapt_with(&start.head, exs, &cfg, &mut || {
             pgrx::check_for_interrupts!();
-        });
-        (head, report, exs.iter().filter(|e| e.y > 0.0).count())
+        })
     };
     // judged on the latest requests by a candidate fitted without them
     let mut evaluation = serde_json::Value::Null;
@@ -345,7 +352,7 @@ pub fn learn(
             } else {
                 // each request judged by its own behaviour, as it was learned
                 let (fit, held) = logged.split_at(logged.len() - hold);
-                let (probe, probe_report, _) = adapt(fit);
+                let (probe, probe_report) = adapt(&exs[..ends[fit.len() - 1]]);
                 let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
                 let serving = own.clone().unwrap_or_else(global);
                 let cand = evaluate(&probe, held, None);
@@ -375,7 +382,8 @@ pub fn learn(
             }
         }
     };
-    let (head, report, positives) = adapt(logged);
+    let (head, report) = adapt(&exs);
+    let positives = exs.iter().filter(|e| e.y > 0.0).count();
     let hyper = json!({
         "kind": "learn", "start": start_kind,
         "parent_tenant": start.tenant, "parent_version_of_start": start.version,
@@ -408,6 +416,6 @@ pub fn learn(
         "n": report.n, "positives": positives, "requests": logged.len(),
         "loss_before": report.loss_before, "loss_after": report.loss_after,
         "learned_through": through, "backlog": read.truncated, "evaluation": evaluation,
-        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        "ms": elapsed_ms(started),
     })
 }

@@ -97,12 +97,16 @@ fn clustered(logged: &[Logged], residual: impl Fn(usize) -> f64) -> f64 {
 }
 
 /// Mean of per-impression terms with its clustered 95 % interval.
-fn mean_of(logged: &[Logged], requests: usize, term: impl Fn(&Logged) -> f64) -> Option<Estimate> {
+fn mean_of(
+    logged: &[Logged],
+    requests: usize,
+    term: impl Fn(usize, &Logged) -> f64,
+) -> Option<Estimate> {
     let n = logged.len();
     if n == 0 {
         return None;
     }
-    let t: Vec<f64> = logged.iter().map(term).collect();
+    let t: Vec<f64> = logged.iter().enumerate().map(|(i, l)| term(i, l)).collect();
     let mean = t.iter().sum::<f64>() / n as f64;
     Some(Estimate::new(
         mean,
@@ -129,13 +133,6 @@ pub fn evaluate(mut logged: Vec<Logged>) -> Evaluation {
             requests += 1;
         }
     }
-    let weight = |l: &Logged| {
-        if l.matches {
-            1.0 / l.propensity
-        } else {
-            0.0
-        }
-    };
     let snips = (sw > 0.0).then(|| {
         let v = logged
             .iter()
@@ -153,11 +150,11 @@ pub fn evaluate(mut logged: Vec<Logged>) -> Evaluation {
     Evaluation {
         n,
         requests,
-        logged: mean_of(&logged, requests, |l| l.reward),
-        ips: mean_of(&logged, requests, |l| weight(l) * l.reward),
+        logged: mean_of(&logged, requests, |_, l| l.reward),
+        ips: mean_of(&logged, requests, |i, l| w[i] * l.reward),
         snips,
-        dr: mean_of(&logged, requests, |l| {
-            l.q_target + weight(l) * (l.reward - l.q_shown)
+        dr: mean_of(&logged, requests, |i, l| {
+            l.q_target + w[i] * (l.reward - l.q_shown)
         }),
         ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
         matched: logged.iter().filter(|l| l.matches).count(),

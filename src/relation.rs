@@ -31,8 +31,7 @@ pub struct Events {
 }
 
 fn fail(code: PgSqlErrorCode, msg: String) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom").report(PgLogLevel::ERROR);
-    unreachable!()
+    crate::errors::raise(code, msg, None)
 }
 
 const TEXTS: [&str; 3] = ["text", "character varying", "character"];
@@ -44,15 +43,10 @@ pub struct Budget {
     pub per_event: usize,
 }
 
-/// Reads `rel`; `with_tenant` requires a `tenant` column too. Stops with an
-/// ERROR as soon as the events read so far, featurised, would exceed
-/// `budget` (`pg_ecom.max_training_mb`): a relation of any size must not
-/// make a backend allocate without bound.
-pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) -> Events {
-    crate::encoding::require_utf8();
-    let (name, qualified, columns) = Spi::connect(|c| {
-        // `name` as the caller would write it (for messages), `qualified`
-        // with its schema always (for the query)
+/// `rel` as the caller would write it (for messages) and with its schema
+/// always (for queries built on it); empty when there is no such relation.
+pub fn names(rel: pg_sys::Oid, role: &str) -> (String, String) {
+    Spi::connect(|c| {
         let t = c.select(
             "SELECT $1::pg_catalog.regclass::pg_catalog.text,
                     pg_catalog.format('%I.%I'::pg_catalog.text, n.nspname, r.relname)
@@ -62,15 +56,21 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
             Some(1),
             &[rel.into()],
         )?;
-        let (name, qualified): (String, String) = if t.is_empty() {
-            (String::new(), String::new())
-        } else {
-            let r = t.first();
-            (
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-            )
-        };
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>((String::new(), String::new()));
+        }
+        let r = t.first();
+        Ok((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"))
+}
+
+/// `rel`'s columns: (name, type as format_type writes it).
+pub fn columns(rel: pg_sys::Oid, role: &str) -> Vec<(String, String)> {
+    Spi::connect(|c| {
         let cols = c.select(
             "SELECT attname::pg_catalog.text, pg_catalog.format_type(atttypid, NULL::pg_catalog.int4)
                FROM pg_catalog.pg_attribute
@@ -86,9 +86,19 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
                 r.get::<String>(2)?.unwrap_or_default(),
             ));
         }
-        Ok::<_, pgrx::spi::Error>((name, qualified, columns))
+        Ok::<_, pgrx::spi::Error>(columns)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"));
+    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"))
+}
+
+/// Reads `rel`; `with_tenant` requires a `tenant` column too. Stops with an
+/// ERROR as soon as the events read so far, featurised, would exceed
+/// `budget` (`pg_ecom.max_training_mb`): a relation of any size must not
+/// make a backend allocate without bound.
+pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) -> Events {
+    crate::encoding::require_utf8();
+    let (name, qualified) = names(rel, role);
+    let columns = columns(rel, role);
 
     let type_of = |col: &str| {
         columns

@@ -14,10 +14,11 @@
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode};
+use pgrx::{JsonB, PgSqlErrorCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::errors::raise as error;
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::train::{Prior, FROZEN};
@@ -69,15 +70,6 @@ pub fn prior_of(hyper: &serde_json::Value) -> Prior {
 /// replace (IS NOT DISTINCT FROM looks its `=` up on the search_path).
 fn same_tenant(param: &str) -> String {
     format!("(tenant OPERATOR(pg_catalog.=) {param} OR (tenant IS NULL AND {param} IS NULL))")
-}
-
-fn error(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
-    let mut r = pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
-    if let Some(h) = hint {
-        r = r.set_hint(h);
-    }
-    r.report(PgLogLevel::ERROR);
-    unreachable!()
 }
 
 /// What a lookup could see: the active snapshot's bounds, command id and

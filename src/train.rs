@@ -163,11 +163,13 @@ pub fn adapt_with(
     between: &mut dyn FnMut(),
 ) -> (Head, AdaptReport) {
     let loss_before = mean_loss_sliced(start, support, between);
-    let (head, steps_used) = match cfg.method {
-        Method::Full => (
-            full_descent(start, support, cfg.steps, cfg.lr, between),
-            cfg.steps,
-        ),
+    let (head, steps_used, posterior) = match cfg.method {
+        Method::Full => {
+            let head = full_descent(start, support, cfg.steps, cfg.lr, between);
+            // W moved: the text scores are the new head's
+            let posterior = posterior_at(&head, &scored(&head, support), cfg);
+            (head, cfg.steps, posterior)
+        }
         Method::Meta => {
             // W is fixed here: score every event's text once
             let all = scored(start, support);
@@ -225,12 +227,13 @@ pub fn adapt_with(
                 }
                 between();
             });
-            (out, steps)
+            // W did not move: the text scores are still `all`'s
+            let posterior = posterior_at(&out, &all, cfg);
+            (out, steps, posterior)
         }
     };
     let loss_after = mean_loss_sliced(&head, support, between);
     let n = support.len();
-    let posterior = posterior_at(&head, &scored(&head, support), cfg);
     (
         head,
         AdaptReport {

@@ -4,18 +4,10 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::invalid_argument;
 use super::predict::behaviour;
+use super::{invalid_argument, tenant_arg};
 use crate::learning::{self, Activate};
 use crate::store;
-
-fn tenant_arg(tenant: Option<&str>) -> &str {
-    let t = tenant.unwrap_or_else(|| invalid_argument("tenant must not be NULL".into()));
-    if t.is_empty() {
-        invalid_argument("tenant must not be empty".into());
-    }
-    t
-}
 
 /// Adapts `tenant`'s head from its impressions and their feedback: from
 /// the active version, with the events logged after it (a Bayesian update:

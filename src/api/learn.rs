@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::invalid_argument;
 use crate::head::{Example, Head};
-use crate::learning::{encoder_identity, featurise, training_budget};
+use crate::learning::{elapsed_ms, encoder_identity, featurise, training_budget};
 use crate::model::with_model;
 use crate::relation;
 use crate::store;
@@ -168,7 +168,7 @@ fn ecom_adapt(
     JsonB(json!({
         "tenant": tenant, "version": version, "n": report.n, "skipped": events.skipped,
         "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used,
-        "moved": moved, "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        "moved": moved, "ms": elapsed_ms(started),
     }))
 }
 
@@ -262,7 +262,7 @@ fn ecom_meta_train(
         "version": version, "n": events.rows.len(), "skipped": events.skipped, "tenants": tasks.len(),
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
         "val_tenants": report.val_tenants, "prior": report.prior,
-        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        "ms": elapsed_ms(started),
     }))
 }
 

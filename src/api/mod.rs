@@ -10,15 +10,22 @@ mod serve;
 mod similarity;
 mod tokenize;
 
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
 /// ERROR for a bad argument value (SQLSTATE 22023).
 pub(crate) fn invalid_argument(message: String) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(
+    crate::errors::raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         message,
-        "pg_ecom",
+        None,
     )
-    .report(PgLogLevel::ERROR);
-    unreachable!()
+}
+
+/// A tenant argument that must name a tenant: NULL or '' is an ERROR.
+pub(crate) fn tenant_arg(tenant: Option<&str>) -> &str {
+    let t = tenant.unwrap_or_else(|| invalid_argument("tenant must not be NULL".into()));
+    if t.is_empty() {
+        invalid_argument("tenant must not be empty".into());
+    }
+    t
 }

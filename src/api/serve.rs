@@ -2,8 +2,8 @@
 
 use pgrx::prelude::*;
 
-use super::invalid_argument;
 use super::predict::{behaviour, finite};
+use super::{invalid_argument, tenant_arg};
 use crate::explore::Policy;
 use crate::impressions::{self, Request, Shown};
 use crate::slate;
@@ -165,10 +165,7 @@ fn ecom_serve(
 > {
     store::require_writable_to("ecom_serve", "impressions");
     store::require_current_schema();
-    let tenant = required(tenant, "tenant");
-    if tenant.is_empty() {
-        invalid_argument("tenant must not be empty".into());
-    }
+    let tenant = tenant_arg(tenant);
     let context = required(context, "context");
     let items = required(items, "items");
     let k = required(k, "k");
