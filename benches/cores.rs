@@ -96,7 +96,10 @@ fn encode(c: &mut Criterion) {
         for n in [1usize, 8, 32, 128] {
             g.throughput(Throughput::Elements(n as u64));
             g.bench_with_input(BenchmarkId::from_parameter(n), &all[..n], |b, seqs| {
-                b.iter(|| enc.embed_all(seqs, || {}, &|| false).unwrap())
+                b.iter(|| {
+                    enc.embed_all(seqs, pg_ecom::encode::BATCH_SIZE, || {}, &|| false)
+                        .unwrap()
+                })
             });
         }
         g.finish();

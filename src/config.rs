@@ -26,6 +26,14 @@ pub enum ExecutionProvider {
     Auto,
 }
 
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Inference {
+    #[name = c"backend"]
+    Backend,
+    #[name = c"worker"]
+    Worker,
+}
+
 pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
@@ -43,6 +51,20 @@ pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+// Two settings behind one name: the default is 'worker' only where the
+// worker can exist (pg_ecom preloaded), and pgrx fixes a boot value per
+// static.
+pub static INFERENCE_PRELOADED: GucSetting<Inference> =
+    GucSetting::<Inference>::new(Inference::Worker);
+pub static INFERENCE_PLAIN: GucSetting<Inference> =
+    GucSetting::<Inference>::new(Inference::Backend);
+pub static INFERENCE_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static WORKER_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static WORKER_MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static WORKER_MAX_DELAY: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static WORKER_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static SHARED_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(64);
 
 pub fn register() {
     register_settings();
@@ -55,6 +77,7 @@ pub fn register() {
 }
 
 fn register_settings() {
+    register_worker_settings();
     // Paths load code and data into the server process: superuser only.
     GucRegistry::define_string_guc(
         c"pg_ecom.model_dir",
@@ -193,6 +216,126 @@ fn register_settings() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// Worker mode (README, "One model per server"). Sizes of shared memory
+/// are fixed at server start; what a user could use to make the server hold
+/// more is superuser-only.
+fn register_worker_settings() {
+    let preloaded = crate::shared::preloading();
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.inference",
+        c"Where texts are encoded: 'worker' (one shared inference worker, needs pg_ecom in shared_preload_libraries) or 'backend' (each connection loads its own model).",
+        c"Defaults to 'worker' when pg_ecom is preloaded. A session whose encoder settings (model_dir, model_variant, onnxruntime_library, execution_provider, intra_op_threads) differ from the server's encodes in its own backend. Superuser only.",
+        if preloaded { &INFERENCE_PRELOADED } else { &INFERENCE_PLAIN },
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_ecom.inference_fallback",
+        c"When the inference worker is not running or does not answer within pg_ecom.worker_timeout, encode in this backend instead of raising an ERROR.",
+        c"Falling back loads the model into the backend (its memory, its first-call time). Superuser only.",
+        &INFERENCE_FALLBACK,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.worker_timeout",
+        c"How long a backend waits for the inference worker's answer to one request before an ERROR (or the fallback).",
+        c"",
+        &WORKER_TIMEOUT,
+        100,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.worker_max_batch",
+        c"Most texts the inference worker encodes in one ONNX Runtime run, from requests of any backends.",
+        c"",
+        &WORKER_MAX_BATCH,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.worker_max_delay_us",
+        c"How long the inference worker waits for more requests before running a batch smaller than pg_ecom.worker_max_batch (microseconds; 0 = never waits).",
+        c"",
+        &WORKER_MAX_DELAY,
+        0,
+        1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.worker_threads",
+        c"Threads ONNX Runtime uses in the inference worker (0 = one per CPU core).",
+        c"A change takes effect when the worker reloads its configuration.",
+        &WORKER_THREADS,
+        0,
+        256,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    // Sizes of shared memory: Postgres accepts PGC_POSTMASTER settings
+    // only from a library the postmaster loads
+    if !preloaded {
+        return;
+    }
+    GucRegistry::define_int_guc(
+        c"pg_ecom.worker_slots",
+        c"Requests that can wait for the inference worker at once; more backends wait for a free slot.",
+        c"Each slot takes about 330 kB of shared memory. Fixed at server start.",
+        &WORKER_SLOTS,
+        1,
+        1024,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.shared_cache_mb",
+        c"Shared memory for embeddings kept by model and text, used by every backend (0 = off).",
+        c"Only with pg_ecom in shared_preload_libraries; fixed at server start. Texts longer than 512 bytes are not kept there.",
+        &SHARED_CACHE_MB,
+        0,
+        1024 * 1024,
+        GucContext::Postmaster,
+        GucFlags::UNIT_MB,
+    );
+}
+
+pub fn inference() -> Inference {
+    if crate::shared::preloaded() {
+        INFERENCE_PRELOADED.get()
+    } else {
+        INFERENCE_PLAIN.get()
+    }
+}
+pub fn inference_fallback() -> bool {
+    INFERENCE_FALLBACK.get()
+}
+pub fn worker_timeout_ms() -> u64 {
+    WORKER_TIMEOUT.get().max(1) as u64
+}
+pub fn worker_max_batch() -> usize {
+    WORKER_MAX_BATCH.get().max(1) as usize
+}
+pub fn worker_max_delay_us() -> u64 {
+    WORKER_MAX_DELAY.get().max(0) as u64
+}
+pub fn worker_threads() -> usize {
+    match WORKER_THREADS.get() {
+        n if n > 0 => n as usize,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+pub fn worker_slots() -> usize {
+    WORKER_SLOTS.get().max(1) as usize
+}
+pub fn shared_cache_bytes() -> usize {
+    SHARED_CACHE_MB.get().max(0) as usize * 1024 * 1024
 }
 
 pub fn explore_temperature() -> f64 {

@@ -248,7 +248,7 @@ impl Encoder {
         Ok(data.chunks_exact(self.dims).map(<[f32]>::to_vec).collect())
     }
 
-    /// Embeds any number of sequences in batches of `BATCH_SIZE`, grouped by
+    /// Embeds any number of sequences in batches of `batch_size`, grouped by
     /// length so that padding stays small. Output order = input order.
     ///
     /// `between` runs before each batch (Postgres passes its interrupt check
@@ -259,6 +259,7 @@ impl Encoder {
     pub fn embed_all(
         &mut self,
         seqs: &[Ids],
+        batch_size: usize,
         mut between: impl FnMut(),
         cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<Vec<Vec<f32>>, String> {
@@ -275,8 +276,8 @@ impl Encoder {
             signals::blocked(|| {
                 scope.spawn(move || watch(done, cancelled, opts));
             });
-            let mut batch: Vec<&[u32]> = Vec::with_capacity(BATCH_SIZE);
-            for chunk in order.chunks(BATCH_SIZE) {
+            let mut batch: Vec<&[u32]> = Vec::with_capacity(batch_size);
+            for chunk in order.chunks(batch_size.max(1)) {
                 between();
                 batch.clear();
                 batch.extend(chunk.iter().map(|&i| seqs[i].as_slice()));
@@ -356,7 +357,7 @@ mod tests {
 
     fn embed(enc: &mut Encoder, tok: &TextTokenizer, texts: &[String]) -> Vec<Vec<f32>> {
         let seqs: Vec<Ids> = texts.iter().map(|t| tok.encode(t, 256).unwrap()).collect();
-        enc.embed_all(&seqs, || {}, &|| false).unwrap()
+        enc.embed_all(&seqs, BATCH_SIZE, || {}, &|| false).unwrap()
     }
 
     #[test]
@@ -425,7 +426,9 @@ mod tests {
                 flag.store(true, Ordering::SeqCst);
             });
             let mut batches = 0;
-            let res = enc.embed_all(&seqs, || batches += 1, &|| flag.load(Ordering::SeqCst));
+            let res = enc.embed_all(&seqs, BATCH_SIZE, || batches += 1, &|| {
+                flag.load(Ordering::SeqCst)
+            });
             (res, started.elapsed())
         });
         assert_eq!(res.err().as_deref(), Some(CANCELLED));

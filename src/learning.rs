@@ -45,13 +45,20 @@ pub fn featurise(events: &[Event]) -> Vec<Example> {
 
 /// What reproduces a head: encoder identity and settings.
 pub fn encoder_identity() -> serde_json::Value {
-    with_model(|m| {
-        json!({
-            "model": m.manifest.model,
-            "sha256": m.manifest.sha256_of(&m.model_file),
-            "variant": crate::config::variant(),
-            "max_seq_len": crate::config::max_seq_len(),
-        })
+    let (model, sha256) = match crate::inference::route() {
+        crate::inference::Route::Worker(w) => (w.info["model"].clone(), json!(w.sha256)),
+        crate::inference::Route::Local => with_model(|m| {
+            (
+                json!(m.manifest.model),
+                json!(m.manifest.sha256_of(&m.model_file)),
+            )
+        }),
+    };
+    json!({
+        "model": model,
+        "sha256": sha256,
+        "variant": crate::config::variant(),
+        "max_seq_len": crate::config::max_seq_len(),
     })
 }
 
@@ -59,7 +66,7 @@ pub fn encoder_identity() -> serde_json::Value {
 /// featurised, is 2·dims+1 floats, and while it is featurised its two
 /// embeddings (when the cache cannot keep them) besides its texts.
 pub fn training_budget() -> relation::Budget {
-    let dims = with_model(|m| m.encoder.dims);
+    let dims = crate::model::dims();
     relation::Budget {
         bytes: crate::config::max_training_bytes(),
         per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,

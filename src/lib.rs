@@ -3,7 +3,9 @@
 //! Data path, one module per stage:
 //!   text → `tokenize` → token ids → `encode` (ONNX Runtime) → `embedding`
 //! `manifest` describes the model files, `model` keeps the per-backend
-//! session, `config` holds the GUCs and `api` the thin SQL wrappers.
+//! session, `inference` sends texts to the shared inference `worker`
+//! (through `shared` memory, with the `shared_cache`) or to `model`,
+//! `config` holds the GUCs and `api` the thin SQL wrappers.
 
 use pgrx::prelude::*;
 
@@ -17,17 +19,21 @@ pub mod errors;
 pub mod explore;
 pub mod head;
 mod impressions;
+mod inference;
 mod learning;
 pub mod manifest;
 mod model;
 pub mod ope;
 pub mod posterior;
 mod relation;
+pub mod shared;
+pub mod shared_cache;
 pub mod signals;
 mod slate;
 mod store;
 pub mod tokenize;
 pub mod train;
+mod worker;
 
 #[cfg(test)]
 mod testdata;
@@ -38,6 +44,12 @@ mod testdata;
 pub extern "C-unwind" fn _PG_init() {
     errors::install();
     config::register();
+    if shared::preloading() {
+        // worker mode: shared memory and the inference worker exist only
+        // when the postmaster loads pg_ecom
+        shared::install_hooks();
+        worker::register();
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

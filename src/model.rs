@@ -1,4 +1,5 @@
-//! The per-backend model: loaded lazily on first use, reused afterwards.
+//! The per-backend model: loaded lazily on first use, reused afterwards
+//! (backend mode, or a session whose settings differ from the worker's).
 //!
 //! Never loaded in the postmaster (nothing here runs at `_PG_init`), so no
 //! ONNX Runtime thread pool crosses a fork. The cache key is the set of GUCs
@@ -20,13 +21,39 @@ use crate::encode::{self, Encoder, EncoderOptions, Provider};
 use crate::manifest::Manifest;
 use crate::tokenize::{Ids, TextTokenizer};
 
+/// The settings that shape an encoder session. The inference worker
+/// publishes its own (`describe`); a session with other values encodes in
+/// its own backend.
 #[derive(Clone, PartialEq, Eq)]
-struct Key {
-    dir: PathBuf,
-    library: PathBuf,
-    variant: &'static str,
-    threads: usize,
-    provider: Provider,
+pub struct Key {
+    pub dir: PathBuf,
+    pub library: PathBuf,
+    pub variant: &'static str,
+    pub threads: usize,
+    pub provider: Provider,
+}
+
+impl Key {
+    pub fn current() -> Self {
+        Key {
+            dir: config::model_dir(),
+            library: config::onnxruntime_library(),
+            variant: config::variant(),
+            threads: config::threads(),
+            provider: config::provider(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.dir.display(),
+            self.library.display(),
+            self.variant,
+            self.threads,
+            self.provider.name()
+        )
+    }
 }
 
 pub struct Loaded {
@@ -36,6 +63,21 @@ pub struct Loaded {
     pub manifest: Manifest,
     pub model_file: PathBuf,
     pub ort_version: String,
+}
+
+impl Loaded {
+    /// What the embeddings depend on besides the text: the cache key.
+    pub fn identity(&self, max_seq_len: usize) -> String {
+        identity(&self.model_file, &self.manifest, max_seq_len)
+    }
+}
+
+fn identity(model_file: &std::path::Path, m: &Manifest, max_seq_len: usize) -> String {
+    format!(
+        "{}|{}|{max_seq_len}",
+        model_file.display(),
+        m.sha256_of(model_file).unwrap_or("")
+    )
 }
 
 static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCache::new(0)));
@@ -80,17 +122,13 @@ pub fn tokenizer() -> Arc<TextTokenizer> {
 
 /// Runs `f` with the loaded encoder, loading it first if needed.
 pub fn with_model<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
-    let key = Key {
-        dir: config::model_dir(),
-        library: config::onnxruntime_library(),
-        variant: config::variant(),
-        threads: config::threads(),
-        provider: config::provider(),
-    };
+    let key = Key::current();
     let mut slot = ENCODER.lock();
     if slot.as_ref().is_none_or(|l| l.key != key) {
         *slot = None; // drop the old session before building a new one
-        let loaded = load(key);
+        let threads = key.threads;
+        let loaded = try_load(key, threads, &|| Ok(tokenizer()))
+            .unwrap_or_else(|e| config_error(e.message, e.guc));
         if let Some(w) = &loaded.encoder.fallback_warning {
             pgrx::warning!("pg_ecom: {w}");
         }
@@ -99,25 +137,38 @@ pub fn with_model<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
     f(slot.as_mut().expect("loaded above"))
 }
 
-fn load(key: Key) -> Loaded {
-    let manifest =
-        Manifest::read(&key.dir).unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+/// Why a model could not be loaded, and the setting to check.
+pub struct LoadError {
+    pub message: String,
+    pub guc: &'static str,
+}
+
+fn fail(guc: &'static str) -> impl Fn(String) -> LoadError {
+    move |message| LoadError { message, guc }
+}
+
+/// Loads the model `key` names with `ort_threads` ONNX Runtime threads.
+/// Raises nothing (the inference worker reports its errors to backends).
+pub fn try_load(
+    key: Key,
+    ort_threads: usize,
+    tokenizer: &dyn Fn() -> Result<Arc<TextTokenizer>, String>,
+) -> Result<Loaded, LoadError> {
+    let manifest = Manifest::read(&key.dir).map_err(fail("pg_ecom.model_dir"))?;
     let model_file = manifest
         .variant_file(&key.dir, key.variant)
-        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_variant"));
+        .map_err(fail("pg_ecom.model_variant"))?;
     manifest
         .check_external_data(&model_file)
-        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
-    let tokenizer = tokenizer();
-    let rt = encode::runtime(&key.library)
-        .unwrap_or_else(|e| config_error(e, "pg_ecom.onnxruntime_library"));
+        .map_err(fail("pg_ecom.model_dir"))?;
+    let tokenizer = tokenizer().map_err(fail("pg_ecom.model_dir"))?;
+    let rt = encode::runtime(&key.library).map_err(fail("pg_ecom.onnxruntime_library"))?;
     let opts = EncoderOptions {
-        threads: key.threads,
+        threads: ort_threads,
         provider: key.provider,
         arena: key.variant != "int8",
     };
-    let encoder = Encoder::load(rt, &model_file, &opts)
-        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+    let encoder = Encoder::load(rt, &model_file, &opts).map_err(fail("pg_ecom.model_dir"))?;
     // Loading parses the graph, optimises it and pre-packs the weights,
     // freeing temporaries as it goes; glibc keeps those pages in the heap.
     // Give them back, or every backend carries them for its lifetime
@@ -127,25 +178,25 @@ fn load(key: Key) -> Loaded {
         libc::malloc_trim(0);
     }
     if encoder.dims != manifest.dims {
-        config_error(
-            format!(
+        return Err(LoadError {
+            message: format!(
                 "model \"{}\" produces {}-dimensional embeddings but {}/manifest.json says {}",
                 model_file.display(),
                 encoder.dims,
                 key.dir.display(),
                 manifest.dims
             ),
-            "pg_ecom.model_dir",
-        );
+            guc: "pg_ecom.model_dir",
+        });
     }
-    Loaded {
+    Ok(Loaded {
         key,
         encoder,
         tokenizer,
         manifest,
         model_file,
         ort_version: rt.version.clone(),
-    }
+    })
 }
 
 /// Tokenizes with the encoder's truncation length (`pg_ecom.max_seq_len`).
@@ -157,7 +208,7 @@ pub fn encode_text(tok: &TextTokenizer, text: &str) -> Ids {
 /// Whether Postgres has a cancel or terminate request pending. Read from the
 /// encoder's watcher thread: the flags are `sig_atomic_t` words that signal
 /// handlers set, so a volatile read is what C code does too.
-fn cancel_requested() -> bool {
+pub fn cancel_requested() -> bool {
     // SAFETY: aligned word reads of Postgres globals that live for the
     // process; never written from here.
     unsafe {
@@ -166,9 +217,9 @@ fn cancel_requested() -> bool {
     }
 }
 
-/// Embeds texts in length-sorted batches, checking for query cancellation
-/// between ONNX Runtime runs.
-fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
+/// Embeds texts in length-sorted batches in this backend, checking for
+/// query cancellation between ONNX Runtime runs.
+pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
     with_model(|m| {
         let seqs: Vec<Ids> = texts
             .iter()
@@ -180,6 +231,7 @@ fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
         m.encoder
             .embed_all(
                 &seqs,
+                encode::BATCH_SIZE,
                 || {
                     pgrx::check_for_interrupts!();
                 },
@@ -194,15 +246,21 @@ fn embed_texts(texts: &[&str]) -> Vec<Vec<f32>> {
     })
 }
 
-/// Embeddings of `texts` through the per-backend cache: only texts not seen
-/// before are encoded, in batches. Output order = input order.
+/// Embeddings of `texts` through the caches: this backend's, then the
+/// server's shared one; only texts found in neither are encoded (by the
+/// inference worker or here, `inference.rs`), each once. Output order =
+/// input order.
 pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     crate::encoding::require_utf8();
-    let identity = with_model(|m| format!("{}|{}", m.model_file.display(), config::max_seq_len()));
+    let route = crate::inference::route();
+    let identity = match &route {
+        crate::inference::Route::Worker(w) => w.identity.clone(),
+        crate::inference::Route::Local => with_model(|m| m.identity(config::max_seq_len())),
+    };
     let mut cache = CACHE.lock();
     cache.configure(&identity, config::embedding_cache_bytes());
     let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();
-    // distinct misses, each encoded once
+    // distinct misses, each looked up and encoded once
     let mut missing: Vec<&str> = texts
         .iter()
         .zip(&out)
@@ -212,7 +270,7 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
-        let fresh = embed_texts(&missing);
+        let fresh = crate::inference::embed(&route, &identity, &missing);
         let fresh: std::collections::HashMap<&str, Embedding> = missing
             .iter()
             .zip(fresh)
@@ -228,6 +286,25 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
         }
     }
     out.into_iter().map(|e| e.expect("filled above")).collect()
+}
+
+/// The width of the embeddings this session gets, without loading a model
+/// when the inference worker serves it.
+pub fn dims() -> usize {
+    match crate::inference::route() {
+        crate::inference::Route::Worker(w) => w.dims,
+        crate::inference::Route::Local => with_model(|m| m.encoder.dims),
+    }
+}
+
+/// The sha256 of the model file this session's embeddings come from.
+pub fn model_sha256() -> Option<String> {
+    match crate::inference::route() {
+        crate::inference::Route::Worker(w) => w.sha256.clone(),
+        crate::inference::Route::Local => {
+            with_model(|m| m.manifest.sha256_of(&m.model_file).map(str::to_owned))
+        }
+    }
 }
 
 /// (entries, bytes, hits, misses)

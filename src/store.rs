@@ -453,8 +453,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         );
     }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
-    let loaded =
-        crate::model::with_model(|m| m.manifest.sha256_of(&m.model_file).map(str::to_owned));
+    let loaded = crate::model::model_sha256();
     if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {
         if r != l && !WARNED.swap(true, Ordering::Relaxed) {
             pgrx::warning!(

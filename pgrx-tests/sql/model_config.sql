@@ -12,11 +12,15 @@ END $$;
 -- a fresh backend: the library and the model load on first use
 \c
 SELECT i->>'model' AS model, i->'dims' AS dims, i->>'variant' AS variant, i->>'provider' AS provider,
-       i->'threads' AS threads, i->'max_seq_len' AS max_seq_len, i->>'onnxruntime_version' AS ort,
+       (i->>'threads')::int >= 1 AS threads, i->'max_seq_len' AS max_seq_len, i->>'onnxruntime_version' AS ort,
        length(i->>'sha256') AS sha_len, (i->>'load_ms')::float > 0 AS loaded
   FROM ecom_model_info() i;
--- the GUCs exist once the library is loaded (or always, with shared_preload_libraries)
-SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' ORDER BY name;
+-- the GUCs exist once the library is loaded (or always, with shared_preload_libraries);
+-- pg_ecom.inference's default and the sizes of shared memory depend on that (worker.sh)
+SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
+-- the same encoder in either mode: a mode-independent view of the stats
+SELECT jsonb_typeof(s->'preloaded') AS preloaded, s->>'inference' IN ('backend', 'worker') AS mode
+  FROM ecom_worker_stats() s;
 -- the int8 variant
 SET pg_ecom.model_variant = 'int8';
 SELECT ecom_model_info()->>'variant' AS variant, ecom_model_info()->>'model_file' LIKE '%model_int8.onnx' AS file;

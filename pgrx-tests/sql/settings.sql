@@ -1,11 +1,15 @@
 -- Settings that size a backend's memory, threads or GPU context are
 -- superuser-only; the embedding cache is bounded in bytes.
 -- a name of 0.1.0 set before the library loads (as from a configuration
--- file): dropped with a WARNING when it loads
+-- file): dropped with a WARNING when it loads. (With pg_ecom in
+-- shared_preload_libraries it is loaded already and the SET itself is
+-- refused: expected/settings_1.out, worker mode's only difference.)
 SET pg_ecom.embedding_cache_size = 100;
 LOAD 'pg_ecom';
 SHOW pg_ecom.embedding_cache_size;
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' ORDER BY name;
+-- (with shared_preload_libraries, pg_ecom.inference defaults to 'worker' and
+-- the two sizes of shared memory exist: worker.sh)
+SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
 CREATE ROLE ecom_plain;
 SET ROLE ecom_plain;
 SET pg_ecom.embedding_cache_mb = 1000;
@@ -13,6 +17,15 @@ SET pg_ecom.intra_op_threads = 8;
 SET pg_ecom.execution_provider = 'cuda';
 SET pg_ecom.max_training_mb = 100000;
 SET pg_ecom.model_dir = '/tmp';
+-- where texts are encoded decides which process holds a model: superuser
+SET pg_ecom.inference = 'backend';
+SET pg_ecom.inference_fallback = on;
+-- the worker's batching: server configuration
+SET pg_ecom.worker_max_batch = 1;
+SET pg_ecom.worker_threads = 64;
+-- a wait's limit holds nothing: anyone may shorten it
+SET pg_ecom.worker_timeout = '2s';
+RESET pg_ecom.worker_timeout;
 -- settings that only choose, not size, stay open
 SET pg_ecom.model_variant = 'int8';
 SET pg_ecom.max_seq_len = 64;

@@ -9,12 +9,27 @@ fn ecom_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
-/// Describes the encoder this backend uses, loading it if needed.
+/// Describes the encoder this session's texts go to: the inference
+/// worker's (worker mode) or this backend's, loading it if needed.
 #[pg_extern(volatile, parallel_safe, cost = 10000)]
 fn ecom_model_info() -> JsonB {
     let (entries, bytes, hits, misses) = crate::model::cache_stats();
+    let cache = serde_json::json!({"entries": entries, "bytes": bytes, "hits": hits, "misses": misses,
+                                   "capacity_bytes": config::embedding_cache_bytes()});
+    if let crate::inference::Route::Worker(w) = crate::inference::route() {
+        let mut info = w.info;
+        info["inference"] = "worker".into();
+        info["max_seq_len"] = config::max_seq_len().into();
+        info["embedding_cache"] = cache;
+        if let Some(o) = info.as_object_mut() {
+            o.remove("state");
+            o.remove("key");
+        }
+        return JsonB(info);
+    }
     crate::model::with_model(|m| {
         JsonB(serde_json::json!({
+            "inference": "backend",
             "model": m.manifest.model,
             "dims": m.encoder.dims,
             "variant": config::variant(),
@@ -30,8 +45,7 @@ fn ecom_model_info() -> JsonB {
             "threads": config::threads(),
             "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
             "source": m.manifest.source,
-            "embedding_cache": {"entries": entries, "bytes": bytes, "hits": hits, "misses": misses,
-                                "capacity_bytes": config::embedding_cache_bytes()},
+            "embedding_cache": cache,
         }))
     })
 }

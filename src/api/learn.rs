@@ -10,7 +10,6 @@ use serde_json::json;
 use super::invalid_argument;
 use crate::head::{Example, Head};
 use crate::learning::{elapsed_ms, encoder_identity, featurise, training_budget};
-use crate::model::with_model;
 use crate::relation;
 use crate::store;
 use crate::train::{self, AdaptConfig, MetaConfig, Method, Prior};
@@ -126,10 +125,10 @@ fn ecom_adapt(
                     events.name, events.n_features, h.version, h.head.k
                 ));
             }
-            store::check_encoder(h, with_model(|m| m.encoder.dims));
+            store::check_encoder(h, crate::model::dims());
             (*h.head).clone()
         }
-        None => Head::new(with_model(|m| m.encoder.dims), events.n_features),
+        None => Head::new(crate::model::dims(), events.n_features),
     };
     let exs = featurise(&events.rows);
     let cfg = AdaptConfig {
@@ -241,7 +240,7 @@ fn ecom_meta_train(
             ordered: events.ordered,
         })
         .collect();
-    let dims = with_model(|m| m.encoder.dims);
+    let dims = crate::model::dims();
     let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg, || {
         pgrx::check_for_interrupts!();
     });

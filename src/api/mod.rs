@@ -9,6 +9,7 @@ mod predict;
 mod serve;
 mod similarity;
 mod tokenize;
+mod worker_stats;
 
 use pgrx::PgSqlErrorCode;
 

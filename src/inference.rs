@@ -1,0 +1,561 @@
+//! Where a session's texts are encoded: by the shared inference worker
+//! (`pg_ecom.inference = 'worker'`) or in this backend. This is the
+//! backend's half of the worker protocol (shared.rs has the states, the
+//! worker's half is worker.rs), plus the shared embedding cache in front
+//! of both.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::config::{self, Inference};
+use crate::errors::raise;
+use crate::shared::{self, Shared, Slot};
+
+/// The model the worker serves, as a session sees it.
+#[derive(Clone)]
+pub struct WorkerModel {
+    /// cache key of the embeddings (model file, its sha256, max_seq_len)
+    pub identity: String,
+    pub dims: usize,
+    pub sha256: Option<String>,
+    pub info: serde_json::Value,
+}
+
+pub enum Route {
+    Local,
+    Worker(WorkerModel),
+}
+
+/// What the worker published, parsed once per version of it.
+static PUBLISHED: Mutex<Option<(u64, serde_json::Value)>> = Mutex::new(None);
+
+fn published(sh: &Shared) -> serde_json::Value {
+    let v = sh.header().info_version.load(Ordering::Acquire);
+    let mut p = PUBLISHED.lock();
+    match p.as_ref() {
+        Some((seen, info)) if *seen == v => info.clone(),
+        _ => {
+            let info = sh.info();
+            *p = Some((v, info.clone()));
+            info
+        }
+    }
+}
+
+/// Decides where this session's texts go now.
+pub fn route() -> Route {
+    if config::inference() == Inference::Backend {
+        return Route::Local;
+    }
+    let Some(sh) = shared::get() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_ecom: pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries".into(),
+            Some("Add pg_ecom to shared_preload_libraries and restart, or SET pg_ecom.inference = 'backend'."),
+        )
+    };
+    if !wait_until_ready(&sh) {
+        return fall_back(&sh);
+    }
+    let info = published(&sh);
+    let key = crate::model::Key::current().describe();
+    if info["key"].as_str() != Some(key.as_str()) {
+        // this session chose another model or runtime than the server's
+        return Route::Local;
+    }
+    if info["state"] == "failed" {
+        // the same files would fail here too: the same ERROR as in
+        // backend mode, naming the setting
+        let guc = match info["guc"].as_str() {
+            Some("pg_ecom.onnxruntime_library") => "pg_ecom.onnxruntime_library",
+            Some("pg_ecom.model_variant") => "pg_ecom.model_variant",
+            _ => "pg_ecom.model_dir",
+        };
+        crate::model::config_error(
+            info["error"]
+                .as_str()
+                .unwrap_or("the model failed to load")
+                .to_owned(),
+            guc,
+        );
+    }
+    let dims = info["dims"].as_u64().unwrap_or(0) as usize;
+    if dims == 0 || dims > shared::MAX_DIMS {
+        return Route::Local;
+    }
+    let sha256 = info["sha256"].as_str().map(str::to_owned);
+    let identity = format!(
+        "{}|{}|{}",
+        info["model_file"].as_str().unwrap_or(""),
+        sha256.as_deref().unwrap_or(""),
+        config::max_seq_len()
+    );
+    Route::Worker(WorkerModel {
+        identity,
+        dims,
+        sha256,
+        info,
+    })
+}
+
+/// Waits (up to pg_ecom.worker_timeout) for a running worker that has
+/// tried to load its model; false when there is none.
+fn wait_until_ready(sh: &Shared) -> bool {
+    let h = sh.header();
+    let deadline = shared::now_us() + config::worker_timeout_ms() * 1000;
+    loop {
+        if h.ready.load(Ordering::Acquire) != 0 {
+            return true;
+        }
+        if config::inference_fallback() && h.worker_pid.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        if shared::now_us() >= deadline {
+            return false;
+        }
+        wait_on_latch(Duration::from_millis(10));
+    }
+}
+
+fn fall_back(sh: &Shared) -> Route {
+    let h = sh.header();
+    if config::inference_fallback() {
+        h.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        return Route::Local;
+    }
+    h.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    unavailable(format!(
+        "pg_ecom: the inference worker is not running (waited {} ms)",
+        config::worker_timeout_ms()
+    ))
+}
+
+fn unavailable(msg: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        msg,
+        Some("The server log says why; it restarts the worker by itself. SET pg_ecom.inference_fallback = on to encode in the backend meanwhile."),
+    )
+}
+
+/// Embeddings of `texts` (distinct, not in this backend's cache): from the
+/// shared cache where it has them, the rest encoded on `route`.
+pub fn embed(route: &Route, identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
+    let sh = shared::get();
+    let cache = sh.as_ref().map(|s| s.cache());
+    let dims = match route {
+        Route::Worker(w) => w.dims,
+        Route::Local => cache.as_ref().map_or(0, |c| c.dims()),
+    };
+    let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+    if let (Some(c), Some(s)) = (&cache, &sh) {
+        if dims > 0 {
+            for (t, o) in texts.iter().zip(out.iter_mut()) {
+                *o = c.get(identity, t, dims);
+            }
+            let hits = out.iter().filter(|o| o.is_some()).count() as u64;
+            let st = &s.header().stats;
+            st.cache_hits.fetch_add(hits, Ordering::Relaxed);
+            st.cache_misses
+                .fetch_add(texts.len() as u64 - hits, Ordering::Relaxed);
+        }
+    }
+    let todo: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+    if todo.is_empty() {
+        return out.into_iter().map(Option::unwrap).collect();
+    }
+    let missing: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
+    let fresh = match (route, &sh) {
+        (Route::Worker(_), Some(s)) => by_worker(s, &missing),
+        _ => crate::model::embed_locally(&missing),
+    };
+    for (&i, e) in todo.iter().zip(fresh) {
+        if let (Some(c), Some(s)) = (&cache, &sh) {
+            if c.put(identity, texts[i], &e) {
+                s.header()
+                    .stats
+                    .cache_inserts
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        out[i] = Some(e);
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// Why a request to the worker did not return embeddings.
+enum Failure {
+    /// no worker, or none that answered in time: the fallback applies
+    Unavailable(String),
+    /// the worker ran the request and it failed (an ONNX Runtime error)
+    Failed(String),
+}
+
+fn by_worker(sh: &Shared, texts: &[&str]) -> Vec<Vec<f32>> {
+    // similar lengths together, as the encoder batches them
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    let mut out = vec![Vec::new(); texts.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let (mut end, mut bytes) = (start, 0);
+        while end < order.len() && end - start < shared::MAX_TEXTS {
+            let t = texts[order[end]];
+            let b = if t.len() > shared::MAX_INLINE_TEXT {
+                4 * config::max_seq_len()
+            } else {
+                t.len()
+            };
+            if bytes + b > shared::TEXT_BYTES {
+                break;
+            }
+            bytes += b;
+            end += 1;
+        }
+        let chunk: Vec<&str> = order[start..end].iter().map(|&i| texts[i]).collect();
+        match request(sh, &chunk) {
+            Ok(embs) => {
+                for (&i, e) in order[start..end].iter().zip(embs) {
+                    out[i] = e;
+                }
+            }
+            Err(Failure::Failed(msg)) => raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("pg_ecom: {msg}"),
+                None,
+            ),
+            Err(Failure::Unavailable(msg)) => {
+                if !config::inference_fallback() {
+                    sh.header().stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    unavailable(msg);
+                }
+                sh.header().stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                pgrx::log!("{msg}; encoding in this backend (pg_ecom.inference_fallback)");
+                let rest: Vec<&str> = order[start..].iter().map(|&i| texts[i]).collect();
+                for (&i, e) in order[start..]
+                    .iter()
+                    .zip(crate::model::embed_locally(&rest))
+                {
+                    out[i] = e;
+                }
+                break;
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// A slot this backend holds; dropping it (an ERROR or a cancel unwinding
+/// through the wait) hands the slot back in whatever state it is.
+struct Claimed<'a>(&'a Slot);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+/// Gives a slot this backend owns back: free at once unless the worker is
+/// running it, in which case the worker frees it when done.
+fn release(s: &Slot) {
+    loop {
+        let st = s.state.load(Ordering::Acquire);
+        let next = match st {
+            shared::RUNNING => shared::ABANDONED,
+            shared::FREE | shared::ABANDONED => return,
+            _ => shared::FREE,
+        };
+        if s.state
+            .compare_exchange(st, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+static EXIT_CALLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A backend that exits while it holds a slot (FATAL skips unwinding)
+/// gives it back on its way out.
+unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    if let Some(sh) = shared::get() {
+        // SAFETY: reads this process's pid
+        let me = unsafe { pg_sys::MyProcPid };
+        for s in sh.slots() {
+            if s.owner_pid.load(Ordering::Acquire) == me {
+                release(s);
+            }
+        }
+    }
+}
+
+fn my_latch() -> usize {
+    // SAFETY: this backend's latch, in shared memory for the process's life
+    unsafe { pg_sys::MyLatch as usize }
+}
+
+/// Sleeps until this backend's latch is set or `d` passed, then checks for
+/// interrupts (a cancel sets the latch, so it is seen at once).
+fn wait_on_latch(d: Duration) {
+    // SAFETY: the standard latch wait of a backend
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            d.as_millis().max(1) as std::ffi::c_long,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pgrx::check_for_interrupts!();
+}
+
+fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
+    if !EXIT_CALLBACK.swap(true, Ordering::Relaxed) {
+        // SAFETY: registers a plain callback once per backend
+        unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0)) };
+    }
+    // SAFETY: reads this process's pid
+    let me = unsafe { pg_sys::MyProcPid };
+    loop {
+        for s in sh.slots() {
+            if s.state.load(Ordering::Relaxed) == shared::FREE
+                && s.state
+                    .compare_exchange(
+                        shared::FREE,
+                        shared::FILLING,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                s.owner_pid.store(me, Ordering::Release);
+                s.owner_latch.store(my_latch(), Ordering::Release);
+                return Ok(Claimed(s));
+            }
+        }
+        if shared::now_us() >= deadline {
+            return Err(Failure::Unavailable(format!(
+                "pg_ecom: no free request slot of the inference worker within {} ms (pg_ecom.worker_slots = {})",
+                config::worker_timeout_ms(),
+                sh.header().n_slots
+            )));
+        }
+        wait_on_latch(Duration::from_millis(1));
+    }
+}
+
+/// One request: at most MAX_TEXTS texts that fit a slot.
+fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
+    let h = sh.header();
+    let timeout_us = config::worker_timeout_ms() * 1000;
+    let deadline = shared::now_us() + timeout_us;
+    if config::inference_fallback() && h.worker_pid.load(Ordering::Acquire) == 0 {
+        return Err(Failure::Unavailable(
+            "pg_ecom: the inference worker is not running".into(),
+        ));
+    }
+    let claimed = claim(sh, deadline)?;
+    let slot = claimed.0;
+    let max_seq_len = config::max_seq_len();
+    {
+        // SAFETY: FILLING: this backend owns the slot's data
+        let d = unsafe { &mut *slot.data.get() };
+        d.n_texts = texts.len() as u32;
+        d.unavailable = 0;
+        d.err_len = 0;
+        d.max_seq_len = max_seq_len as u32;
+        let mut at = 0;
+        for (i, t) in texts.iter().enumerate() {
+            if t.len() > shared::MAX_INLINE_TEXT {
+                // a long text: its token ids fit where the text would not
+                let ids = crate::model::encode_text(&crate::model::tokenizer(), t);
+                for id in ids.iter() {
+                    d.text[at..at + 4].copy_from_slice(&id.to_le_bytes());
+                    at += 4;
+                }
+                d.lens[i] = 4 * ids.len() as u32;
+                d.kinds[i] = shared::KIND_IDS;
+            } else {
+                d.text[at..at + t.len()].copy_from_slice(t.as_bytes());
+                at += t.len();
+                d.lens[i] = t.len() as u32;
+                d.kinds[i] = shared::KIND_TEXT;
+            }
+        }
+    }
+    slot.ticket
+        .store(h.ticket.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    slot.submitted_us.store(shared::now_us(), Ordering::Relaxed);
+    slot.state.store(shared::SUBMITTED, Ordering::Release);
+    wake_worker(sh);
+    loop {
+        let st = slot.state.load(Ordering::Acquire);
+        // SAFETY: DONE or FAILED: the worker handed the data back
+        let d = || unsafe { &*slot.data.get() };
+        match st {
+            shared::DONE => {
+                let d = d();
+                let n = d.n_texts as usize;
+                let dims = d.dims as usize;
+                let out = (0..n)
+                    .map(|i| d.out[i * dims..(i + 1) * dims].to_vec())
+                    .collect();
+                drop(claimed);
+                return Ok(out);
+            }
+            shared::FAILED => {
+                let d = d();
+                let msg = String::from_utf8_lossy(&d.err[..d.err_len as usize]).into_owned();
+                let unavailable = d.unavailable != 0;
+                drop(claimed);
+                return Err(if unavailable {
+                    Failure::Unavailable(msg)
+                } else {
+                    Failure::Failed(msg)
+                });
+            }
+            _ => {}
+        }
+        let pid = h.worker_pid.load(Ordering::Acquire);
+        if pid == 0 && config::inference_fallback() {
+            return Err(Failure::Unavailable(
+                "pg_ecom: the inference worker stopped".into(),
+            ));
+        }
+        if shared::now_us() >= deadline {
+            let beat = h.heartbeat_us.load(Ordering::Acquire);
+            if pid != 0 && shared::now_us().saturating_sub(beat) >= timeout_us {
+                // alive but not looping: make it exit so that the postmaster
+                // starts a fresh one (exit code 1: no cluster restart)
+                pgrx::log!("pg_ecom: the inference worker (pid {pid}) made no progress for {} ms; asking it to restart", timeout_us / 1000);
+                // SAFETY: a signal to a process of this server
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            return Err(Failure::Unavailable(format!(
+                "pg_ecom: the inference worker did not answer within {} ms (pg_ecom.worker_timeout)",
+                timeout_us / 1000
+            )));
+        }
+        wait_on_latch(Duration::from_millis(100));
+    }
+}
+
+fn wake_worker(sh: &Shared) {
+    let latch = sh.header().worker_latch.load(Ordering::Acquire);
+    if latch != 0 {
+        // SAFETY: the worker's latch in shared memory (its PGPROC's);
+        // SetLatch on a latch whose owner left is harmless
+        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+    }
+}
+
+/// `ecom_worker_stats()`: queue, batches, latencies, cache, memory.
+pub fn stats() -> serde_json::Value {
+    use serde_json::json;
+    let mode = match config::inference() {
+        Inference::Worker => "worker",
+        Inference::Backend => "backend",
+    };
+    let Some(sh) = shared::get() else {
+        return json!({"inference": mode, "preloaded": false, "worker": null});
+    };
+    let h = sh.header();
+    let st = &h.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (mut queued, mut busy) = (0, 0);
+    for s in sh.slots() {
+        match s.state.load(Ordering::Relaxed) {
+            shared::FREE => {}
+            shared::SUBMITTED => {
+                queued += 1;
+                busy += 1;
+            }
+            _ => busy += 1,
+        }
+    }
+    let hist = |a: &[std::sync::atomic::AtomicU64]| a.iter().map(load).collect::<Vec<u64>>();
+    let pct = |v: &[u64]| {
+        json!({
+            "p50": shared::quantile(v, 0.50).map(f64::round),
+            "p95": shared::quantile(v, 0.95).map(f64::round),
+            "p99": shared::quantile(v, 0.99).map(f64::round),
+        })
+    };
+    let batch_hist: serde_json::Map<String, serde_json::Value> = hist(&st.batch_hist)
+        .iter()
+        .enumerate()
+        .map(|(b, &n)| {
+            let lo = 1usize << b;
+            let label = match b {
+                0 => "1".to_owned(),
+                b if b == shared::BATCH_HIST - 1 => format!("{lo}+"),
+                _ => format!("{lo}-{}", 2 * lo - 1),
+            };
+            (label, json!(n))
+        })
+        .collect();
+    let (batches, texts) = (load(&st.batches), load(&st.texts));
+    let (hits, misses) = (load(&st.cache_hits), load(&st.cache_misses));
+    let cache = sh.cache();
+    let dims = cache.dims();
+    let pid = h.worker_pid.load(Ordering::Acquire);
+    let info = published(&sh);
+    let memory = |field: &str| -> Option<u64> {
+        // the worker's memory as the kernel counts it (same OS user)
+        let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let line = s.lines().find(|l| l.starts_with(field))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    json!({
+        "inference": mode,
+        "preloaded": true,
+        "worker": {
+            "pid": (pid != 0).then_some(pid),
+            "state": match h.ready.load(Ordering::Acquire) {
+                1 => "ready", 2 => "failed", _ if pid != 0 => "loading", _ => "not running"
+            },
+            "starts": h.generation.load(Ordering::Relaxed),
+            "provider": info["provider"],
+            "threads": info["threads"],
+            "model_file": info["model_file"],
+            "load_ms": info["load_ms"],
+            "error": info["error"],
+            "max_batch": config::worker_max_batch(),
+            "max_delay_us": config::worker_max_delay_us(),
+        },
+        "slots": h.n_slots,
+        "slots_busy": busy,
+        "queue_depth": queued,
+        "requests": load(&st.requests),
+        "texts": texts,
+        "batches": batches,
+        "mean_batch": if batches > 0 { texts as f64 / batches as f64 } else { 0.0 },
+        "batch_size_histogram": batch_hist,
+        "failed": load(&st.failed),
+        "timeouts": load(&st.timeouts),
+        "fallbacks": load(&st.fallbacks),
+        "wait_us": pct(&hist(&st.wait_hist)),
+        "run_us": pct(&hist(&st.run_hist)),
+        "cache": {
+            "capacity_bytes": h.cache_bytes,
+            "capacity_entries": if dims > 0 { cache.capacity(dims) } else { 0 },
+            "entries": cache.entries(),
+            "hits": hits,
+            "misses": misses,
+            "inserts": load(&st.cache_inserts),
+            "hit_rate": if hits + misses > 0 { Some(hits as f64 / (hits + misses) as f64) } else { None },
+        },
+        "memory": {
+            "shared_bytes": sh.total_bytes(),
+            "worker_rss_bytes": if pid != 0 { memory("Rss:") } else { None },
+            "worker_pss_bytes": if pid != 0 { memory("Pss:") } else { None },
+        },
+    })
+}

@@ -1,0 +1,433 @@
+//! The inference worker (worker mode): one background process that owns the
+//! encoder for the whole server, takes requests from every backend through
+//! shared memory (shared.rs), encodes them together in batches and wakes
+//! each backend through its latch.
+//!
+//! It never connects to a database and never calls Postgres from the
+//! threads ONNX Runtime starts (they start with signals blocked, as in
+//! backends: signals.rs). Every failure it can catch becomes a failed
+//! request or a published load error; it exits only with code 1 (SIGTERM,
+//! or an ERROR escaping), which makes the postmaster start it again after
+//! one second without restarting the cluster.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::pg_sys;
+use serde_json::json;
+
+use crate::config;
+use crate::model::{self, Key, Loaded};
+use crate::shared::{self, Shared, Slot};
+use crate::tokenize::{Ids, TextTokenizer};
+
+/// Registers the worker (from `_PG_init` while preloading).
+pub fn register() {
+    BackgroundWorkerBuilder::new("pg_ecom inference worker")
+        .set_type("pg_ecom inference worker")
+        .set_library("pg_ecom")
+        .set_function("pg_ecom_worker_main")
+        .enable_shmem_access(None)
+        // no database needed: it can run as soon as shared memory exists,
+        // on a hot standby too
+        .set_start_time(BgWorkerStartTime::PostmasterStart)
+        .set_restart_time(Some(Duration::from_secs(1)))
+        .load();
+}
+
+static TERM: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C-unwind" fn on_sigterm(_: c_int) {
+    // SAFETY: what Postgres' own handlers do: set a flag and the latch,
+    // keeping errno
+    unsafe {
+        let saved = *libc::__errno_location();
+        TERM.store(true, Ordering::SeqCst);
+        pg_sys::SetLatch(pg_sys::MyLatch);
+        *libc::__errno_location() = saved;
+    }
+}
+
+unsafe extern "C-unwind" fn on_sighup(_: c_int) {
+    // SAFETY: as on_sigterm
+    unsafe {
+        let saved = *libc::__errno_location();
+        HUP.store(true, Ordering::SeqCst);
+        pg_sys::SetLatch(pg_sys::MyLatch);
+        *libc::__errno_location() = saved;
+    }
+}
+
+/// On the way out (any way but a crash): backends stop waiting for us.
+unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
+    if let Some(sh) = shared::get() {
+        let h = sh.header();
+        h.ready.store(0, Ordering::Release);
+        h.worker_latch.store(0, Ordering::Release);
+        h.worker_pid.store(0, Ordering::Release);
+        fail_running(
+            &sh,
+            "pg_ecom: the inference worker stopped during this request",
+        );
+    }
+}
+
+/// Requests a previous worker took and never finished: failed as
+/// "unavailable" (the backend's fallback applies), their backends woken.
+fn fail_running(sh: &Shared, msg: &str) {
+    for s in sh.slots() {
+        match s.state.load(Ordering::Acquire) {
+            shared::RUNNING => finish(s, Err((msg, true))),
+            shared::ABANDONED => s.state.store(shared::FREE, Ordering::Release),
+            _ => {}
+        }
+    }
+}
+
+struct State {
+    key: Option<(String, usize)>,
+    model: Result<Loaded, String>,
+    last_try_us: u64,
+}
+
+#[pgrx::pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
+    // SAFETY: a background worker sets its handlers, then unblocks signals
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
+        pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+    let sh = shared::get().expect("pg_ecom's shared memory exists when the worker runs");
+    let h = sh.header();
+    h.ready.store(0, Ordering::Release);
+    fail_running(
+        &sh,
+        "pg_ecom: the inference worker restarted during this request",
+    );
+    // SAFETY: this process's latch and pid, valid for its life
+    unsafe {
+        h.worker_latch
+            .store(pg_sys::MyLatch as usize, Ordering::Release);
+        h.worker_pid.store(pg_sys::MyProcPid, Ordering::Release);
+        pg_sys::on_proc_exit(Some(on_exit), pg_sys::Datum::from(0));
+    }
+    h.generation.fetch_add(1, Ordering::AcqRel);
+    let mut st = State {
+        key: None,
+        model: Err(String::new()),
+        last_try_us: 0,
+    };
+    load(&sh, &mut st);
+    loop {
+        h.heartbeat_us.store(shared::now_us(), Ordering::Release);
+        if TERM.load(Ordering::SeqCst) {
+            // exit code 1: the postmaster starts a new worker after
+            // bgw_restart_time (a shutdown simply ends here)
+            // SAFETY: runs the exit callbacks, on_exit included
+            unsafe { pg_sys::proc_exit(1) };
+        }
+        if HUP.swap(false, Ordering::SeqCst) {
+            // SAFETY: what a background worker does on SIGHUP
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            load(&sh, &mut st);
+        }
+        if st.model.is_err() && shared::now_us() - st.last_try_us > 5_000_000 {
+            // files fixed meanwhile: serve without a restart
+            st.key = None;
+            load(&sh, &mut st);
+        }
+        let picked = pick(&sh);
+        if picked.is_empty() {
+            // SAFETY: the worker's own latch
+            unsafe {
+                pg_sys::WaitLatch(
+                    pg_sys::MyLatch,
+                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
+                        as i32,
+                    1000,
+                    pg_sys::PG_WAIT_EXTENSION,
+                );
+                pg_sys::ResetLatch(pg_sys::MyLatch);
+            }
+            continue;
+        }
+        run(&sh, &mut st, &picked);
+    }
+}
+
+/// (Re)loads the model when the settings that shape it changed.
+fn load(sh: &Shared, st: &mut State) {
+    let key = Key::current();
+    let threads = config::worker_threads();
+    let want = (key.describe(), threads);
+    if st.key.as_ref() == Some(&want) {
+        return;
+    }
+    let h = sh.header();
+    h.ready.store(0, Ordering::Release);
+    st.model = Err(String::new()); // drop the old session first
+    st.last_try_us = shared::now_us();
+    let dir = key.dir.clone();
+    let tok = move || TextTokenizer::from_file(&dir.join("tokenizer.json")).map(Arc::new);
+    let info = match model::try_load(key.clone(), threads, &tok) {
+        Ok(m) => {
+            if let Some(w) = &m.encoder.fallback_warning {
+                pgrx::warning!("pg_ecom inference worker: {w}");
+            }
+            let info = json!({
+                "state": "ready",
+                "key": want.0,
+                "model": m.manifest.model,
+                "dims": m.encoder.dims,
+                "variant": key.variant,
+                "model_dir": key.dir,
+                "model_file": m.model_file,
+                "sha256": m.manifest.sha256_of(&m.model_file),
+                "opset": m.manifest.opset,
+                "onnxruntime_version": m.ort_version,
+                "onnxruntime_library": key.library,
+                "provider_requested": key.provider.name(),
+                "provider": m.encoder.provider_in_use,
+                "threads": threads,
+                "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
+                "source": m.manifest.source,
+            });
+            pgrx::log!(
+                "pg_ecom inference worker: {} loaded in {:.0} ms ({}, {threads} threads)",
+                m.model_file.display(),
+                m.encoder.load_ms,
+                m.encoder.provider_in_use
+            );
+            st.model = Ok(m);
+            info
+        }
+        Err(e) => {
+            pgrx::warning!("pg_ecom inference worker: {}", e.message);
+            st.model = Err(e.message.clone());
+            json!({"state": "failed", "key": want.0, "error": e.message, "guc": e.guc})
+        }
+    };
+    sh.set_info(&info);
+    st.key = Some(want);
+    h.ready
+        .store(if st.model.is_ok() { 1 } else { 2 }, Ordering::Release);
+}
+
+/// Submitted slots, oldest first: (ticket, index, texts, submitted at).
+fn submitted(sh: &Shared) -> Vec<(u64, usize, usize, u64)> {
+    let mut v: Vec<_> = sh
+        .slots()
+        .enumerate()
+        .filter(|(_, s)| s.state.load(Ordering::Acquire) == shared::SUBMITTED)
+        .map(|(i, s)| {
+            // SAFETY: n_texts was written before SUBMITTED was stored
+            let n = unsafe { (*s.data.get()).n_texts } as usize;
+            (
+                s.ticket.load(Ordering::Relaxed),
+                i,
+                n,
+                s.submitted_us.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The requests of the next batch, moved to RUNNING: the oldest first, up
+/// to pg_ecom.worker_max_batch texts (at least one request). A smaller
+/// batch waits up to pg_ecom.worker_max_delay_us for more.
+fn pick(sh: &Shared) -> Vec<usize> {
+    let max_batch = config::worker_max_batch();
+    let mut waiting = submitted(sh);
+    if waiting.is_empty() {
+        return Vec::new();
+    }
+    let total: usize = waiting.iter().map(|w| w.2).sum();
+    let delay = config::worker_max_delay_us();
+    if total < max_batch && delay > 0 {
+        let oldest = waiting.iter().map(|w| w.3).min().unwrap_or(0);
+        let age = shared::now_us().saturating_sub(oldest);
+        if age < delay {
+            std::thread::sleep(Duration::from_micros(delay - age));
+            waiting = submitted(sh);
+        }
+    }
+    let mut picked = Vec::new();
+    let mut texts = 0;
+    for (_, i, n, _) in waiting {
+        if !picked.is_empty() && texts + n > max_batch {
+            break;
+        }
+        let s = sh.slot(i);
+        if s.state
+            .compare_exchange(
+                shared::SUBMITTED,
+                shared::RUNNING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            picked.push(i);
+            texts += n;
+        }
+    }
+    picked
+}
+
+/// The token ids of one slot's texts.
+fn read_slot(s: &Slot, tok: &TextTokenizer) -> Result<Vec<Ids>, String> {
+    // SAFETY: RUNNING: the worker owns the slot's data
+    let d = unsafe { &*s.data.get() };
+    let mut at = 0;
+    let mut seqs = Vec::with_capacity(d.n_texts as usize);
+    for i in 0..d.n_texts as usize {
+        let len = d.lens[i] as usize;
+        let bytes = &d.text[at..at + len];
+        at += len;
+        seqs.push(if d.kinds[i] == shared::KIND_IDS {
+            bytes
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        } else {
+            let text = std::str::from_utf8(bytes).map_err(|e| format!("text is not UTF-8: {e}"))?;
+            tok.encode(text, d.max_seq_len as usize)
+                .map_err(|e| format!("cannot tokenize text: {e}"))?
+        });
+    }
+    Ok(seqs)
+}
+
+/// Ends a request: its embeddings or its error, then wakes its backend. A
+/// request its backend abandoned meanwhile is simply freed.
+fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
+    {
+        // SAFETY: RUNNING: the worker owns the slot's data until the store below
+        let d = unsafe { &mut *s.data.get() };
+        match result {
+            Ok(embs) => {
+                let dims = embs.first().map_or(0, Vec::len);
+                d.dims = dims as u32;
+                for (i, e) in embs.iter().enumerate() {
+                    d.out[i * dims..(i + 1) * dims].copy_from_slice(e);
+                }
+            }
+            Err((msg, unavailable)) => {
+                let n = msg.len().min(d.err.len());
+                d.err[..n].copy_from_slice(&msg.as_bytes()[..n]);
+                d.err_len = n as u32;
+                d.unavailable = u32::from(unavailable);
+            }
+        }
+    }
+    let to = if result.is_ok() {
+        shared::DONE
+    } else {
+        shared::FAILED
+    };
+    if s.state
+        .compare_exchange(shared::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // ABANDONED: nobody waits for it
+        s.state.store(shared::FREE, Ordering::Release);
+        return;
+    }
+    let latch = s.owner_latch.load(Ordering::Acquire);
+    if latch != 0 {
+        // SAFETY: the owner's latch in shared memory
+        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+    }
+}
+
+fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
+    let h = sh.header();
+    let stats = &h.stats;
+    let started = shared::now_us();
+    for &i in picked {
+        let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
+        stats.wait_hist[shared::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
+    }
+    let m = match &mut st.model {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("pg_ecom: the inference worker has no model: {e}");
+            for &i in picked {
+                finish(sh.slot(i), Err((&msg, false)));
+            }
+            stats
+                .failed
+                .fetch_add(picked.len() as u64, Ordering::Relaxed);
+            return;
+        }
+    };
+    // tokenize each request; one bad request fails alone
+    let mut seqs: Vec<Ids> = Vec::new();
+    let mut parts: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    for &i in picked {
+        match read_slot(sh.slot(i), &m.tokenizer) {
+            Ok(v) => {
+                let from = seqs.len();
+                seqs.extend(v);
+                parts.push((i, from..seqs.len()));
+            }
+            Err(e) => {
+                finish(sh.slot(i), Err((&format!("pg_ecom: {e}"), false)));
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    if parts.is_empty() {
+        return;
+    }
+    let max_batch = config::worker_max_batch();
+    let all_abandoned = || {
+        parts
+            .iter()
+            .all(|(i, _)| sh.slot(*i).state.load(Ordering::Relaxed) == shared::ABANDONED)
+    };
+    let cancelled = || TERM.load(Ordering::SeqCst) || all_abandoned();
+    // a panic inside the encoder fails these requests, not the worker
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        m.encoder.embed_all(
+            &seqs,
+            max_batch,
+            || h.heartbeat_us.store(shared::now_us(), Ordering::Release),
+            &cancelled,
+        )
+    }))
+    .unwrap_or_else(|_| Err("internal error in the inference worker (see the server log)".into()));
+    let done = shared::now_us();
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.batch_hist[shared::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(embs) => {
+            for (i, range) in parts {
+                finish(sh.slot(i), Ok(&embs[range.clone()]));
+                stats.requests.fetch_add(1, Ordering::Relaxed);
+                stats.texts.fetch_add(range.len() as u64, Ordering::Relaxed);
+                stats.run_hist[shared::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            let stopping = TERM.load(Ordering::SeqCst);
+            let msg = if stopping {
+                "pg_ecom: the inference worker stopped during this request".to_owned()
+            } else {
+                format!("pg_ecom: {e}")
+            };
+            for (i, _) in parts {
+                finish(sh.slot(i), Err((&msg, stopping)));
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
