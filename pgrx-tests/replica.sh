@@ -3,6 +3,8 @@
 # PORT+1 (throwaway clusters "primary" and "standby"). Heads written on the
 # primary serve ecom_predict on the standby once replayed, with the same
 # score; writing functions on the standby fail with a clear read-only ERROR.
+# With PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom" both run
+# in worker mode, and the standby's own inference worker must have served.
 # usage: replica.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +56,10 @@ for f in "ecom_adapt('replica_shop', 'support')" "ecom_meta_train('events')" "ec
   echo "$err" | grep -q "25006" && echo "$err" | grep -q "hot standby" \
     || { echo "replica: $f on the standby: expected a read-only ERROR (25006), got: $err"; exit 1; }
 done
-echo "replica: heads written on the primary serve the standby (2 versions, identical scores); the same seeded Thompson ranking; 7 writing functions (adapt, meta_train, rollback, forget, serve, feedback, learn) refused there with SQLSTATE 25006"
+MODE=backend
+if [ "$(sby -c "SELECT ecom_worker_stats()->>'inference'")" = worker ]; then
+  n=$(sby -c "SELECT (ecom_worker_stats()->>'texts')::int")
+  [ "$n" -gt 0 ] || { echo "replica: the standby's inference worker encoded nothing"; exit 1; }
+  MODE="worker (the standby's worker encoded $n texts)"
+fi
+echo "replica [$MODE]: heads written on the primary serve the standby (2 versions, identical scores); the same seeded Thompson ranking; 7 writing functions (adapt, meta_train, rollback, forget, serve, feedback, learn) refused there with SQLSTATE 25006"
