@@ -218,6 +218,12 @@ pub fn get() -> Option<Shared> {
     }
 }
 
+/// Whether `_PG_init` runs because pg_ecom is in shared_preload_libraries.
+pub fn preloading() -> bool {
+    // SAFETY: a plain global Postgres sets while it preloads libraries
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
 /// Whether this process can use the worker (pg_ecom was preloaded).
 pub fn preloaded() -> bool {
     // SAFETY: see get()
@@ -350,10 +356,4 @@ mod tests {
         assert_eq!(batch_bucket(64), 6);
         assert_eq!(batch_bucket(5000), 7);
     }
-}
-
-/// Whether `_PG_init` runs because pg_ecom is in shared_preload_libraries.
-pub fn preloading() -> bool {
-    // SAFETY: a plain global Postgres sets while it preloads libraries
-    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }

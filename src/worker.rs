@@ -124,6 +124,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
         last_try_us: 0,
     };
     load(&sh, &mut st);
+    let (mut worked, mut last_run_us) = (false, 0u64);
     loop {
         h.heartbeat_us.store(shared::now_us(), Ordering::Release);
         if TERM.load(Ordering::SeqCst) {
@@ -144,6 +145,13 @@ pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
         }
         let picked = pick(&sh);
         if picked.is_empty() {
+            if worked && shared::now_us() - last_run_us > 1_000_000 {
+                // a second without work after a burst: give the heap's
+                // free pages back (as a backend does after loading)
+                // SAFETY: malloc_trim only releases free memory
+                unsafe { libc::malloc_trim(0) };
+                worked = false;
+            }
             // SAFETY: the worker's own latch
             unsafe {
                 pg_sys::WaitLatch(
@@ -158,6 +166,8 @@ pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
             continue;
         }
         run(&sh, &mut st, &picked);
+        worked = true;
+        last_run_us = shared::now_us();
     }
 }
 
