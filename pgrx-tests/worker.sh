@@ -14,7 +14,9 @@
 #  - a worker that exits (SIGTERM) is restarted and requests meanwhile wait;
 #  - an ONNX Runtime error inside the worker is an ERROR for that request
 #    only: same worker pid, next request fine, no cluster restart;
-#  - a model directory the worker cannot load gives the backend-mode ERROR.
+#  - a model directory the worker cannot load gives the backend-mode ERROR;
+#  - with pg_ecom.workers = 2 both workers serve concurrent sessions, and
+#    while one restarts the other answers.
 # usage: worker.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +93,9 @@ STARTS=$(stat "->'worker'->>'starts'")
 q -c "SELECT 1" >/dev/null
 # a session that stays connected through all of it (no cluster restart)
 exec 5< <(q -c "SELECT pg_backend_pid(), pg_sleep(30)")
+# the server's hang limit (no session can shorten it): 1 s
+q -c "ALTER SYSTEM SET pg_ecom.worker_hang_timeout = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
 kill -STOP "$WPID"
 err=$(q -c "SET pg_ecom.worker_timeout = '2s'" -c "SELECT ecom_embed('asked while the worker hangs')" 2>&1 || true)
 case $err in *"did not answer within 2000 ms"*) ;; *) kill -CONT "$WPID"; fail "a hung worker gave: $err";; esac
@@ -106,6 +111,11 @@ done
 [ "$np" != "$WPID" ] && [ "$st" = ready ] || fail "the hung worker was not replaced (pid $np, $st)"
 [ "$(stat "->'worker'->>'starts'")" -gt "$STARTS" ] || fail "starts did not grow"
 WPID=$np
+q -c "ALTER SYSTEM RESET pg_ecom.worker_hang_timeout" -c "SELECT pg_reload_conf()" >/dev/null
+# a session's short worker_timeout never gets a busy worker killed
+q -c "SET pg_ecom.worker_timeout = '100ms'" -c "SELECT count(*) FROM ecom_embed_batch(ARRAY(SELECT t FROM long_texts LIMIT 64))" >/dev/null 2>&1 || true
+sleep 0.5
+[ "$(stat "->'worker'->>'pid'")" = "$WPID" ] || fail "a session's pg_ecom.worker_timeout got a busy worker killed"
 
 # -- a worker that exits is started again; a request meanwhile waits for it
 kill -TERM "$WPID"
@@ -144,4 +154,21 @@ case $err in *"without restarting the server"*) ;; *) fail "shared_cache_mb: $er
 read -r -t 40 kept <&5 || true
 [ -n "$kept" ] || fail "a session connected throughout was lost"
 grep -q "terminating any other active server processes" .ecom/clusters/$NAME/server.log && fail "the server log shows a crash restart"
-echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered; ONNX Runtime error: that request only; no cluster restart"
+# -- two workers: both serve, and one answers while the other restarts
+stop
+PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom -c pg_ecom.workers=2 -c pg_ecom.worker_threads=1" scripts/cluster start $NAME "$PORT"
+for _ in $(seq 1 100); do [ "$(stat "->'worker'->>'state'")" = ready ] && [ "$(stat "->'worker'->'pids'" | tr -cd , | wc -c)" = 1 ] && break; sleep 0.1; done
+[ "$(stat "->'worker'->>'count'")" = 2 ] || fail "pg_ecom.workers = 2 runs $(stat "->'worker'->>'count'") workers"
+for s in $(seq 1 6); do
+  q -c "SELECT count(ecom_embed('two workers ' || $s || ' item ' || g)) FROM generate_series(1, 40) g" >/dev/null &
+done
+wait
+each=$(stat "->'worker'->'requests_each'")
+python3 -c "import json, sys; e = json.loads(sys.argv[1]); sys.exit(not (len(e) == 2 and min(e) > 0))" "$each" \
+  || fail "both workers should have served 6 concurrent sessions: $each"
+first=$(stat "->'worker'->'pids'->>0")
+other_before=$(stat "->'worker'->'requests_each'->>1")
+kill -TERM "$first"
+[ "$(q -c "SELECT array_length(ecom_embed('while one worker restarts'), 1)")" = 384 ] || fail "no answer while one of two workers restarts"
+[ "$(stat "->'worker'->'requests_each'->>1")" -gt "$other_before" ] || fail "the other worker did not answer while the first restarted"
+echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered; ONNX Runtime error: that request only; no cluster restart; two workers: both served ($each requests), one answered while the other restarted"

@@ -60,10 +60,12 @@ pub static INFERENCE_PLAIN: GucSetting<Inference> =
     GucSetting::<Inference>::new(Inference::Backend);
 pub static INFERENCE_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static WORKER_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static WORKER_HANG_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 pub static WORKER_MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static WORKER_MAX_DELAY: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static WORKER_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static SHARED_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(64);
 
 pub fn register() {
@@ -250,6 +252,16 @@ fn register_worker_settings() {
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
+        c"pg_ecom.worker_hang_timeout",
+        c"An inference worker that runs a request but shows no progress for this long is asked to exit (the postmaster starts a new one).",
+        c"Progress is marked between ONNX Runtime runs of at most pg_ecom.worker_max_batch texts: keep it well above the longest such run.",
+        &WORKER_HANG_TIMEOUT,
+        1000,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
         c"pg_ecom.worker_max_batch",
         c"Most texts the inference worker encodes in one ONNX Runtime run, from requests of any backends.",
         c"",
@@ -271,8 +283,8 @@ fn register_worker_settings() {
     );
     GucRegistry::define_int_guc(
         c"pg_ecom.worker_threads",
-        c"Threads ONNX Runtime uses in the inference worker (0 = one per CPU core).",
-        c"A change takes effect when the worker reloads its configuration.",
+        c"Threads ONNX Runtime uses in each inference worker (0 = the CPU cores divided among pg_ecom.workers).",
+        c"A change takes effect when the workers reload their configuration.",
         &WORKER_THREADS,
         0,
         256,
@@ -284,6 +296,16 @@ fn register_worker_settings() {
     if !preloaded {
         return;
     }
+    GucRegistry::define_int_guc(
+        c"pg_ecom.workers",
+        c"Inference workers, each with its own model: requests go to whichever is free.",
+        c"More than one pays on a CPU with many cores (each holds the model's memory; with cuda each its own CUDA context). Fixed at server start.",
+        &WORKERS,
+        1,
+        crate::shared::MAX_WORKERS as i32,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"pg_ecom.worker_slots",
         c"Requests that can wait for the inference worker at once; more backends wait for a free slot.",
@@ -319,6 +341,9 @@ pub fn inference_fallback() -> bool {
 pub fn worker_timeout_ms() -> u64 {
     WORKER_TIMEOUT.get().max(1) as u64
 }
+pub fn worker_hang_timeout_us() -> u64 {
+    WORKER_HANG_TIMEOUT.get().max(1000) as u64 * 1000
+}
 pub fn worker_max_batch() -> usize {
     WORKER_MAX_BATCH.get().max(1) as usize
 }
@@ -328,8 +353,11 @@ pub fn worker_max_delay_us() -> u64 {
 pub fn worker_threads() -> usize {
     match WORKER_THREADS.get() {
         n if n > 0 => n as usize,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => (std::thread::available_parallelism().map_or(1, |n| n.get()) / workers()).max(1),
     }
+}
+pub fn workers() -> usize {
+    WORKERS.get().clamp(1, crate::shared::MAX_WORKERS as i32) as usize
 }
 pub fn worker_slots() -> usize {
     WORKER_SLOTS.get().max(1) as usize

@@ -17,10 +17,10 @@ use crate::shared::{self, Shared, Slot};
 /// The model the worker serves, as a session sees it.
 #[derive(Clone)]
 pub struct WorkerModel {
-    /// cache key of the embeddings (model file, its sha256, max_seq_len)
-    pub identity: String,
     pub dims: usize,
     pub sha256: Option<String>,
+    /// model::model_key of the worker's model
+    pub model_key: u64,
     pub info: serde_json::Value,
 }
 
@@ -87,16 +87,15 @@ pub fn route() -> Route {
         return Route::Local;
     }
     let sha256 = info["sha256"].as_str().map(str::to_owned);
-    let identity = format!(
-        "{}|{}|{}",
+    let model = format!(
+        "{}|{}",
         info["model_file"].as_str().unwrap_or(""),
-        sha256.as_deref().unwrap_or(""),
-        config::max_seq_len()
+        sha256.as_deref().unwrap_or("")
     );
     Route::Worker(WorkerModel {
-        identity,
         dims,
         sha256,
+        model_key: crate::model::model_key(&model),
         info,
     })
 }
@@ -104,13 +103,12 @@ pub fn route() -> Route {
 /// Waits (up to pg_ecom.worker_timeout) for a running worker that has
 /// tried to load its model; false when there is none.
 fn wait_until_ready(sh: &Shared) -> bool {
-    let h = sh.header();
     let deadline = shared::now_us() + config::worker_timeout_ms() * 1000;
     loop {
-        if h.ready.load(Ordering::Acquire) != 0 {
+        if sh.ready() != 0 {
             return true;
         }
-        if config::inference_fallback() && h.worker_pid.load(Ordering::Acquire) == 0 {
+        if config::inference_fallback() && !sh.any_running() {
             return false;
         }
         if shared::now_us() >= deadline {
@@ -143,7 +141,8 @@ fn unavailable(msg: String) -> ! {
 
 /// Embeddings of `texts` (distinct, not in this backend's cache): from the
 /// shared cache where it has them, the rest encoded on `route`.
-pub fn embed(route: &Route, identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
+pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
+    let route = &route();
     let sh = shared::get();
     let cache = sh.as_ref().map(|s| s.cache());
     let dims = match route {
@@ -169,7 +168,7 @@ pub fn embed(route: &Route, identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
     }
     let missing: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
     let fresh = match (route, &sh) {
-        (Route::Worker(_), Some(s)) => by_worker(s, &missing),
+        (Route::Worker(w), Some(s)) => by_worker(s, &missing, w.model_key),
         _ => crate::model::embed_locally(&missing),
     };
     for (&i, e) in todo.iter().zip(fresh) {
@@ -194,11 +193,96 @@ enum Failure {
     Failed(String),
 }
 
-fn by_worker(sh: &Shared, texts: &[&str]) -> Vec<Vec<f32>> {
+/// Requests one backend keeps in flight at once: the next ones are
+/// queued while the worker runs the first, so a large request keeps the
+/// worker (or several) busy without a round trip between runs.
+const PIPELINE: usize = 4;
+
+fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
     // similar lengths together, as the encoder batches them
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
+    let chunks = chunks(texts, &order);
     let mut out = vec![Vec::new(); texts.len()];
+    let mut inflight: std::collections::VecDeque<(usize, Claimed)> = Default::default();
+    let mut next = 0;
+    let deadline = || shared::now_us() + config::worker_timeout_ms() * 1000;
+    let mut failure = None;
+    while next < chunks.len() || !inflight.is_empty() {
+        // submit while there is room; wait for a free slot only when
+        // nothing of ours is in flight (never hold slots while waiting)
+        while next < chunks.len() && inflight.len() < PIPELINE {
+            let chunk: Vec<&str> = order[chunks[next].clone()]
+                .iter()
+                .map(|&i| texts[i])
+                .collect();
+            let slot = if inflight.is_empty() {
+                claim(sh, deadline()).map(Some)
+            } else {
+                Ok(try_claim(sh))
+            };
+            match slot.and_then(|c| c.map(|c| submit(sh, c, &chunk, model_key)).transpose()) {
+                Ok(Some(c)) => {
+                    inflight.push_back((next, c));
+                    next += 1;
+                }
+                Ok(None) => break,
+                Err(f) => {
+                    failure = Some((next, f));
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
+        let Some((k, c)) = inflight.pop_front() else {
+            continue;
+        };
+        match wait(sh, c, deadline()) {
+            Ok(embs) => {
+                for (&i, e) in order[chunks[k].clone()].iter().zip(embs) {
+                    out[i] = e;
+                }
+            }
+            Err(f) => {
+                failure = Some((k, f));
+                break;
+            }
+        }
+    }
+    let Some((k, f)) = failure else {
+        return out;
+    };
+    drop(inflight); // hands our other slots back
+    match f {
+        // the worker's messages carry the "pg_ecom: " prefix already
+        Failure::Failed(msg) => raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, msg, None),
+        Failure::Unavailable(msg) => {
+            if !config::inference_fallback() {
+                sh.header().stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                unavailable(msg);
+            }
+            sh.header().stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+            pgrx::log!("{msg}; encoding in this backend (pg_ecom.inference_fallback)");
+            // what has no embedding yet: the failed chunk and everything after
+            let rest: Vec<usize> = order[chunks[k].start..]
+                .iter()
+                .copied()
+                .filter(|&i| out[i].is_empty())
+                .collect();
+            let rest_texts: Vec<&str> = rest.iter().map(|&i| texts[i]).collect();
+            for (&i, e) in rest.iter().zip(crate::model::embed_locally(&rest_texts)) {
+                out[i] = e;
+            }
+            out
+        }
+    }
+}
+
+/// Consecutive ranges of `order` that each fit one slot.
+fn chunks(texts: &[&str], order: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut v = Vec::new();
     let mut start = 0;
     while start < order.len() {
         let (mut end, mut bytes) = (start, 0);
@@ -215,38 +299,10 @@ fn by_worker(sh: &Shared, texts: &[&str]) -> Vec<Vec<f32>> {
             bytes += b;
             end += 1;
         }
-        let chunk: Vec<&str> = order[start..end].iter().map(|&i| texts[i]).collect();
-        match request(sh, &chunk) {
-            Ok(embs) => {
-                for (&i, e) in order[start..end].iter().zip(embs) {
-                    out[i] = e;
-                }
-            }
-            Err(Failure::Failed(msg)) => raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("pg_ecom: {msg}"),
-                None,
-            ),
-            Err(Failure::Unavailable(msg)) => {
-                if !config::inference_fallback() {
-                    sh.header().stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    unavailable(msg);
-                }
-                sh.header().stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                pgrx::log!("{msg}; encoding in this backend (pg_ecom.inference_fallback)");
-                let rest: Vec<&str> = order[start..].iter().map(|&i| texts[i]).collect();
-                for (&i, e) in order[start..]
-                    .iter()
-                    .zip(crate::model::embed_locally(&rest))
-                {
-                    out[i] = e;
-                }
-                break;
-            }
-        }
+        v.push(start..end);
         start = end;
     }
-    out
+    v
 }
 
 /// A slot this backend holds; dropping it (an ERROR or a cancel unwinding
@@ -255,9 +311,14 @@ struct Claimed<'a>(&'a Slot);
 
 impl Drop for Claimed<'_> {
     fn drop(&mut self) {
+        HELD.lock().retain(|&p| p != self.0 as *const Slot as usize);
         release(self.0);
     }
 }
+
+/// The slots this backend holds now (addresses), for its exit callback:
+/// never another backend's, even one that reuses this pid's old slot.
+static HELD: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// Gives a slot this backend owns back: free at once unless the worker is
 /// running it, in which case the worker frees it when done.
@@ -283,14 +344,9 @@ static EXIT_CALLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// A backend that exits while it holds a slot (FATAL skips unwinding)
 /// gives it back on its way out.
 unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    if let Some(sh) = shared::get() {
-        // SAFETY: reads this process's pid
-        let me = unsafe { pg_sys::MyProcPid };
-        for s in sh.slots() {
-            if s.owner_pid.load(Ordering::Acquire) == me {
-                release(s);
-            }
-        }
+    for p in std::mem::take(&mut *HELD.lock()) {
+        // SAFETY: the address of a slot in shared memory this backend holds
+        release(unsafe { &*(p as *const Slot) });
     }
 }
 
@@ -315,29 +371,18 @@ fn wait_on_latch(d: Duration) {
     pgrx::check_for_interrupts!();
 }
 
-fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
+fn register_exit_callback() {
     if !EXIT_CALLBACK.swap(true, Ordering::Relaxed) {
         // SAFETY: registers a plain callback once per backend
         unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0)) };
     }
-    // SAFETY: reads this process's pid
-    let me = unsafe { pg_sys::MyProcPid };
+}
+
+/// A free slot, waiting for one until `deadline`.
+fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
     loop {
-        for s in sh.slots() {
-            if s.state.load(Ordering::Relaxed) == shared::FREE
-                && s.state
-                    .compare_exchange(
-                        shared::FREE,
-                        shared::FILLING,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
-                s.owner_pid.store(me, Ordering::Release);
-                s.owner_latch.store(my_latch(), Ordering::Release);
-                return Ok(Claimed(s));
-            }
+        if let Some(c) = try_claim(sh) {
+            return Ok(c);
         }
         if shared::now_us() >= deadline {
             return Err(Failure::Unavailable(format!(
@@ -346,21 +391,50 @@ fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
                 sh.header().n_slots
             )));
         }
-        wait_on_latch(Duration::from_millis(1));
+        check_hung(sh);
+        wait_on_latch(Duration::from_millis(5));
     }
 }
 
-/// One request: at most MAX_TEXTS texts that fit a slot.
-fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
+/// A free slot now, if there is one.
+fn try_claim(sh: &Shared) -> Option<Claimed<'_>> {
+    register_exit_callback();
+    // SAFETY: reads this process's pid
+    let me = unsafe { pg_sys::MyProcPid };
+    for s in sh.slots() {
+        if s.state.load(Ordering::Relaxed) == shared::FREE
+            && s.state
+                .compare_exchange(
+                    shared::FREE,
+                    shared::FILLING,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            s.owner_pid.store(me, Ordering::Release);
+            s.owner_latch.store(my_latch(), Ordering::Release);
+            HELD.lock().push(s as *const Slot as usize);
+            return Some(Claimed(s));
+        }
+    }
+    None
+}
+
+/// Fills a claimed slot with one request (at most MAX_TEXTS texts that
+/// fit) and hands it to the workers.
+fn submit<'a>(
+    sh: &Shared,
+    claimed: Claimed<'a>,
+    texts: &[&str],
+    model_key: u64,
+) -> Result<Claimed<'a>, Failure> {
     let h = sh.header();
-    let timeout_us = config::worker_timeout_ms() * 1000;
-    let deadline = shared::now_us() + timeout_us;
-    if config::inference_fallback() && h.worker_pid.load(Ordering::Acquire) == 0 {
+    if config::inference_fallback() && !sh.any_running() {
         return Err(Failure::Unavailable(
             "pg_ecom: the inference worker is not running".into(),
         ));
     }
-    let claimed = claim(sh, deadline)?;
     let slot = claimed.0;
     let max_seq_len = config::max_seq_len();
     {
@@ -369,6 +443,8 @@ fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
         d.n_texts = texts.len() as u32;
         d.unavailable = 0;
         d.err_len = 0;
+        d.requeued = 0;
+        d.model_key = model_key;
         d.max_seq_len = max_seq_len as u32;
         let mut at = 0;
         for (i, t) in texts.iter().enumerate() {
@@ -392,8 +468,17 @@ fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
     slot.ticket
         .store(h.ticket.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     slot.submitted_us.store(shared::now_us(), Ordering::Relaxed);
+    slot.worker.store(shared::NO_WORKER, Ordering::Relaxed);
     slot.state.store(shared::SUBMITTED, Ordering::Release);
     wake_worker(sh);
+    Ok(claimed)
+}
+
+/// Waits for a submitted request's embeddings (or its failure) until
+/// `deadline`, then hands the slot back.
+fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, Failure> {
+    let slot = claimed.0;
+    let timeout_us = config::worker_timeout_ms() * 1000;
     loop {
         let st = slot.state.load(Ordering::Acquire);
         // SAFETY: DONE or FAILED: the worker handed the data back
@@ -422,21 +507,13 @@ fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
             }
             _ => {}
         }
-        let pid = h.worker_pid.load(Ordering::Acquire);
-        if pid == 0 && config::inference_fallback() {
+        if config::inference_fallback() && !sh.any_running() {
             return Err(Failure::Unavailable(
                 "pg_ecom: the inference worker stopped".into(),
             ));
         }
+        check_hung(sh);
         if shared::now_us() >= deadline {
-            let beat = h.heartbeat_us.load(Ordering::Acquire);
-            if pid != 0 && shared::now_us().saturating_sub(beat) >= timeout_us {
-                // alive but not looping: make it exit so that the postmaster
-                // starts a fresh one (exit code 1: no cluster restart)
-                pgrx::log!("pg_ecom: the inference worker (pid {pid}) made no progress for {} ms; asking it to restart", timeout_us / 1000);
-                // SAFETY: a signal to a process of this server
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
             return Err(Failure::Unavailable(format!(
                 "pg_ecom: the inference worker did not answer within {} ms (pg_ecom.worker_timeout)",
                 timeout_us / 1000
@@ -446,12 +523,48 @@ fn request(sh: &Shared, texts: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
     }
 }
 
+/// A worker that is not looping (SIGSTOP, a run that never returns) while
+/// it runs a request, or while requests wait that it should take, is asked
+/// to exit once its progress mark is older than pg_ecom.worker_hang_timeout
+/// (a server setting: no session can shorten it); the postmaster starts a
+/// new one (exit code 1: no cluster restart). A worker that is loading its
+/// model is left alone.
+fn check_hung(sh: &Shared) {
+    let hang = config::worker_hang_timeout_us();
+    let now = shared::now_us();
+    let oldest_waiting = sh
+        .slots()
+        .filter(|s| s.state.load(Ordering::Acquire) == shared::SUBMITTED)
+        .map(|s| now.saturating_sub(s.submitted_us.load(Ordering::Relaxed)))
+        .max()
+        .unwrap_or(0);
+    for (i, w) in sh.workers().iter().enumerate() {
+        let pid = w.pid.load(Ordering::Acquire);
+        if pid == 0 || w.ready.load(Ordering::Acquire) == 0 {
+            continue;
+        }
+        let stale = now.saturating_sub(w.heartbeat_us.load(Ordering::Acquire)) >= hang;
+        let running = w.run_started_us.load(Ordering::Acquire) != 0;
+        if stale && (running || oldest_waiting >= hang) {
+            pgrx::log!(
+                "pg_ecom: inference worker {i} (pid {pid}) made no progress for {} ms; asking it to restart",
+                hang / 1000
+            );
+            // SAFETY: a signal to a process of this server
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+/// Wakes the workers: whichever is free takes the request.
 fn wake_worker(sh: &Shared) {
-    let latch = sh.header().worker_latch.load(Ordering::Acquire);
-    if latch != 0 {
-        // SAFETY: the worker's latch in shared memory (its PGPROC's);
-        // SetLatch on a latch whose owner left is harmless
-        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+    for w in sh.workers() {
+        let latch = w.latch.load(Ordering::Acquire);
+        if latch != 0 {
+            // SAFETY: a worker's latch in shared memory (its PGPROC's);
+            // SetLatch on a latch whose owner left is harmless
+            unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+        }
     }
 }
 
@@ -504,10 +617,16 @@ pub fn stats() -> serde_json::Value {
     let (hits, misses) = (load(&st.cache_hits), load(&st.cache_misses));
     let cache = sh.cache();
     let dims = cache.dims();
-    let pid = h.worker_pid.load(Ordering::Acquire);
+    let pids: Vec<i32> = sh
+        .workers()
+        .iter()
+        .map(|w| w.pid.load(Ordering::Acquire))
+        .filter(|&p| p != 0)
+        .collect();
+    let pid = pids.first().copied().unwrap_or(0);
     let info = published(&sh);
-    let memory = |field: &str| -> Option<u64> {
-        // the worker's memory as the kernel counts it (same OS user)
+    let memory = |pid: i32, field: &str| -> Option<u64> {
+        // a worker's memory as the kernel counts it (same OS user)
         let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
         let line = s.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -518,7 +637,10 @@ pub fn stats() -> serde_json::Value {
         "preloaded": true,
         "worker": {
             "pid": (pid != 0).then_some(pid),
-            "state": match h.ready.load(Ordering::Acquire) {
+            "pids": pids,
+            "count": h.n_workers,
+            "requests_each": sh.workers().iter().map(|w| w.requests.load(Ordering::Relaxed)).collect::<Vec<u64>>(),
+            "state": match sh.ready() {
                 1 => "ready", 2 => "failed", _ if pid != 0 => "loading", _ => "not running"
             },
             "starts": h.generation.load(Ordering::Relaxed),
@@ -554,8 +676,8 @@ pub fn stats() -> serde_json::Value {
         },
         "memory": {
             "shared_bytes": sh.total_bytes(),
-            "worker_rss_bytes": if pid != 0 { memory("Rss:") } else { None },
-            "worker_pss_bytes": if pid != 0 { memory("Pss:") } else { None },
+            "worker_rss_bytes": if pids.is_empty() { None } else { pids.iter().map(|&p| memory(p, "Rss:")).sum::<Option<u64>>() },
+            "worker_pss_bytes": if pids.is_empty() { None } else { pids.iter().map(|&p| memory(p, "Pss:")).sum::<Option<u64>>() },
         },
     })
 }

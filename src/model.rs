@@ -66,18 +66,46 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// What the embeddings depend on besides the text: the cache key.
-    pub fn identity(&self, max_seq_len: usize) -> String {
-        identity(&self.model_file, &self.manifest, max_seq_len)
+    /// The model file and its sha256 (what `model_key` hashes).
+    pub fn model_identity(&self) -> String {
+        model_identity(&self.model_file, &self.manifest)
     }
 }
 
-fn identity(model_file: &std::path::Path, m: &Manifest, max_seq_len: usize) -> String {
+fn model_identity(model_file: &std::path::Path, m: &Manifest) -> String {
     format!(
-        "{}|{}|{max_seq_len}",
+        "{}|{}",
         model_file.display(),
         m.sha256_of(model_file).unwrap_or("")
     )
+}
+
+/// What a worker request carries so that it is encoded only by the model
+/// it was routed for (a reload in between fails it instead).
+pub fn model_key(model_identity: &str) -> u64 {
+    crate::shared_cache::key_of(model_identity, "")
+}
+
+/// The model identity of this session's settings (model_dir,
+/// model_variant), from the manifest alone: no model is loaded, so the
+/// per-backend cache can answer before any worker or encoder is asked.
+/// Errors are the ones loading would raise first, in the same order.
+pub fn session_model_identity() -> String {
+    static MEMO: Mutex<Option<((PathBuf, &'static str), String)>> = Mutex::new(None);
+    let key = (config::model_dir(), config::variant());
+    let mut memo = MEMO.lock();
+    if let Some((k, v)) = memo.as_ref() {
+        if *k == key {
+            return v.clone();
+        }
+    }
+    let manifest = Manifest::read(&key.0).unwrap_or_else(|e| config_error(e, "pg_ecom.model_dir"));
+    let file = manifest
+        .variant_file(&key.0, key.1)
+        .unwrap_or_else(|e| config_error(e, "pg_ecom.model_variant"));
+    let v = model_identity(&file, &manifest);
+    *memo = Some((key, v.clone()));
+    v
 }
 
 static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCache::new(0)));
@@ -252,11 +280,7 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
 /// input order.
 pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     crate::encoding::require_utf8();
-    let route = crate::inference::route();
-    let identity = match &route {
-        crate::inference::Route::Worker(w) => w.identity.clone(),
-        crate::inference::Route::Local => with_model(|m| m.identity(config::max_seq_len())),
-    };
+    let identity = format!("{}|{}", session_model_identity(), config::max_seq_len());
     let mut cache = CACHE.lock();
     cache.configure(&identity, config::embedding_cache_bytes());
     let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();
@@ -270,7 +294,7 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
-        let fresh = crate::inference::embed(&route, &identity, &missing);
+        let fresh = crate::inference::embed(&identity, &missing);
         let fresh: std::collections::HashMap<&str, Embedding> = missing
             .iter()
             .zip(fresh)

@@ -32,6 +32,9 @@ pub const HIST: usize = 4 * 34;
 /// Batch-size histogram: 1, 2–3, 4–7, … , 128+ texts per encoder run.
 pub const BATCH_HIST: usize = 8;
 
+/// Inference workers a server can run (`pg_ecom.workers`).
+pub const MAX_WORKERS: usize = 16;
+
 pub const FREE: u32 = 0;
 pub const FILLING: u32 = 1;
 pub const SUBMITTED: u32 = 2;
@@ -39,6 +42,8 @@ pub const RUNNING: u32 = 3;
 pub const DONE: u32 = 4;
 pub const FAILED: u32 = 5;
 pub const ABANDONED: u32 = 6;
+
+pub const NO_WORKER: u32 = u32::MAX;
 
 /// How a text travels in a slot.
 pub const KIND_TEXT: u8 = 0;
@@ -54,6 +59,11 @@ pub struct SlotData {
     /// stopping or restarted), so the backend's fallback applies; 0 when
     /// running it failed (an ONNX Runtime error)
     pub unavailable: u32,
+    /// times a restarting worker put it back in the queue (once at most)
+    pub requeued: u32,
+    /// the model the backend routed it for, and (with DONE) the model that
+    /// encoded it: shared_cache::key_of(model identity, "")
+    pub model_key: u64,
     /// byte length of each text (or 4 × its number of ids)
     pub lens: [u32; MAX_TEXTS],
     pub kinds: [u8; MAX_TEXTS],
@@ -70,6 +80,10 @@ pub struct Slot {
     /// order of submission: the worker serves the oldest first
     pub ticket: AtomicU64,
     pub submitted_us: AtomicU64,
+    /// index of the worker that runs it; NO_WORKER from submission until a
+    /// worker has taken it, so a worker restarting never touches a slot
+    /// that another one just took
+    pub worker: AtomicU32,
     pub data: UnsafeCell<SlotData>,
 }
 
@@ -90,18 +104,30 @@ pub struct Stats {
     pub cache_inserts: AtomicU64,
 }
 
+/// What one inference worker publishes about itself.
+#[repr(C)]
+pub struct WorkerState {
+    /// 0 when not running
+    pub pid: AtomicI32,
+    pub latch: AtomicUsize,
+    pub heartbeat_us: AtomicU64,
+    /// 0 loading (or not running), 1 ready, 2 its model failed to load
+    pub ready: AtomicU32,
+    /// requests it answered (all its incarnations)
+    pub requests: AtomicU64,
+    /// when its current encoder run started (0: not running one)
+    pub run_started_us: AtomicU64,
+}
+
 #[repr(C)]
 pub struct Header {
     pub magic: u64,
     pub n_slots: usize,
     pub cache_bytes: usize,
-    pub worker_pid: AtomicI32,
-    pub worker_latch: AtomicUsize,
+    pub n_workers: usize,
+    pub workers: [WorkerState; MAX_WORKERS],
     /// worker starts since the server started
     pub generation: AtomicU32,
-    pub heartbeat_us: AtomicU64,
-    /// 0 loading (or not running), 1 ready, 2 its model failed to load
-    pub ready: AtomicU32,
     pub ticket: AtomicU64,
     /// bumped whenever `info` changes
     pub info_version: AtomicU64,
@@ -154,6 +180,35 @@ impl Shared {
         // SAFETY: the cache's bytes are ours alone within the region
         unsafe { crate::shared_cache::SharedCache::new(self.cache, self.header().cache_bytes) }
     }
+    pub fn workers(&self) -> &[WorkerState] {
+        let h = self.header();
+        &h.workers[..h.n_workers.min(MAX_WORKERS)]
+    }
+
+    /// 1 when a worker is ready, else 2 when one failed to load its model,
+    /// else 0 (starting, or none running).
+    pub fn ready(&self) -> u32 {
+        let states: Vec<u32> = self
+            .workers()
+            .iter()
+            .map(|w| w.ready.load(Ordering::Acquire))
+            .collect();
+        if states.contains(&1) {
+            1
+        } else if states.contains(&2) {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Whether any worker process is running.
+    pub fn any_running(&self) -> bool {
+        self.workers()
+            .iter()
+            .any(|w| w.pid.load(Ordering::Acquire) != 0)
+    }
+
     pub fn total_bytes(&self) -> usize {
         region_size(self.header().n_slots, self.header().cache_bytes)
     }
@@ -324,6 +379,7 @@ unsafe extern "C-unwind" fn on_startup() {
             (*h).magic = MAGIC;
             (*h).n_slots = slots;
             (*h).cache_bytes = cache_bytes;
+            (*h).n_workers = crate::config::workers().min(MAX_WORKERS);
         }
         pg_sys::LWLockRelease(lock);
         REGION = base;

@@ -40,6 +40,9 @@ struct EntryHead {
 pub struct SharedCache {
     base: *mut u8,
     bytes: usize,
+    /// whether a put may lay the cache out (tests; the server lays it out
+    /// from the inference worker only)
+    lay_out_on_put: bool,
 }
 
 /// What the model identity and text hash to (never 0: 0 marks an empty entry).
@@ -60,7 +63,11 @@ impl SharedCache {
     /// `base` points to `bytes` bytes, zeroed when first used, that only
     /// SharedCache values touch, aligned to 8.
     pub unsafe fn new(base: *mut u8, bytes: usize) -> Self {
-        Self { base, bytes }
+        Self {
+            base,
+            bytes,
+            lay_out_on_put: false,
+        }
     }
 
     fn meta(&self) -> &Meta {
@@ -80,9 +87,15 @@ impl SharedCache {
         (self.bytes - size_of::<Meta>()) / entry_size(dims) / WAYS * WAYS
     }
 
-    /// Lays the cache out for `dims` on first use; false when it cannot
-    /// serve that width (no cache, or laid out for another model's width).
-    fn ready_for(&self, dims: usize) -> bool {
+    /// Lays the cache out for `dims` unless it is laid out already (the
+    /// inference worker does this once its model is loaded).
+    pub fn lay_out(&self, dims: usize) {
+        self.ready_for(dims, true);
+    }
+
+    /// Whether the cache serves `dims`-wide embeddings; `may_lay_out`: lay
+    /// it out for them when nothing has yet.
+    fn ready_for(&self, dims: usize, may_lay_out: bool) -> bool {
         if !self.usable() || dims == 0 {
             return false;
         }
@@ -91,6 +104,7 @@ impl SharedCache {
             match m.format.load(Ordering::Acquire) {
                 2 => return m.dims.load(Ordering::Relaxed) as usize == dims,
                 1 => std::hint::spin_loop(),
+                _ if !may_lay_out => return false,
                 _ => {
                     if m.format
                         .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -126,7 +140,7 @@ impl SharedCache {
     }
 
     pub fn get(&self, identity: &str, text: &str, dims: usize) -> Option<Vec<f32>> {
-        if text.len() > TEXT_CAP || !self.ready_for(dims) {
+        if text.len() > TEXT_CAP || !self.ready_for(dims, false) {
             return None;
         }
         let key = key_of(identity, text);
@@ -166,7 +180,7 @@ impl SharedCache {
     /// cache, another writer busy on the entry).
     pub fn put(&self, identity: &str, text: &str, emb: &[f32]) -> bool {
         let dims = emb.len();
-        if text.len() > TEXT_CAP || !self.ready_for(dims) {
+        if text.len() > TEXT_CAP || !self.ready_for(dims, self.lay_out_on_put) {
             return false;
         }
         let key = key_of(identity, text);
@@ -238,7 +252,8 @@ mod tests {
 
     fn cache(bytes: usize) -> (Vec<u64>, SharedCache) {
         let mut buf = vec![0u64; bytes / 8];
-        let c = unsafe { SharedCache::new(buf.as_mut_ptr() as *mut u8, bytes) };
+        let mut c = unsafe { SharedCache::new(buf.as_mut_ptr() as *mut u8, bytes) };
+        c.lay_out_on_put = true;
         (buf, c)
     }
 
@@ -273,6 +288,20 @@ mod tests {
     }
 
     #[test]
+    fn only_an_explicit_lay_out_decides_the_width() {
+        let mut buf = vec![0u64; (1 << 20) / 8];
+        let c = unsafe { SharedCache::new(buf.as_mut_ptr() as *mut u8, 1 << 20) };
+        // a backend's put cannot lay it out (a backend-mode model of
+        // another width would lock the worker's model out)
+        assert!(!c.put("m", "a", &[1.0; 8]));
+        assert_eq!(c.dims(), 0);
+        c.lay_out(384);
+        assert!(c.put("m", "a", &[1.0; 384]));
+        assert!(!c.put("m", "b", &[1.0; 8]));
+        assert_eq!(c.dims(), 384);
+    }
+
+    #[test]
     fn long_texts_and_no_cache() {
         let (_b, c) = cache(1 << 20);
         let long = "x".repeat(TEXT_CAP + 1);
@@ -289,7 +318,8 @@ mod tests {
         std::thread::scope(|s| {
             for w in 0..2 {
                 s.spawn(move || {
-                    let c = unsafe { SharedCache::new(base as *mut u8, 64 * 1024) };
+                    let mut c = unsafe { SharedCache::new(base as *mut u8, 64 * 1024) };
+                    c.lay_out_on_put = true;
                     for i in 0..20_000 {
                         let v = ((i + w) % 7) as f32;
                         c.put("m", &format!("t{}", i % 13), &[v; 64]);
@@ -298,7 +328,8 @@ mod tests {
             }
             for _ in 0..2 {
                 s.spawn(move || {
-                    let c = unsafe { SharedCache::new(base as *mut u8, 64 * 1024) };
+                    let mut c = unsafe { SharedCache::new(base as *mut u8, 64 * 1024) };
+                    c.lay_out_on_put = true;
                     for i in 0..20_000 {
                         if let Some(v) = c.get("m", &format!("t{}", i % 13), 64) {
                             assert!(v.iter().all(|&x| x == v[0]), "torn entry");

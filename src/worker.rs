@@ -24,19 +24,25 @@ use crate::model::{self, Key, Loaded};
 use crate::shared::{self, Shared, Slot};
 use crate::tokenize::{Ids, TextTokenizer};
 
-/// Registers the worker (from `_PG_init` while preloading).
+/// Registers the workers (from `_PG_init` while preloading).
 pub fn register() {
-    BackgroundWorkerBuilder::new("pg_ecom inference worker")
-        .set_type("pg_ecom inference worker")
-        .set_library("pg_ecom")
-        .set_function("pg_ecom_worker_main")
-        .enable_shmem_access(None)
-        // no database needed: it can run as soon as shared memory exists,
-        // on a hot standby too
-        .set_start_time(BgWorkerStartTime::PostmasterStart)
-        .set_restart_time(Some(Duration::from_secs(1)))
-        .load();
+    for i in 0..config::workers() {
+        BackgroundWorkerBuilder::new(&format!("pg_ecom inference worker {i}"))
+            .set_type("pg_ecom inference worker")
+            .set_library("pg_ecom")
+            .set_function("pg_ecom_worker_main")
+            .set_argument(Some(pg_sys::Datum::from(i)))
+            .enable_shmem_access(None)
+            // no database needed: it can run as soon as shared memory
+            // exists, on a hot standby too
+            .set_start_time(BgWorkerStartTime::PostmasterStart)
+            .set_restart_time(Some(Duration::from_secs(1)))
+            .load();
+    }
 }
+
+/// This process's index among the workers.
+static INDEX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 static TERM: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
@@ -65,38 +71,92 @@ unsafe extern "C-unwind" fn on_sighup(_: c_int) {
 /// On the way out (any way but a crash): backends stop waiting for us.
 unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
     if let Some(sh) = shared::get() {
-        let h = sh.header();
-        h.ready.store(0, Ordering::Release);
-        h.worker_latch.store(0, Ordering::Release);
-        h.worker_pid.store(0, Ordering::Release);
+        let i = INDEX.load(Ordering::Relaxed);
+        let me = &sh.workers()[i];
+        me.ready.store(0, Ordering::Release);
+        me.latch.store(0, Ordering::Release);
+        me.pid.store(0, Ordering::Release);
         fail_running(
             &sh,
+            i,
             "pg_ecom: the inference worker stopped during this request",
         );
     }
 }
 
-/// Requests a previous worker took and never finished: failed as
-/// "unavailable" (the backend's fallback applies), their backends woken.
-fn fail_running(sh: &Shared, msg: &str) {
+/// Requests worker `i` (this one, or its previous incarnation) took and
+/// never finished: failed as "unavailable" (the backend's fallback
+/// applies), their backends woken.
+fn fail_running(sh: &Shared, i: usize, msg: &str) {
     for s in sh.slots() {
+        if s.worker.load(Ordering::Acquire) as usize != i {
+            continue;
+        }
         match s.state.load(Ordering::Acquire) {
-            shared::RUNNING => finish(s, Err((msg, true))),
-            shared::ABANDONED => s.state.store(shared::FREE, Ordering::Release),
+            shared::RUNNING => requeue_or_fail(sh, s, msg),
+            shared::ABANDONED => {
+                let _ = s.state.compare_exchange(
+                    shared::ABANDONED,
+                    shared::FREE,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
             _ => {}
         }
     }
 }
 
+/// A request its worker could not finish (it stopped or restarted) goes
+/// back to the queue once, for this or another worker; a second time it
+/// fails as "unavailable" (it may be what stops the worker).
+fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
+    // SAFETY: RUNNING: the worker side owns the slot's data
+    let d = unsafe { &mut *s.data.get() };
+    if d.requeued == 0 {
+        d.requeued = 1;
+        s.worker.store(shared::NO_WORKER, Ordering::Release);
+        if s.state
+            .compare_exchange(
+                shared::RUNNING,
+                shared::SUBMITTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            for w in sh.workers() {
+                let latch = w.latch.load(Ordering::Acquire);
+                if latch != 0 {
+                    // SAFETY: a worker's latch in shared memory
+                    unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+                }
+            }
+            return;
+        }
+        // abandoned meanwhile: nobody waits for it
+        let _ = s.state.compare_exchange(
+            shared::ABANDONED,
+            shared::FREE,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        return;
+    }
+    finish(s, Err((msg, true)));
+}
+
 struct State {
     key: Option<(String, usize)>,
     model: Result<Loaded, String>,
+    /// model::model_key of the loaded model (0: none)
+    model_key: u64,
     last_try_us: u64,
 }
 
 #[pgrx::pg_guard]
 #[no_mangle]
-pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
+pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
     // SAFETY: a background worker sets its handlers, then unblocks signals
     unsafe {
         pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
@@ -105,28 +165,34 @@ pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
     }
     let sh = shared::get().expect("pg_ecom's shared memory exists when the worker runs");
     let h = sh.header();
-    h.ready.store(0, Ordering::Release);
+    let i = arg.value().min(sh.workers().len().saturating_sub(1));
+    INDEX.store(i, Ordering::Relaxed);
+    let me = &sh.workers()[i];
+    me.ready.store(0, Ordering::Release);
+    me.run_started_us.store(0, Ordering::Release);
+    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
     fail_running(
         &sh,
+        i,
         "pg_ecom: the inference worker restarted during this request",
     );
     // SAFETY: this process's latch and pid, valid for its life
     unsafe {
-        h.worker_latch
-            .store(pg_sys::MyLatch as usize, Ordering::Release);
-        h.worker_pid.store(pg_sys::MyProcPid, Ordering::Release);
+        me.latch.store(pg_sys::MyLatch as usize, Ordering::Release);
+        me.pid.store(pg_sys::MyProcPid, Ordering::Release);
         pg_sys::on_proc_exit(Some(on_exit), pg_sys::Datum::from(0));
     }
     h.generation.fetch_add(1, Ordering::AcqRel);
     let mut st = State {
         key: None,
         model: Err(String::new()),
+        model_key: 0,
         last_try_us: 0,
     };
     load(&sh, &mut st);
     let (mut worked, mut last_run_us) = (false, 0u64);
     loop {
-        h.heartbeat_us.store(shared::now_us(), Ordering::Release);
+        me.heartbeat_us.store(shared::now_us(), Ordering::Release);
         if TERM.load(Ordering::SeqCst) {
             // exit code 1: the postmaster starts a new worker after
             // bgw_restart_time (a shutdown simply ends here)
@@ -143,7 +209,12 @@ pub extern "C-unwind" fn pg_ecom_worker_main(_arg: pg_sys::Datum) {
             st.key = None;
             load(&sh, &mut st);
         }
-        let picked = pick(&sh);
+        // a worker without a model leaves the requests to one that has one
+        let picked = if st.model.is_err() && sh.ready() == 1 {
+            Vec::new()
+        } else {
+            pick(&sh)
+        };
         if picked.is_empty() {
             if worked && shared::now_us() - last_run_us > 1_000_000 {
                 // a second without work after a burst: give the heap's
@@ -179,9 +250,10 @@ fn load(sh: &Shared, st: &mut State) {
     if st.key.as_ref() == Some(&want) {
         return;
     }
-    let h = sh.header();
-    h.ready.store(0, Ordering::Release);
+    let me = &sh.workers()[INDEX.load(Ordering::Relaxed)];
+    me.ready.store(0, Ordering::Release);
     st.model = Err(String::new()); // drop the old session first
+    st.model_key = 0;
     st.last_try_us = shared::now_us();
     let dir = key.dir.clone();
     let tok = move || TextTokenizer::from_file(&dir.join("tokenizer.json")).map(Arc::new);
@@ -214,6 +286,10 @@ fn load(sh: &Shared, st: &mut State) {
                 m.encoder.load_ms,
                 m.encoder.provider_in_use
             );
+            st.model_key = model::model_key(&m.model_identity());
+            // the shared cache is laid out for the worker's model: a
+            // backend-mode session encoding first must not decide its width
+            sh.cache().lay_out(m.encoder.dims);
             st.model = Ok(m);
             info
         }
@@ -223,9 +299,12 @@ fn load(sh: &Shared, st: &mut State) {
             json!({"state": "failed", "key": want.0, "error": e.message, "guc": e.guc})
         }
     };
-    sh.set_info(&info);
+    // with several workers, one that failed does not hide one that is ready
+    if st.model.is_ok() || sh.ready() != 1 {
+        sh.set_info(&info);
+    }
     st.key = Some(want);
-    h.ready
+    me.ready
         .store(if st.model.is_ok() { 1 } else { 2 }, Ordering::Release);
 }
 
@@ -285,6 +364,8 @@ fn pick(sh: &Shared) -> Vec<usize> {
             )
             .is_ok()
         {
+            s.worker
+                .store(INDEX.load(Ordering::Relaxed) as u32, Ordering::Release);
             picked.push(i);
             texts += n;
         }
@@ -348,7 +429,12 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
         .is_err()
     {
         // ABANDONED: nobody waits for it
-        s.state.store(shared::FREE, Ordering::Release);
+        let _ = s.state.compare_exchange(
+            shared::ABANDONED,
+            shared::FREE,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         return;
     }
     let latch = s.owner_latch.load(Ordering::Acquire);
@@ -366,6 +452,7 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
         stats.wait_hist[shared::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
     }
+    let model_key = st.model_key;
     let m = match &mut st.model {
         Ok(m) => m,
         Err(e) => {
@@ -383,6 +470,20 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     let mut seqs: Vec<Ids> = Vec::new();
     let mut parts: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     for &i in picked {
+        // SAFETY: RUNNING: the worker owns the slot's data
+        let routed_for = unsafe { (*sh.slot(i).data.get()).model_key };
+        if routed_for != model_key || m.encoder.dims > shared::MAX_DIMS {
+            // routed for a model this worker no longer (or never) has
+            finish(
+                sh.slot(i),
+                Err((
+                    "pg_ecom: the inference worker's model changed during this request",
+                    true,
+                )),
+            );
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         match read_slot(sh.slot(i), &m.tokenizer) {
             Ok(v) => {
                 let from = seqs.len();
@@ -405,17 +506,25 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             .all(|(i, _)| sh.slot(*i).state.load(Ordering::Relaxed) == shared::ABANDONED)
     };
     let cancelled = || TERM.load(Ordering::SeqCst) || all_abandoned();
+    let me = &sh.workers()[INDEX.load(Ordering::Relaxed)];
+    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
+    me.run_started_us.store(shared::now_us(), Ordering::Release);
     // a panic inside the encoder fails these requests, not the worker
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         m.encoder.embed_all(
             &seqs,
             max_batch,
-            || h.heartbeat_us.store(shared::now_us(), Ordering::Release),
+            || {
+                sh.workers()[INDEX.load(Ordering::Relaxed)]
+                    .heartbeat_us
+                    .store(shared::now_us(), Ordering::Release)
+            },
             &cancelled,
         )
     }))
     .unwrap_or_else(|_| Err("internal error in the inference worker (see the server log)".into()));
     let done = shared::now_us();
+    me.run_started_us.store(0, Ordering::Release);
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.batch_hist[shared::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
     match result {
@@ -423,6 +532,9 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             for (i, range) in parts {
                 finish(sh.slot(i), Ok(&embs[range.clone()]));
                 stats.requests.fetch_add(1, Ordering::Relaxed);
+                sh.workers()[INDEX.load(Ordering::Relaxed)]
+                    .requests
+                    .fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(range.len() as u64, Ordering::Relaxed);
                 stats.run_hist[shared::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
             }
@@ -435,8 +547,12 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
                 format!("pg_ecom: {e}")
             };
             for (i, _) in parts {
-                finish(sh.slot(i), Err((&msg, stopping)));
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+                if stopping {
+                    requeue_or_fail(sh, sh.slot(i), &msg);
+                } else {
+                    finish(sh.slot(i), Err((&msg, false)));
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ SELECT i->>'model' AS model, i->'dims' AS dims, i->>'variant' AS variant, i->>'p
   FROM ecom_model_info() i;
 -- the GUCs exist once the library is loaded (or always, with shared_preload_libraries);
 -- pg_ecom.inference's default and the sizes of shared memory depend on that (worker.sh)
-SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
+SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.workers', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
 -- the same encoder in either mode: a mode-independent view of the stats
 SELECT jsonb_typeof(s->'preloaded') AS preloaded, s->>'inference' IN ('backend', 'worker') AS mode
   FROM ecom_worker_stats() s;
@@ -61,16 +61,19 @@ SELECT ecom_embed('x');
 -- fixed: works again in the same backend
 RESET pg_ecom.model_dir;
 SELECT array_length(ecom_embed('x'), 1) AS recovered, ecom_tokenize('x') AS tokens;
--- a different library once one is loaded: needs a new connection
+-- a different library once one is loaded: needs a new connection (for a
+-- text not in the backend's cache: a cached embedding is served as it is)
 SET pg_ecom.onnxruntime_library = '/tmp/pg_ecom_faults/libonnxruntime_copy.so';
-SELECT ecom_embed('x');
+SELECT ecom_embed('x, not cached yet');
 RESET pg_ecom.onnxruntime_library;
 -- a bad library path in a fresh backend, then fixed without reconnecting
 \c
+-- (texts no backend encoded yet: a cached embedding, in this backend's or
+-- the server's shared cache, is served without the library)
 SET pg_ecom.onnxruntime_library = '/tmp/pg_ecom_faults/no_such_lib.so';
-SELECT ecom_embed('x');
+SELECT ecom_embed('x, with no such library');
 SET pg_ecom.onnxruntime_library = '/tmp/pg_ecom_faults/corrupt_model/model.onnx';
-SELECT regress_try($$SELECT ecom_embed('x')$$);
+SELECT regress_try($$SELECT ecom_embed('x, with a corrupt library')$$);
 SELECT ecom_tokenize('tokenizing needs no runtime');
 RESET pg_ecom.onnxruntime_library;
 SELECT array_length(ecom_embed('x'), 1) AS recovered;
