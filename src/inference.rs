@@ -142,7 +142,17 @@ fn unavailable(msg: String) -> ! {
 /// Embeddings of `texts` (distinct, not in this backend's cache): from the
 /// shared cache where it has them, the rest encoded on `route`.
 pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
-    let route = &route();
+    let mut route = route();
+    if let Route::Worker(w) = &route {
+        // the session's model files changed on disk (renamed into place)
+        // while the worker still has the old model: the session's own
+        // model encodes, so that no cache mixes the two
+        let session = identity.rsplit_once('|').map_or(identity, |(m, _)| m);
+        if crate::model::model_key(session) != w.model_key {
+            route = Route::Local;
+        }
+    }
+    let route = &route;
     let sh = shared::get();
     let cache = sh.as_ref().map(|s| s.cache());
     let dims = match route {
@@ -218,8 +228,12 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
                 .collect();
             let slot = if inflight.is_empty() {
                 claim(sh, deadline()).map(Some)
-            } else {
+            } else if free_slots(sh) * 4 > sh.header().n_slots {
+                // more in flight only while slots are plentiful: a large
+                // request must not starve small ones of slots
                 Ok(try_claim(sh))
+            } else {
+                Ok(None)
             };
             match slot.and_then(|c| c.map(|c| submit(sh, c, &chunk, model_key)).transpose()) {
                 Ok(Some(c)) => {
@@ -265,12 +279,10 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
             }
             sh.header().stats.fallbacks.fetch_add(1, Ordering::Relaxed);
             pgrx::log!("{msg}; encoding in this backend (pg_ecom.inference_fallback)");
-            // what has no embedding yet: the failed chunk and everything after
-            let rest: Vec<usize> = order[chunks[k].start..]
-                .iter()
-                .copied()
-                .filter(|&i| out[i].is_empty())
-                .collect();
+            // what has no embedding yet: the failed chunk, the ones handed
+            // back from the pipeline and everything after
+            let _ = k;
+            let rest: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_empty()).collect();
             let rest_texts: Vec<&str> = rest.iter().map(|&i| texts[i]).collect();
             for (&i, e) in rest.iter().zip(crate::model::embed_locally(&rest_texts)) {
                 out[i] = e;
@@ -394,6 +406,12 @@ fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
         check_hung(sh);
         wait_on_latch(Duration::from_millis(5));
     }
+}
+
+fn free_slots(sh: &Shared) -> usize {
+    sh.slots()
+        .filter(|s| s.state.load(Ordering::Relaxed) == shared::FREE)
+        .count()
 }
 
 /// A free slot now, if there is one.
@@ -540,19 +558,31 @@ fn check_hung(sh: &Shared) {
         .unwrap_or(0);
     for (i, w) in sh.workers().iter().enumerate() {
         let pid = w.pid.load(Ordering::Acquire);
-        if pid == 0 || w.ready.load(Ordering::Acquire) == 0 {
+        // only a worker with a model takes requests: one loading, or one
+        // whose model failed, is not judged
+        if pid == 0 || w.ready.load(Ordering::Acquire) != 1 {
             continue;
         }
         let stale = now.saturating_sub(w.heartbeat_us.load(Ordering::Acquire)) >= hang;
         let running = w.run_started_us.load(Ordering::Acquire) != 0;
-        if stale && (running || oldest_waiting >= hang) {
-            pgrx::log!(
-                "pg_ecom: inference worker {i} (pid {pid}) made no progress for {} ms; asking it to restart",
-                hang / 1000
-            );
-            // SAFETY: a signal to a process of this server
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+        if !(stale && (running || oldest_waiting >= hang)) {
+            continue;
         }
+        // one backend signals and logs, once per hang period
+        let sent = w.term_sent_us.load(Ordering::Acquire);
+        if now.saturating_sub(sent) < hang
+            || w.term_sent_us
+                .compare_exchange(sent, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        pgrx::log!(
+            "pg_ecom: inference worker {i} (pid {pid}) made no progress for {} ms; asking it to restart",
+            hang / 1000
+        );
+        // SAFETY: a signal to a process of this server
+        unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }
 
@@ -639,6 +669,9 @@ pub fn stats() -> serde_json::Value {
             "pid": (pid != 0).then_some(pid),
             "pids": pids,
             "count": h.n_workers,
+            "states_each": sh.workers().iter().map(|w| match (w.pid.load(Ordering::Acquire), w.ready.load(Ordering::Acquire)) {
+                (0, _) => "not running", (_, 1) => "ready", (_, 2) => "failed", _ => "loading"
+            }).collect::<Vec<&str>>(),
             "requests_each": sh.workers().iter().map(|w| w.requests.load(Ordering::Relaxed)).collect::<Vec<u64>>(),
             "state": match sh.ready() {
                 1 => "ready", 2 => "failed", _ if pid != 0 => "loading", _ => "not running"
@@ -663,6 +696,7 @@ pub fn stats() -> serde_json::Value {
         "failed": load(&st.failed),
         "timeouts": load(&st.timeouts),
         "fallbacks": load(&st.fallbacks),
+        "requeued": load(&st.requeued),
         "wait_us": pct(&hist(&st.wait_hist)),
         "run_us": pct(&hist(&st.run_hist)),
         "cache": {

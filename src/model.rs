@@ -91,8 +91,15 @@ pub fn model_key(model_identity: &str) -> u64 {
 /// per-backend cache can answer before any worker or encoder is asked.
 /// Errors are the ones loading would raise first, in the same order.
 pub fn session_model_identity() -> String {
-    static MEMO: Mutex<Option<((PathBuf, &'static str), String)>> = Mutex::new(None);
-    let key = (config::model_dir(), config::variant());
+    use std::os::unix::fs::MetadataExt;
+    type Memo = ((PathBuf, &'static str, (u64, i64, i64)), String);
+    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+    let dir = config::model_dir();
+    // files renamed into place (README) give the manifest a new inode and
+    // time: read again, so a new model's sha256 makes a new identity
+    let stamp = std::fs::metadata(dir.join("manifest.json"))
+        .map_or((0, 0, 0), |m| (m.ino(), m.mtime(), m.mtime_nsec()));
+    let key = (dir, config::variant(), stamp);
     let mut memo = MEMO.lock();
     if let Some((k, v)) = memo.as_ref() {
         if *k == key {

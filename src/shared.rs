@@ -61,8 +61,8 @@ pub struct SlotData {
     pub unavailable: u32,
     /// times a restarting worker put it back in the queue (once at most)
     pub requeued: u32,
-    /// the model the backend routed it for, and (with DONE) the model that
-    /// encoded it: shared_cache::key_of(model identity, "")
+    /// the model the backend routed it for (model::model_key); a worker
+    /// with another model fails it as "unavailable" instead of encoding it
     pub model_key: u64,
     /// byte length of each text (or 4 × its number of ids)
     pub lens: [u32; MAX_TEXTS],
@@ -96,6 +96,8 @@ pub struct Stats {
     pub abandoned: AtomicU64,
     pub timeouts: AtomicU64,
     pub fallbacks: AtomicU64,
+    /// requests a stopping or restarted worker put back in the queue
+    pub requeued: AtomicU64,
     pub batch_hist: [AtomicU64; BATCH_HIST],
     pub wait_hist: [AtomicU64; HIST],
     pub run_hist: [AtomicU64; HIST],
@@ -117,6 +119,8 @@ pub struct WorkerState {
     pub requests: AtomicU64,
     /// when its current encoder run started (0: not running one)
     pub run_started_us: AtomicU64,
+    /// when a backend last asked it to exit for making no progress
+    pub term_sent_us: AtomicU64,
 }
 
 #[repr(C)]

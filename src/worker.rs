@@ -89,10 +89,17 @@ unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
 /// applies), their backends woken.
 fn fail_running(sh: &Shared, i: usize, msg: &str) {
     for s in sh.slots() {
-        if s.worker.load(Ordering::Acquire) as usize != i {
+        // the state first: a slot RUNNING (or ABANDONED) for worker i
+        // leaves that state only through i, and the acquire makes the
+        // NO_WORKER of its submission visible, so a stale index from an
+        // earlier request is never taken for this one
+        let st = s.state.load(Ordering::Acquire);
+        if (st != shared::RUNNING && st != shared::ABANDONED)
+            || s.worker.load(Ordering::Acquire) as usize != i
+        {
             continue;
         }
-        match s.state.load(Ordering::Acquire) {
+        match st {
             shared::RUNNING => requeue_or_fail(sh, s, msg),
             shared::ABANDONED => {
                 let _ = s.state.compare_exchange(
@@ -125,6 +132,7 @@ fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
             )
             .is_ok()
         {
+            sh.header().stats.requeued.fetch_add(1, Ordering::Relaxed);
             for w in sh.workers() {
                 let latch = w.latch.load(Ordering::Acquire);
                 if latch != 0 {
@@ -229,7 +237,9 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
                     pg_sys::MyLatch,
                     (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
                         as i32,
-                    1000,
+                    // the heartbeat of an idle worker stays well inside
+                    // the hang limit
+                    (config::worker_hang_timeout_us() / 4000).clamp(100, 1000) as std::ffi::c_long,
                     pg_sys::PG_WAIT_EXTENSION,
                 );
                 pg_sys::ResetLatch(pg_sys::MyLatch);
@@ -304,6 +314,7 @@ fn load(sh: &Shared, st: &mut State) {
         sh.set_info(&info);
     }
     st.key = Some(want);
+    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
     me.ready
         .store(if st.model.is_ok() { 1 } else { 2 }, Ordering::Release);
 }
@@ -345,6 +356,9 @@ fn pick(sh: &Shared) -> Vec<usize> {
         let age = shared::now_us().saturating_sub(oldest);
         if age < delay {
             std::thread::sleep(Duration::from_micros(delay - age));
+            sh.workers()[INDEX.load(Ordering::Relaxed)]
+                .heartbeat_us
+                .store(shared::now_us(), Ordering::Release);
             waiting = submitted(sh);
         }
     }
@@ -530,13 +544,15 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     match result {
         Ok(embs) => {
             for (i, range) in parts {
-                finish(sh.slot(i), Ok(&embs[range.clone()]));
+                // counted before the backend is woken: what it reads next
+                // includes its own request
                 stats.requests.fetch_add(1, Ordering::Relaxed);
                 sh.workers()[INDEX.load(Ordering::Relaxed)]
                     .requests
                     .fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(range.len() as u64, Ordering::Relaxed);
                 stats.run_hist[shared::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
+                finish(sh.slot(i), Ok(&embs[range.clone()]));
             }
         }
         Err(e) => {
