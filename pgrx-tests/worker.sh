@@ -17,6 +17,7 @@
 #  - an ONNX Runtime error inside the worker is an ERROR for that request
 #    only: same worker pid, next request fine, no cluster restart;
 #  - a model directory the worker cannot load gives the backend-mode ERROR;
+#  - model files replaced on disk: sessions stop using the worker's old model;
 #  - with pg_ecom.workers = 2 both workers serve concurrent sessions, and
 #    while one restarts the other answers.
 # usage: worker.sh PORT
@@ -52,6 +53,14 @@ BPID=$(q -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%backend maps ch
 if grep -q libonnxruntime "/proc/$BPID/maps"; then fail "a backend in worker mode loaded ONNX Runtime"; fi
 wait
 [ "$(stat "->'requests'")" -ge 2 ] || fail "the worker served no requests: $(stat "")"
+# every thread of the worker but its own (ONNX Runtime's pool, the run
+# watcher) blocks the signals Postgres handles: a SIGTERM must never run
+# Postgres code on another thread (it aborted the worker once, in CI)
+for t in /proc/"$WPID"/task/*; do
+  [ "${t##*/}" = "$WPID" ] && continue
+  blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$t/status")
+  (( (16#$blk & 16#4203) == 16#4203 )) || fail "worker thread ${t##*/} does not block SIGHUP/SIGINT/SIGUSR1/SIGTERM (SigBlk $blk)"
+done
 
 # -- the same embeddings in both modes
 T="'waterproof hiking boots size 42'"
@@ -159,6 +168,29 @@ q -c "ALTER SYSTEM RESET pg_ecom.model_dir" -c "SELECT pg_reload_conf()" >/dev/n
 for _ in $(seq 1 100); do [ "$(stat "->'worker'->>'state'")" = ready ] && break; sleep 0.1; done
 [ "$(q -c "SELECT array_length(ecom_embed('recovered'), 1)")" = 384 ] || fail "no recovery after fixing the model"
 
+# -- model files replaced on disk under the same settings: the worker keeps
+# its model, sessions see another one (the manifest's sha256) and encode
+# in their own backend, so no cache mixes the two
+SWAP=/tmp/pg_ecom_swap_model
+rm -rf "$SWAP"; cp -r "$("${PG_CONFIG:-pg_config}" --sharedir)/extension/pg_ecom" "$SWAP"; chmod -R a+rX "$SWAP"
+q -c "ALTER SYSTEM SET pg_ecom.model_dir = '$SWAP'" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 100); do [ "$(stat "->'worker'->>'model_file'")" = "$SWAP/model.onnx" ] && [ "$(stat "->'worker'->>'state'")" = ready ] && break; sleep 0.1; done
+r0=$(stat "->'requests'")
+[ "$(q -c "SELECT array_length(ecom_embed('swap: before'), 1)")" = 384 ] || fail "no embedding from the copied model"
+[ "$(stat "->'requests'")" -gt "$r0" ] || fail "the copied model's first text did not go to the worker"
+python3 - "$SWAP/manifest.json" <<'PY'
+import json, os, sys
+p = sys.argv[1]; m = json.load(open(p))
+m["sha256"]["model.onnx"] = "0" * 64          # "a new model" as far as identity goes
+json.dump(m, open(p + ".new", "w")); os.chmod(p + ".new", 0o644); os.replace(p + ".new", p)
+PY
+r1=$(stat "->'requests'")
+[ "$(q -c "SELECT array_length(ecom_embed('swap: after'), 1)")" = 384 ] || fail "no embedding after the files changed"
+[ "$(stat "->'requests'")" = "$r1" ] || fail "a session whose model files changed on disk still used the worker's old model"
+q -c "ALTER SYSTEM RESET pg_ecom.model_dir" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 100); do [ "$(stat "->'worker'->>'model_file'")" != "$SWAP/model.onnx" ] && [ "$(stat "->'worker'->>'state'")" = ready ] && break; sleep 0.1; done
+rm -rf "$SWAP"
+
 # -- sizes of shared memory are fixed at start
 err=$(q -c "SET pg_ecom.shared_cache_mb = 1" 2>&1 || true)
 case $err in *"without restarting the server"*) ;; *) fail "shared_cache_mb: $err";; esac
@@ -184,4 +216,4 @@ other_before=$(stat "->'worker'->'requests_each'->>1")
 kill -TERM "$first"
 [ "$(q -c "SELECT array_length(ecom_embed('while one worker restarts'), 1)")" = 384 ] || fail "no answer while one of two workers restarts"
 [ "$(stat "->'worker'->'requests_each'->>1")" -gt "$other_before" ] || fail "the other worker did not answer while the first restarted"
-echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered, a run in flight requeued and answered; ONNX Runtime error: that request only; no cluster restart; two workers: both served ($each requests), one answered while the other restarted"
+echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered, a run in flight requeued and answered; ONNX Runtime error: that request only; model files replaced on disk: sessions encode locally; no cluster restart; two workers: both served ($each requests), one answered while the other restarted"

@@ -162,7 +162,9 @@ pub fn with_model<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
     if slot.as_ref().is_none_or(|l| l.key != key) {
         *slot = None; // drop the old session before building a new one
         let threads = key.threads;
-        let loaded = try_load(key, threads, &|| Ok(tokenizer()))
+        // threads loading starts (ONNX Runtime's environment and pools)
+        // start with signals blocked: Postgres' handlers run on this one
+        let loaded = crate::signals::blocked(|| try_load(key, threads, &|| Ok(tokenizer())))
             .unwrap_or_else(|e| config_error(e.message, e.guc));
         if let Some(w) = &loaded.encoder.fallback_warning {
             pgrx::warning!("pg_ecom: {w}");

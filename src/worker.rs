@@ -47,25 +47,34 @@ static INDEX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::n
 static TERM: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
 
-unsafe extern "C-unwind" fn on_sigterm(_: c_int) {
-    // SAFETY: what Postgres' own handlers do: set a flag and the latch,
-    // keeping errno
+/// The worker's own thread: the only one that may touch Postgres.
+static MAIN_THREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets `flag` and the worker's latch, as Postgres' own handlers do. A
+/// signal the kernel delivers to another thread of the process (one that
+/// a library started without blocking signals) is passed on to the
+/// worker's own thread instead: Postgres must never run elsewhere.
+fn on_signal(signo: c_int, flag: &AtomicBool) {
+    // SAFETY: async-signal-safe calls only; errno is kept
     unsafe {
         let saved = *libc::__errno_location();
-        TERM.store(true, Ordering::SeqCst);
-        pg_sys::SetLatch(pg_sys::MyLatch);
+        let main = MAIN_THREAD.load(Ordering::SeqCst);
+        if main != 0 && libc::pthread_self() as usize != main {
+            libc::pthread_kill(main as libc::pthread_t, signo);
+        } else {
+            flag.store(true, Ordering::SeqCst);
+            pg_sys::SetLatch(pg_sys::MyLatch);
+        }
         *libc::__errno_location() = saved;
     }
 }
 
-unsafe extern "C-unwind" fn on_sighup(_: c_int) {
-    // SAFETY: as on_sigterm
-    unsafe {
-        let saved = *libc::__errno_location();
-        HUP.store(true, Ordering::SeqCst);
-        pg_sys::SetLatch(pg_sys::MyLatch);
-        *libc::__errno_location() = saved;
-    }
+unsafe extern "C-unwind" fn on_sigterm(signo: c_int) {
+    on_signal(signo, &TERM);
+}
+
+unsafe extern "C-unwind" fn on_sighup(signo: c_int) {
+    on_signal(signo, &HUP);
 }
 
 /// On the way out (any way but a crash): backends stop waiting for us.
@@ -165,6 +174,8 @@ struct State {
 #[pgrx::pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
+    // SAFETY: pthread_self of this, the worker's own thread
+    MAIN_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::SeqCst);
     // SAFETY: a background worker sets its handlers, then unblocks signals
     unsafe {
         pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
@@ -267,7 +278,10 @@ fn load(sh: &Shared, st: &mut State) {
     st.last_try_us = shared::now_us();
     let dir = key.dir.clone();
     let tok = move || TextTokenizer::from_file(&dir.join("tokenizer.json")).map(Arc::new);
-    let info = match model::try_load(key.clone(), threads, &tok) {
+    // every thread loading starts (ONNX Runtime's environment and pools)
+    // starts with signals blocked: only this thread takes them
+    let loaded = crate::signals::blocked(|| model::try_load(key.clone(), threads, &tok));
+    let info = match loaded {
         Ok(m) => {
             if let Some(w) = &m.encoder.fallback_warning {
                 pgrx::warning!("pg_ecom inference worker: {w}");
