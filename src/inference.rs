@@ -488,7 +488,7 @@ fn submit<'a>(
     slot.submitted_us.store(shared::now_us(), Ordering::Relaxed);
     slot.worker.store(shared::NO_WORKER, Ordering::Relaxed);
     slot.state.store(shared::SUBMITTED, Ordering::Release);
-    wake_worker(sh);
+    wake_workers(sh);
     Ok(claimed)
 }
 
@@ -587,7 +587,7 @@ fn check_hung(sh: &Shared) {
 }
 
 /// Wakes the workers: whichever is free takes the request.
-fn wake_worker(sh: &Shared) {
+pub fn wake_workers(sh: &Shared) {
     for w in sh.workers() {
         let latch = w.latch.load(Ordering::Acquire);
         if latch != 0 {

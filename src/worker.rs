@@ -110,17 +110,21 @@ fn fail_running(sh: &Shared, i: usize, msg: &str) {
         }
         match st {
             shared::RUNNING => requeue_or_fail(sh, s, msg),
-            shared::ABANDONED => {
-                let _ = s.state.compare_exchange(
-                    shared::ABANDONED,
-                    shared::FREE,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
+            shared::ABANDONED => free_if_abandoned(s),
             _ => {}
         }
     }
+}
+
+/// A slot whose backend gave up while a worker ran it is freed by that
+/// worker, and only while it is still ABANDONED.
+fn free_if_abandoned(s: &Slot) {
+    let _ = s.state.compare_exchange(
+        shared::ABANDONED,
+        shared::FREE,
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
 }
 
 /// A request its worker could not finish (it stopped or restarted) goes
@@ -142,22 +146,11 @@ fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
             .is_ok()
         {
             sh.header().stats.requeued.fetch_add(1, Ordering::Relaxed);
-            for w in sh.workers() {
-                let latch = w.latch.load(Ordering::Acquire);
-                if latch != 0 {
-                    // SAFETY: a worker's latch in shared memory
-                    unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
-                }
-            }
+            crate::inference::wake_workers(sh);
             return;
         }
         // abandoned meanwhile: nobody waits for it
-        let _ = s.state.compare_exchange(
-            shared::ABANDONED,
-            shared::FREE,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        free_if_abandoned(s);
         return;
     }
     finish(s, Err((msg, true)));
@@ -457,12 +450,7 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
         .is_err()
     {
         // ABANDONED: nobody waits for it
-        let _ = s.state.compare_exchange(
-            shared::ABANDONED,
-            shared::FREE,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        free_if_abandoned(s);
         return;
     }
     let latch = s.owner_latch.load(Ordering::Acquire);
