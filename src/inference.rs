@@ -86,16 +86,17 @@ pub fn route() -> Route {
     if dims == 0 || dims > shared::MAX_DIMS {
         return Route::Local;
     }
-    let sha256 = info["sha256"].as_str().map(str::to_owned);
-    let model = format!(
-        "{}|{}",
-        info["model_file"].as_str().unwrap_or(""),
-        sha256.as_deref().unwrap_or("")
-    );
+    let model_key = info["model_key"].as_u64().unwrap_or(0);
+    if crate::model::model_key(&crate::model::session_model_identity()) != model_key {
+        // the session's model files changed on disk (renamed into place)
+        // while the worker still has the old model: the session's own
+        // model encodes, and describes itself, so nothing mixes the two
+        return Route::Local;
+    }
     Route::Worker(WorkerModel {
         dims,
-        sha256,
-        model_key: crate::model::model_key(&model),
+        sha256: info["sha256"].as_str().map(str::to_owned),
+        model_key,
         info,
     })
 }
@@ -142,17 +143,7 @@ fn unavailable(msg: String) -> ! {
 /// Embeddings of `texts` (distinct, not in this backend's cache): from the
 /// shared cache where it has them, the rest encoded on `route`.
 pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
-    let mut route = route();
-    if let Route::Worker(w) = &route {
-        // the session's model files changed on disk (renamed into place)
-        // while the worker still has the old model: the session's own
-        // model encodes, so that no cache mixes the two
-        let session = identity.rsplit_once('|').map_or(identity, |(m, _)| m);
-        if crate::model::model_key(session) != w.model_key {
-            route = Route::Local;
-        }
-    }
-    let route = &route;
+    let route = &route();
     let sh = shared::get();
     let cache = sh.as_ref().map(|s| s.cache());
     let dims = match route {
@@ -242,7 +233,7 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
                 }
                 Ok(None) => break,
                 Err(f) => {
-                    failure = Some((next, f));
+                    failure = Some(f);
                     break;
                 }
             }
@@ -260,12 +251,12 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
                 }
             }
             Err(f) => {
-                failure = Some((k, f));
+                failure = Some(f);
                 break;
             }
         }
     }
-    let Some((k, f)) = failure else {
+    let Some(f) = failure else {
         return out;
     };
     drop(inflight); // hands our other slots back
@@ -281,7 +272,6 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
             pgrx::log!("{msg}; encoding in this backend (pg_ecom.inference_fallback)");
             // what has no embedding yet: the failed chunk, the ones handed
             // back from the pipeline and everything after
-            let _ = k;
             let rest: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_empty()).collect();
             let rest_texts: Vec<&str> = rest.iter().map(|&i| texts[i]).collect();
             for (&i, e) in rest.iter().zip(crate::model::embed_locally(&rest_texts)) {

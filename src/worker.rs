@@ -296,6 +296,9 @@ fn load(sh: &Shared, st: &mut State) {
                 "threads": threads,
                 "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
                 "source": m.manifest.source,
+                // what requests are routed for: backends compare it with
+                // their own model files' and send it with each request
+                "model_key": model::model_key(&m.model_identity()),
             });
             pgrx::log!(
                 "pg_ecom inference worker: {} loaded in {:.0} ms ({}, {threads} threads)",
@@ -303,7 +306,7 @@ fn load(sh: &Shared, st: &mut State) {
                 m.encoder.load_ms,
                 m.encoder.provider_in_use
             );
-            st.model_key = model::model_key(&m.model_identity());
+            st.model_key = info["model_key"].as_u64().unwrap_or(0);
             // the shared cache is laid out for the worker's model: a
             // backend-mode session encoding first must not decide its width
             sh.cache().lay_out(m.encoder.dims);

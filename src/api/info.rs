@@ -24,6 +24,7 @@ fn ecom_model_info() -> JsonB {
         if let Some(o) = info.as_object_mut() {
             o.remove("state");
             o.remove("key");
+            o.remove("model_key");
         }
         return JsonB(info);
     }
