@@ -26,7 +26,7 @@ MODEL_DIR=$(pg_config --sharedir)/extension/pg_ecom
 DATA=$("$VENV/bin/python" -c 'import recbole, os; print(os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k"))')
 WORK=$ROOT/.ecom/bench
 mkdir -p "$WORK"
-PORT=$(scripts/cluster free-port 54350)
+PORT=$(scripts/cluster free-port 26350)
 scripts/cluster start bench "$PORT"
 trap 'scripts/cluster stop bench "$PORT"' EXIT
 "$VENV/bin/python" benches/driver.py --port "$PORT" --model-dir "$MODEL_DIR" --data "$DATA" \

@@ -16,7 +16,7 @@ VENV=$PWD/.ecom/venv
 DATA=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/recbole/dataset_example/ml-100k
 "$VENV/bin/python" benches/eval/prepare.py --data "$DATA" --out "$OUT" "${ARGS[@]}"
 chmod -R a+rX "$OUT"
-PORT=${PG_ECOM_EVAL_PORT:-$(scripts/cluster free-port 54340)}
+PORT=${PG_ECOM_EVAL_PORT:-$(scripts/cluster free-port 26340)}
 scripts/cluster start eval "$PORT"
 trap 'scripts/cluster stop eval "$PORT"' EXIT
 scripts/cluster psql eval "$PORT" -d postgres -q -c "DROP EXTENSION IF EXISTS pg_ecom CASCADE" -c "CREATE EXTENSION pg_ecom"

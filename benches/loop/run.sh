@@ -18,7 +18,7 @@ VENV=$PWD/.ecom/venv
 # psycopg2 for the simulated clients (pinned, hash-checked, as benches/run.sh)
 "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps -r benches/requirements.lock
 DATA=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/recbole/dataset_example/ml-100k
-PORT=${PG_ECOM_LOOP_PORT:-$(scripts/cluster free-port 54360)}
+PORT=${PG_ECOM_LOOP_PORT:-$(scripts/cluster free-port 26360)}
 scripts/cluster start loop "$PORT"
 trap 'scripts/cluster stop loop "$PORT"' EXIT
 "$VENV/bin/python" benches/loop/sim.py --self-test >/dev/null

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-30}
 scripts/setup >/dev/null
-PORT=${PG_ECOM_BENCH_PORT:-$(scripts/cluster free-port 54380)}
+PORT=${PG_ECOM_BENCH_PORT:-$(scripts/cluster free-port 26380)}
 scripts/cluster start loopbench "$PORT"
 trap 'scripts/cluster stop loopbench "$PORT"' EXIT
 P="scripts/cluster psql loopbench $PORT -d postgres -qAt"

@@ -15,7 +15,7 @@ as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 for c in bench_backend bench_worker; do   # fresh clusters: the same state for both modes
   scripts/cluster stop $c 0; as_pg rm -rf ".ecom/clusters/$c/data"
 done
-BPORT=$(scripts/cluster free-port 54390)
+BPORT=$(scripts/cluster free-port 26390)
 scripts/cluster start bench_backend "$BPORT"
 WPORT=$(scripts/cluster free-port $((BPORT + 1)))
 PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom" scripts/cluster start bench_worker "$WPORT"
