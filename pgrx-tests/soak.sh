@@ -34,17 +34,21 @@ BEGIN
     COMMIT;
     -- the loop, on a tenant shared by all sessions and on its own: serve
     -- with Thompson sampling, a click on the first shown, and now and then
-    -- learn from it (impressions learnable at once)
+    -- learn from it (impressions learnable at once) in a transaction of its
+    -- own, as pg_cron does: ecom_learn waits for open feedback of its
+    -- tenant, so two transactions that each labelled and then learned one
+    -- tenant would deadlock (README, feedback conventions)
     t := CASE WHEN i % 2 = 0 THEN 'loop_shared' ELSE 'loop' || s END;
     PERFORM ecom_feedback(impression_id, 'click')
        FROM ecom_serve(t, 'viewed: item ' || (i % 7), ARRAY['item 0', 'item 1', 'item 2', 'item 3'], 2, seed => i)
       WHERE rank = 1;
+    INSERT INTO soak_loop VALUES (s, t);
+    COMMIT;
     IF i % 5 = 0 THEN
       PERFORM set_config('pg_ecom.feedback_window', '0', true);
       PERFORM ecom_learn(t, activate => CASE WHEN i % 10 = 0 THEN 'always' ELSE 'if_better' END);
+      COMMIT;
     END IF;
-    INSERT INTO soak_loop VALUES (s, t);
-    COMMIT;
   END LOOP;
 END $$;
 SQL

@@ -10,6 +10,11 @@
 # pgrx-tests/upgrade/heads-0.1.0.sql holds heads and scores made by the
 # release-0.1.0 library (make_fixture.sql, run once against a build of
 # commit dda9dcc); sql/pg_ecom--0.1.0.sql is that release's install script.
+# pgrx-tests/upgrade/loop-0.3.0.sql holds the loop's rows (requests,
+# impressions, feedback, learned heads) as release 0.3.0 wrote them
+# (make_loop_fixture.sh, run once against a build of commit b98847e): they
+# are loaded after updating to 0.3.0, and must pass the update to the
+# current release unchanged, every new constraint valid on them.
 # usage: upgrade.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +41,28 @@ $U -c "SELECT count(*) FROM ecom.heads WHERE metrics ? 'val_tenants' AND jsonb_t
 stale=$($U -c "SELECT ecom_predict('store1', 'viewed: item 1', 'item 0', 'click', '{0.2,0.5}')" 2>&1 || true)
 grep -q "older than the pg_ecom library" <<< "$stale" \
   || { echo "upgrade: before ALTER EXTENSION UPDATE, scoring should say to run it; got: $stale"; exit 1; }
-$U -c "ALTER EXTENSION pg_ecom UPDATE"
+# the loop's rows as 0.3.0 wrote them
+$U -c "ALTER EXTENSION pg_ecom UPDATE TO '0.3.0'"
+$U -f pgrx-tests/upgrade/loop-0.3.0.sql >/dev/null
+before=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
+loop_rows="SELECT (SELECT md5(string_agg(format('%s', (r.id, r.tenant, r.served_at, r.context, r.items, r.features, r.k, r.behaviour, r.explore, r.seed, r.head_tenant, r.head_version, r.head_id)), ' ' ORDER BY r.id)) FROM ecom.requests r)
+                || '/' || (SELECT md5(string_agg(format('%s', i), ' ' ORDER BY i.id)) FROM ecom.impressions i)
+                || '/' || (SELECT md5(string_agg(format('%s', f), ' ' ORDER BY f.impression_id, f.behaviour)) FROM ecom.feedback f)
+                || '/' || (SELECT count(*) FROM ecom.requests) || '/' || (SELECT count(*) FROM ecom.impressions) || '/' || (SELECT count(*) FROM ecom.feedback)"
+loop_before=$($U -c "$loop_rows")
+[ "$($U -c "SELECT count(*) > 20 FROM ecom.impressions")" = t ] || { echo "upgrade: the 0.3.0 loop fixture did not load"; exit 1; }
+update_out=$($U -c "ALTER EXTENSION pg_ecom UPDATE" 2>&1)
+[ -z "$update_out" ] || { echo "upgrade: ALTER EXTENSION UPDATE said something on rows 0.3.0 wrote: $update_out"; exit 1; }
+[ "$($U -c "$loop_rows")" = "$loop_before" ] || { echo "upgrade: the loop's rows changed in the update"; exit 1; }
+[ "$($U -c "SELECT count(*) FROM pg_constraint WHERE connamespace = 'ecom'::regnamespace AND NOT convalidated")" = 0 ] \
+  || { echo "upgrade: a new constraint is not valid on the rows 0.3.0 wrote"; exit 1; }
+# versions that served or were activated are marked ever active; a
+# candidate kept inactive that never served is not
+$U -c "SELECT string_agg(format('%s/%s/%s', tenant, version, ever_active::text), ' ' ORDER BY tenant, version) FROM ecom.heads WHERE tenant LIKE 'shop%'" \
+  | grep -qx "shop_a/1/true shop_a/2/false shop_b/1/false" || { echo "upgrade: ever_active of 0.3.0's learned heads: $($U -c "SELECT string_agg(format('%s/%s/%s', tenant, version, ever_active), ' ' ORDER BY tenant, version) FROM ecom.heads WHERE tenant LIKE 'shop%'")"; exit 1; }
+# and learning goes on from 0.3.0's cursor (a head without a snapshot)
+$U -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a')->>'reason'" | grep -q "nothing served since" \
+  || { echo "upgrade: ecom_learn after the update relearned what 0.3.0 learned"; exit 1; }
 version=$($U -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_ecom'")
 [ "$version" = "$NEW" ] || { echo "upgrade: extversion is $version after UPDATE, want $NEW"; exit 1; }
 after=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
@@ -48,16 +74,16 @@ diff=$($U -c "SELECT count(*) || ' of ' || (SELECT count(*) FROM upgrade_expecte
 checks=$($U -c "SELECT (SELECT count(*) = count(DISTINCT id) AND count(id) = count(*) FROM ecom.heads),
                        (SELECT count(*) FROM ecom.heads WHERE metrics::text ~ 'store[0-9]'),
                        (SELECT count(*) FROM ecom.heads WHERE active)")
-[ "$checks" = "t|0|3" ] || { echo "upgrade: ids unique|heads naming tenants|active heads = $checks, want t|0|3"; exit 1; }
+[ "$checks" = "t|0|4" ] || { echo "upgrade: ids unique|heads naming tenants|active heads = $checks, want t|0|4 (global, store1, store2, shop_a)"; exit 1; }
 # the updated extension keeps working: a new version, rollback, forget
 $U -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int" | grep -qx 3 || { echo "upgrade: adapt after update"; exit 1; }
 $U -c "SELECT ecom_rollback('store1', 2) IS NOT NULL" >/dev/null
-$U -c "SELECT ecom_forget('store2')" | grep -qx 1 || { echo "upgrade: forget after update"; exit 1; }
+$U -c "SELECT ecom_forget('store2')->>'heads'" | grep -qx 1 || { echo "upgrade: forget after update"; exit 1; }
 # the loop on heads made by 0.1.0 (no posterior: Thompson draws from their
 # prior): serve, feedback, evaluate, learn
 $U -c "SELECT count(*) FROM ecom_serve('store1', 'viewed: item 1', ARRAY['item 0','item 1','item 2'], 2, 'click', '{0.2,0.5,0.1,0.1,0.3,0.3}', 'thompson', 1)" | grep -qx 2 \
   || { echo "upgrade: ecom_serve on a 0.1.0 head"; exit 1; }
-$U -c "SELECT ecom_feedback(min(id), 'click') FROM ecom.impressions" | grep -qx t || { echo "upgrade: ecom_feedback"; exit 1; }
+$U -c "SELECT ecom_feedback(min(id), 'click') FROM ecom.impressions WHERE tenant = 'store1'" | grep -qx t || { echo "upgrade: ecom_feedback"; exit 1; }
 $U -c "SET pg_ecom.feedback_window = 0" -c "SELECT (ecom_evaluate('store1', NULL)->>'n')::int" | grep -qx 2 || { echo "upgrade: ecom_evaluate"; exit 1; }
 $U -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('store1')->>'n'" | grep -qx 2 || { echo "upgrade: ecom_learn"; exit 1; }
 

@@ -36,6 +36,21 @@ pub fn raise(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
     unreachable!()
 }
 
+/// The longest tenant name any function takes, in bytes: names are keys
+/// of unique indexes (whose entries must fit a third of a page) and are
+/// quoted in messages.
+pub const MAX_TENANT_BYTES: usize = 256;
+
+/// `tenant "name"` for a message, the name cut after 64 characters: a
+/// message never echoes a long argument back whole.
+pub fn tenant_name(tenant: &str) -> String {
+    const SHOWN: usize = 64;
+    match tenant.char_indices().nth(SHOWN) {
+        None => format!("tenant \"{tenant}\""),
+        Some((at, _)) => format!("tenant \"{}…\" ({} bytes)", &tenant[..at], tenant.len()),
+    }
+}
+
 static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
 
 pub fn install() {
@@ -153,6 +168,15 @@ mod tests {
     fn a_detail_that_is_only_a_backtrace_leaves_nothing() {
         let (kept, _) = split_backtrace(TRACE).unwrap();
         assert_eq!(kept, "");
+    }
+
+    #[test]
+    fn long_tenant_names_are_cut_in_messages() {
+        assert_eq!(super::tenant_name("shop"), "tenant \"shop\"");
+        let long = "é".repeat(1000);
+        let m = super::tenant_name(&long);
+        assert!(m.starts_with(&format!("tenant \"{}…\"", "é".repeat(64))));
+        assert!(m.ends_with("(2000 bytes)"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `ecom.requests`, `ecom.impressions`, `ecom.feedback`: what ecom_serve
-//! showed and what followed, written and read through SPI in the caller's
-//! transaction. Names and operators are schema-qualified as in store.rs.
+//! `ecom.requests`, `ecom.impressions`: what ecom_serve showed, written in
+//! the caller's transaction, and read back with what followed (feedback.rs
+//! records that) for learning and evaluation, through a cursor that
+//! follows commit order. Names and operators are schema-qualified as in
+//! store.rs.
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -10,7 +12,7 @@ use crate::errors::raise as fail;
 
 use crate::head::{behaviour_index, BEHAVIOURS};
 use crate::relation::Budget;
-use crate::store::{StoredHead, BEHAVIOURS_SQL};
+use crate::store::StoredHead;
 
 /// One ecom_serve call, as logged.
 pub struct Request<'a> {
@@ -98,172 +100,18 @@ pub fn log(req: &Request, head: &StoredHead, shown: &[Shown]) -> Vec<i64> {
         .collect()
 }
 
-/// The feedback rows a label gives: the behaviour itself and, for a
-/// positive label with `implies`, every behaviour before it in the funnel.
-/// ON CONFLICT: an explicit label replaces any; an implied one only an
-/// implied one; a row that would not change is left alone (idempotent).
-const UPSERT: &str = "ON CONFLICT (impression_id, behaviour) DO UPDATE
-        SET label = EXCLUDED.label, implied = EXCLUDED.implied, recorded_at = pg_catalog.now()
-      WHERE (NOT EXCLUDED.implied OR f.implied)
-        AND (f.label OPERATOR(pg_catalog.<>) EXCLUDED.label OR f.implied OPERATOR(pg_catalog.<>) EXCLUDED.implied)";
-
-/// Records `label` for `behaviour` after impression `id`. Returns whether
-/// anything was written (false: already recorded so).
-pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
-    let (found, written) = Spi::connect_mut(|c| {
-        let t = c.update(
-            &format!(
-                "WITH i AS (SELECT id, tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8),
-                 w AS (
-                   INSERT INTO ecom.feedback AS f (impression_id, tenant, behaviour, label, implied)
-                   SELECT i.id, i.tenant, b.behaviour, $3::pg_catalog.bool, b.ord OPERATOR(pg_catalog.<>) $2::pg_catalog.int8
-                     FROM i, pg_catalog.unnest({BEHAVIOURS_SQL}) WITH ORDINALITY AS b(behaviour, ord)
-                    WHERE b.ord OPERATOR(pg_catalog.=) $2::pg_catalog.int8
-                       OR ($3::pg_catalog.bool AND $4::pg_catalog.bool AND b.ord OPERATOR(pg_catalog.<) $2::pg_catalog.int8)
-                   {UPSERT}
-                   RETURNING 1)
-                 SELECT (SELECT pg_catalog.count(*) FROM i), (SELECT pg_catalog.count(*) FROM w)"
-            ),
-            None,
-            &[
-                id.into(),
-                (behaviour as i64 + 1).into(),
-                label.into(),
-                implies.into(),
-            ],
-        )?;
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>((
-            r.get::<i64>(1)?.unwrap_or(0),
-            r.get::<i64>(2)?.unwrap_or(0),
-        ))
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"));
-    if found == 0 {
-        fail(
-            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-            format!("pg_ecom: there is no impression {id}"),
-            Some("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's)."),
-        );
-    }
-    written > 0
-}
-
-/// The bulk form: every row of `rel` (impression_id bigint, behaviour
-/// text, label boolean). Checked whole before anything is written: a NULL,
-/// an unknown behaviour or impression, or two different labels for one
-/// (impression, behaviour) is an ERROR and records nothing. Returns the
-/// rows written or changed (implied ones included).
-pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
-    let (name, qualified) = crate::relation::names(rel, "feedback");
-    let have = crate::relation::columns(rel, "feedback");
-    let missing: Vec<&str> = ["impression_id", "behaviour", "label"]
-        .into_iter()
-        .filter(|n| !have.iter().any(|(c, _)| c == n))
-        .collect();
-    if !missing.is_empty() {
-        fail(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!(
-                "pg_ecom: feedback relation {name} lacks column(s) {} (needs impression_id bigint, behaviour text, label boolean)",
-                missing.join(", ")
-            ),
-            None,
-        );
-    }
-    let src = format!(
-        "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
-                label::pg_catalog.bool AS label FROM {qualified}"
-    );
-    let (nulls, bad_behaviour, unknown, example, conflicting) = Spi::connect(|c| {
-        let t = c.select(
-            &format!(
-                "WITH s AS ({src})
-                 SELECT pg_catalog.count(*) FILTER (WHERE impression_id IS NULL OR behaviour IS NULL OR label IS NULL),
-                        pg_catalog.count(*) FILTER (WHERE behaviour IS NOT NULL AND NOT behaviour OPERATOR(pg_catalog.=) ANY ({BEHAVIOURS_SQL})),
-                        pg_catalog.count(*) FILTER (WHERE impression_id IS NOT NULL AND NOT EXISTS
-                             (SELECT 1 FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) s.impression_id)),
-                        pg_catalog.min(impression_id) FILTER (WHERE impression_id IS NOT NULL AND NOT EXISTS
-                             (SELECT 1 FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) s.impression_id)),
-                        (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM s WHERE label IS NOT NULL
-                            GROUP BY impression_id, behaviour HAVING pg_catalog.count(DISTINCT label) OPERATOR(pg_catalog.>) 1) d)
-                   FROM s"
-            ),
-            Some(1),
-            &[],
-        )?;
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>((
-            r.get::<i64>(1)?.unwrap_or(0),
-            r.get::<i64>(2)?.unwrap_or(0),
-            r.get::<i64>(3)?.unwrap_or(0),
-            r.get::<i64>(4)?,
-            r.get::<i64>(5)?.unwrap_or(0),
-        ))
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read feedback relation {name}: {e}"));
-    let bad = |msg: String| -> ! {
-        fail(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("pg_ecom: feedback relation {name} {msg}; nothing was recorded"),
-            None,
-        )
-    };
-    if nulls > 0 {
-        bad(format!(
-            "has {nulls} row(s) with a NULL impression_id, behaviour or label"
-        ));
-    }
-    if bad_behaviour > 0 {
-        bad(format!(
-            "has {bad_behaviour} row(s) with an unknown behaviour (valid behaviours are: {})",
-            BEHAVIOURS.join(", ")
-        ));
-    }
-    if unknown > 0 {
-        bad(format!(
-            "names {unknown} impression(s) that do not exist, for example {}",
-            example.unwrap_or(0)
-        ));
-    }
-    if conflicting > 0 {
-        bad(format!(
-            "gives both true and false for {conflicting} (impression, behaviour) pair(s)"
-        ));
-    }
-    Spi::connect_mut(|c| {
-        let t = c.update(
-            &format!(
-                "WITH s AS ({src}),
-                 x AS (
-                   SELECT impression_id, behaviour, label, false AS implied FROM s
-                   UNION ALL
-                   SELECT s.impression_id, b.behaviour, true, true
-                     FROM s, pg_catalog.unnest({BEHAVIOURS_SQL}) WITH ORDINALITY AS b(behaviour, ord)
-                    WHERE $1::pg_catalog.bool AND s.label
-                      AND b.ord OPERATOR(pg_catalog.<) pg_catalog.array_position({BEHAVIOURS_SQL}, s.behaviour)),
-                 w AS (
-                   INSERT INTO ecom.feedback AS f (impression_id, tenant, behaviour, label, implied)
-                   SELECT DISTINCT ON (x.impression_id, x.behaviour) x.impression_id, i.tenant, x.behaviour, x.label, x.implied
-                     FROM x JOIN ecom.impressions i ON i.id OPERATOR(pg_catalog.=) x.impression_id
-                    ORDER BY x.impression_id, x.behaviour, x.implied
-                   {UPSERT}
-                   RETURNING 1)
-                 SELECT pg_catalog.count(*) FROM w"
-            ),
-            None,
-            &[implies.into()],
-        )?;
-        t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
+/// What ecom_forget deleted of the loop's rows.
+pub struct Forgotten {
+    pub requests: i64,
+    pub impressions: i64,
+    pub feedback: i64,
 }
 
 /// Deletes the tenant's requests and, through their foreign keys, its
-/// impressions and feedback; returns how many requests. A role that may
-/// not delete from ecom.requests gets an ERROR rather than a forget that
+/// impressions and feedback; says how many of each. A role that may not
+/// delete from ecom.requests gets an ERROR rather than a forget that
 /// leaves the tenant's impressions behind.
-pub fn forget(tenant: &str) -> i64 {
+pub fn forget(tenant: &str) -> Forgotten {
     let allowed = Spi::connect(|c| {
         c.select(
             "SELECT pg_catalog.has_table_privilege('ecom.requests'::pg_catalog.regclass, 'SELECT'::pg_catalog.text)
@@ -279,31 +127,46 @@ pub fn forget(tenant: &str) -> i64 {
     if !allowed {
         fail(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("pg_ecom: ecom_forget() also deletes the impressions of tenant \"{tenant}\", and this role may not delete from ecom.requests; nothing was deleted"),
+            format!("pg_ecom: ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::errors::tenant_name(tenant)),
             Some("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation)."),
         );
     }
     Spi::connect_mut(|c| {
-        c.update(
-            "WITH r AS (DELETE FROM ecom.requests WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
-             SELECT pg_catalog.count(*) FROM r",
+        // counted before: the foreign keys delete impressions and feedback
+        // with their requests, where RETURNING cannot count them
+        let t = c.update(
+            "WITH n AS (
+               SELECT (SELECT pg_catalog.count(*) FROM ecom.impressions WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text) AS impressions,
+                      (SELECT pg_catalog.count(*) FROM ecom.feedback WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text) AS feedback),
+             r AS (DELETE FROM ecom.requests WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
+             SELECT (SELECT pg_catalog.count(*) FROM r), n.impressions, n.feedback FROM n",
             None,
             &[tenant.into()],
-        )?
-        .first()
-        .get::<i64>(1)
-        .map(|n| n.unwrap_or(0))
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Forgotten {
+            requests: r.get::<i64>(1)?.unwrap_or(0),
+            impressions: r.get::<i64>(2)?.unwrap_or(0),
+            feedback: r.get::<i64>(3)?.unwrap_or(0),
+        })
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.requests: {e}"))
 }
 
 /// Where ecom_learn's last read ended: every request served before `at`
 /// was read, and those served at `at` itself up to `request` (all of
-/// them when None).
+/// them when None), of those that `snapshot` (the read's, as
+/// pg_current_snapshot() writes it) could see. A request committed after
+/// that snapshot is new to the next read whenever it was served: cursors
+/// follow commit order, not time; `own_xid`, the reading transaction's
+/// own (its rows are visible to it, though its snapshot lists it as not
+/// yet committed), counts as seen. Heads of 0.3.0 have no snapshot.
 #[derive(Clone, Debug)]
 pub struct Cursor {
     pub at: String,
     pub request: Option<i64>,
+    pub snapshot: Option<String>,
+    pub own_xid: Option<String>,
 }
 
 impl Cursor {
@@ -311,15 +174,27 @@ impl Cursor {
         Some(Cursor {
             at: hyper["learned_through"].as_str()?.to_owned(),
             request: hyper["learned_through_request"].as_i64(),
+            snapshot: hyper["learned_snapshot"].as_str().map(str::to_owned),
+            own_xid: hyper["learned_xid"].as_str().map(str::to_owned),
         })
     }
 }
 
-/// `r.served_at` after the cursor in $3/$4 (at, request).
-const AFTER: &str = "($3::pg_catalog.text IS NULL
-                      OR r.served_at OPERATOR(pg_catalog.>) $3::pg_catalog.text::pg_catalog.timestamptz
-                      OR (r.served_at OPERATOR(pg_catalog.=) $3::pg_catalog.text::pg_catalog.timestamptz
-                          AND $4::pg_catalog.int8 IS NOT NULL AND r.id OPERATOR(pg_catalog.>) $4::pg_catalog.int8))";
+/// `r` is new after the cursor in the parameters `at`, `request`,
+/// `snapshot`, `own` (`Cursor`): served after it, or not yet committed when
+/// it was taken.
+fn after(at: &str, request: &str, snapshot: &str, own: &str) -> String {
+    format!(
+        "({at}::pg_catalog.text IS NULL
+          OR r.served_at OPERATOR(pg_catalog.>) {at}::pg_catalog.text::pg_catalog.timestamptz
+          OR (r.served_at OPERATOR(pg_catalog.=) {at}::pg_catalog.text::pg_catalog.timestamptz
+              AND {request}::pg_catalog.int8 IS NOT NULL AND r.id OPERATOR(pg_catalog.>) {request}::pg_catalog.int8)
+          OR ({snapshot}::pg_catalog.text IS NOT NULL AND r.txid IS NOT NULL
+              AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin({snapshot}::pg_catalog.text::pg_catalog.pg_snapshot)
+              AND NOT pg_catalog.pg_visible_in_snapshot(r.txid, {snapshot}::pg_catalog.text::pg_catalog.pg_snapshot)
+              AND r.txid IS DISTINCT FROM {own}::pg_catalog.text::pg_catalog.xid8))"
+    )
+}
 
 /// The newest version of `tenant` that ecom_learn stored and its cursor.
 pub fn latest_learned(tenant: &str) -> Option<(i32, Cursor)> {
@@ -350,11 +225,19 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
                 "SELECT 1 FROM ecom.requests r
                   WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
                     AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-                    AND {AFTER}
-                  LIMIT 1"
+                    AND {}
+                  LIMIT 1",
+                self::after("$3", "$4", "$5", "$6")
             ),
             Some(1),
-            &[tenant.into(), until.into(), after.at.clone().into(), after.request.into()],
+            &[
+                tenant.into(),
+                until.into(),
+                after.at.clone().into(),
+                after.request.into(),
+                after.snapshot.clone().into(),
+                after.own_xid.clone().into(),
+            ],
         )?;
         Ok::<_, pgrx::spi::Error>(!t.is_empty())
     })
@@ -402,6 +285,15 @@ pub struct Read {
     pub requests: Vec<Logged>,
     /// the limit stopped the read before the window's end
     pub truncated: bool,
+    /// requests read but left out: an unknown behaviour, or side features
+    /// that are NULL, NaN or infinite (rows written into the tables
+    /// directly, before the constraints of 0.4.0 refused them)
+    pub skipped: usize,
+    /// the reading transaction's own xid, when it had one (`Cursor`)
+    pub own_xid: Option<String>,
+    /// the snapshot the read saw, as pg_current_snapshot() writes it (None
+    /// when it read nothing)
+    pub snapshot: Option<String>,
 }
 
 /// to_char's format of the times cursors keep: ISO 8601, microseconds,
@@ -432,12 +324,13 @@ pub fn settled_until() -> String {
 /// `budget` as they arrive.
 pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     let dir = if w.oldest_first { "ASC" } else { "DESC" };
+    let after = self::after("$3", "$4", "$8", "$9");
     let sql = format!(
         "WITH q AS (
            SELECT r.id FROM ecom.requests r
             WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
               AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-              AND {AFTER}
+              AND {after}
               AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)
             ORDER BY r.served_at {dir}, r.id {dir}
             LIMIT $6::pg_catalog.int8)
@@ -445,7 +338,9 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 r.context, r.items, r.features, r.k, r.behaviour,
                 pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
                 pg_catalog.array_agg(i.propensity ORDER BY i.rank),
-                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank)
+                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank),
+                pg_catalog.pg_current_snapshot()::pg_catalog.text,
+                pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text
            FROM q
            JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
            JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
@@ -459,6 +354,9 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     let mut impressions = 0i64;
     let mut truncated = false;
     let mut seen = 0i64;
+    let mut skipped = 0usize;
+    let mut snapshot = None;
+    let mut own_xid = None;
     Spi::connect(|c| {
         let mut cursor = c.open_cursor(
             sql.as_str(),
@@ -470,6 +368,8 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 w.since.into(),
                 w.limit.into(),
                 w.reward.map(|b| BEHAVIOURS[b]).into(),
+                w.after.as_ref().and_then(|a| a.snapshot.clone()).into(),
+                w.after.as_ref().and_then(|a| a.own_xid.clone()).into(),
             ],
         );
         'fetch: loop {
@@ -480,6 +380,21 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
             for r in t {
                 pgrx::check_for_interrupts!();
                 seen += 1;
+                if snapshot.is_none() {
+                    snapshot = r.get::<String>(12)?;
+                    own_xid = r.get::<String>(13)?;
+                }
+                let Ok(behaviour) = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()) else {
+                    skipped += 1;
+                    continue;
+                };
+                let Some(features) = r.get::<Vec<Option<f32>>>(5)?.unwrap_or_default().into_iter()
+                    .map(|x| x.filter(|v| v.is_finite()))
+                    .collect::<Option<Vec<f32>>>()
+                else {
+                    skipped += 1;
+                    continue;
+                };
                 let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
                 // whole requests only; one request larger than the limit
                 // is read alone rather than never
@@ -490,7 +405,6 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 impressions += idx.len() as i64;
                 let context = r.get::<String>(3)?.unwrap_or_default();
                 let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
-                let features: Vec<f32> = r.get::<Vec<f32>>(5)?.unwrap_or_default();
                 held += budget.per_event * idx.len()
                     + context.len()
                     + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
@@ -499,7 +413,8 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                     fail(
                         PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                         format!(
-                            "the impressions of tenant \"{tenant}\" to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                            "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                            crate::errors::tenant_name(tenant),
                             budget.bytes / (1024 * 1024),
                             out.len() + 1
                         ),
@@ -509,7 +424,6 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
                 let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
                 let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
-                let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).unwrap_or(0);
                 let shown = idx
                     .iter()
                     .zip(&ranks)
@@ -546,5 +460,8 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     Read {
         requests: out,
         truncated,
+        skipped,
+        snapshot,
+        own_xid,
     }
 }

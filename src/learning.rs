@@ -16,6 +16,7 @@ use crate::relation::{self, Event};
 use crate::slate;
 use crate::store::{self, StoredHead};
 use crate::train::{self, AdaptConfig, Method};
+use crate::versions;
 
 pub fn featurise(events: &[Event]) -> Vec<Example> {
     let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
@@ -73,44 +74,45 @@ pub fn training_budget() -> relation::Budget {
     }
 }
 
-fn fail(code: PgSqlErrorCode, msg: String) -> ! {
-    crate::errors::raise(code, msg, None)
+/// Whether a logged request can be scored by `head`: its side features
+/// are `head.k` per candidate. Requests served by a head with another
+/// number (before `ecom_adapt(start => 'scratch')` without features, say)
+/// are left out of learning and evaluation, and counted.
+fn fits(r: &Logged, head: &StoredHead) -> bool {
+    r.features.len() == r.items.len() * head.head.k
 }
 
-/// The side features of a logged request, checked against `head`.
-fn request_features<'a>(r: &'a Logged, head: &StoredHead) -> &'a [f32] {
-    let k = head.head.k;
-    if r.features.len() != r.items.len() * k {
-        fail(
-            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-            format!(
-                "pg_ecom: version {} of the head has {k} side feature(s), but request {} was served with {} per item",
-                head.version,
-                r.id,
-                r.features.len() / r.items.len().max(1)
-            ),
-        );
-    }
-    &r.features
+/// The requests of `logged` that `head` can score, and how many it cannot.
+fn usable<'a>(logged: &'a [Logged], head: &StoredHead) -> (Vec<&'a Logged>, usize) {
+    let kept: Vec<&Logged> = logged.iter().filter(|r| fits(r, head)).collect();
+    let left_out = logged.len() - kept.len();
+    (kept, left_out)
 }
 
 /// What `candidate`, ranking greedily over each logged request's
 /// candidates (as ecom_serve with explore => 'none' would), would have
 /// earned on the logged impressions, rewarded by behaviour `reward`
-/// (None: each request's own behaviour, whose labels `logged` then holds).
-pub fn evaluate(candidate: &StoredHead, logged: &[Logged], reward: Option<usize>) -> Evaluation {
+/// (None: each request's own behaviour, whose labels `logged` then holds):
+/// one row per impression, in the order of `logged`, with `model`'s
+/// probabilities as the direct model of DR. Every request must fit both
+/// heads (`usable`).
+fn ope_rows(
+    candidate: &StoredHead,
+    model: &StoredHead,
+    logged: &[&Logged],
+    reward: Option<usize>,
+) -> Vec<ope::Logged> {
     let mut rows = Vec::new();
     for r in logged {
         pgrx::check_for_interrupts!();
         let reward = reward.unwrap_or(r.behaviour);
         let items: Vec<Option<&str>> = r.items.iter().map(|t| t.as_deref()).collect();
-        let f = request_features(r, candidate);
+        let f = &r.features;
         let ranked = slate::score(candidate, r.behaviour, &r.context, &items, f);
-        let q = if reward == r.behaviour {
-            None
-        } else {
-            Some(slate::score(candidate, reward, &r.context, &items, f))
-        };
+        // the same non-NULL items in the same order whatever the head: the
+        // direct model's positions are the ranking's
+        let q = (reward != r.behaviour || !std::ptr::eq(candidate, model))
+            .then(|| slate::score(model, reward, &r.context, &items, f));
         let q = q.as_ref().unwrap_or(&ranked);
         let target = top_k(&ranked.logits, r.k);
         let at = |item_index: i32| ranked.present.iter().position(|(i, _)| *i == item_index);
@@ -132,7 +134,12 @@ pub fn evaluate(candidate: &StoredHead, logged: &[Logged], reward: Option<usize>
             });
         }
     }
-    ope::evaluate(rows)
+    rows
+}
+
+/// A head judged by its own probabilities as the direct model.
+fn evaluate(candidate: &StoredHead, logged: &[&Logged], reward: Option<usize>) -> Evaluation {
+    ope::evaluate(ope_rows(candidate, candidate, logged, reward))
 }
 
 pub fn evaluation_json(e: &Evaluation) -> serde_json::Value {
@@ -159,7 +166,8 @@ fn read_logged(
 }
 
 /// ecom_evaluate: `version` of the tenant's heads (None: the head serving
-/// the tenant now) against the tenant's logged impressions.
+/// the tenant now). A tenant without any head of its own is served by the
+/// global head: its `version` then names one of the global head's.
 pub fn evaluate_version(
     tenant: &str,
     version: Option<i32>,
@@ -167,17 +175,26 @@ pub fn evaluate_version(
     since: Option<TimestampWithTimeZone>,
 ) -> serde_json::Value {
     let head = match version {
-        Some(v) => store::head_version(Some(tenant), v).unwrap_or_else(|| {
-            fail(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("pg_ecom: tenant \"{tenant}\" has no version {v}"),
-            )
-        }),
+        Some(v) => {
+            let own = store::has_versions(tenant);
+            store::head_version(own.then_some(tenant), v).unwrap_or_else(|| {
+                crate::errors::raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("pg_ecom: {} has no version {v}", crate::errors::tenant_name(tenant)),
+                    Some(if own {
+                        "The tenant has heads of its own, so versions are its own (ecom.heads WHERE tenant = …); NULL evaluates the head serving it now."
+                    } else {
+                        "A tenant without heads of its own is served by the global head: version names one of the global head's (ecom.heads WHERE tenant IS NULL)."
+                    }),
+                )
+            })
+        }
         None => store::serving_head(Some(tenant)),
     };
     let until = impressions::settled_until();
     let read = read_logged(tenant, &until, since, None, Some(reward), false);
-    let e = evaluate(&head, &read.requests, Some(reward));
+    let (logged, left_out) = usable(&read.requests, &head);
+    let e = evaluate(&head, &logged, Some(reward));
     json!({
         "tenant": tenant,
         "version": head.version,
@@ -187,6 +204,7 @@ pub fn evaluate_version(
         "n": e.n, "requests": e.requests, "matched": e.matched,
         "logged": e.logged, "ips": e.ips, "snips": e.snips, "dr": e.dr,
         "ess": e.ess, "max_weight": e.max_weight,
+        "skipped_requests": read.skipped + left_out,
     })
 }
 
@@ -219,7 +237,7 @@ const MIN_HOLDOUT_REQUESTS: usize = 5;
 /// recorded = false). `ends[i]`: how many examples requests 0..=i gave, so
 /// that the examples of the first requests are a prefix (featurised once
 /// for both the held-out probe and the version itself).
-fn examples(logged: &[Logged], k: usize) -> (Vec<Example>, Vec<usize>) {
+fn examples(logged: &[&Logged], k: usize) -> (Vec<Example>, Vec<usize>) {
     let mut events = Vec::new();
     let mut ends = Vec::with_capacity(logged.len());
     for r in logged {
@@ -252,6 +270,74 @@ pub fn elapsed_ms(started: std::time::Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
 
+/// `'if_better'`: whether a probe fitted without the held-out requests
+/// (the latest fifth, at least `MIN_HOLDOUT_REQUESTS`) beats the head
+/// serving now on them. Both are estimated with the serving head's
+/// probabilities as DR's direct model: the probe is credited for what the
+/// logged outcomes show, never for its own confidence in its choices (with
+/// its own model, a probe that merely believes in its picks would win
+/// wherever the log has no overlap with them). What it guarantees (README,
+/// activation): with the logged propensities right and the item-position
+/// model holding, a probe no better than the serving head on those
+/// requests is activated with probability about 2.5 % (the lower end of a
+/// 95 % interval of the paired difference above 0). It never activates
+/// without a positive label among the held-out impressions, nor on
+/// estimates of a rate outside [0, 1].
+fn judge(
+    held: &[&Logged],
+    probe: &StoredHead,
+    serving: &StoredHead,
+) -> (bool, String, serde_json::Value) {
+    // each request judged by its own behaviour, as it was learned
+    let cand_rows = ope_rows(probe, serving, held, None);
+    let cur_rows = ope_rows(serving, serving, held, None);
+    let cand = ope::evaluate(cand_rows.clone());
+    let cur = ope::evaluate(cur_rows.clone());
+    let diff = ope::paired_difference(&cand_rows, &cur_rows);
+    let positives = cand_rows.iter().filter(|r| r.reward > 0.0).count();
+    let in_unit =
+        |e: &Option<ope::Estimate>| e.as_ref().is_some_and(|e| (0.0..=1.0).contains(&e.value));
+    let (better, reason) = match (&cand.dr, &cur.dr, &diff) {
+        _ if cand.n == 0 => (false, "no held-out impressions to judge it on; kept inactive".to_string()),
+        _ if positives == 0 => (
+            false,
+            format!("no positive label among the {} held-out impression(s): no evidence that it is better; kept inactive", cand.n),
+        ),
+        (Some(c), Some(a), _) if !in_unit(&cand.dr) || !in_unit(&cur.dr) => (
+            false,
+            format!(
+                "the DR estimates on {} held-out impression(s) leave [0, 1] (candidate {:.4}, active {:.4}): too few impressions, or too far from the logging policy, to judge; kept inactive",
+                cand.n, c.value, a.value
+            ),
+        ),
+        (_, _, Some(d)) if d.ci.is_some() => {
+            let [lo, hi] = d.ci.unwrap_or_default();
+            let better = lo > 0.0;
+            (
+                better,
+                format!(
+                    "its DR estimate minus the active head's on the same {} held-out impression(s) is {:.4} (95% interval {:.4} to {:.4}){}",
+                    cand.n,
+                    d.value,
+                    lo,
+                    hi,
+                    if better { ", above 0" } else { ", not above 0; kept inactive" }
+                ),
+            )
+        }
+        _ => (false, "too few held-out requests for an interval; kept inactive".to_string()),
+    };
+    let evaluation = json!({
+        "held_out_requests": held.len(),
+        "positives": positives,
+        "candidate": evaluation_json(&cand),
+        "active": evaluation_json(&cur),
+        "difference": diff,
+        "active_version": {"tenant": serving.tenant, "version": serving.version},
+    });
+    (better, reason, evaluation)
+}
+
 /// ecom_learn.
 pub fn learn(
     tenant: &str,
@@ -259,6 +345,9 @@ pub fn learn(
     activate: Activate,
     started: std::time::Instant,
 ) -> serde_json::Value {
+    // before anything is read: feedback holds this lock's share while it
+    // checks whether a label was learned already (feedback::record)
+    versions::lock_tenant_to_read(tenant);
     let own = store::active_head(Some(tenant), true);
     let global = || store::serving_head(None);
     // With `since`, a refit from the global head over the window; without,
@@ -301,25 +390,41 @@ pub fn learn(
     // first (`through` below says where it stopped); a refit over `since`
     // takes the most recent
     let read = read_logged(tenant, &until, since, after.clone(), None, since.is_none());
-    let logged = &read.requests;
+    let (logged, left_out) = usable(&read.requests, &start);
+    let skipped = read.skipped + left_out;
     let n_impressions: usize = logged.iter().map(|r| r.shown.len()).sum();
     if n_impressions == 0 {
-        return done(format!(
-            "no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
-            after
-                .as_ref()
-                .map_or(String::new(), |a| format!("after {} ", a.at)),
-        ));
+        let what = if skipped > 0 {
+            format!(
+                "{skipped} request(s) read, none usable: {} with side features other than the {} per candidate that version {} of {} takes, {} with an unknown behaviour or non-finite features{}",
+                left_out,
+                start.head.k,
+                start.version,
+                start.tenant.as_deref().map_or("the global head".to_string(), crate::errors::tenant_name),
+                read.skipped,
+                if left_out > 0 {
+                    "; to learn from them, make a version with their number of side features active (ecom_rollback to one, or ecom_adapt with a support relation whose features column has them)"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!(
+                "no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
+                after
+                    .as_ref()
+                    .map_or(String::new(), |a| format!("after {} ", a.at)),
+            )
+        };
+        return done(what);
     }
     // where this read ended: the next call continues from there
-    let (through, through_request) = match (read.truncated && since.is_none(), logged.last()) {
+    let (through, through_request) = match (read.truncated && since.is_none(), read.requests.last())
+    {
         (true, Some(last)) => (last.served_at.clone(), Some(last.id)),
         _ => (until.clone(), None),
     };
     let k = start.head.k;
-    for r in logged {
-        request_features(r, &start);
-    }
     let prior = store::prior_of(&start.hyper);
     let cfg = AdaptConfig {
         steps: 5,
@@ -329,7 +434,7 @@ pub fn learn(
         seed: 42,
         posterior,
     };
-    let (exs, ends) = examples(logged, k);
+    let (exs, ends) = examples(&logged, k);
     let adapt = |exs: &[Example]| {
         train::adapt_with(&start.head, exs, &cfg, &mut || {
             pgrx::check_for_interrupts!();
@@ -357,58 +462,42 @@ pub fn learn(
                 );
                 false
             } else {
-                // each request judged by its own behaviour, as it was learned
                 let (fit, held) = logged.split_at(logged.len() - hold);
                 let (probe, probe_report) = adapt(&exs[..ends[fit.len() - 1]]);
                 let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
                 let serving = own.clone().unwrap_or_else(global);
-                let cand = evaluate(&probe, held, None);
-                let cur = evaluate(&serving, held, None);
-                let better = match (&cand.dr, &cur.dr) {
-                    (Some(c), Some(a)) => c.lower() > a.value,
-                    _ => false,
-                };
-                reason = match (&cand.dr, &cur.dr) {
-                    (Some(c), Some(a)) if better => format!(
-                        "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) beats the active head's estimate ({:.4})",
-                        cand.n, c.lower(), a.value
-                    ),
-                    (Some(c), Some(a)) => format!(
-                        "the lower 95% bound of its DR estimate on {} held-out impression(s) ({:.4}) does not beat the active head's estimate ({:.4}); kept inactive",
-                        cand.n, c.lower(), a.value
-                    ),
-                    _ => "no held-out impressions to judge it on; kept inactive".into(),
-                };
-                evaluation = json!({
-                    "held_out_requests": held.len(),
-                    "candidate": evaluation_json(&cand),
-                    "active": evaluation_json(&cur),
-                    "active_version": {"tenant": serving.tenant, "version": serving.version},
-                });
+                let (better, why, judged) = judge(held, &probe, &serving);
+                reason = why;
+                evaluation = judged;
                 better
             }
         }
     };
     let (head, report) = adapt(&exs);
     let positives = exs.iter().filter(|e| e.y > 0.0).count();
+    let parent = own.as_ref().map(|h| h.version);
+    // a waiting candidate of the same active version that never served is
+    // replaced; the new version's number comes after it
+    let replaces = if activated {
+        Vec::new()
+    } else {
+        versions::drop_inactive_candidates(tenant, parent)
+    };
     let hyper = json!({
         "kind": "learn", "start": start_kind,
         "parent_tenant": start.tenant, "parent_version_of_start": start.version,
         "learned_through": through, "learned_through_request": through_request,
+        "learned_snapshot": read.snapshot, "learned_xid": read.own_xid,
         "after": after.as_ref().map(|a| &a.at), "since": since.map(|s| s.to_string()), "backlog": read.truncated,
         "method": "meta", "steps": cfg.steps, "prior": prior, "seed": cfg.seed,
-        "source": "ecom.impressions", "rows": report.n, "requests": logged.len(),
-        "encoder": encoder_identity(), "activate": format!("{activate:?}"),
+        "source": "ecom.impressions", "rows": report.n, "requests": logged.len(), "skipped_requests": skipped,
+        "encoder": encoder_identity(), "activate": format!("{activate:?}"), "replaces": replaces,
     });
     let metrics = json!({
         "n": report.n, "positives": positives, "loss_before": report.loss_before, "loss_after": report.loss_after,
         "activated": activated, "reason": reason, "evaluation": evaluation,
     });
-    let parent = own.as_ref().map(|h| h.version);
-    if !activated {
-        store::drop_inactive_candidates(tenant, parent);
-    }
-    let version = store::insert_version_with(
+    let version = versions::insert_version_with(
         Some(tenant),
         parent,
         &head,
@@ -420,9 +509,10 @@ pub fn learn(
     json!({
         "tenant": tenant, "version": version, "activated": activated, "reason": reason,
         "start": start_kind, "parent_version": parent,
-        "n": report.n, "positives": positives, "requests": logged.len(),
+        "n": report.n, "positives": positives, "requests": logged.len(), "skipped_requests": skipped,
         "loss_before": report.loss_before, "loss_after": report.loss_after,
         "learned_through": through, "backlog": read.truncated, "evaluation": evaluation,
+        "replaced_versions": replaces,
         "ms": elapsed_ms(started),
     })
 }

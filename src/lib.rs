@@ -6,6 +6,10 @@
 //! session, `inference` sends texts to the shared inference `worker`
 //! (through `shared` memory, with the `shared_cache`) or to `model`,
 //! `config` holds the GUCs and `api` the thin SQL wrappers.
+//! The loop: `store` reads heads and `versions` writes them, `slate` scores
+//! and `explore` chooses what is shown, `impressions` logs it and reads it
+//! back, `feedback` records what followed, `learning` learns and `ope`
+//! evaluates.
 
 use pgrx::prelude::*;
 
@@ -17,6 +21,7 @@ pub mod encode;
 mod encoding;
 pub mod errors;
 pub mod explore;
+mod feedback;
 pub mod head;
 mod impressions;
 mod inference;
@@ -33,6 +38,7 @@ mod slate;
 mod store;
 pub mod tokenize;
 pub mod train;
+mod versions;
 mod worker;
 
 #[cfg(test)]
@@ -101,7 +107,10 @@ CREATE TABLE ecom.heads (
     UNIQUE NULLS NOT DISTINCT (tenant, version),
     -- what Thompson sampling draws from (posterior.rs): per behaviour the
     -- precisions of the adapted part, then the centres; NULL = the prior
-    posterior       real[]
+    posterior       real[],
+    -- it was active at some time: such a version may have served and is
+    -- never deleted (only versions that never were may be replaced)
+    ever_active     boolean NOT NULL DEFAULT false
 );
 -- exactly one active head per tenant, enforced by the database itself
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;

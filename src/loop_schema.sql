@@ -20,10 +20,20 @@ CREATE TABLE ecom.requests (
     -- the foreign keys below carry the tenant: a row of one tenant can
     -- never hang off another tenant's (foreign-key checks ignore row-level
     -- security)
-    UNIQUE (id, tenant)
+    UNIQUE (id, tenant),
+    -- since 0.4.0: the writing transaction (learning's cursor follows
+    -- commit order with it); NULL for rows written before 0.4.0
+    txid            xid8 DEFAULT pg_catalog.pg_current_xact_id(),
+    CONSTRAINT requests_behaviour_known CHECK (behaviour IN ('browse', 'click', 'cart', 'purchase')),
+    CONSTRAINT requests_features_finite CHECK (features IS NULL OR (pg_catalog.array_position(features, NULL) IS NULL
+        AND NOT features OPERATOR(pg_catalog.&&) '{NaN,Infinity,-Infinity}'::real[])),
+    -- a head that served is never deleted
+    CONSTRAINT requests_head_id_fkey FOREIGN KEY (head_id) REFERENCES ecom.heads (id)
 );
 CREATE INDEX requests_tenant_served_at ON ecom.requests (tenant, served_at);
 CREATE INDEX requests_served_at ON ecom.requests (served_at);     -- retention
+CREATE INDEX requests_head_id ON ecom.requests (head_id);
+CREATE INDEX requests_tenant_txid ON ecom.requests (tenant, txid);
 
 -- One row per shown item.
 CREATE TABLE ecom.impressions (
@@ -42,7 +52,11 @@ CREATE TABLE ecom.impressions (
     explore         text NOT NULL,
     features        real[],                           -- this item's side features
     UNIQUE (id, tenant),
-    FOREIGN KEY (request_id, tenant) REFERENCES ecom.requests (id, tenant) ON DELETE CASCADE
+    FOREIGN KEY (request_id, tenant) REFERENCES ecom.requests (id, tenant) ON DELETE CASCADE,
+    CONSTRAINT impressions_behaviour_known CHECK (behaviour IN ('browse', 'click', 'cart', 'purchase')),
+    CONSTRAINT impressions_features_finite CHECK (features IS NULL OR (pg_catalog.array_position(features, NULL) IS NULL
+        AND NOT features OPERATOR(pg_catalog.&&) '{NaN,Infinity,-Infinity}'::real[])),
+    CONSTRAINT impressions_score_probability CHECK (score >= 0 AND score <= 1)
 );
 CREATE INDEX impressions_tenant_served_at ON ecom.impressions (tenant, served_at);
 CREATE INDEX impressions_request_id ON ecom.impressions (request_id);

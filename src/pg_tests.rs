@@ -220,7 +220,10 @@ mod tests {
         );
         let top = one::<String>("SELECT item FROM ecom_rank('store1', 'viewed: coffee', ARRAY['car wax', 'ceramic coffee mug'], 1)");
         assert_eq!(top, "ceramic coffee mug");
-        assert_eq!(one::<i64>("SELECT ecom_forget('store1')"), 2);
+        assert_eq!(
+            one::<i64>("SELECT (ecom_forget('store1')->>'heads')::int8"),
+            2
+        );
         assert_eq!(
             one::<i64>("SELECT count(*) FROM ecom.heads WHERE tenant = 'store1'"),
             0

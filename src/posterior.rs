@@ -68,6 +68,9 @@ impl Posterior {
         if w[..NB * m].iter().any(|p| !p.is_finite() || *p <= 0.0) {
             return Err("a posterior precision is not a positive number".into());
         }
+        if w[NB * m..].iter().any(|c| !c.is_finite()) {
+            return Err("a posterior centre is NaN or infinite".into());
+        }
         Ok(Posterior {
             k,
             dims,

@@ -144,8 +144,26 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
     // meta-validation then adapts on each tenant's earliest events, as
     // ecom_adapt is used on a new tenant
     let ordered = type_of("ts").is_some();
+    // ties (and relations without ts) are broken over every column read,
+    // texts in byte order: the same rows train the same head whatever
+    // order they are stored in, in any database
+    let c = "COLLATE pg_catalog.\"C\"";
+    let mut order = Vec::new();
+    if ordered {
+        order.push("ts".to_string());
+    }
+    if with_tenant {
+        order.push(format!("tenant::pg_catalog.text {c}"));
+    }
+    for col in ["context", "item", "behaviour"] {
+        order.push(format!("{col}::pg_catalog.text {c}"));
+    }
+    order.push("label".into());
+    if has_features {
+        order.push("features::pg_catalog.float4[]".into());
+    }
     let sql = format!(
-        "SELECT {}, context::pg_catalog.text, item::pg_catalog.text, behaviour::pg_catalog.text, label, {} FROM {qualified}{}",
+        "SELECT {}, context::pg_catalog.text, item::pg_catalog.text, behaviour::pg_catalog.text, label, {} FROM {qualified} ORDER BY {}",
         if with_tenant {
             "tenant::pg_catalog.text"
         } else {
@@ -156,7 +174,7 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
         } else {
             "NULL::pg_catalog.float4[]"
         },
-        if ordered { " ORDER BY ts" } else { "" }
+        order.join(", ")
     );
     let mut rows = Vec::new();
     let mut skipped = 0;

@@ -1,9 +1,5 @@
-//! `ecom.heads`: versioned heads per tenant, read and written through SPI.
-//!
-//! Versions are never overwritten. Writers of one tenant serialise on a
-//! transaction-scoped advisory lock, so two concurrent `ecom_adapt` calls get
-//! consecutive versions, and the partial unique index on active heads
-//! guarantees at most one active head per tenant whatever happens.
+//! `ecom.heads`: versioned heads per tenant, read through SPI (and cached
+//! by row identity); versions.rs writes them.
 //!
 //! Every statement here names its objects with their schema (`ecom.`,
 //! `pg_catalog.`), operators included (`OPERATOR(pg_catalog.=)`), and casts
@@ -68,7 +64,7 @@ pub fn prior_of(hyper: &serde_json::Value) -> Prior {
 
 /// `tenant = $n` for a nullable tenant, in operators no search_path can
 /// replace (IS NOT DISTINCT FROM looks its `=` up on the search_path).
-fn same_tenant(param: &str) -> String {
+pub(crate) fn same_tenant(param: &str) -> String {
     format!("(tenant OPERATOR(pg_catalog.=) {param} OR (tenant IS NULL AND {param} IS NULL))")
 }
 
@@ -291,7 +287,7 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "pg_ecom: the head serving {} kept changing while it was read",
-            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
+            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
         ),
         Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
     )
@@ -319,7 +315,7 @@ pub fn require_current_schema() {
         if rel == pg_sys::InvalidOid {
             return; // no ecom.heads at all: the query itself will say so
         }
-        pg_sys::get_attnum(rel, c"posterior".as_ptr()) != pg_sys::InvalidAttrNumber as i16
+        pg_sys::get_attnum(rel, c"ever_active".as_ptr()) != pg_sys::InvalidAttrNumber as i16
     };
     if !has_id {
         error(
@@ -438,7 +434,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         return;
     }
     let who = match &h.tenant {
-        Some(t) => format!("tenant \"{t}\""),
+        Some(t) => crate::errors::tenant_name(t),
         None => "the global head".to_string(),
     };
     if h.head.dims() != dims {
@@ -496,244 +492,15 @@ fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f
     }
 }
 
-/// Functions that write ecom.heads refuse early, before any encoding or
-/// training, in a read-only transaction and on a hot standby (where
-/// transactions are always read-only), with the SQLSTATE Postgres uses.
-pub fn require_writable(function: &str) {
-    require_writable_to(function, "a head version");
-}
-
-/// `require_writable` for a function that writes `what`.
-pub fn require_writable_to(function: &str, what: &str) {
-    // SAFETY: reads backend-local globals.
-    let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
-    if read_only || recovery {
-        error(
-            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            format!(
-                "pg_ecom: {function}() writes {what} and cannot run in a read-only transaction{}",
-                if recovery {
-                    " (this server is a hot standby)"
-                } else {
-                    ""
-                }
-            ),
-            Some(if recovery {
-                "Run it on the primary; standbys serve the new head as soon as it is replayed."
-            } else {
-                "Run it in a read-write transaction."
-            }),
-        );
-    }
-}
-
-/// Stores `head` as the next version of `tenant` (NULL = global), makes it
-/// the active one and returns its version.
-pub fn insert_version(
-    tenant: Option<&str>,
-    parent: Option<i32>,
-    head: &Head,
-    hyper: serde_json::Value,
-    metrics: serde_json::Value,
-) -> i32 {
-    insert_version_with(tenant, parent, head, None, hyper, metrics, true)
-}
-
-/// `insert_version` with the head's posterior, and activating it or not
-/// (ecom_learn keeps a version that did not evaluate better inactive).
-pub fn insert_version_with(
-    tenant: Option<&str>,
-    parent: Option<i32>,
-    head: &Head,
-    posterior: Option<&Posterior>,
-    mut hyper: serde_json::Value,
-    metrics: serde_json::Value,
-    activate: bool,
-) -> i32 {
-    if head.params.iter().any(|p| !p.is_finite()) {
-        error(
-            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
-            Some("Use a smaller lr or fewer steps."),
-        );
-    }
-    hyper["t"] = head.t.into();
-    hyper["k"] = head.k.into();
-    require_current_schema();
-    lock_tenant(tenant);
-    let same = same_tenant("$1::pg_catalog.text");
-    let version = Spi::connect_mut(|c| {
-        if activate {
-            c.update(
-                &format!("UPDATE ecom.heads SET active = false WHERE {same} AND active"),
-                None,
-                &[tenant.into()],
-            )?;
-        }
-        // ON CONFLICT (tenant, version) DO NOTHING: at REPEATABLE READ or
-        // SERIALIZABLE a version committed after our snapshot (by a
-        // concurrent ecom_adapt we waited for) conflicts here; Postgres then
-        // raises a serialization failure (40001, retryable) instead of a
-        // unique violation. A conflict it lets through is reported as 40001
-        // below. Only that constraint: a clash on `id` (a sequence set back
-        // by hand or by a failover that did not copy it) stays a 23505.
-        let t = c.update(
-            &format!(
-                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior)
-                 SELECT $1::pg_catalog.text, COALESCE(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1,
-                        $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
-                        $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.bool,
-                        $9::pg_catalog.float4[]
-                   FROM ecom.heads WHERE {same}
-                 ON CONFLICT (tenant, version) DO NOTHING
-                 RETURNING version"
-            ),
-            None,
-            &[
-                tenant.into(),
-                parent.into(),
-                (head.k as i32).into(),
-                (head.dims() as i32).into(),
-                head.params.clone().into(),
-                JsonB(hyper).into(),
-                JsonB(metrics).into(),
-                activate.into(),
-                posterior.map(Posterior::to_weights).into(),
-            ],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get::<i32>(1)
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
-    version.unwrap_or_else(|| concurrent_write(tenant))
-}
-
-/// Deletes the versions of `tenant` that ecom_learn stored inactive from
-/// the same active version (`parent`): a newer candidate, learned from the
-/// same events and more, replaces them, so that a job every minute keeps
-/// at most one waiting candidate per active version.
-pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> i64 {
-    lock_tenant(Some(tenant));
-    Spi::connect_mut(|c| {
-        c.update(
-            "WITH d AS (DELETE FROM ecom.heads
-                         WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text AND NOT active
-                           AND hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
-                           AND (parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
-                                OR (parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
-                        RETURNING 1)
-             SELECT pg_catalog.count(*) FROM d",
-            None,
-            &[tenant.into(), parent.into()],
-        )?
-        .first()
-        .get::<i64>(1)
-        .map(|n| n.unwrap_or(0))
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
-}
-
-fn concurrent_write(tenant: Option<&str>) -> ! {
-    error(
-        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-        format!(
-            "pg_ecom: could not serialize access to the heads of {} (changed by a concurrent transaction)",
-            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
-        ),
-        Some("Retry the transaction."),
-    )
-}
-
-/// Serialises writers of one tenant until the end of the transaction.
-fn lock_tenant(tenant: Option<&str>) {
-    let key = format!("pg_ecom:{}", tenant.unwrap_or("\u{0}global"));
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
-        &[key.into()],
-    )
-    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
-}
-
-pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
-    lock_tenant(tenant);
-    let same = same_tenant("$1::pg_catalog.text");
-    let exists = Spi::connect(|c| {
+/// Whether `tenant` has any head of its own, active or not.
+pub fn has_versions(tenant: &str) -> bool {
+    Spi::connect(|c| {
         c.select(
-            &format!(
-                "SELECT 1 FROM ecom.heads WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"
-            ),
+            "SELECT 1 FROM ecom.heads WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text LIMIT 1",
             Some(1),
-            &[tenant.into(), version.into()],
+            &[tenant.into()],
         )
         .map(|t| !t.is_empty())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
-    if !exists {
-        return false;
-    }
-    // two statements: the unique index on active heads is checked per row.
-    // The second finds no row to activate when a concurrent transaction
-    // (committed after our snapshot, at REPEATABLE READ) deleted it.
-    let mut activated = 0;
-    for sql in [
-        format!("UPDATE ecom.heads SET active = false WHERE {same} AND active AND version OPERATOR(pg_catalog.<>) $2::pg_catalog.int4"),
-        format!("UPDATE ecom.heads SET active = true WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"),
-    ] {
-        activated = Spi::connect_mut(|c| {
-            c.update(&sql, None, &[tenant.into(), version.into()])
-                .map(|t| t.len())
-        })
-        .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
-    }
-    if activated == 0 {
-        concurrent_write(tenant);
-    }
-    true
-}
-
-/// Deletes every version of `tenant`, and any mention of its name in the
-/// metrics of other heads (global heads made by release 0.1.0 listed the
-/// tenants they were trained and validated on).
-pub fn forget(tenant: &str) -> i64 {
-    lock_tenant(Some(tenant));
-    Spi::connect_mut(|c| {
-        let n = c
-            .update(
-                "WITH d AS (DELETE FROM ecom.heads WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
-                 SELECT pg_catalog.count(*) FROM d",
-                None,
-                &[tenant.into()],
-            )?
-            .first()
-            .get::<i64>(1)?
-            .unwrap_or(0);
-        // Only when such lists exist (heads of 0.1.0 restored after the
-        // update script ran): an UPDATE would need UPDATE privilege on every
-        // forget, and at SERIALIZABLE read the whole table.
-        let lists = "pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'train_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text
-                  OR pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'val_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text";
-        let any = !c
-            .select(
-                &format!("SELECT 1 FROM ecom.heads WHERE tenant IS NULL AND ({lists}) LIMIT 1"),
-                Some(1),
-                &[],
-            )?
-            .is_empty();
-        if any {
-            c.update(
-                &format!(
-                    "UPDATE ecom.heads
-                        SET metrics = metrics OPERATOR(pg_catalog.-) 'train_tenants'::pg_catalog.text
-                                              OPERATOR(pg_catalog.-) 'val_tenants'::pg_catalog.text
-                      WHERE tenant IS NULL AND ({lists})"
-                ),
-                None,
-                &[],
-            )?;
-        }
-        Ok::<_, pgrx::spi::Error>(n)
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
 }

@@ -26,6 +26,7 @@ CREATE TABLE bi_support AS SELECT context, item, behaviour, label, features FROM
 SELECT (r->>'version')::int AS v FROM ecom_adapt('bi_shop', 'bi_support') r;
 CREATE TABLE bi_empty (context text, item text, behaviour text, label boolean);
 CREATE TABLE bi_feedback_empty (impression_id bigint, behaviour text, label boolean);
+CREATE TABLE bi_feedback_numeric (impression_id numeric, behaviour text, label boolean);
 CREATE TABLE bi_missing (context text, item text, label boolean);
 CREATE TABLE bi_empty_source (tenant text, context text, item text, behaviour text, label boolean);
 CREATE TABLE bi_wrong_type (context text, item text, behaviour text, label int);
@@ -112,6 +113,7 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 -- the loop
 ('ecom_serve', 'tenant NULL', $$SELECT count(*) || ' rows' FROM ecom_serve(NULL, 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
 ('ecom_serve', 'tenant empty', $$SELECT count(*) || ' rows' FROM ecom_serve('', 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
+('ecom_serve', 'tenant over 256 bytes', $$SELECT count(*) || ' rows' FROM ecom_serve(repeat('x', 300), 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
 ('ecom_serve', 'context NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', NULL, ARRAY['a'], 1, 'click', '{0,0}')$$, NULL),
 ('ecom_serve', 'items NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', NULL, 1, 'click', '{0,0}')$$, NULL),
 ('ecom_serve', 'items all NULL', $$SELECT count(*) || ' rows (nothing logged)' FROM ecom_serve('bi_shop', 'c', ARRAY[NULL]::text[], 1, 'click', '{0,0}')$$, NULL),
@@ -130,6 +132,8 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_feedback', 'relation NULL', $$SELECT ecom_feedback(NULL::regclass)::text$$, NULL),
 ('ecom_feedback', 'relation does not exist', $$SELECT ecom_feedback('no_such_table')::text$$, NULL),
 ('ecom_feedback', 'relation lacks a column', $$SELECT ecom_feedback('bi_missing')::text$$, NULL),
+('ecom_feedback', 'relation OID that names no relation', $$SELECT ecom_feedback(42)::text$$, NULL),
+('ecom_feedback', 'relation with a numeric impression_id', $$SELECT ecom_feedback('bi_feedback_numeric')::text$$, NULL),
 ('ecom_feedback', 'relation empty', $$SELECT ecom_feedback('bi_feedback_empty')::text || ' rows'$$, NULL),
 ('ecom_learn', 'tenant NULL', $$SELECT ecom_learn(NULL)::text$$, NULL),
 ('ecom_learn', 'tenant empty', $$SELECT ecom_learn('')::text$$, NULL),
@@ -191,6 +195,6 @@ SELECT count(*) AS impressions_logged FROM ecom.impressions WHERE tenant LIKE 'b
 SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults']) t;
 REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobody;
 DROP ROLE bi_nobody;
-DROP TABLE cases, bi_feedback_empty, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
+DROP TABLE cases, bi_feedback_empty, bi_feedback_numeric, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP FUNCTION outcome(text, text);

@@ -182,7 +182,10 @@ SELECT r->>'start' AS start, (r->>'n')::int = (SELECT count(*) FROM ecom.impress
 SELECT count(*) FROM generate_series(1, 12) g, ecom_serve('lp_books', 'viewed: crime novel', (SELECT items FROM lp_items), 2, seed => g);
 SELECT count(*) > 0 AND bool_and(ecom_feedback(id, 'click')) AS recorded FROM ecom.impressions WHERE tenant = 'lp_books' AND item = 'detective story';
 SELECT (r->'evaluation'->>'held_out_requests')::int AS held_out, r->'evaluation'->'candidate' ? 'dr' AS judged,
-       (r->>'activated')::boolean = ((r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 > (r->'evaluation'->'active'->'dr'->>'value')::float8) AS rule_applied
+       (r->>'activated')::boolean = (coalesce((r->'evaluation'->'difference'->'ci'->>0)::float8 > 0, false)
+                                     AND (r->'evaluation'->>'positives')::int > 0
+                                     AND (r->'evaluation'->'candidate'->'dr'->>'value')::float8 BETWEEN 0 AND 1
+                                     AND (r->'evaluation'->'active'->'dr'->>'value')::float8 BETWEEN 0 AND 1) AS rule_applied
   FROM ecom_learn('lp_books') r;
 -- a candidate kept inactive replaces the previous one from the same active
 -- version: a job every minute keeps one waiting candidate, not one a minute

@@ -8,6 +8,7 @@ use super::predict::behaviour;
 use super::{invalid_argument, tenant_arg};
 use crate::learning::{self, Activate};
 use crate::store;
+use crate::versions;
 
 /// Adapts `tenant`'s head from its impressions and their feedback: from
 /// the active version, with the events logged after it (a Bayesian update:
@@ -23,7 +24,7 @@ fn ecom_learn(
     since: default!(Option<TimestampWithTimeZone>, "NULL"),
     activate: default!(Option<&str>, "'if_better'"),
 ) -> JsonB {
-    store::require_writable("ecom_learn");
+    versions::require_writable("ecom_learn");
     store::require_current_schema();
     let started = std::time::Instant::now();
     let tenant = tenant_arg(tenant);

@@ -13,6 +13,7 @@ use crate::learning::{elapsed_ms, encoder_identity, featurise, training_budget};
 use crate::relation;
 use crate::store;
 use crate::train::{self, AdaptConfig, MetaConfig, Method, Prior};
+use crate::versions;
 
 /// Learning rates above this only make training diverge.
 const MAX_LR: f64 = 100.0;
@@ -63,7 +64,7 @@ fn ecom_adapt(
     method: default!(Option<&str>, "'meta'"),
     seed: default!(Option<i64>, 42),
 ) -> JsonB {
-    store::require_writable("ecom_adapt");
+    versions::require_writable("ecom_adapt");
     store::require_current_schema();
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
@@ -71,9 +72,7 @@ fn ecom_adapt(
             "tenant must not be NULL (the global head is learned by ecom_meta_train)".into(),
         )
     });
-    if tenant.is_empty() {
-        invalid_argument("tenant must not be empty".into());
-    }
+    let tenant = super::tenant_arg(Some(tenant));
     let support = support
         .unwrap_or_else(|| invalid_argument("support relation must not be NULL".into()))
         .oid();
@@ -155,7 +154,7 @@ fn ecom_adapt(
     let r4 = |x: f64| (x * 1e4).round() / 1e4;
     let moved = json!({"text": r4(moved.text), "gain": r4(moved.gain), "side": r4(moved.side), "bias": r4(moved.bias), "taste": r4(moved.taste)});
     let metrics = json!({"n": report.n, "loss_before": report.loss_before, "loss_after": report.loss_after, "steps_used": report.steps_used, "moved": moved});
-    let version = store::insert_version_with(
+    let version = versions::insert_version_with(
         Some(tenant),
         parent,
         &head,
@@ -188,7 +187,7 @@ fn ecom_meta_train(
     seed: default!(Option<i64>, 42),
     l2: default!(Option<f64>, 0.001),
 ) -> JsonB {
-    store::require_writable("ecom_meta_train");
+    versions::require_writable("ecom_meta_train");
     store::require_current_schema();
     let started = Instant::now();
     let source = source
@@ -256,7 +255,7 @@ fn ecom_meta_train(
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
         "train_tenants": report.train_tenants.len(), "val_tenants": report.val_tenants.len(), "n_train": report.n_train,
     });
-    let version = store::insert_version(None, parent, &head, hyper, metrics);
+    let version = versions::insert_version(None, parent, &head, hyper, metrics);
     JsonB(json!({
         "version": version, "n": events.rows.len(), "skipped": events.skipped, "tenants": tasks.len(),
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
@@ -268,28 +267,34 @@ fn ecom_meta_train(
 /// Makes `version` the active head of `tenant` (NULL = the global head).
 #[pg_extern(volatile, parallel_unsafe, cost = 1000)]
 fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
-    store::require_writable("ecom_rollback");
+    versions::require_writable("ecom_rollback");
+    let tenant = super::tenant_or_global(tenant);
     let version = version.unwrap_or_else(|| invalid_argument("version must not be NULL".into()));
-    if !store::rollback(tenant, version) {
+    if !versions::rollback(tenant, version) {
         invalid_argument(format!(
             "{} has no version {version}",
-            tenant.map_or("the global head".to_string(), |t| format!("tenant \"{t}\""))
+            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
         ));
     }
     JsonB(json!({"tenant": tenant, "active_version": version}))
 }
 
 /// Deletes every head of `tenant` (all versions) and its requests,
-/// impressions and feedback; returns how many heads.
+/// impressions and feedback; says how many of each it deleted.
 #[pg_extern(volatile, parallel_unsafe, cost = 1000)]
-fn ecom_forget(tenant: Option<&str>) -> i64 {
-    store::require_writable("ecom_forget");
+fn ecom_forget(tenant: Option<&str>) -> JsonB {
+    versions::require_writable("ecom_forget");
     let tenant = tenant.unwrap_or_else(|| {
         invalid_argument(
             "tenant must not be NULL (ecom_forget never deletes the global head)".into(),
         )
     });
+    let tenant = super::tenant_arg(Some(tenant));
     // the loop's rows first: they name the heads' versions
-    crate::impressions::forget(tenant);
-    store::forget(tenant)
+    let loop_rows = crate::impressions::forget(tenant);
+    let heads = versions::forget(tenant);
+    JsonB(json!({
+        "tenant": tenant, "heads": heads, "requests": loop_rows.requests,
+        "impressions": loop_rows.impressions, "feedback": loop_rows.feedback,
+    }))
 }

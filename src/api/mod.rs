@@ -28,5 +28,21 @@ pub(crate) fn tenant_arg(tenant: Option<&str>) -> &str {
     if t.is_empty() {
         invalid_argument("tenant must not be empty".into());
     }
+    tenant_or_global(Some(t));
     t
+}
+
+/// A tenant argument where NULL means the global head: any name given
+/// must fit `MAX_TENANT_BYTES`.
+pub(crate) fn tenant_or_global(tenant: Option<&str>) -> Option<&str> {
+    use crate::errors::MAX_TENANT_BYTES;
+    if let Some(t) = tenant {
+        if t.len() > MAX_TENANT_BYTES {
+            invalid_argument(format!(
+                "tenant names are at most {MAX_TENANT_BYTES} bytes; {} is longer",
+                crate::errors::tenant_name(t)
+            ));
+        }
+    }
+    tenant
 }

@@ -13,6 +13,7 @@ use crate::store::{check_encoder, HeadMemo, StoredHead};
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
 fn statement_head(fcinfo: pg_sys::FunctionCallInfo, tenant: Option<&str>) -> Arc<StoredHead> {
+    let tenant = super::tenant_or_global(tenant);
     // SAFETY: fcinfo is the live call's; scalar functions leave fn_extra to
     // us, and pgrx frees the memo (running its destructor) with fn_mcxt.
     let mut memo = unsafe { pgrx::fcinfo::pg_func_extra(fcinfo, HeadMemo::default) };

@@ -8,6 +8,7 @@ use crate::explore::Policy;
 use crate::impressions::{self, Request, Shown};
 use crate::slate;
 use crate::store::{self, serving_head, StoredHead};
+use crate::versions;
 use std::sync::Arc;
 
 /// A request's arguments, checked: the serving head, the policy and seed,
@@ -41,7 +42,7 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
         crate::config::explore_epsilon(),
     )
     .unwrap_or_else(|e| invalid_argument(e));
-    let head = serving_head(tenant);
+    let head = serving_head(super::tenant_or_global(tenant));
     let n_items = items.len();
     let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
     if flat.len() != n_items * head.head.k {
@@ -163,7 +164,7 @@ fn ecom_serve(
         name!(propensity, f64),
     ),
 > {
-    store::require_writable_to("ecom_serve", "impressions");
+    versions::require_writable_to("ecom_serve", "impressions");
     store::require_current_schema();
     let tenant = tenant_arg(tenant);
     let context = required(context, "context");
@@ -215,21 +216,36 @@ fn ecom_feedback(
     behaviour: Option<&str>,
     label: default!(Option<bool>, true),
 ) -> bool {
-    store::require_writable_to("ecom_feedback", "feedback");
+    versions::require_writable_to("ecom_feedback", "feedback");
     store::require_current_schema();
     let id = required(impression_id, "impression_id");
     let b = self::behaviour(required(behaviour, "behaviour"));
     let label = required(label, "label");
-    impressions::record(id, b, label, crate::config::feedback_implies())
+    crate::feedback::record(id, b, label, crate::config::feedback_implies())
 }
 
 /// The bulk form: every row of `feedback` (impression_id bigint, behaviour
 /// text, label boolean), all or nothing. Returns the rows written or
 /// changed in ecom.feedback (implied ones included).
-#[pg_extern(name = "ecom_feedback", volatile, parallel_unsafe, cost = 100000)]
-fn ecom_feedback_relation(feedback: Option<pgrx::PgRelation>) -> i64 {
-    store::require_writable_to("ecom_feedback", "feedback");
+///
+/// The argument arrives as a bare oid (SQL type regclass, declared below):
+/// pgrx's PgRelation would open it before this function runs, and an oid
+/// naming no relation (`ecom_feedback(42)`, which PostgreSQL resolves to
+/// this form) would fail there with an internal error instead of ours.
+#[pg_extern(
+    name = "ecom_feedback",
+    sql = r#"
+CREATE FUNCTION "ecom_feedback"(
+	"feedback" regclass
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE COST 100000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_feedback_relation_wrapper';
+"#
+)]
+fn ecom_feedback_relation(feedback: Option<pg_sys::Oid>) -> i64 {
+    versions::require_writable_to("ecom_feedback", "feedback");
     store::require_current_schema();
-    let rel = required(feedback, "feedback relation").oid();
-    impressions::record_relation(rel, crate::config::feedback_implies())
+    let rel = required(feedback, "feedback relation");
+    crate::feedback::record_relation(rel, crate::config::feedback_implies())
 }

@@ -1,0 +1,318 @@
+//! Versions of `ecom.heads` written: a new version (activated or kept
+//! waiting), the replacement of waiting candidates, rollback, forget, and
+//! the per-tenant lock that serialises them. Reading heads is store.rs.
+//!
+//! Versions are never overwritten, and one that served is never deleted
+//! or renumbered. Writers of one tenant serialise on a transaction-scoped
+//! advisory lock, so two concurrent `ecom_adapt` calls get consecutive
+//! versions; the partial unique index on active heads guarantees at most
+//! one active head per tenant, and the requests' foreign key keeps every
+//! version a request names. SQL is schema-qualified as in store.rs.
+
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgSqlErrorCode};
+
+use crate::errors::raise as error;
+use crate::head::Head;
+use crate::posterior::Posterior;
+use crate::store::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
+
+/// Functions that write ecom.heads refuse early, before any encoding or
+/// training, in a read-only transaction and on a hot standby (where
+/// transactions are always read-only), with the SQLSTATE Postgres uses.
+pub fn require_writable(function: &str) {
+    require_writable_to(function, "a head version");
+}
+
+/// `require_writable` for a function that writes `what`.
+pub fn require_writable_to(function: &str, what: &str) {
+    // SAFETY: reads backend-local globals.
+    let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
+    if read_only || recovery {
+        error(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!(
+                "pg_ecom: {function}() writes {what} and cannot run in a read-only transaction{}",
+                if recovery {
+                    " (this server is a hot standby)"
+                } else {
+                    ""
+                }
+            ),
+            Some(if recovery {
+                "Run it on the primary; standbys serve the new head as soon as it is replayed."
+            } else {
+                "Run it in a read-write transaction."
+            }),
+        );
+    }
+}
+
+/// Stores `head` as the next version of `tenant` (NULL = global), makes it
+/// the active one and returns its version.
+pub fn insert_version(
+    tenant: Option<&str>,
+    parent: Option<i32>,
+    head: &Head,
+    hyper: serde_json::Value,
+    metrics: serde_json::Value,
+) -> i32 {
+    insert_version_with(tenant, parent, head, None, hyper, metrics, true)
+}
+
+/// `insert_version` with the head's posterior, and activating it or not
+/// (ecom_learn keeps a version that did not evaluate better inactive).
+pub fn insert_version_with(
+    tenant: Option<&str>,
+    parent: Option<i32>,
+    head: &Head,
+    posterior: Option<&Posterior>,
+    mut hyper: serde_json::Value,
+    metrics: serde_json::Value,
+    activate: bool,
+) -> i32 {
+    if head.params.iter().any(|p| !p.is_finite()) {
+        error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
+            Some("Use a smaller lr or fewer steps."),
+        );
+    }
+    // a head is stored only if it can be read back and score: the same
+    // checks as reading it (decode, decode_posterior)
+    if let Some(p) = posterior {
+        if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
+            error(
+                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("pg_ecom: training gave an unusable posterior ({e}); nothing was stored"),
+                Some("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features."),
+            );
+        }
+    }
+    hyper["t"] = head.t.into();
+    hyper["k"] = head.k.into();
+    // versions this one replaced (deleted in this transaction): numbers
+    // are never handed out twice, so the new one comes after them
+    let replaced_up_to = hyper["replaces"]
+        .as_array()
+        .and_then(|v| v.iter().filter_map(|x| x.as_i64()).max())
+        .unwrap_or(0) as i32;
+    require_current_schema();
+    lock_tenant(tenant);
+    let same = same_tenant("$1::pg_catalog.text");
+    let version = Spi::connect_mut(|c| {
+        if activate {
+            c.update(
+                &format!("UPDATE ecom.heads SET active = false WHERE {same} AND active"),
+                None,
+                &[tenant.into()],
+            )?;
+        }
+        // ON CONFLICT (tenant, version) DO NOTHING: at REPEATABLE READ or
+        // SERIALIZABLE a version committed after our snapshot (by a
+        // concurrent ecom_adapt we waited for) conflicts here; Postgres then
+        // raises a serialization failure (40001, retryable) instead of a
+        // unique violation. A conflict it lets through is reported as 40001
+        // below. Only that constraint: a clash on `id` (a sequence set back
+        // by hand or by a failover that did not copy it) stays a 23505.
+        let t = c.update(
+            &format!(
+                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior, ever_active)
+                 SELECT $1::pg_catalog.text,
+                        GREATEST(COALESCE(pg_catalog.max(version), 0), $10::pg_catalog.int4) OPERATOR(pg_catalog.+) 1,
+                        $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
+                        $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.bool,
+                        $9::pg_catalog.float4[], $8::pg_catalog.bool
+                   FROM ecom.heads WHERE {same}
+                 ON CONFLICT (tenant, version) DO NOTHING
+                 RETURNING version"
+            ),
+            None,
+            &[
+                tenant.into(),
+                parent.into(),
+                (head.k as i32).into(),
+                (head.dims() as i32).into(),
+                head.params.clone().into(),
+                JsonB(hyper).into(),
+                JsonB(metrics).into(),
+                activate.into(),
+                posterior.map(Posterior::to_weights).into(),
+                replaced_up_to.into(),
+            ],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get::<i32>(1)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    version.unwrap_or_else(|| concurrent_write(tenant))
+}
+
+/// Deletes the versions of `tenant` that ecom_learn stored inactive from
+/// the same active version (`parent`) and that never served: a newer
+/// candidate, learned from the same events and more, replaces them, so that
+/// a job every minute keeps at most one waiting candidate per active
+/// version. A version that was ever active, or that a request names, is
+/// kept whatever it is (it may have served; the requests' foreign key
+/// enforces the second). Returns the versions deleted, for the new
+/// version's `hyper->'replaces'` (its number comes after them).
+pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
+    lock_tenant(Some(tenant));
+    Spi::connect_mut(|c| {
+        let t = c.update(
+            "DELETE FROM ecom.heads h
+              WHERE h.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text AND NOT h.active AND NOT h.ever_active
+                AND h.hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
+                AND (h.parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
+                     OR (h.parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
+                AND NOT EXISTS (SELECT 1 FROM ecom.requests r WHERE r.head_id OPERATOR(pg_catalog.=) h.id)
+             RETURNING h.version",
+            None,
+            &[tenant.into(), parent.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in t {
+            out.extend(r.get::<i32>(1)?);
+        }
+        out.sort_unstable();
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
+}
+
+fn concurrent_write(tenant: Option<&str>) -> ! {
+    error(
+        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        format!(
+            "pg_ecom: could not serialize access to the heads of {} (changed by a concurrent transaction)",
+            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
+        ),
+        Some("Retry the transaction."),
+    )
+}
+
+/// `lock_tenant` for a function that reads the tenant's loop before it
+/// writes (ecom_learn): at REPEATABLE READ or SERIALIZABLE its snapshot was
+/// taken before the wait, so what it waited for (feedback, another learn)
+/// is invisible to it; then, as PostgreSQL does for rows, a serialization
+/// failure to retry rather than a learn that misses a label.
+pub fn lock_tenant_to_read(tenant: &str) {
+    let key = format!("pg_ecom:{tenant}");
+    let got = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
+        &[key.into()],
+    )
+    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"))
+    .unwrap_or(false);
+    if got {
+        return;
+    }
+    lock_tenant(Some(tenant));
+    // SAFETY: reads a backend-local global.
+    let snapshot_per_transaction =
+        unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 };
+    if snapshot_per_transaction {
+        error(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            format!(
+                "pg_ecom: could not serialize access to the loop of {} (feedback or learning committed while ecom_learn waited)",
+                crate::errors::tenant_name(tenant)
+            ),
+            Some("Retry the transaction, or run ecom_learn at READ COMMITTED."),
+        );
+    }
+}
+
+/// Serialises writers of one tenant until the end of the transaction.
+pub fn lock_tenant(tenant: Option<&str>) {
+    let key = format!("pg_ecom:{}", tenant.unwrap_or("\u{0}global"));
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
+        &[key.into()],
+    )
+    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
+}
+
+pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
+    lock_tenant(tenant);
+    let same = same_tenant("$1::pg_catalog.text");
+    let exists = Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT 1 FROM ecom.heads WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"
+            ),
+            Some(1),
+            &[tenant.into(), version.into()],
+        )
+        .map(|t| !t.is_empty())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
+    if !exists {
+        return false;
+    }
+    // two statements: the unique index on active heads is checked per row.
+    // The second finds no row to activate when a concurrent transaction
+    // (committed after our snapshot, at REPEATABLE READ) deleted it.
+    let mut activated = 0;
+    for sql in [
+        format!("UPDATE ecom.heads SET active = false WHERE {same} AND active AND version OPERATOR(pg_catalog.<>) $2::pg_catalog.int4"),
+        format!("UPDATE ecom.heads SET active = true, ever_active = true WHERE {same} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4"),
+    ] {
+        activated = Spi::connect_mut(|c| {
+            c.update(&sql, None, &[tenant.into(), version.into()])
+                .map(|t| t.len())
+        })
+        .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    }
+    if activated == 0 {
+        concurrent_write(tenant);
+    }
+    true
+}
+
+/// Deletes every version of `tenant`, and any mention of its name in the
+/// metrics of other heads (global heads made by release 0.1.0 listed the
+/// tenants they were trained and validated on).
+pub fn forget(tenant: &str) -> i64 {
+    lock_tenant(Some(tenant));
+    Spi::connect_mut(|c| {
+        let n = c
+            .update(
+                "WITH d AS (DELETE FROM ecom.heads WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text RETURNING 1)
+                 SELECT pg_catalog.count(*) FROM d",
+                None,
+                &[tenant.into()],
+            )?
+            .first()
+            .get::<i64>(1)?
+            .unwrap_or(0);
+        // Only when such lists exist (heads of 0.1.0 restored after the
+        // update script ran): an UPDATE would need UPDATE privilege on every
+        // forget, and at SERIALIZABLE read the whole table.
+        let lists = "pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'train_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text
+                  OR pg_catalog.jsonb_typeof(metrics OPERATOR(pg_catalog.->) 'val_tenants'::pg_catalog.text) OPERATOR(pg_catalog.=) 'array'::pg_catalog.text";
+        let any = !c
+            .select(
+                &format!("SELECT 1 FROM ecom.heads WHERE tenant IS NULL AND ({lists}) LIMIT 1"),
+                Some(1),
+                &[],
+            )?
+            .is_empty();
+        if any {
+            c.update(
+                &format!(
+                    "UPDATE ecom.heads
+                        SET metrics = metrics OPERATOR(pg_catalog.-) 'train_tenants'::pg_catalog.text
+                                              OPERATOR(pg_catalog.-) 'val_tenants'::pg_catalog.text
+                      WHERE tenant IS NULL AND ({lists})"
+                ),
+                None,
+                &[],
+            )?;
+        }
+        Ok::<_, pgrx::spi::Error>(n)
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))
+}
