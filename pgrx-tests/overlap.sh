@@ -5,7 +5,8 @@
 # learn (it held its rows uncommitted) or only after it (its served_at,
 # the transaction's start, lies before the learn's cursor). And a label
 # recorded in a transaction still open makes ecom_learn wait for it
-# rather than learn the impression without it.
+# rather than learn the impression without it, and a label recorded while
+# ecom_learn runs waits for it and then finds the impression learned.
 # usage: overlap.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,5 +82,22 @@ expect "positives learned once the feedback committed" "$positives" 1
 refused=$(A -c "SELECT ecom_feedback($id, 'click', false)" 2>&1 || true)
 grep -q "can no longer change" <<< "$refused" || { echo "overlap: a learned label was changed: $refused"; exit 1; }
 
+# 4. and the other way round: a label recorded while ecom_learn runs waits
+# for it, then finds the impression learned (the check reads after the wait)
+A -c "SELECT count(*) FROM $SERVE 6)" >/dev/null
+id=$(A -c "SELECT max(id) FROM ecom.impressions WHERE tenant = 'ov'")
+start_b
+echo "BEGIN; SET pg_ecom.feedback_window = 0; SELECT ecom_learn('ov', NULL, 'always') IS NOT NULL;" >&3
+b_waits
+A -c "SELECT ecom_feedback($id, 'click')" > "$WORK/a.out" 2>&1 &
+a_pid=$!
+sleep 1
+kill -0 "$a_pid" 2>/dev/null || { echo "overlap: ecom_feedback did not wait for the running ecom_learn: $(cat "$WORK/a.out")"; exit 1; }
+echo "COMMIT;" >&3
+stop_b
+wait "$a_pid" || true
+grep -q "can no longer change" "$WORK/a.out" \
+  || { echo "overlap: a label recorded during ecom_learn was taken after the learn, unlearned: $(cat "$WORK/a.out")"; exit 1; }
+
 psql -d postgres -q -c "DROP DATABASE $DB"
-echo "overlap: impressions of transactions open during ecom_learn learned once, later ($total of $served); ecom_learn waits for open feedback; learned labels are final"
+echo "overlap: impressions of transactions open during ecom_learn learned once, later ($total of $served); ecom_learn waits for open feedback, feedback for a running ecom_learn; learned labels are final"

@@ -111,6 +111,17 @@ scores_sql="SELECT string_agg(ecom_predict(tenant, context, item, behaviour, fea
 loop_sql="SELECT (SELECT count(*) FROM ecom.requests) || '/' || (SELECT count(*) FROM ecom.impressions) || '/' || (SELECT count(*) FROM ecom.feedback)"
 [ "$($U -c "$loop_sql")" = "$($R -c "$loop_sql")" ] || { echo "upgrade: pg_dump/restore lost impressions or feedback"; exit 1; }
 $R -c "SELECT (ecom_adapt('store1', 'support1')->>'version')::int > 0" | grep -qx t || { echo "upgrade: adapt after restore"; exit 1; }
+# the learning cursor after a restore (other transaction ids): what was
+# learned before is not learned again, what is served after is, once
+for seed in 1 2; do
+  $R -c "SELECT count(*) FROM ecom_serve('shop_a', 'viewed: item 1', ARRAY['item 0','item 1','item 2'], 2, 'click', '{0.2,0.5,0.1,0.1,0.3,0.3}', 'thompson', $seed)" | grep -qx 2 \
+    || { echo "upgrade: serve after restore"; exit 1; }
+  [ $seed = 2 ] || $R -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a', NULL, 'always') IS NOT NULL" >/dev/null
+done
+$R -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a', NULL, 'always')->>'n'" | grep -qx 2 \
+  || { echo "upgrade: after restore, ecom_learn learned other than the 2 new impressions: $($R -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a', NULL, 'always')")"; exit 1; }
+$R -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a', NULL, 'always')->>'reason'" | grep -q "nothing served since" \
+  || { echo "upgrade: after restore, ecom_learn learns the same impressions again"; exit 1; }
 $R -c "SELECT max(id) = (SELECT last_value FROM ecom.heads_id_seq) AND count(*) = count(DISTINCT id) FROM ecom.heads" | grep -qx t \
   || { echo "upgrade: after restore the identity sequence does not continue after the restored ids"; exit 1; }
 psql -d postgres -q -c "DROP DATABASE pg_ecom_restored"

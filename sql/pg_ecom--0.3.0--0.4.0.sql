@@ -22,6 +22,16 @@ ALTER TABLE ecom.requests ADD COLUMN txid xid8;
 ALTER TABLE ecom.requests ALTER COLUMN txid SET DEFAULT pg_catalog.pg_current_xact_id();
 CREATE INDEX requests_head_id ON ecom.requests (head_id);
 CREATE INDEX requests_tenant_txid ON ecom.requests (tenant, txid);
+-- txid is always the inserting transaction's, also for rows that pg_dump
+-- restores into another cluster (whose transaction ids differ)
+CREATE FUNCTION ecom.requests_txid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.txid := pg_catalog.pg_current_xact_id();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER requests_txid BEFORE INSERT ON ecom.requests
+  FOR EACH ROW EXECUTE FUNCTION ecom.requests_txid();
 
 -- Rows that cannot be learned are refused from now on. Rows 0.3.0 wrote
 -- itself always pass; rows written into the tables directly may not: then

@@ -20,17 +20,22 @@ const UPSERT: &str = "ON CONFLICT (impression_id, behaviour) DO UPDATE
         AND (f.label OPERATOR(pg_catalog.<>) EXCLUDED.label OR f.implied OPERATOR(pg_catalog.<>) EXCLUDED.implied)";
 
 /// Whether an impression's label of its own behaviour is closed: the
-/// tenant's active head learned it (its cursor, `impressions::Cursor`, covers the
-/// impression's request) with the label it had then. Columns of `i`
+/// tenant's active head learned it — its cursor (`impressions::Cursor`,
+/// the same test as `impressions::after`, negated) covers the
+/// impression's request — with the label it had then. Columns of `i`
 /// (impressions), `r` (its request), `h` (the tenant's active head).
 const CLOSED: &str = "(h.hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_catalog.text IS NOT NULL
      AND (r.served_at OPERATOR(pg_catalog.<) (h.hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_catalog.text)::pg_catalog.timestamptz
           OR (r.served_at OPERATOR(pg_catalog.=) (h.hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_catalog.text)::pg_catalog.timestamptz
               AND (h.hyper OPERATOR(pg_catalog.->>) 'learned_through_request'::pg_catalog.text IS NULL
                    OR r.id OPERATOR(pg_catalog.<=) (h.hyper OPERATOR(pg_catalog.->>) 'learned_through_request'::pg_catalog.text)::pg_catalog.int8)))
-     AND (h.hyper OPERATOR(pg_catalog.->>) 'learned_snapshot'::pg_catalog.text IS NULL OR r.txid IS NULL
+     AND (h.hyper OPERATOR(pg_catalog.->>) 'learned_snapshot'::pg_catalog.text IS NULL
+          OR (h.hyper OPERATOR(pg_catalog.->>) 'learned_relation'::pg_catalog.text)::pg_catalog.oid
+             OPERATOR(pg_catalog.<>) 'ecom.requests'::pg_catalog.regclass::pg_catalog.oid
+          OR r.txid IS NULL
           OR pg_catalog.pg_visible_in_snapshot(r.txid, (h.hyper OPERATOR(pg_catalog.->>) 'learned_snapshot'::pg_catalog.text)::pg_catalog.pg_snapshot)
-          OR r.txid OPERATOR(pg_catalog.=) (h.hyper OPERATOR(pg_catalog.->>) 'learned_xid'::pg_catalog.text)::pg_catalog.xid8))";
+          OR (r.txid OPERATOR(pg_catalog.=) (h.hyper OPERATOR(pg_catalog.->>) 'learned_xid'::pg_catalog.text)::pg_catalog.xid8
+              AND r.id OPERATOR(pg_catalog.<=) (h.hyper OPERATOR(pg_catalog.->>) 'learned_own_through'::pg_catalog.text)::pg_catalog.int8)))";
 
 /// The impressions named by `ids` (a query of one column, impression_id)
 /// with their own behaviour, the label it has now (none = false), whether
@@ -44,7 +49,7 @@ fn closed_sql(ids: &str) -> String {
            LEFT JOIN ecom.heads h ON h.tenant OPERATOR(pg_catalog.=) i.tenant AND h.active
            LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
                  AND f.behaviour OPERATOR(pg_catalog.=) i.behaviour
-          WHERE i.id IN ({ids})"
+          WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
     )
 }
 
@@ -52,7 +57,10 @@ fn closed_sql(ids: &str) -> String {
 /// lock that feedback holds: ecom_learn takes the whole lock (as every
 /// writer of the tenant's heads does) before it reads, so a label is
 /// either seen by a learn or finds the learn's cursor when it is checked.
+/// The transaction takes its xid first (`versions::take_xid`): the check
+/// after the wait must see what a learn it waited for committed.
 fn lock_tenants_shared(tenants: &str) {
+    crate::versions::take_xid();
     Spi::connect(|c| {
         c.select(
             &format!(
@@ -107,7 +115,11 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
         "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) {id}::pg_catalog.int8"
     ));
     let state = Spi::connect(|c| {
-        let t = c.select(&closed_sql(&format!("{id}::pg_catalog.int8")), Some(1), &[])?;
+        let t = c.select(
+            &closed_sql(&format!("SELECT {id}::pg_catalog.int8")),
+            Some(1),
+            &[],
+        )?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
@@ -290,7 +302,7 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
     }
     let ids = format!("SELECT impression_id FROM ({src}) s");
     lock_tenants_shared(&format!(
-        "SELECT i.tenant FROM ecom.impressions i WHERE i.id IN ({ids})"
+        "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
     ));
     let closed = closed_sql(&ids);
     // explicit labels that would change a learned one: refused, all or nothing

@@ -155,44 +155,92 @@ pub fn forget(tenant: &str) -> Forgotten {
 
 /// Where ecom_learn's last read ended: every request served before `at`
 /// was read, and those served at `at` itself up to `request` (all of
-/// them when None), of those that `snapshot` (the read's, as
-/// pg_current_snapshot() writes it) could see. A request committed after
-/// that snapshot is new to the next read whenever it was served: cursors
-/// follow commit order, not time; `own_xid`, the reading transaction's
-/// own (its rows are visible to it, though its snapshot lists it as not
-/// yet committed), counts as seen. Heads of 0.3.0 have no snapshot.
+/// them when None), of those the read could see (`Seen`). A request
+/// committed after that is new to the next read whenever it was served:
+/// cursors follow commit order, not time. Heads of 0.3.0 have no `Seen`.
 #[derive(Clone, Debug)]
 pub struct Cursor {
     pub at: String,
     pub request: Option<i64>,
-    pub snapshot: Option<String>,
+    pub seen: Option<Seen>,
+}
+
+/// What a read could see: its snapshot (as pg_current_snapshot() writes
+/// it), and the reading transaction's own requests up to `own_through`
+/// (visible to it though its snapshot lists it as running; its requests
+/// after the read are not seen). Kept with the oid of ecom.requests: a
+/// restored database (pg_dump) has other transaction ids, and its first
+/// read falls back to the position alone.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub snapshot: String,
     pub own_xid: Option<String>,
+    pub own_through: Option<i64>,
+    pub relation: u32,
+}
+
+/// The oid of ecom.requests (0 when there is none).
+pub fn requests_oid() -> u32 {
+    // SAFETY: catalog lookups by name, with missing_ok.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return 0;
+        }
+        pg_sys::get_relname_relid(c"requests".as_ptr(), nsp).to_u32()
+    }
 }
 
 impl Cursor {
     pub fn from_hyper(hyper: &serde_json::Value) -> Option<Cursor> {
+        let seen = hyper["learned_snapshot"].as_str().map(|snapshot| Seen {
+            snapshot: snapshot.to_owned(),
+            own_xid: hyper["learned_xid"].as_str().map(str::to_owned),
+            own_through: hyper["learned_own_through"].as_i64(),
+            relation: hyper["learned_relation"].as_u64().unwrap_or(0) as u32,
+        });
         Some(Cursor {
             at: hyper["learned_through"].as_str()?.to_owned(),
             request: hyper["learned_through_request"].as_i64(),
-            snapshot: hyper["learned_snapshot"].as_str().map(str::to_owned),
-            own_xid: hyper["learned_xid"].as_str().map(str::to_owned),
+            seen: seen.filter(|s| s.relation == requests_oid()),
         })
+    }
+
+    /// The parameters `after` reads: at, request, snapshot, own xid, own through.
+    fn params(&self) -> [pgrx::datum::DatumWithOid<'static>; 5] {
+        let seen = self.seen.as_ref();
+        [
+            self.at.clone().into(),
+            self.request.into(),
+            seen.map(|s| s.snapshot.clone()).into(),
+            seen.and_then(|s| s.own_xid.clone()).into(),
+            seen.and_then(|s| s.own_through).into(),
+        ]
     }
 }
 
-/// `r` is new after the cursor in the parameters `at`, `request`,
-/// `snapshot`, `own` (`Cursor`): served after it, or not yet committed when
-/// it was taken.
-fn after(at: &str, request: &str, snapshot: &str, own: &str) -> String {
+/// `r` lies beyond the cursor's position (parameters `at`, `request`).
+fn beyond(at: &str, request: &str) -> String {
     format!(
         "({at}::pg_catalog.text IS NULL
           OR r.served_at OPERATOR(pg_catalog.>) {at}::pg_catalog.text::pg_catalog.timestamptz
           OR (r.served_at OPERATOR(pg_catalog.=) {at}::pg_catalog.text::pg_catalog.timestamptz
-              AND {request}::pg_catalog.int8 IS NOT NULL AND r.id OPERATOR(pg_catalog.>) {request}::pg_catalog.int8)
+              AND {request}::pg_catalog.int8 IS NOT NULL AND r.id OPERATOR(pg_catalog.>) {request}::pg_catalog.int8))"
+    )
+}
+
+/// `r` is new after the cursor in parameters `p` (`Cursor::params`, in
+/// order): beyond its position, or not seen by its read.
+fn after(p: [&str; 5]) -> String {
+    let [at, request, snapshot, own, own_through] = p;
+    format!(
+        "({}
           OR ({snapshot}::pg_catalog.text IS NOT NULL AND r.txid IS NOT NULL
               AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin({snapshot}::pg_catalog.text::pg_catalog.pg_snapshot)
               AND NOT pg_catalog.pg_visible_in_snapshot(r.txid, {snapshot}::pg_catalog.text::pg_catalog.pg_snapshot)
-              AND r.txid IS DISTINCT FROM {own}::pg_catalog.text::pg_catalog.xid8))"
+              AND NOT COALESCE(r.txid OPERATOR(pg_catalog.=) {own}::pg_catalog.text::pg_catalog.xid8
+                               AND r.id OPERATOR(pg_catalog.<=) {own_through}::pg_catalog.int8, false)))",
+        beyond(at, request)
     )
 }
 
@@ -227,17 +275,13 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
                     AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
                     AND {}
                   LIMIT 1",
-                self::after("$3", "$4", "$5", "$6")
+                self::after(["$3", "$4", "$5", "$6", "$7"])
             ),
             Some(1),
-            &[
-                tenant.into(),
-                until.into(),
-                after.at.clone().into(),
-                after.request.into(),
-                after.snapshot.clone().into(),
-                after.own_xid.clone().into(),
-            ],
+            &{
+                let [a, b, c, d, e] = after.params();
+                [tenant.into(), until.into(), a, b, c, d, e]
+            },
         )?;
         Ok::<_, pgrx::spi::Error>(!t.is_empty())
     })
@@ -247,8 +291,6 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
 /// A logged request and its impressions that fall in a read window.
 pub struct Logged {
     pub id: i64,
-    /// ISO 8601 in UTC, as `settled_until`
-    pub served_at: String,
     pub context: String,
     pub items: Vec<Option<String>>,
     pub features: Vec<f32>,
@@ -289,11 +331,11 @@ pub struct Read {
     /// that are NULL, NaN or infinite (rows written into the tables
     /// directly, before the constraints of 0.4.0 refused them)
     pub skipped: usize,
-    /// the reading transaction's own xid, when it had one (`Cursor`)
-    pub own_xid: Option<String>,
-    /// the snapshot the read saw, as pg_current_snapshot() writes it (None
-    /// when it read nothing)
-    pub snapshot: Option<String>,
+    /// what the read could see (None when it read nothing)
+    pub seen: Option<Seen>,
+    /// the position (served_at, id) of the last request read beyond the
+    /// cursor's position
+    pub last_beyond: Option<(String, i64)>,
 }
 
 /// to_char's format of the times cursors keep: ISO 8601, microseconds,
@@ -324,23 +366,33 @@ pub fn settled_until() -> String {
 /// `budget` as they arrive.
 pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     let dir = if w.oldest_first { "ASC" } else { "DESC" };
-    let after = self::after("$3", "$4", "$8", "$9");
+    let p = ["$3", "$4", "$8", "$9", "$10"];
+    let (after, beyond) = (self::after(p), self::beyond(p[0], p[1]));
+    // Requests at or before the cursor's position that its read did not
+    // see (transactions still open then) are read whole, first (they come
+    // first in time): the limit cuts only among those beyond it, so the
+    // position the next cursor keeps never moves back.
     let sql = format!(
-        "WITH q AS (
-           SELECT r.id FROM ecom.requests r
+        "WITH c AS (
+           SELECT r.id, r.served_at FROM ecom.requests r
             WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
               AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-              AND {after}
-              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)
-            ORDER BY r.served_at {dir}, r.id {dir}
-            LIMIT $6::pg_catalog.int8)
+              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)),
+         q AS (
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {after} AND NOT {beyond})
+           UNION ALL
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {beyond}
+             ORDER BY c.served_at {dir}, c.id {dir}
+             LIMIT $6::pg_catalog.int8))
          SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
                 r.context, r.items, r.features, r.k, r.behaviour,
                 pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
                 pg_catalog.array_agg(i.propensity ORDER BY i.rank),
                 pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank),
                 pg_catalog.pg_current_snapshot()::pg_catalog.text,
-                pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text
+                pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text,
+                {beyond},
+                COALESCE(r.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(), false)
            FROM q
            JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
            JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
@@ -353,10 +405,12 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     let mut held = 0usize;
     let mut impressions = 0i64;
     let mut truncated = false;
-    let mut seen = 0i64;
+    let mut read_beyond = 0i64;
     let mut skipped = 0usize;
     let mut snapshot = None;
     let mut own_xid = None;
+    let mut own_through = None;
+    let mut last_beyond = None;
     Spi::connect(|c| {
         let mut cursor = c.open_cursor(
             sql.as_str(),
@@ -368,8 +422,9 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 w.since.into(),
                 w.limit.into(),
                 w.reward.map(|b| BEHAVIOURS[b]).into(),
-                w.after.as_ref().and_then(|a| a.snapshot.clone()).into(),
-                w.after.as_ref().and_then(|a| a.own_xid.clone()).into(),
+                w.after.as_ref().and_then(|a| a.seen.as_ref()).map(|s| s.snapshot.clone()).into(),
+                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_xid.clone()).into(),
+                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_through).into(),
             ],
         );
         'fetch: loop {
@@ -379,29 +434,39 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
             }
             for r in t {
                 pgrx::check_for_interrupts!();
-                seen += 1;
                 if snapshot.is_none() {
                     snapshot = r.get::<String>(12)?;
                     own_xid = r.get::<String>(13)?;
                 }
-                let Ok(behaviour) = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()) else {
-                    skipped += 1;
-                    continue;
-                };
-                let Some(features) = r.get::<Vec<Option<f32>>>(5)?.unwrap_or_default().into_iter()
+                let id = r.get::<i64>(1)?.unwrap_or(0);
+                let is_beyond = r.get::<bool>(14)?.unwrap_or(true);
+                read_beyond += i64::from(is_beyond);
+                let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).ok();
+                let features = r
+                    .get::<Vec<Option<f32>>>(5)?
+                    .unwrap_or_default()
+                    .into_iter()
                     .map(|x| x.filter(|v| v.is_finite()))
-                    .collect::<Option<Vec<f32>>>()
-                else {
-                    skipped += 1;
-                    continue;
-                };
+                    .collect::<Option<Vec<f32>>>();
                 let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
+                let usable = behaviour.is_some() && features.is_some();
                 // whole requests only; one request larger than the limit
                 // is read alone rather than never
-                if !out.is_empty() && impressions + idx.len() as i64 > w.limit {
+                if usable && is_beyond && !out.is_empty() && impressions + idx.len() as i64 > w.limit {
                     truncated = true;
                     break 'fetch;
                 }
+                // read (learned, or skipped as unusable): the cursor passes it
+                if is_beyond {
+                    last_beyond = Some((r.get::<String>(2)?.unwrap_or_default(), id));
+                }
+                if r.get::<bool>(15)?.unwrap_or(false) {
+                    own_through = own_through.max(Some(id));
+                }
+                let (Some(behaviour), Some(features)) = (behaviour, features) else {
+                    skipped += 1;
+                    continue;
+                };
                 impressions += idx.len() as i64;
                 let context = r.get::<String>(3)?.unwrap_or_default();
                 let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
@@ -438,7 +503,6 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                     .collect();
                 out.push(Logged {
                     id: r.get::<i64>(1)?.unwrap_or(0),
-                    served_at: r.get::<String>(2)?.unwrap_or_default(),
                     context,
                     items,
                     features,
@@ -453,7 +517,7 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
     // requests are at most as many as impressions: LIMIT on them stops
     // the scan early; reaching it means more may remain
-    truncated |= seen >= w.limit;
+    truncated |= read_beyond >= w.limit;
     if !w.oldest_first {
         out.reverse();
     }
@@ -461,7 +525,12 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
         requests: out,
         truncated,
         skipped,
-        snapshot,
-        own_xid,
+        seen: snapshot.map(|snapshot| Seen {
+            snapshot,
+            own_xid,
+            own_through,
+            relation: requests_oid(),
+        }),
+        last_beyond,
     }
 }

@@ -265,6 +265,15 @@ fn examples(logged: &[&Logged], k: usize) -> (Vec<Example>, Vec<usize>) {
     (featurise(&events), ends)
 }
 
+/// The later of two times as cursors keep them (ISO 8601 in UTC, one
+/// format: text order is time order).
+fn later(a: String, b: Option<&String>) -> String {
+    match b {
+        Some(b) if *b > a => b.clone(),
+        _ => a,
+    }
+}
+
 /// Milliseconds since `started`, to one decimal, for results.
 pub fn elapsed_ms(started: std::time::Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1e4).round() / 10.0
@@ -272,24 +281,24 @@ pub fn elapsed_ms(started: std::time::Instant) -> f64 {
 
 /// `'if_better'`: whether a probe fitted without the held-out requests
 /// (the latest fifth, at least `MIN_HOLDOUT_REQUESTS`) beats the head
-/// serving now on them. Both are estimated with the serving head's
-/// probabilities as DR's direct model: the probe is credited for what the
-/// logged outcomes show, never for its own confidence in its choices (with
-/// its own model, a probe that merely believes in its picks would win
-/// wherever the log has no overlap with them). What it guarantees (README,
-/// activation): with the logged propensities right and the item-position
-/// model holding, a probe no better than the serving head on those
-/// requests is activated with probability about 2.5 % (the lower end of a
-/// 95 % interval of the paired difference above 0). It never activates
-/// without a positive label among the held-out impressions, nor on
-/// estimates of a rate outside [0, 1].
+/// serving now on them, each estimated by DR with its own probabilities
+/// as the direct model (as ecom_evaluate estimates a head), paired on the
+/// same impressions. What it guarantees (README, activation): where the
+/// logged propensities cover what both would show and the item-position
+/// model holds, a probe no better than the serving head on those requests
+/// is activated with probability about 2.5 % (the lower end of a 95 %
+/// interval of the paired difference above 0, at the normal
+/// approximation); where they do not (greedy logging), the comparison
+/// rests on each head's own model of what was never shown. It never
+/// activates without a positive label among the held-out impressions, nor
+/// on estimates of a rate outside [0, 1].
 fn judge(
     held: &[&Logged],
     probe: &StoredHead,
     serving: &StoredHead,
 ) -> (bool, String, serde_json::Value) {
     // each request judged by its own behaviour, as it was learned
-    let cand_rows = ope_rows(probe, serving, held, None);
+    let cand_rows = ope_rows(probe, probe, held, None);
     let cur_rows = ope_rows(serving, serving, held, None);
     let cand = ope::evaluate(cand_rows.clone());
     let cur = ope::evaluate(cur_rows.clone());
@@ -364,7 +373,10 @@ pub fn learn(
         ),
         _ => (global(), None, None, "global"),
     };
-    let until = impressions::settled_until();
+    // a cursor never moves back: after pg_ecom.feedback_window was raised,
+    // the read still reaches the position it left (what it finds at or
+    // before it was not seen then)
+    let until = later(impressions::settled_until(), after.as_ref().map(|a| &a.at));
     let done = |reason: String| {
         json!({
             "tenant": tenant, "version": null, "activated": false, "n": 0, "reason": reason,
@@ -378,7 +390,11 @@ pub fn learn(
     // before anything is read.
     if since.is_none() {
         if let Some((version, through)) = impressions::latest_learned(tenant) {
-            if !impressions::any_served_after(tenant, &through, &until) {
+            if !impressions::any_served_after(
+                tenant,
+                &through,
+                &later(until.clone(), Some(&through.at)),
+            ) {
                 return done(format!(
                     "nothing served since version {version} learned (through {})",
                     through.at
@@ -418,12 +434,17 @@ pub fn learn(
         };
         return done(what);
     }
-    // where this read ended: the next call continues from there
-    let (through, through_request) = match (read.truncated && since.is_none(), read.requests.last())
-    {
-        (true, Some(last)) => (last.served_at.clone(), Some(last.id)),
+    // where this read ended: the next call continues from there (the
+    // read cuts only beyond the previous position, so this is never
+    // before it)
+    let (through, through_request) = match (read.truncated && since.is_none(), &read.last_beyond) {
+        (true, Some((at, id))) => (at.clone(), Some(*id)),
+        (true, None) => after
+            .as_ref()
+            .map_or((until.clone(), None), |a| (a.at.clone(), a.request)),
         _ => (until.clone(), None),
     };
+    let seen = read.seen.as_ref();
     let k = start.head.k;
     let prior = store::prior_of(&start.hyper);
     let cfg = AdaptConfig {
@@ -466,7 +487,11 @@ pub fn learn(
                 let (probe, probe_report) = adapt(&exs[..ends[fit.len() - 1]]);
                 let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
                 let serving = own.clone().unwrap_or_else(global);
-                let (better, why, judged) = judge(held, &probe, &serving);
+                // a refit (`since`) starts from the global head: the
+                // serving head may take another number of side features
+                let held: Vec<&Logged> =
+                    held.iter().copied().filter(|r| fits(r, &serving)).collect();
+                let (better, why, judged) = judge(&held, &probe, &serving);
                 reason = why;
                 evaluation = judged;
                 better
@@ -487,7 +512,8 @@ pub fn learn(
         "kind": "learn", "start": start_kind,
         "parent_tenant": start.tenant, "parent_version_of_start": start.version,
         "learned_through": through, "learned_through_request": through_request,
-        "learned_snapshot": read.snapshot, "learned_xid": read.own_xid,
+        "learned_snapshot": seen.map(|s| &s.snapshot), "learned_xid": seen.and_then(|s| s.own_xid.as_ref()),
+        "learned_own_through": seen.and_then(|s| s.own_through), "learned_relation": seen.map(|s| s.relation),
         "after": after.as_ref().map(|a| &a.at), "since": since.map(|s| s.to_string()), "backlog": read.truncated,
         "method": "meta", "steps": cfg.steps, "prior": prior, "seed": cfg.seed,
         "source": "ecom.impressions", "rows": report.n, "requests": logged.len(), "skipped_requests": skipped,

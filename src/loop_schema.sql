@@ -34,6 +34,16 @@ CREATE INDEX requests_tenant_served_at ON ecom.requests (tenant, served_at);
 CREATE INDEX requests_served_at ON ecom.requests (served_at);     -- retention
 CREATE INDEX requests_head_id ON ecom.requests (head_id);
 CREATE INDEX requests_tenant_txid ON ecom.requests (tenant, txid);
+-- txid is always the inserting transaction's, also for rows that pg_dump
+-- restores into another cluster (whose transaction ids differ)
+CREATE FUNCTION ecom.requests_txid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.txid := pg_catalog.pg_current_xact_id();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER requests_txid BEFORE INSERT ON ecom.requests
+  FOR EACH ROW EXECUTE FUNCTION ecom.requests_txid();
 
 -- One row per shown item.
 CREATE TABLE ecom.impressions (

@@ -191,7 +191,31 @@ pub fn paired_difference(candidate: &[Logged], serving: &[Logged]) -> Option<Est
         .windows(2)
         .filter(|w| w[0].request != w[1].request)
         .count();
-    mean_of(&sorted, requests, |i, _| diff[i])
+    let mut e = mean_of(&sorted, requests, |i, _| diff[i])?;
+    // what decides an activation is judged on a few requests (5 at least):
+    // Student's t with G − 1 degrees of freedom, not the normal quantile
+    if let Some([lo, hi]) = e.ci.as_mut() {
+        let widen = t975(requests - 1) / Z95;
+        *lo = e.value - (e.value - *lo) * widen;
+        *hi = e.value + (*hi - e.value) * widen;
+    }
+    Some(e)
+}
+
+/// The 97.5 % quantile of Student's t with `df` degrees of freedom (the
+/// normal one above 30, where they differ by under 3 %).
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T[df - 1],
+        // Cornish–Fisher: z + (z³ + z) / (4 df)
+        _ => Z95 + (Z95.powi(3) + Z95) / (4.0 * df as f64),
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +376,40 @@ mod tests {
             }
         }
         assert!(covered >= 33, "{covered} of 40");
+    }
+
+    #[test]
+    fn small_samples_widen_the_paired_interval() {
+        assert!((t975(4) - 2.776).abs() < 1e-9);
+        assert!(t975(31) > Z95 && t975(31) < t975(30));
+        assert!((t975(100_000) - Z95).abs() < 1e-4);
+        // 6 requests, a difference that varies: the interval is the normal
+        // one widened by t(5) / z
+        let rows: Vec<Logged> = (0..6)
+            .map(|r| Logged {
+                request: r,
+                propensity: 0.5,
+                reward: f64::from(u8::from(r == 0)),
+                matches: true,
+                q_shown: 0.5,
+                q_target: 0.5,
+            })
+            .collect();
+        let other: Vec<Logged> = rows
+            .iter()
+            .map(|l| Logged {
+                matches: false,
+                ..l.clone()
+            })
+            .collect();
+        let d = paired_difference(&rows, &other).unwrap();
+        let plain = mean_of(&rows, 6, |i, l| {
+            let w = 1.0 / l.propensity;
+            (l.q_target + w * (l.reward - l.q_shown)) - other[i].q_target
+        })
+        .unwrap();
+        let (c, p) = (d.ci.unwrap(), plain.ci.unwrap());
+        assert!(((c[1] - c[0]) / (p[1] - p[0]) - t975(5) / Z95).abs() < 1e-9);
     }
 
     #[test]

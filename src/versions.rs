@@ -206,6 +206,7 @@ pub fn lock_tenant_to_read(tenant: &str) {
     )
     .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"))
     .unwrap_or(false);
+    take_xid();
     if got {
         return;
     }
@@ -222,6 +223,18 @@ pub fn lock_tenant_to_read(tenant: &str) {
             ),
             Some("Retry the transaction, or run ecom_learn at READ COMMITTED."),
         );
+    }
+}
+
+/// Gives the transaction its xid now (it writes anyway). Until it has
+/// one, pgrx runs every statement read-only, and PostgreSQL runs a
+/// read-only statement with the calling statement's snapshot: reads after
+/// waiting for a lock would not see what the holder committed meanwhile.
+pub fn take_xid() {
+    // SAFETY: assigns this backend's transaction an xid (an ERROR in a
+    // read-only transaction, which every caller has refused before).
+    unsafe {
+        pg_sys::GetCurrentTransactionId();
     }
 }
 

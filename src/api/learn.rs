@@ -290,7 +290,9 @@ fn ecom_forget(tenant: Option<&str>) -> JsonB {
         )
     });
     let tenant = super::tenant_arg(Some(tenant));
-    // the loop's rows first: they name the heads' versions
+    // the loop's rows first: they name the heads' versions (under the
+    // tenant's lock, so that no ecom_learn or ecom_feedback interleaves)
+    versions::lock_tenant(Some(tenant));
     let loop_rows = crate::impressions::forget(tenant);
     let heads = versions::forget(tenant);
     JsonB(json!({
