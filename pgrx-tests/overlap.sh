@@ -82,6 +82,24 @@ expect "positives learned once the feedback committed" "$positives" 1
 refused=$(A -c "SELECT ecom_feedback($id, 'click', false)" 2>&1 || true)
 grep -q "can no longer change" <<< "$refused" || { echo "overlap: a learned label was changed: $refused"; exit 1; }
 
+# 5. late requests are read whole, whatever pg_ecom.learn_max_impressions:
+# the cursor's position never moves back, nothing is learned twice
+start_b
+echo "BEGIN; SELECT count(*) FROM generate_series(11, 13) g, $SERVE g);" >&3
+b_waits
+A -c "SELECT count(*) FROM $SERVE 14)" >/dev/null
+expect "the learn while B is open (3 requests)" "$(learned)" 2
+echo "COMMIT;" >&3
+stop_b
+A -c "SELECT count(*) FROM $SERVE 15)" >/dev/null
+small=$(A -c "SET pg_ecom.learn_max_impressions = 2" -c "SELECT (r->>'n') || '/' || (r->>'backlog') FROM ecom_learn('ov', NULL, 'always') r")
+expect "a learn limited to 2 impressions, B's 6 late ones waiting" "$small" "6/true"
+expect "the learn after that (the request beyond)" "$(learned)" 2
+expect "and then (nothing new)" "$(learned)" none
+served=$(A -c "SELECT count(*) FROM ecom.impressions WHERE tenant = 'ov'")
+total=$(A -c "SELECT sum((metrics->>'n')::int) FROM ecom.heads WHERE tenant = 'ov'")
+expect "impressions learned, in all" "$total" "$served"
+
 # 4. and the other way round: a label recorded while ecom_learn runs waits
 # for it, then finds the impression learned (the check reads after the wait)
 A -c "SELECT count(*) FROM $SERVE 6)" >/dev/null
