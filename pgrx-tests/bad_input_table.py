@@ -1,4 +1,4 @@
-"""Prints README's bad-input table from pgrx-tests/expected/bad_input.out, so
+"""Prints docs/bad-input.md's table from pgrx-tests/expected/bad_input.out, so
 the documentation is exactly what the regression test checks.
 usage: python3 pgrx-tests/bad_input_table.py > /tmp/table.md"""
 import os
