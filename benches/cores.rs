@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use pg_ecom::encode::{runtime, Encoder, EncoderOptions, Provider};
-use pg_ecom::head::{text_features, Example, Head, Rng, NB};
-use pg_ecom::manifest::Manifest;
-use pg_ecom::tokenize::{Ids, TextTokenizer};
-use pg_ecom::train::{adapt, AdaptConfig, Method, Prior};
+use pg_ecom::encoder::onnx::{runtime, Encoder, EncoderOptions, Provider};
+use pg_ecom_core::head::{text_features, Example, Head, NB};
+use pg_ecom_core::rng::Rng;
+use pg_ecom::encoder::manifest::Manifest;
+use pg_ecom::encoder::tokenize::{Ids, TextTokenizer};
+use pg_ecom_core::prior::Prior;
+use pg_ecom_core::train::{adapt, AdaptConfig, Method};
 
 fn model_dir() -> PathBuf {
     if let Ok(d) = std::env::var("PG_ECOM_MODEL_DIR") {
@@ -97,7 +99,7 @@ fn encode(c: &mut Criterion) {
             g.throughput(Throughput::Elements(n as u64));
             g.bench_with_input(BenchmarkId::from_parameter(n), &all[..n], |b, seqs| {
                 b.iter(|| {
-                    enc.embed_all(seqs, pg_ecom::encode::BATCH_SIZE, || {}, &|| false)
+                    enc.embed_all(seqs, pg_ecom::encoder::onnx::BATCH_SIZE, || {}, &|| false)
                         .unwrap()
                 })
             });

@@ -1,44 +1,23 @@
 //! pg_ecom: e-commerce behaviour prediction inside PostgreSQL.
 //!
-//! Data path, one module per stage:
-//!   text → `tokenize` → token ids → `encode` (ONNX Runtime) → `embedding`
-//! `manifest` describes the model files, `model` keeps the per-backend
-//! session, `inference` sends texts to the shared inference `worker`
-//! (through `shared` memory, with the `shared_cache`) or to `model`,
-//! `config` holds the GUCs and `api` the thin SQL wrappers.
-//! The loop: `store` reads heads and `versions` writes them, `slate` scores
-//! and `explore` chooses what is shown, `impressions` logs it and reads it
-//! back, `feedback` records what followed, `learning` learns and `ope`
-//! evaluates.
+//! Layers, each a folder whose `mod.rs` says what it owns and may import
+//! (docs/architecture.md draws them; test/layers.py enforces the order):
+//!   `api`       SQL wrappers: parse arguments, call one function, wrap the result
+//!   `pipeline`  orchestration: adapt and meta-train, predict, serve, learn, evaluate
+//!   `store`     tables: heads and their versions, impressions, feedback, relations
+//!   `encoder`   text → embedding: tokenizer, ONNX Runtime, local session, caches
+//!   `worker`    worker mode: shared memory, the slot protocol, client and server
+//!   `pg`        Postgres plumbing: settings, errors, signals, guards, UTF-8
+//! and the pure maths in the `pg_ecom_core` crate (core/).
+//! Imports flow one way: api → pipeline → {store, encoder, worker} → pg, core.
 
 use pgrx::prelude::*;
 
 mod api;
-pub mod cache;
-mod config;
-pub mod embedding;
-pub mod encode;
-mod encoding;
-pub mod errors;
-pub mod explore;
-mod feedback;
-pub mod head;
-mod impressions;
-mod inference;
-mod learning;
-pub mod manifest;
-mod model;
-pub mod ope;
-pub mod posterior;
-mod relation;
-pub mod shared;
-pub mod shared_cache;
-pub mod signals;
-mod slate;
+pub mod encoder;
+mod pg;
+mod pipeline;
 mod store;
-pub mod tokenize;
-pub mod train;
-mod versions;
 mod worker;
 
 #[cfg(test)]
@@ -48,13 +27,13 @@ mod testdata;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    errors::install();
-    config::register();
-    if shared::preloading() {
+    pg::errors::install();
+    pg::settings::register();
+    if worker::layout::preloading() {
         // worker mode: shared memory and the inference worker exist only
         // when the postmaster loads pg_ecom
-        shared::install_hooks();
-        worker::register();
+        worker::layout::install_hooks();
+        worker::server::register();
     }
 }
 
@@ -139,7 +118,7 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
 );
 
 // The loop: what ecom_serve showed, and what followed (README, closing the loop).
-pgrx::extension_sql_file!("loop_schema.sql", name = "ecom_loop_schema");
+pgrx::extension_sql_file!("store/loop_schema.sql", name = "ecom_loop_schema");
 
 // Rows the planner should expect from the set-returning functions (pgrx
 // declares COST but not ROWS): ecom_rank returns k rows (default 10).

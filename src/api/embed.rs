@@ -1,6 +1,6 @@
 use pgrx::prelude::*;
 
-use crate::model;
+use crate::encoder::local;
 
 /// 384-d mean-pooled, L2-normalised sentence embedding of `text`.
 /// COST 10000 (× cpu_operator_cost ≈ one encoder run of a few ms): the
@@ -9,7 +9,7 @@ use crate::model;
 fn ecom_embed(text: &str) -> Vec<f32> {
     // through the per-backend cache like every other entry point, so a
     // statement embedding the same text on many rows encodes it once
-    model::embed_cached(&[text])[0].to_vec()
+    local::embed_cached(&[text])[0].to_vec()
 }
 
 /// Embeds many texts with one ONNX Runtime run per internal batch.
@@ -23,7 +23,7 @@ fn ecom_embed_batch(
     let present: Vec<&str> = items.iter().flatten().copied().collect();
     // through the cache: repeated texts are encoded once, and later calls
     // (ecom_predict, training) find these texts already embedded
-    let mut embedded = model::embed_cached(&present).into_iter();
+    let mut embedded = local::embed_cached(&present).into_iter();
     let rows: Vec<_> = items
         .iter()
         .enumerate()

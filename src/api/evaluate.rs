@@ -6,9 +6,9 @@ use pgrx::JsonB;
 
 use super::predict::behaviour;
 use super::{invalid_argument, tenant_arg};
-use crate::learning::{self, Activate};
-use crate::store;
-use crate::versions;
+use crate::pipeline::learn::{self, Activate};
+use crate::store::heads;
+use crate::store::versions;
 
 /// Adapts `tenant`'s head from its impressions and their feedback: from
 /// the active version, with the events logged after it (a Bayesian update:
@@ -25,12 +25,12 @@ fn ecom_learn(
     activate: default!(Option<&str>, "'if_better'"),
 ) -> JsonB {
     versions::require_writable("ecom_learn");
-    store::require_current_schema();
+    heads::require_current_schema();
     let started = std::time::Instant::now();
     let tenant = tenant_arg(tenant);
     let activate =
         Activate::parse(activate.unwrap_or("if_better")).unwrap_or_else(|e| invalid_argument(e));
-    JsonB(learning::learn(tenant, since, activate, started))
+    JsonB(learn::learn(tenant, since, activate, started))
 }
 
 /// What `version` of `tenant`'s heads (NULL: the head serving the tenant
@@ -45,10 +45,10 @@ fn ecom_evaluate(
     behaviour: default!(Option<&str>, "'click'"),
     since: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> JsonB {
-    store::require_current_schema();
+    heads::require_current_schema();
     let tenant = tenant_arg(tenant);
     let b = self::behaviour(
         behaviour.unwrap_or_else(|| invalid_argument("behaviour must not be NULL".into())),
     );
-    JsonB(learning::evaluate_version(tenant, version, b, since))
+    JsonB(learn::evaluate_version(tenant, version, b, since))
 }

@@ -5,7 +5,8 @@ use pgrx::JsonB;
 use serde_json::json;
 
 use super::predict::{behaviour, pair_inputs};
-use crate::head::{sigmoid, BEHAVIOURS};
+use pg_ecom_core::head::BEHAVIOURS;
+use pg_ecom_core::metrics::sigmoid;
 
 /// Why `ecom_predict(tenant, context, item, behaviour, features)` gives its
 /// score: the logit split into the text term (the text score W·x learned

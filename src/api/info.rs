@@ -1,7 +1,7 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::config;
+use crate::pg::settings;
 
 /// Version of the extension library (may be newer than the SQL objects).
 #[pg_extern(immutable, parallel_safe)]
@@ -13,13 +13,13 @@ fn ecom_version() -> &'static str {
 /// worker's (worker mode) or this backend's, loading it if needed.
 #[pg_extern(volatile, parallel_safe, cost = 10000)]
 fn ecom_model_info() -> JsonB {
-    let (entries, bytes, hits, misses) = crate::model::cache_stats();
+    let (entries, bytes, hits, misses) = crate::encoder::local::cache_stats();
     let cache = serde_json::json!({"entries": entries, "bytes": bytes, "hits": hits, "misses": misses,
-                                   "capacity_bytes": config::embedding_cache_bytes()});
-    if let crate::inference::Route::Worker(w) = crate::inference::route() {
+                                   "capacity_bytes": settings::embedding_cache_bytes()});
+    if let crate::worker::client::Route::Worker(w) = crate::worker::client::route() {
         let mut info = w.info;
         info["inference"] = "worker".into();
-        info["max_seq_len"] = config::max_seq_len().into();
+        info["max_seq_len"] = settings::max_seq_len().into();
         info["embedding_cache"] = cache;
         if let Some(o) = info.as_object_mut() {
             o.remove("state");
@@ -28,22 +28,22 @@ fn ecom_model_info() -> JsonB {
         }
         return JsonB(info);
     }
-    crate::model::with_model(|m| {
+    crate::encoder::local::with_model(|m| {
         JsonB(serde_json::json!({
             "inference": "backend",
             "model": m.manifest.model,
             "dims": m.encoder.dims,
-            "variant": config::variant(),
-            "model_dir": config::model_dir(),
+            "variant": settings::variant(),
+            "model_dir": settings::model_dir(),
             "model_file": m.model_file,
             "sha256": m.manifest.sha256_of(&m.model_file),
-            "max_seq_len": config::max_seq_len(),
+            "max_seq_len": settings::max_seq_len(),
             "opset": m.manifest.opset,
             "onnxruntime_version": m.ort_version,
-            "onnxruntime_library": config::onnxruntime_library(),
-            "provider_requested": config::provider().name(),
+            "onnxruntime_library": settings::onnxruntime_library(),
+            "provider_requested": settings::provider().name(),
             "provider": m.encoder.provider_in_use,
-            "threads": config::threads(),
+            "threads": settings::threads(),
             "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
             "source": m.manifest.source,
             "embedding_cache": cache,

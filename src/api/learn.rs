@@ -8,12 +8,13 @@ use pgrx::{JsonB, PgRelation};
 use serde_json::json;
 
 use super::invalid_argument;
-use crate::head::{Example, Head};
-use crate::learning::{elapsed_ms, encoder_identity, featurise, training_budget};
-use crate::relation;
-use crate::store;
-use crate::train::{self, AdaptConfig, MetaConfig, Method, Prior};
-use crate::versions;
+use pg_ecom_core::head::{Example, Head};
+use crate::pipeline::learn::{elapsed_ms, encoder_identity, featurise, training_budget};
+use crate::store::relation;
+use crate::store::heads;
+use pg_ecom_core::prior::Prior;
+use pg_ecom_core::train::{self, AdaptConfig, MetaConfig, Method};
+use crate::store::versions;
 
 /// Learning rates above this only make training diverge.
 const MAX_LR: f64 = 100.0;
@@ -65,7 +66,7 @@ fn ecom_adapt(
     seed: default!(Option<i64>, 42),
 ) -> JsonB {
     versions::require_writable("ecom_adapt");
-    store::require_current_schema();
+    heads::require_current_schema();
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
         invalid_argument(
@@ -95,13 +96,13 @@ fn ecom_adapt(
     let (parent, base, prior) = match start {
         "global" | "active" => {
             let h = if start == "global" {
-                store::active_head(None, true)
+                heads::active_head(None, true)
             } else {
-                store::active_head(Some(tenant), false)
+                heads::active_head(Some(tenant), false)
             };
-            let h = h.unwrap_or_else(|| store::serving_head(None));
+            let h = h.unwrap_or_else(|| heads::serving_head(None));
             // a head with no (readable) prior adapts as 0.1.x did: no taste
-            let prior = store::prior_of(&h.hyper);
+            let prior = heads::prior_of(&h.hyper);
             (h.tenant.is_some().then_some(h.version), Some(h), prior)
         }
         "scratch" => (None, None, Prior::default()),
@@ -124,10 +125,10 @@ fn ecom_adapt(
                     events.name, events.n_features, h.version, h.head.k
                 ));
             }
-            store::check_encoder(h, crate::model::dims());
+            heads::check_encoder(h, crate::encoder::local::dims());
             (*h.head).clone()
         }
-        None => Head::new(crate::model::dims(), events.n_features),
+        None => Head::new(crate::encoder::local::dims(), events.n_features),
     };
     let exs = featurise(&events.rows);
     let cfg = AdaptConfig {
@@ -188,7 +189,7 @@ fn ecom_meta_train(
     l2: default!(Option<f64>, 0.001),
 ) -> JsonB {
     versions::require_writable("ecom_meta_train");
-    store::require_current_schema();
+    heads::require_current_schema();
     let started = Instant::now();
     let source = source
         .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
@@ -239,11 +240,11 @@ fn ecom_meta_train(
             ordered: events.ordered,
         })
         .collect();
-    let dims = crate::model::dims();
+    let dims = crate::encoder::local::dims();
     let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg, || {
         pgrx::check_for_interrupts!();
     });
-    let parent = store::active_head(None, true).map(|h| h.version);
+    let parent = heads::active_head(None, true).map(|h| h.version);
     let hyper = json!({
         "kind": "meta_train", "config": cfg, "prior": report.prior,
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
@@ -273,7 +274,7 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     if !versions::rollback(tenant, version) {
         invalid_argument(format!(
             "{} has no version {version}",
-            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
+            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
         ));
     }
     JsonB(json!({"tenant": tenant, "active_version": version}))
@@ -293,7 +294,7 @@ fn ecom_forget(tenant: Option<&str>) -> JsonB {
     // the loop's rows first: they name the heads' versions (under the
     // tenant's lock, so that no ecom_learn or ecom_feedback interleaves)
     versions::lock_tenant(Some(tenant));
-    let loop_rows = crate::impressions::forget(tenant);
+    let loop_rows = crate::store::impressions::forget(tenant);
     let heads = versions::forget(tenant);
     JsonB(json!({
         "tenant": tenant, "heads": heads, "requests": loop_rows.requests,

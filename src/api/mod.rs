@@ -15,7 +15,7 @@ use pgrx::PgSqlErrorCode;
 
 /// ERROR for a bad argument value (SQLSTATE 22023).
 pub(crate) fn invalid_argument(message: String) -> ! {
-    crate::errors::raise(
+    crate::pg::errors::raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         message,
         None,
@@ -35,12 +35,12 @@ pub(crate) fn tenant_arg(tenant: Option<&str>) -> &str {
 /// A tenant argument where NULL means the global head: any name given
 /// must fit `MAX_TENANT_BYTES`.
 pub(crate) fn tenant_or_global(tenant: Option<&str>) -> Option<&str> {
-    use crate::errors::MAX_TENANT_BYTES;
+    use crate::pg::errors::MAX_TENANT_BYTES;
     if let Some(t) = tenant {
         if t.len() > MAX_TENANT_BYTES {
             invalid_argument(format!(
                 "tenant names are at most {MAX_TENANT_BYTES} bytes; {} is longer",
-                crate::errors::tenant_name(t)
+                crate::pg::errors::tenant_name(t)
             ));
         }
     }

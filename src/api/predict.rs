@@ -5,10 +5,10 @@ use pgrx::JsonB;
 use std::sync::Arc;
 
 use super::invalid_argument;
-use crate::cache::Embedding;
-use crate::head::{behaviour_index, Head, BEHAVIOURS};
-use crate::model::embed_cached;
-use crate::store::{check_encoder, HeadMemo, StoredHead};
+use crate::encoder::cache::Embedding;
+use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
+use crate::encoder::local::embed_cached;
+use crate::store::heads::{check_encoder, HeadMemo, StoredHead};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).

@@ -4,11 +4,11 @@ use pgrx::prelude::*;
 
 use super::predict::{behaviour, finite};
 use super::{invalid_argument, tenant_arg};
-use crate::explore::Policy;
-use crate::impressions::{self, Request, Shown};
-use crate::slate;
-use crate::store::{self, serving_head, StoredHead};
-use crate::versions;
+use pg_ecom_core::explore::Policy;
+use crate::store::impressions::{self, Request, Shown};
+use crate::pipeline::serve;
+use crate::store::heads::{self, serving_head, StoredHead};
+use crate::store::versions;
 use std::sync::Arc;
 
 /// A request's arguments, checked: the serving head, the policy and seed,
@@ -38,8 +38,8 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
     let b = behaviour(behaviour_name);
     let policy = Policy::parse(
         explore,
-        crate::config::explore_temperature(),
-        crate::config::explore_epsilon(),
+        crate::pg::settings::explore_temperature(),
+        crate::pg::settings::explore_epsilon(),
     )
     .unwrap_or_else(|e| invalid_argument(e));
     let head = serving_head(super::tenant_or_global(tenant));
@@ -62,21 +62,21 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
         k: k as usize,
         b,
         policy,
-        seed: seed.unwrap_or_else(slate::fresh_seed),
+        seed: seed.unwrap_or_else(serve::fresh_seed),
     }
 }
 
 /// The rows shown for `context`: item_index, item, score (the head's
 /// probability), rank, propensity.
 fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
-    let scored = slate::score(&r.head, r.b, context, &r.items, r.features);
-    let chosen = slate::choose(
+    let scored = serve::score(&r.head, r.b, context, &r.items, r.features);
+    let chosen = serve::choose(
         &r.head,
         &scored,
         r.k,
         r.policy,
         r.seed,
-        crate::config::propensity_samples(),
+        crate::pg::settings::propensity_samples(),
         &mut || {
             pgrx::check_for_interrupts!();
         },
@@ -165,7 +165,7 @@ fn ecom_serve(
     ),
 > {
     versions::require_writable_to("ecom_serve", "impressions");
-    store::require_current_schema();
+    heads::require_current_schema();
     let tenant = tenant_arg(tenant);
     let context = required(context, "context");
     let items = required(items, "items");
@@ -217,11 +217,11 @@ fn ecom_feedback(
     label: default!(Option<bool>, true),
 ) -> bool {
     versions::require_writable_to("ecom_feedback", "feedback");
-    store::require_current_schema();
+    heads::require_current_schema();
     let id = required(impression_id, "impression_id");
     let b = self::behaviour(required(behaviour, "behaviour"));
     let label = required(label, "label");
-    crate::feedback::record(id, b, label, crate::config::feedback_implies())
+    crate::store::feedback::record(id, b, label, crate::pg::settings::feedback_implies())
 }
 
 /// The bulk form: every row of `feedback` (impression_id bigint, behaviour
@@ -245,7 +245,7 @@ AS 'MODULE_PATHNAME', 'ecom_feedback_relation_wrapper';
 )]
 fn ecom_feedback_relation(feedback: Option<pg_sys::Oid>) -> i64 {
     versions::require_writable_to("ecom_feedback", "feedback");
-    store::require_current_schema();
+    heads::require_current_schema();
     let rel = required(feedback, "feedback relation");
-    crate::feedback::record_relation(rel, crate::config::feedback_implies())
+    crate::store::feedback::record_relation(rel, crate::pg::settings::feedback_implies())
 }

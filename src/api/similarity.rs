@@ -13,5 +13,5 @@ fn no_nulls<'a>(v: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
 #[pg_extern(immutable, strict, parallel_safe, cost = 10)]
 fn ecom_similarity(a: Array<'_, f32>, b: Array<'_, f32>) -> f64 {
     let (a, b) = (no_nulls(&a, "a"), no_nulls(&b, "b"));
-    crate::embedding::cosine(a, b).unwrap_or_else(|e| invalid_argument(e))
+    pg_ecom_core::similarity::cosine(a, b).unwrap_or_else(|e| invalid_argument(e))
 }

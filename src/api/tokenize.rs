@@ -1,7 +1,7 @@
 use pgrx::prelude::*;
 
 use super::invalid_argument;
-use crate::tokenize::MAX_POSITIONS;
+use crate::encoder::tokenize::MAX_POSITIONS;
 
 fn check_max_len(max_len: i32) -> usize {
     if max_len < 2 || max_len as usize > MAX_POSITIONS {
@@ -16,7 +16,7 @@ fn check_max_len(max_len: i32) -> usize {
 #[pg_extern(stable, strict, parallel_safe, cost = 200)]
 fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
     let max_len = check_max_len(max_len);
-    crate::model::tokenizer()
+    crate::encoder::local::tokenizer()
         .encode(text, max_len)
         .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
         .into_iter()
@@ -27,7 +27,7 @@ fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
 /// The word pieces the encoder sees (truncated at `pg_ecom.max_seq_len`).
 #[pg_extern(stable, strict, parallel_safe, cost = 200)]
 fn ecom_tokens(text: &str) -> Vec<String> {
-    crate::model::tokenizer()
-        .tokens(text, crate::config::max_seq_len())
+    crate::encoder::local::tokenizer()
+        .tokens(text, crate::pg::settings::max_seq_len())
         .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
 }

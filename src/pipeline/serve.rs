@@ -3,12 +3,13 @@
 //! ecom_rank, ecom_serve and off-policy evaluation, so that what is
 //! evaluated is exactly what would be served.
 
-use crate::cache::Embedding;
-use crate::explore::{self, Policy, Slate};
-use crate::head::{sigmoid, Rng};
-use crate::model::embed_cached;
-use crate::posterior::logit_of;
-use crate::store::{check_encoder, StoredHead};
+use crate::encoder::cache::Embedding;
+use pg_ecom_core::explore::{self, Policy, Slate};
+use pg_ecom_core::metrics::sigmoid;
+use pg_ecom_core::rng::Rng;
+use crate::encoder::local::embed_cached;
+use pg_ecom_core::posterior::logit_of;
+use crate::store::heads::{check_encoder, StoredHead};
 
 /// The candidates of one request, scored by one head for one behaviour.
 pub struct Scored<'a> {

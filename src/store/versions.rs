@@ -12,10 +12,10 @@
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 
-use crate::errors::raise as error;
-use crate::head::Head;
-use crate::posterior::Posterior;
-use crate::store::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
+use crate::pg::errors::raise as error;
+use pg_ecom_core::head::Head;
+use pg_ecom_core::posterior::Posterior;
+use crate::store::heads::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
 
 /// Functions that write ecom.heads refuse early, before any encoding or
 /// training, in a read-only transaction and on a hot standby (where
@@ -187,7 +187,7 @@ fn concurrent_write(tenant: Option<&str>) -> ! {
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "pg_ecom: could not serialize access to the heads of {} (changed by a concurrent transaction)",
-            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
+            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
         ),
         Some("Retry the transaction."),
     )
@@ -219,7 +219,7 @@ pub fn lock_tenant_to_read(tenant: &str) {
             PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             format!(
                 "pg_ecom: could not serialize access to the loop of {} (feedback or learning committed while ecom_learn waited)",
-                crate::errors::tenant_name(tenant)
+                crate::pg::errors::tenant_name(tenant)
             ),
             Some("Retry the transaction, or run ecom_learn at READ COMMITTED."),
         );

@@ -18,8 +18,8 @@
 //! rankings, of which the one shown is the first: never 0 for what was
 //! shown, with a standard error of at most 0.5/√samples.
 
-use crate::head::Rng;
-use crate::posterior::uniform;
+use crate::rng::Rng;
+use crate::rng::uniform;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {
@@ -170,7 +170,7 @@ fn estimated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::posterior::normal;
+    use crate::rng::normal;
 
     fn run(policy: Policy, logits: &[f64], k: usize, seed: u64) -> Slate {
         let mut rng = Rng::new(seed);

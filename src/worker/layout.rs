@@ -180,9 +180,9 @@ impl Shared {
         // SAFETY: in bounds of the region laid out by `region_size`
         unsafe { &*(self.slots.add(i * align(size_of::<Slot>())) as *const Slot) }
     }
-    pub fn cache(&self) -> crate::shared_cache::SharedCache {
+    pub fn cache(&self) -> crate::worker::shared_cache::SharedCache {
         // SAFETY: the cache's bytes are ours alone within the region
-        unsafe { crate::shared_cache::SharedCache::new(self.cache, self.header().cache_bytes) }
+        unsafe { crate::worker::shared_cache::SharedCache::new(self.cache, self.header().cache_bytes) }
     }
     pub fn workers(&self) -> &[WorkerState] {
         let h = self.header();
@@ -357,8 +357,8 @@ unsafe extern "C-unwind" fn on_request() {
             prev();
         }
         pg_sys::RequestAddinShmemSpace(region_size(
-            crate::config::worker_slots(),
-            crate::config::shared_cache_bytes(),
+            crate::pg::settings::worker_slots(),
+            crate::pg::settings::shared_cache_bytes(),
         ));
     }
 }
@@ -370,8 +370,8 @@ unsafe extern "C-unwind" fn on_startup() {
         if let Some(prev) = PREV_STARTUP {
             prev();
         }
-        let slots = crate::config::worker_slots();
-        let cache_bytes = crate::config::shared_cache_bytes();
+        let slots = crate::pg::settings::worker_slots();
+        let cache_bytes = crate::pg::settings::shared_cache_bytes();
         let size = region_size(slots, cache_bytes);
         let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
         pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
@@ -383,7 +383,7 @@ unsafe extern "C-unwind" fn on_startup() {
             (*h).magic = MAGIC;
             (*h).n_slots = slots;
             (*h).cache_bytes = cache_bytes;
-            (*h).n_workers = crate::config::workers().min(MAX_WORKERS);
+            (*h).n_workers = crate::pg::settings::workers().min(MAX_WORKERS);
         }
         pg_sys::LWLockRelease(lock);
         REGION = base;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::config::{self, Inference};
-use crate::errors::raise;
-use crate::shared::{self, Shared, Slot};
+use crate::pg::settings::{self, Inference};
+use crate::pg::errors::raise;
+use crate::worker::layout::{self, Shared, Slot};
 
 /// The model the worker serves, as a session sees it.
 #[derive(Clone)]
@@ -47,10 +47,10 @@ fn published(sh: &Shared) -> serde_json::Value {
 
 /// Decides where this session's texts go now.
 pub fn route() -> Route {
-    if config::inference() == Inference::Backend {
+    if settings::inference() == Inference::Backend {
         return Route::Local;
     }
-    let Some(sh) = shared::get() else {
+    let Some(sh) = layout::get() else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "pg_ecom: pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries".into(),
@@ -61,7 +61,7 @@ pub fn route() -> Route {
         return fall_back(&sh);
     }
     let info = published(&sh);
-    let key = crate::model::Key::current().describe();
+    let key = crate::encoder::local::Key::current().describe();
     if info["key"].as_str() != Some(key.as_str()) {
         // this session chose another model or runtime than the server's
         return Route::Local;
@@ -74,7 +74,7 @@ pub fn route() -> Route {
             Some("pg_ecom.model_variant") => "pg_ecom.model_variant",
             _ => "pg_ecom.model_dir",
         };
-        crate::model::config_error(
+        crate::encoder::local::config_error(
             info["error"]
                 .as_str()
                 .unwrap_or("the model failed to load")
@@ -83,11 +83,11 @@ pub fn route() -> Route {
         );
     }
     let dims = info["dims"].as_u64().unwrap_or(0) as usize;
-    if dims == 0 || dims > shared::MAX_DIMS {
+    if dims == 0 || dims > layout::MAX_DIMS {
         return Route::Local;
     }
     let model_key = info["model_key"].as_u64().unwrap_or(0);
-    if crate::model::model_key(&crate::model::session_model_identity()) != model_key {
+    if crate::encoder::local::model_key(&crate::encoder::local::session_model_identity()) != model_key {
         // the session's model files changed on disk (renamed into place)
         // while the worker still has the old model: the session's own
         // model encodes, and describes itself, so nothing mixes the two
@@ -104,15 +104,15 @@ pub fn route() -> Route {
 /// Waits (up to pg_ecom.worker_timeout) for a running worker that has
 /// tried to load its model; false when there is none.
 fn wait_until_ready(sh: &Shared) -> bool {
-    let deadline = shared::now_us() + config::worker_timeout_ms() * 1000;
+    let deadline = layout::now_us() + settings::worker_timeout_ms() * 1000;
     loop {
         if sh.ready() != 0 {
             return true;
         }
-        if config::inference_fallback() && !sh.any_running() {
+        if settings::inference_fallback() && !sh.any_running() {
             return false;
         }
-        if shared::now_us() >= deadline {
+        if layout::now_us() >= deadline {
             return false;
         }
         wait_on_latch(Duration::from_millis(10));
@@ -121,14 +121,14 @@ fn wait_until_ready(sh: &Shared) -> bool {
 
 fn fall_back(sh: &Shared) -> Route {
     let h = sh.header();
-    if config::inference_fallback() {
+    if settings::inference_fallback() {
         h.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
         return Route::Local;
     }
     h.stats.timeouts.fetch_add(1, Ordering::Relaxed);
     unavailable(format!(
         "pg_ecom: the inference worker is not running (waited {} ms)",
-        config::worker_timeout_ms()
+        settings::worker_timeout_ms()
     ))
 }
 
@@ -144,7 +144,7 @@ fn unavailable(msg: String) -> ! {
 /// shared cache where it has them, the rest encoded on `route`.
 pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
     let route = &route();
-    let sh = shared::get();
+    let sh = layout::get();
     let cache = sh.as_ref().map(|s| s.cache());
     let dims = match route {
         Route::Worker(w) => w.dims,
@@ -170,7 +170,7 @@ pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
     let missing: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
     let fresh = match (route, &sh) {
         (Route::Worker(w), Some(s)) => by_worker(s, &missing, w.model_key),
-        _ => crate::model::embed_locally(&missing),
+        _ => crate::encoder::local::embed_locally(&missing),
     };
     for (&i, e) in todo.iter().zip(fresh) {
         if let (Some(c), Some(s)) = (&cache, &sh) {
@@ -207,7 +207,7 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
     let mut out = vec![Vec::new(); texts.len()];
     let mut inflight: std::collections::VecDeque<(usize, Claimed)> = Default::default();
     let mut next = 0;
-    let deadline = || shared::now_us() + config::worker_timeout_ms() * 1000;
+    let deadline = || layout::now_us() + settings::worker_timeout_ms() * 1000;
     let mut failure = None;
     while next < chunks.len() || !inflight.is_empty() {
         // submit while there is room; wait for a free slot only when
@@ -264,7 +264,7 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
         // the worker's messages carry the "pg_ecom: " prefix already
         Failure::Failed(msg) => raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, msg, None),
         Failure::Unavailable(msg) => {
-            if !config::inference_fallback() {
+            if !settings::inference_fallback() {
                 sh.header().stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 unavailable(msg);
             }
@@ -274,7 +274,7 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
             // back from the pipeline and everything after
             let rest: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_empty()).collect();
             let rest_texts: Vec<&str> = rest.iter().map(|&i| texts[i]).collect();
-            for (&i, e) in rest.iter().zip(crate::model::embed_locally(&rest_texts)) {
+            for (&i, e) in rest.iter().zip(crate::encoder::local::embed_locally(&rest_texts)) {
                 out[i] = e;
             }
             out
@@ -288,14 +288,14 @@ fn chunks(texts: &[&str], order: &[usize]) -> Vec<std::ops::Range<usize>> {
     let mut start = 0;
     while start < order.len() {
         let (mut end, mut bytes) = (start, 0);
-        while end < order.len() && end - start < shared::MAX_TEXTS {
+        while end < order.len() && end - start < layout::MAX_TEXTS {
             let t = texts[order[end]];
-            let b = if t.len() > shared::MAX_INLINE_TEXT {
-                4 * config::max_seq_len()
+            let b = if t.len() > layout::MAX_INLINE_TEXT {
+                4 * settings::max_seq_len()
             } else {
                 t.len()
             };
-            if bytes + b > shared::TEXT_BYTES {
+            if bytes + b > layout::TEXT_BYTES {
                 break;
             }
             bytes += b;
@@ -328,9 +328,9 @@ fn release(s: &Slot) {
     loop {
         let st = s.state.load(Ordering::Acquire);
         let next = match st {
-            shared::RUNNING => shared::ABANDONED,
-            shared::FREE | shared::ABANDONED => return,
-            _ => shared::FREE,
+            layout::RUNNING => layout::ABANDONED,
+            layout::FREE | layout::ABANDONED => return,
+            _ => layout::FREE,
         };
         if s.state
             .compare_exchange(st, next, Ordering::AcqRel, Ordering::Acquire)
@@ -386,10 +386,10 @@ fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
         if let Some(c) = try_claim(sh) {
             return Ok(c);
         }
-        if shared::now_us() >= deadline {
+        if layout::now_us() >= deadline {
             return Err(Failure::Unavailable(format!(
                 "pg_ecom: no free request slot of the inference worker within {} ms (pg_ecom.worker_slots = {})",
-                config::worker_timeout_ms(),
+                settings::worker_timeout_ms(),
                 sh.header().n_slots
             )));
         }
@@ -400,7 +400,7 @@ fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
 
 fn free_slots(sh: &Shared) -> usize {
     sh.slots()
-        .filter(|s| s.state.load(Ordering::Relaxed) == shared::FREE)
+        .filter(|s| s.state.load(Ordering::Relaxed) == layout::FREE)
         .count()
 }
 
@@ -410,11 +410,11 @@ fn try_claim(sh: &Shared) -> Option<Claimed<'_>> {
     // SAFETY: reads this process's pid
     let me = unsafe { pg_sys::MyProcPid };
     for s in sh.slots() {
-        if s.state.load(Ordering::Relaxed) == shared::FREE
+        if s.state.load(Ordering::Relaxed) == layout::FREE
             && s.state
                 .compare_exchange(
-                    shared::FREE,
-                    shared::FILLING,
+                    layout::FREE,
+                    layout::FILLING,
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -438,13 +438,13 @@ fn submit<'a>(
     model_key: u64,
 ) -> Result<Claimed<'a>, Failure> {
     let h = sh.header();
-    if config::inference_fallback() && !sh.any_running() {
+    if settings::inference_fallback() && !sh.any_running() {
         return Err(Failure::Unavailable(
             "pg_ecom: the inference worker is not running".into(),
         ));
     }
     let slot = claimed.0;
-    let max_seq_len = config::max_seq_len();
+    let max_seq_len = settings::max_seq_len();
     {
         // SAFETY: FILLING: this backend owns the slot's data
         let d = unsafe { &mut *slot.data.get() };
@@ -456,28 +456,28 @@ fn submit<'a>(
         d.max_seq_len = max_seq_len as u32;
         let mut at = 0;
         for (i, t) in texts.iter().enumerate() {
-            if t.len() > shared::MAX_INLINE_TEXT {
+            if t.len() > layout::MAX_INLINE_TEXT {
                 // a long text: its token ids fit where the text would not
-                let ids = crate::model::encode_text(&crate::model::tokenizer(), t);
+                let ids = crate::encoder::local::encode_text(&crate::encoder::local::tokenizer(), t);
                 for id in ids.iter() {
                     d.text[at..at + 4].copy_from_slice(&id.to_le_bytes());
                     at += 4;
                 }
                 d.lens[i] = 4 * ids.len() as u32;
-                d.kinds[i] = shared::KIND_IDS;
+                d.kinds[i] = layout::KIND_IDS;
             } else {
                 d.text[at..at + t.len()].copy_from_slice(t.as_bytes());
                 at += t.len();
                 d.lens[i] = t.len() as u32;
-                d.kinds[i] = shared::KIND_TEXT;
+                d.kinds[i] = layout::KIND_TEXT;
             }
         }
     }
     slot.ticket
         .store(h.ticket.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-    slot.submitted_us.store(shared::now_us(), Ordering::Relaxed);
-    slot.worker.store(shared::NO_WORKER, Ordering::Relaxed);
-    slot.state.store(shared::SUBMITTED, Ordering::Release);
+    slot.submitted_us.store(layout::now_us(), Ordering::Relaxed);
+    slot.worker.store(layout::NO_WORKER, Ordering::Relaxed);
+    slot.state.store(layout::SUBMITTED, Ordering::Release);
     wake_workers(sh);
     Ok(claimed)
 }
@@ -486,13 +486,13 @@ fn submit<'a>(
 /// `deadline`, then hands the slot back.
 fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, Failure> {
     let slot = claimed.0;
-    let timeout_us = config::worker_timeout_ms() * 1000;
+    let timeout_us = settings::worker_timeout_ms() * 1000;
     loop {
         let st = slot.state.load(Ordering::Acquire);
         // SAFETY: DONE or FAILED: the worker handed the data back
         let d = || unsafe { &*slot.data.get() };
         match st {
-            shared::DONE => {
+            layout::DONE => {
                 let d = d();
                 let n = d.n_texts as usize;
                 let dims = d.dims as usize;
@@ -502,7 +502,7 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
                 drop(claimed);
                 return Ok(out);
             }
-            shared::FAILED => {
+            layout::FAILED => {
                 let d = d();
                 let msg = String::from_utf8_lossy(&d.err[..d.err_len as usize]).into_owned();
                 let unavailable = d.unavailable != 0;
@@ -515,13 +515,13 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
             }
             _ => {}
         }
-        if config::inference_fallback() && !sh.any_running() {
+        if settings::inference_fallback() && !sh.any_running() {
             return Err(Failure::Unavailable(
                 "pg_ecom: the inference worker stopped".into(),
             ));
         }
         check_hung(sh);
-        if shared::now_us() >= deadline {
+        if layout::now_us() >= deadline {
             return Err(Failure::Unavailable(format!(
                 "pg_ecom: the inference worker did not answer within {} ms (pg_ecom.worker_timeout)",
                 timeout_us / 1000
@@ -538,11 +538,11 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
 /// new one (exit code 1: no cluster restart). A worker that is loading its
 /// model is left alone.
 fn check_hung(sh: &Shared) {
-    let hang = config::worker_hang_timeout_us();
-    let now = shared::now_us();
+    let hang = settings::worker_hang_timeout_us();
+    let now = layout::now_us();
     let oldest_waiting = sh
         .slots()
-        .filter(|s| s.state.load(Ordering::Acquire) == shared::SUBMITTED)
+        .filter(|s| s.state.load(Ordering::Acquire) == layout::SUBMITTED)
         .map(|s| now.saturating_sub(s.submitted_us.load(Ordering::Relaxed)))
         .max()
         .unwrap_or(0);
@@ -591,11 +591,11 @@ pub fn wake_workers(sh: &Shared) {
 /// `ecom_worker_stats()`: queue, batches, latencies, cache, memory.
 pub fn stats() -> serde_json::Value {
     use serde_json::json;
-    let mode = match config::inference() {
+    let mode = match settings::inference() {
         Inference::Worker => "worker",
         Inference::Backend => "backend",
     };
-    let Some(sh) = shared::get() else {
+    let Some(sh) = layout::get() else {
         return json!({"inference": mode, "preloaded": false, "worker": null});
     };
     let h = sh.header();
@@ -604,8 +604,8 @@ pub fn stats() -> serde_json::Value {
     let (mut queued, mut busy) = (0, 0);
     for s in sh.slots() {
         match s.state.load(Ordering::Relaxed) {
-            shared::FREE => {}
-            shared::SUBMITTED => {
+            layout::FREE => {}
+            layout::SUBMITTED => {
                 queued += 1;
                 busy += 1;
             }
@@ -615,9 +615,9 @@ pub fn stats() -> serde_json::Value {
     let hist = |a: &[std::sync::atomic::AtomicU64]| a.iter().map(load).collect::<Vec<u64>>();
     let pct = |v: &[u64]| {
         json!({
-            "p50": shared::quantile(v, 0.50).map(f64::round),
-            "p95": shared::quantile(v, 0.95).map(f64::round),
-            "p99": shared::quantile(v, 0.99).map(f64::round),
+            "p50": layout::quantile(v, 0.50).map(f64::round),
+            "p95": layout::quantile(v, 0.95).map(f64::round),
+            "p99": layout::quantile(v, 0.99).map(f64::round),
         })
     };
     let batch_hist: serde_json::Map<String, serde_json::Value> = hist(&st.batch_hist)
@@ -627,7 +627,7 @@ pub fn stats() -> serde_json::Value {
             let lo = 1usize << b;
             let label = match b {
                 0 => "1".to_owned(),
-                b if b == shared::BATCH_HIST - 1 => format!("{lo}+"),
+                b if b == layout::BATCH_HIST - 1 => format!("{lo}+"),
                 _ => format!("{lo}-{}", 2 * lo - 1),
             };
             (label, json!(n))
@@ -672,8 +672,8 @@ pub fn stats() -> serde_json::Value {
             "model_file": info["model_file"],
             "load_ms": info["load_ms"],
             "error": info["error"],
-            "max_batch": config::worker_max_batch(),
-            "max_delay_us": config::worker_max_delay_us(),
+            "max_batch": settings::worker_max_batch(),
+            "max_delay_us": settings::worker_max_delay_us(),
         },
         "slots": h.n_slots,
         "slots_busy": busy,

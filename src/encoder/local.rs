@@ -15,11 +15,11 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use once_cell::sync::Lazy;
 
-use crate::cache::{Embedding, EmbeddingCache};
-use crate::config;
-use crate::encode::{self, Encoder, EncoderOptions, Provider};
-use crate::manifest::Manifest;
-use crate::tokenize::{Ids, TextTokenizer};
+use crate::encoder::cache::{Embedding, EmbeddingCache};
+use crate::pg::settings;
+use crate::encoder::onnx::{self, Encoder, EncoderOptions, Provider};
+use crate::encoder::manifest::Manifest;
+use crate::encoder::tokenize::{Ids, TextTokenizer};
 
 /// The settings that shape an encoder session. The inference worker
 /// publishes its own (`describe`); a session with other values encodes in
@@ -36,11 +36,11 @@ pub struct Key {
 impl Key {
     pub fn current() -> Self {
         Key {
-            dir: config::model_dir(),
-            library: config::onnxruntime_library(),
-            variant: config::variant(),
-            threads: config::threads(),
-            provider: config::provider(),
+            dir: settings::model_dir(),
+            library: settings::onnxruntime_library(),
+            variant: settings::variant(),
+            threads: settings::threads(),
+            provider: settings::provider(),
         }
     }
 
@@ -83,7 +83,7 @@ fn model_identity(model_file: &std::path::Path, m: &Manifest) -> String {
 /// What a worker request carries so that it is encoded only by the model
 /// it was routed for (a reload in between fails it instead).
 pub fn model_key(model_identity: &str) -> u64 {
-    crate::shared_cache::key_of(model_identity, "")
+    crate::worker::shared_cache::key_of(model_identity, "")
 }
 
 /// The model identity of this session's settings (model_dir,
@@ -94,12 +94,12 @@ pub fn session_model_identity() -> String {
     use std::os::unix::fs::MetadataExt;
     type Memo = ((PathBuf, &'static str, (u64, i64, i64)), String);
     static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
-    let dir = config::model_dir();
+    let dir = settings::model_dir();
     // files renamed into place (README) give the manifest a new inode and
     // time: read again, so a new model's sha256 makes a new identity
     let stamp = std::fs::metadata(dir.join("manifest.json"))
         .map_or((0, 0, 0), |m| (m.ino(), m.mtime(), m.mtime_nsec()));
-    let key = (dir, config::variant(), stamp);
+    let key = (dir, settings::variant(), stamp);
     let mut memo = MEMO.lock();
     if let Some((k, v)) = memo.as_ref() {
         if *k == key {
@@ -122,9 +122,9 @@ static ENCODER: Mutex<Option<Loaded>> = Mutex::new(None);
 /// Raises a Postgres ERROR that names the setting to fix and its value.
 pub fn config_error(message: String, guc: &str) -> ! {
     let value = match guc {
-        "pg_ecom.onnxruntime_library" => config::onnxruntime_library().display().to_string(),
-        "pg_ecom.model_variant" => config::variant().to_string(),
-        _ => config::model_dir().display().to_string(),
+        "pg_ecom.onnxruntime_library" => settings::onnxruntime_library().display().to_string(),
+        "pg_ecom.model_variant" => settings::variant().to_string(),
+        _ => settings::model_dir().display().to_string(),
     };
     pgrx::pg_sys::panic::ErrorReport::new(
         PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
@@ -140,8 +140,8 @@ pub fn config_error(message: String, guc: &str) -> ! {
 
 /// The tokenizer of the configured model directory (no ONNX Runtime needed).
 pub fn tokenizer() -> Arc<TextTokenizer> {
-    crate::encoding::require_utf8();
-    let path = config::model_dir().join("tokenizer.json");
+    crate::pg::utf8::require_utf8();
+    let path = settings::model_dir().join("tokenizer.json");
     let mut slot = TOKENIZER.lock();
     if let Some((p, t)) = slot.as_ref() {
         if *p == path {
@@ -164,7 +164,7 @@ pub fn with_model<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
         let threads = key.threads;
         // threads loading starts (ONNX Runtime's environment and pools)
         // start with signals blocked: Postgres' handlers run on this one
-        let loaded = crate::signals::blocked(|| try_load(key, threads, &|| Ok(tokenizer())))
+        let loaded = crate::pg::signals::blocked(|| try_load(key, threads, &|| Ok(tokenizer())))
             .unwrap_or_else(|e| config_error(e.message, e.guc));
         if let Some(w) = &loaded.encoder.fallback_warning {
             pgrx::warning!("pg_ecom: {w}");
@@ -199,7 +199,7 @@ pub fn try_load(
         .check_external_data(&model_file)
         .map_err(fail("pg_ecom.model_dir"))?;
     let tokenizer = tokenizer().map_err(fail("pg_ecom.model_dir"))?;
-    let rt = encode::runtime(&key.library).map_err(fail("pg_ecom.onnxruntime_library"))?;
+    let rt = onnx::runtime(&key.library).map_err(fail("pg_ecom.onnxruntime_library"))?;
     let opts = EncoderOptions {
         threads: ort_threads,
         provider: key.provider,
@@ -238,7 +238,7 @@ pub fn try_load(
 
 /// Tokenizes with the encoder's truncation length (`pg_ecom.max_seq_len`).
 pub fn encode_text(tok: &TextTokenizer, text: &str) -> Ids {
-    tok.encode(text, config::max_seq_len())
+    tok.encode(text, settings::max_seq_len())
         .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
 }
 
@@ -268,7 +268,7 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
         m.encoder
             .embed_all(
                 &seqs,
-                encode::BATCH_SIZE,
+                onnx::BATCH_SIZE,
                 || {
                     pgrx::check_for_interrupts!();
                 },
@@ -288,10 +288,10 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
 /// inference worker or here, `inference.rs`), each once. Output order =
 /// input order.
 pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
-    crate::encoding::require_utf8();
-    let identity = format!("{}|{}", session_model_identity(), config::max_seq_len());
+    crate::pg::utf8::require_utf8();
+    let identity = format!("{}|{}", session_model_identity(), settings::max_seq_len());
     let mut cache = CACHE.lock();
-    cache.configure(&identity, config::embedding_cache_bytes());
+    cache.configure(&identity, settings::embedding_cache_bytes());
     let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();
     // distinct misses, each looked up and encoded once
     let mut missing: Vec<&str> = texts
@@ -303,7 +303,7 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
-        let fresh = crate::inference::embed(&identity, &missing);
+        let fresh = crate::worker::client::embed(&identity, &missing);
         let fresh: std::collections::HashMap<&str, Embedding> = missing
             .iter()
             .zip(fresh)
@@ -324,17 +324,17 @@ pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
 /// The width of the embeddings this session gets, without loading a model
 /// when the inference worker serves it.
 pub fn dims() -> usize {
-    match crate::inference::route() {
-        crate::inference::Route::Worker(w) => w.dims,
-        crate::inference::Route::Local => with_model(|m| m.encoder.dims),
+    match crate::worker::client::route() {
+        crate::worker::client::Route::Worker(w) => w.dims,
+        crate::worker::client::Route::Local => with_model(|m| m.encoder.dims),
     }
 }
 
 /// The sha256 of the model file this session's embeddings come from.
 pub fn model_sha256() -> Option<String> {
-    match crate::inference::route() {
-        crate::inference::Route::Worker(w) => w.sha256.clone(),
-        crate::inference::Route::Local => {
+    match crate::worker::client::route() {
+        crate::worker::client::Route::Worker(w) => w.sha256.clone(),
+        crate::worker::client::Route::Local => {
             with_model(|m| m.manifest.sha256_of(&m.model_file).map(str::to_owned))
         }
     }

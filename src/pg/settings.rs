@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_sys, PostgresGucEnum};
 
-use crate::encode::Provider;
+use crate::encoder::onnx::Provider;
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ModelVariant {
@@ -126,7 +126,7 @@ fn register_settings() {
         c"",
         &MAX_SEQ_LEN,
         2,
-        crate::tokenize::MAX_POSITIONS as i32,
+        crate::encoder::tokenize::MAX_POSITIONS as i32,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -224,7 +224,7 @@ fn register_settings() {
 /// are fixed at server start; what a user could use to make the server hold
 /// more is superuser-only.
 fn register_worker_settings() {
-    let preloaded = crate::shared::preloading();
+    let preloaded = crate::worker::layout::preloading();
     GucRegistry::define_enum_guc(
         c"pg_ecom.inference",
         c"Where texts are encoded: 'worker' (one shared inference worker, needs pg_ecom in shared_preload_libraries) or 'backend' (each connection loads its own model).",
@@ -302,7 +302,7 @@ fn register_worker_settings() {
         c"More than one pays on a CPU with many cores (each holds the model's memory; with cuda each its own CUDA context). Fixed at server start.",
         &WORKERS,
         1,
-        crate::shared::MAX_WORKERS as i32,
+        crate::worker::layout::MAX_WORKERS as i32,
         GucContext::Postmaster,
         GucFlags::default(),
     );
@@ -329,7 +329,7 @@ fn register_worker_settings() {
 }
 
 pub fn inference() -> Inference {
-    if crate::shared::preloaded() {
+    if crate::worker::layout::preloaded() {
         INFERENCE_PRELOADED.get()
     } else {
         INFERENCE_PLAIN.get()
@@ -357,7 +357,7 @@ pub fn worker_threads() -> usize {
     }
 }
 pub fn workers() -> usize {
-    WORKERS.get().clamp(1, crate::shared::MAX_WORKERS as i32) as usize
+    WORKERS.get().clamp(1, crate::worker::layout::MAX_WORKERS as i32) as usize
 }
 pub fn worker_slots() -> usize {
     WORKER_SLOTS.get().max(1) as usize

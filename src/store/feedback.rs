@@ -6,9 +6,9 @@
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::errors::raise as fail;
-use crate::head::{behaviour_index, BEHAVIOURS};
-use crate::store::BEHAVIOURS_SQL;
+use crate::pg::errors::raise as fail;
+use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
+use crate::store::heads::BEHAVIOURS_SQL;
 
 /// The feedback rows a label gives: the behaviour itself and, for a
 /// positive label with `implies`, every behaviour before it in the funnel.
@@ -60,7 +60,7 @@ fn closed_sql(ids: &str) -> String {
 /// The transaction takes its xid first (`versions::take_xid`): the check
 /// after the wait must see what a learn it waited for committed.
 fn lock_tenants_shared(tenants: &str) {
-    crate::versions::take_xid();
+    crate::store::versions::take_xid();
     Spi::connect(|c| {
         c.select(
             &format!(
@@ -81,7 +81,7 @@ fn late_label_error(id: i64, own: &str, current: bool, version: i32, tenant: &st
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!(
             "pg_ecom: impression {id} was learned by version {version} of {} with {own} = {current}; its {own} label can no longer change",
-            crate::errors::tenant_name(tenant)
+            crate::pg::errors::tenant_name(tenant)
         ),
         Some("An impression's label of the behaviour it was served for is learned once, when ecom_learn reads it (after pg_ecom.feedback_window); later labels of that behaviour would be counted by ecom_evaluate but never learned, so they are refused. Raise pg_ecom.feedback_window for behaviours that come late (purchases)."),
     )
@@ -200,15 +200,15 @@ const FEEDBACK_HINT: &str = "ecom_feedback(feedback regclass) reads a relation o
 /// learned is an ERROR and records nothing. Returns the rows written or
 /// changed (implied ones included).
 pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
-    let (name, qualified) = crate::relation::names(rel, "feedback");
+    let (name, qualified) = crate::store::relation::names(rel, "feedback");
     if qualified.is_empty() {
-        crate::errors::raise(
+        crate::pg::errors::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!("pg_ecom: there is no relation with OID {}", rel.to_u32()),
             Some(FEEDBACK_HINT),
         );
     }
-    let have = crate::relation::columns(rel, "feedback");
+    let have = crate::store::relation::columns(rel, "feedback");
     let missing: Vec<&str> = FEEDBACK_COLUMNS
         .iter()
         .map(|(n, _)| *n)
@@ -340,7 +340,7 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
                 "pg_ecom: feedback relation {name} would change {n} label(s) already learned, for example impression {id}, learned by version {version} of {} with {own} = {current}; nothing was recorded",
-                crate::errors::tenant_name(&tenant)
+                crate::pg::errors::tenant_name(&tenant)
             ),
             Some("Leave out labels of an impression's own behaviour that come after ecom_learn read it (README, feedback conventions), or raise pg_ecom.feedback_window."),
         );

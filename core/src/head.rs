@@ -21,6 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{log_loss, sigmoid};
+
 pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];
 pub const NB: usize = BEHAVIOURS.len();
 
@@ -384,70 +386,11 @@ pub struct Moved {
     pub taste: f64,
 }
 
-pub fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-/// −[y·log σ(z) + (1−y)·log(1−σ(z))], computed without overflow.
-pub fn log_loss(z: f32, y: f32) -> f32 {
-    z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
-}
-
-/// Area under the ROC curve (ties count half); None when one class is absent.
-pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut pos) = (0f64, 0f64);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if labels[k] {
-                rank_sum += avg_rank;
-                pos += 1.0;
-            }
-        }
-        i = j + 1;
-    }
-    let neg = scores.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return None;
-    }
-    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
-}
-
-/// Small deterministic PRNG (splitmix64): reproducible from a stored seed.
-#[derive(Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::auc;
+    use crate::rng::Rng;
 
     fn toy(n: usize, dims: usize, k: usize, seed: u64) -> Vec<Example> {
         let mut r = Rng::new(seed);

@@ -190,7 +190,7 @@ pub(crate) mod model_tests {
     /// Unicode a product feed may carry (controls, combining marks, CJK,
     /// Hangul, RTL, emoji, zero-width and private-use characters,
     /// noncharacters), lengths from empty to tens of thousands of chars.
-    pub(crate) fn arbitrary_text(r: &mut crate::head::Rng) -> String {
+    pub(crate) fn arbitrary_text(r: &mut pg_ecom_core::rng::Rng) -> String {
         const RANGES: [(u32, u32); 12] = [
             (0x00, 0x7F),
             (0x80, 0x24F),
@@ -225,7 +225,7 @@ pub(crate) mod model_tests {
     #[test]
     fn fuzz_arbitrary_utf8_never_panics_and_keeps_the_shape() {
         let t = tok();
-        let mut r = crate::head::Rng::new(2026);
+        let mut r = pg_ecom_core::rng::Rng::new(2026);
         let cases = 10_000;
         let vocab = t.vocab_size(); // builds the vocabulary map: not per id
         for _ in 0..cases {

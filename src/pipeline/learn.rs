@@ -7,16 +7,16 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::PgSqlErrorCode;
 use serde_json::json;
 
-use crate::explore::top_k;
-use crate::head::{text_features, Example, BEHAVIOURS};
-use crate::impressions::{self, Cursor, Logged, Read, Window};
-use crate::model::{embed_cached, with_model};
-use crate::ope::{self, Evaluation};
-use crate::relation::{self, Event};
-use crate::slate;
-use crate::store::{self, StoredHead};
-use crate::train::{self, AdaptConfig, Method};
-use crate::versions;
+use pg_ecom_core::explore::top_k;
+use pg_ecom_core::head::{text_features, Example, BEHAVIOURS};
+use crate::store::impressions::{self, Cursor, Logged, Read, Window};
+use crate::encoder::local::{embed_cached, with_model};
+use pg_ecom_core::ope::{self, Evaluation};
+use crate::store::relation::{self, Event};
+use crate::pipeline::serve;
+use crate::store::heads::{self, StoredHead};
+use pg_ecom_core::train::{self, AdaptConfig, Method};
+use crate::store::versions;
 
 pub fn featurise(events: &[Event]) -> Vec<Example> {
     let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
@@ -46,9 +46,9 @@ pub fn featurise(events: &[Event]) -> Vec<Example> {
 
 /// What reproduces a head: encoder identity and settings.
 pub fn encoder_identity() -> serde_json::Value {
-    let (model, sha256) = match crate::inference::route() {
-        crate::inference::Route::Worker(w) => (w.info["model"].clone(), json!(w.sha256)),
-        crate::inference::Route::Local => with_model(|m| {
+    let (model, sha256) = match crate::worker::client::route() {
+        crate::worker::client::Route::Worker(w) => (w.info["model"].clone(), json!(w.sha256)),
+        crate::worker::client::Route::Local => with_model(|m| {
             (
                 json!(m.manifest.model),
                 json!(m.manifest.sha256_of(&m.model_file)),
@@ -58,8 +58,8 @@ pub fn encoder_identity() -> serde_json::Value {
     json!({
         "model": model,
         "sha256": sha256,
-        "variant": crate::config::variant(),
-        "max_seq_len": crate::config::max_seq_len(),
+        "variant": crate::pg::settings::variant(),
+        "max_seq_len": crate::pg::settings::max_seq_len(),
     })
 }
 
@@ -67,9 +67,9 @@ pub fn encoder_identity() -> serde_json::Value {
 /// featurised, is 2·dims+1 floats, and while it is featurised its two
 /// embeddings (when the cache cannot keep them) besides its texts.
 pub fn training_budget() -> relation::Budget {
-    let dims = crate::model::dims();
+    let dims = crate::encoder::local::dims();
     relation::Budget {
-        bytes: crate::config::max_training_bytes(),
+        bytes: crate::pg::settings::max_training_bytes(),
         per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,
     }
 }
@@ -108,11 +108,11 @@ fn ope_rows(
         let reward = reward.unwrap_or(r.behaviour);
         let items: Vec<Option<&str>> = r.items.iter().map(|t| t.as_deref()).collect();
         let f = &r.features;
-        let ranked = slate::score(candidate, r.behaviour, &r.context, &items, f);
+        let ranked = serve::score(candidate, r.behaviour, &r.context, &items, f);
         // the same non-NULL items in the same order whatever the head: the
         // direct model's positions are the ranking's
         let q = (reward != r.behaviour || !std::ptr::eq(candidate, model))
-            .then(|| slate::score(model, reward, &r.context, &items, f));
+            .then(|| serve::score(model, reward, &r.context, &items, f));
         let q = q.as_ref().unwrap_or(&ranked);
         let target = top_k(&ranked.logits, r.k);
         let at = |item_index: i32| ranked.present.iter().position(|(i, _)| *i == item_index);
@@ -160,7 +160,7 @@ fn read_logged(
         oldest_first,
         after,
         reward,
-        limit: crate::config::learn_max_impressions(),
+        limit: crate::pg::settings::learn_max_impressions(),
     };
     impressions::read(tenant, until, &w, &training_budget())
 }
@@ -176,11 +176,11 @@ pub fn evaluate_version(
 ) -> serde_json::Value {
     let head = match version {
         Some(v) => {
-            let own = store::has_versions(tenant);
-            store::head_version(own.then_some(tenant), v).unwrap_or_else(|| {
-                crate::errors::raise(
+            let own = heads::has_versions(tenant);
+            heads::head_version(own.then_some(tenant), v).unwrap_or_else(|| {
+                crate::pg::errors::raise(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("pg_ecom: {} has no version {v}", crate::errors::tenant_name(tenant)),
+                    format!("pg_ecom: {} has no version {v}", crate::pg::errors::tenant_name(tenant)),
                     Some(if own {
                         "The tenant has heads of its own, so versions are its own (ecom.heads WHERE tenant = …); NULL evaluates the head serving it now."
                     } else {
@@ -189,7 +189,7 @@ pub fn evaluate_version(
                 )
             })
         }
-        None => store::serving_head(Some(tenant)),
+        None => heads::serving_head(Some(tenant)),
     };
     let until = impressions::settled_until();
     let read = read_logged(tenant, &until, since, None, Some(reward), false);
@@ -357,8 +357,8 @@ pub fn learn(
     // before anything is read: feedback holds this lock's share while it
     // checks whether a label was learned already (feedback::record)
     versions::lock_tenant_to_read(tenant);
-    let own = store::active_head(Some(tenant), true);
-    let global = || store::serving_head(None);
+    let own = heads::active_head(Some(tenant), true);
+    let global = || heads::serving_head(None);
     // With `since`, a refit from the global head over the window; without,
     // a Bayesian update of the active version with what came after it
     // (its posterior is the prior when it was stored with it; heads made
@@ -416,7 +416,7 @@ pub fn learn(
                 left_out,
                 start.head.k,
                 start.version,
-                start.tenant.as_deref().map_or("the global head".to_string(), crate::errors::tenant_name),
+                start.tenant.as_deref().map_or("the global head".to_string(), crate::pg::errors::tenant_name),
                 read.skipped,
                 if left_out > 0 {
                     "; to learn from them, make a version with their number of side features active (ecom_rollback to one, or ecom_adapt with a support relation whose features column has them)"
@@ -446,7 +446,7 @@ pub fn learn(
     };
     let seen = read.seen.as_ref();
     let k = start.head.k;
-    let prior = store::prior_of(&start.hyper);
+    let prior = heads::prior_of(&start.hyper);
     let cfg = AdaptConfig {
         steps: 5,
         lr: 1.0,

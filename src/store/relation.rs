@@ -9,7 +9,7 @@
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
-use crate::head::behaviour_index;
+use pg_ecom_core::head::behaviour_index;
 
 pub struct Event {
     pub tenant: Option<String>,
@@ -31,7 +31,7 @@ pub struct Events {
 }
 
 fn fail(code: PgSqlErrorCode, msg: String) -> ! {
-    crate::errors::raise(code, msg, None)
+    crate::pg::errors::raise(code, msg, None)
 }
 
 const TEXTS: [&str; 3] = ["text", "character varying", "character"];
@@ -96,7 +96,7 @@ pub fn columns(rel: pg_sys::Oid, role: &str) -> Vec<(String, String)> {
 /// `budget` (`pg_ecom.max_training_mb`): a relation of any size must not
 /// make a backend allocate without bound.
 pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) -> Events {
-    crate::encoding::require_utf8();
+    crate::pg::utf8::require_utf8();
     let (name, qualified) = names(rel, role);
     let columns = columns(rel, role);
 

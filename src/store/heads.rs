@@ -14,10 +14,10 @@ use pgrx::{JsonB, PgSqlErrorCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::errors::raise as error;
-use crate::head::Head;
-use crate::posterior::Posterior;
-use crate::train::{Prior, FROZEN};
+use crate::pg::errors::raise as error;
+use pg_ecom_core::head::Head;
+use pg_ecom_core::posterior::Posterior;
+use pg_ecom_core::prior::{Prior, FROZEN};
 
 pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']::pg_catalog.text[]";
 
@@ -274,7 +274,7 @@ impl StoredHead {
 }
 
 fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<StoredHead> {
-    crate::encoding::require_utf8();
+    crate::pg::utf8::require_utf8();
     // A concurrent ecom_forget or rollback can remove the row between the
     // two reads (each takes a new snapshot in READ COMMITTED): look again.
     require_current_schema();
@@ -287,7 +287,7 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "pg_ecom: the head serving {} kept changing while it was read",
-            tenant.map_or("the global head".to_string(), crate::errors::tenant_name)
+            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
         ),
         Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
     )
@@ -434,7 +434,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         return;
     }
     let who = match &h.tenant {
-        Some(t) => crate::errors::tenant_name(t),
+        Some(t) => crate::pg::errors::tenant_name(t),
         None => "the global head".to_string(),
     };
     if h.head.dims() != dims {
@@ -449,7 +449,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         );
     }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
-    let loaded = crate::model::model_sha256();
+    let loaded = crate::encoder::local::model_sha256();
     if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {
         if r != l && !WARNED.swap(true, Ordering::Relaxed) {
             pgrx::warning!(

@@ -16,8 +16,8 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
-use crate::signals;
-use crate::tokenize::Ids;
+use crate::pg::signals;
+use crate::encoder::tokenize::Ids;
 
 /// Texts per ONNX Runtime run in batch entry points.
 pub const BATCH_SIZE: usize = 32;
@@ -331,10 +331,10 @@ fn output_dims(session: &Session) -> Option<usize> {
 mod tests {
     //! Against the real exported model and ONNX Runtime library.
     use super::*;
-    use crate::embedding::cosine;
-    use crate::manifest::Manifest;
+    use pg_ecom_core::similarity::cosine;
+    use crate::encoder::manifest::Manifest;
     use crate::testdata;
-    use crate::tokenize::TextTokenizer;
+    use crate::encoder::tokenize::TextTokenizer;
 
     /// sentence-transformers' published embedding of "hello world", dims 1-5.
     const HELLO_WORLD: [f32; 5] = [-0.0345, 0.0310, 0.0067, 0.0261, -0.0394];
@@ -442,9 +442,9 @@ mod tests {
     #[test]
     fn fuzz_arbitrary_utf8_embeds_to_unit_vectors() {
         let (mut enc, tok) = load("int8");
-        let mut r = crate::head::Rng::new(77);
+        let mut r = pg_ecom_core::rng::Rng::new(77);
         let texts: Vec<String> = (0..300)
-            .map(|_| crate::tokenize::model_tests::arbitrary_text(&mut r))
+            .map(|_| crate::encoder::tokenize::model_tests::arbitrary_text(&mut r))
             .collect();
         let e = embed(&mut enc, &tok, &texts);
         for (t, v) in texts.iter().zip(&e) {

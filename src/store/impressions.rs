@@ -8,11 +8,11 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::errors::raise as fail;
+use crate::pg::errors::raise as fail;
 
-use crate::head::{behaviour_index, BEHAVIOURS};
-use crate::relation::Budget;
-use crate::store::StoredHead;
+use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
+use crate::store::relation::Budget;
+use crate::store::heads::StoredHead;
 
 /// One ecom_serve call, as logged.
 pub struct Request<'a> {
@@ -127,7 +127,7 @@ pub fn forget(tenant: &str) -> Forgotten {
     if !allowed {
         fail(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("pg_ecom: ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::errors::tenant_name(tenant)),
+            format!("pg_ecom: ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::pg::errors::tenant_name(tenant)),
             Some("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation)."),
         );
     }
@@ -353,7 +353,7 @@ pub fn settled_until() -> String {
                                            AT TIME ZONE 'UTC', {ISO_UTC})"
             ),
             Some(1),
-            &[f64::from(crate::config::feedback_window_s()).into()],
+            &[f64::from(crate::pg::settings::feedback_window_s()).into()],
         )?;
         t.first().get::<String>(1).map(|s| s.unwrap_or_default())
     })
@@ -479,7 +479,7 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                         PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                         format!(
                             "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
-                            crate::errors::tenant_name(tenant),
+                            crate::pg::errors::tenant_name(tenant),
                             budget.bytes / (1024 * 1024),
                             out.len() + 1
                         ),

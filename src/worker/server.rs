@@ -19,14 +19,14 @@ use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
 use serde_json::json;
 
-use crate::config;
-use crate::model::{self, Key, Loaded};
-use crate::shared::{self, Shared, Slot};
-use crate::tokenize::{Ids, TextTokenizer};
+use crate::pg::settings;
+use crate::encoder::local::{self, Key, Loaded};
+use crate::worker::layout::{self, Shared, Slot};
+use crate::encoder::tokenize::{Ids, TextTokenizer};
 
 /// Registers the workers (from `_PG_init` while preloading).
 pub fn register() {
-    for i in 0..config::workers() {
+    for i in 0..settings::workers() {
         BackgroundWorkerBuilder::new(&format!("pg_ecom inference worker {i}"))
             .set_type("pg_ecom inference worker")
             .set_library("pg_ecom")
@@ -79,7 +79,7 @@ unsafe extern "C-unwind" fn on_sighup(signo: c_int) {
 
 /// On the way out (any way but a crash): backends stop waiting for us.
 unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
-    if let Some(sh) = shared::get() {
+    if let Some(sh) = layout::get() {
         let i = INDEX.load(Ordering::Relaxed);
         let me = &sh.workers()[i];
         me.ready.store(0, Ordering::Release);
@@ -103,14 +103,14 @@ fn fail_running(sh: &Shared, i: usize, msg: &str) {
         // NO_WORKER of its submission visible, so a stale index from an
         // earlier request is never taken for this one
         let st = s.state.load(Ordering::Acquire);
-        if (st != shared::RUNNING && st != shared::ABANDONED)
+        if (st != layout::RUNNING && st != layout::ABANDONED)
             || s.worker.load(Ordering::Acquire) as usize != i
         {
             continue;
         }
         match st {
-            shared::RUNNING => requeue_or_fail(sh, s, msg),
-            shared::ABANDONED => free_if_abandoned(s),
+            layout::RUNNING => requeue_or_fail(sh, s, msg),
+            layout::ABANDONED => free_if_abandoned(s),
             _ => {}
         }
     }
@@ -120,8 +120,8 @@ fn fail_running(sh: &Shared, i: usize, msg: &str) {
 /// worker, and only while it is still ABANDONED.
 fn free_if_abandoned(s: &Slot) {
     let _ = s.state.compare_exchange(
-        shared::ABANDONED,
-        shared::FREE,
+        layout::ABANDONED,
+        layout::FREE,
         Ordering::AcqRel,
         Ordering::Relaxed,
     );
@@ -135,18 +135,18 @@ fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
     let d = unsafe { &mut *s.data.get() };
     if d.requeued == 0 {
         d.requeued = 1;
-        s.worker.store(shared::NO_WORKER, Ordering::Release);
+        s.worker.store(layout::NO_WORKER, Ordering::Release);
         if s.state
             .compare_exchange(
-                shared::RUNNING,
-                shared::SUBMITTED,
+                layout::RUNNING,
+                layout::SUBMITTED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
             .is_ok()
         {
             sh.header().stats.requeued.fetch_add(1, Ordering::Relaxed);
-            crate::inference::wake_workers(sh);
+            crate::worker::client::wake_workers(sh);
             return;
         }
         // abandoned meanwhile: nobody waits for it
@@ -159,7 +159,7 @@ fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
 struct State {
     key: Option<(String, usize)>,
     model: Result<Loaded, String>,
-    /// model::model_key of the loaded model (0: none)
+    /// local::model_key of the loaded model (0: none)
     model_key: u64,
     last_try_us: u64,
 }
@@ -175,14 +175,14 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
         pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
-    let sh = shared::get().expect("pg_ecom's shared memory exists when the worker runs");
+    let sh = layout::get().expect("pg_ecom's shared memory exists when the worker runs");
     let h = sh.header();
     let i = arg.value().min(sh.workers().len().saturating_sub(1));
     INDEX.store(i, Ordering::Relaxed);
     let me = &sh.workers()[i];
     me.ready.store(0, Ordering::Release);
     me.run_started_us.store(0, Ordering::Release);
-    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
+    me.heartbeat_us.store(layout::now_us(), Ordering::Release);
     fail_running(
         &sh,
         i,
@@ -204,7 +204,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
     load(&sh, &mut st);
     let (mut worked, mut last_run_us) = (false, 0u64);
     loop {
-        me.heartbeat_us.store(shared::now_us(), Ordering::Release);
+        me.heartbeat_us.store(layout::now_us(), Ordering::Release);
         if TERM.load(Ordering::SeqCst) {
             // exit code 1: the postmaster starts a new worker after
             // bgw_restart_time (a shutdown simply ends here)
@@ -216,7 +216,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
             load(&sh, &mut st);
         }
-        if st.model.is_err() && shared::now_us() - st.last_try_us > 5_000_000 {
+        if st.model.is_err() && layout::now_us() - st.last_try_us > 5_000_000 {
             // files fixed meanwhile: serve without a restart
             st.key = None;
             load(&sh, &mut st);
@@ -228,7 +228,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
             pick(&sh)
         };
         if picked.is_empty() {
-            if worked && shared::now_us() - last_run_us > 1_000_000 {
+            if worked && layout::now_us() - last_run_us > 1_000_000 {
                 // a second without work after a burst: give the heap's
                 // free pages back (as a backend does after loading)
                 // SAFETY: malloc_trim only releases free memory
@@ -243,7 +243,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
                         as i32,
                     // the heartbeat of an idle worker stays well inside
                     // the hang limit
-                    (config::worker_hang_timeout_us() / 4000).clamp(100, 1000) as std::ffi::c_long,
+                    (settings::worker_hang_timeout_us() / 4000).clamp(100, 1000) as std::ffi::c_long,
                     pg_sys::PG_WAIT_EXTENSION,
                 );
                 pg_sys::ResetLatch(pg_sys::MyLatch);
@@ -252,14 +252,14 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
         }
         run(&sh, &mut st, &picked);
         worked = true;
-        last_run_us = shared::now_us();
+        last_run_us = layout::now_us();
     }
 }
 
 /// (Re)loads the model when the settings that shape it changed.
 fn load(sh: &Shared, st: &mut State) {
     let key = Key::current();
-    let threads = config::worker_threads();
+    let threads = settings::worker_threads();
     let want = (key.describe(), threads);
     if st.key.as_ref() == Some(&want) {
         return;
@@ -268,12 +268,12 @@ fn load(sh: &Shared, st: &mut State) {
     me.ready.store(0, Ordering::Release);
     st.model = Err(String::new()); // drop the old session first
     st.model_key = 0;
-    st.last_try_us = shared::now_us();
+    st.last_try_us = layout::now_us();
     let dir = key.dir.clone();
     let tok = move || TextTokenizer::from_file(&dir.join("tokenizer.json")).map(Arc::new);
     // every thread loading starts (ONNX Runtime's environment and pools)
     // starts with signals blocked: only this thread takes them
-    let loaded = crate::signals::blocked(|| model::try_load(key.clone(), threads, &tok));
+    let loaded = crate::pg::signals::blocked(|| local::try_load(key.clone(), threads, &tok));
     let info = match loaded {
         Ok(m) => {
             if let Some(w) = &m.encoder.fallback_warning {
@@ -298,7 +298,7 @@ fn load(sh: &Shared, st: &mut State) {
                 "source": m.manifest.source,
                 // what requests are routed for: backends compare it with
                 // their own model files' and send it with each request
-                "model_key": model::model_key(&m.model_identity()),
+                "model_key": local::model_key(&m.model_identity()),
             });
             pgrx::log!(
                 "pg_ecom inference worker: {} loaded in {:.0} ms ({}, {threads} threads)",
@@ -324,7 +324,7 @@ fn load(sh: &Shared, st: &mut State) {
         sh.set_info(&info);
     }
     st.key = Some(want);
-    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
+    me.heartbeat_us.store(layout::now_us(), Ordering::Release);
     me.ready
         .store(if st.model.is_ok() { 1 } else { 2 }, Ordering::Release);
 }
@@ -334,7 +334,7 @@ fn submitted(sh: &Shared) -> Vec<(u64, usize, usize, u64)> {
     let mut v: Vec<_> = sh
         .slots()
         .enumerate()
-        .filter(|(_, s)| s.state.load(Ordering::Acquire) == shared::SUBMITTED)
+        .filter(|(_, s)| s.state.load(Ordering::Acquire) == layout::SUBMITTED)
         .map(|(i, s)| {
             // SAFETY: n_texts was written before SUBMITTED was stored
             let n = unsafe { (*s.data.get()).n_texts } as usize;
@@ -354,21 +354,21 @@ fn submitted(sh: &Shared) -> Vec<(u64, usize, usize, u64)> {
 /// to pg_ecom.worker_max_batch texts (at least one request). A smaller
 /// batch waits up to pg_ecom.worker_max_delay_us for more.
 fn pick(sh: &Shared) -> Vec<usize> {
-    let max_batch = config::worker_max_batch();
+    let max_batch = settings::worker_max_batch();
     let mut waiting = submitted(sh);
     if waiting.is_empty() {
         return Vec::new();
     }
     let total: usize = waiting.iter().map(|w| w.2).sum();
-    let delay = config::worker_max_delay_us();
+    let delay = settings::worker_max_delay_us();
     if total < max_batch && delay > 0 {
         let oldest = waiting.iter().map(|w| w.3).min().unwrap_or(0);
-        let age = shared::now_us().saturating_sub(oldest);
+        let age = layout::now_us().saturating_sub(oldest);
         if age < delay {
             std::thread::sleep(Duration::from_micros(delay - age));
             sh.workers()[INDEX.load(Ordering::Relaxed)]
                 .heartbeat_us
-                .store(shared::now_us(), Ordering::Release);
+                .store(layout::now_us(), Ordering::Release);
             waiting = submitted(sh);
         }
     }
@@ -381,8 +381,8 @@ fn pick(sh: &Shared) -> Vec<usize> {
         let s = sh.slot(i);
         if s.state
             .compare_exchange(
-                shared::SUBMITTED,
-                shared::RUNNING,
+                layout::SUBMITTED,
+                layout::RUNNING,
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
@@ -407,7 +407,7 @@ fn read_slot(s: &Slot, tok: &TextTokenizer) -> Result<Vec<Ids>, String> {
         let len = d.lens[i] as usize;
         let bytes = &d.text[at..at + len];
         at += len;
-        seqs.push(if d.kinds[i] == shared::KIND_IDS {
+        seqs.push(if d.kinds[i] == layout::KIND_IDS {
             bytes
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -444,12 +444,12 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
         }
     }
     let to = if result.is_ok() {
-        shared::DONE
+        layout::DONE
     } else {
-        shared::FAILED
+        layout::FAILED
     };
     if s.state
-        .compare_exchange(shared::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(layout::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
         // ABANDONED: nobody waits for it
@@ -466,10 +466,10 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
 fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     let h = sh.header();
     let stats = &h.stats;
-    let started = shared::now_us();
+    let started = layout::now_us();
     for &i in picked {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
-        stats.wait_hist[shared::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
+        stats.wait_hist[layout::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
     }
     let model_key = st.model_key;
     let m = match &mut st.model {
@@ -491,7 +491,7 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     for &i in picked {
         // SAFETY: RUNNING: the worker owns the slot's data
         let routed_for = unsafe { (*sh.slot(i).data.get()).model_key };
-        if routed_for != model_key || m.encoder.dims > shared::MAX_DIMS {
+        if routed_for != model_key || m.encoder.dims > layout::MAX_DIMS {
             // routed for a model this worker no longer (or never) has
             finish(
                 sh.slot(i),
@@ -518,16 +518,16 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     if parts.is_empty() {
         return;
     }
-    let max_batch = config::worker_max_batch();
+    let max_batch = settings::worker_max_batch();
     let all_abandoned = || {
         parts
             .iter()
-            .all(|(i, _)| sh.slot(*i).state.load(Ordering::Relaxed) == shared::ABANDONED)
+            .all(|(i, _)| sh.slot(*i).state.load(Ordering::Relaxed) == layout::ABANDONED)
     };
     let cancelled = || TERM.load(Ordering::SeqCst) || all_abandoned();
     let me = &sh.workers()[INDEX.load(Ordering::Relaxed)];
-    me.heartbeat_us.store(shared::now_us(), Ordering::Release);
-    me.run_started_us.store(shared::now_us(), Ordering::Release);
+    me.heartbeat_us.store(layout::now_us(), Ordering::Release);
+    me.run_started_us.store(layout::now_us(), Ordering::Release);
     // a panic inside the encoder fails these requests, not the worker
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         m.encoder.embed_all(
@@ -536,16 +536,16 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             || {
                 sh.workers()[INDEX.load(Ordering::Relaxed)]
                     .heartbeat_us
-                    .store(shared::now_us(), Ordering::Release)
+                    .store(layout::now_us(), Ordering::Release)
             },
             &cancelled,
         )
     }))
     .unwrap_or_else(|_| Err("internal error in the inference worker (see the server log)".into()));
-    let done = shared::now_us();
+    let done = layout::now_us();
     me.run_started_us.store(0, Ordering::Release);
     stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.batch_hist[shared::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+    stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
     match result {
         Ok(embs) => {
             for (i, range) in parts {
@@ -556,7 +556,7 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
                     .requests
                     .fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(range.len() as u64, Ordering::Relaxed);
-                stats.run_hist[shared::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
+                stats.run_hist[layout::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
                 finish(sh.slot(i), Ok(&embs[range.clone()]));
             }
         }

@@ -14,8 +14,9 @@
 //! the bias absorbs τ·v̄, so the bias's uncertainty is the level's, not the
 //! level's plus every taste weight's.
 
-use crate::head::{Head, Rng, NB};
-use crate::train::Prior;
+use crate::head::{Head, NB};
+use crate::rng::{normal, Rng};
+use crate::prior::Prior;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Posterior {
@@ -129,16 +130,6 @@ pub fn logit_of(theta: &[f32], s: f32, v: &[f32], f: &[f32]) -> f64 {
     z + f64::from(tv)
 }
 
-/// Uniform in (0, 1): never exactly 0 or 1, so logarithms stay finite.
-pub fn uniform(rng: &mut Rng) -> f64 {
-    ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-}
-
-/// Standard normal (Box–Muller).
-pub fn normal(rng: &mut Rng) -> f64 {
-    let (u1, u2) = (uniform(rng), uniform(rng));
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,22 @@
+//! pg_ecom's pure maths: no Postgres, no ONNX Runtime, no I/O.
+//!
+//! The extension crate calls into this one; nothing here calls back except
+//! through the `between` callbacks long loops take, which is where Postgres
+//! passes its interrupt check. The compiler checks "pure": this crate has
+//! no pgrx dependency.
+//!
+//! Owns: the head (`head`) and its losses (`metrics`), the adaptation prior
+//! (`prior`) and posterior (`posterior`), training (`train`: adapt, meta,
+//! solvers, episodes), what is shown (`explore`), off-policy evaluation
+//! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
+//! May import: std, serde.
+
+pub mod explore;
+pub mod head;
+pub mod metrics;
+pub mod ope;
+pub mod posterior;
+pub mod prior;
+pub mod rng;
+pub mod similarity;
+pub mod train;

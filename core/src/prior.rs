@@ -1,0 +1,77 @@
+//! The prior of adaptation: per-group precisions that meta-training
+//! learns and every tenant's adaptation is pulled back by.
+
+use serde::{Deserialize, Serialize};
+
+use crate::head::Group;
+
+/// Per-group prior precisions of the adapted part, meta-learned by
+/// `meta_train`: adaptation is the MAP estimate under a Gaussian prior
+/// centred on the starting head. Small = the tenant's events decide, large =
+/// stay with the global head (`FROZEN` = that group does not move).
+/// Precisions are per event-sum: the loss is a mean over n events, so each
+/// enters divided by n (with 8 events the global head weighs four times
+/// more than with 32).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    pub gain: f32,
+    pub side: f32,
+    pub bias: f32,
+    /// the taste vector τ (isotropic). Heads trained before the taste
+    /// existed have no such field: their tenants keep adapting as before.
+    #[serde(default = "frozen")]
+    pub taste: f32,
+}
+
+pub const FROZEN: f32 = 1e6;
+
+fn frozen() -> f32 {
+    FROZEN
+}
+
+impl Default for Prior {
+    fn default() -> Self {
+        Prior {
+            gain: 1.6,
+            side: 1.6,
+            bias: 1.6,
+            taste: 1.0,
+        }
+    }
+}
+
+impl Prior {
+    pub fn frozen() -> Self {
+        Prior {
+            gain: FROZEN,
+            side: FROZEN,
+            bias: FROZEN,
+            taste: FROZEN,
+        }
+    }
+
+    pub(crate) fn get(&self, g: Group) -> f32 {
+        match g {
+            Group::Gain => self.gain,
+            Group::Side => self.side,
+            Group::Bias => self.bias,
+            Group::Taste => self.taste,
+            Group::W => FROZEN,
+        }
+    }
+
+    pub(crate) fn set(&mut self, g: Group, v: f32) {
+        match g {
+            Group::Gain => self.gain = v,
+            Group::Side => self.side = v,
+            Group::Bias => self.bias = v,
+            Group::Taste => self.taste = v,
+            Group::W => {}
+        }
+    }
+
+    /// Larger = closer to the global head.
+    pub(crate) fn strength(&self) -> f32 {
+        self.gain.ln() + self.side.ln() + self.bias.ln() + self.taste.ln()
+    }
+}

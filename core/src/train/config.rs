@@ -1,0 +1,68 @@
+//! What training is asked to do and what it reports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::head::Example;
+use crate::posterior::Posterior;
+use crate::prior::Prior;
+
+/// How `adapt` changes a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Only the small part (gain, side weights, bias), with the meta-learned
+    /// per-group step sizes, a pull back to the start, and early stopping on
+    /// a held-out quarter of the support set.
+    Meta,
+    /// Plain gradient descent on every weight: the naive baseline.
+    Full,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "meta" => Ok(Method::Meta),
+            "full" => Ok(Method::Full),
+            _ => Err(format!(
+                "unknown method \"{s}\"; valid methods are: meta, full"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AdaptConfig {
+    pub steps: usize,
+    pub lr: f32,
+    pub method: Method,
+    /// Meta only: prior precisions (the pull back toward the start)
+    pub prior: Prior,
+    /// as the caller gave it (stored in the head's hyper and passed back)
+    pub seed: i64,
+    /// Meta only: when set, the prior is this posterior of the start (its
+    /// per-parameter precisions and centres) instead of `prior`'s group
+    /// precisions: `ecom_learn` continuing from a version it learned, a
+    /// Bayesian update with the new events only.
+    pub posterior: Option<Posterior>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdaptReport {
+    pub n: usize,
+    pub loss_before: f32,
+    pub loss_after: f32,
+    pub steps_used: usize,
+    /// the Laplace posterior of the adapted part at the result
+    pub posterior: Posterior,
+}
+
+pub struct Task {
+    pub tenant: String,
+    pub examples: Vec<Example>,
+    /// examples are in time order: validation adapts on the earliest ones
+    pub ordered: bool,
+}
+
+/// Events per slice of a pass over a support or training set: `between` runs
+/// after each, so a pass over a large relation can be cancelled midway.
+pub(crate) const SLICE: usize = 4096;

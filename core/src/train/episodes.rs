@@ -1,0 +1,120 @@
+//! Validation episodes (support and query splits of held-out tenants) and
+//! how well an adapted head ranks on them.
+
+use crate::head::{Example, Head};
+use crate::metrics::auc;
+use crate::rng::Rng;
+
+use super::adapt::adapt_with;
+use super::config::{AdaptConfig, Task};
+
+pub(super) fn split_task(exs: &[Example], shots: usize, rng: &mut Rng) -> (Vec<Example>, Vec<Example>) {
+    let mut idx: Vec<usize> = (0..exs.len()).collect();
+    rng.shuffle(&mut idx);
+    let shots = shots.min(exs.len() / 2);
+    let support = idx[..shots].iter().map(|&i| exs[i].clone()).collect();
+    let query = idx[shots..]
+        .iter()
+        .take(128)
+        .map(|&i| exs[i].clone())
+        .collect();
+    (support, query)
+}
+
+pub(super) type Episode = (Vec<Example>, Vec<Example>);
+
+/// Validation episodes. Time-ordered tenants are adapted on their earliest
+/// `shots`/2, `shots` and 2·`shots` events and judged on the events after
+/// them, as a new tenant would be; others on random splits.
+pub(super) fn episodes(tasks: &[Task], which: &[usize], shots: usize, seed: u64) -> Vec<Episode> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    for &t in which {
+        let exs = &tasks[t].examples;
+        if exs.len() < 4 {
+            continue;
+        }
+        if tasks[t].ordered {
+            for s in [shots / 2, shots, 2 * shots] {
+                let s = s.clamp(1, exs.len() / 2);
+                let query = exs[s..].iter().take(256).cloned().collect();
+                out.push((exs[..s].to_vec(), query));
+            }
+        } else {
+            for _ in 0..4 {
+                out.push(split_task(exs, shots, &mut rng));
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn mean_query_loss(
+    head: &Head,
+    episodes: &[Episode],
+    cfg: Option<&AdaptConfig>,
+    between: &mut dyn FnMut(),
+) -> f32 {
+    if episodes.is_empty() {
+        return 0.0;
+    }
+    let mut total = 0f32;
+    for (s, q) in episodes {
+        total += match cfg {
+            Some(c) => adapt_with(head, s, c, between).0.mean_loss(q),
+            None => head.mean_loss(q),
+        };
+        between();
+    }
+    total / episodes.len() as f32
+}
+
+/// Query AUC of each episode with the unadapted head: what
+/// `query_quality` compares adapted heads with, the same for every prior.
+pub(super) fn baseline_aucs(head: &Head, episodes: &[Episode]) -> Vec<Option<f64>> {
+    episodes.iter().map(|(_, q)| query_auc(head, q)).collect()
+}
+
+pub(super) fn query_auc(h: &Head, q: &[Example]) -> Option<f64> {
+    let scores: Vec<f64> = q
+        .iter()
+        .map(|e| f64::from(h.logit(e.b, &e.x, &e.f)))
+        .collect();
+    let labels: Vec<bool> = q.iter().map(|e| e.y > 0.5).collect();
+    auc(&scores, &labels)
+}
+
+/// How a head ranks after adaptation, episode by episode: (mean query
+/// log-loss, mean query AUC over the episodes whose query has both labels,
+/// with each episode's loss of AUC against the unadapted head (`before`,
+/// from `baseline_aucs`) counted twice).
+pub(super) fn query_quality(
+    head: &Head,
+    episodes: &[Episode],
+    before: &[Option<f64>],
+    cfg: &AdaptConfig,
+    between: &mut dyn FnMut(),
+) -> Quality {
+    let (mut loss, mut auc_sum, mut auc_n) = (0f64, 0f64, 0usize);
+    for ((s, q), before) in episodes.iter().zip(before) {
+        let h = adapt_with(head, s, cfg, between).0;
+        loss += f64::from(h.mean_loss(q));
+        if let (Some(a), Some(before)) = (query_auc(&h, q), before) {
+            // a tenant that adaptation makes worse counts twice: the
+            // average gain must not be bought with a few tenants' losses
+            auc_sum += a - (before - a).max(0.0);
+            auc_n += 1;
+        }
+        between();
+    }
+    Quality {
+        loss: (loss / episodes.len().max(1) as f64) as f32,
+        auc: (auc_sum / auc_n.max(1) as f64) as f32,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Quality {
+    pub(super) loss: f32,
+    pub(super) auc: f32,
+}

@@ -1,0 +1,8 @@
+//! Orchestration: what one SQL call does, stage by stage, across `store`,
+//! `encoder` and the pure maths (serve → log; learn → judge → record).
+//!
+//! May import: `store`, `encoder`, `worker`'s client, `pg`, pg_ecom_core.
+//! Never `api`.
+
+pub mod learn;
+pub mod serve;
