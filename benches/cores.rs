@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use pg_ecom::encoder::onnx::{runtime, Encoder, EncoderOptions, Provider};
-use pg_ecom_core::head::{text_features, Example, Head, NB};
-use pg_ecom_core::rng::Rng;
 use pg_ecom::encoder::manifest::Manifest;
+use pg_ecom::encoder::onnx::{runtime, Encoder, EncoderOptions, Provider};
 use pg_ecom::encoder::tokenize::{Ids, TextTokenizer};
+use pg_ecom_core::head::{text_features, Example, Head, NB};
 use pg_ecom_core::prior::Prior;
+use pg_ecom_core::rng::Rng;
 use pg_ecom_core::train::{adapt, AdaptConfig, Method};
 
 fn model_dir() -> PathBuf {

@@ -29,7 +29,7 @@ mod testdata;
 pub extern "C-unwind" fn _PG_init() {
     pg::errors::install();
     pg::settings::register();
-    if worker::layout::preloading() {
+    if pg::settings::preloading() {
         // worker mode: shared memory and the inference worker exist only
         // when the postmaster loads pg_ecom
         worker::layout::install_hooks();

@@ -1,7 +1,5 @@
 use pgrx::prelude::*;
 
-use crate::encoder::local;
-
 /// 384-d mean-pooled, L2-normalised sentence embedding of `text`.
 /// COST 10000 (× cpu_operator_cost ≈ one encoder run of a few ms): the
 /// planner then computes it after a Sort/Limit, not for every row before.
@@ -9,7 +7,7 @@ use crate::encoder::local;
 fn ecom_embed(text: &str) -> Vec<f32> {
     // through the per-backend cache like every other entry point, so a
     // statement embedding the same text on many rows encodes it once
-    local::embed_cached(&[text])[0].to_vec()
+    crate::encoder::embed::embed_cached(&[text])[0].to_vec()
 }
 
 /// Embeds many texts with one ONNX Runtime run per internal batch.
@@ -23,7 +21,7 @@ fn ecom_embed_batch(
     let present: Vec<&str> = items.iter().flatten().copied().collect();
     // through the cache: repeated texts are encoded once, and later calls
     // (ecom_predict, training) find these texts already embedded
-    let mut embedded = local::embed_cached(&present).into_iter();
+    let mut embedded = crate::encoder::embed::embed_cached(&present).into_iter();
     let rows: Vec<_> = items
         .iter()
         .enumerate()

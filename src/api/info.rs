@@ -13,10 +13,10 @@ fn ecom_version() -> &'static str {
 /// worker's (worker mode) or this backend's, loading it if needed.
 #[pg_extern(volatile, parallel_safe, cost = 10000)]
 fn ecom_model_info() -> JsonB {
-    let (entries, bytes, hits, misses) = crate::encoder::local::cache_stats();
+    let (entries, bytes, hits, misses) = crate::encoder::embed::cache_stats();
     let cache = serde_json::json!({"entries": entries, "bytes": bytes, "hits": hits, "misses": misses,
                                    "capacity_bytes": settings::embedding_cache_bytes()});
-    if let crate::worker::client::Route::Worker(w) = crate::worker::client::route() {
+    if let crate::encoder::route::Route::Worker(w) = crate::encoder::route::route() {
         let mut info = w.info;
         info["inference"] = "worker".into();
         info["max_seq_len"] = settings::max_seq_len().into();

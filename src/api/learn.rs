@@ -8,13 +8,13 @@ use pgrx::{JsonB, PgRelation};
 use serde_json::json;
 
 use super::invalid_argument;
-use pg_ecom_core::head::{Example, Head};
 use crate::pipeline::learn::{elapsed_ms, encoder_identity, featurise, training_budget};
-use crate::store::relation;
 use crate::store::heads;
+use crate::store::relation;
+use crate::store::versions;
+use pg_ecom_core::head::{Example, Head};
 use pg_ecom_core::prior::Prior;
 use pg_ecom_core::train::{self, AdaptConfig, MetaConfig, Method};
-use crate::store::versions;
 
 /// Learning rates above this only make training diverge.
 const MAX_LR: f64 = 100.0;
@@ -125,10 +125,10 @@ fn ecom_adapt(
                     events.name, events.n_features, h.version, h.head.k
                 ));
             }
-            heads::check_encoder(h, crate::encoder::local::dims());
+            heads::check_encoder(h, crate::encoder::embed::dims());
             (*h.head).clone()
         }
-        None => Head::new(crate::encoder::local::dims(), events.n_features),
+        None => Head::new(crate::encoder::embed::dims(), events.n_features),
     };
     let exs = featurise(&events.rows);
     let cfg = AdaptConfig {
@@ -240,7 +240,7 @@ fn ecom_meta_train(
             ordered: events.ordered,
         })
         .collect();
-    let dims = crate::encoder::local::dims();
+    let dims = crate::encoder::embed::dims();
     let (head, report) = train::meta_train(&tasks, dims, events.n_features, &cfg, || {
         pgrx::check_for_interrupts!();
     });
@@ -274,7 +274,10 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     if !versions::rollback(tenant, version) {
         invalid_argument(format!(
             "{} has no version {version}",
-            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
+            tenant.map_or(
+                "the global head".to_string(),
+                crate::pg::errors::tenant_name
+            )
         ));
     }
     JsonB(json!({"tenant": tenant, "active_version": version}))

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::invalid_argument;
 use crate::encoder::cache::Embedding;
-use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
-use crate::encoder::local::embed_cached;
+use crate::encoder::embed::embed_cached;
 use crate::store::heads::{check_encoder, HeadMemo, StoredHead};
+use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).

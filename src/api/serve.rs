@@ -4,11 +4,11 @@ use pgrx::prelude::*;
 
 use super::predict::{behaviour, finite};
 use super::{invalid_argument, tenant_arg};
-use pg_ecom_core::explore::Policy;
-use crate::store::impressions::{self, Request, Shown};
 use crate::pipeline::serve;
 use crate::store::heads::{self, serving_head, StoredHead};
+use crate::store::impressions::{self, Request, Shown};
 use crate::store::versions;
+use pg_ecom_core::explore::Policy;
 use std::sync::Arc;
 
 /// A request's arguments, checked: the serving head, the policy and seed,

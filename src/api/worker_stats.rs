@@ -5,5 +5,5 @@ use pgrx::JsonB;
 /// done since the server started (README, "One model per server").
 #[pg_extern(volatile, parallel_safe, cost = 100)]
 fn ecom_worker_stats() -> JsonB {
-    JsonB(crate::worker::client::stats())
+    JsonB(crate::worker::stats::stats())
 }

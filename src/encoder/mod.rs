@@ -6,7 +6,10 @@
 //! May import: `pg`, `worker`'s client half, pg_ecom_core.
 
 pub mod cache;
+pub mod embed;
+pub mod identity;
 pub mod local;
 pub mod manifest;
 pub mod onnx;
+pub mod route;
 pub mod tokenize;

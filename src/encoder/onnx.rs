@@ -16,28 +16,13 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
-use crate::pg::signals;
 use crate::encoder::tokenize::Ids;
+use crate::pg::signals;
 
 /// Texts per ONNX Runtime run in batch entry points.
 pub const BATCH_SIZE: usize = 32;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Cpu,
-    Cuda,
-    Auto,
-}
-
-impl Provider {
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::Auto => "auto",
-        }
-    }
-}
+pub use crate::pg::settings::Provider;
 
 /// The process-wide ONNX Runtime, loaded from `library` on first use.
 ///
@@ -331,10 +316,10 @@ fn output_dims(session: &Session) -> Option<usize> {
 mod tests {
     //! Against the real exported model and ONNX Runtime library.
     use super::*;
-    use pg_ecom_core::similarity::cosine;
     use crate::encoder::manifest::Manifest;
-    use crate::testdata;
     use crate::encoder::tokenize::TextTokenizer;
+    use crate::testdata;
+    use pg_ecom_core::similarity::cosine;
 
     /// sentence-transformers' published embedding of "hello world", dims 1-5.
     const HELLO_WORLD: [f32; 5] = [-0.0345, 0.0310, 0.0067, 0.0261, -0.0394];

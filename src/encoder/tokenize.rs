@@ -8,8 +8,7 @@ use std::path::Path;
 
 use tokenizers::Tokenizer;
 
-/// Largest sequence the encoder accepts (BERT's position table has 512 rows).
-pub const MAX_POSITIONS: usize = 512;
+pub use crate::pg::settings::MAX_POSITIONS;
 
 /// Token ids of one text, special tokens included.
 pub type Ids = Vec<u32>;

@@ -4,9 +4,7 @@ use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::{pg_sys, PostgresGucEnum};
-
-use crate::encoder::onnx::Provider;
+use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode, PostgresGucEnum};
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ModelVariant {
@@ -16,14 +14,36 @@ pub enum ModelVariant {
     Int8,
 }
 
+/// Where ONNX Runtime runs the model (`pg_ecom.execution_provider`).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ExecutionProvider {
+pub enum Provider {
     #[name = c"cpu"]
     Cpu,
     #[name = c"cuda"]
     Cuda,
     #[name = c"auto"]
     Auto,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Auto => "auto",
+        }
+    }
+}
+
+/// The model's position embeddings: the longest `pg_ecom.max_seq_len`.
+pub const MAX_POSITIONS: usize = 512;
+/// The most inference workers `pg_ecom.workers` may start.
+pub const MAX_WORKERS: usize = 16;
+
+/// Whether the postmaster is loading pg_ecom now (shared_preload_libraries).
+pub fn preloading() -> bool {
+    // SAFETY: a plain global Postgres sets while it preloads libraries
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,8 +63,7 @@ pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static MAX_SEQ_LEN: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static EMBEDDING_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(16);
 pub static MAX_TRAINING_MB: GucSetting<i32> = GucSetting::<i32>::new(1024);
-pub static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
-    GucSetting::<ExecutionProvider>::new(ExecutionProvider::Cpu);
+pub static EXECUTION_PROVIDER: GucSetting<Provider> = GucSetting::<Provider>::new(Provider::Cpu);
 pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
@@ -126,7 +145,7 @@ fn register_settings() {
         c"",
         &MAX_SEQ_LEN,
         2,
-        crate::encoder::tokenize::MAX_POSITIONS as i32,
+        MAX_POSITIONS as i32,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -224,7 +243,7 @@ fn register_settings() {
 /// are fixed at server start; what a user could use to make the server hold
 /// more is superuser-only.
 fn register_worker_settings() {
-    let preloaded = crate::worker::layout::preloading();
+    let preloaded = preloading();
     GucRegistry::define_enum_guc(
         c"pg_ecom.inference",
         c"Where texts are encoded: 'worker' (one shared inference worker, needs pg_ecom in shared_preload_libraries) or 'backend' (each connection loads its own model).",
@@ -302,7 +321,7 @@ fn register_worker_settings() {
         c"More than one pays on a CPU with many cores (each holds the model's memory; with cuda each its own CUDA context). Fixed at server start.",
         &WORKERS,
         1,
-        crate::worker::layout::MAX_WORKERS as i32,
+        MAX_WORKERS as i32,
         GucContext::Postmaster,
         GucFlags::default(),
     );
@@ -328,13 +347,6 @@ fn register_worker_settings() {
     );
 }
 
-pub fn inference() -> Inference {
-    if crate::worker::layout::preloaded() {
-        INFERENCE_PRELOADED.get()
-    } else {
-        INFERENCE_PLAIN.get()
-    }
-}
 pub fn inference_fallback() -> bool {
     INFERENCE_FALLBACK.get()
 }
@@ -357,7 +369,7 @@ pub fn worker_threads() -> usize {
     }
 }
 pub fn workers() -> usize {
-    WORKERS.get().clamp(1, crate::worker::layout::MAX_WORKERS as i32) as usize
+    WORKERS.get().clamp(1, MAX_WORKERS as i32) as usize
 }
 pub fn worker_slots() -> usize {
     WORKER_SLOTS.get().max(1) as usize
@@ -429,11 +441,7 @@ pub fn variant() -> &'static str {
 }
 
 pub fn provider() -> Provider {
-    match EXECUTION_PROVIDER.get() {
-        ExecutionProvider::Cpu => Provider::Cpu,
-        ExecutionProvider::Cuda => Provider::Cuda,
-        ExecutionProvider::Auto => Provider::Auto,
-    }
+    EXECUTION_PROVIDER.get()
 }
 
 pub fn threads() -> usize {
@@ -452,4 +460,23 @@ pub fn max_training_bytes() -> usize {
 /// The embedding cache's budget in bytes.
 pub fn embedding_cache_bytes() -> usize {
     EMBEDDING_CACHE_MB.get().max(0) as usize * 1024 * 1024
+}
+
+/// Raises a Postgres ERROR that names the setting to fix and its value.
+pub fn config_error(message: String, guc: &str) -> ! {
+    let value = match guc {
+        "pg_ecom.onnxruntime_library" => onnxruntime_library().display().to_string(),
+        "pg_ecom.model_variant" => variant().to_string(),
+        _ => model_dir().display().to_string(),
+    };
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+        format!("pg_ecom: {message}"),
+        "pg_ecom",
+    )
+    .set_hint(format!(
+        "Check {guc} (now \"{value}\"); scripts/setup installs the default files."
+    ))
+    .report(PgLogLevel::ERROR);
+    unreachable!()
 }

@@ -7,16 +7,17 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::PgSqlErrorCode;
 use serde_json::json;
 
-use pg_ecom_core::explore::top_k;
-use pg_ecom_core::head::{text_features, Example, BEHAVIOURS};
-use crate::store::impressions::{self, Cursor, Logged, Read, Window};
-use crate::encoder::local::{embed_cached, with_model};
-use pg_ecom_core::ope::{self, Evaluation};
-use crate::store::relation::{self, Event};
+use crate::encoder::embed::embed_cached;
+use crate::encoder::local::with_model;
 use crate::pipeline::serve;
 use crate::store::heads::{self, StoredHead};
-use pg_ecom_core::train::{self, AdaptConfig, Method};
+use crate::store::impressions::{self, Cursor, Logged, Read, Window};
+use crate::store::relation::{self, Event};
 use crate::store::versions;
+use pg_ecom_core::explore::top_k;
+use pg_ecom_core::head::{text_features, Example, BEHAVIOURS};
+use pg_ecom_core::ope::{self, Evaluation};
+use pg_ecom_core::train::{self, AdaptConfig, Method};
 
 pub fn featurise(events: &[Event]) -> Vec<Example> {
     let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
@@ -46,9 +47,9 @@ pub fn featurise(events: &[Event]) -> Vec<Example> {
 
 /// What reproduces a head: encoder identity and settings.
 pub fn encoder_identity() -> serde_json::Value {
-    let (model, sha256) = match crate::worker::client::route() {
-        crate::worker::client::Route::Worker(w) => (w.info["model"].clone(), json!(w.sha256)),
-        crate::worker::client::Route::Local => with_model(|m| {
+    let (model, sha256) = match crate::encoder::route::route() {
+        crate::encoder::route::Route::Worker(w) => (w.info["model"].clone(), json!(w.sha256)),
+        crate::encoder::route::Route::Local => with_model(|m| {
             (
                 json!(m.manifest.model),
                 json!(m.manifest.sha256_of(&m.model_file)),
@@ -67,7 +68,7 @@ pub fn encoder_identity() -> serde_json::Value {
 /// featurised, is 2·dims+1 floats, and while it is featurised its two
 /// embeddings (when the cache cannot keep them) besides its texts.
 pub fn training_budget() -> relation::Budget {
-    let dims = crate::encoder::local::dims();
+    let dims = crate::encoder::embed::dims();
     relation::Budget {
         bytes: crate::pg::settings::max_training_bytes(),
         per_event: (4 * dims + 1) * std::mem::size_of::<f32>() + 160,

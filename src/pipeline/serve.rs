@@ -4,12 +4,12 @@
 //! evaluated is exactly what would be served.
 
 use crate::encoder::cache::Embedding;
+use crate::encoder::embed::embed_cached;
+use crate::store::heads::{check_encoder, StoredHead};
 use pg_ecom_core::explore::{self, Policy, Slate};
 use pg_ecom_core::metrics::sigmoid;
-use pg_ecom_core::rng::Rng;
-use crate::encoder::local::embed_cached;
 use pg_ecom_core::posterior::logit_of;
-use crate::store::heads::{check_encoder, StoredHead};
+use pg_ecom_core::rng::Rng;
 
 /// The candidates of one request, scored by one head for one behaviour.
 pub struct Scored<'a> {

@@ -7,8 +7,8 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::pg::errors::raise as fail;
-use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
 use crate::store::heads::BEHAVIOURS_SQL;
+use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
 
 /// The feedback rows a label gives: the behaviour itself and, for a
 /// positive label with `implies`, every behaviour before it in the funnel.

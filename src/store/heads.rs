@@ -287,7 +287,10 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "pg_ecom: the head serving {} kept changing while it was read",
-            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
+            tenant.map_or(
+                "the global head".to_string(),
+                crate::pg::errors::tenant_name
+            )
         ),
         Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
     )
@@ -449,7 +452,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         );
     }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
-    let loaded = crate::encoder::local::model_sha256();
+    let loaded = crate::encoder::embed::model_sha256();
     if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {
         if r != l && !WARNED.swap(true, Ordering::Relaxed) {
             pgrx::warning!(

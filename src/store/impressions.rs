@@ -10,9 +10,9 @@ use pgrx::PgSqlErrorCode;
 
 use crate::pg::errors::raise as fail;
 
-use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
-use crate::store::relation::Budget;
 use crate::store::heads::StoredHead;
+use crate::store::relation::Budget;
+use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
 
 /// One ecom_serve call, as logged.
 pub struct Request<'a> {

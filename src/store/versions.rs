@@ -13,9 +13,9 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 
 use crate::pg::errors::raise as error;
+use crate::store::heads::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
 use pg_ecom_core::head::Head;
 use pg_ecom_core::posterior::Posterior;
-use crate::store::heads::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
 
 /// Functions that write ecom.heads refuse early, before any encoding or
 /// training, in a read-only transaction and on a hot standby (where

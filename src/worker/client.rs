@@ -10,181 +10,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::pg::settings::{self, Inference};
 use crate::pg::errors::raise;
+use crate::pg::settings;
 use crate::worker::layout::{self, Shared, Slot};
-
-/// The model the worker serves, as a session sees it.
-#[derive(Clone)]
-pub struct WorkerModel {
-    pub dims: usize,
-    pub sha256: Option<String>,
-    /// model::model_key of the worker's model
-    pub model_key: u64,
-    pub info: serde_json::Value,
-}
-
-pub enum Route {
-    Local,
-    Worker(WorkerModel),
-}
-
-/// What the worker published, parsed once per version of it.
-static PUBLISHED: Mutex<Option<(u64, serde_json::Value)>> = Mutex::new(None);
-
-fn published(sh: &Shared) -> serde_json::Value {
-    let v = sh.header().info_version.load(Ordering::Acquire);
-    let mut p = PUBLISHED.lock();
-    match p.as_ref() {
-        Some((seen, info)) if *seen == v => info.clone(),
-        _ => {
-            let info = sh.info();
-            *p = Some((v, info.clone()));
-            info
-        }
-    }
-}
-
-/// Decides where this session's texts go now.
-pub fn route() -> Route {
-    if settings::inference() == Inference::Backend {
-        return Route::Local;
-    }
-    let Some(sh) = layout::get() else {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_ecom: pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries".into(),
-            Some("Add pg_ecom to shared_preload_libraries and restart, or SET pg_ecom.inference = 'backend'."),
-        )
-    };
-    if !wait_until_ready(&sh) {
-        return fall_back(&sh);
-    }
-    let info = published(&sh);
-    let key = crate::encoder::local::Key::current().describe();
-    if info["key"].as_str() != Some(key.as_str()) {
-        // this session chose another model or runtime than the server's
-        return Route::Local;
-    }
-    if info["state"] == "failed" {
-        // the same files would fail here too: the same ERROR as in
-        // backend mode, naming the setting
-        let guc = match info["guc"].as_str() {
-            Some("pg_ecom.onnxruntime_library") => "pg_ecom.onnxruntime_library",
-            Some("pg_ecom.model_variant") => "pg_ecom.model_variant",
-            _ => "pg_ecom.model_dir",
-        };
-        crate::encoder::local::config_error(
-            info["error"]
-                .as_str()
-                .unwrap_or("the model failed to load")
-                .to_owned(),
-            guc,
-        );
-    }
-    let dims = info["dims"].as_u64().unwrap_or(0) as usize;
-    if dims == 0 || dims > layout::MAX_DIMS {
-        return Route::Local;
-    }
-    let model_key = info["model_key"].as_u64().unwrap_or(0);
-    if crate::encoder::local::model_key(&crate::encoder::local::session_model_identity()) != model_key {
-        // the session's model files changed on disk (renamed into place)
-        // while the worker still has the old model: the session's own
-        // model encodes, and describes itself, so nothing mixes the two
-        return Route::Local;
-    }
-    Route::Worker(WorkerModel {
-        dims,
-        sha256: info["sha256"].as_str().map(str::to_owned),
-        model_key,
-        info,
-    })
-}
-
-/// Waits (up to pg_ecom.worker_timeout) for a running worker that has
-/// tried to load its model; false when there is none.
-fn wait_until_ready(sh: &Shared) -> bool {
-    let deadline = layout::now_us() + settings::worker_timeout_ms() * 1000;
-    loop {
-        if sh.ready() != 0 {
-            return true;
-        }
-        if settings::inference_fallback() && !sh.any_running() {
-            return false;
-        }
-        if layout::now_us() >= deadline {
-            return false;
-        }
-        wait_on_latch(Duration::from_millis(10));
-    }
-}
-
-fn fall_back(sh: &Shared) -> Route {
-    let h = sh.header();
-    if settings::inference_fallback() {
-        h.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-        return Route::Local;
-    }
-    h.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-    unavailable(format!(
-        "pg_ecom: the inference worker is not running (waited {} ms)",
-        settings::worker_timeout_ms()
-    ))
-}
-
-fn unavailable(msg: String) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        msg,
-        Some("The server log says why; it restarts the worker by itself. SET pg_ecom.inference_fallback = on to encode in the backend meanwhile."),
-    )
-}
-
-/// Embeddings of `texts` (distinct, not in this backend's cache): from the
-/// shared cache where it has them, the rest encoded on `route`.
-pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
-    let route = &route();
-    let sh = layout::get();
-    let cache = sh.as_ref().map(|s| s.cache());
-    let dims = match route {
-        Route::Worker(w) => w.dims,
-        Route::Local => cache.as_ref().map_or(0, |c| c.dims()),
-    };
-    let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
-    if let (Some(c), Some(s)) = (&cache, &sh) {
-        if dims > 0 {
-            for (t, o) in texts.iter().zip(out.iter_mut()) {
-                *o = c.get(identity, t, dims);
-            }
-            let hits = out.iter().filter(|o| o.is_some()).count() as u64;
-            let st = &s.header().stats;
-            st.cache_hits.fetch_add(hits, Ordering::Relaxed);
-            st.cache_misses
-                .fetch_add(texts.len() as u64 - hits, Ordering::Relaxed);
-        }
-    }
-    let todo: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-    if todo.is_empty() {
-        return out.into_iter().map(Option::unwrap).collect();
-    }
-    let missing: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
-    let fresh = match (route, &sh) {
-        (Route::Worker(w), Some(s)) => by_worker(s, &missing, w.model_key),
-        _ => crate::encoder::local::embed_locally(&missing),
-    };
-    for (&i, e) in todo.iter().zip(fresh) {
-        if let (Some(c), Some(s)) = (&cache, &sh) {
-            if c.put(identity, texts[i], &e) {
-                s.header()
-                    .stats
-                    .cache_inserts
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        out[i] = Some(e);
-    }
-    out.into_iter().map(Option::unwrap).collect()
-}
 
 /// Why a request to the worker did not return embeddings.
 enum Failure {
@@ -199,7 +27,7 @@ enum Failure {
 /// worker (or several) busy without a round trip between runs.
 const PIPELINE: usize = 4;
 
-fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
+pub fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
     // similar lengths together, as the encoder batches them
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
@@ -274,7 +102,10 @@ fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
             // back from the pipeline and everything after
             let rest: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_empty()).collect();
             let rest_texts: Vec<&str> = rest.iter().map(|&i| texts[i]).collect();
-            for (&i, e) in rest.iter().zip(crate::encoder::local::embed_locally(&rest_texts)) {
+            for (&i, e) in rest
+                .iter()
+                .zip(crate::encoder::local::embed_locally(&rest_texts))
+            {
                 out[i] = e;
             }
             out
@@ -359,7 +190,7 @@ fn my_latch() -> usize {
 
 /// Sleeps until this backend's latch is set or `d` passed, then checks for
 /// interrupts (a cancel sets the latch, so it is seen at once).
-fn wait_on_latch(d: Duration) {
+pub fn wait_on_latch(d: Duration) {
     // SAFETY: the standard latch wait of a backend
     unsafe {
         pg_sys::WaitLatch(
@@ -458,7 +289,8 @@ fn submit<'a>(
         for (i, t) in texts.iter().enumerate() {
             if t.len() > layout::MAX_INLINE_TEXT {
                 // a long text: its token ids fit where the text would not
-                let ids = crate::encoder::local::encode_text(&crate::encoder::local::tokenizer(), t);
+                let ids =
+                    crate::encoder::local::encode_text(&crate::encoder::local::tokenizer(), t);
                 for id in ids.iter() {
                     d.text[at..at + 4].copy_from_slice(&id.to_le_bytes());
                     at += 4;
@@ -588,120 +420,10 @@ pub fn wake_workers(sh: &Shared) {
     }
 }
 
-/// `ecom_worker_stats()`: queue, batches, latencies, cache, memory.
-pub fn stats() -> serde_json::Value {
-    use serde_json::json;
-    let mode = match settings::inference() {
-        Inference::Worker => "worker",
-        Inference::Backend => "backend",
-    };
-    let Some(sh) = layout::get() else {
-        return json!({"inference": mode, "preloaded": false, "worker": null});
-    };
-    let h = sh.header();
-    let st = &h.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let (mut queued, mut busy) = (0, 0);
-    for s in sh.slots() {
-        match s.state.load(Ordering::Relaxed) {
-            layout::FREE => {}
-            layout::SUBMITTED => {
-                queued += 1;
-                busy += 1;
-            }
-            _ => busy += 1,
-        }
-    }
-    let hist = |a: &[std::sync::atomic::AtomicU64]| a.iter().map(load).collect::<Vec<u64>>();
-    let pct = |v: &[u64]| {
-        json!({
-            "p50": layout::quantile(v, 0.50).map(f64::round),
-            "p95": layout::quantile(v, 0.95).map(f64::round),
-            "p99": layout::quantile(v, 0.99).map(f64::round),
-        })
-    };
-    let batch_hist: serde_json::Map<String, serde_json::Value> = hist(&st.batch_hist)
-        .iter()
-        .enumerate()
-        .map(|(b, &n)| {
-            let lo = 1usize << b;
-            let label = match b {
-                0 => "1".to_owned(),
-                b if b == layout::BATCH_HIST - 1 => format!("{lo}+"),
-                _ => format!("{lo}-{}", 2 * lo - 1),
-            };
-            (label, json!(n))
-        })
-        .collect();
-    let (batches, texts) = (load(&st.batches), load(&st.texts));
-    let (hits, misses) = (load(&st.cache_hits), load(&st.cache_misses));
-    let cache = sh.cache();
-    let dims = cache.dims();
-    let pids: Vec<i32> = sh
-        .workers()
-        .iter()
-        .map(|w| w.pid.load(Ordering::Acquire))
-        .filter(|&p| p != 0)
-        .collect();
-    let pid = pids.first().copied().unwrap_or(0);
-    let info = published(&sh);
-    let memory = |pid: i32, field: &str| -> Option<u64> {
-        // a worker's memory as the kernel counts it (same OS user)
-        let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-        let line = s.lines().find(|l| l.starts_with(field))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    json!({
-        "inference": mode,
-        "preloaded": true,
-        "worker": {
-            "pid": (pid != 0).then_some(pid),
-            "pids": pids,
-            "count": h.n_workers,
-            "states_each": sh.workers().iter().map(|w| match (w.pid.load(Ordering::Acquire), w.ready.load(Ordering::Acquire)) {
-                (0, _) => "not running", (_, 1) => "ready", (_, 2) => "failed", _ => "loading"
-            }).collect::<Vec<&str>>(),
-            "requests_each": sh.workers().iter().map(|w| w.requests.load(Ordering::Relaxed)).collect::<Vec<u64>>(),
-            "state": match sh.ready() {
-                1 => "ready", 2 => "failed", _ if pid != 0 => "loading", _ => "not running"
-            },
-            "starts": h.generation.load(Ordering::Relaxed),
-            "provider": info["provider"],
-            "threads": info["threads"],
-            "model_file": info["model_file"],
-            "load_ms": info["load_ms"],
-            "error": info["error"],
-            "max_batch": settings::worker_max_batch(),
-            "max_delay_us": settings::worker_max_delay_us(),
-        },
-        "slots": h.n_slots,
-        "slots_busy": busy,
-        "queue_depth": queued,
-        "requests": load(&st.requests),
-        "texts": texts,
-        "batches": batches,
-        "mean_batch": if batches > 0 { texts as f64 / batches as f64 } else { 0.0 },
-        "batch_size_histogram": batch_hist,
-        "failed": load(&st.failed),
-        "timeouts": load(&st.timeouts),
-        "fallbacks": load(&st.fallbacks),
-        "requeued": load(&st.requeued),
-        "wait_us": pct(&hist(&st.wait_hist)),
-        "run_us": pct(&hist(&st.run_hist)),
-        "cache": {
-            "capacity_bytes": h.cache_bytes,
-            "capacity_entries": if dims > 0 { cache.capacity(dims) } else { 0 },
-            "entries": cache.entries(),
-            "hits": hits,
-            "misses": misses,
-            "inserts": load(&st.cache_inserts),
-            "hit_rate": if hits + misses > 0 { Some(hits as f64 / (hits + misses) as f64) } else { None },
-        },
-        "memory": {
-            "shared_bytes": sh.total_bytes(),
-            "worker_rss_bytes": if pids.is_empty() { None } else { pids.iter().map(|&p| memory(p, "Rss:")).sum::<Option<u64>>() },
-            "worker_pss_bytes": if pids.is_empty() { None } else { pids.iter().map(|&p| memory(p, "Pss:")).sum::<Option<u64>>() },
-        },
-    })
+pub fn unavailable(msg: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        msg,
+        Some("The server log says why; it restarts the worker by itself. SET pg_ecom.inference_fallback = on to encode in the backend meanwhile."),
+    )
 }

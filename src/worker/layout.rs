@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use pgrx::pg_sys;
 
+use crate::pg::settings::MAX_WORKERS;
+
 /// Texts one slot carries; a larger request takes several slots in turn.
 pub const MAX_TEXTS: usize = 64;
 /// Bytes of text one slot carries.
@@ -31,9 +33,6 @@ const INFO_BYTES: usize = 8192;
 pub const HIST: usize = 4 * 34;
 /// Batch-size histogram: 1, 2–3, 4–7, … , 128+ texts per encoder run.
 pub const BATCH_HIST: usize = 8;
-
-/// Inference workers a server can run (`pg_ecom.workers`).
-pub const MAX_WORKERS: usize = 16;
 
 pub const FREE: u32 = 0;
 pub const FILLING: u32 = 1;
@@ -182,7 +181,9 @@ impl Shared {
     }
     pub fn cache(&self) -> crate::worker::shared_cache::SharedCache {
         // SAFETY: the cache's bytes are ours alone within the region
-        unsafe { crate::worker::shared_cache::SharedCache::new(self.cache, self.header().cache_bytes) }
+        unsafe {
+            crate::worker::shared_cache::SharedCache::new(self.cache, self.header().cache_bytes)
+        }
     }
     pub fn workers(&self) -> &[WorkerState] {
         let h = self.header();
@@ -275,12 +276,6 @@ pub fn get() -> Option<Shared> {
             cache,
         })
     }
-}
-
-/// Whether `_PG_init` runs because pg_ecom is in shared_preload_libraries.
-pub fn preloading() -> bool {
-    // SAFETY: a plain global Postgres sets while it preloads libraries
-    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
 /// Whether this process can use the worker (pg_ecom was preloaded).

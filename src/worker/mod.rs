@@ -10,3 +10,4 @@ pub mod client;
 pub mod layout;
 pub mod server;
 pub mod shared_cache;
+pub mod stats;

@@ -19,10 +19,11 @@ use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
 use serde_json::json;
 
-use crate::pg::settings;
-use crate::encoder::local::{self, Key, Loaded};
-use crate::worker::layout::{self, Shared, Slot};
+use crate::encoder::identity::EncoderSettings;
+use crate::encoder::local::{self, Loaded};
 use crate::encoder::tokenize::{Ids, TextTokenizer};
+use crate::pg::settings;
+use crate::worker::layout::{self, Shared, Slot};
 
 /// Registers the workers (from `_PG_init` while preloading).
 pub fn register() {
@@ -159,7 +160,7 @@ fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
 struct State {
     key: Option<(String, usize)>,
     model: Result<Loaded, String>,
-    /// local::model_key of the loaded model (0: none)
+    /// ModelIdentity::key of the loaded model (0: none)
     model_key: u64,
     last_try_us: u64,
 }
@@ -243,7 +244,8 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
                         as i32,
                     // the heartbeat of an idle worker stays well inside
                     // the hang limit
-                    (settings::worker_hang_timeout_us() / 4000).clamp(100, 1000) as std::ffi::c_long,
+                    (settings::worker_hang_timeout_us() / 4000).clamp(100, 1000)
+                        as std::ffi::c_long,
                     pg_sys::PG_WAIT_EXTENSION,
                 );
                 pg_sys::ResetLatch(pg_sys::MyLatch);
@@ -258,7 +260,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
 
 /// (Re)loads the model when the settings that shape it changed.
 fn load(sh: &Shared, st: &mut State) {
-    let key = Key::current();
+    let key = EncoderSettings::current();
     let threads = settings::worker_threads();
     let want = (key.describe(), threads);
     if st.key.as_ref() == Some(&want) {
@@ -298,7 +300,7 @@ fn load(sh: &Shared, st: &mut State) {
                 "source": m.manifest.source,
                 // what requests are routed for: backends compare it with
                 // their own model files' and send it with each request
-                "model_key": local::model_key(&m.model_identity()),
+                "model_key": m.model_identity().key(),
             });
             pgrx::log!(
                 "pg_ecom inference worker: {} loaded in {:.0} ms ({}, {threads} threads)",

@@ -1,0 +1,143 @@
+//! Where this session's texts are encoded: by the inference worker (when
+//! it serves the model this session's settings name) or in this backend.
+//! Decided per call from what the worker published.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pgrx::PgSqlErrorCode;
+
+use crate::encoder::identity::{EncoderSettings, ModelIdentity};
+use crate::pg::errors::raise;
+use crate::pg::settings::{self, Inference};
+use crate::worker::client::{unavailable, wait_on_latch};
+use crate::worker::layout::{self, Shared};
+
+/// The model the worker serves, as a session sees it.
+#[derive(Clone)]
+pub struct WorkerModel {
+    pub dims: usize,
+    pub sha256: Option<String>,
+    /// model::model_key of the worker's model
+    pub model_key: u64,
+    pub info: serde_json::Value,
+}
+
+pub enum Route {
+    Local,
+    Worker(WorkerModel),
+}
+
+/// What the worker published, parsed once per version of it.
+static PUBLISHED: Mutex<Option<(u64, serde_json::Value)>> = Mutex::new(None);
+
+pub fn published(sh: &Shared) -> serde_json::Value {
+    let v = sh.header().info_version.load(Ordering::Acquire);
+    let mut p = PUBLISHED.lock();
+    match p.as_ref() {
+        Some((seen, info)) if *seen == v => info.clone(),
+        _ => {
+            let info = sh.info();
+            *p = Some((v, info.clone()));
+            info
+        }
+    }
+}
+
+/// Decides where this session's texts go now.
+pub fn route() -> Route {
+    if mode() == Inference::Backend {
+        return Route::Local;
+    }
+    let Some(sh) = layout::get() else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_ecom: pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries".into(),
+            Some("Add pg_ecom to shared_preload_libraries and restart, or SET pg_ecom.inference = 'backend'."),
+        )
+    };
+    if !wait_until_ready(&sh) {
+        return fall_back(&sh);
+    }
+    let info = published(&sh);
+    let key = EncoderSettings::current().describe();
+    if info["key"].as_str() != Some(key.as_str()) {
+        // this session chose another model or runtime than the server's
+        return Route::Local;
+    }
+    if info["state"] == "failed" {
+        // the same files would fail here too: the same ERROR as in
+        // backend mode, naming the setting
+        let guc = match info["guc"].as_str() {
+            Some("pg_ecom.onnxruntime_library") => "pg_ecom.onnxruntime_library",
+            Some("pg_ecom.model_variant") => "pg_ecom.model_variant",
+            _ => "pg_ecom.model_dir",
+        };
+        settings::config_error(
+            info["error"]
+                .as_str()
+                .unwrap_or("the model failed to load")
+                .to_owned(),
+            guc,
+        );
+    }
+    let dims = info["dims"].as_u64().unwrap_or(0) as usize;
+    if dims == 0 || dims > layout::MAX_DIMS {
+        return Route::Local;
+    }
+    let model_key = info["model_key"].as_u64().unwrap_or(0);
+    if ModelIdentity::of_session().key() != model_key {
+        // the session's model files changed on disk (renamed into place)
+        // while the worker still has the old model: the session's own
+        // model encodes, and describes itself, so nothing mixes the two
+        return Route::Local;
+    }
+    Route::Worker(WorkerModel {
+        dims,
+        sha256: info["sha256"].as_str().map(str::to_owned),
+        model_key,
+        info,
+    })
+}
+
+/// Waits (up to pg_ecom.worker_timeout) for a running worker that has
+/// tried to load its model; false when there is none.
+fn wait_until_ready(sh: &Shared) -> bool {
+    let deadline = layout::now_us() + settings::worker_timeout_ms() * 1000;
+    loop {
+        if sh.ready() != 0 {
+            return true;
+        }
+        if settings::inference_fallback() && !sh.any_running() {
+            return false;
+        }
+        if layout::now_us() >= deadline {
+            return false;
+        }
+        wait_on_latch(Duration::from_millis(10));
+    }
+}
+
+fn fall_back(sh: &Shared) -> Route {
+    let h = sh.header();
+    if settings::inference_fallback() {
+        h.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        return Route::Local;
+    }
+    h.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+    unavailable(format!(
+        "pg_ecom: the inference worker is not running (waited {} ms)",
+        settings::worker_timeout_ms()
+    ))
+}
+
+/// `pg_ecom.inference` as this process reads it: its default differs when
+/// pg_ecom was preloaded (worker mode is possible).
+pub fn mode() -> Inference {
+    if layout::preloaded() {
+        settings::INFERENCE_PRELOADED.get()
+    } else {
+        settings::INFERENCE_PLAIN.get()
+    }
+}
