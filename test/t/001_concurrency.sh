@@ -2,14 +2,14 @@
 # Concurrent adaptation of one tenant: N sessions x M ecom_adapt calls each.
 # Asserts: no errors, versions 1..N*M with no gap or duplicate, exactly one
 # active head, and rolled-back transactions leave nothing.
-# usage: concurrency.sh PORT [SESSIONS] [CALLS]
+# usage: test/t/001_concurrency.sh PORT [SESSIONS] [CALLS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1 N=${2:-4} M=${3:-10}
 DB=pg_ecom_concurrency
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d $DB -q -f test/fixture.sql >/dev/null
 pids=()
 for s in $(seq 1 "$N"); do
   (

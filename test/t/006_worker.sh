@@ -20,9 +20,9 @@
 #  - model files replaced on disk: sessions stop using the worker's old model;
 #  - with pg_ecom.workers = 2 both workers serve concurrent sessions, and
 #    while one restarts the other answers.
-# usage: worker.sh PORT
+# usage: test/t/006_worker.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1
 NAME=worker_test
 stop() { scripts/cluster stop $NAME "$PORT"; }
@@ -146,7 +146,7 @@ wait $BG || fail "the request in flight failed: $(cat .ecom/requeue.out)"
 WPID=$(stat "->'worker'->>'pid'")
 
 # -- an ONNX Runtime error inside the worker: that request fails, nothing else
-.ecom/venv/bin/python pgrx-tests/batch_fault_model.py "$("${PG_CONFIG:-pg_config}" --sharedir)/extension/pg_ecom" /tmp/pg_ecom_batch_fault
+.ecom/venv/bin/python test/batch_fault_model.py "$("${PG_CONFIG:-pg_config}" --sharedir)/extension/pg_ecom" /tmp/pg_ecom_batch_fault
 chmod -R a+rX /tmp/pg_ecom_batch_fault
 q -c "ALTER SYSTEM SET pg_ecom.model_dir = '/tmp/pg_ecom_batch_fault'" -c "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 1 100); do

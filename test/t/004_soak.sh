@@ -5,14 +5,14 @@
 # Asserts: every session ends without an ERROR (no deadlock either: the run
 # finishes), and per tenant the versions stored = the adaptations the
 # sessions committed, numbered 1..n, with exactly one active head.
-# usage: soak.sh PORT [SESSIONS] [SECONDS]
+# usage: test/t/004_soak.sh PORT [SESSIONS] [SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1 N=${2:-8} SECS=${3:-60}
 DB=pg_ecom_soak
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d $DB -q -f test/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
 -- what each session committed, in the same transaction as the adaptation
 CREATE TABLE soak_log (session int, tenant text, version int, predictions int, rankings int);

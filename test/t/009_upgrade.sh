@@ -7,17 +7,17 @@
 # has (functions with costs and row estimates, columns, indexes,
 # constraints, views, what pg_dump keeps).
 #
-# pgrx-tests/upgrade/heads-0.1.0.sql holds heads and scores made by the
+# test/upgrade/heads-0.1.0.sql holds heads and scores made by the
 # release-0.1.0 library (make_fixture.sql, run once against a build of
 # commit dda9dcc); sql/pg_ecom--0.1.0.sql is that release's install script.
-# pgrx-tests/upgrade/loop-0.3.0.sql holds the loop's rows (requests,
+# test/upgrade/loop-0.3.0.sql holds the loop's rows (requests,
 # impressions, feedback, learned heads) as release 0.3.0 wrote them
 # (make_loop_fixture.sh, run once against a build of commit b98847e): they
 # are loaded after updating to 0.3.0, and must pass the update to the
 # current release unchanged, every new constraint valid on them.
-# usage: upgrade.sh PORT
+# usage: test/t/009_upgrade.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1
 PG_CONFIG=${PG_CONFIG:-pg_config}
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
@@ -32,7 +32,7 @@ for db in pg_ecom_upgrade pg_ecom_fresh; do
 done
 U="psql -d pg_ecom_upgrade -qAt"
 $U -c "CREATE EXTENSION pg_ecom VERSION '0.1.0'"
-$U -f pgrx-tests/upgrade/heads-0.1.0.sql >/dev/null
+$U -f test/upgrade/heads-0.1.0.sql >/dev/null
 before=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
 $U -c "SELECT count(*) FROM ecom.heads WHERE metrics ? 'val_tenants' AND jsonb_typeof(metrics->'val_tenants') = 'array'" | grep -qx 1 \
   || { echo "upgrade: the 0.1.0 fixture should hold a global head that names its tenants"; exit 1; }
@@ -43,7 +43,7 @@ grep -q "older than the pg_ecom library" <<< "$stale" \
   || { echo "upgrade: before ALTER EXTENSION UPDATE, scoring should say to run it; got: $stale"; exit 1; }
 # the loop's rows as 0.3.0 wrote them
 $U -c "ALTER EXTENSION pg_ecom UPDATE TO '0.3.0'"
-$U -f pgrx-tests/upgrade/loop-0.3.0.sql >/dev/null
+$U -f test/upgrade/loop-0.3.0.sql >/dev/null
 before=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), version, active, md5(weights::text)), ' ' ORDER BY tenant NULLS FIRST, version) FROM ecom.heads")
 loop_rows="SELECT (SELECT md5(string_agg(format('%s', (r.id, r.tenant, r.served_at, r.context, r.items, r.features, r.k, r.behaviour, r.explore, r.seed, r.head_tenant, r.head_version, r.head_id)), ' ' ORDER BY r.id)) FROM ecom.requests r)
                 || '/' || (SELECT md5(string_agg(format('%s', i), ' ' ORDER BY i.id)) FROM ecom.impressions i)
@@ -89,12 +89,12 @@ $U -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('store1')->>'n'" |
 
 # the same objects as a fresh install
 psql -d pg_ecom_fresh -qAt -c "CREATE EXTENSION pg_ecom" >/dev/null
-if ! diff <(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql) \
-          <($U -f pgrx-tests/upgrade/describe.sql) >/tmp/pg_ecom_upgrade.diff; then
+if ! diff <(psql -d pg_ecom_fresh -qAt -f test/upgrade/describe.sql) \
+          <($U -f test/upgrade/describe.sql) >/tmp/pg_ecom_upgrade.diff; then
   echo "upgrade: the updated extension differs from a fresh install (< fresh, > updated):"
   cat /tmp/pg_ecom_upgrade.diff; exit 1
 fi
-objects=$(psql -d pg_ecom_fresh -qAt -f pgrx-tests/upgrade/describe.sql | wc -l)
+objects=$(psql -d pg_ecom_fresh -qAt -f test/upgrade/describe.sql | wc -l)
 
 # pg_dump and restore: heads (ecom.heads is a configuration table) keep
 # their ids, the identity sequence goes on after them, scores are the same

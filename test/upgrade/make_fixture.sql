@@ -1,5 +1,5 @@
--- Run once against a release-0.1.0 build (see pgrx-tests/upgrade.sh): the
--- heads and their scores that pgrx-tests/upgrade/heads-0.1.0.sql holds.
+-- Run once against a release-0.1.0 build (see test/t/009_upgrade.sh): the
+-- heads and their scores that test/upgrade/heads-0.1.0.sql holds.
 CREATE EXTENSION pg_ecom VERSION '0.1.0';
 CREATE TABLE events AS
 SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,

@@ -5,9 +5,9 @@
 # score; writing functions on the standby fail with a clear read-only ERROR.
 # With PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom" both run
 # in worker mode, and the standby's own inference worker must have served.
-# usage: replica.sh PORT
+# usage: test/t/008_replica.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 P=$1 S=$(( $1 + 1 ))
 BIN=$(pg_config --bindir)
 as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
@@ -18,7 +18,7 @@ as_pg rm -rf .ecom/clusters/primary/data .ecom/clusters/standby/data
 scripts/cluster start primary "$P"
 pri() { scripts/cluster psql primary "$P" -d postgres -qAt "$@"; }
 sby() { scripts/cluster psql standby "$S" -d postgres -qAt "$@"; }
-pri -f pgrx-tests/fixture.sql >/dev/null
+pri -f test/fixture.sql >/dev/null
 # a standby from a base backup of the primary, streaming from it
 mkdir -p .ecom/clusters/standby
 [ "$(id -u)" = 0 ] && chown postgres: .ecom/clusters/standby

@@ -1,5 +1,5 @@
 -- Heads and scores made by the release-0.1.0 library (commit dda9dcc) with
--- pgrx-tests/upgrade/make_fixture.sql; loaded by pgrx-tests/upgrade.sh into
+-- test/upgrade/make_fixture.sql; loaded by test/t/009_upgrade.sh into
 -- a database where CREATE EXTENSION pg_ecom VERSION '0.1.0' ran.
 CREATE TABLE events AS
 SELECT 'store' || (g % 3) AS tenant, 'viewed: item ' || (g % 7) AS context,

@@ -5,14 +5,14 @@
 # failure: retry), never with 23505 (unique violation) or an internal error;
 # after the retries every transaction has committed and the tenant has
 # distinct versions and exactly one active head. Readers never fail.
-# usage: isolation.sh PORT [WRITERS] [OPS]
+# usage: test/t/003_isolation.sh PORT [WRITERS] [OPS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1 N=${2:-3} M=${3:-8}
 DB=pg_ecom_isolation
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d $DB -q -f test/fixture.sql >/dev/null
 tmp=$(mktemp -d)
 # one transaction at $1, retried while it fails with 40001; any other error
 # fails the test. Prints the number of retries.

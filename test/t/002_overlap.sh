@@ -7,14 +7,14 @@
 # recorded in a transaction still open makes ecom_learn wait for it
 # rather than learn the impression without it, and a label recorded while
 # ecom_learn runs waits for it and then finds the impression learned.
-# usage: overlap.sh PORT
+# usage: test/t/002_overlap.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1
 DB=pg_ecom_overlap
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d "$DB" -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d "$DB" -q -f test/fixture.sql >/dev/null
 A() { psql -d "$DB" -qAt -c "SET pg_ecom.feedback_window = 0" "$@"; }
 SERVE="ecom_serve('ov', 'viewed: item 1', ARRAY['item 0','item 1','item 2','item 3'], 2, seed =>"
 WORK=$(mktemp -d)

@@ -1,5 +1,5 @@
 -- The loop's rows as release 0.3.0 (commit b98847e) wrote them, made by
--- pgrx-tests/upgrade/make_loop_fixture.sh; loaded by pgrx-tests/upgrade.sh
+-- test/upgrade/make_loop_fixture.sh; loaded by test/t/009_upgrade.sh
 -- into the 0.1.0 fixture updated to 0.3.0, before the update to the
 -- current release.
 COPY ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, created_at, created_by, active, id, posterior) FROM stdin;

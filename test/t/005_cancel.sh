@@ -8,14 +8,14 @@
 # (minutes); pg_terminate_backend ends a backend inside ecom_adapt. The
 # latency from the deadline or the request to the ERROR is measured and
 # printed. The error a client sees carries no Rust backtrace or source path.
-# usage: cancel.sh PORT
+# usage: test/t/005_cancel.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1
 DB=pg_ecom_cancel
 psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d $DB -q -f test/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
 CREATE TABLE long_texts AS
 SELECT 'item ' || g || ' ' || repeat('waterproof breathable hiking boot with padded collar ', 40) AS t

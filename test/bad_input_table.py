@@ -1,6 +1,6 @@
-"""Prints docs/bad-input.md's table from pgrx-tests/expected/bad_input.out, so
+"""Prints docs/bad-input.md's table from test/expected/bad_input.out, so
 the documentation is exactly what the regression test checks.
-usage: python3 pgrx-tests/bad_input_table.py > /tmp/table.md"""
+usage: python3 test/bad_input_table.py > /tmp/table.md"""
 import os
 import re
 

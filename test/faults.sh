@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds broken model directories for the fault tests (pgrx-tests/sql/model_config.sql).
-# usage: faults.sh GOOD_MODEL_DIR OUT_DIR
+# Builds broken model directories for the fault tests (test/sql/model_config.sql).
+# usage: test/faults.sh GOOD_MODEL_DIR OUT_DIR
 set -euo pipefail
 good=$1 out=$2
 rm -rf "$out"; mkdir -p "$out"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Run once against a release-0.3.0 build (commit b98847e) installed in the
-# server on PORT: writes pgrx-tests/upgrade/loop-0.3.0.sql, the loop's rows
+# server on PORT: writes test/upgrade/loop-0.3.0.sql, the loop's rows
 # (requests, impressions, feedback, learned heads) as 0.3.0 wrote them, on
 # top of the 0.1.0 heads fixture updated to 0.3.0 — the state
-# pgrx-tests/upgrade.sh rebuilds before it loads this file.
-# usage: pgrx-tests/upgrade/make_loop_fixture.sh PORT
+# test/t/009_upgrade.sh rebuilds before it loads this file.
+# usage: test/upgrade/make_loop_fixture.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PORT=$1
@@ -16,7 +16,7 @@ psql() { scripts/cluster psql regress "$PORT" "$@"; }
 psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 P="psql -d $DB -qAt"
 $P -c "CREATE EXTENSION pg_ecom VERSION '0.1.0'"
-$P -f pgrx-tests/upgrade/heads-0.1.0.sql >/dev/null
+$P -f test/upgrade/heads-0.1.0.sql >/dev/null
 $P -c "ALTER EXTENSION pg_ecom UPDATE TO '0.3.0'"
 $P >/dev/null <<'SQL'
 SET pg_ecom.feedback_window = 0;
@@ -39,10 +39,10 @@ SELECT ecom_learn('shop_b');
 -- a label after its impression was learned (0.3.0 took it)
 SELECT ecom_feedback(min(id), 'click') FROM ecom.impressions WHERE tenant = 'shop_a' AND rank = 2;
 SQL
-OUT=pgrx-tests/upgrade/loop-0.3.0.sql
+OUT=test/upgrade/loop-0.3.0.sql
 {
   echo "-- The loop's rows as release 0.3.0 (commit b98847e) wrote them, made by"
-  echo "-- pgrx-tests/upgrade/make_loop_fixture.sh; loaded by pgrx-tests/upgrade.sh"
+  echo "-- test/upgrade/make_loop_fixture.sh; loaded by test/t/009_upgrade.sh"
   echo "-- into the 0.1.0 fixture updated to 0.3.0, before the update to the"
   echo "-- current release."
   for t in "heads:tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, created_at, created_by, active, id, posterior:tenant LIKE 'shop%'" \

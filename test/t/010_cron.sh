@@ -3,9 +3,9 @@
 # a job that runs ecom_learn every minute learns a new version of a tenant
 # from its impressions and feedback, and a second run with nothing new
 # stores none. Takes one to two minutes (pg_cron 1.4 schedules by minute).
-# usage: cron.sh PORT
+# usage: test/t/010_cron.sh PORT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1
 stop() { scripts/cluster stop cron "$PORT"; }
 trap stop EXIT
@@ -18,7 +18,7 @@ stop
 printf "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n" \
   | as_pg tee -a .ecom/clusters/cron/data/postgresql.conf >/dev/null
 scripts/cluster start cron "$PORT"
-q -f pgrx-tests/fixture.sql >/dev/null
+q -f test/fixture.sql >/dev/null
 q -c "CREATE EXTENSION pg_cron" >/dev/null
 # a tenant served and clicked
 q -c "SELECT count(*) FROM generate_series(1, 12) g, ecom_serve('cron_shop', 'viewed: item ' || g % 3, ARRAY['item 0', 'item 1', 'item 2', 'item 3'], 2)" >/dev/null

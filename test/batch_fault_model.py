@@ -1,6 +1,6 @@
 """A model directory whose ONNX graph loads but fails at run time for
 batches of more than one text (its output is reshaped to [1, 384]): what an
-ONNX Runtime error inside the inference worker looks like (worker.sh).
+ONNX Runtime error inside the inference worker looks like (test/t/006_worker.sh).
 usage: batch_fault_model.py GOOD_MODEL_DIR OUT_DIR"""
 import json
 import shutil

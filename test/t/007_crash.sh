@@ -7,9 +7,9 @@
 #     transaction committed),
 #   * exactly one active head per tenant,
 #   * the tenant can be scored and adapted again.
-# usage: crash.sh PORT [CYCLES]
+# usage: test/t/007_crash.sh PORT [CYCLES]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PORT=$1 CYCLES=${2:-3}
 scripts/cluster start crash "$PORT"
 trap 'scripts/cluster stop crash "$PORT"' EXIT
@@ -17,7 +17,7 @@ DB=pg_ecom_crash
 psql() { scripts/cluster psql crash "$PORT" "$@"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 psql -d postgres -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -d $DB -q -f pgrx-tests/fixture.sql >/dev/null
+psql -d $DB -q -f test/fixture.sql >/dev/null
 psql -d $DB -q >/dev/null <<'SQL'
 -- a support relation that takes seconds to read, so the kill lands inside ecom_adapt
 CREATE FUNCTION slowly(t text) RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT t FROM pg_sleep(0.05) $$;
