@@ -40,7 +40,7 @@ EOF
 as "$BIN/pg_ctl" -D "$D/data" -l "$D/server.log" -w -t 120 start >/dev/null || { tail -30 "$D/server.log"; exit 1; }
 trap 'as "$BIN/pg_ctl" -D "$D/data" -m fast -w stop >/dev/null; cp "$D/server.log" "$OUTD/server.log"' EXIT
 q() { pg "$BIN/psql" -X -h 127.0.0.1 -p 54399 -U postgres -d postgres -qAt "$@"; }
-q -f pgrx-tests/fixture.sql >/dev/null
+q -f test/fixture.sql >/dev/null
 for _ in $(seq 1 300); do [ "$(q -c "SELECT ecom_worker_stats()->'worker'->>'state'")" != loading ] && break; sleep 0.2; done
 echo "worker: $(q -c "SELECT ecom_worker_stats()->'worker'")"
 echo "model info: $(q -c "SELECT ecom_model_info()->>'provider', ecom_model_info()->>'onnxruntime_version'")"

@@ -21,7 +21,7 @@ WPORT=$(scripts/cluster free-port $((BPORT + 1)))
 PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom" scripts/cluster start bench_worker "$WPORT"
 trap 'scripts/cluster stop bench_backend "$BPORT"; scripts/cluster stop bench_worker "$WPORT"' EXIT
 for port in "$BPORT" "$WPORT"; do
-  scripts/cluster psql x "$port" -d postgres -q -f pgrx-tests/fixture.sql >/dev/null
+  scripts/cluster psql x "$port" -d postgres -q -f test/fixture.sql >/dev/null
 done
 "$VENV/bin/python" benches/worker/bench.py --backend-port "$BPORT" --worker-port "$WPORT" --secs "$SECS" \
   --pgbench "$(${PG_CONFIG:-pg_config} --bindir)/pgbench" --out .ecom/worker-bench.md \
