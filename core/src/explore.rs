@@ -18,8 +18,8 @@
 //! rankings, of which the one shown is the first: never 0 for what was
 //! shown, with a standard error of at most 0.5/√samples.
 
-use crate::rng::Rng;
 use crate::rng::uniform;
+use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {

@@ -221,8 +221,8 @@ pub fn t975(df: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
     use crate::rng::uniform;
+    use crate::rng::Rng;
 
     /// A world of requests with 6 candidates, 2 places, a reward
     /// probability per candidate; the logging policy is uniformly random,

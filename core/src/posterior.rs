@@ -15,8 +15,8 @@
 //! level's plus every taste weight's.
 
 use crate::head::{Head, NB};
-use crate::rng::{normal, Rng};
 use crate::prior::Prior;
+use crate::rng::{normal, Rng};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Posterior {
@@ -129,7 +129,6 @@ pub fn logit_of(theta: &[f32], s: f32, v: &[f32], f: &[f32]) -> f64 {
     let tv: f32 = theta[k + 2..].iter().zip(v).map(|(t, x)| t * x).sum();
     z + f64::from(tv)
 }
-
 
 #[cfg(test)]
 mod tests {

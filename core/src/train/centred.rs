@@ -1,13 +1,11 @@
 //! Events as adaptation sees them, with the fixed text score precomputed
 //! and the item centred on the tenant's mean item.
 
-
-/// An event as adaptation sees it: W is fixed, so the text score W_b · x
-/// is computed once instead of once per step and fold.
-
 use crate::head::{Example, Head};
 use crate::metrics::log_loss;
 
+/// An event as adaptation sees it: W is fixed, so the text score W_b · x
+/// is computed once instead of once per step and fold.
 #[derive(Clone, Copy)]
 pub(super) struct Centred<'a> {
     pub(super) s: f32,
@@ -49,7 +47,10 @@ impl Centred<'_> {
     }
 }
 
-pub(super) fn centred<'a>(h: &Head, exs: impl IntoIterator<Item = &'a Example>) -> Vec<Centred<'a>> {
+pub(super) fn centred<'a>(
+    h: &Head,
+    exs: impl IntoIterator<Item = &'a Example>,
+) -> Vec<Centred<'a>> {
     let d = h.dims();
     exs.into_iter()
         .map(|e| Centred {

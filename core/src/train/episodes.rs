@@ -8,7 +8,11 @@ use crate::rng::Rng;
 use super::adapt::adapt_with;
 use super::config::{AdaptConfig, Task};
 
-pub(super) fn split_task(exs: &[Example], shots: usize, rng: &mut Rng) -> (Vec<Example>, Vec<Example>) {
+pub(super) fn split_task(
+    exs: &[Example],
+    shots: usize,
+    rng: &mut Rng,
+) -> (Vec<Example>, Vec<Example>) {
     let mut idx: Vec<usize> = (0..exs.len()).collect();
     rng.shuffle(&mut idx);
     let shots = shots.min(exs.len() / 2);

@@ -4,9 +4,6 @@
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
-/// The prior of an adaptation as a posterior: `cfg.posterior` when set,
-/// else the group precisions of `cfg.prior`, centred at 0.
-
 use crate::head::{Head, NB};
 use crate::metrics::sigmoid;
 use crate::posterior::Posterior;
@@ -14,6 +11,8 @@ use crate::posterior::Posterior;
 use super::centred::{centred_logit, Centred};
 use super::config::AdaptConfig;
 
+/// The prior of an adaptation as a posterior: `cfg.posterior` when set,
+/// else the group precisions of `cfg.prior`, centred at 0.
 pub(super) fn start_posterior(cfg: &AdaptConfig, k: usize, dims: usize) -> Posterior {
     match &cfg.posterior {
         Some(p) if p.k == k && p.dims == dims => p.clone(),
@@ -24,7 +23,12 @@ pub(super) fn start_posterior(cfg: &AdaptConfig, k: usize, dims: usize) -> Poste
 /// The centre of behaviour b's taste coordinates: the start posterior's
 /// when continuing from one (its precisions are in those coordinates),
 /// else the mean item of b's events.
-pub(super) fn centre_of(cfg: &AdaptConfig, start: &Posterior, mine: &[&Centred], b: usize) -> Vec<f64> {
+pub(super) fn centre_of(
+    cfg: &AdaptConfig,
+    start: &Posterior,
+    mine: &[&Centred],
+    b: usize,
+) -> Vec<f64> {
     if cfg.posterior.is_some() || mine.is_empty() {
         return start.center(b).iter().map(|&c| f64::from(c)).collect();
     }

@@ -1,22 +1,22 @@
 //! Meta-training the global head across tenants: pooled fit, within-tenant
-//! fit of the small part, and the search for the prior.
-
-// Index loops read like the formulas they implement.
-#![allow(clippy::needless_range_loop)]
+//! fit of the small part (`within`), and the search for the prior.
 
 use serde::{Deserialize, Serialize};
 
-use crate::head::{Example, Group, Head, NB};
+use crate::head::{Example, Group, Head};
 use crate::metrics::log_loss;
 use crate::prior::{Prior, FROZEN};
 use crate::rng::Rng;
 
-use super::config::{AdaptConfig, Method, Task, SLICE};
-use super::episodes::{baseline_aucs, episodes, mean_query_loss, query_quality, split_task, Quality};
 use super::adapt::adapt_with;
 use super::centred::centred;
+use super::config::{AdaptConfig, Method, Task, SLICE};
+use super::episodes::{
+    baseline_aucs, episodes, mean_query_loss, query_quality, split_task, Quality,
+};
 use super::newton::descent;
-use super::solvers::{log_loss64, solve, Adam};
+use super::solvers::Adam;
+use super::within::fit_within;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetaConfig {
@@ -95,14 +95,80 @@ pub fn meta_train(
         .flat_map(|&t| tasks[t].examples.iter())
         .collect();
 
-    // 1. pooled training: the best single head for all training tenants.
-    //    Side weights and bias first, by Newton on the pooled events: with
-    //    Adam alone they ended short of where logistic regression on the side
-    //    features puts them (each weight moves at most lr per step), while
-    //    769 text weights per behaviour took up the slack, and the global
-    //    head ranked below the item-popularity feature it was given.
+    // 1. pooled training: the best single head for all training tenants
     let mut head = Head::new(dims, k);
-    fit_small(&mut head, &pooled, &mut between);
+    pooled_training(&mut head, &pooled, cfg, &mut rng, &mut between);
+    // 2. first-order MAML
+    let usable: Vec<usize> = train
+        .iter()
+        .copied()
+        .filter(|&t| tasks[t].examples.len() > cfg.shots + 4)
+        .collect();
+    let searched = cfg.inner_steps > 0 && !usable.is_empty();
+    if searched {
+        maml(&mut head, tasks, &usable, cfg, &mut rng, &mut between);
+    }
+    // 3. the text score's weight against the side features, within tenants
+    within_tenants(&mut head, tasks, val, &order, &mut between);
+    // 4. how far each group may move
+    let prior = if searched {
+        learn_prior(&head, tasks, val, &usable, cfg, &mut between)
+    } else {
+        Prior::frozen()
+    };
+
+    let (val_loss_before, val_loss_after) = if val.is_empty() {
+        (None, None)
+    } else {
+        let eps = episodes(tasks, val, cfg.shots, cfg.seed as u64 ^ 0x5A5A);
+        (
+            Some(mean_query_loss(&head, &eps, None, &mut between)),
+            Some(mean_query_loss(
+                &head,
+                &eps,
+                Some(&inner(cfg, prior)),
+                &mut between,
+            )),
+        )
+    };
+    let report = MetaReport {
+        train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
+        val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
+        n_train: pooled.len(),
+        train_loss: pooled_loss(&head, &pooled, &mut between),
+        val_loss_before,
+        val_loss_after,
+        prior,
+    };
+    (head, report)
+}
+
+/// The inner adaptation of meta-training, under `prior`.
+fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
+    AdaptConfig {
+        steps: cfg.inner_steps,
+        lr: cfg.inner_lr,
+        method: Method::Meta,
+        prior,
+        seed: cfg.seed,
+        posterior: None,
+    }
+}
+
+/// Phase 1, pooled training: the best single head for all training
+/// tenants. Side weights and bias first, by Newton on the pooled events:
+/// with Adam alone they ended short of where logistic regression on the
+/// side features puts them (each weight moves at most lr per step), while
+/// 769 text weights per behaviour took up the slack, and the global head
+/// ranked below the item-popularity feature it was given.
+fn pooled_training(
+    head: &mut Head,
+    pooled: &[&Example],
+    cfg: &MetaConfig,
+    rng: &mut Rng,
+    between: &mut dyn FnMut(),
+) {
+    fit_small(head, pooled, between);
     let mut adam = Adam::new(head.params.len(), cfg.lr);
     let mut grad = vec![0f32; head.params.len()];
     let mut idx: Vec<usize> = (0..pooled.len()).collect();
@@ -118,51 +184,55 @@ pub fn meta_train(
             adam.step(&mut head.params, &grad);
         }
     }
+}
 
-    // 2. first-order MAML: move the start so that a few inner steps on a
-    //    tenant's support set lower the loss on its query set
-    let mut prior = Prior::default();
-    let inner = |prior: Prior| AdaptConfig {
-        steps: cfg.inner_steps,
-        lr: cfg.inner_lr,
-        method: Method::Meta,
-        prior,
-        seed: cfg.seed,
-        posterior: None,
-    };
-    let usable: Vec<usize> = train
-        .iter()
-        .copied()
-        .filter(|&t| tasks[t].examples.len() > cfg.shots + 4)
-        .collect();
-    if cfg.inner_steps > 0 && !usable.is_empty() {
-        let mut meta_adam = Adam::new(head.params.len(), cfg.lr * 0.5);
-        for step in 0..cfg.meta_steps {
-            between();
-            let t = usable[rng.below(usable.len())];
-            let (support, query) = split_task(&tasks[t].examples, cfg.shots, &mut rng);
-            let (adapted, _) = adapt_with(
-                &head,
-                &support,
-                &AdaptConfig {
-                    seed: cfg.seed.wrapping_add(step as i64),
-                    ..inner(prior)
-                },
-                &mut between,
-            );
-            adapted.loss_grad(&query, None, cfg.l2, &mut grad);
-            // the global head has no taste: a taste is a tenant's own
-            grad[head.taste_range()].iter_mut().for_each(|g| *g = 0.0);
-            meta_adam.step(&mut head.params, &grad);
-        }
+/// Phase 2, first-order MAML: move the start so that a few inner steps on
+/// a tenant's support set lower the loss on its query set.
+fn maml(
+    head: &mut Head,
+    tasks: &[Task],
+    usable: &[usize],
+    cfg: &MetaConfig,
+    rng: &mut Rng,
+    between: &mut dyn FnMut(),
+) {
+    let prior = Prior::default();
+    let mut grad = vec![0f32; head.params.len()];
+    let mut meta_adam = Adam::new(head.params.len(), cfg.lr * 0.5);
+    for step in 0..cfg.meta_steps {
+        between();
+        let t = usable[rng.below(usable.len())];
+        let (support, query) = split_task(&tasks[t].examples, cfg.shots, rng);
+        let (adapted, _) = adapt_with(
+            head,
+            &support,
+            &AdaptConfig {
+                seed: cfg.seed.wrapping_add(step as i64),
+                ..inner(cfg, prior)
+            },
+            between,
+        );
+        adapted.loss_grad(&query, None, cfg.l2, &mut grad);
+        // the global head has no taste: a taste is a tenant's own
+        grad[head.taste_range()].iter_mut().for_each(|g| *g = 0.0);
+        meta_adam.step(&mut head.params, &grad);
     }
-    // 3. how much to trust the text score against the side features, on
-    //    tenants whose events W never saw: on its own training events the
-    //    text score is overconfident (769 weights per behaviour from a few
-    //    thousand events), so a gain fitted there drowns the side features.
-    //    Side weights from every tenant (a score's text term held fixed):
-    //    twenty held-out users gave the users' own positive rate a weight of
-    //    +2.5 that a hundred showed to be −0.7 within a user.
+}
+
+/// Phase 3: how much to trust the text score against the side features,
+/// on tenants whose events W never saw: on its own training events the
+/// text score is overconfident (769 weights per behaviour from a few
+/// thousand events), so a gain fitted there drowns the side features.
+/// Side weights from every tenant (a score's text term held fixed): twenty
+/// held-out users gave the users' own positive rate a weight of +2.5 that
+/// a hundred showed to be −0.7 within a user.
+fn within_tenants(
+    head: &mut Head,
+    tasks: &[Task],
+    val: &[usize],
+    everyone: &[usize],
+    between: &mut dyn FnMut(),
+) {
     let group = |ts: &[usize]| -> Vec<Vec<&Example>> {
         ts.iter()
             .map(|&t| tasks[t].examples.iter().collect())
@@ -170,44 +240,38 @@ pub fn meta_train(
     };
     let held = group(val);
     if !val.is_empty() {
-        fit_within(&mut head, &held, true, &mut between);
+        fit_within(head, &held, true, between);
     }
-    let everyone = group(&order);
-    fit_within(&mut head, &everyone, val.is_empty(), &mut between);
-    if cfg.inner_steps > 0 && !usable.is_empty() {
-        // 4. how far each group may move: the prior precisions that lower the
-        //    query loss after adaptation most on held-out tenants (FROZEN =
-        //    do not adapt that group), so adaptation only moves what helps
-        let judge: Vec<usize> = if val.is_empty() {
-            usable.clone()
-        } else {
-            val.to_vec()
-        };
-        let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed as u64 ^ 0xA5A5);
-        let before = baseline_aucs(&head, &episodes);
-        prior = search_prior(&head, |r| {
-            query_quality(&head, &episodes, &before, &inner(r), &mut between)
-        });
-    } else {
-        prior = Prior::frozen();
-    }
+    let everyone = group(everyone);
+    fit_within(head, &everyone, val.is_empty(), between);
+}
 
-    let (val_before, val_after) = if val.is_empty() {
-        (None, None)
+/// Phase 4, how far each group may move: the prior precisions that lower
+/// the query loss after adaptation most on held-out tenants (FROZEN = do
+/// not adapt that group), so adaptation only moves what helps.
+fn learn_prior(
+    head: &Head,
+    tasks: &[Task],
+    val: &[usize],
+    usable: &[usize],
+    cfg: &MetaConfig,
+    between: &mut dyn FnMut(),
+) -> Prior {
+    let judge: Vec<usize> = if val.is_empty() {
+        usable.to_vec()
     } else {
-        let eps = episodes(tasks, val, cfg.shots, cfg.seed as u64 ^ 0x5A5A);
-        (
-            Some(mean_query_loss(&head, &eps, None, &mut between)),
-            Some(mean_query_loss(
-                &head,
-                &eps,
-                Some(&inner(prior)),
-                &mut between,
-            )),
-        )
+        val.to_vec()
     };
-    // the pooled training loss, slice by slice over references (no copy
-    // of the training set)
+    let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed as u64 ^ 0xA5A5);
+    let before = baseline_aucs(head, &episodes);
+    search_prior(head, |r| {
+        query_quality(head, &episodes, &before, &inner(cfg, r), between)
+    })
+}
+
+/// The pooled training loss, slice by slice over references (no copy of
+/// the training set).
+fn pooled_loss(head: &Head, pooled: &[&Example], between: &mut dyn FnMut()) -> f32 {
     let mut train_loss = 0f64;
     for chunk in pooled.chunks(SLICE) {
         train_loss += chunk
@@ -216,16 +280,7 @@ pub fn meta_train(
             .sum::<f64>();
         between();
     }
-    let report = MetaReport {
-        train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
-        val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
-        n_train: pooled.len(),
-        train_loss: (train_loss / pooled.len().max(1) as f64) as f32,
-        val_loss_before: val_before,
-        val_loss_after: val_after,
-        prior,
-    };
-    (head, report)
+    (train_loss / pooled.len().max(1) as f64) as f32
 }
 
 /// Fits gain, side weights and bias of every behaviour to `exs` (W and the
@@ -329,166 +384,4 @@ pub(super) fn search_prior(head: &Head, mut quality: impl FnMut(Prior) -> Qualit
         }
     }
     prior
-}
-
-/// Fits gain and side weights of every behaviour to the tenants in `tasks`
-/// (W and the taste fixed) with one free bias per tenant, then the global
-/// bias to all their events pooled. The per-tenant biases absorb what
-/// differs *between* tenants (one user rates more generously than another),
-/// so gain and side weights are set by what ranks items *within* a tenant,
-/// which is what a recommendation is. Fitted on pooled log-loss instead, the
-/// text score earned its weight by telling generous users from strict ones,
-/// and the global head ranked a user's items below the item-popularity
-/// feature it was given.
-pub(super) fn fit_within(head: &mut Head, tasks: &[Vec<&Example>], fit_gain: bool, between: &mut dyn FnMut()) {
-    let k = head.k;
-    let m = k + 1;
-    let n: usize = tasks.iter().map(|t| t.len()).sum();
-    if n == 0 {
-        return;
-    }
-    // weak priors per event-sum: on the tenant biases (toward the global
-    // bias, so a tenant with one label does not run off to infinity) and
-    // on gain and side weights
-    const PREC: f64 = 1.0;
-    let nt = tasks.len();
-    for b in 0..NB {
-        // per tenant, its events of behaviour b as (z = [text score, side
-        // features..], label), built once: W does not change here
-        let rows: Vec<Vec<(Vec<f64>, f64)>> = tasks
-            .iter()
-            .map(|t| {
-                t.iter()
-                    .filter(|e| e.b == b)
-                    .map(|e| {
-                        let mut z = Vec::with_capacity(m);
-                        z.push(f64::from(head.text_score(b, &e.x)));
-                        z.extend(e.f.iter().map(|&v| f64::from(v)));
-                        (z, f64::from(e.y))
-                    })
-                    .collect()
-            })
-            .collect();
-        if rows.iter().all(|r| r.is_empty()) {
-            continue;
-        }
-        let logit = |z: &[f64], th: &[f64], bias: f64| -> f64 {
-            z.iter().zip(th).map(|(a, c)| a * c).sum::<f64>() + bias
-        };
-        let mut theta: Vec<f64> = head.small(b)[..m].iter().map(|&v| f64::from(v)).collect();
-        let c0 = f64::from(head.small(b)[m]);
-        let mut biases = vec![c0; nt];
-        // Joint Newton on (θ, tenant biases). A feature nearly constant
-        // within a tenant (a user's own positive rate) is almost collinear
-        // with that tenant's bias, and alternating between the two crawls
-        // toward the joint optimum; the bias block of the Hessian is
-        // diagonal, so eliminating it (Schur complement) costs O(T·m²).
-        for _ in 0..12 {
-            let mut g_th = vec![0f64; m];
-            let mut h_th = vec![0f64; m * m];
-            for i in 0..m {
-                g_th[i] += PREC * theta[i];
-                h_th[i * m + i] += PREC;
-            }
-            let mut g_b = vec![0f64; nt];
-            let mut h_b = vec![PREC; nt];
-            let mut h_cross = vec![0f64; nt * m];
-            for (ti, t) in rows.iter().enumerate() {
-                g_b[ti] += PREC * (biases[ti] - c0);
-                for (zz, y) in t {
-                    let p = 1.0 / (1.0 + (-logit(zz, &theta, biases[ti])).exp());
-                    let (r, w) = (p - y, (p * (1.0 - p)).max(1e-6));
-                    g_b[ti] += r;
-                    h_b[ti] += w;
-                    for i in 0..m {
-                        g_th[i] += r * zz[i];
-                        h_cross[ti * m + i] += w * zz[i];
-                        for j in 0..m {
-                            h_th[i * m + j] += w * zz[i] * zz[j];
-                        }
-                    }
-                }
-            }
-            // eliminate the biases: S = H_θθ − Σ_t h_t h_tᵀ / h_bb,t
-            let mut rhs = g_th.clone();
-            for ti in 0..nt {
-                let hc = &h_cross[ti * m..(ti + 1) * m];
-                for i in 0..m {
-                    rhs[i] -= hc[i] * g_b[ti] / h_b[ti];
-                    for j in 0..m {
-                        h_th[i * m + j] -= hc[i] * hc[j] / h_b[ti];
-                    }
-                }
-            }
-            if !fit_gain {
-                // the gain stays: its row and column say δgain = 0
-                for j in 0..m {
-                    h_th[j] = 0.0;
-                    h_th[j * m] = 0.0;
-                }
-                h_th[0] = 1.0;
-                rhs[0] = 0.0;
-            }
-            let Some(dth) = solve(&mut h_th, &mut rhs, m) else {
-                break;
-            };
-            let db: Vec<f64> = (0..nt)
-                .map(|ti| {
-                    let hc = &h_cross[ti * m..(ti + 1) * m];
-                    let cross: f64 = hc.iter().zip(&dth).map(|(a, c)| a * c).sum();
-                    (g_b[ti] - cross) / h_b[ti]
-                })
-                .collect();
-            // halve the step until the objective does not rise: separable
-            // events (a tenant whose labels one feature splits) make a full
-            // Newton step overshoot
-            let objective = |th: &[f64], bs: &[f64]| -> f64 {
-                let mut o = 0.5 * PREC * th.iter().map(|v| v * v).sum::<f64>();
-                for (ti, t) in rows.iter().enumerate() {
-                    o += 0.5 * PREC * (bs[ti] - c0).powi(2);
-                    for (zz, y) in t {
-                        o += log_loss64(logit(zz, th, bs[ti]), *y);
-                    }
-                }
-                o
-            };
-            let base = objective(&theta, &biases);
-            let mut step = 1.0;
-            let mut moved = false;
-            for _ in 0..12 {
-                let mut th: Vec<f64> = theta.iter().zip(&dth).map(|(a, d)| a - step * d).collect();
-                if !fit_gain {
-                    th[0] = theta[0];
-                }
-                th[0] = th[0].max(0.0);
-                let bs: Vec<f64> = biases.iter().zip(&db).map(|(a, d)| a - step * d).collect();
-                if objective(&th, &bs) <= base + 1e-9 {
-                    (theta, biases) = (th, bs);
-                    moved = true;
-                    break;
-                }
-                step /= 2.0;
-            }
-            between();
-            if !moved {
-                break;
-            }
-        }
-        // 3. the global bias: what a tenant with no events of its own gets
-        let mut c = c0;
-        for _ in 0..8 {
-            let (mut g, mut hss) = (PREC * (c - c0), PREC);
-            for (zz, y) in rows.iter().flatten() {
-                let p = 1.0 / (1.0 + (-logit(zz, &theta, c)).exp());
-                g += p - y;
-                hss += (p * (1.0 - p)).max(1e-6);
-            }
-            c -= g / hss;
-        }
-        let mut small: Vec<f32> = theta.iter().map(|&v| v as f32).collect();
-        small.push(c as f32);
-        if small.iter().all(|v| v.is_finite()) {
-            head.set_small(b, &small);
-        }
-    }
 }

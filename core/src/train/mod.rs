@@ -13,6 +13,7 @@ mod newton;
 mod solvers;
 #[cfg(test)]
 mod tests;
+mod within;
 
 pub use adapt::{adapt, adapt_with};
 pub use config::{AdaptConfig, AdaptReport, Method, Task};

@@ -3,6 +3,16 @@
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
+use crate::head::{Head, NB};
+use crate::metrics::sigmoid;
+use crate::posterior::Posterior;
+use crate::prior::FROZEN;
+
+use super::centred::{centred_logit, Centred};
+use super::config::AdaptConfig;
+use super::laplace::{centre_of, start_posterior};
+use super::solvers::{conjugate_gradient, log_loss64, solve};
+
 /// Damped Newton steps on the adapted part only, per behaviour, minimising
 /// mean log-loss plus ½·Σ precision·(θ − θ_start)²/n. The problem is convex,
 /// so a few steps converge without a tuned step size. Without the taste
@@ -20,16 +30,6 @@
 /// by the prior — pushed τ along that direction, which ranks items by how
 /// typical they are: noise, not taste. Centred, the bias prior governs the
 /// level and the taste only which items.
-
-use crate::head::{Head, NB};
-use crate::metrics::sigmoid;
-use crate::prior::FROZEN;
-
-use super::centred::{centred_logit, Centred};
-use super::config::AdaptConfig;
-use super::laplace::{centre_of, start_posterior};
-use super::solvers::{conjugate_gradient, log_loss64, solve};
-
 pub(super) fn descent(
     start: &Head,
     exs: &[Centred],
@@ -43,138 +43,36 @@ pub(super) fn descent(
     let m = k + 2 + if with_taste { h.dims() } else { 0 };
     let n = exs.len().max(1) as f64;
     let start_post = start_posterior(cfg, k, h.dims());
+    let shape = Shape {
+        with_taste,
+        k,
+        m,
+        n,
+    };
     // what does not change between steps, per behaviour: its events, their
     // mean item (the centre), the scores of a frozen taste, and the start in
     // centred coordinates
     let parts: Vec<Part> = (0..NB)
-        .filter_map(|b| {
-            let mine: Vec<&Centred> = exs.iter().filter(|e| e.b == b).collect();
-            if mine.is_empty() {
-                return None;
-            }
-            let mut center = Vec::new();
-            let mut theta0 = if with_taste {
-                center = centre_of(cfg, &start_post, &mine, b);
-                start.adapted(b)
-            } else {
-                start.small(b)
-            };
-            let prec: Vec<f64> = start_post.precision(b)[..m]
-                .iter()
-                .map(|&p| f64::from(p) / n)
-                .collect();
-            recentre(&mut theta0, k, &center, 1.0);
-            let offsets = mine
-                .iter()
-                .map(|e| {
-                    if with_taste {
-                        0.0
-                    } else {
-                        f64::from(start.taste_score(b, e.v)) // a frozen taste still scores
-                    }
-                })
-                .collect();
-            Some(Part {
-                b,
-                mine,
-                center,
-                offsets,
-                theta0,
-                prec,
-            })
-        })
+        .filter_map(|b| Part::new(start, exs, cfg, &start_post, shape, b))
         .collect();
     for t in 1..=cfg.steps {
         for part in &parts {
-            let Part {
-                b,
-                mine,
-                center,
-                offsets,
-                theta0,
-                prec,
-            } = part;
-            let b = *b;
-            let mut theta = if with_taste { h.adapted(b) } else { h.small(b) };
-            recentre(&mut theta, k, center, 1.0);
-            let mut grad = vec![0f64; m];
-            let mut w = Vec::with_capacity(mine.len());
-            for e in mine {
-                let p = f64::from(sigmoid(centred_logit(&h, e)));
-                e.axpy((p - f64::from(e.y)) / n, &mut grad, center);
-                w.push((p * (1.0 - p)).max(1e-6) / n);
-            }
-            for i in 0..m {
-                grad[i] += prec[i] * f64::from(theta[i] - theta0[i]);
-            }
-            let delta = if with_taste {
-                conjugate_gradient(mine, &w, prec, &grad, center, &mut || each(None))
-            } else {
-                let mut hess = vec![0f64; m * m];
-                let mut z = vec![0f64; m];
-                for (e, &wi) in mine.iter().zip(&w) {
-                    z.iter_mut().for_each(|v| *v = 0.0);
-                    e.axpy(1.0, &mut z, &[]);
-                    for i in 0..m {
-                        for j in 0..m {
-                            hess[i * m + j] += wi * z[i] * z[j];
-                        }
-                    }
-                }
-                for i in 0..m {
-                    hess[i * m + i] += prec[i];
-                }
-                solve(&mut hess, &mut grad, m)
-            };
-            // the objective at θ (centred coordinates), for the line search
-            let objective = |th: &[f32]| -> f64 {
-                let th: Vec<f64> = th.iter().map(|&v| f64::from(v)).collect();
-                let mut o = 0.0;
-                for (e, off) in mine.iter().zip(offsets) {
-                    o += log_loss64(e.dot(&th, center) + off, f64::from(e.y)) / n;
-                }
-                for i in 0..m {
-                    o += 0.5 * prec[i] * (th[i] - f64::from(theta0[i])).powi(2);
-                }
-                o
-            };
-            if let Some(delta) = delta {
-                // A full Newton step can overshoot where the events are
-                // (nearly) separable and the prior is weak; halve it until
-                // the objective does not rise. A tenant may trust text more
-                // or less than the global head does, but never invert it: a
-                // gain below zero would rank what the text says fits the
-                // user last. Sixteen events can ask for that by chance; the
-                // projection refuses it.
-                let base = objective(&theta);
-                let mut step = f64::from(cfg.lr);
-                let mut accepted = None;
-                for _ in 0..12 {
-                    let mut next: Vec<f32> = theta
-                        .iter()
-                        .zip(&delta)
-                        .map(|(p, d)| p - (step * d) as f32)
-                        .collect();
-                    next[0] = next[0].max(0.0);
-                    if objective(&next) <= base + 1e-12 {
-                        accepted = Some(next);
-                        break;
-                    }
-                    step /= 2.0;
-                }
-                let Some(mut next) = accepted else {
-                    continue;
-                };
-                recentre(&mut next, k, center, -1.0);
-                if with_taste {
-                    h.set_adapted(b, &next);
-                } else {
-                    h.set_small(b, &next);
-                }
-            }
+            part.step(&mut h, cfg, &mut || each(None));
         }
         each(Some((t, &h)));
     }
+}
+
+/// The sizes `descent` works with, the same for every behaviour.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// whether the taste is adapted (else it is frozen and only scores)
+    with_taste: bool,
+    k: usize,
+    /// adapted parameters per behaviour
+    m: usize,
+    /// the number of events (at least 1): the objective is a mean
+    n: f64,
 }
 
 /// One behaviour's share of `descent`, fixed across its steps.
@@ -187,6 +85,166 @@ pub(super) struct Part<'e, 'a> {
     theta0: Vec<f32>,
     /// the prior's precision of each adapted parameter, divided by n
     pub(super) prec: Vec<f64>,
+    shape: Shape,
+}
+
+impl<'e, 'a> Part<'e, 'a> {
+    /// Behaviour b's part, or None if it has no events.
+    fn new(
+        start: &Head,
+        exs: &'e [Centred<'a>],
+        cfg: &AdaptConfig,
+        start_post: &Posterior,
+        shape: Shape,
+        b: usize,
+    ) -> Option<Self> {
+        let Shape {
+            with_taste,
+            k,
+            m,
+            n,
+        } = shape;
+        let mine: Vec<&Centred> = exs.iter().filter(|e| e.b == b).collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let mut center = Vec::new();
+        let mut theta0 = if with_taste {
+            center = centre_of(cfg, start_post, &mine, b);
+            start.adapted(b)
+        } else {
+            start.small(b)
+        };
+        let prec: Vec<f64> = start_post.precision(b)[..m]
+            .iter()
+            .map(|&p| f64::from(p) / n)
+            .collect();
+        recentre(&mut theta0, k, &center, 1.0);
+        let offsets = mine
+            .iter()
+            .map(|e| {
+                if with_taste {
+                    0.0
+                } else {
+                    f64::from(start.taste_score(b, e.v)) // a frozen taste still scores
+                }
+            })
+            .collect();
+        Some(Part {
+            b,
+            mine,
+            center,
+            offsets,
+            theta0,
+            prec,
+            shape,
+        })
+    }
+
+    /// One damped Newton step of this behaviour's adapted part of `h`;
+    /// `tick` is an interruption point inside the conjugate gradients.
+    fn step(&self, h: &mut Head, cfg: &AdaptConfig, tick: &mut dyn FnMut()) {
+        let Shape { with_taste, k, .. } = self.shape;
+        let b = self.b;
+        let mut theta = if with_taste { h.adapted(b) } else { h.small(b) };
+        recentre(&mut theta, k, &self.center, 1.0);
+        let (mut grad, w) = self.gradient(h, &theta);
+        let delta = if with_taste {
+            conjugate_gradient(&self.mine, &w, &self.prec, &grad, &self.center, tick)
+        } else {
+            self.dense_solve(&w, &mut grad)
+        };
+        if let Some(delta) = delta {
+            let Some(mut next) = self.line_search(&theta, &delta, cfg.lr) else {
+                return;
+            };
+            recentre(&mut next, k, &self.center, -1.0);
+            if with_taste {
+                h.set_adapted(b, &next);
+            } else {
+                h.set_small(b, &next);
+            }
+        }
+    }
+
+    /// The objective's gradient at θ (centred coordinates) and each
+    /// event's Hessian weight p(1 − p)/n.
+    fn gradient(&self, h: &Head, theta: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let Shape { m, n, .. } = self.shape;
+        let (mine, center, prec, theta0) = (&self.mine, &self.center, &self.prec, &self.theta0);
+        let mut grad = vec![0f64; m];
+        let mut w = Vec::with_capacity(mine.len());
+        for e in mine {
+            let p = f64::from(sigmoid(centred_logit(h, e)));
+            e.axpy((p - f64::from(e.y)) / n, &mut grad, center);
+            w.push((p * (1.0 - p)).max(1e-6) / n);
+        }
+        for i in 0..m {
+            grad[i] += prec[i] * f64::from(theta[i] - theta0[i]);
+        }
+        (grad, w)
+    }
+
+    /// The Newton step without a taste: the dense (k+2)² system.
+    fn dense_solve(&self, w: &[f64], grad: &mut [f64]) -> Option<Vec<f64>> {
+        let m = self.shape.m;
+        let mut hess = vec![0f64; m * m];
+        let mut z = vec![0f64; m];
+        for (e, &wi) in self.mine.iter().zip(w) {
+            z.iter_mut().for_each(|v| *v = 0.0);
+            e.axpy(1.0, &mut z, &[]);
+            for i in 0..m {
+                for j in 0..m {
+                    hess[i * m + j] += wi * z[i] * z[j];
+                }
+            }
+        }
+        for i in 0..m {
+            hess[i * m + i] += self.prec[i];
+        }
+        solve(&mut hess, grad, m)
+    }
+
+    /// The objective at θ (centred coordinates), for the line search.
+    fn objective(&self, th: &[f32]) -> f64 {
+        let Shape { m, n, .. } = self.shape;
+        let th: Vec<f64> = th.iter().map(|&v| f64::from(v)).collect();
+        let mut o = 0.0;
+        for (e, off) in self.mine.iter().zip(&self.offsets) {
+            o += log_loss64(e.dot(&th, &self.center) + off, f64::from(e.y)) / n;
+        }
+        for i in 0..m {
+            o += 0.5 * self.prec[i] * (th[i] - f64::from(self.theta0[i])).powi(2);
+        }
+        o
+    }
+
+    /// θ − step·δ for the longest step (lr, lr/2, ..) that does not raise
+    /// the objective, or None after 12 halvings.
+    ///
+    /// A full Newton step can overshoot where the events are (nearly)
+    /// separable and the prior is weak; halve it until the objective does
+    /// not rise. A tenant may trust text more or less than the global head
+    /// does, but never invert it: a gain below zero would rank what the
+    /// text says fits the user last. Sixteen events can ask for that by
+    /// chance; the projection refuses it.
+    fn line_search(&self, theta: &[f32], delta: &[f64], lr: f32) -> Option<Vec<f32>> {
+        let base = self.objective(theta);
+        let mut step = f64::from(lr);
+        for _ in 0..12 {
+            let mut next: Vec<f32> = theta
+                .iter()
+                .zip(delta)
+                .map(|(p, d)| p - (step * d) as f32)
+                .collect();
+            next[0] = next[0].max(0.0);
+            if self.objective(&next) <= base + 1e-12 {
+                return Some(next);
+            }
+            step /= 2.0;
+        }
+        None
+    }
 }
 
 /// To centred coordinates (`sign` = 1: c̃ = c + τ·v̄) and back (−1). A

@@ -4,15 +4,12 @@
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
-
-
-/// `log_loss` in f64.
-
 use crate::head::{Example, Head};
 
 use super::centred::Centred;
 use super::config::SLICE;
 
+/// `log_loss` in f64.
 pub(super) fn log_loss64(z: f64, y: f64) -> f64 {
     z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
 }

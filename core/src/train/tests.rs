@@ -367,10 +367,9 @@ fn the_taste_stays_frozen_where_tenants_share_one_taste() {
 fn a_prior_stored_before_the_taste_keeps_the_taste_frozen() {
     // 0.1.x heads store {"gain", "side", "bias"}: their tenants adapt
     // exactly as before (no taste, early stopping by cross-validation)
-    let p: Prior = serde_json::from_value(
-        serde_json::json!({"gain": 0.016, "side": 0.016, "bias": 0.016}),
-    )
-    .unwrap();
+    let p: Prior =
+        serde_json::from_value(serde_json::json!({"gain": 0.016, "side": 0.016, "bias": 0.016}))
+            .unwrap();
     assert_eq!(p.taste, FROZEN);
     let tasks = synthetic(1, 40, 5);
     let head = Head::new(8, 1);
@@ -573,132 +572,4 @@ fn separable_events_give_bounded_weights() {
             assert!(z.abs() < 100.0, "logit {z}");
         }
     }
-}
-
-// TEMPORARY: bit-identity golden print for the refactor of meta/newton/adapt.
-fn golden_bits(xs: &[f32]) -> String {
-    xs.iter().map(|v| format!("{:08x}", v.to_bits())).collect::<Vec<_>>().join(" ")
-}
-
-fn golden_prior(p: &Prior) -> String {
-    golden_bits(&[p.gain, p.side, p.bias, p.taste])
-}
-
-fn golden_meta(name: &str, tasks: &[Task], dims: usize, k: usize, cfg: &MetaConfig) -> (Head, MetaReport) {
-    let mut calls = 0usize;
-    let (head, r) = meta_train(tasks, dims, k, cfg, || calls += 1);
-    println!("== meta {name}: between calls {calls}");
-    println!("params {}", golden_bits(&head.params));
-    println!("t {} k {}", head.t, head.k);
-    println!("train {:?} val {:?} n_train {}", r.train_tenants, r.val_tenants, r.n_train);
-    println!("train_loss {:08x}", r.train_loss.to_bits());
-    println!("val_before {:?} val_after {:?}", r.val_loss_before.map(f32::to_bits), r.val_loss_after.map(f32::to_bits));
-    println!("prior {}", golden_prior(&r.prior));
-    (head, r)
-}
-
-fn golden_adapt(name: &str, head: &Head, support: &[Example], cfg: &AdaptConfig) -> AdaptReport {
-    let mut calls = 0usize;
-    let (h, r) = adapt_with(head, support, cfg, &mut || calls += 1);
-    println!("== adapt {name}: between calls {calls}");
-    println!("params {}", golden_bits(&h.params));
-    println!("n {} before {:08x} after {:08x} steps {}", r.n, r.loss_before.to_bits(), r.loss_after.to_bits(), r.steps_used);
-    println!("post k {} dims {}", r.posterior.k, r.posterior.dims);
-    println!("post precision {}", golden_bits(&r.posterior.precision));
-    println!("post center {}", golden_bits(&r.posterior.center));
-    r
-}
-
-#[test]
-fn golden_print() {
-    // 1. synthetic, few meta steps
-    let tasks = synthetic(6, 60, 3);
-    let cfg = MetaConfig { meta_steps: 30, ..MetaConfig::default() };
-    let (h1, r1) = golden_meta("synthetic", &tasks, 8, 1, &cfg);
-    // 2. tastes, defaults (taste searched)
-    let ttasks = tastes(24, 120, 21);
-    let (h2, r2) = golden_meta("tastes", &ttasks, 8, 1, &MetaConfig::default());
-    // 3. one tenant: no validation tenants
-    let one = synthetic(1, 80, 5);
-    golden_meta("single", &one, 8, 1, &MetaConfig { meta_steps: 20, ..MetaConfig::default() });
-    // 4. inner_steps 0: pooled only, frozen prior
-    golden_meta("pooled", &tasks, 8, 1, &MetaConfig { inner_steps: 0, ..MetaConfig::default() });
-    // 5. k = 2, k = 0, and separable labels
-    let mut r = Rng::new(17);
-    let mut unit = move || (r.next_u64() % 20001) as f32 / 10000.0 - 1.0;
-    let k2: Vec<Task> = (0..12)
-        .map(|t| {
-            let generosity = unit() * 2.0;
-            let examples = (0..60)
-                .map(|_| {
-                    let u: Vec<f32> = (0..8).map(|_| unit()).collect();
-                    let v: Vec<f32> = (0..8).map(|_| unit()).collect();
-                    let pop = unit();
-                    let z = 1.5 * pop + generosity + 1.5 * unit();
-                    Example { x: text_features(&u, &v), f: vec![pop, generosity / 2.0], b: t % NB, y: if z > 0.0 { 1.0 } else { 0.0 } }
-                })
-                .collect();
-            task(t, examples)
-        })
-        .collect();
-    golden_meta("k2", &k2, 8, 2, &MetaConfig { meta_steps: 40, ..MetaConfig::default() });
-    let k0: Vec<Task> = k2
-        .iter()
-        .map(|t| Task { tenant: t.tenant.clone(), ordered: false, examples: t.examples.iter().map(|e| Example { f: vec![], ..e.clone() }).collect() })
-        .collect();
-    golden_meta("k0", &k0, 8, 0, &MetaConfig { meta_steps: 40, ..MetaConfig::default() });
-    let mut sep = synthetic(6, 60, 13);
-    for t in sep.iter_mut() {
-        for e in t.examples.iter_mut() {
-            e.y = if e.f[0] > 0.0 { 1.0 } else { 0.0 };
-        }
-    }
-    golden_meta("separable", &sep, 8, 1, &MetaConfig { meta_steps: 40, ..MetaConfig::default() });
-
-    // adaptation: with the learned priors, a taste, a continuation, Full
-    let test = synthetic(2, 120, 99);
-    let exs = &test[0].examples;
-    golden_adapt("meta-synthetic", &h1, &exs[..32], &meta(5, r1.prior, 1));
-    let tt = tastes(3, 200, 77);
-    let texs = &tt[1].examples;
-    let tcfg = meta(5, r2.prior, 1);
-    let first = golden_adapt("meta-taste", &h2, &texs[..40], &tcfg);
-    let (fh, _) = adapt_with(&h2, &texs[..40], &tcfg, &mut || {});
-    let carried = AdaptConfig { posterior: Some(first.posterior.clone()), ..tcfg.clone() };
-    golden_adapt("meta-taste-continued", &fh, &texs[40..100], &carried);
-    let taste_prior = Prior { gain: 0.16, side: 0.16, bias: 0.16, taste: 1.0 };
-    let c2 = golden_adapt("meta-taste-fixed", &h1, &exs[..48], &meta(8, taste_prior, 4));
-    let (h1a, _) = adapt_with(&h1, &exs[..48], &meta(8, taste_prior, 4), &mut || {});
-    golden_adapt(
-        "meta-taste-fixed-continued",
-        &h1a,
-        &exs[48..],
-        &AdaptConfig { posterior: Some(c2.posterior.clone()), ..meta(8, taste_prior, 4) },
-    );
-    // early stopping by cross-validation (frozen taste, >= 8 events)
-    golden_adapt("meta-default", &h1, &exs[..40], &meta(10, Prior::default(), 9));
-    let notaste = Prior { taste: FROZEN, ..Prior::default() };
-    let cv = golden_adapt("meta-cv", &h1, &exs[..40], &meta(10, notaste, 9));
-    let (h1c, _) = adapt_with(&h1, &exs[..40], &meta(10, notaste, 9), &mut || {});
-    golden_adapt(
-        "meta-cv-continued",
-        &h1c,
-        &exs[40..],
-        &AdaptConfig { posterior: Some(cv.posterior.clone()), ..meta(10, notaste, 9) },
-    );
-    golden_adapt("meta-cv-r1", &h1, &exs[..64], &meta(10, Prior { taste: FROZEN, ..r1.prior }, 5));
-    golden_adapt("meta-cv-small", &h1, &exs[..6], &meta(10, notaste, 9));
-    golden_adapt("meta-empty", &h1, &[], &meta(5, Prior::default(), 9));
-    golden_adapt(
-        "full",
-        &h1,
-        &exs[..50],
-        &AdaptConfig { steps: 20, lr: 0.3, method: Method::Full, prior: Prior::default(), seed: 2, posterior: None },
-    );
-    golden_adapt(
-        "full-continued",
-        &h1,
-        &exs[50..],
-        &AdaptConfig { steps: 7, lr: 0.3, method: Method::Full, prior: r1.prior, seed: 2, posterior: Some(first.posterior.clone()) },
-    );
 }
