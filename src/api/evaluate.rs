@@ -1,4 +1,4 @@
-//! The loop's learning: ecom_learn and ecom_evaluate.
+//! Off-policy evaluation: ecom_evaluate.
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -6,32 +6,7 @@ use pgrx::JsonB;
 
 use super::predict::behaviour;
 use super::{invalid_argument, tenant_arg};
-use crate::pipeline::learn::{self, Activate};
 use crate::store::heads;
-use crate::store::versions;
-
-/// Adapts `tenant`'s head from its impressions and their feedback: from
-/// the active version, with the events logged after it (a Bayesian update:
-/// its posterior is the prior), or with `since` from the global head over
-/// the impressions since then. Stores a new version; `activate`:
-/// 'if_better' (when its off-policy estimate on the latest requests beats
-/// the active head's), 'always' or 'never'. Reads at most
-/// pg_ecom.learn_max_impressions of the most recent impressions older than
-/// pg_ecom.feedback_window. Nothing to learn from: no new version.
-#[pg_extern(volatile, parallel_unsafe, cost = 1000000)]
-fn ecom_learn(
-    tenant: Option<&str>,
-    since: default!(Option<TimestampWithTimeZone>, "NULL"),
-    activate: default!(Option<&str>, "'if_better'"),
-) -> JsonB {
-    versions::require_writable("ecom_learn");
-    heads::require_current_schema();
-    let started = std::time::Instant::now();
-    let tenant = tenant_arg(tenant);
-    let activate =
-        Activate::parse(activate.unwrap_or("if_better")).unwrap_or_else(|e| invalid_argument(e));
-    JsonB(learn::learn(tenant, since, activate, started))
-}
 
 /// What `version` of `tenant`'s heads (NULL: the head serving the tenant
 /// now) would earn per impression, ranking greedily over the candidates
@@ -50,5 +25,7 @@ fn ecom_evaluate(
     let b = self::behaviour(
         behaviour.unwrap_or_else(|| invalid_argument("behaviour must not be NULL".into())),
     );
-    JsonB(learn::evaluate_version(tenant, version, b, since))
+    JsonB(crate::pipeline::evaluate::evaluate_version(
+        tenant, version, b, since,
+    ))
 }

@@ -1,8 +1,16 @@
-//! Thin `#[pg_extern]` wrappers: argument checks and type conversion only.
+//! The SQL surface: thin `#[pg_extern]` wrappers. Each checks and converts
+//! its arguments, calls one function of `pipeline` (or, for a single read
+//! or write, of `store`/`encoder`) and wraps the result.
+//!
+//! May import every layer below; nothing imports `api`.
 
+mod adapt;
+mod args;
 mod embed;
 mod evaluate;
 mod explain;
+mod feedback;
+mod heads;
 mod info;
 mod learn;
 mod predict;
@@ -11,16 +19,7 @@ mod similarity;
 mod tokenize;
 mod worker_stats;
 
-use pgrx::PgSqlErrorCode;
-
-/// ERROR for a bad argument value (SQLSTATE 22023).
-pub(crate) fn invalid_argument(message: String) -> ! {
-    crate::pg::errors::raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        message,
-        None,
-    )
-}
+pub(crate) use crate::pg::errors::invalid_argument;
 
 /// A tenant argument that must name a tenant: NULL or '' is an ERROR.
 pub(crate) fn tenant_arg(tenant: Option<&str>) -> &str {

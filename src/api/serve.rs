@@ -1,4 +1,4 @@
-//! Ranking and the loop's writes: ecom_rank, ecom_serve, ecom_feedback.
+//! Ranking: ecom_rank, and ecom_serve, which also logs what it shows.
 
 use pgrx::prelude::*;
 
@@ -134,7 +134,7 @@ fn ecom_rank(
     TableIterator::new(rows)
 }
 
-fn required<T>(v: Option<T>, name: &str) -> T {
+pub(super) fn required<T>(v: Option<T>, name: &str) -> T {
     v.unwrap_or_else(|| invalid_argument(format!("{name} must not be NULL")))
 }
 
@@ -202,50 +202,4 @@ fn ecom_serve(
             .map(|(s, id)| (id, s.item_index, s.item, s.score, s.rank, s.propensity))
             .collect::<Vec<_>>(),
     )
-}
-
-/// Records what followed impression `impression_id`: `behaviour` happened
-/// (label true) or not. Idempotent per (impression, behaviour): returns
-/// false when it was already recorded so. With pg_ecom.feedback_implies
-/// (on by default) a positive label also records the behaviours before it
-/// in the funnel (browse < click < cart < purchase) as positive, never
-/// replacing a label given explicitly.
-#[pg_extern(volatile, parallel_unsafe, cost = 1000)]
-fn ecom_feedback(
-    impression_id: Option<i64>,
-    behaviour: Option<&str>,
-    label: default!(Option<bool>, true),
-) -> bool {
-    versions::require_writable_to("ecom_feedback", "feedback");
-    heads::require_current_schema();
-    let id = required(impression_id, "impression_id");
-    let b = self::behaviour(required(behaviour, "behaviour"));
-    let label = required(label, "label");
-    crate::store::feedback::record(id, b, label, crate::pg::settings::feedback_implies())
-}
-
-/// The bulk form: every row of `feedback` (impression_id bigint, behaviour
-/// text, label boolean), all or nothing. Returns the rows written or
-/// changed in ecom.feedback (implied ones included).
-///
-/// The argument arrives as a bare oid (SQL type regclass, declared below):
-/// pgrx's PgRelation would open it before this function runs, and an oid
-/// naming no relation (`ecom_feedback(42)`, which PostgreSQL resolves to
-/// this form) would fail there with an internal error instead of ours.
-#[pg_extern(
-    name = "ecom_feedback",
-    sql = r#"
-CREATE FUNCTION "ecom_feedback"(
-	"feedback" regclass
-) RETURNS bigint
-VOLATILE PARALLEL UNSAFE COST 100000
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'ecom_feedback_relation_wrapper';
-"#
-)]
-fn ecom_feedback_relation(feedback: Option<pg_sys::Oid>) -> i64 {
-    versions::require_writable_to("ecom_feedback", "feedback");
-    heads::require_current_schema();
-    let rel = required(feedback, "feedback relation");
-    crate::store::feedback::record_relation(rel, crate::pg::settings::feedback_implies())
 }

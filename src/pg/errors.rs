@@ -36,6 +36,15 @@ pub fn raise(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
     unreachable!()
 }
 
+/// ERROR for a bad argument value (SQLSTATE 22023).
+pub fn invalid_argument(message: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message,
+        None,
+    )
+}
+
 /// The longest tenant name any function takes, in bytes: names are keys
 /// of unique indexes (whose entries must fit a third of a page) and are
 /// quoted in messages.

@@ -4,5 +4,11 @@
 //! May import: `store`, `encoder`, `worker`'s client, `pg`, pg_ecom_core.
 //! Never `api`.
 
+pub mod adapt;
+pub mod evaluate;
+pub mod featurise;
+pub mod forget;
+pub mod judge;
 pub mod learn;
+pub mod meta_train;
 pub mod serve;

@@ -1,0 +1,121 @@
+//! Training heads: ecom_adapt (one tenant) and ecom_meta_train (the
+//! global head, across tenants).
+
+use std::time::Instant;
+
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgRelation};
+
+use super::args::{positive, positive_int, steps_in_range};
+use super::invalid_argument;
+use crate::pipeline::adapt::{self, AdaptRequest};
+use crate::pipeline::meta_train;
+use crate::store::heads;
+use crate::store::versions;
+use pg_ecom_core::train::{MetaConfig, Method};
+
+/// Adapts `tenant`'s head to the labelled events in `support` (columns
+/// context text, item text, behaviour text, label boolean [, features
+/// real[]]), stores and activates a new version. `start`: 'global' (the
+/// global head), 'active' (the tenant's active head, else global) or
+/// 'scratch'. `method`: 'meta' (the safeguarded adaptation) or 'full'
+/// (plain gradient descent on every weight, for comparison). `lr` NULL =
+/// 1.0 for 'meta' (a full Newton step) and 0.1 for 'full'.
+#[pg_extern(volatile, parallel_unsafe, cost = 1000000)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_adapt(
+    tenant: Option<&str>,
+    support: Option<PgRelation>,
+    steps: default!(Option<i32>, 5),
+    lr: default!(Option<f64>, "NULL"),
+    start: default!(Option<&str>, "'global'"),
+    method: default!(Option<&str>, "'meta'"),
+    seed: default!(Option<i64>, 42),
+) -> JsonB {
+    versions::require_writable("ecom_adapt");
+    heads::require_current_schema();
+    let started = Instant::now();
+    let tenant = tenant.unwrap_or_else(|| {
+        invalid_argument(
+            "tenant must not be NULL (the global head is learned by ecom_meta_train)".into(),
+        )
+    });
+    let tenant = super::tenant_arg(Some(tenant));
+    let support = support
+        .unwrap_or_else(|| invalid_argument("support relation must not be NULL".into()))
+        .oid();
+    let steps = steps_in_range("steps", steps.unwrap_or(5), 1);
+    let method = Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| invalid_argument(e));
+    let lr = match lr {
+        None => {
+            if method == Method::Meta {
+                1.0
+            } else {
+                0.1
+            }
+        }
+        Some(v) => positive("lr", v),
+    } as f32;
+    JsonB(adapt::adapt(
+        &AdaptRequest {
+            tenant,
+            support,
+            steps,
+            lr,
+            start: start.unwrap_or("global"),
+            method,
+            // kept as given: the stored value can be passed back as a bigint
+            seed: seed.unwrap_or(42),
+        },
+        started,
+    ))
+}
+
+/// Meta-learns the global head across the tenants of `source` (columns
+/// tenant text, context text, item text, behaviour text, label boolean
+/// [, features real[]]); stores and activates it as a new global version.
+/// `inner_steps` = 0 trains one pooled head with no meta-learning.
+#[pg_extern(volatile, parallel_unsafe, cost = 10000000)]
+#[allow(clippy::too_many_arguments)]
+fn ecom_meta_train(
+    source: Option<PgRelation>,
+    inner_steps: default!(Option<i32>, 5),
+    meta_steps: default!(Option<i32>, 200),
+    epochs: default!(Option<i32>, 3),
+    lr: default!(Option<f64>, 0.01),
+    shots: default!(Option<i32>, 16),
+    val_fraction: default!(Option<f64>, 0.2),
+    seed: default!(Option<i64>, 42),
+    l2: default!(Option<f64>, 0.001),
+) -> JsonB {
+    versions::require_writable("ecom_meta_train");
+    heads::require_current_schema();
+    let started = Instant::now();
+    let source = source
+        .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
+        .oid();
+    let cfg = MetaConfig {
+        inner_steps: steps_in_range("inner_steps", inner_steps.unwrap_or(5), 0),
+        meta_steps: positive_int("meta_steps", meta_steps.unwrap_or(200)),
+        epochs: positive_int("epochs", epochs.unwrap_or(3)),
+        lr: positive("lr", lr.unwrap_or(0.01)) as f32,
+        shots: positive_int("shots", shots.unwrap_or(16)),
+        val_fraction: {
+            let v = val_fraction.unwrap_or(0.2);
+            if !(0.0..1.0).contains(&v) {
+                invalid_argument(format!("val_fraction must be in [0, 1), got {v}"));
+            }
+            v as f32
+        },
+        seed: seed.unwrap_or(42),
+        l2: {
+            let v = l2.unwrap_or(0.001);
+            if !v.is_finite() || v < 0.0 {
+                invalid_argument(format!("l2 must be zero or positive, got {v}"));
+            }
+            v as f32
+        },
+        ..MetaConfig::default()
+    };
+    JsonB(meta_train::meta_train(source, &cfg, started))
+}
