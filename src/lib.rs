@@ -97,7 +97,7 @@ SELECT pg_catalog.pg_extension_config_dump('ecom.heads', '');
 SELECT pg_catalog.pg_extension_config_dump('ecom.heads_id_seq', '');
 
 -- security_invoker: the caller's privileges and row-level security policies
--- on ecom.heads apply through the view too (README, tenant isolation)
+-- on ecom.heads apply through the view too (docs/security.md)
 CREATE VIEW ecom.tenant_summary WITH (security_invoker = true) AS
 SELECT coalesce(h.tenant, '(global)')            AS tenant,
        h.tenant IS NULL                           AS is_global,
@@ -117,7 +117,7 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
     bootstrap
 );
 
-// The loop: what ecom_serve showed, and what followed (README, closing the loop).
+// The loop: what ecom_serve showed, and what followed (docs/loop.md).
 pgrx::extension_sql_file!("store/loop_schema.sql", name = "ecom_loop_schema");
 
 // Rows the planner should expect from the set-returning functions (pgrx

@@ -98,7 +98,7 @@ fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
 
 /// The `k` best of `items` for `context`; items are encoded in batches.
 /// NULL items are not ranked. `explore` other than 'none' samples the
-/// ranking (README, closing the loop); `seed` makes it reproducible.
+/// ranking (docs/loop.md); `seed` makes it reproducible.
 /// VOLATILE: with exploration two calls may differ. ROWS 10 in lib.rs.
 #[pg_extern(volatile, parallel_safe, cost = 100000)]
 #[allow(clippy::too_many_arguments)]

@@ -19,7 +19,7 @@
 //! log: with log_min_messages above a message's level (for example `fatal`
 //! hides ERRORs from the log) the hook does not run, and a client asking
 //! for VERBOSITY verbose sees the Rust file and line of that message
-//! (README, Reliability).
+//! (docs/reliability.md).
 
 use std::ffi::{CStr, CString};
 

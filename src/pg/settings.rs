@@ -239,7 +239,7 @@ fn register_settings() {
     );
 }
 
-/// Worker mode (README, "One model per server"). Sizes of shared memory
+/// Worker mode (docs/worker.md). Sizes of shared memory
 /// are fixed at server start; what a user could use to make the server hold
 /// more is superuser-only.
 fn register_worker_settings() {

@@ -12,7 +12,7 @@ use pg_ecom_core::ope;
 /// (the latest fifth, at least `MIN_HOLDOUT_REQUESTS`) beats the head
 /// serving now on them, each estimated by DR with its own probabilities
 /// as the direct model (as ecom_evaluate estimates a head), paired on the
-/// same impressions. What it guarantees (README, activation): where the
+/// same impressions. What it guarantees (docs/loop.md, activation): where the
 /// logged propensities cover what both would show and the item-position
 /// model holds, a probe no better than the serving head on those requests
 /// is activated with probability about 2.5 % (the lower end of a 95 %

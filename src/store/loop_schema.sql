@@ -1,4 +1,4 @@
--- The loop (README, "Closing the loop"): what ecom_serve showed and what
+-- The loop (docs/loop.md): what ecom_serve showed and what
 -- followed. Written in the caller's transaction; pg_dump keeps the rows.
 
 -- One row per ecom_serve call: the candidates it ranked (what off-policy
