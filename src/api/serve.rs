@@ -5,23 +5,10 @@ use pgrx::prelude::*;
 use super::predict::{behaviour, finite};
 use super::{invalid_argument, tenant_arg};
 use crate::pipeline::serve;
-use crate::store::heads::{self, serving_head, StoredHead};
-use crate::store::impressions::{self, Request, Shown};
+use crate::pipeline::serve::Ranking;
+use crate::store::heads::{self, serving_head};
 use crate::store::versions;
 use pg_ecom_core::explore::Policy;
-use std::sync::Arc;
-
-/// A request's arguments, checked: the serving head, the policy and seed,
-/// and the candidates' side features (head.k per item, flattened).
-struct Ranking<'a> {
-    head: Arc<StoredHead>,
-    items: Vec<Option<&'a str>>,
-    features: &'a [f32],
-    k: usize,
-    b: usize,
-    policy: Policy,
-    seed: i64,
-}
 
 fn ranking<'a, 'm, 'f, 's: 'a>(
     tenant: Option<&str>,
@@ -66,36 +53,6 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
     }
 }
 
-/// The rows shown for `context`: item_index, item, score (the head's
-/// probability), rank, propensity.
-fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
-    let scored = serve::score(&r.head, r.b, context, &r.items, r.features);
-    let chosen = serve::choose(
-        &r.head,
-        &scored,
-        r.k,
-        r.policy,
-        r.seed,
-        crate::pg::settings::propensity_samples(),
-        &mut || {
-            pgrx::check_for_interrupts!();
-        },
-    );
-    chosen
-        .order
-        .iter()
-        .zip(&chosen.propensity)
-        .enumerate()
-        .map(|(place, (&i, &p))| Shown {
-            item_index: scored.present[i].0,
-            item: scored.present[i].1.to_owned(),
-            score: scored.probability(i),
-            rank: place as i32 + 1,
-            propensity: p,
-        })
-        .collect()
-}
-
 /// The `k` best of `items` for `context`; items are encoded in batches.
 /// NULL items are not ranked. `explore` other than 'none' samples the
 /// ranking (docs/loop.md); `seed` makes it reproducible.
@@ -127,7 +84,7 @@ fn ecom_rank(
         return TableIterator::new(Vec::new());
     };
     let r = ranking(tenant, &items, k, behaviour, &features, explore, seed);
-    let rows: Vec<_> = shown(&r, context)
+    let rows: Vec<_> = serve::shown(&r, context)
         .into_iter()
         .map(|s| (s.item_index, s.item, s.score, s.rank, s.propensity))
         .collect();
@@ -181,25 +138,10 @@ fn ecom_serve(
         explore,
         seed,
     );
-    let rows = shown(&r, context);
-    if rows.is_empty() {
-        return TableIterator::new(Vec::new());
-    }
-    let req = Request {
-        tenant,
-        context,
-        items: &r.items,
-        features: r.features,
-        k,
-        behaviour: r.b,
-        explore: r.policy.name(),
-        seed: r.seed,
-    };
-    let ids = impressions::log(&req, &r.head, &rows);
     TableIterator::new(
-        rows.into_iter()
-            .zip(ids)
-            .map(|(s, id)| (id, s.item_index, s.item, s.score, s.rank, s.propensity))
+        serve::serve(tenant, context, k, &r)
+            .into_iter()
+            .map(|(id, s)| (id, s.item_index, s.item, s.score, s.rank, s.propensity))
             .collect::<Vec<_>>(),
     )
 }

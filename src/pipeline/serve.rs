@@ -1,11 +1,15 @@
 //! One request's candidates through a head: embeddings (through the cache),
-//! the head's logits, and the explore policy's ranking. Shared by
-//! ecom_rank, ecom_serve and off-policy evaluation, so that what is
-//! evaluated is exactly what would be served.
+//! the head's logits, the explore policy's ranking (`shown`), and for
+//! ecom_serve the log of what was shown (`serve`). Shared by ecom_rank,
+//! ecom_serve and off-policy evaluation, so that what is evaluated is
+//! exactly what would be served.
 
 use crate::encoder::cache::Embedding;
 use crate::encoder::embed::embed_cached;
+use std::sync::Arc;
+
 use crate::store::heads::{check_encoder, StoredHead};
+use crate::store::impressions::{self, Request, Shown};
 use pg_ecom_core::explore::{self, Policy, Slate};
 use pg_ecom_core::metrics::sigmoid;
 use pg_ecom_core::posterior::logit_of;
@@ -114,4 +118,67 @@ pub fn fresh_seed() -> i64 {
     h.write_u32(std::process::id());
     // positive, so that it reads the same as a bigint anywhere
     (h.finish() >> 1) as i64
+}
+
+/// A request's arguments, checked: the serving head, the policy and seed,
+/// and the candidates' side features (head.k per item, flattened).
+pub struct Ranking<'a> {
+    pub head: Arc<StoredHead>,
+    pub items: Vec<Option<&'a str>>,
+    pub features: &'a [f32],
+    pub k: usize,
+    pub b: usize,
+    pub policy: Policy,
+    pub seed: i64,
+}
+
+/// The rows shown for `context`: item_index, item, score (the head's
+/// probability), rank, propensity.
+pub fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
+    let scored = score(&r.head, r.b, context, &r.items, r.features);
+    let chosen = choose(
+        &r.head,
+        &scored,
+        r.k,
+        r.policy,
+        r.seed,
+        crate::pg::settings::propensity_samples(),
+        &mut || {
+            pgrx::check_for_interrupts!();
+        },
+    );
+    chosen
+        .order
+        .iter()
+        .zip(&chosen.propensity)
+        .enumerate()
+        .map(|(place, (&i, &p))| Shown {
+            item_index: scored.present[i].0,
+            item: scored.present[i].1.to_owned(),
+            score: scored.probability(i),
+            rank: place as i32 + 1,
+            propensity: p,
+        })
+        .collect()
+}
+
+/// ecom_serve: what `shown` ranks, logged (the request and one impression
+/// per shown item, in the caller's transaction) with each impression's id.
+pub fn serve(tenant: &str, context: &str, k: i32, r: &Ranking) -> Vec<(i64, Shown)> {
+    let rows = shown(r, context);
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let req = Request {
+        tenant,
+        context,
+        items: &r.items,
+        features: r.features,
+        k,
+        behaviour: r.b,
+        explore: r.policy.name(),
+        seed: r.seed,
+    };
+    let ids = impressions::log(&req, &r.head, &rows);
+    ids.into_iter().zip(rows).collect()
 }
