@@ -35,3 +35,28 @@ pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     }
     Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_loss_is_stable_for_large_logits() {
+        assert!((log_loss(0.0, 1.0) - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!(log_loss(100.0, 1.0) < 1e-6);
+        assert!((log_loss(-100.0, 1.0) - 100.0).abs() < 1e-3);
+        assert!(log_loss(1000.0, 0.0).is_finite());
+    }
+
+    #[test]
+    fn auc_counts_ties_half() {
+        assert_eq!(auc(&[0.1, 0.9], &[false, true]), Some(1.0));
+        assert_eq!(auc(&[0.9, 0.1], &[false, true]), Some(0.0));
+        assert_eq!(auc(&[0.5, 0.5], &[false, true]), Some(0.5));
+        assert_eq!(auc(&[0.2, 0.3], &[true, true]), None);
+        assert_eq!(
+            auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
+    }
+}

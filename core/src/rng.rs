@@ -35,3 +35,14 @@ pub fn normal(rng: &mut Rng) -> f64 {
     let (u1, u2) = (uniform(rng), uniform(rng));
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_deterministic() {
+        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        assert!((0..10).all(|_| a.next_u64() == b.next_u64()));
+    }
+}
