@@ -1,13 +1,13 @@
 //! Training heads: ecom_adapt (one tenant) and ecom_meta_train (the
 //! global head, across tenants).
 
+use crate::pg::errors::PgError;
 use std::time::Instant;
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgRelation};
 
 use super::args::{positive, positive_int, steps_in_range};
-use super::invalid_argument;
 use crate::pipeline::adapt::{self, AdaptRequest};
 use crate::pipeline::meta_train;
 use crate::store::heads;
@@ -36,16 +36,16 @@ fn ecom_adapt(
     heads::require_current_schema();
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
-        invalid_argument(
-            "tenant must not be NULL (the global head is learned by ecom_meta_train)".into(),
-        )
+        PgError::argument("tenant must not be NULL (the global head is learned by ecom_meta_train)")
+        .raise()
     });
     let tenant = super::tenant_arg(Some(tenant));
     let support = support
-        .unwrap_or_else(|| invalid_argument("support relation must not be NULL".into()))
+        .unwrap_or_else(|| PgError::argument("support relation must not be NULL").raise())
         .oid();
     let steps = steps_in_range("steps", steps.unwrap_or(5), 1);
-    let method = Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| invalid_argument(e));
+    let method =
+        Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| PgError::argument(e).raise());
     let lr = match lr {
         None => {
             if method == Method::Meta {
@@ -92,7 +92,7 @@ fn ecom_meta_train(
     heads::require_current_schema();
     let started = Instant::now();
     let source = source
-        .unwrap_or_else(|| invalid_argument("source relation must not be NULL".into()))
+        .unwrap_or_else(|| PgError::argument("source relation must not be NULL").raise())
         .oid();
     let cfg = MetaConfig {
         inner_steps: steps_in_range("inner_steps", inner_steps.unwrap_or(5), 0),
@@ -103,7 +103,7 @@ fn ecom_meta_train(
         val_fraction: {
             let v = val_fraction.unwrap_or(0.2);
             if !(0.0..1.0).contains(&v) {
-                invalid_argument(format!("val_fraction must be in [0, 1), got {v}"));
+                PgError::argument(format!("val_fraction must be in [0, 1), got {v}")).raise();
             }
             v as f32
         },
@@ -111,7 +111,7 @@ fn ecom_meta_train(
         l2: {
             let v = l2.unwrap_or(0.001);
             if !v.is_finite() || v < 0.0 {
-                invalid_argument(format!("l2 must be zero or positive, got {v}"));
+                PgError::argument(format!("l2 must be zero or positive, got {v}")).raise();
             }
             v as f32
         },

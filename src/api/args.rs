@@ -1,6 +1,6 @@
 //! Checks shared by the wrappers that train: learning rates and counts.
 
-use super::invalid_argument;
+use crate::pg::errors::PgError;
 
 /// Learning rates above this only make training diverge.
 pub(super) const MAX_LR: f64 = 100.0;
@@ -10,25 +10,27 @@ pub(super) const MAX_STEPS: i32 = 10_000;
 
 pub(super) fn positive(name: &str, v: f64) -> f64 {
     if !v.is_finite() || v <= 0.0 || v > MAX_LR {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "{name} must be a positive number no larger than {MAX_LR}, got {v}"
-        ));
+        ))
+        .raise();
     }
     v
 }
 
 pub(super) fn positive_int(name: &str, v: i32) -> usize {
     if v <= 0 {
-        invalid_argument(format!("{name} must be positive, got {v}"));
+        PgError::argument(format!("{name} must be positive, got {v}")).raise();
     }
     v as usize
 }
 
 pub(super) fn steps_in_range(name: &str, v: i32, min: i32) -> usize {
     if !(min..=MAX_STEPS).contains(&v) {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "{name} must be between {min} and {MAX_STEPS}, got {v}"
-        ));
+        ))
+        .raise();
     }
     v as usize
 }

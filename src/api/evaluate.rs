@@ -1,11 +1,12 @@
 //! Off-policy evaluation: ecom_evaluate.
 
+use crate::pg::errors::PgError;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::predict::behaviour;
-use super::{invalid_argument, tenant_arg};
+use super::tenant_arg;
 use crate::store::heads;
 
 /// What `version` of `tenant`'s heads (NULL: the head serving the tenant
@@ -23,7 +24,7 @@ fn ecom_evaluate(
     heads::require_current_schema();
     let tenant = tenant_arg(tenant);
     let b = self::behaviour(
-        behaviour.unwrap_or_else(|| invalid_argument("behaviour must not be NULL".into())),
+        behaviour.unwrap_or_else(|| PgError::argument("behaviour must not be NULL").raise()),
     );
     JsonB(crate::pipeline::evaluate::evaluate_version(
         tenant, version, b, since,

@@ -1,10 +1,10 @@
 //! A tenant's versions: ecom_rollback and ecom_forget.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 
-use super::invalid_argument;
 use crate::store::versions;
 
 /// Makes `version` the active head of `tenant` (NULL = the global head).
@@ -12,15 +12,17 @@ use crate::store::versions;
 fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     versions::require_writable("ecom_rollback");
     let tenant = super::tenant_or_global(tenant);
-    let version = version.unwrap_or_else(|| invalid_argument("version must not be NULL".into()));
+    let version =
+        version.unwrap_or_else(|| PgError::argument("version must not be NULL").raise());
     if !versions::rollback(tenant, version) {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "{} has no version {version}",
             tenant.map_or(
                 "the global head".to_string(),
                 crate::pg::errors::tenant_name
             )
-        ));
+        ))
+        .raise();
     }
     JsonB(json!({"tenant": tenant, "active_version": version}))
 }
@@ -31,9 +33,8 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
 fn ecom_forget(tenant: Option<&str>) -> JsonB {
     versions::require_writable("ecom_forget");
     let tenant = tenant.unwrap_or_else(|| {
-        invalid_argument(
-            "tenant must not be NULL (ecom_forget never deletes the global head)".into(),
-        )
+        PgError::argument("tenant must not be NULL (ecom_forget never deletes the global head)")
+        .raise()
     });
     let tenant = super::tenant_arg(Some(tenant));
     JsonB(crate::pipeline::forget::forget(tenant))

@@ -1,10 +1,11 @@
 //! The loop's learning: ecom_learn.
 
+use crate::pg::errors::PgError;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::{invalid_argument, tenant_arg};
+use super::tenant_arg;
 use crate::pipeline::learn::{self, Activate};
 use crate::store::heads;
 use crate::store::versions;
@@ -27,7 +28,7 @@ fn ecom_learn(
     heads::require_current_schema();
     let started = std::time::Instant::now();
     let tenant = tenant_arg(tenant);
-    let activate =
-        Activate::parse(activate.unwrap_or("if_better")).unwrap_or_else(|e| invalid_argument(e));
+    let activate = Activate::parse(activate.unwrap_or("if_better"))
+        .unwrap_or_else(|e| PgError::argument(e).raise());
     JsonB(learn::learn(tenant, since, activate, started))
 }

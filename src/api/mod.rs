@@ -3,6 +3,7 @@
 //! or write, of `store`/`encoder`) and wraps the result.
 //!
 //! May import every layer below; nothing imports `api`.
+use crate::pg::errors::PgError;
 
 mod adapt;
 mod args;
@@ -19,13 +20,11 @@ mod similarity;
 mod tokenize;
 mod worker_stats;
 
-pub(crate) use crate::pg::errors::invalid_argument;
-
 /// A tenant argument that must name a tenant: NULL or '' is an ERROR.
 pub(crate) fn tenant_arg(tenant: Option<&str>) -> &str {
-    let t = tenant.unwrap_or_else(|| invalid_argument("tenant must not be NULL".into()));
+    let t = tenant.unwrap_or_else(|| PgError::argument("tenant must not be NULL").raise());
     if t.is_empty() {
-        invalid_argument("tenant must not be empty".into());
+        PgError::argument("tenant must not be empty").raise();
     }
     tenant_or_global(Some(t));
     t
@@ -37,10 +36,11 @@ pub(crate) fn tenant_or_global(tenant: Option<&str>) -> Option<&str> {
     use crate::pg::errors::MAX_TENANT_BYTES;
     if let Some(t) = tenant {
         if t.len() > MAX_TENANT_BYTES {
-            invalid_argument(format!(
+            PgError::argument(format!(
                 "tenant names are at most {MAX_TENANT_BYTES} bytes; {} is longer",
                 crate::pg::errors::tenant_name(t)
-            ));
+            ))
+            .raise();
         }
     }
     tenant

@@ -1,10 +1,10 @@
 //! Scoring: ecom_predict, ecom_predict_all, ecom_predict_emb.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use std::sync::Arc;
 
-use super::invalid_argument;
 use crate::encoder::cache::Embedding;
 use crate::encoder::embed::embed_cached;
 use crate::store::heads::{check_encoder, HeadMemo, StoredHead};
@@ -21,11 +21,11 @@ fn statement_head(fcinfo: pg_sys::FunctionCallInfo, tenant: Option<&str>) -> Arc
 }
 
 pub(crate) fn behaviour(name: &str) -> usize {
-    behaviour_index(name).unwrap_or_else(|e| invalid_argument(e))
+    behaviour_index(name).unwrap_or_else(|e| PgError::argument(e).raise())
 }
 
 fn non_finite(which: &str) -> ! {
-    invalid_argument(format!("{which} must not contain NULL, NaN or infinity"))
+    PgError::argument(format!("{which} must not contain NULL, NaN or infinity")).raise()
 }
 
 /// The elements of a real[] argument, borrowed from the detoasted array (no
@@ -45,12 +45,13 @@ pub(crate) fn side_features<'a>(
 ) -> &'a [f32] {
     let f = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
     if f.len() != head.head.k {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "the head serving this tenant (version {}) was trained with {} side feature(s), got {}",
             head.version,
             head.head.k,
             f.len()
-        ));
+        ))
+        .raise();
     }
     f
 }
@@ -76,11 +77,12 @@ pub(crate) fn pair_inputs<'a>(
 fn embedding<'a>(v: &'a Array<'_, f32>, which: &str, head: &Head) -> &'a [f32] {
     let e = finite(v, which);
     if e.len() != head.dims() {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "{which} has {} elements; the head expects {}",
             e.len(),
             head.dims()
-        ));
+        ))
+        .raise();
     }
     e
 }

@@ -1,9 +1,10 @@
 //! Ranking: ecom_rank, and ecom_serve, which also logs what it shows.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 
 use super::predict::{behaviour, finite};
-use super::{invalid_argument, tenant_arg};
+use super::tenant_arg;
 use crate::pipeline::serve;
 use crate::pipeline::serve::Ranking;
 use crate::store::heads::{self, serving_head};
@@ -20,7 +21,7 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
     seed: Option<i64>,
 ) -> Ranking<'a> {
     if k <= 0 {
-        invalid_argument(format!("k must be positive, got {k}"));
+        PgError::argument(format!("k must be positive, got {k}")).raise();
     }
     let b = behaviour(behaviour_name);
     let policy = Policy::parse(
@@ -28,19 +29,20 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
         crate::pg::settings::explore_temperature(),
         crate::pg::settings::explore_epsilon(),
     )
-    .unwrap_or_else(|e| invalid_argument(e));
+    .unwrap_or_else(|e| PgError::argument(e).raise());
     let head = serving_head(super::tenant_or_global(tenant));
     let n_items = items.len();
     let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
     if flat.len() != n_items * head.head.k {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",
             head.head.k,
             n_items,
             head.head.k,
             n_items * head.head.k,
             flat.len()
-        ));
+        ))
+        .raise();
     }
     Ranking {
         head,
@@ -92,7 +94,7 @@ fn ecom_rank(
 }
 
 pub(super) fn required<T>(v: Option<T>, name: &str) -> T {
-    v.unwrap_or_else(|| invalid_argument(format!("{name} must not be NULL")))
+    v.unwrap_or_else(|| PgError::argument(format!("{name} must not be NULL")).raise())
 }
 
 /// ecom_rank that also logs what it shows: one row per shown item in

@@ -1,13 +1,13 @@
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 
-use super::invalid_argument;
 use crate::encoder::tokenize::MAX_POSITIONS;
 
 fn check_max_len(max_len: i32) -> usize {
     if max_len < 2 || max_len as usize > MAX_POSITIONS {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "max_len must be between 2 and {MAX_POSITIONS} (room for [CLS] and [SEP]), got {max_len}"
-        ));
+        )).raise();
     }
     max_len as usize
 }
@@ -18,7 +18,7 @@ fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
     let max_len = check_max_len(max_len);
     crate::encoder::local::tokenizer()
         .encode(text, max_len)
-        .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
+        .unwrap_or_else(|e| PgError::internal(format!("cannot tokenize text: {e}")).raise())
         .into_iter()
         .map(|id| id as i32)
         .collect()
@@ -29,5 +29,5 @@ fn ecom_tokenize(text: &str, max_len: default!(i32, 128)) -> Vec<i32> {
 fn ecom_tokens(text: &str) -> Vec<String> {
     crate::encoder::local::tokenizer()
         .tokens(text, crate::pg::settings::max_seq_len())
-        .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
+        .unwrap_or_else(|e| PgError::internal(format!("cannot tokenize text: {e}")).raise())
 }

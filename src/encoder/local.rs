@@ -6,6 +6,7 @@
 //! that shape the session: change one and the next call reloads. A failed
 //! load leaves nothing cached, so fixing the setting is enough to recover.
 
+use crate::pg::errors::PgError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -139,7 +140,7 @@ pub fn try_load(
 /// Tokenizes with the encoder's truncation length (`pg_ecom.max_seq_len`).
 pub fn encode_text(tok: &TextTokenizer, text: &str) -> Ids {
     tok.encode(text, settings::max_seq_len())
-        .unwrap_or_else(|e| error!("pg_ecom: cannot tokenize text: {e}"))
+        .unwrap_or_else(|e| PgError::internal(format!("cannot tokenize text: {e}")).raise())
 }
 
 /// Whether Postgres has a cancel or terminate request pending. Read from the
@@ -178,7 +179,7 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
                 // a terminated run: let Postgres raise its own cancel ERROR
                 // ("canceling statement due to statement timeout", …)
                 pgrx::check_for_interrupts!();
-                error!("pg_ecom: {e}")
+                PgError::internal(format!("{e}")).raise()
             })
     })
 }

@@ -25,24 +25,95 @@ use std::ffi::{CStr, CString};
 
 use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 
-/// ERROR with a SQLSTATE, a message and an optional hint: what every
-/// module that reports its own errors raises.
-pub fn raise(code: PgSqlErrorCode, msg: String, hint: Option<&str>) -> ! {
-    let mut r = pg_sys::panic::ErrorReport::new(code, msg, "pg_ecom");
-    if let Some(h) = hint {
-        r = r.set_hint(h);
-    }
-    r.report(PgLogLevel::ERROR);
-    unreachable!()
+/// The one way pg_ecom raises an ERROR: a SQLSTATE, a message, and an
+/// optional DETAIL and HINT, built and then raised:
+///
+/// `PgError::new(code, msg).hint(h).raise()`.
+///
+/// The "pg_ecom: " rule: a message about one of the caller's arguments
+/// (`PgError::argument`, SQLSTATE 22023) names the argument and carries no
+/// prefix, since the statement that failed is its context; every other
+/// message starts with "pg_ecom: " exactly once (the builder adds it),
+/// since it can be about the server's state (the model, the worker, the
+/// tables) and is read in the server log away from any statement.
+#[must_use = "a PgError does nothing until .raise()"]
+pub struct PgError {
+    code: PgSqlErrorCode,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
 }
 
-/// ERROR for a bad argument value (SQLSTATE 22023).
-pub fn invalid_argument(message: String) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        message,
-        None,
-    )
+const PREFIX: &str = "pg_ecom: ";
+
+impl PgError {
+    /// An ERROR with `code`; the message gets the "pg_ecom: " prefix.
+    pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = if message.starts_with(PREFIX) {
+            message
+        } else {
+            format!("{PREFIX}{message}")
+        };
+        PgError {
+            code,
+            message,
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// A bad argument value (SQLSTATE 22023); the message names the
+    /// argument and has no prefix.
+    pub fn argument(message: impl Into<String>) -> Self {
+        PgError {
+            code: PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// What the caller passed is wrong in a way with its own SQLSTATE (a
+    /// relation it named, the database it runs in); no prefix, as for
+    /// `argument`.
+    pub fn input(code: PgSqlErrorCode, message: impl Into<String>) -> Self {
+        PgError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// Something pg_ecom's own statements or files did not do (SQLSTATE
+    /// XX000): a statement on its tables that failed, a head that does
+    /// not decode.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message)
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn raise(self) -> ! {
+        let mut r = pg_sys::panic::ErrorReport::new(self.code, self.message, "pg_ecom");
+        if let Some(d) = self.detail {
+            r = r.set_detail(d);
+        }
+        if let Some(h) = self.hint {
+            r = r.set_hint(h);
+        }
+        r.report(PgLogLevel::ERROR);
+        unreachable!()
+    }
 }
 
 /// The longest tenant name any function takes, in bytes: names are keys

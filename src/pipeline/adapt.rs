@@ -1,12 +1,12 @@
 //! ecom_adapt, stage by stage: the starting head → the support relation's
 //! events → examples → adaptation → a new active version.
 
+use crate::pg::errors::PgError;
 use std::time::Instant;
 
 use pgrx::pg_sys;
 use serde_json::json;
 
-use crate::pg::errors::invalid_argument;
 use crate::pipeline::featurise::{elapsed_ms, encoder_identity, featurise, training_budget};
 use crate::store::heads::{self, StoredHead};
 use crate::store::relation::{self, Events};
@@ -31,10 +31,11 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
     let (parent, base, prior) = starting_head(req.tenant, req.start);
     let events = relation::read(req.support, "support", false, &training_budget());
     if events.rows.is_empty() {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "support relation {} has no usable rows ({} skipped for NULLs)",
             events.name, events.skipped
-        ));
+        ))
+        .raise();
     }
     let head0 = first_head(base.as_deref(), &events);
     let exs = featurise(&events.rows);
@@ -84,9 +85,10 @@ fn starting_head(
             (h.tenant.is_some().then_some(h.version), Some(h), prior)
         }
         "scratch" => (None, None, Prior::default()),
-        other => invalid_argument(format!(
+        other => PgError::argument(format!(
             "unknown start \"{other}\"; valid starts are: global, active, scratch"
-        )),
+        ))
+        .raise(),
     }
 }
 
@@ -96,10 +98,10 @@ fn first_head(base: Option<&StoredHead>, events: &Events) -> Head {
     match base {
         Some(h) => {
             if h.head.k != events.n_features {
-                invalid_argument(format!(
+                PgError::argument(format!(
                     "support relation {} has {} side feature(s) but the starting head (version {}) was trained with {}",
                     events.name, events.n_features, h.version, h.head.k
-                ));
+                )).raise();
             }
             heads::check_encoder(h, crate::encoder::embed::dims());
             (*h.head).clone()

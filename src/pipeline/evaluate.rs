@@ -1,6 +1,7 @@
 //! Off-policy evaluation of a stored head on a tenant's logged
 //! impressions (ecom_evaluate, and the held-out probe of ecom_learn).
 
+use crate::pg::errors::PgError;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::PgSqlErrorCode;
 use serde_json::json;
@@ -121,15 +122,11 @@ pub fn evaluate_version(
         Some(v) => {
             let own = heads::has_versions(tenant);
             heads::head_version(own.then_some(tenant), v).unwrap_or_else(|| {
-                crate::pg::errors::raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("pg_ecom: {} has no version {v}", crate::pg::errors::tenant_name(tenant)),
-                    Some(if own {
+                PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_ecom: {} has no version {v}", crate::pg::errors::tenant_name(tenant))).hint(if own {
                         "The tenant has heads of its own, so versions are its own (ecom.heads WHERE tenant = …); NULL evaluates the head serving it now."
                     } else {
                         "A tenant without heads of its own is served by the global head: version names one of the global head's (ecom.heads WHERE tenant IS NULL)."
-                    }),
-                )
+                    }).raise()
             })
         }
         None => heads::serving_head(Some(tenant)),

@@ -1,13 +1,13 @@
 //! ecom_meta_train, stage by stage: the source relation's events → one
 //! task per tenant → meta-training → a new active global version.
 
+use crate::pg::errors::PgError;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use pgrx::pg_sys;
 use serde_json::json;
 
-use crate::pg::errors::invalid_argument;
 use crate::pipeline::featurise::{elapsed_ms, encoder_identity, featurise, training_budget};
 use crate::store::heads;
 use crate::store::relation::{self, Events};
@@ -19,10 +19,11 @@ use pg_ecom_core::train::{self, MetaConfig};
 pub fn meta_train(source: pg_sys::Oid, cfg: &MetaConfig, started: Instant) -> serde_json::Value {
     let events = relation::read(source, "source", true, &training_budget());
     if events.rows.is_empty() {
-        invalid_argument(format!(
+        PgError::argument(format!(
             "source relation {} has no usable rows ({} skipped for NULLs)",
             events.name, events.skipped
-        ));
+        ))
+        .raise();
     }
     let tasks = tasks(&events);
     let dims = crate::encoder::embed::dims();
