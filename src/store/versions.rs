@@ -13,7 +13,8 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 
 use crate::pg::errors::raise as error;
-use crate::store::heads::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
+use crate::store::heads::{same_tenant, BEHAVIOURS_SQL};
+use crate::store::schema::require_current_schema;
 use pg_ecom_core::head::Head;
 use pg_ecom_core::posterior::Posterior;
 
