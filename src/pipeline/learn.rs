@@ -11,7 +11,7 @@ use crate::encoder::embed::embed_cached;
 use crate::encoder::local::with_model;
 use crate::pipeline::serve;
 use crate::store::heads::{self, StoredHead};
-use crate::store::impressions::{self, Cursor, Logged, Read, Window};
+use crate::store::impressions::{self, Cursor, LoggedRequest as Logged, Read, Window};
 use crate::store::relation::{self, Event};
 use crate::store::versions;
 use pg_ecom_core::explore::top_k;

@@ -6,6 +6,7 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
+use pgrx::spi::SpiHeapTupleData;
 use pgrx::PgSqlErrorCode;
 
 use crate::pg::errors::raise as fail;
@@ -289,7 +290,7 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
 }
 
 /// A logged request and its impressions that fall in a read window.
-pub struct Logged {
+pub struct LoggedRequest {
     pub id: i64,
     pub context: String,
     pub items: Vec<Option<String>>,
@@ -324,7 +325,7 @@ pub struct Window {
 /// What `read` found.
 pub struct Read {
     /// in the order served
-    pub requests: Vec<Logged>,
+    pub requests: Vec<LoggedRequest>,
     /// the limit stopped the read before the window's end
     pub truncated: bool,
     /// requests read but left out: an unknown behaviour, or side features
@@ -365,6 +366,57 @@ pub fn settled_until() -> String {
 /// through a cursor, 256 requests at a time, and bounded in bytes by
 /// `budget` as they arrive.
 pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
+    let sql = read_sql(w);
+    let mut reader = Reader::new(tenant, w, budget);
+    Spi::connect(|c| {
+        let mut cursor = c.open_cursor(
+            sql.as_str(),
+            &[
+                tenant.into(),
+                until.into(),
+                w.after.as_ref().map(|a| a.at.clone()).into(),
+                w.after.as_ref().and_then(|a| a.request).into(),
+                w.since.into(),
+                w.limit.into(),
+                w.reward.map(|b| BEHAVIOURS[b]).into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .map(|s| s.snapshot.clone())
+                    .into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .and_then(|s| s.own_xid.clone())
+                    .into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .and_then(|s| s.own_through)
+                    .into(),
+            ],
+        );
+        'fetch: loop {
+            let t = cursor.fetch(256)?;
+            if t.is_empty() {
+                break;
+            }
+            for r in t {
+                pgrx::check_for_interrupts!();
+                if !reader.take(&r)? {
+                    break 'fetch;
+                }
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
+    reader.finish()
+}
+
+/// The query `read` runs through its cursor, parameters as `read` binds
+/// them.
+fn read_sql(w: &Window) -> String {
     let dir = if w.oldest_first { "ASC" } else { "DESC" };
     let p = ["$3", "$4", "$8", "$9", "$10"];
     let (after, beyond) = (self::after(p), self::beyond(p[0], p[1]));
@@ -372,7 +424,7 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
     // see (transactions still open then) are read whole, first (they come
     // first in time): the limit cuts only among those beyond it, so the
     // position the next cursor keeps never moves back.
-    let sql = format!(
+    format!(
         "WITH c AS (
            SELECT r.id, r.served_at FROM ecom.requests r
             WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
@@ -400,137 +452,162 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                  AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
           GROUP BY r.id
           ORDER BY r.served_at {dir}, r.id {dir}"
-    );
-    let mut out = Vec::new();
-    let mut held = 0usize;
-    let mut impressions = 0i64;
-    let mut truncated = false;
-    let mut read_beyond = 0i64;
-    let mut skipped = 0usize;
-    let mut snapshot = None;
-    let mut own_xid = None;
-    let mut own_through = None;
-    let mut last_beyond = None;
-    Spi::connect(|c| {
-        let mut cursor = c.open_cursor(
-            sql.as_str(),
-            &[
-                tenant.into(),
-                until.into(),
-                w.after.as_ref().map(|a| a.at.clone()).into(),
-                w.after.as_ref().and_then(|a| a.request).into(),
-                w.since.into(),
-                w.limit.into(),
-                w.reward.map(|b| BEHAVIOURS[b]).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).map(|s| s.snapshot.clone()).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_xid.clone()).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_through).into(),
-            ],
-        );
-        'fetch: loop {
-            let t = cursor.fetch(256)?;
-            if t.is_empty() {
-                break;
-            }
-            for r in t {
-                pgrx::check_for_interrupts!();
-                if snapshot.is_none() {
-                    snapshot = r.get::<String>(12)?;
-                    own_xid = r.get::<String>(13)?;
-                }
-                let id = r.get::<i64>(1)?.unwrap_or(0);
-                let is_beyond = r.get::<bool>(14)?.unwrap_or(true);
-                read_beyond += i64::from(is_beyond);
-                let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).ok();
-                let features = r
-                    .get::<Vec<Option<f32>>>(5)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|x| x.filter(|v| v.is_finite()))
-                    .collect::<Option<Vec<f32>>>();
-                let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
-                let usable = behaviour.is_some() && features.is_some();
-                // whole requests only; one request larger than the limit
-                // is read alone rather than never
-                if usable && is_beyond && !out.is_empty() && impressions + idx.len() as i64 > w.limit {
-                    truncated = true;
-                    break 'fetch;
-                }
-                // read (learned, or skipped as unusable): the cursor passes it
-                if is_beyond {
-                    last_beyond = Some((r.get::<String>(2)?.unwrap_or_default(), id));
-                }
-                if r.get::<bool>(15)?.unwrap_or(false) {
-                    own_through = own_through.max(Some(id));
-                }
-                let (Some(behaviour), Some(features)) = (behaviour, features) else {
-                    skipped += 1;
-                    continue;
-                };
-                impressions += idx.len() as i64;
-                let context = r.get::<String>(3)?.unwrap_or_default();
-                let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
-                held += budget.per_event * idx.len()
-                    + context.len()
-                    + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
-                    + features.len() * 4;
-                if held > budget.bytes {
-                    fail(
-                        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                        format!(
-                            "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
-                            crate::pg::errors::tenant_name(tenant),
-                            budget.bytes / (1024 * 1024),
-                            out.len() + 1
-                        ),
-                        Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
-                    );
-                }
-                let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
-                let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
-                let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
-                let shown = idx
-                    .iter()
-                    .zip(&ranks)
-                    .zip(&props)
-                    .zip(&labels)
-                    .map(|(((&item_index, &rank), &propensity), &label)| LoggedShown {
-                        item_index,
-                        rank,
-                        propensity,
-                        label,
-                    })
-                    .collect();
-                out.push(Logged {
-                    id: r.get::<i64>(1)?.unwrap_or(0),
-                    context,
-                    items,
-                    features,
-                    k: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
-                    behaviour,
-                    shown,
-                });
-            }
+    )
+}
+
+/// What `read` gathers as rows arrive from its cursor.
+struct Reader<'a> {
+    tenant: &'a str,
+    w: &'a Window,
+    budget: &'a Budget,
+    out: Vec<LoggedRequest>,
+    /// bytes held in `out`, as `budget` counts them
+    held: usize,
+    impressions: i64,
+    truncated: bool,
+    read_beyond: i64,
+    skipped: usize,
+    snapshot: Option<String>,
+    own_xid: Option<String>,
+    own_through: Option<i64>,
+    last_beyond: Option<(String, i64)>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(tenant: &'a str, w: &'a Window, budget: &'a Budget) -> Self {
+        Reader {
+            tenant,
+            w,
+            budget,
+            out: Vec::new(),
+            held: 0,
+            impressions: 0,
+            truncated: false,
+            read_beyond: 0,
+            skipped: 0,
+            snapshot: None,
+            own_xid: None,
+            own_through: None,
+            last_beyond: None,
         }
-        Ok::<_, pgrx::spi::Error>(())
-    })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
-    // requests are at most as many as impressions: LIMIT on them stops
-    // the scan early; reaching it means more may remain
-    truncated |= read_beyond >= w.limit;
-    if !w.oldest_first {
-        out.reverse();
     }
-    Read {
-        requests: out,
-        truncated,
-        skipped,
-        seen: snapshot.map(|snapshot| Seen {
-            snapshot,
-            own_xid,
-            own_through,
-            relation: requests_oid(),
-        }),
-        last_beyond,
+
+    /// Takes one row of `read_sql`; false when the limit stops the read
+    /// before it.
+    fn take(&mut self, r: &SpiHeapTupleData) -> Result<bool, pgrx::spi::Error> {
+        if self.snapshot.is_none() {
+            self.snapshot = r.get::<String>(12)?;
+            self.own_xid = r.get::<String>(13)?;
+        }
+        let id = r.get::<i64>(1)?.unwrap_or(0);
+        let is_beyond = r.get::<bool>(14)?.unwrap_or(true);
+        self.read_beyond += i64::from(is_beyond);
+        let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).ok();
+        let features = r
+            .get::<Vec<Option<f32>>>(5)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.filter(|v| v.is_finite()))
+            .collect::<Option<Vec<f32>>>();
+        let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
+        let usable = behaviour.is_some() && features.is_some();
+        // whole requests only; one request larger than the limit
+        // is read alone rather than never
+        if usable
+            && is_beyond
+            && !self.out.is_empty()
+            && self.impressions + idx.len() as i64 > self.w.limit
+        {
+            self.truncated = true;
+            return Ok(false);
+        }
+        // read (learned, or skipped as unusable): the cursor passes it
+        if is_beyond {
+            self.last_beyond = Some((r.get::<String>(2)?.unwrap_or_default(), id));
+        }
+        if r.get::<bool>(15)?.unwrap_or(false) {
+            self.own_through = self.own_through.max(Some(id));
+        }
+        let (Some(behaviour), Some(features)) = (behaviour, features) else {
+            self.skipped += 1;
+            return Ok(true);
+        };
+        self.impressions += idx.len() as i64;
+        let context = r.get::<String>(3)?.unwrap_or_default();
+        let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
+        self.hold(
+            self.budget.per_event * idx.len()
+                + context.len()
+                + items
+                    .iter()
+                    .map(|t| t.as_ref().map_or(8, |s| s.len() + 24))
+                    .sum::<usize>()
+                + features.len() * 4,
+        );
+        let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
+        let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
+        let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
+        let shown = idx
+            .iter()
+            .zip(&ranks)
+            .zip(&props)
+            .zip(&labels)
+            .map(
+                |(((&item_index, &rank), &propensity), &label)| LoggedShown {
+                    item_index,
+                    rank,
+                    propensity,
+                    label,
+                },
+            )
+            .collect();
+        self.out.push(LoggedRequest {
+            id: r.get::<i64>(1)?.unwrap_or(0),
+            context,
+            items,
+            features,
+            k: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
+            behaviour,
+            shown,
+        });
+        Ok(true)
+    }
+
+    /// Counts `bytes` more held: past the budget, an ERROR.
+    fn hold(&mut self, bytes: usize) {
+        self.held += bytes;
+        if self.held > self.budget.bytes {
+            fail(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                    crate::pg::errors::tenant_name(self.tenant),
+                    self.budget.bytes / (1024 * 1024),
+                    self.out.len() + 1
+                ),
+                Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
+            );
+        }
+    }
+
+    fn finish(mut self) -> Read {
+        // requests are at most as many as impressions: LIMIT on them stops
+        // the scan early; reaching it means more may remain
+        self.truncated |= self.read_beyond >= self.w.limit;
+        if !self.w.oldest_first {
+            self.out.reverse();
+        }
+        Read {
+            requests: self.out,
+            truncated: self.truncated,
+            skipped: self.skipped,
+            seen: self.snapshot.map(|snapshot| Seen {
+                snapshot,
+                own_xid: self.own_xid,
+                own_through: self.own_through,
+                relation: requests_oid(),
+            }),
+            last_beyond: self.last_beyond,
+        }
     }
 }
