@@ -1,7 +1,7 @@
 //! `ecom.feedback`: what followed an impression, recorded one label at a
 //! time or from a relation, in the caller's transaction. A label of an
 //! impression's own behaviour is final once ecom_learn has learned it
-//! (`CLOSED`). Names and operators are schema-qualified as in store.rs.
+//! (`CLOSED`). Names and operators are schema-qualified as in heads.rs.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;

@@ -2,7 +2,7 @@
 //! the caller's transaction, and read back with what followed (feedback.rs
 //! records that) for learning and evaluation, through a cursor that
 //! follows commit order. Names and operators are schema-qualified as in
-//! store.rs.
+//! heads.rs; the read path's query and row reader are impressions/reader.rs.
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;

@@ -4,7 +4,7 @@
 //! Runs as the caller (functions are SECURITY INVOKER), so the caller's
 //! privileges and row-level security apply. The relation name in the query
 //! text is Postgres' own quoting of schema and name, never caller text, and
-//! every function, type and operator is schema-qualified (see store.rs).
+//! every function, type and operator is schema-qualified (see heads.rs).
 
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};

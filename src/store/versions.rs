@@ -1,13 +1,13 @@
 //! Versions of `ecom.heads` written: a new version (activated or kept
 //! waiting), the replacement of waiting candidates, rollback, forget, and
-//! the per-tenant lock that serialises them. Reading heads is store.rs.
+//! the per-tenant lock that serialises them. Reading heads is heads.rs.
 //!
 //! Versions are never overwritten, and one that served is never deleted
 //! or renumbered. Writers of one tenant serialise on a transaction-scoped
 //! advisory lock, so two concurrent `ecom_adapt` calls get consecutive
 //! versions; the partial unique index on active heads guarantees at most
 //! one active head per tenant, and the requests' foreign key keeps every
-//! version a request names. SQL is schema-qualified as in store.rs.
+//! version a request names. SQL is schema-qualified as in heads.rs.
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
