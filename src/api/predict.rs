@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::encoder::cache::Embedding;
 use crate::encoder::embed::embed_cached;
-use crate::store::heads::{check_encoder, HeadMemo, StoredHead};
+use crate::store::heads::{check_encoder, StoredHead};
+use crate::store::memo::HeadMemo;
 use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
 
 /// The head serving `tenant`, remembered for the rest of this statement at

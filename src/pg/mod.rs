@@ -1,6 +1,8 @@
 //! Postgres plumbing every layer above uses: the `pg_ecom.*` settings,
 //! one way to raise an error, signal masks for threads started inside a
-//! backend, extension-wide guards and the UTF-8 check.
+//! backend and the UTF-8 check. (The other extension-wide guard, that the
+//! SQL objects are as new as the library, names a column of ecom.heads:
+//! it is store/schema.rs.)
 //!
 //! Owns no tables and no model. May import: pgrx, std, pg_ecom_core.
 

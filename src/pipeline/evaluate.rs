@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::pipeline::featurise::training_budget;
 use crate::pipeline::serve;
 use crate::store::heads::{self, StoredHead};
-use crate::store::impressions::{self, Cursor, Logged, Read, Window};
+use crate::store::impressions::{self, Cursor, LoggedRequest, Read, Window};
 use pg_ecom_core::explore::top_k;
 use pg_ecom_core::head::BEHAVIOURS;
 use pg_ecom_core::ope::{self, Evaluation};
@@ -18,13 +18,13 @@ use pg_ecom_core::ope::{self, Evaluation};
 /// are `head.k` per candidate. Requests served by a head with another
 /// number (before `ecom_adapt(start => 'scratch')` without features, say)
 /// are left out of learning and evaluation, and counted.
-pub(crate) fn fits(r: &Logged, head: &StoredHead) -> bool {
+pub(crate) fn fits(r: &LoggedRequest, head: &StoredHead) -> bool {
     r.features.len() == r.items.len() * head.head.k
 }
 
 /// The requests of `logged` that `head` can score, and how many it cannot.
-pub(crate) fn usable<'a>(logged: &'a [Logged], head: &StoredHead) -> (Vec<&'a Logged>, usize) {
-    let kept: Vec<&Logged> = logged.iter().filter(|r| fits(r, head)).collect();
+pub(crate) fn usable<'a>(logged: &'a [LoggedRequest], head: &StoredHead) -> (Vec<&'a LoggedRequest>, usize) {
+    let kept: Vec<&LoggedRequest> = logged.iter().filter(|r| fits(r, head)).collect();
     let left_out = logged.len() - kept.len();
     (kept, left_out)
 }
@@ -39,7 +39,7 @@ pub(crate) fn usable<'a>(logged: &'a [Logged], head: &StoredHead) -> (Vec<&'a Lo
 pub(crate) fn ope_rows(
     candidate: &StoredHead,
     model: &StoredHead,
-    logged: &[&Logged],
+    logged: &[&LoggedRequest],
     reward: Option<usize>,
 ) -> Vec<ope::Logged> {
     let mut rows = Vec::new();
@@ -80,7 +80,7 @@ pub(crate) fn ope_rows(
 /// A head judged by its own probabilities as the direct model.
 pub(crate) fn evaluate(
     candidate: &StoredHead,
-    logged: &[&Logged],
+    logged: &[&LoggedRequest],
     reward: Option<usize>,
 ) -> Evaluation {
     ope::evaluate(ope_rows(candidate, candidate, logged, reward))

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::pipeline::evaluate::{evaluation_json, ope_rows};
 use crate::store::heads::StoredHead;
-use crate::store::impressions::Logged;
+use crate::store::impressions::LoggedRequest;
 use pg_ecom_core::ope;
 
 /// `'if_better'`: whether a probe fitted without the held-out requests
@@ -22,7 +22,7 @@ use pg_ecom_core::ope;
 /// activates without a positive label among the held-out impressions, nor
 /// on estimates of a rate outside [0, 1].
 pub(crate) fn judge(
-    held: &[&Logged],
+    held: &[&LoggedRequest],
     probe: &StoredHead,
     serving: &StoredHead,
 ) -> (bool, String, serde_json::Value) {

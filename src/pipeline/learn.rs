@@ -11,7 +11,7 @@ use crate::pipeline::judge::judge;
 use crate::store::heads::{self, StoredHead};
 use std::sync::Arc;
 
-use crate::store::impressions::{self, Cursor, Logged, Read};
+use crate::store::impressions::{self, Cursor, LoggedRequest, Read};
 use crate::store::relation::Event;
 use crate::store::versions;
 use pg_ecom_core::head::{Example, Head};
@@ -47,7 +47,7 @@ const MIN_HOLDOUT_REQUESTS: usize = 5;
 /// recorded = false). `ends[i]`: how many examples requests 0..=i gave, so
 /// that the examples of the first requests are a prefix (featurised once
 /// for both the held-out probe and the version itself).
-fn examples(logged: &[&Logged], k: usize) -> (Vec<Example>, Vec<usize>) {
+fn examples(logged: &[&LoggedRequest], k: usize) -> (Vec<Example>, Vec<usize>) {
     let mut events = Vec::new();
     let mut ends = Vec::with_capacity(logged.len());
     for r in logged {
@@ -182,7 +182,7 @@ fn through_of(
 fn decide(
     activate: Activate,
     tenant: &str,
-    logged: &[&Logged],
+    logged: &[&LoggedRequest],
     fitted_before: impl Fn(usize) -> (Head, AdaptReport),
     serving: impl FnOnce() -> Arc<StoredHead>,
 ) -> (bool, String, serde_json::Value) {
@@ -205,7 +205,7 @@ fn decide(
             let serving = serving();
             // a refit (`since`) starts from the global head: the serving
             // head may take another number of side features
-            let held: Vec<&Logged> = held.iter().copied().filter(|r| fits(r, &serving)).collect();
+            let held: Vec<&LoggedRequest> = held.iter().copied().filter(|r| fits(r, &serving)).collect();
             judge(&held, &probe, &serving)
         }
     }

@@ -1,7 +1,7 @@
 //! `ecom.feedback`: what followed an impression, recorded one label at a
 //! time or from a relation, in the caller's transaction. A label of an
 //! impression's own behaviour is final once ecom_learn has learned it
-//! (`CLOSED`). Names and operators are schema-qualified as in store.rs.
+//! (`CLOSED`). Names and operators are schema-qualified as in heads.rs.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -92,6 +92,28 @@ fn late_label_error(id: i64, own: &str, current: bool, version: i32, tenant: &st
 /// change one already learned is an ERROR (`CLOSED`); an implied one is
 /// not recorded then.
 pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
+    let tenant = tenant_of(id);
+    lock_tenants_shared(&format!(
+        "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) {id}::pg_catalog.int8"
+    ));
+    let (own, current, closed, learned_by) = label_state(id);
+    // the funnel position (1-based) whose implied label is left out
+    let mut keep_out = 0i64;
+    if closed {
+        if let Ok(o) = behaviour_index(&own) {
+            if o == behaviour && label != current {
+                late_label_error(id, &own, current, learned_by, &tenant);
+            }
+            if label && implies && o < behaviour && !current {
+                keep_out = o as i64 + 1;
+            }
+        }
+    }
+    write_label(id, behaviour, label, implies, keep_out) > 0
+}
+
+/// The tenant of impression `id`; an ERROR when there is none.
+fn tenant_of(id: i64) -> String {
     let tenant = Spi::connect(|c| {
         let t = c.select(
             "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
@@ -111,9 +133,12 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
             Some("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's)."),
         );
     };
-    lock_tenants_shared(&format!(
-        "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) {id}::pg_catalog.int8"
-    ));
+    tenant
+}
+
+/// Impression `id`'s own behaviour, its label now, whether that is closed
+/// and the version that closed it (`closed_sql`).
+fn label_state(id: i64) -> (String, bool, bool, i32) {
     let state = Spi::connect(|c| {
         let t = c.select(
             &closed_sql(&format!("SELECT {id}::pg_catalog.int8")),
@@ -140,19 +165,13 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
             None,
         );
     };
-    // the funnel position (1-based) whose implied label is left out
-    let mut keep_out = 0i64;
-    if closed {
-        if let Ok(o) = behaviour_index(&own) {
-            if o == behaviour && label != current {
-                late_label_error(id, &own, current, learned_by, &tenant);
-            }
-            if label && implies && o < behaviour && !current {
-                keep_out = o as i64 + 1;
-            }
-        }
-    }
-    let written = Spi::connect_mut(|c| {
+    (own, current, closed, learned_by)
+}
+
+/// Writes `label` for `behaviour` (and, with `implies`, the implied labels
+/// before it but the one at funnel position `keep_out`): the rows written.
+fn write_label(id: i64, behaviour: usize, label: bool, implies: bool, keep_out: i64) -> i64 {
+    Spi::connect_mut(|c| {
         let t = c.update(
             &format!(
                 "WITH w AS (
@@ -178,8 +197,7 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
         )?;
         t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"));
-    written > 0
+    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
 }
 
 /// What the bulk form reads and the types it accepts for each column:
@@ -200,6 +218,25 @@ const FEEDBACK_HINT: &str = "ecom_feedback(feedback regclass) reads a relation o
 /// learned is an ERROR and records nothing. Returns the rows written or
 /// changed (implied ones included).
 pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
+    let (name, qualified) = check_relation(rel);
+    let src = format!(
+        "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
+                label FROM {qualified}"
+    );
+    check_rows(&name, &src);
+    let ids = format!("SELECT impression_id FROM ({src}) s");
+    lock_tenants_shared(&format!(
+        "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
+    ));
+    let closed = closed_sql(&ids);
+    refuse_late_labels(&name, &src, &closed);
+    write_relation(&src, &closed, implies)
+}
+
+/// `rel`'s name for messages and its qualified name to read from, once it
+/// is known to exist with the columns and types the bulk form reads
+/// (`FEEDBACK_COLUMNS`); an ERROR otherwise.
+fn check_relation(rel: pg_sys::Oid) -> (String, String) {
     let (name, qualified) = crate::store::relation::names(rel, "feedback");
     if qualified.is_empty() {
         crate::pg::errors::raise(
@@ -240,10 +277,14 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
             );
         }
     }
-    let src = format!(
-        "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
-                label FROM {qualified}"
-    );
+    (name, qualified)
+}
+
+/// Checks the rows of `src` (the relation read as `record_relation` reads
+/// it) before anything is written: a NULL, an unknown behaviour or
+/// impression, or two different labels for one (impression, behaviour) is
+/// an ERROR.
+fn check_rows(name: &str, src: &str) {
     let (nulls, bad_behaviour, unknown, example, conflicting) = Spi::connect(|c| {
         let t = c.select(
             &format!(
@@ -300,12 +341,11 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
             "gives both true and false for {conflicting} (impression, behaviour) pair(s)"
         ));
     }
-    let ids = format!("SELECT impression_id FROM ({src}) s");
-    lock_tenants_shared(&format!(
-        "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
-    ));
-    let closed = closed_sql(&ids);
-    // explicit labels that would change a learned one: refused, all or nothing
+}
+
+/// Explicit labels in `src` that would change a learned one (`closed`, the
+/// `closed_sql` of its impressions): refused, all or nothing.
+fn refuse_late_labels(name: &str, src: &str, closed: &str) {
     let late = Spi::connect(|c| {
         let t = c.select(
             &format!(
@@ -345,6 +385,11 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
             Some("Leave out labels of an impression's own behaviour that come after ecom_learn read it (README, feedback conventions), or raise pg_ecom.feedback_window."),
         );
     }
+}
+
+/// Writes the labels of `src` (and, with `implies`, the implied ones) but
+/// those `closed` keeps: the rows written or changed.
+fn write_relation(src: &str, closed: &str, implies: bool) -> i64 {
     Spi::connect_mut(|c| {
         let t = c.update(
             &format!(

@@ -1,5 +1,7 @@
-//! `ecom.heads`: versioned heads per tenant, read through SPI (and cached
-//! by row identity); versions.rs writes them.
+//! `ecom.heads`: versioned heads per tenant, read through SPI, each row
+//! version decoded once per backend (head_cache.rs); the check that a head
+//! fits the loaded encoder. memo.rs remembers lookups within a statement;
+//! versions.rs writes heads.
 //!
 //! Every statement here names its objects with their schema (`ecom.`,
 //! `pg_catalog.`), operators included (`OPERATOR(pg_catalog.=)`), and casts
@@ -7,17 +9,19 @@
 //! where a look-alike function or operator earlier on the path would
 //! otherwise run instead, with the caller's rights.
 
-use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::pg::errors::raise as error;
+use crate::store::head_cache::{self, Decoded};
 use pg_ecom_core::head::Head;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::prior::{Prior, FROZEN};
+
+/// The guard every entry point passes first lives in schema.rs; callers
+/// name it here, beside the heads it protects.
+pub use crate::store::schema::require_current_schema;
 
 pub const BEHAVIOURS_SQL: &str = "ARRAY['browse','click','cart','purchase']::pg_catalog.text[]";
 
@@ -40,18 +44,6 @@ pub struct StoredHead {
     encoder_checked: std::sync::atomic::AtomicBool,
 }
 
-/// Cache of decoded heads by (table, id, xmin). `id` comes from the
-/// table's identity sequence, so no other row version of this table ever
-/// has it (not a version number reused after ecom_forget or a rollback in
-/// the same transaction, which (tenant, version, xmin) could not tell
-/// apart); the table's oid tells apart a table dropped and created again
-/// (DROP EXTENSION, CREATE EXTENSION) in the same backend.
-type HeadKey = (u32, i64, i64);
-/// the head, what Thompson draws from, and whether that was stored (else
-/// it is the prior)
-type Decoded = (Arc<Head>, Arc<Posterior>, bool);
-static HEADS: Lazy<Mutex<HashMap<HeadKey, Decoded>>> = Lazy::new(|| Mutex::new(HashMap::new()));
-
 /// The prior a head's tenants adapt under (stored in its hyper by
 /// ecom_meta_train and ecom_adapt); a head with none readable adapts as
 /// 0.1.x did, without a taste.
@@ -66,183 +58,6 @@ pub fn prior_of(hyper: &serde_json::Value) -> Prior {
 /// replace (IS NOT DISTINCT FROM looks its `=` up on the search_path).
 pub(crate) fn same_tenant(param: &str) -> String {
     format!("(tenant OPERATOR(pg_catalog.=) {param} OR (tenant IS NULL AND {param} IS NULL))")
-}
-
-/// What a lookup could see: the active snapshot's bounds, command id and
-/// in-progress count, the subtransaction, and the role asking. Used only
-/// within one statement's call site (see `HeadMemo`): there it changes when
-/// a PL/pgSQL loop moves to a new statement, after our own writes (command
-/// id), after ROLLBACK TO SAVEPOINT (new subtransaction) and when another
-/// transaction ends between two snapshots (xmin/xmax/xcnt).
-///
-/// When row-level security applies to the caller on ecom.heads, a policy
-/// may read a setting (`current_setting('app.tenant')`) that a PL/pgSQL
-/// function changes between two calls at one call site, with the same
-/// snapshot: then the values of every custom setting (names with a dot) are
-/// part of what the lookup could see as well.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Visibility {
-    xmin: u32,
-    xmax: u32,
-    curcid: u32,
-    xcnt: u32,
-    subxact: u32,
-    user: u32,
-    settings: u64,
-}
-
-fn visibility(rls: bool) -> Option<Visibility> {
-    // SAFETY: reads fields of the active snapshot, which Postgres keeps valid
-    // for the duration of the current query. GetActiveSnapshot() must not be
-    // called without one (it dereferences the stack's top), hence the check.
-    unsafe {
-        if !pg_sys::ActiveSnapshotSet() {
-            return None;
-        }
-        let s = pg_sys::GetActiveSnapshot();
-        if s.is_null() {
-            return None;
-        }
-        Some(Visibility {
-            xmin: (*s).xmin.into_inner(),
-            xmax: (*s).xmax.into_inner(),
-            curcid: (*s).curcid,
-            xcnt: (*s).xcnt,
-            subxact: pg_sys::GetCurrentSubTransactionId(),
-            user: pg_sys::GetUserId().to_u32(),
-            settings: if rls {
-                custom_settings_fingerprint()
-            } else {
-                0
-            },
-        })
-    }
-}
-
-/// Whether row-level security policies of ecom.heads apply to the caller.
-fn rls_applies() -> bool {
-    // SAFETY: catalog lookups by name and oid, with missing_ok / noError.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return false;
-        }
-        let rel = pg_sys::get_relname_relid(c"heads".as_ptr(), nsp);
-        rel != pg_sys::InvalidOid
-            && pg_sys::check_enable_rls(rel, pg_sys::InvalidOid, true)
-                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
-    }
-}
-
-/// A hash of the current values of all custom settings (placeholders such
-/// as `app.tenant` and settings of extensions). A few microseconds; taken
-/// only when row-level security applies.
-fn custom_settings_fingerprint() -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    // SAFETY: the GUC array and its entries belong to this backend and are
-    // not changed while we read them (no GUC is set from here); pointers
-    // are checked for NULL before use; each entry's vartype says which
-    // struct it is.
-    unsafe {
-        let vars = pg_sys::get_guc_variables();
-        let n = pg_sys::GetNumConfigOptions();
-        if vars.is_null() {
-            return 0;
-        }
-        for i in 0..n.max(0) as usize {
-            let g = *vars.add(i);
-            if g.is_null() || (*g).group != pg_sys::config_group::CUSTOM_OPTIONS {
-                continue;
-            }
-            std::ffi::CStr::from_ptr((*g).name).hash(&mut h);
-            match (*g).vartype {
-                pg_sys::config_type::PGC_STRING => {
-                    let v = *(*g.cast::<pg_sys::config_string>()).variable;
-                    if !v.is_null() {
-                        std::ffi::CStr::from_ptr(v).hash(&mut h);
-                    }
-                }
-                pg_sys::config_type::PGC_INT => {
-                    (*(*g.cast::<pg_sys::config_int>()).variable).hash(&mut h)
-                }
-                pg_sys::config_type::PGC_ENUM => {
-                    (*(*g.cast::<pg_sys::config_enum>()).variable).hash(&mut h)
-                }
-                pg_sys::config_type::PGC_BOOL => {
-                    (*(*g.cast::<pg_sys::config_bool>()).variable).hash(&mut h)
-                }
-                pg_sys::config_type::PGC_REAL => (*(*g.cast::<pg_sys::config_real>()).variable)
-                    .to_bits()
-                    .hash(&mut h),
-                _ => {}
-            }
-        }
-    }
-    h.finish()
-}
-
-/// Answers of `active_head` for one call site of one statement (kept in the
-/// call's `fn_extra`, freed with the statement). Scoring a 10,000-row table
-/// asks the same question 10,000 times; all but the first become a hash
-/// lookup instead of an SPI query. Never shared across statements, so a
-/// row-level-security policy that reads a setting, or a head committed by
-/// another session, is seen by the next statement as usual.
-#[derive(Default)]
-pub struct HeadMemo {
-    /// row-level security applied at the last lookup (it can change only
-    /// by DDL, which moves the command id or the snapshot)
-    rls: bool,
-    /// indexed by `own_only`: the answer for the global head (tenant NULL)
-    global: [Option<Memo>; 2],
-    /// indexed by `own_only`: answers by tenant, looked up by `&str`, so a
-    /// row costs a hash and no allocation
-    tenants: [HashMap<String, Memo>; 2],
-}
-
-type Memo = (Visibility, Option<Arc<StoredHead>>);
-
-impl HeadMemo {
-    pub fn active_head(&mut self, tenant: Option<&str>, own_only: bool) -> Option<Arc<StoredHead>> {
-        let Some(vis) = visibility(self.rls) else {
-            return active_head(tenant, own_only);
-        };
-        let i = usize::from(own_only);
-        let seen = match tenant {
-            None => self.global[i].as_ref(),
-            Some(t) => self.tenants[i].get(t),
-        };
-        if let Some((v, h)) = seen {
-            if *v == vis {
-                return h.clone();
-            }
-        }
-        let rls = rls_applies();
-        let vis = if rls == self.rls {
-            vis
-        } else {
-            self.rls = rls;
-            visibility(rls).unwrap_or(vis)
-        };
-        let found = active_head(tenant, own_only);
-        let memo = (vis, found.clone());
-        match tenant {
-            None => self.global[i] = Some(memo),
-            Some(t) => {
-                let map = &mut self.tenants[i];
-                if map.len() >= 1024 {
-                    map.clear(); // a statement over very many tenants: stay bounded
-                }
-                map.insert(t.to_owned(), memo);
-            }
-        }
-        found
-    }
-
-    pub fn serving_head(&mut self, tenant: Option<&str>) -> Arc<StoredHead> {
-        self.active_head(tenant, false)
-            .unwrap_or_else(|| no_global_head())
-    }
 }
 
 /// The head that serves `tenant`: its own active head, else the global one
@@ -296,41 +111,14 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
     )
 }
 
-/// A library newer than the SQL objects (new binaries installed, ALTER
-/// EXTENSION … UPDATE not run yet in this database) would fail on columns
-/// that 0.1.0 lacks: say what to do instead. Checked in the catalogs until
-/// it first succeeds in this backend (the update can happen while a
-/// backend lives; it cannot be undone).
-pub fn require_current_schema() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CURRENT: AtomicBool = AtomicBool::new(false);
-    if CURRENT.load(Ordering::Relaxed) {
-        return;
-    }
-    // SAFETY: catalog lookups by name, with missing_ok.
-    let has_id = unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
-        let rel = if nsp == pg_sys::InvalidOid {
-            pg_sys::InvalidOid
-        } else {
-            pg_sys::get_relname_relid(c"heads".as_ptr(), nsp)
-        };
-        if rel == pg_sys::InvalidOid {
-            return; // no ecom.heads at all: the query itself will say so
-        }
-        pg_sys::get_attnum(rel, c"ever_active".as_ptr()) != pg_sys::InvalidAttrNumber as i16
-    };
-    if !has_id {
-        error(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "pg_ecom: the extension's SQL objects in this database are older than the pg_ecom library ({})",
-                env!("CARGO_PKG_VERSION")
-            ),
-            Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
-        );
-    }
-    CURRENT.store(true, Ordering::Relaxed);
+/// The columns of a head's row that every lookup reads; the weights and
+/// posterior, read only for a row not decoded yet, are not among them.
+struct Row {
+    tenant: Option<String>,
+    version: i32,
+    /// tableoid, id and xmin: the decode cache's key
+    key: head_cache::Key,
+    hyper: serde_json::Value,
 }
 
 /// One attempt: Some(answer), or None when the row vanished in between.
@@ -339,7 +127,36 @@ fn try_lookup(
     own_only: bool,
     version: Option<i32>,
 ) -> Option<Option<StoredHead>> {
-    let sql = if version.is_some() {
+    let Some(row) = read_row(&row_sql(own_only, version), tenant, version) else {
+        return Some(None);
+    };
+    let key = row.key;
+    let cached = head_cache::get(&key);
+    let decoded = match cached {
+        Some(h) => h,
+        None => {
+            let decoded = read_decoded(key.1, key.2, &row.hyper)?;
+            head_cache::insert(key, decoded.clone());
+            decoded
+        }
+    };
+    Some(Some(StoredHead {
+        tenant: row.tenant,
+        version: row.version,
+        head: decoded.head,
+        posterior: decoded.posterior,
+        posterior_stored: decoded.posterior_stored,
+        id: key.1,
+        hyper: row.hyper,
+        encoder_checked: std::sync::atomic::AtomicBool::new(false),
+    }))
+}
+
+/// The query for the row that answers a lookup: `version` of the tenant's
+/// heads, the tenant's own active head, or (neither) the tenant's active
+/// head else the global one.
+fn row_sql(own_only: bool, version: Option<i32>) -> String {
+    if version.is_some() {
         format!(
             "SELECT tenant, version, tableoid::pg_catalog.oid, id, xmin::pg_catalog.text::pg_catalog.int8, hyper
                FROM ecom.heads WHERE {} AND version OPERATOR(pg_catalog.=) $2::pg_catalog.int4",
@@ -357,73 +174,62 @@ fn try_lookup(
           WHERE (tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text OR tenant IS NULL) AND active
           ORDER BY tenant NULLS LAST LIMIT 1"
             .to_string()
-    };
-    let row = Spi::connect(|c| {
-        let t = c.select(&sql, Some(1), &[tenant.into(), version.into()])?;
+    }
+}
+
+/// Runs `sql` (from `row_sql`): the row found, if any.
+fn read_row(sql: &str, tenant: Option<&str>, version: Option<i32>) -> Option<Row> {
+    Spi::connect(|c| {
+        let t = c.select(sql, Some(1), &[tenant.into(), version.into()])?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
         let r = t.first();
-        Ok(Some((
-            r.get::<String>(1)?,
-            r.get::<i32>(2)?.unwrap_or(0),
-            r.get::<pg_sys::Oid>(3)?.map_or(0, |o| o.to_u32()),
-            r.get::<i64>(4)?.unwrap_or(0),
-            r.get::<i64>(5)?.unwrap_or(0),
-            r.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default(),
-        )))
+        Ok(Some(Row {
+            tenant: r.get::<String>(1)?,
+            version: r.get::<i32>(2)?.unwrap_or(0),
+            key: (
+                r.get::<pg_sys::Oid>(3)?.map_or(0, |o| o.to_u32()),
+                r.get::<i64>(4)?.unwrap_or(0),
+                r.get::<i64>(5)?.unwrap_or(0),
+            ),
+            hyper: r.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default(),
+        }))
+    })
+    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+}
+
+/// Reads the weights and posterior of row version (`id`, `xmin`) and
+/// decodes them; None when that row version is gone.
+fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded> {
+    // a read-only SPI query: pgrx's Spi::get_one* run as "update",
+    // which assigns a transaction id (an error on a hot standby,
+    // and a wasted xid plus WAL on a primary, per scoring statement)
+    let stored: Option<(Vec<f32>, Option<Vec<f32>>)> = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT weights, posterior FROM ecom.heads
+              WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
+                AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
+            Some(1),
+            &[id.into(), xmin.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        let posterior = r.get::<Vec<f32>>(2)?;
+        Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior)))
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
-    let Some((tenant, version, table, id, xmin, hyper)) = row else {
-        return Some(None);
-    };
-    let key = (table, id, xmin);
-    let cached = HEADS.lock().get(&key).cloned();
-    let (head, posterior, posterior_stored) = match cached {
-        Some(h) => h,
-        None => {
-            // a read-only SPI query: pgrx's Spi::get_one* run as "update",
-            // which assigns a transaction id (an error on a hot standby,
-            // and a wasted xid plus WAL on a primary, per scoring statement)
-            let stored: Option<(Vec<f32>, Option<Vec<f32>>)> = Spi::connect(|c| {
-                let t = c.select(
-                    "SELECT weights, posterior FROM ecom.heads
-                      WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
-                        AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
-                    Some(1),
-                    &[id.into(), xmin.into()],
-                )?;
-                if t.is_empty() {
-                    return Ok::<_, pgrx::spi::Error>(None);
-                }
-                let r = t.first();
-                let posterior = r.get::<Vec<f32>>(2)?;
-                Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior)))
-            })
-            .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
-            let (weights, posterior) = stored?;
-            let head = decode(&hyper, weights);
-            let stored = posterior.is_some();
-            let posterior = decode_posterior(&hyper, &head, posterior);
-            let decoded = (Arc::new(head), Arc::new(posterior), stored);
-            let mut cache = HEADS.lock();
-            if cache.len() > 256 {
-                cache.clear();
-            }
-            cache.insert(key, decoded.clone());
-            decoded
-        }
-    };
-    Some(Some(StoredHead {
-        tenant,
-        version,
-        head,
-        posterior,
-        posterior_stored,
-        id,
-        hyper,
-        encoder_checked: std::sync::atomic::AtomicBool::new(false),
-    }))
+    let (weights, posterior) = stored?;
+    let head = decode(hyper, weights);
+    let stored = posterior.is_some();
+    let posterior = decode_posterior(hyper, &head, posterior);
+    Some(Decoded {
+        head: Arc::new(head),
+        posterior: Arc::new(posterior),
+        posterior_stored: stored,
+    })
 }
 
 /// A head serves only the encoder it was trained for: the embedding width
@@ -470,7 +276,7 @@ pub fn serving_head(tenant: Option<&str>) -> Arc<StoredHead> {
     active_head(tenant, false).unwrap_or_else(|| no_global_head())
 }
 
-fn no_global_head() -> ! {
+pub(super) fn no_global_head() -> ! {
     error(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         "pg_ecom: there is no global head yet".into(),

@@ -2,7 +2,7 @@
 //! the caller's transaction, and read back with what followed (feedback.rs
 //! records that) for learning and evaluation, through a cursor that
 //! follows commit order. Names and operators are schema-qualified as in
-//! store.rs.
+//! heads.rs; the read path's query and row reader are impressions/reader.rs.
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -12,7 +12,9 @@ use crate::pg::errors::raise as fail;
 
 use crate::store::heads::StoredHead;
 use crate::store::relation::Budget;
-use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
+use pg_ecom_core::head::BEHAVIOURS;
+
+mod reader;
 
 /// One ecom_serve call, as logged.
 pub struct Request<'a> {
@@ -289,7 +291,7 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
 }
 
 /// A logged request and its impressions that fall in a read window.
-pub struct Logged {
+pub struct LoggedRequest {
     pub id: i64,
     pub context: String,
     pub items: Vec<Option<String>>,
@@ -324,7 +326,7 @@ pub struct Window {
 /// What `read` found.
 pub struct Read {
     /// in the order served
-    pub requests: Vec<Logged>,
+    pub requests: Vec<LoggedRequest>,
     /// the limit stopped the read before the window's end
     pub truncated: bool,
     /// requests read but left out: an unknown behaviour, or side features
@@ -365,52 +367,8 @@ pub fn settled_until() -> String {
 /// through a cursor, 256 requests at a time, and bounded in bytes by
 /// `budget` as they arrive.
 pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
-    let dir = if w.oldest_first { "ASC" } else { "DESC" };
-    let p = ["$3", "$4", "$8", "$9", "$10"];
-    let (after, beyond) = (self::after(p), self::beyond(p[0], p[1]));
-    // Requests at or before the cursor's position that its read did not
-    // see (transactions still open then) are read whole, first (they come
-    // first in time): the limit cuts only among those beyond it, so the
-    // position the next cursor keeps never moves back.
-    let sql = format!(
-        "WITH c AS (
-           SELECT r.id, r.served_at FROM ecom.requests r
-            WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-              AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)),
-         q AS (
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {after} AND NOT {beyond})
-           UNION ALL
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {beyond}
-             ORDER BY c.served_at {dir}, c.id {dir}
-             LIMIT $6::pg_catalog.int8))
-         SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
-                r.context, r.items, r.features, r.k, r.behaviour,
-                pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
-                pg_catalog.array_agg(i.propensity ORDER BY i.rank),
-                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank),
-                pg_catalog.pg_current_snapshot()::pg_catalog.text,
-                pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text,
-                {beyond},
-                COALESCE(r.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(), false)
-           FROM q
-           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
-           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
-           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
-                 AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
-          GROUP BY r.id
-          ORDER BY r.served_at {dir}, r.id {dir}"
-    );
-    let mut out = Vec::new();
-    let mut held = 0usize;
-    let mut impressions = 0i64;
-    let mut truncated = false;
-    let mut read_beyond = 0i64;
-    let mut skipped = 0usize;
-    let mut snapshot = None;
-    let mut own_xid = None;
-    let mut own_through = None;
-    let mut last_beyond = None;
+    let sql = reader::read_sql(w);
+    let mut reader = reader::Reader::new(tenant, w, budget);
     Spi::connect(|c| {
         let mut cursor = c.open_cursor(
             sql.as_str(),
@@ -422,9 +380,21 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
                 w.since.into(),
                 w.limit.into(),
                 w.reward.map(|b| BEHAVIOURS[b]).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).map(|s| s.snapshot.clone()).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_xid.clone()).into(),
-                w.after.as_ref().and_then(|a| a.seen.as_ref()).and_then(|s| s.own_through).into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .map(|s| s.snapshot.clone())
+                    .into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .and_then(|s| s.own_xid.clone())
+                    .into(),
+                w.after
+                    .as_ref()
+                    .and_then(|a| a.seen.as_ref())
+                    .and_then(|s| s.own_through)
+                    .into(),
             ],
         );
         'fetch: loop {
@@ -434,103 +404,13 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
             }
             for r in t {
                 pgrx::check_for_interrupts!();
-                if snapshot.is_none() {
-                    snapshot = r.get::<String>(12)?;
-                    own_xid = r.get::<String>(13)?;
-                }
-                let id = r.get::<i64>(1)?.unwrap_or(0);
-                let is_beyond = r.get::<bool>(14)?.unwrap_or(true);
-                read_beyond += i64::from(is_beyond);
-                let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).ok();
-                let features = r
-                    .get::<Vec<Option<f32>>>(5)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|x| x.filter(|v| v.is_finite()))
-                    .collect::<Option<Vec<f32>>>();
-                let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
-                let usable = behaviour.is_some() && features.is_some();
-                // whole requests only; one request larger than the limit
-                // is read alone rather than never
-                if usable && is_beyond && !out.is_empty() && impressions + idx.len() as i64 > w.limit {
-                    truncated = true;
+                if !reader.take(&r)? {
                     break 'fetch;
                 }
-                // read (learned, or skipped as unusable): the cursor passes it
-                if is_beyond {
-                    last_beyond = Some((r.get::<String>(2)?.unwrap_or_default(), id));
-                }
-                if r.get::<bool>(15)?.unwrap_or(false) {
-                    own_through = own_through.max(Some(id));
-                }
-                let (Some(behaviour), Some(features)) = (behaviour, features) else {
-                    skipped += 1;
-                    continue;
-                };
-                impressions += idx.len() as i64;
-                let context = r.get::<String>(3)?.unwrap_or_default();
-                let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
-                held += budget.per_event * idx.len()
-                    + context.len()
-                    + items.iter().map(|t| t.as_ref().map_or(8, |s| s.len() + 24)).sum::<usize>()
-                    + features.len() * 4;
-                if held > budget.bytes {
-                    fail(
-                        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                        format!(
-                            "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
-                            crate::pg::errors::tenant_name(tenant),
-                            budget.bytes / (1024 * 1024),
-                            out.len() + 1
-                        ),
-                        Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
-                    );
-                }
-                let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
-                let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
-                let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
-                let shown = idx
-                    .iter()
-                    .zip(&ranks)
-                    .zip(&props)
-                    .zip(&labels)
-                    .map(|(((&item_index, &rank), &propensity), &label)| LoggedShown {
-                        item_index,
-                        rank,
-                        propensity,
-                        label,
-                    })
-                    .collect();
-                out.push(Logged {
-                    id: r.get::<i64>(1)?.unwrap_or(0),
-                    context,
-                    items,
-                    features,
-                    k: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
-                    behaviour,
-                    shown,
-                });
             }
         }
         Ok::<_, pgrx::spi::Error>(())
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
-    // requests are at most as many as impressions: LIMIT on them stops
-    // the scan early; reaching it means more may remain
-    truncated |= read_beyond >= w.limit;
-    if !w.oldest_first {
-        out.reverse();
-    }
-    Read {
-        requests: out,
-        truncated,
-        skipped,
-        seen: snapshot.map(|snapshot| Seen {
-            snapshot,
-            own_xid,
-            own_through,
-            relation: requests_oid(),
-        }),
-        last_beyond,
-    }
+    reader.finish()
 }

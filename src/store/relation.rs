@@ -4,7 +4,7 @@
 //! Runs as the caller (functions are SECURITY INVOKER), so the caller's
 //! privileges and row-level security apply. The relation name in the query
 //! text is Postgres' own quoting of schema and name, never caller text, and
-//! every function, type and operator is schema-qualified (see store.rs).
+//! every function, type and operator is schema-qualified (see heads.rs).
 
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -100,82 +100,12 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
     let (name, qualified) = names(rel, role);
     let columns = columns(rel, role);
 
-    let type_of = |col: &str| {
-        columns
-            .iter()
-            .find(|(n, _)| n == col)
-            .map(|(_, t)| t.as_str())
-    };
-    let mut need = vec![
-        ("context", &TEXTS[..]),
-        ("item", &TEXTS[..]),
-        ("behaviour", &TEXTS[..]),
-        ("label", &["boolean"][..]),
-    ];
-    if with_tenant {
-        need.insert(0, ("tenant", &TEXTS[..]));
-    }
-    for (col, types) in &need {
-        match type_of(col) {
-            None => fail(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                format!(
-                    "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[] and ts)",
-                    if with_tenant { "tenant text, context text, item text, behaviour text, " } else { "context text, item text, behaviour text, " }
-                ),
-            ),
-            Some(t) if !types.contains(&t) => fail(
-                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!("column \"{col}\" of {role} relation {name} must be {}, not {t}", types[0]),
-            ),
-            _ => {}
-        }
-    }
-    let has_features = match type_of("features") {
-        None => false,
-        Some("real[]" | "double precision[]" | "numeric[]") => true,
-        Some(t) => fail(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            format!("column \"features\" of {role} relation {name} must be real[], not {t}"),
-        ),
-    };
-
+    let has_features = check_columns(&columns, role, &name, with_tenant);
     // an optional "ts" column orders events in time (any sortable type):
     // meta-validation then adapts on each tenant's earliest events, as
     // ecom_adapt is used on a new tenant
-    let ordered = type_of("ts").is_some();
-    // ties (and relations without ts) are broken over every column read,
-    // texts in byte order: the same rows train the same head whatever
-    // order they are stored in, in any database
-    let c = "COLLATE pg_catalog.\"C\"";
-    let mut order = Vec::new();
-    if ordered {
-        order.push("ts".to_string());
-    }
-    if with_tenant {
-        order.push(format!("tenant::pg_catalog.text {c}"));
-    }
-    for col in ["context", "item", "behaviour"] {
-        order.push(format!("{col}::pg_catalog.text {c}"));
-    }
-    order.push("label".into());
-    if has_features {
-        order.push("features::pg_catalog.float4[]".into());
-    }
-    let sql = format!(
-        "SELECT {}, context::pg_catalog.text, item::pg_catalog.text, behaviour::pg_catalog.text, label, {} FROM {qualified} ORDER BY {}",
-        if with_tenant {
-            "tenant::pg_catalog.text"
-        } else {
-            "NULL::pg_catalog.text"
-        },
-        if has_features {
-            "features::pg_catalog.float4[]"
-        } else {
-            "NULL::pg_catalog.float4[]"
-        },
-        order.join(", ")
-    );
+    let ordered = type_of(&columns, "ts").is_some();
+    let sql = read_sql(&qualified, with_tenant, has_features, ordered);
     let mut rows = Vec::new();
     let mut skipped = 0;
     let mut held = 0usize;
@@ -196,19 +126,7 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
             }
             let behaviour = behaviour_index(&behaviour)
                 .unwrap_or_else(|e| fail(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{role} relation {name}: {e}")));
-            let features: Vec<f32> = match r.get::<Array<f32>>(6)? {
-                None => Vec::new(),
-                Some(a) => a
-                    .iter()
-                    .map(|x| match x {
-                        Some(v) if v.is_finite() => v,
-                        _ => fail(
-                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                            format!("{role} relation {name}: features must not contain NULL, NaN or infinity"),
-                        ),
-                    })
-                    .collect(),
-            };
+            let features = features_of(r.get::<Array<f32>>(6)?, role, &name);
             match n_features {
                 None => n_features = Some(features.len()),
                 Some(n) if n != features.len() => fail(
@@ -246,5 +164,107 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
         skipped,
         n_features: n_features.unwrap_or(0),
         ordered,
+    }
+}
+
+/// The type of column `col` among `columns`, as format_type writes it.
+fn type_of<'a>(columns: &'a [(String, String)], col: &str) -> Option<&'a str> {
+    columns
+        .iter()
+        .find(|(n, _)| n == col)
+        .map(|(_, t)| t.as_str())
+}
+
+/// Checks that `columns` hold what `read` needs, of types it accepts (an
+/// ERROR otherwise); returns whether there is a "features" column.
+fn check_columns(columns: &[(String, String)], role: &str, name: &str, with_tenant: bool) -> bool {
+    let mut need = vec![
+        ("context", &TEXTS[..]),
+        ("item", &TEXTS[..]),
+        ("behaviour", &TEXTS[..]),
+        ("label", &["boolean"][..]),
+    ];
+    if with_tenant {
+        need.insert(0, ("tenant", &TEXTS[..]));
+    }
+    for (col, types) in &need {
+        match type_of(columns, col) {
+            None => fail(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!(
+                    "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[] and ts)",
+                    if with_tenant { "tenant text, context text, item text, behaviour text, " } else { "context text, item text, behaviour text, " }
+                ),
+            ),
+            Some(t) if !types.contains(&t) => fail(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!("column \"{col}\" of {role} relation {name} must be {}, not {t}", types[0]),
+            ),
+            _ => {}
+        }
+    }
+    match type_of(columns, "features") {
+        None => false,
+        Some("real[]" | "double precision[]" | "numeric[]") => true,
+        Some(t) => fail(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("column \"features\" of {role} relation {name} must be real[], not {t}"),
+        ),
+    }
+}
+
+/// The query `read` runs: every column it reads, as the types it reads,
+/// in a deterministic order.
+fn read_sql(qualified: &str, with_tenant: bool, has_features: bool, ordered: bool) -> String {
+    // ties (and relations without ts) are broken over every column read,
+    // texts in byte order: the same rows train the same head whatever
+    // order they are stored in, in any database
+    let c = "COLLATE pg_catalog.\"C\"";
+    let mut order = Vec::new();
+    if ordered {
+        order.push("ts".to_string());
+    }
+    if with_tenant {
+        order.push(format!("tenant::pg_catalog.text {c}"));
+    }
+    for col in ["context", "item", "behaviour"] {
+        order.push(format!("{col}::pg_catalog.text {c}"));
+    }
+    order.push("label".into());
+    if has_features {
+        order.push("features::pg_catalog.float4[]".into());
+    }
+    format!(
+        "SELECT {}, context::pg_catalog.text, item::pg_catalog.text, behaviour::pg_catalog.text, label, {} FROM {qualified} ORDER BY {}",
+        if with_tenant {
+            "tenant::pg_catalog.text"
+        } else {
+            "NULL::pg_catalog.text"
+        },
+        if has_features {
+            "features::pg_catalog.float4[]"
+        } else {
+            "NULL::pg_catalog.float4[]"
+        },
+        order.join(", ")
+    )
+}
+
+/// A row's features: each must be finite (an ERROR otherwise).
+fn features_of(a: Option<Array<f32>>, role: &str, name: &str) -> Vec<f32> {
+    match a {
+        None => Vec::new(),
+        Some(a) => a
+            .iter()
+            .map(|x| match x {
+                Some(v) if v.is_finite() => v,
+                _ => fail(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "{role} relation {name}: features must not contain NULL, NaN or infinity"
+                    ),
+                ),
+            })
+            .collect(),
     }
 }

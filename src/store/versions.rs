@@ -1,19 +1,20 @@
 //! Versions of `ecom.heads` written: a new version (activated or kept
 //! waiting), the replacement of waiting candidates, rollback, forget, and
-//! the per-tenant lock that serialises them. Reading heads is store.rs.
+//! the per-tenant lock that serialises them. Reading heads is heads.rs.
 //!
 //! Versions are never overwritten, and one that served is never deleted
 //! or renumbered. Writers of one tenant serialise on a transaction-scoped
 //! advisory lock, so two concurrent `ecom_adapt` calls get consecutive
 //! versions; the partial unique index on active heads guarantees at most
 //! one active head per tenant, and the requests' foreign key keeps every
-//! version a request names. SQL is schema-qualified as in store.rs.
+//! version a request names. SQL is schema-qualified as in heads.rs.
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 
 use crate::pg::errors::raise as error;
-use crate::store::heads::{require_current_schema, same_tenant, BEHAVIOURS_SQL};
+use crate::store::heads::{same_tenant, BEHAVIOURS_SQL};
+use crate::store::schema::require_current_schema;
 use pg_ecom_core::head::Head;
 use pg_ecom_core::posterior::Posterior;
 
@@ -71,24 +72,7 @@ pub fn insert_version_with(
     metrics: serde_json::Value,
     activate: bool,
 ) -> i32 {
-    if head.params.iter().any(|p| !p.is_finite()) {
-        error(
-            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
-            Some("Use a smaller lr or fewer steps."),
-        );
-    }
-    // a head is stored only if it can be read back and score: the same
-    // checks as reading it (decode, decode_posterior)
-    if let Some(p) = posterior {
-        if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
-            error(
-                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-                format!("pg_ecom: training gave an unusable posterior ({e}); nothing was stored"),
-                Some("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features."),
-            );
-        }
-    }
+    require_storable(head, posterior);
     hyper["t"] = head.t.into();
     hyper["k"] = head.k.into();
     // versions this one replaced (deleted in this transaction): numbers
@@ -148,6 +132,30 @@ pub fn insert_version_with(
     })
     .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
     version.unwrap_or_else(|| concurrent_write(tenant))
+}
+
+/// Refuses, before anything is written, a head that could not be read
+/// back or could not score: non-finite weights (training diverged) or a
+/// posterior that does not decode.
+fn require_storable(head: &Head, posterior: Option<&Posterior>) {
+    if head.params.iter().any(|p| !p.is_finite()) {
+        error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
+            Some("Use a smaller lr or fewer steps."),
+        );
+    }
+    // a head is stored only if it can be read back and score: the same
+    // checks as reading it (decode, decode_posterior)
+    if let Some(p) = posterior {
+        if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
+            error(
+                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("pg_ecom: training gave an unusable posterior ({e}); nothing was stored"),
+                Some("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features."),
+            );
+        }
+    }
 }
 
 /// Deletes the versions of `tenant` that ecom_learn stored inactive from

@@ -1,0 +1,49 @@
+//! The decode cache of heads: a row of `ecom.heads` decoded once per
+//! backend (weights into a `Head`, the stored posterior or the prior into
+//! a `Posterior`), then shared by every lookup that finds the same row
+//! version. heads.rs reads the rows and fills it.
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pg_ecom_core::head::Head;
+use pg_ecom_core::posterior::Posterior;
+
+/// A row version of ecom.heads: (table oid, id, xmin). `id` comes from the
+/// table's identity sequence, so no other row version of this table ever
+/// has it (not a version number reused after ecom_forget or a rollback in
+/// the same transaction, which (tenant, version, xmin) could not tell
+/// apart); the table's oid tells apart a table dropped and created again
+/// (DROP EXTENSION, CREATE EXTENSION) in the same backend.
+pub type Key = (u32, i64, i64);
+
+/// A decoded head.
+#[derive(Clone)]
+pub struct Decoded {
+    pub head: Arc<Head>,
+    /// what Thompson draws from
+    pub posterior: Arc<Posterior>,
+    /// whether that was stored (else it is the prior)
+    pub posterior_stored: bool,
+}
+
+/// At most this many decoded heads; past it the cache starts over.
+const CAPACITY: usize = 256;
+
+static HEADS: Lazy<Mutex<HashMap<Key, Decoded>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// The row version `key` decoded before in this backend, if still cached.
+pub fn get(key: &Key) -> Option<Decoded> {
+    HEADS.lock().get(key).cloned()
+}
+
+/// Keeps `decoded` for later lookups of `key`.
+pub fn insert(key: Key, decoded: Decoded) {
+    let mut cache = HEADS.lock();
+    if cache.len() > CAPACITY {
+        cache.clear();
+    }
+    cache.insert(key, decoded);
+}

@@ -1,0 +1,209 @@
+//! `impressions::read`'s parts: the query it runs through its cursor and
+//! the `Reader` that turns each row into a `LoggedRequest`, counting what
+//! the read holds against its budget.
+
+use pgrx::spi::SpiHeapTupleData;
+use pgrx::PgSqlErrorCode;
+
+use super::{after, beyond, requests_oid, LoggedRequest, LoggedShown, Read, Seen, Window, ISO_UTC};
+use crate::pg::errors::raise as fail;
+use crate::store::relation::Budget;
+use pg_ecom_core::head::behaviour_index;
+
+/// The query `read` runs through its cursor, parameters as `read` binds
+/// them.
+pub(super) fn read_sql(w: &Window) -> String {
+    let dir = if w.oldest_first { "ASC" } else { "DESC" };
+    let p = ["$3", "$4", "$8", "$9", "$10"];
+    let (after, beyond) = (after(p), beyond(p[0], p[1]));
+    // Requests at or before the cursor's position that its read did not
+    // see (transactions still open then) are read whole, first (they come
+    // first in time): the limit cuts only among those beyond it, so the
+    // position the next cursor keeps never moves back.
+    format!(
+        "WITH c AS (
+           SELECT r.id, r.served_at FROM ecom.requests r
+            WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+              AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
+              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)),
+         q AS (
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {after} AND NOT {beyond})
+           UNION ALL
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {beyond}
+             ORDER BY c.served_at {dir}, c.id {dir}
+             LIMIT $6::pg_catalog.int8))
+         SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
+                r.context, r.items, r.features, r.k, r.behaviour,
+                pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
+                pg_catalog.array_agg(i.propensity ORDER BY i.rank),
+                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank),
+                pg_catalog.pg_current_snapshot()::pg_catalog.text,
+                pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text,
+                {beyond},
+                COALESCE(r.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(), false)
+           FROM q
+           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
+           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
+           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
+                 AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
+          GROUP BY r.id
+          ORDER BY r.served_at {dir}, r.id {dir}"
+    )
+}
+
+/// What `read` gathers as rows arrive from its cursor.
+pub(super) struct Reader<'a> {
+    tenant: &'a str,
+    w: &'a Window,
+    budget: &'a Budget,
+    out: Vec<LoggedRequest>,
+    /// bytes held in `out`, as `budget` counts them
+    held: usize,
+    impressions: i64,
+    truncated: bool,
+    read_beyond: i64,
+    skipped: usize,
+    snapshot: Option<String>,
+    own_xid: Option<String>,
+    own_through: Option<i64>,
+    last_beyond: Option<(String, i64)>,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(tenant: &'a str, w: &'a Window, budget: &'a Budget) -> Self {
+        Reader {
+            tenant,
+            w,
+            budget,
+            out: Vec::new(),
+            held: 0,
+            impressions: 0,
+            truncated: false,
+            read_beyond: 0,
+            skipped: 0,
+            snapshot: None,
+            own_xid: None,
+            own_through: None,
+            last_beyond: None,
+        }
+    }
+
+    /// Takes one row of `read_sql`; false when the limit stops the read
+    /// before it.
+    pub(super) fn take(&mut self, r: &SpiHeapTupleData) -> Result<bool, pgrx::spi::Error> {
+        if self.snapshot.is_none() {
+            self.snapshot = r.get::<String>(12)?;
+            self.own_xid = r.get::<String>(13)?;
+        }
+        let id = r.get::<i64>(1)?.unwrap_or(0);
+        let is_beyond = r.get::<bool>(14)?.unwrap_or(true);
+        self.read_beyond += i64::from(is_beyond);
+        let behaviour = behaviour_index(&r.get::<String>(7)?.unwrap_or_default()).ok();
+        let features = r
+            .get::<Vec<Option<f32>>>(5)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.filter(|v| v.is_finite()))
+            .collect::<Option<Vec<f32>>>();
+        let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
+        let usable = behaviour.is_some() && features.is_some();
+        // whole requests only; one request larger than the limit
+        // is read alone rather than never
+        if usable
+            && is_beyond
+            && !self.out.is_empty()
+            && self.impressions + idx.len() as i64 > self.w.limit
+        {
+            self.truncated = true;
+            return Ok(false);
+        }
+        // read (learned, or skipped as unusable): the cursor passes it
+        if is_beyond {
+            self.last_beyond = Some((r.get::<String>(2)?.unwrap_or_default(), id));
+        }
+        if r.get::<bool>(15)?.unwrap_or(false) {
+            self.own_through = self.own_through.max(Some(id));
+        }
+        let (Some(behaviour), Some(features)) = (behaviour, features) else {
+            self.skipped += 1;
+            return Ok(true);
+        };
+        self.impressions += idx.len() as i64;
+        let context = r.get::<String>(3)?.unwrap_or_default();
+        let items: Vec<Option<String>> = r.get::<Vec<Option<String>>>(4)?.unwrap_or_default();
+        self.hold(
+            self.budget.per_event * idx.len()
+                + context.len()
+                + items
+                    .iter()
+                    .map(|t| t.as_ref().map_or(8, |s| s.len() + 24))
+                    .sum::<usize>()
+                + features.len() * 4,
+        );
+        let ranks: Vec<i32> = r.get::<Vec<i32>>(9)?.unwrap_or_default();
+        let props: Vec<f64> = r.get::<Vec<f64>>(10)?.unwrap_or_default();
+        let labels: Vec<bool> = r.get::<Vec<bool>>(11)?.unwrap_or_default();
+        let shown = idx
+            .iter()
+            .zip(&ranks)
+            .zip(&props)
+            .zip(&labels)
+            .map(
+                |(((&item_index, &rank), &propensity), &label)| LoggedShown {
+                    item_index,
+                    rank,
+                    propensity,
+                    label,
+                },
+            )
+            .collect();
+        self.out.push(LoggedRequest {
+            id: r.get::<i64>(1)?.unwrap_or(0),
+            context,
+            items,
+            features,
+            k: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
+            behaviour,
+            shown,
+        });
+        Ok(true)
+    }
+
+    /// Counts `bytes` more held: past the budget, an ERROR.
+    fn hold(&mut self, bytes: usize) {
+        self.held += bytes;
+        if self.held > self.budget.bytes {
+            fail(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
+                    crate::pg::errors::tenant_name(self.tenant),
+                    self.budget.bytes / (1024 * 1024),
+                    self.out.len() + 1
+                ),
+                Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
+            );
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Read {
+        // requests are at most as many as impressions: LIMIT on them stops
+        // the scan early; reaching it means more may remain
+        self.truncated |= self.read_beyond >= self.w.limit;
+        if !self.w.oldest_first {
+            self.out.reverse();
+        }
+        Read {
+            requests: self.out,
+            truncated: self.truncated,
+            skipped: self.skipped,
+            seen: self.snapshot.map(|snapshot| Seen {
+                snapshot,
+                own_xid: self.own_xid,
+                own_through: self.own_through,
+                relation: requests_oid(),
+            }),
+            last_beyond: self.last_beyond,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Whether this database's pg_ecom SQL objects are as new as the library:
+//! the guard every entry point that reads or writes heads passes first.
+//! It names a column of `ecom.heads`, so it lives with the tables rather
+//! than in `pg` (which owns no tables).
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use crate::pg::errors::raise as error;
+
+/// A library newer than the SQL objects (new binaries installed, ALTER
+/// EXTENSION … UPDATE not run yet in this database) would fail on columns
+/// that 0.1.0 lacks: say what to do instead. Checked in the catalogs until
+/// it first succeeds in this backend (the update can happen while a
+/// backend lives; it cannot be undone).
+pub fn require_current_schema() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CURRENT: AtomicBool = AtomicBool::new(false);
+    if CURRENT.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: catalog lookups by name, with missing_ok.
+    let has_id = unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"ecom".as_ptr(), true);
+        let rel = if nsp == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(c"heads".as_ptr(), nsp)
+        };
+        if rel == pg_sys::InvalidOid {
+            return; // no ecom.heads at all: the query itself will say so
+        }
+        pg_sys::get_attnum(rel, c"ever_active".as_ptr()) != pg_sys::InvalidAttrNumber as i16
+    };
+    if !has_id {
+        error(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "pg_ecom: the extension's SQL objects in this database are older than the pg_ecom library ({})",
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
+        );
+    }
+    CURRENT.store(true, Ordering::Relaxed);
+}
