@@ -12,7 +12,9 @@ use crate::encoder::identity::{EncoderSettings, ModelIdentity};
 use crate::pg::errors::raise;
 use crate::pg::settings::{self, Inference};
 use crate::worker::client::{unavailable, wait_on_latch};
+use crate::worker::info::{LoadState, ModelInfo};
 use crate::worker::layout::{self, Shared};
+use crate::worker::protocol::Readiness;
 
 /// The model the worker serves, as a session sees it.
 #[derive(Clone)]
@@ -21,6 +23,7 @@ pub struct WorkerModel {
     pub sha256: Option<String>,
     /// model::model_key of the worker's model
     pub model_key: u64,
+    /// what the worker published (ModelInfo), as JSON
     pub info: serde_json::Value,
 }
 
@@ -30,9 +33,10 @@ pub enum Route {
 }
 
 /// What the worker published, parsed once per version of it.
-static PUBLISHED: Mutex<Option<(u64, serde_json::Value)>> = Mutex::new(None);
+static PUBLISHED: Mutex<Option<(u64, Option<ModelInfo>)>> = Mutex::new(None);
 
-pub fn published(sh: &Shared) -> serde_json::Value {
+/// What the worker published; None before it has (or if it did not fit).
+pub fn published(sh: &Shared) -> Option<ModelInfo> {
     let v = sh.header().info_version.load(Ordering::Acquire);
     let mut p = PUBLISHED.lock();
     match p.as_ref() {
@@ -60,44 +64,43 @@ pub fn route() -> Route {
     if !wait_until_ready(&sh) {
         return fall_back(&sh);
     }
-    let info = published(&sh);
     let key = EncoderSettings::current().describe();
-    if info["key"].as_str() != Some(key.as_str()) {
+    let Some(info) = published(&sh).filter(|info| info.key == key) else {
         // this session chose another model or runtime than the server's
         return Route::Local;
-    }
-    if info["state"] == "failed" {
+    };
+    if info.state == LoadState::Failed {
         // the same files would fail here too: the same ERROR as in
         // backend mode, naming the setting
-        let guc = match info["guc"].as_str() {
+        let guc = match info.guc.as_deref() {
             Some("pg_ecom.onnxruntime_library") => "pg_ecom.onnxruntime_library",
             Some("pg_ecom.model_variant") => "pg_ecom.model_variant",
             _ => "pg_ecom.model_dir",
         };
         settings::config_error(
-            info["error"]
-                .as_str()
-                .unwrap_or("the model failed to load")
-                .to_owned(),
+            info.error
+                .unwrap_or_else(|| "the model failed to load".to_owned()),
             guc,
         );
     }
-    let dims = info["dims"].as_u64().unwrap_or(0) as usize;
-    if dims == 0 || dims > layout::MAX_DIMS {
+    let Some(model) = info
+        .model
+        .as_ref()
+        .filter(|m| (1..=layout::MAX_DIMS).contains(&m.dims))
+    else {
         return Route::Local;
-    }
-    let model_key = info["model_key"].as_u64().unwrap_or(0);
-    if ModelIdentity::of_session().key() != model_key {
+    };
+    if ModelIdentity::of_session().key() != model.model_key {
         // the session's model files changed on disk (renamed into place)
         // while the worker still has the old model: the session's own
         // model encodes, and describes itself, so nothing mixes the two
         return Route::Local;
     }
     Route::Worker(WorkerModel {
-        dims,
-        sha256: info["sha256"].as_str().map(str::to_owned),
-        model_key,
-        info,
+        dims: model.dims,
+        sha256: model.sha256.clone(),
+        model_key: model.model_key,
+        info: info.to_value(),
     })
 }
 
@@ -106,7 +109,7 @@ pub fn route() -> Route {
 fn wait_until_ready(sh: &Shared) -> bool {
     let deadline = layout::now_us() + settings::worker_timeout_ms() * 1000;
     loop {
-        if sh.ready() != 0 {
+        if sh.readiness() != Readiness::Loading {
             return true;
         }
         if settings::inference_fallback() && !sh.any_running() {

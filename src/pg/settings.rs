@@ -97,8 +97,16 @@ pub fn register() {
     unsafe { pg_sys::MarkGUCPrefixReserved(c"pg_ecom".as_ptr()) };
 }
 
+/// In the order they have always been defined (worker mode first).
 fn register_settings() {
     register_worker_settings();
+    register_model_settings();
+    register_encoder_settings();
+    register_loop_settings();
+}
+
+/// Which model: its files, the runtime library, the weights.
+fn register_model_settings() {
     // Paths load code and data into the server process: superuser only.
     GucRegistry::define_string_guc(
         c"pg_ecom.model_dir",
@@ -124,6 +132,10 @@ fn register_settings() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// How a backend runs its encoder and what it may hold.
+fn register_encoder_settings() {
     // Settings that size a backend's threads, memory or GPU context are
     // superuser-only (a superuser can still grant them per role or
     // database with ALTER ROLE / ALTER DATABASE … SET): any user could
@@ -177,8 +189,11 @@ fn register_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    // The loop (ecom_serve, ecom_feedback, ecom_learn, ecom_evaluate): CPU
-    // per call, no memory beyond what max_training_mb bounds.
+}
+
+/// The loop (ecom_serve, ecom_feedback, ecom_learn, ecom_evaluate): CPU
+/// per call, no memory beyond what max_training_mb bounds.
+fn register_loop_settings() {
     GucRegistry::define_float_guc(
         c"pg_ecom.explore_temperature",
         c"Temperature of explore => 'softmax' on the head's logits: lower ranks closer to the scores.",
@@ -244,6 +259,18 @@ fn register_settings() {
 /// more is superuser-only.
 fn register_worker_settings() {
     let preloaded = preloading();
+    register_inference_settings(preloaded);
+    register_worker_tuning();
+    // Sizes of shared memory: Postgres accepts PGC_POSTMASTER settings
+    // only from a library the postmaster loads
+    if preloaded {
+        register_shared_memory_settings();
+    }
+}
+
+/// Where a session's texts are encoded, and how long it waits for the
+/// worker.
+fn register_inference_settings(preloaded: bool) {
     GucRegistry::define_enum_guc(
         c"pg_ecom.inference",
         c"Where texts are encoded: 'worker' (one shared inference worker, needs pg_ecom in shared_preload_libraries) or 'backend' (each connection loads its own model).",
@@ -270,6 +297,10 @@ fn register_worker_settings() {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+}
+
+/// How the workers run (they reread these on SIGHUP).
+fn register_worker_tuning() {
     GucRegistry::define_int_guc(
         c"pg_ecom.worker_hang_timeout",
         c"An inference worker that runs a request but shows no progress for this long is asked to exit (the postmaster starts a new one).",
@@ -310,11 +341,10 @@ fn register_worker_settings() {
         GucContext::Sighup,
         GucFlags::default(),
     );
-    // Sizes of shared memory: Postgres accepts PGC_POSTMASTER settings
-    // only from a library the postmaster loads
-    if !preloaded {
-        return;
-    }
+}
+
+/// Fixed at server start: the workers and the shared memory they use.
+fn register_shared_memory_settings() {
     GucRegistry::define_int_guc(
         c"pg_ecom.workers",
         c"Inference workers, each with its own model: requests go to whichever is free.",

@@ -1,9 +1,10 @@
 //! Where a session's texts are encoded: by the shared inference worker
 //! (`pg_ecom.inference = 'worker'`) or in this backend. This is the
-//! backend's half of the worker protocol (shared.rs has the states, the
-//! worker's half is worker.rs), plus the shared embedding cache in front
+//! backend's half of the worker protocol (protocol.rs has the states, the
+//! worker's half is server.rs), plus the shared embedding cache in front
 //! of both.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 use crate::pg::errors::raise;
 use crate::pg::settings;
 use crate::worker::layout::{self, Shared, Slot};
+use crate::worker::protocol::{Readiness, SlotState};
 
 /// Why a request to the worker did not return embeddings.
 enum Failure {
@@ -31,63 +33,10 @@ pub fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
     // similar lengths together, as the encoder batches them
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
-    let chunks = chunks(texts, &order);
     let mut out = vec![Vec::new(); texts.len()];
-    let mut inflight: std::collections::VecDeque<(usize, Claimed)> = Default::default();
-    let mut next = 0;
-    let deadline = || layout::now_us() + settings::worker_timeout_ms() * 1000;
-    let mut failure = None;
-    while next < chunks.len() || !inflight.is_empty() {
-        // submit while there is room; wait for a free slot only when
-        // nothing of ours is in flight (never hold slots while waiting)
-        while next < chunks.len() && inflight.len() < PIPELINE {
-            let chunk: Vec<&str> = order[chunks[next].clone()]
-                .iter()
-                .map(|&i| texts[i])
-                .collect();
-            let slot = if inflight.is_empty() {
-                claim(sh, deadline()).map(Some)
-            } else if free_slots(sh) * 4 > sh.header().n_slots {
-                // more in flight only while slots are plentiful: a large
-                // request must not starve small ones of slots
-                Ok(try_claim(sh))
-            } else {
-                Ok(None)
-            };
-            match slot.and_then(|c| c.map(|c| submit(sh, c, &chunk, model_key)).transpose()) {
-                Ok(Some(c)) => {
-                    inflight.push_back((next, c));
-                    next += 1;
-                }
-                Ok(None) => break,
-                Err(f) => {
-                    failure = Some(f);
-                    break;
-                }
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-        let Some((k, c)) = inflight.pop_front() else {
-            continue;
-        };
-        match wait(sh, c, deadline()) {
-            Ok(embs) => {
-                for (&i, e) in order[chunks[k].clone()].iter().zip(embs) {
-                    out[i] = e;
-                }
-            }
-            Err(f) => {
-                failure = Some(f);
-                break;
-            }
-        }
-    }
-    let Some(f) = failure else {
+    let Some(f) = pipeline(sh, texts, &order, model_key, &mut out) else {
         return out;
     };
-    drop(inflight); // hands our other slots back
     match f {
         // the worker's messages carry the "pg_ecom: " prefix already
         Failure::Failed(msg) => raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, msg, None),
@@ -110,6 +59,72 @@ pub fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
             }
             out
         }
+    }
+}
+
+/// Sends `texts` (in `order`) to the workers one slot's worth at a time,
+/// up to PIPELINE requests in flight, and puts each embedding in `out`.
+/// The first failure ends it, with the slots still in flight handed back
+/// and what has no embedding yet left empty.
+fn pipeline(
+    sh: &Shared,
+    texts: &[&str],
+    order: &[usize],
+    model_key: u64,
+    out: &mut [Vec<f32>],
+) -> Option<Failure> {
+    let chunks = chunks(texts, order);
+    let mut inflight: VecDeque<(usize, Claimed)> = VecDeque::new();
+    let mut next = 0;
+    while next < chunks.len() || !inflight.is_empty() {
+        // submit while there is room; wait for a free slot only when
+        // nothing of ours is in flight (never hold slots while waiting)
+        while next < chunks.len() && inflight.len() < PIPELINE {
+            let chunk: Vec<&str> = order[chunks[next].clone()]
+                .iter()
+                .map(|&i| texts[i])
+                .collect();
+            let slot = next_slot(sh, inflight.is_empty());
+            match slot.and_then(|c| c.map(|c| submit(sh, c, &chunk, model_key)).transpose()) {
+                Ok(Some(c)) => {
+                    inflight.push_back((next, c));
+                    next += 1;
+                }
+                Ok(None) => break,
+                Err(f) => return Some(f),
+            }
+        }
+        let Some((k, c)) = inflight.pop_front() else {
+            continue;
+        };
+        match wait(sh, c, deadline()) {
+            Ok(embs) => {
+                for (&i, e) in order[chunks[k].clone()].iter().zip(embs) {
+                    out[i] = e;
+                }
+            }
+            Err(f) => return Some(f),
+        }
+    }
+    None
+}
+
+/// When a request started now gives up waiting.
+fn deadline() -> u64 {
+    layout::now_us() + settings::worker_timeout_ms() * 1000
+}
+
+/// A slot for the next request: waits for one when none of ours is in
+/// flight (`idle`), else takes one only if one is free now.
+fn next_slot(sh: &Shared, idle: bool) -> Result<Option<Claimed<'_>>, Failure> {
+    if idle {
+        claim(sh, deadline()).map(Some)
+    } else if free_slots(sh) * 4 > sh.header().n_slots {
+        // more in flight only while slots are plentiful: a large
+        // request must not starve small ones of slots
+        Ok(try_claim(sh))
+    } else {
+        Ok(None)
     }
 }
 
@@ -145,32 +160,13 @@ struct Claimed<'a>(&'a Slot);
 impl Drop for Claimed<'_> {
     fn drop(&mut self) {
         HELD.lock().retain(|&p| p != self.0 as *const Slot as usize);
-        release(self.0);
+        self.0.release();
     }
 }
 
 /// The slots this backend holds now (addresses), for its exit callback:
 /// never another backend's, even one that reuses this pid's old slot.
 static HELD: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-
-/// Gives a slot this backend owns back: free at once unless the worker is
-/// running it, in which case the worker frees it when done.
-fn release(s: &Slot) {
-    loop {
-        let st = s.state.load(Ordering::Acquire);
-        let next = match st {
-            layout::RUNNING => layout::ABANDONED,
-            layout::FREE | layout::ABANDONED => return,
-            _ => layout::FREE,
-        };
-        if s.state
-            .compare_exchange(st, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            return;
-        }
-    }
-}
 
 static EXIT_CALLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -179,7 +175,7 @@ static EXIT_CALLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
     for p in std::mem::take(&mut *HELD.lock()) {
         // SAFETY: the address of a slot in shared memory this backend holds
-        release(unsafe { &*(p as *const Slot) });
+        unsafe { &*(p as *const Slot) }.release();
     }
 }
 
@@ -230,9 +226,7 @@ fn claim(sh: &Shared, deadline: u64) -> Result<Claimed<'_>, Failure> {
 }
 
 fn free_slots(sh: &Shared) -> usize {
-    sh.slots()
-        .filter(|s| s.state.load(Ordering::Relaxed) == layout::FREE)
-        .count()
+    sh.slots().filter(|s| s.peek() == SlotState::Free).count()
 }
 
 /// A free slot now, if there is one.
@@ -241,16 +235,7 @@ fn try_claim(sh: &Shared) -> Option<Claimed<'_>> {
     // SAFETY: reads this process's pid
     let me = unsafe { pg_sys::MyProcPid };
     for s in sh.slots() {
-        if s.state.load(Ordering::Relaxed) == layout::FREE
-            && s.state
-                .compare_exchange(
-                    layout::FREE,
-                    layout::FILLING,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if s.try_claim() {
             s.owner_pid.store(me, Ordering::Release);
             s.owner_latch.store(my_latch(), Ordering::Release);
             HELD.lock().push(s as *const Slot as usize);
@@ -277,7 +262,7 @@ fn submit<'a>(
     let slot = claimed.0;
     let max_seq_len = settings::max_seq_len();
     {
-        // SAFETY: FILLING: this backend owns the slot's data
+        // SAFETY: Filling: this backend owns the slot's data
         let d = unsafe { &mut *slot.data.get() };
         d.n_texts = texts.len() as u32;
         d.unavailable = 0;
@@ -308,8 +293,7 @@ fn submit<'a>(
     slot.ticket
         .store(h.ticket.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     slot.submitted_us.store(layout::now_us(), Ordering::Relaxed);
-    slot.worker.store(layout::NO_WORKER, Ordering::Relaxed);
-    slot.state.store(layout::SUBMITTED, Ordering::Release);
+    slot.submit();
     wake_workers(sh);
     Ok(claimed)
 }
@@ -320,11 +304,10 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
     let slot = claimed.0;
     let timeout_us = settings::worker_timeout_ms() * 1000;
     loop {
-        let st = slot.state.load(Ordering::Acquire);
-        // SAFETY: DONE or FAILED: the worker handed the data back
+        // SAFETY: Done or Failed: the worker handed the data back
         let d = || unsafe { &*slot.data.get() };
-        match st {
-            layout::DONE => {
+        match slot.state() {
+            SlotState::Done => {
                 let d = d();
                 let n = d.n_texts as usize;
                 let dims = d.dims as usize;
@@ -334,7 +317,7 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
                 drop(claimed);
                 return Ok(out);
             }
-            layout::FAILED => {
+            SlotState::Failed => {
                 let d = d();
                 let msg = String::from_utf8_lossy(&d.err[..d.err_len as usize]).into_owned();
                 let unavailable = d.unavailable != 0;
@@ -374,7 +357,7 @@ fn check_hung(sh: &Shared) {
     let now = layout::now_us();
     let oldest_waiting = sh
         .slots()
-        .filter(|s| s.state.load(Ordering::Acquire) == layout::SUBMITTED)
+        .filter(|s| s.state() == SlotState::Submitted)
         .map(|s| now.saturating_sub(s.submitted_us.load(Ordering::Relaxed)))
         .max()
         .unwrap_or(0);
@@ -382,7 +365,7 @@ fn check_hung(sh: &Shared) {
         let pid = w.pid.load(Ordering::Acquire);
         // only a worker with a model takes requests: one loading, or one
         // whose model failed, is not judged
-        if pid == 0 || w.ready.load(Ordering::Acquire) != 1 {
+        if pid == 0 || w.readiness() != Readiness::Ready {
             continue;
         }
         let stale = now.saturating_sub(w.heartbeat_us.load(Ordering::Acquire)) >= hang;

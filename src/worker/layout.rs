@@ -4,11 +4,12 @@
 //! `shared_preload_libraries`: its size is fixed when the server starts
 //! (`pg_ecom.worker_slots`, `pg_ecom.shared_cache_mb`).
 //!
-//! No locks: each slot moves through its states by compare-and-swap, and
-//! whoever moved it into a state owns its data until it moves it on
-//! (backend: FILLING and after DONE/FAILED; worker: RUNNING). Every
-//! process maps shared memory at the same address (forked from the
-//! postmaster), so a latch pointer stored here is valid in all of them.
+//! No locks: each slot moves through its states by compare-and-swap
+//! (protocol.rs has the states and every move), and whoever moved it into
+//! a state owns its data until it moves it on (backend: Filling and after
+//! Done/Failed; worker: Running). Every process maps shared memory at the
+//! same address (forked from the postmaster), so a latch pointer stored
+//! here is valid in all of them.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use pgrx::pg_sys;
 
 use crate::pg::settings::MAX_WORKERS;
+use crate::worker::info::ModelInfo;
 
 /// Texts one slot carries; a larger request takes several slots in turn.
 pub const MAX_TEXTS: usize = 64;
@@ -33,16 +35,6 @@ const INFO_BYTES: usize = 8192;
 pub const HIST: usize = 4 * 34;
 /// Batch-size histogram: 1, 2–3, 4–7, … , 128+ texts per encoder run.
 pub const BATCH_HIST: usize = 8;
-
-pub const FREE: u32 = 0;
-pub const FILLING: u32 = 1;
-pub const SUBMITTED: u32 = 2;
-pub const RUNNING: u32 = 3;
-pub const DONE: u32 = 4;
-pub const FAILED: u32 = 5;
-pub const ABANDONED: u32 = 6;
-
-pub const NO_WORKER: u32 = u32::MAX;
 
 /// How a text travels in a slot.
 pub const KIND_TEXT: u8 = 0;
@@ -73,16 +65,15 @@ pub struct SlotData {
 
 #[repr(C)]
 pub struct Slot {
-    pub state: AtomicU32,
+    /// a `SlotState`, read and moved by protocol.rs only
+    pub(crate) state: AtomicU32,
     pub owner_pid: AtomicI32,
     pub owner_latch: AtomicUsize,
     /// order of submission: the worker serves the oldest first
     pub ticket: AtomicU64,
     pub submitted_us: AtomicU64,
-    /// index of the worker that runs it; NO_WORKER from submission until a
-    /// worker has taken it, so a worker restarting never touches a slot
-    /// that another one just took
-    pub worker: AtomicU32,
+    /// index of the worker that runs it (protocol.rs: `Slot::taken_by`)
+    pub(crate) worker: AtomicU32,
     pub data: UnsafeCell<SlotData>,
 }
 
@@ -112,8 +103,8 @@ pub struct WorkerState {
     pub pid: AtomicI32,
     pub latch: AtomicUsize,
     pub heartbeat_us: AtomicU64,
-    /// 0 loading (or not running), 1 ready, 2 its model failed to load
-    pub ready: AtomicU32,
+    /// a `Readiness`, read and written by protocol.rs only
+    pub(crate) ready: AtomicU32,
     /// requests it answered (all its incarnations)
     pub requests: AtomicU64,
     /// when its current encoder run started (0: not running one)
@@ -190,23 +181,6 @@ impl Shared {
         &h.workers[..h.n_workers.min(MAX_WORKERS)]
     }
 
-    /// 1 when a worker is ready, else 2 when one failed to load its model,
-    /// else 0 (starting, or none running).
-    pub fn ready(&self) -> u32 {
-        let states: Vec<u32> = self
-            .workers()
-            .iter()
-            .map(|w| w.ready.load(Ordering::Acquire))
-            .collect();
-        if states.contains(&1) {
-            1
-        } else if states.contains(&2) {
-            2
-        } else {
-            0
-        }
-    }
-
     /// Whether any worker process is running.
     pub fn any_running(&self) -> bool {
         self.workers()
@@ -220,8 +194,8 @@ impl Shared {
 
     /// Replaces what the worker publishes about itself (its model, provider,
     /// load error): a JSON object.
-    pub fn set_info(&self, info: &serde_json::Value) {
-        let s = info.to_string();
+    pub fn set_info(&self, info: &ModelInfo) {
+        let s = serde_json::to_string(info).expect("paths in ModelInfo are UTF-8");
         let h = self.header();
         let _g = spin(&h.info_lock);
         // SAFETY: guarded by info_lock
@@ -233,12 +207,13 @@ impl Shared {
         h.info_version.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn info(&self) -> serde_json::Value {
+    /// What the worker published; None before it has (or if it did not fit).
+    pub fn info(&self) -> Option<ModelInfo> {
         let h = self.header();
         let _g = spin(&h.info_lock);
         // SAFETY: guarded by info_lock
         let bytes = unsafe { (&(*h.info.get()))[..*h.info_len.get()].to_vec() };
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+        serde_json::from_slice(&bytes).ok()
     }
 }
 

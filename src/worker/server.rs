@@ -1,6 +1,6 @@
 //! The inference worker (worker mode): one background process that owns the
 //! encoder for the whole server, takes requests from every backend through
-//! shared memory (shared.rs), encodes them together in batches and wakes
+//! shared memory (layout.rs, protocol.rs), encodes them together in batches and wakes
 //! each backend through its latch.
 //!
 //! It never connects to a database and never calls Postgres from the
@@ -11,19 +11,21 @@
 //! one second without restarting the cluster.
 
 use std::ffi::c_int;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
-use serde_json::json;
 
 use crate::encoder::identity::EncoderSettings;
 use crate::encoder::local::{self, Loaded};
 use crate::encoder::tokenize::{Ids, TextTokenizer};
 use crate::pg::settings;
-use crate::worker::layout::{self, Shared, Slot};
+use crate::worker::info::{LoadedModel, ModelInfo};
+use crate::worker::layout::{self, Shared, Slot, WorkerState};
+use crate::worker::protocol::{Readiness, SlotState};
 
 /// Registers the workers (from `_PG_init` while preloading).
 pub fn register() {
@@ -83,7 +85,7 @@ unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
     if let Some(sh) = layout::get() {
         let i = INDEX.load(Ordering::Relaxed);
         let me = &sh.workers()[i];
-        me.ready.store(0, Ordering::Release);
+        me.set_readiness(Readiness::Loading);
         me.latch.store(0, Ordering::Release);
         me.pid.store(0, Ordering::Release);
         fail_running(
@@ -99,59 +101,34 @@ unsafe extern "C-unwind" fn on_exit(_code: c_int, _arg: pg_sys::Datum) {
 /// applies), their backends woken.
 fn fail_running(sh: &Shared, i: usize, msg: &str) {
     for s in sh.slots() {
-        // the state first: a slot RUNNING (or ABANDONED) for worker i
-        // leaves that state only through i, and the acquire makes the
-        // NO_WORKER of its submission visible, so a stale index from an
-        // earlier request is never taken for this one
-        let st = s.state.load(Ordering::Acquire);
-        if (st != layout::RUNNING && st != layout::ABANDONED)
-            || s.worker.load(Ordering::Acquire) as usize != i
-        {
+        // the state first (Slot::taken_by says why)
+        let st = s.state();
+        if (st != SlotState::Running && st != SlotState::Abandoned) || s.taken_by() != Some(i) {
             continue;
         }
         match st {
-            layout::RUNNING => requeue_or_fail(sh, s, msg),
-            layout::ABANDONED => free_if_abandoned(s),
+            SlotState::Running => requeue_or_fail(sh, s, msg),
+            SlotState::Abandoned => s.free_if_abandoned(),
             _ => {}
         }
     }
-}
-
-/// A slot whose backend gave up while a worker ran it is freed by that
-/// worker, and only while it is still ABANDONED.
-fn free_if_abandoned(s: &Slot) {
-    let _ = s.state.compare_exchange(
-        layout::ABANDONED,
-        layout::FREE,
-        Ordering::AcqRel,
-        Ordering::Relaxed,
-    );
 }
 
 /// A request its worker could not finish (it stopped or restarted) goes
 /// back to the queue once, for this or another worker; a second time it
 /// fails as "unavailable" (it may be what stops the worker).
 fn requeue_or_fail(sh: &Shared, s: &Slot, msg: &str) {
-    // SAFETY: RUNNING: the worker side owns the slot's data
+    // SAFETY: Running: the worker side owns the slot's data
     let d = unsafe { &mut *s.data.get() };
     if d.requeued == 0 {
         d.requeued = 1;
-        s.worker.store(layout::NO_WORKER, Ordering::Release);
-        if s.state
-            .compare_exchange(
-                layout::RUNNING,
-                layout::SUBMITTED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
+        if s.requeue() {
             sh.header().stats.requeued.fetch_add(1, Ordering::Relaxed);
             crate::worker::client::wake_workers(sh);
             return;
         }
         // abandoned meanwhile: nobody waits for it
-        free_if_abandoned(s);
+        s.free_if_abandoned();
         return;
     }
     finish(s, Err((msg, true)));
@@ -165,37 +142,16 @@ struct State {
     last_try_us: u64,
 }
 
+/// What this worker publishes about itself.
+fn me(sh: &Shared) -> &WorkerState {
+    &sh.workers()[INDEX.load(Ordering::Relaxed)]
+}
+
 #[pgrx::pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
-    // SAFETY: pthread_self of this, the worker's own thread
-    MAIN_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::SeqCst);
-    // SAFETY: a background worker sets its handlers, then unblocks signals
-    unsafe {
-        pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
-        pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
-        pg_sys::BackgroundWorkerUnblockSignals();
-    }
-    let sh = layout::get().expect("pg_ecom's shared memory exists when the worker runs");
-    let h = sh.header();
-    let i = arg.value().min(sh.workers().len().saturating_sub(1));
-    INDEX.store(i, Ordering::Relaxed);
-    let me = &sh.workers()[i];
-    me.ready.store(0, Ordering::Release);
-    me.run_started_us.store(0, Ordering::Release);
-    me.heartbeat_us.store(layout::now_us(), Ordering::Release);
-    fail_running(
-        &sh,
-        i,
-        "pg_ecom: the inference worker restarted during this request",
-    );
-    // SAFETY: this process's latch and pid, valid for its life
-    unsafe {
-        me.latch.store(pg_sys::MyLatch as usize, Ordering::Release);
-        me.pid.store(pg_sys::MyProcPid, Ordering::Release);
-        pg_sys::on_proc_exit(Some(on_exit), pg_sys::Datum::from(0));
-    }
-    h.generation.fetch_add(1, Ordering::AcqRel);
+    let sh = start(arg);
+    let me = me(&sh);
     let mut st = State {
         key: None,
         model: Err(String::new()),
@@ -223,7 +179,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
             load(&sh, &mut st);
         }
         // a worker without a model leaves the requests to one that has one
-        let picked = if st.model.is_err() && sh.ready() == 1 {
+        let picked = if st.model.is_err() && sh.readiness() == Readiness::Ready {
             Vec::new()
         } else {
             pick(&sh)
@@ -236,25 +192,63 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
                 unsafe { libc::malloc_trim(0) };
                 worked = false;
             }
-            // SAFETY: the worker's own latch
-            unsafe {
-                pg_sys::WaitLatch(
-                    pg_sys::MyLatch,
-                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
-                        as i32,
-                    // the heartbeat of an idle worker stays well inside
-                    // the hang limit
-                    (settings::worker_hang_timeout_us() / 4000).clamp(100, 1000)
-                        as std::ffi::c_long,
-                    pg_sys::PG_WAIT_EXTENSION,
-                );
-                pg_sys::ResetLatch(pg_sys::MyLatch);
-            }
+            wait_idle();
             continue;
         }
         run(&sh, &mut st, &picked);
         worked = true;
         last_run_us = layout::now_us();
+    }
+}
+
+/// Sets the worker up: its signal handlers, its place among the workers
+/// (failing what its previous incarnation left running), its latch and
+/// pid for backends to find, and its exit callback.
+fn start(arg: pg_sys::Datum) -> Shared {
+    // SAFETY: pthread_self of this, the worker's own thread
+    MAIN_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::SeqCst);
+    // SAFETY: a background worker sets its handlers, then unblocks signals
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
+        pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+    let sh = layout::get().expect("pg_ecom's shared memory exists when the worker runs");
+    let h = sh.header();
+    let i = arg.value().min(sh.workers().len().saturating_sub(1));
+    INDEX.store(i, Ordering::Relaxed);
+    let me = &sh.workers()[i];
+    me.set_readiness(Readiness::Loading);
+    me.run_started_us.store(0, Ordering::Release);
+    me.heartbeat_us.store(layout::now_us(), Ordering::Release);
+    fail_running(
+        &sh,
+        i,
+        "pg_ecom: the inference worker restarted during this request",
+    );
+    // SAFETY: this process's latch and pid, valid for its life
+    unsafe {
+        me.latch.store(pg_sys::MyLatch as usize, Ordering::Release);
+        me.pid.store(pg_sys::MyProcPid, Ordering::Release);
+        pg_sys::on_proc_exit(Some(on_exit), pg_sys::Datum::from(0));
+    }
+    h.generation.fetch_add(1, Ordering::AcqRel);
+    sh
+}
+
+/// Sleeps until a backend sets the worker's latch, or a short while.
+fn wait_idle() {
+    // SAFETY: the worker's own latch
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            // the heartbeat of an idle worker stays well inside
+            // the hang limit
+            (settings::worker_hang_timeout_us() / 4000).clamp(100, 1000) as std::ffi::c_long,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
     }
 }
 
@@ -266,8 +260,8 @@ fn load(sh: &Shared, st: &mut State) {
     if st.key.as_ref() == Some(&want) {
         return;
     }
-    let me = &sh.workers()[INDEX.load(Ordering::Relaxed)];
-    me.ready.store(0, Ordering::Release);
+    let me = me(sh);
+    me.set_readiness(Readiness::Loading);
     st.model = Err(String::new()); // drop the old session first
     st.model_key = 0;
     st.last_try_us = layout::now_us();
@@ -281,54 +275,60 @@ fn load(sh: &Shared, st: &mut State) {
             if let Some(w) = &m.encoder.fallback_warning {
                 pgrx::warning!("pg_ecom inference worker: {w}");
             }
-            let info = json!({
-                "state": "ready",
-                "key": want.0,
-                "model": m.manifest.model,
-                "dims": m.encoder.dims,
-                "variant": key.variant,
-                "model_dir": key.dir,
-                "model_file": m.model_file,
-                "sha256": m.manifest.sha256_of(&m.model_file),
-                "opset": m.manifest.opset,
-                "onnxruntime_version": m.ort_version,
-                "onnxruntime_library": key.library,
-                "provider_requested": key.provider.name(),
-                "provider": m.encoder.provider_in_use,
-                "threads": threads,
-                "load_ms": (m.encoder.load_ms * 10.0).round() / 10.0,
-                "source": m.manifest.source,
-                // what requests are routed for: backends compare it with
-                // their own model files' and send it with each request
-                "model_key": m.model_identity().key(),
-            });
+            let model = describe(&key, threads, &m);
             pgrx::log!(
                 "pg_ecom inference worker: {} loaded in {:.0} ms ({}, {threads} threads)",
                 m.model_file.display(),
                 m.encoder.load_ms,
                 m.encoder.provider_in_use
             );
-            st.model_key = info["model_key"].as_u64().unwrap_or(0);
+            st.model_key = model.model_key;
             // the shared cache is laid out for the worker's model: a
             // backend-mode session encoding first must not decide its width
             sh.cache().lay_out(m.encoder.dims);
             st.model = Ok(m);
-            info
+            ModelInfo::ready(want.0.clone(), model)
         }
         Err(e) => {
             pgrx::warning!("pg_ecom inference worker: {}", e.message);
             st.model = Err(e.message.clone());
-            json!({"state": "failed", "key": want.0, "error": e.message, "guc": e.guc})
+            ModelInfo::failed(want.0.clone(), e.message, e.guc)
         }
     };
     // with several workers, one that failed does not hide one that is ready
-    if st.model.is_ok() || sh.ready() != 1 {
+    if st.model.is_ok() || sh.readiness() != Readiness::Ready {
         sh.set_info(&info);
     }
     st.key = Some(want);
     me.heartbeat_us.store(layout::now_us(), Ordering::Release);
-    me.ready
-        .store(if st.model.is_ok() { 1 } else { 2 }, Ordering::Release);
+    me.set_readiness(if st.model.is_ok() {
+        Readiness::Ready
+    } else {
+        Readiness::Failed
+    });
+}
+
+/// What the worker publishes about the model it loaded with `key`.
+fn describe(key: &EncoderSettings, threads: usize, m: &Loaded) -> LoadedModel {
+    LoadedModel {
+        model: m.manifest.model.clone(),
+        dims: m.encoder.dims,
+        variant: key.variant.to_owned(),
+        model_dir: key.dir.clone(),
+        model_file: m.model_file.clone(),
+        sha256: m.manifest.sha256_of(&m.model_file).map(str::to_owned),
+        opset: m.manifest.opset,
+        onnxruntime_version: m.ort_version.clone(),
+        onnxruntime_library: key.library.clone(),
+        provider_requested: key.provider.name().to_owned(),
+        provider: m.encoder.provider_in_use.to_owned(),
+        threads,
+        load_ms: (m.encoder.load_ms * 10.0).round() / 10.0,
+        source: m.manifest.source.clone(),
+        // what requests are routed for: backends compare it with
+        // their own model files' and send it with each request
+        model_key: m.model_identity().key(),
+    }
 }
 
 /// Submitted slots, oldest first: (ticket, index, texts, submitted at).
@@ -336,9 +336,9 @@ fn submitted(sh: &Shared) -> Vec<(u64, usize, usize, u64)> {
     let mut v: Vec<_> = sh
         .slots()
         .enumerate()
-        .filter(|(_, s)| s.state.load(Ordering::Acquire) == layout::SUBMITTED)
+        .filter(|(_, s)| s.state() == SlotState::Submitted)
         .map(|(i, s)| {
-            // SAFETY: n_texts was written before SUBMITTED was stored
+            // SAFETY: n_texts was written before Submitted was stored
             let n = unsafe { (*s.data.get()).n_texts } as usize;
             (
                 s.ticket.load(Ordering::Relaxed),
@@ -380,18 +380,7 @@ fn pick(sh: &Shared) -> Vec<usize> {
         if !picked.is_empty() && texts + n > max_batch {
             break;
         }
-        let s = sh.slot(i);
-        if s.state
-            .compare_exchange(
-                layout::SUBMITTED,
-                layout::RUNNING,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            s.worker
-                .store(INDEX.load(Ordering::Relaxed) as u32, Ordering::Release);
+        if sh.slot(i).take(INDEX.load(Ordering::Relaxed)) {
             picked.push(i);
             texts += n;
         }
@@ -401,7 +390,7 @@ fn pick(sh: &Shared) -> Vec<usize> {
 
 /// The token ids of one slot's texts.
 fn read_slot(s: &Slot, tok: &TextTokenizer) -> Result<Vec<Ids>, String> {
-    // SAFETY: RUNNING: the worker owns the slot's data
+    // SAFETY: Running: the worker owns the slot's data
     let d = unsafe { &*s.data.get() };
     let mut at = 0;
     let mut seqs = Vec::with_capacity(d.n_texts as usize);
@@ -427,7 +416,7 @@ fn read_slot(s: &Slot, tok: &TextTokenizer) -> Result<Vec<Ids>, String> {
 /// request its backend abandoned meanwhile is simply freed.
 fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
     {
-        // SAFETY: RUNNING: the worker owns the slot's data until the store below
+        // SAFETY: Running: the worker owns the slot's data until `finish` below
         let d = unsafe { &mut *s.data.get() };
         match result {
             Ok(embs) => {
@@ -445,17 +434,9 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
             }
         }
     }
-    let to = if result.is_ok() {
-        layout::DONE
-    } else {
-        layout::FAILED
-    };
-    if s.state
-        .compare_exchange(layout::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        // ABANDONED: nobody waits for it
-        free_if_abandoned(s);
+    if !s.finish(result.is_ok()) {
+        // Abandoned: nobody waits for it
+        s.free_if_abandoned();
         return;
     }
     let latch = s.owner_latch.load(Ordering::Acquire);
@@ -465,9 +446,9 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
     }
 }
 
+/// Encodes the picked requests in one batch and answers each.
 fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
-    let h = sh.header();
-    let stats = &h.stats;
+    let stats = &sh.header().stats;
     let started = layout::now_us();
     for &i in picked {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
@@ -487,11 +468,31 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             return;
         }
     };
-    // tokenize each request; one bad request fails alone
+    let (seqs, parts) = tokenize(sh, picked, model_key, m);
+    if parts.is_empty() {
+        return;
+    }
+    let result = encode(sh, m, &seqs, &parts);
+    let done = layout::now_us();
+    me(sh).run_started_us.store(0, Ordering::Release);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+    answer(sh, parts, result, done - started);
+}
+
+/// The picked requests' token ids, all together, and which of them are
+/// whose: (slot, range in the ids). One bad request fails alone.
+fn tokenize(
+    sh: &Shared,
+    picked: &[usize],
+    model_key: u64,
+    m: &Loaded,
+) -> (Vec<Ids>, Vec<(usize, Range<usize>)>) {
+    let stats = &sh.header().stats;
     let mut seqs: Vec<Ids> = Vec::new();
-    let mut parts: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let mut parts: Vec<(usize, Range<usize>)> = Vec::new();
     for &i in picked {
-        // SAFETY: RUNNING: the worker owns the slot's data
+        // SAFETY: Running: the worker owns the slot's data
         let routed_for = unsafe { (*sh.slot(i).data.get()).model_key };
         if routed_for != model_key || m.encoder.dims > layout::MAX_DIMS {
             // routed for a model this worker no longer (or never) has
@@ -517,48 +518,57 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             }
         }
     }
-    if parts.is_empty() {
-        return;
-    }
+    (seqs, parts)
+}
+
+/// One encoder run over `seqs`, marking progress between its batches; it
+/// stops early when the worker is stopping or every backend gave up.
+fn encode(
+    sh: &Shared,
+    m: &mut Loaded,
+    seqs: &[Ids],
+    parts: &[(usize, Range<usize>)],
+) -> Result<Vec<Vec<f32>>, String> {
     let max_batch = settings::worker_max_batch();
     let all_abandoned = || {
         parts
             .iter()
-            .all(|(i, _)| sh.slot(*i).state.load(Ordering::Relaxed) == layout::ABANDONED)
+            .all(|(i, _)| sh.slot(*i).peek() == SlotState::Abandoned)
     };
     let cancelled = || TERM.load(Ordering::SeqCst) || all_abandoned();
-    let me = &sh.workers()[INDEX.load(Ordering::Relaxed)];
+    let me = me(sh);
     me.heartbeat_us.store(layout::now_us(), Ordering::Release);
     me.run_started_us.store(layout::now_us(), Ordering::Release);
     // a panic inside the encoder fails these requests, not the worker
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         m.encoder.embed_all(
-            &seqs,
+            seqs,
             max_batch,
-            || {
-                sh.workers()[INDEX.load(Ordering::Relaxed)]
-                    .heartbeat_us
-                    .store(layout::now_us(), Ordering::Release)
-            },
+            || me.heartbeat_us.store(layout::now_us(), Ordering::Release),
             &cancelled,
         )
     }))
-    .unwrap_or_else(|_| Err("internal error in the inference worker (see the server log)".into()));
-    let done = layout::now_us();
-    me.run_started_us.store(0, Ordering::Release);
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+    .unwrap_or_else(|_| Err("internal error in the inference worker (see the server log)".into()))
+}
+
+/// Answers each request of a run: its embeddings, or the run's error (put
+/// back in the queue instead when the worker is stopping).
+fn answer(
+    sh: &Shared,
+    parts: Vec<(usize, Range<usize>)>,
+    result: Result<Vec<Vec<f32>>, String>,
+    run_us: u64,
+) {
+    let stats = &sh.header().stats;
     match result {
         Ok(embs) => {
             for (i, range) in parts {
                 // counted before the backend is woken: what it reads next
                 // includes its own request
                 stats.requests.fetch_add(1, Ordering::Relaxed);
-                sh.workers()[INDEX.load(Ordering::Relaxed)]
-                    .requests
-                    .fetch_add(1, Ordering::Relaxed);
+                me(sh).requests.fetch_add(1, Ordering::Relaxed);
                 stats.texts.fetch_add(range.len() as u64, Ordering::Relaxed);
-                stats.run_hist[layout::hist_bucket(done - started)].fetch_add(1, Ordering::Relaxed);
+                stats.run_hist[layout::hist_bucket(run_us)].fetch_add(1, Ordering::Relaxed);
                 finish(sh.slot(i), Ok(&embs[range.clone()]));
             }
         }
