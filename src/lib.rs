@@ -7,7 +7,7 @@
 //!   `store`     tables: heads and their versions, impressions, feedback, relations
 //!   `encoder`   text → embedding: tokenizer, ONNX Runtime, local session, caches
 //!   `worker`    worker mode: shared memory, the slot protocol, client and server
-//!   `pg`        Postgres plumbing: settings, errors, signals, guards, UTF-8
+//!   `pg`        Postgres plumbing: settings, errors, signals, UTF-8
 //! and the pure maths in the `pg_ecom_core` crate (core/).
 //! Imports flow one way: api → pipeline → {store, encoder, worker} → pg, core.
 

@@ -37,7 +37,7 @@ fn ecom_adapt(
     let started = Instant::now();
     let tenant = tenant.unwrap_or_else(|| {
         PgError::argument("tenant must not be NULL (the global head is learned by ecom_meta_train)")
-        .raise()
+            .raise()
     });
     let tenant = super::tenant_arg(Some(tenant));
     let support = support

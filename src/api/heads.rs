@@ -12,8 +12,7 @@ use crate::store::versions;
 fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     versions::require_writable("ecom_rollback");
     let tenant = super::tenant_or_global(tenant);
-    let version =
-        version.unwrap_or_else(|| PgError::argument("version must not be NULL").raise());
+    let version = version.unwrap_or_else(|| PgError::argument("version must not be NULL").raise());
     if !versions::rollback(tenant, version) {
         PgError::argument(format!(
             "{} has no version {version}",
@@ -34,7 +33,7 @@ fn ecom_forget(tenant: Option<&str>) -> JsonB {
     versions::require_writable("ecom_forget");
     let tenant = tenant.unwrap_or_else(|| {
         PgError::argument("tenant must not be NULL (ecom_forget never deletes the global head)")
-        .raise()
+            .raise()
     });
     let tenant = super::tenant_arg(Some(tenant));
     JsonB(crate::pipeline::forget::forget(tenant))

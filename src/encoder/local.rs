@@ -179,7 +179,7 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
                 // a terminated run: let Postgres raise its own cancel ERROR
                 // ("canceling statement due to statement timeout", …)
                 pgrx::check_for_interrupts!();
-                PgError::internal(format!("{e}")).raise()
+                PgError::internal(e.to_string()).raise()
             })
     })
 }

@@ -2,6 +2,7 @@
 //! it serves the model this session's settings name) or in this backend.
 //! Decided per call from what the worker published.
 
+use crate::pg::errors::PgError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use parking_lot::Mutex;
 use pgrx::PgSqlErrorCode;
 
 use crate::encoder::identity::{EncoderSettings, ModelIdentity};
-use crate::pg::errors::raise;
 use crate::pg::settings::{self, Inference};
 use crate::worker::client::{unavailable, wait_on_latch};
 use crate::worker::info::{LoadState, ModelInfo};
@@ -55,11 +55,7 @@ pub fn route() -> Route {
         return Route::Local;
     }
     let Some(sh) = layout::get() else {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_ecom: pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries".into(),
-            Some("Add pg_ecom to shared_preload_libraries and restart, or SET pg_ecom.inference = 'backend'."),
-        )
+        PgError::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "pg_ecom.inference = 'worker' needs pg_ecom in shared_preload_libraries").hint("Add pg_ecom to shared_preload_libraries and restart, or SET pg_ecom.inference = 'backend'.").raise()
     };
     if !wait_until_ready(&sh) {
         return fall_back(&sh);

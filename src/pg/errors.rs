@@ -36,11 +36,17 @@ use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 /// message starts with "pg_ecom: " exactly once (the builder adds it),
 /// since it can be about the server's state (the model, the worker, the
 /// tables) and is read in the server log away from any statement.
+/// `PgError::input` is for what else the caller passed that has its own
+/// SQLSTATE (a relation it named, the database it runs in): no prefix.
+///
+/// Two messages are kept as released although the rule would word them
+/// otherwise (tests and users' log filters match them): ecom_evaluate's
+/// unknown version keeps its prefix, and ecom_learn's impressions budget
+/// (54000) has none.
 #[must_use = "a PgError does nothing until .raise()"]
 pub struct PgError {
     code: PgSqlErrorCode,
     message: String,
-    detail: Option<String>,
     hint: Option<String>,
 }
 
@@ -58,7 +64,6 @@ impl PgError {
         PgError {
             code,
             message,
-            detail: None,
             hint: None,
         }
     }
@@ -69,7 +74,6 @@ impl PgError {
         PgError {
             code: PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             message: message.into(),
-            detail: None,
             hint: None,
         }
     }
@@ -81,7 +85,6 @@ impl PgError {
         PgError {
             code,
             message: message.into(),
-            detail: None,
             hint: None,
         }
     }
@@ -98,16 +101,8 @@ impl PgError {
         self
     }
 
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
     pub fn raise(self) -> ! {
         let mut r = pg_sys::panic::ErrorReport::new(self.code, self.message, "pg_ecom");
-        if let Some(d) = self.detail {
-            r = r.set_detail(d);
-        }
         if let Some(h) = self.hint {
             r = r.set_hint(h);
         }

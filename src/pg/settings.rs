@@ -4,7 +4,9 @@ use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode, PostgresGucEnum};
+use pgrx::{pg_sys, PgSqlErrorCode, PostgresGucEnum};
+
+use crate::pg::errors::PgError;
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ModelVariant {
@@ -499,14 +501,9 @@ pub fn config_error(message: String, guc: &str) -> ! {
         "pg_ecom.model_variant" => variant().to_string(),
         _ => model_dir().display().to_string(),
     };
-    pgrx::pg_sys::panic::ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
-        format!("pg_ecom: {message}"),
-        "pg_ecom",
-    )
-    .set_hint(format!(
-        "Check {guc} (now \"{value}\"); scripts/setup installs the default files."
-    ))
-    .report(PgLogLevel::ERROR);
-    unreachable!()
+    PgError::new(PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, message)
+        .hint(format!(
+            "Check {guc} (now \"{value}\"); scripts/setup installs the default files."
+        ))
+        .raise()
 }

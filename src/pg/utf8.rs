@@ -6,7 +6,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::pg::errors::PgError;
 
 static CHECKED: AtomicBool = AtomicBool::new(false);
 
@@ -24,13 +26,12 @@ pub fn require_utf8() {
         )
     };
     if enc != pg_sys::pg_enc::PG_UTF8 as i32 {
-        pgrx::pg_sys::panic::ErrorReport::new(
+        PgError::input(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("pg_ecom needs a UTF8 database; this database's encoding is {name}"),
-            "pg_ecom",
         )
-        .set_hint("Create the database with ENCODING 'UTF8' (createdb -E UTF8 -T template0) and install pg_ecom there.")
-        .report(PgLogLevel::ERROR);
+        .hint("Create the database with ENCODING 'UTF8' (createdb -E UTF8 -T template0) and install pg_ecom there.")
+        .raise();
     }
     CHECKED.store(true, Ordering::Relaxed);
 }

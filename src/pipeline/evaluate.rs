@@ -23,7 +23,10 @@ pub(crate) fn fits(r: &LoggedRequest, head: &StoredHead) -> bool {
 }
 
 /// The requests of `logged` that `head` can score, and how many it cannot.
-pub(crate) fn usable<'a>(logged: &'a [LoggedRequest], head: &StoredHead) -> (Vec<&'a LoggedRequest>, usize) {
+pub(crate) fn usable<'a>(
+    logged: &'a [LoggedRequest],
+    head: &StoredHead,
+) -> (Vec<&'a LoggedRequest>, usize) {
     let kept: Vec<&LoggedRequest> = logged.iter().filter(|r| fits(r, head)).collect();
     let left_out = logged.len() - kept.len();
     (kept, left_out)
@@ -122,7 +125,7 @@ pub fn evaluate_version(
         Some(v) => {
             let own = heads::has_versions(tenant);
             heads::head_version(own.then_some(tenant), v).unwrap_or_else(|| {
-                PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_ecom: {} has no version {v}", crate::pg::errors::tenant_name(tenant))).hint(if own {
+                PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{} has no version {v}", crate::pg::errors::tenant_name(tenant))).hint(if own {
                         "The tenant has heads of its own, so versions are its own (ecom.heads WHERE tenant = …); NULL evaluates the head serving it now."
                     } else {
                         "A tenant without heads of its own is served by the global head: version names one of the global head's (ecom.heads WHERE tenant IS NULL)."

@@ -205,7 +205,8 @@ fn decide(
             let serving = serving();
             // a refit (`since`) starts from the global head: the serving
             // head may take another number of side features
-            let held: Vec<&LoggedRequest> = held.iter().copied().filter(|r| fits(r, &serving)).collect();
+            let held: Vec<&LoggedRequest> =
+                held.iter().copied().filter(|r| fits(r, &serving)).collect();
             judge(&held, &probe, &serving)
         }
     }

@@ -3,10 +3,10 @@
 //! impression's own behaviour is final once ecom_learn has learned it
 //! (`CLOSED`). Names and operators are schema-qualified as in heads.rs.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::pg::errors::raise as fail;
 use crate::store::heads::BEHAVIOURS_SQL;
 use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
 
@@ -73,18 +73,14 @@ fn lock_tenants_shared(tenants: &str) {
         )
         .map(|_| ())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot lock tenant: {e}")).raise());
 }
 
 fn late_label_error(id: i64, own: &str, current: bool, version: i32, tenant: &str) -> ! {
-    fail(
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        format!(
-            "pg_ecom: impression {id} was learned by version {version} of {} with {own} = {current}; its {own} label can no longer change",
+    PgError::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, format!(
+            "impression {id} was learned by version {version} of {} with {own} = {current}; its {own} label can no longer change",
             crate::pg::errors::tenant_name(tenant)
-        ),
-        Some("An impression's label of the behaviour it was served for is learned once, when ecom_learn reads it (after pg_ecom.feedback_window); later labels of that behaviour would be counted by ecom_evaluate but never learned, so they are refused. Raise pg_ecom.feedback_window for behaviours that come late (purchases)."),
-    )
+        )).hint("An impression's label of the behaviour it was served for is learned once, when ecom_learn reads it (after pg_ecom.feedback_window); later labels of that behaviour would be counted by ecom_evaluate but never learned, so they are refused. Raise pg_ecom.feedback_window for behaviours that come late (purchases).").raise()
 }
 
 /// Records `label` for `behaviour` after impression `id`. Returns whether
@@ -125,13 +121,9 @@ fn tenant_of(id: i64) -> String {
         }
         t.first().get::<String>(1)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.impressions: {e}")).raise());
     let Some(tenant) = tenant else {
-        fail(
-            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-            format!("pg_ecom: there is no impression {id}"),
-            Some("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's)."),
-        );
+        PgError::new(PgSqlErrorCode::ERRCODE_NO_DATA_FOUND, format!("there is no impression {id}")).hint("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's).").raise();
     };
     tenant
 }
@@ -156,14 +148,14 @@ fn label_state(id: i64) -> (String, bool, bool, i32) {
             r.get::<i32>(5)?.unwrap_or(0),
         )))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.impressions: {e}")).raise());
     // a concurrent ecom_forget between the two reads: as if never there
     let Some((own, current, closed, learned_by)) = state else {
-        fail(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
-            format!("pg_ecom: there is no impression {id}"),
-            None,
-        );
+            format!("there is no impression {id}"),
+        )
+        .raise();
     };
     (own, current, closed, learned_by)
 }
@@ -197,7 +189,7 @@ fn write_label(id: i64, behaviour: usize, label: bool, implies: bool, keep_out: 
         )?;
         t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.feedback: {e}")).raise())
 }
 
 /// What the bulk form reads and the types it accepts for each column:
@@ -239,11 +231,12 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
 fn check_relation(rel: pg_sys::Oid) -> (String, String) {
     let (name, qualified) = crate::store::relation::names(rel, "feedback");
     if qualified.is_empty() {
-        crate::pg::errors::raise(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-            format!("pg_ecom: there is no relation with OID {}", rel.to_u32()),
-            Some(FEEDBACK_HINT),
-        );
+            format!("there is no relation with OID {}", rel.to_u32()),
+        )
+        .hint(FEEDBACK_HINT)
+        .raise();
     }
     let have = crate::store::relation::columns(rel, "feedback");
     let missing: Vec<&str> = FEEDBACK_COLUMNS
@@ -252,14 +245,10 @@ fn check_relation(rel: pg_sys::Oid) -> (String, String) {
         .filter(|n| !have.iter().any(|(c, _)| c == n))
         .collect();
     if !missing.is_empty() {
-        fail(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!(
-                "pg_ecom: feedback relation {name} lacks column(s) {} (needs impression_id bigint, behaviour text, label boolean)",
+        PgError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!(
+                "feedback relation {name} lacks column(s) {} (needs impression_id bigint, behaviour text, label boolean)",
                 missing.join(", ")
-            ),
-            Some(FEEDBACK_HINT),
-        );
+            )).hint(FEEDBACK_HINT).raise();
     }
     for (col, types) in FEEDBACK_COLUMNS {
         let t = have
@@ -267,14 +256,15 @@ fn check_relation(rel: pg_sys::Oid) -> (String, String) {
             .find(|(c, _)| c == col)
             .map_or("", |(_, t)| t.as_str());
         if !types.contains(&t) {
-            fail(
+            PgError::new(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
                 format!(
-                    "pg_ecom: column \"{col}\" of feedback relation {name} must be {}, not {t}",
+                    "column \"{col}\" of feedback relation {name} must be {}, not {t}",
                     types[0]
                 ),
-                Some(FEEDBACK_HINT),
-            );
+            )
+            .hint(FEEDBACK_HINT)
+            .raise();
         }
     }
     (name, qualified)
@@ -311,13 +301,13 @@ fn check_rows(name: &str, src: &str) {
             r.get::<i64>(5)?.unwrap_or(0),
         ))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read feedback relation {name}: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read feedback relation {name}: {e}")).raise());
     let bad = |msg: String| -> ! {
-        fail(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("pg_ecom: feedback relation {name} {msg}; nothing was recorded"),
-            None,
+            format!("feedback relation {name} {msg}; nothing was recorded"),
         )
+        .raise()
     };
     if nulls > 0 {
         bad(format!(
@@ -374,16 +364,14 @@ fn refuse_late_labels(name: &str, src: &str, closed: &str) {
             r.get::<i64>(6)?.unwrap_or(0),
         )))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read feedback relation {name}: {e}"));
+    .unwrap_or_else(|e| {
+        PgError::internal(format!("cannot read feedback relation {name}: {e}")).raise()
+    });
     if let Some((id, own, current, version, tenant, n)) = late {
-        fail(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "pg_ecom: feedback relation {name} would change {n} label(s) already learned, for example impression {id}, learned by version {version} of {} with {own} = {current}; nothing was recorded",
+        PgError::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, format!(
+                "feedback relation {name} would change {n} label(s) already learned, for example impression {id}, learned by version {version} of {} with {own} = {current}; nothing was recorded",
                 crate::pg::errors::tenant_name(&tenant)
-            ),
-            Some("Leave out labels of an impression's own behaviour that come after ecom_learn read it (README, feedback conventions), or raise pg_ecom.feedback_window."),
-        );
+            )).hint("Leave out labels of an impression's own behaviour that come after ecom_learn read it (README, feedback conventions), or raise pg_ecom.feedback_window.").raise();
     }
 }
 
@@ -418,5 +406,5 @@ fn write_relation(src: &str, closed: &str, implies: bool) -> i64 {
         )?;
         t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.feedback: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.feedback: {e}")).raise())
 }

@@ -9,11 +9,11 @@
 //! where a look-alike function or operator earlier on the path would
 //! otherwise run instead, with the caller's rights.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use std::sync::Arc;
 
-use crate::pg::errors::raise as error;
 use crate::store::head_cache::{self, Decoded};
 use pg_ecom_core::head::Head;
 use pg_ecom_core::posterior::Posterior;
@@ -98,17 +98,18 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
             return found;
         }
     }
-    error(
+    PgError::new(
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
-            "pg_ecom: the head serving {} kept changing while it was read",
+            "the head serving {} kept changing while it was read",
             tenant.map_or(
                 "the global head".to_string(),
                 crate::pg::errors::tenant_name
             )
         ),
-        Some("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement."),
     )
+    .hint("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement.")
+    .raise()
 }
 
 /// The columns of a head's row that every lookup reads; the weights and
@@ -196,7 +197,7 @@ fn read_row(sql: &str, tenant: Option<&str>, version: Option<i32>) -> Option<Row
             hyper: r.get::<JsonB>(6)?.map(|j| j.0).unwrap_or_default(),
         }))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise())
 }
 
 /// Reads the weights and posterior of row version (`id`, `xmin`) and
@@ -220,7 +221,7 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
         let posterior = r.get::<Vec<f32>>(2)?;
         Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior)))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
     let (weights, posterior) = stored?;
     let head = decode(hyper, weights);
     let stored = posterior.is_some();
@@ -247,15 +248,11 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         None => "the global head".to_string(),
     };
     if h.head.dims() != dims {
-        error(
-            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-            format!(
-                "pg_ecom: version {} of {who} was trained on {}-dimensional embeddings, but the loaded encoder produces {dims}",
+        PgError::new(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, format!(
+                "version {} of {who} was trained on {}-dimensional embeddings, but the loaded encoder produces {dims}",
                 h.version,
                 h.head.dims()
-            ),
-            Some("The encoder changed since this head was made (pg_ecom.model_dir or the model files). Point pg_ecom.model_dir back to that model, or run ecom_meta_train and ecom_adapt again with this one."),
-        );
+            )).hint("The encoder changed since this head was made (pg_ecom.model_dir or the model files). Point pg_ecom.model_dir back to that model, or run ecom_meta_train and ecom_adapt again with this one.").raise();
     }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
     let loaded = crate::encoder::embed::model_sha256();
@@ -277,25 +274,32 @@ pub fn serving_head(tenant: Option<&str>) -> Arc<StoredHead> {
 }
 
 pub(super) fn no_global_head() -> ! {
-    error(
+    PgError::new(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        "pg_ecom: there is no global head yet".into(),
-        Some("Run ecom_meta_train(source) first: it learns the head that new tenants start from."),
+        "there is no global head yet",
     )
+    .hint("Run ecom_meta_train(source) first: it learns the head that new tenants start from.")
+    .raise()
 }
 
 fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
     let t = hyper["t"].as_u64().unwrap_or(0) as usize;
     let k = hyper["k"].as_u64().unwrap_or(0) as usize;
     Head::from_weights(t, k, weights).unwrap_or_else(|e| {
-        error!("pg_ecom: ecom.heads holds a head with inconsistent weights (t={t}, k={k}): {e}")
+        PgError::internal(format!(
+            "ecom.heads holds a head with inconsistent weights (t={t}, k={k}): {e}"
+        ))
+        .raise()
     })
 }
 
 fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f32>>) -> Posterior {
     match stored {
         Some(w) => Posterior::from_weights(head.k, head.dims(), &w).unwrap_or_else(|e| {
-            error!("pg_ecom: ecom.heads holds a head with an inconsistent posterior: {e}")
+            PgError::internal(format!(
+                "ecom.heads holds a head with an inconsistent posterior: {e}"
+            ))
+            .raise()
         }),
         None => Posterior::from_prior(&prior_of(hyper), head.k, head.dims()),
     }
@@ -311,5 +315,5 @@ pub fn has_versions(tenant: &str) -> bool {
         )
         .map(|t| !t.is_empty())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise())
 }

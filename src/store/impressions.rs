@@ -4,11 +4,10 @@
 //! follows commit order. Names and operators are schema-qualified as in
 //! heads.rs; the read path's query and row reader are impressions/reader.rs.
 
+use crate::pg::errors::PgError;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-
-use crate::pg::errors::raise as fail;
 
 use crate::store::heads::StoredHead;
 use crate::store::relation::Budget;
@@ -91,7 +90,7 @@ pub fn log(req: &Request, head: &StoredHead, shown: &[Shown]) -> Vec<i64> {
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.impressions: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.impressions: {e}")).raise());
     shown
         .iter()
         .map(|s| {
@@ -124,14 +123,10 @@ pub fn forget(tenant: &str) -> Forgotten {
         .first()
         .get::<bool>(1)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot check privileges: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot check privileges: {e}")).raise())
     .unwrap_or(false);
     if !allowed {
-        fail(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("pg_ecom: ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::pg::errors::tenant_name(tenant)),
-            Some("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation)."),
-        );
+        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::pg::errors::tenant_name(tenant))).hint("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation).").raise();
     }
     Spi::connect_mut(|c| {
         // counted before: the foreign keys delete impressions and feedback
@@ -152,7 +147,7 @@ pub fn forget(tenant: &str) -> Forgotten {
             feedback: r.get::<i64>(3)?.unwrap_or(0),
         })
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.requests: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot delete from ecom.requests: {e}")).raise())
 }
 
 /// Where ecom_learn's last read ended: every request served before `at`
@@ -263,7 +258,7 @@ pub fn latest_learned(tenant: &str) -> Option<(i32, Cursor)> {
         let hyper = r.get::<pgrx::JsonB>(2)?.map(|j| j.0).unwrap_or_default();
         Ok(r.get::<i32>(1)?.zip(Cursor::from_hyper(&hyper)))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise())
 }
 
 /// Whether `tenant` has a request served after `after` and at or before
@@ -287,7 +282,7 @@ pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
         )?;
         Ok::<_, pgrx::spi::Error>(!t.is_empty())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.requests: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.requests: {e}")).raise())
 }
 
 /// A logged request and its impressions that fall in a read window.
@@ -359,7 +354,7 @@ pub fn settled_until() -> String {
         )?;
         t.first().get::<String>(1).map(|s| s.unwrap_or_default())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read the clock: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read the clock: {e}")).raise())
 }
 
 /// Requests of `tenant` served at or before `until` in window `w`, with
@@ -411,6 +406,6 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
         }
         Ok::<_, pgrx::spi::Error>(())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.impressions: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.impressions: {e}")).raise());
     reader.finish()
 }

@@ -6,8 +6,9 @@
 //! text is Postgres' own quoting of schema and name, never caller text, and
 //! every function, type and operator is schema-qualified (see heads.rs).
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
 use pg_ecom_core::head::behaviour_index;
 
@@ -28,10 +29,6 @@ pub struct Events {
     pub n_features: usize,
     /// rows are in time order (the relation has a "ts" column)
     pub ordered: bool,
-}
-
-fn fail(code: PgSqlErrorCode, msg: String) -> ! {
-    crate::pg::errors::raise(code, msg, None)
 }
 
 const TEXTS: [&str; 3] = ["text", "character varying", "character"];
@@ -65,7 +62,7 @@ pub fn names(rel: pg_sys::Oid, role: &str) -> (String, String) {
             r.get::<String>(2)?.unwrap_or_default(),
         ))
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot inspect {role} relation: {e}")).raise())
 }
 
 /// `rel`'s columns: (name, type as format_type writes it).
@@ -88,7 +85,7 @@ pub fn columns(rel: pg_sys::Oid, role: &str) -> Vec<(String, String)> {
         }
         Ok::<_, pgrx::spi::Error>(columns)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot inspect {role} relation: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot inspect {role} relation: {e}")).raise())
 }
 
 /// Reads `rel`; `with_tenant` requires a `tenant` column too. Stops with an
@@ -125,14 +122,11 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
                 continue;
             }
             let behaviour = behaviour_index(&behaviour)
-                .unwrap_or_else(|e| fail(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{role} relation {name}: {e}")));
+                .unwrap_or_else(|e| PgError::input(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{role} relation {name}: {e}")).raise());
             let features = features_of(r.get::<Array<f32>>(6)?, role, &name);
             match n_features {
                 None => n_features = Some(features.len()),
-                Some(n) if n != features.len() => fail(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("{role} relation {name}: every row needs the same number of features ({n} and {})", features.len()),
-                ),
+                Some(n) if n != features.len() => PgError::input(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{role} relation {name}: every row needs the same number of features ({n} and {})", features.len())).raise(),
                 _ => {}
             }
             held += budget.per_event
@@ -141,23 +135,22 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
                 + tenant.as_ref().map_or(0, String::len)
                 + features.len() * std::mem::size_of::<f32>();
             if held > budget.bytes {
-                pgrx::pg_sys::panic::ErrorReport::new(
+                PgError::input(
                     PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                     format!(
                         "{role} relation {name} needs more than pg_ecom.max_training_mb ({} MB) once featurised; stopped after {} rows",
                         budget.bytes / (1024 * 1024),
                         rows.len() + 1
                     ),
-                    "pg_ecom",
                 )
-                .set_hint("Train on a sample of the relation, or ask a superuser to raise pg_ecom.max_training_mb.")
-                .report(PgLogLevel::ERROR);
+                .hint("Train on a sample of the relation, or ask a superuser to raise pg_ecom.max_training_mb.")
+                .raise();
             }
             rows.push(Event { tenant, context, item, behaviour, label, features });
         }
         Ok::<_, pgrx::spi::Error>(())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read {role} relation {name}: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read {role} relation {name}: {e}")).raise());
     Events {
         name,
         rows,
@@ -189,27 +182,22 @@ fn check_columns(columns: &[(String, String)], role: &str, name: &str, with_tena
     }
     for (col, types) in &need {
         match type_of(columns, col) {
-            None => fail(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                format!(
+            None => PgError::input(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!(
                     "{role} relation {name} has no column \"{col}\" (needs {}label boolean, and optionally features real[] and ts)",
                     if with_tenant { "tenant text, context text, item text, behaviour text, " } else { "context text, item text, behaviour text, " }
-                ),
-            ),
-            Some(t) if !types.contains(&t) => fail(
-                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!("column \"{col}\" of {role} relation {name} must be {}, not {t}", types[0]),
-            ),
+                )).raise(),
+            Some(t) if !types.contains(&t) => PgError::input(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("column \"{col}\" of {role} relation {name} must be {}, not {t}", types[0])).raise(),
             _ => {}
         }
     }
     match type_of(columns, "features") {
         None => false,
         Some("real[]" | "double precision[]" | "numeric[]") => true,
-        Some(t) => fail(
+        Some(t) => PgError::input(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             format!("column \"features\" of {role} relation {name} must be real[], not {t}"),
-        ),
+        )
+        .raise(),
     }
 }
 
@@ -258,12 +246,13 @@ fn features_of(a: Option<Array<f32>>, role: &str, name: &str) -> Vec<f32> {
             .iter()
             .map(|x| match x {
                 Some(v) if v.is_finite() => v,
-                _ => fail(
+                _ => PgError::input(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                     format!(
                         "{role} relation {name}: features must not contain NULL, NaN or infinity"
                     ),
-                ),
+                )
+                .raise(),
             })
             .collect(),
     }

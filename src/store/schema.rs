@@ -6,7 +6,7 @@
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::pg::errors::raise as error;
+use crate::pg::errors::PgError;
 
 /// A library newer than the SQL objects (new binaries installed, ALTER
 /// EXTENSION … UPDATE not run yet in this database) would fail on columns
@@ -33,14 +33,15 @@ pub fn require_current_schema() {
         pg_sys::get_attnum(rel, c"ever_active".as_ptr()) != pg_sys::InvalidAttrNumber as i16
     };
     if !has_id {
-        error(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
-                "pg_ecom: the extension's SQL objects in this database are older than the pg_ecom library ({})",
+                "the extension's SQL objects in this database are older than the pg_ecom library ({})",
                 env!("CARGO_PKG_VERSION")
             ),
-            Some("Run ALTER EXTENSION pg_ecom UPDATE in this database."),
-        );
+        )
+        .hint("Run ALTER EXTENSION pg_ecom UPDATE in this database.")
+        .raise();
     }
     CURRENT.store(true, Ordering::Relaxed);
 }

@@ -9,10 +9,10 @@
 //! one active head per tenant, and the requests' foreign key keeps every
 //! version a request names. SQL is schema-qualified as in heads.rs.
 
+use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 
-use crate::pg::errors::raise as error;
 use crate::store::heads::{same_tenant, BEHAVIOURS_SQL};
 use crate::store::schema::require_current_schema;
 use pg_ecom_core::head::Head;
@@ -30,22 +30,23 @@ pub fn require_writable_to(function: &str, what: &str) {
     // SAFETY: reads backend-local globals.
     let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
     if read_only || recovery {
-        error(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             format!(
-                "pg_ecom: {function}() writes {what} and cannot run in a read-only transaction{}",
+                "{function}() writes {what} and cannot run in a read-only transaction{}",
                 if recovery {
                     " (this server is a hot standby)"
                 } else {
                     ""
                 }
             ),
-            Some(if recovery {
-                "Run it on the primary; standbys serve the new head as soon as it is replayed."
-            } else {
-                "Run it in a read-write transaction."
-            }),
-        );
+        )
+        .hint(if recovery {
+            "Run it on the primary; standbys serve the new head as soon as it is replayed."
+        } else {
+            "Run it in a read-write transaction."
+        })
+        .raise();
     }
 }
 
@@ -130,7 +131,7 @@ pub fn insert_version_with(
         }
         t.first().get::<i32>(1)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.heads: {e}")).raise());
     version.unwrap_or_else(|| concurrent_write(tenant))
 }
 
@@ -139,21 +140,18 @@ pub fn insert_version_with(
 /// posterior that does not decode.
 fn require_storable(head: &Head, posterior: Option<&Posterior>) {
     if head.params.iter().any(|p| !p.is_finite()) {
-        error(
+        PgError::new(
             PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-            "pg_ecom: training diverged (a weight is NaN or infinite); nothing was stored".into(),
-            Some("Use a smaller lr or fewer steps."),
-        );
+            "training diverged (a weight is NaN or infinite); nothing was stored",
+        )
+        .hint("Use a smaller lr or fewer steps.")
+        .raise();
     }
     // a head is stored only if it can be read back and score: the same
     // checks as reading it (decode, decode_posterior)
     if let Some(p) = posterior {
         if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
-            error(
-                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-                format!("pg_ecom: training gave an unusable posterior ({e}); nothing was stored"),
-                Some("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features."),
-            );
+            PgError::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("training gave an unusable posterior ({e}); nothing was stored")).hint("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features.").raise();
         }
     }
 }
@@ -187,18 +185,22 @@ pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
         out.sort_unstable();
         Ok::<_, pgrx::spi::Error>(out)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.heads: {e}")).raise())
 }
 
 fn concurrent_write(tenant: Option<&str>) -> ! {
-    error(
+    PgError::new(
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
-            "pg_ecom: could not serialize access to the heads of {} (changed by a concurrent transaction)",
-            tenant.map_or("the global head".to_string(), crate::pg::errors::tenant_name)
+            "could not serialize access to the heads of {} (changed by a concurrent transaction)",
+            tenant.map_or(
+                "the global head".to_string(),
+                crate::pg::errors::tenant_name
+            )
         ),
-        Some("Retry the transaction."),
     )
+    .hint("Retry the transaction.")
+    .raise()
 }
 
 /// `lock_tenant` for a function that reads the tenant's loop before it
@@ -212,7 +214,7 @@ pub fn lock_tenant_to_read(tenant: &str) {
         "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
         &[key.into()],
     )
-    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot lock tenant: {e}")).raise())
     .unwrap_or(false);
     take_xid();
     if got {
@@ -223,14 +225,10 @@ pub fn lock_tenant_to_read(tenant: &str) {
     let snapshot_per_transaction =
         unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 };
     if snapshot_per_transaction {
-        error(
-            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-            format!(
-                "pg_ecom: could not serialize access to the loop of {} (feedback or learning committed while ecom_learn waited)",
+        PgError::new(PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE, format!(
+                "could not serialize access to the loop of {} (feedback or learning committed while ecom_learn waited)",
                 crate::pg::errors::tenant_name(tenant)
-            ),
-            Some("Retry the transaction, or run ecom_learn at READ COMMITTED."),
-        );
+            )).hint("Retry the transaction, or run ecom_learn at READ COMMITTED.").raise();
     }
 }
 
@@ -253,7 +251,7 @@ pub fn lock_tenant(tenant: Option<&str>) {
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::pg_catalog.text, 0::pg_catalog.int8))",
         &[key.into()],
     )
-    .unwrap_or_else(|e| error!("pg_ecom: cannot lock tenant: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot lock tenant: {e}")).raise());
 }
 
 pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
@@ -269,7 +267,7 @@ pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
         )
         .map(|t| !t.is_empty())
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot read ecom.heads: {e}"));
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
     if !exists {
         return false;
     }
@@ -285,7 +283,7 @@ pub fn rollback(tenant: Option<&str>, version: i32) -> bool {
             c.update(&sql, None, &[tenant.into(), version.into()])
                 .map(|t| t.len())
         })
-        .unwrap_or_else(|e| error!("pg_ecom: cannot write ecom.heads: {e}"));
+        .unwrap_or_else(|e| PgError::internal(format!("cannot write ecom.heads: {e}")).raise());
     }
     if activated == 0 {
         concurrent_write(tenant);
@@ -335,5 +333,5 @@ pub fn forget(tenant: &str) -> i64 {
         }
         Ok::<_, pgrx::spi::Error>(n)
     })
-    .unwrap_or_else(|e| error!("pg_ecom: cannot delete from ecom.heads: {e}"))
+    .unwrap_or_else(|e| PgError::internal(format!("cannot delete from ecom.heads: {e}")).raise())
 }

@@ -4,6 +4,7 @@
 //! worker's half is server.rs), plus the shared embedding cache in front
 //! of both.
 
+use crate::pg::errors::PgError;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::pg::errors::raise;
 use crate::pg::settings;
 use crate::worker::layout::{self, Shared, Slot};
 use crate::worker::protocol::{Readiness, SlotState};
@@ -39,7 +39,7 @@ pub fn by_worker(sh: &Shared, texts: &[&str], model_key: u64) -> Vec<Vec<f32>> {
     };
     match f {
         // the worker's messages carry the "pg_ecom: " prefix already
-        Failure::Failed(msg) => raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, msg, None),
+        Failure::Failed(msg) => PgError::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, msg).raise(),
         Failure::Unavailable(msg) => {
             if !settings::inference_fallback() {
                 sh.header().stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -404,9 +404,5 @@ pub fn wake_workers(sh: &Shared) {
 }
 
 pub fn unavailable(msg: String) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        msg,
-        Some("The server log says why; it restarts the worker by itself. SET pg_ecom.inference_fallback = on to encode in the backend meanwhile."),
-    )
+    PgError::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, msg).hint("The server log says why; it restarts the worker by itself. SET pg_ecom.inference_fallback = on to encode in the backend meanwhile.").raise()
 }

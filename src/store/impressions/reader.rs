@@ -5,8 +5,9 @@
 use pgrx::spi::SpiHeapTupleData;
 use pgrx::PgSqlErrorCode;
 
+use crate::pg::errors::PgError;
+
 use super::{after, beyond, requests_oid, LoggedRequest, LoggedShown, Read, Seen, Window, ISO_UTC};
-use crate::pg::errors::raise as fail;
 use crate::store::relation::Budget;
 use pg_ecom_core::head::behaviour_index;
 
@@ -173,7 +174,7 @@ impl<'a> Reader<'a> {
     fn hold(&mut self, bytes: usize) {
         self.held += bytes;
         if self.held > self.budget.bytes {
-            fail(
+            PgError::input(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 format!(
                     "the impressions of {} to read need more than pg_ecom.max_training_mb ({} MB); stopped after {} requests",
@@ -181,8 +182,9 @@ impl<'a> Reader<'a> {
                     self.budget.bytes / (1024 * 1024),
                     self.out.len() + 1
                 ),
-                Some("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb."),
-            );
+            )
+            .hint("Lower pg_ecom.learn_max_impressions, pass a later since, or ask a superuser to raise pg_ecom.max_training_mb.")
+            .raise();
         }
     }
 
