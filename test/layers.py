@@ -8,9 +8,12 @@ may use each other, directly or through others (no cycle). `src/lib.rs`
 wires everything and is exempt; code under `#[cfg(test)]` is not counted
 (tests may reach across layers).
 
-usage: test/layers.py [--graph] [--docs FILE...]
-  --graph   print the file-level import graph (what the closing notes show)
-  --docs    also check that every repository path FILE mentions exists
+usage: test/layers.py [--self-test] [--graph] [--docs FILE...]
+  --self-test  first show that the checker catches an upward import and a
+               cycle (in a scratch tree), so that its "no violation" means
+               something
+  --graph      print the file-level import graph (what the closing notes show)
+  --docs       also check that every repository path FILE mentions exists
 Exits 1 with one line per violation.
 """
 import pathlib
@@ -169,27 +172,68 @@ def docs_paths(files):
     return bad
 
 
-def main(argv):
-    edges = graph()
-    problems = []
+def self_test():
+    """A scratch tree with one upward import and one cycle: both must be found."""
+    import tempfile
+    global ROOT
+    saved = ROOT
+    with tempfile.TemporaryDirectory() as d:
+        ROOT = pathlib.Path(d)
+        files = {
+            "src/lib.rs": "mod api; mod pg; mod store;",
+            "src/api/mod.rs": "pub mod a;",
+            "src/api/a.rs": "use crate::store::s::f;",
+            "src/pg/mod.rs": "pub mod p;",
+            "src/pg/p.rs": "use crate::api::a::g;\n#[cfg(test)]\nmod tests {\n    use crate::store::t::h;\n}",
+            "src/store/mod.rs": "pub mod s;\npub mod t;",
+            "src/store/s.rs": "use super::t::x;",
+            "src/store/t.rs": "pub fn x() { crate::store::s::y() }",
+            "core/src/lib.rs": "pub mod m;",
+            "core/src/m.rs": "",
+        }
+        for f, text in files.items():
+            (ROOT / f).parent.mkdir(parents=True, exist_ok=True)
+            (ROOT / f).write_text(text)
+        found = problems(graph())
+        ROOT = saved
+    want = [
+        "src/pg/p.rs (pg) imports src/api/a.rs (api): a lower layer may not use a higher one",
+        "import cycle: src/store/s.rs ↔ src/store/t.rs",
+    ]
+    if sorted(found) != sorted(want):
+        print("layers self-test: expected", want, "found", found)
+        return False
+    return True
+
+
+def problems(edges):
+    out = []
     for f, deps in sorted(edges.items()):
         lf = layer(f)
+        if lf is None and f not in EXEMPT:
+            out.append(f"{f} sits outside every layer folder")
         for g in sorted(deps):
             lg = layer(g)
             if lf in RANK and lg in RANK and RANK[lg] > RANK[lf]:
-                problems.append(f"{f} ({lf}) imports {g} ({lg}): a lower layer may not use a higher one")
-            if lf is None and f not in EXEMPT:
-                problems.append(f"{f} sits outside every layer folder")
+                out.append(f"{f} ({lf}) imports {g} ({lg}): a lower layer may not use a higher one")
     for c in cycles(edges):
-        problems.append("import cycle: " + " ↔ ".join(c))
+        out.append("import cycle: " + " ↔ ".join(c))
+    return out
+
+
+def main(argv):
+    if "--self-test" in argv and not self_test():
+        return 1
+    edges = graph()
+    found = problems(edges)
     if "--graph" in argv:
         for f, deps in sorted(edges.items()):
             print(f"{f} → {', '.join(sorted(deps)) or '(nothing)'}")
     if "--docs" in argv:
-        problems += docs_paths(argv[argv.index("--docs") + 1:])
-    for p in problems:
+        found += docs_paths(argv[argv.index("--docs") + 1:])
+    for p in found:
         print(p)
-    if problems:
+    if found:
         return 1
     print(f"layers: {len(edges)} files, {sum(map(len, edges.values()))} imports, no cycle, none upward")
     return 0

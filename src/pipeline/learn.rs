@@ -212,6 +212,19 @@ fn decide(
     }
 }
 
+/// How ecom_learn adapts: the meta method's defaults from `start`, with
+/// its prior and (continuing a version) its posterior.
+fn config(start: &Start) -> AdaptConfig {
+    AdaptConfig {
+        steps: 5,
+        lr: 1.0,
+        method: Method::Meta,
+        prior: heads::prior_of(&start.head.hyper),
+        seed: 42,
+        posterior: start.posterior.clone(),
+    }
+}
+
 /// ecom_learn.
 pub fn learn(
     tenant: &str,
@@ -260,23 +273,14 @@ pub fn learn(
     }
     let (through, through_request) =
         through_of(&read, since.is_some(), start.after.as_ref(), &until);
-    let seen = read.seen.as_ref();
-    let prior = heads::prior_of(&start.head.hyper);
-    let cfg = AdaptConfig {
-        steps: 5,
-        lr: 1.0,
-        method: Method::Meta,
-        prior,
-        seed: 42,
-        posterior: start.posterior.clone(),
-    };
+    let cfg = config(&start);
     let (exs, ends) = examples(&logged, start.head.head.k);
     let adapt = |exs: &[Example]| {
         train::adapt_with(&start.head.head, exs, &cfg, &mut || {
             pgrx::check_for_interrupts!();
         })
     };
-    let (activated, reason, evaluation) = decide(
+    let decision = decide(
         activate,
         tenant,
         &logged,
@@ -284,8 +288,52 @@ pub fn learn(
         || own.clone().unwrap_or_else(|| heads::serving_head(None)),
     );
     let (head, report) = adapt(&exs);
-    let positives = exs.iter().filter(|e| e.y > 0.0).count();
-    let parent = own.as_ref().map(|h| h.version);
+    record(Learned {
+        tenant,
+        since,
+        activate,
+        start: &start,
+        parent: own.as_ref().map(|h| h.version),
+        read: &read,
+        through,
+        through_request,
+        requests: logged.len(),
+        skipped,
+        cfg: &cfg,
+        positives: exs.iter().filter(|e| e.y > 0.0).count(),
+        head,
+        report,
+        decision,
+        started,
+    })
+}
+
+/// What one ecom_learn call learned, to be stored.
+struct Learned<'a> {
+    tenant: &'a str,
+    since: Option<TimestampWithTimeZone>,
+    activate: Activate,
+    start: &'a Start,
+    parent: Option<i32>,
+    read: &'a Read,
+    through: String,
+    through_request: Option<i64>,
+    requests: usize,
+    skipped: usize,
+    cfg: &'a AdaptConfig,
+    positives: usize,
+    head: Head,
+    report: AdaptReport,
+    /// (activated, reason, evaluation)
+    decision: (bool, String, serde_json::Value),
+    started: std::time::Instant,
+}
+
+/// Stores the learned version (replacing a waiting candidate that never
+/// served when it is not activated); returns ecom_learn's result.
+fn record(l: Learned) -> serde_json::Value {
+    let (tenant, parent, report) = (l.tenant, l.parent, &l.report);
+    let (activated, reason, evaluation) = l.decision;
     // a waiting candidate of the same active version that never served is
     // replaced; the new version's number comes after it
     let replaces = if activated {
@@ -293,26 +341,27 @@ pub fn learn(
     } else {
         versions::drop_inactive_candidates(tenant, parent)
     };
+    let (start, read, seen) = (l.start, l.read, l.read.seen.as_ref());
     let after = start.after.as_ref();
     let hyper = json!({
         "kind": "learn", "start": start.kind,
         "parent_tenant": start.head.tenant, "parent_version_of_start": start.head.version,
-        "learned_through": through, "learned_through_request": through_request,
+        "learned_through": l.through, "learned_through_request": l.through_request,
         "learned_snapshot": seen.map(|s| &s.snapshot), "learned_xid": seen.and_then(|s| s.own_xid.as_ref()),
         "learned_own_through": seen.and_then(|s| s.own_through), "learned_relation": seen.map(|s| s.relation),
-        "after": after.map(|a| &a.at), "since": since.map(|s| s.to_string()), "backlog": read.truncated,
-        "method": "meta", "steps": cfg.steps, "prior": prior, "seed": cfg.seed,
-        "source": "ecom.impressions", "rows": report.n, "requests": logged.len(), "skipped_requests": skipped,
-        "encoder": encoder_identity(), "activate": format!("{activate:?}"), "replaces": replaces,
+        "after": after.map(|a| &a.at), "since": l.since.map(|s| s.to_string()), "backlog": read.truncated,
+        "method": "meta", "steps": l.cfg.steps, "prior": l.cfg.prior, "seed": l.cfg.seed,
+        "source": "ecom.impressions", "rows": report.n, "requests": l.requests, "skipped_requests": l.skipped,
+        "encoder": encoder_identity(), "activate": format!("{:?}", l.activate), "replaces": replaces,
     });
     let metrics = json!({
-        "n": report.n, "positives": positives, "loss_before": report.loss_before, "loss_after": report.loss_after,
+        "n": report.n, "positives": l.positives, "loss_before": report.loss_before, "loss_after": report.loss_after,
         "activated": activated, "reason": reason, "evaluation": evaluation,
     });
     let version = versions::insert_version_with(
         Some(tenant),
         parent,
-        &head,
+        &l.head,
         Some(&report.posterior),
         hyper,
         metrics,
@@ -321,10 +370,10 @@ pub fn learn(
     json!({
         "tenant": tenant, "version": version, "activated": activated, "reason": reason,
         "start": start.kind, "parent_version": parent,
-        "n": report.n, "positives": positives, "requests": logged.len(), "skipped_requests": skipped,
+        "n": report.n, "positives": l.positives, "requests": l.requests, "skipped_requests": l.skipped,
         "loss_before": report.loss_before, "loss_after": report.loss_after,
-        "learned_through": through, "backlog": read.truncated, "evaluation": evaluation,
+        "learned_through": l.through, "backlog": read.truncated, "evaluation": evaluation,
         "replaced_versions": replaces,
-        "ms": elapsed_ms(started),
+        "ms": elapsed_ms(l.started),
     })
 }
