@@ -53,7 +53,7 @@ pub mod pg_test {
 // Where heads live. A table of the extension: pg_dump keeps its rows.
 pgrx::extension_sql!(
     r#"
--- pg_ecom reads text as UTF-8 (encoding.rs)
+-- pg_ecom reads text as UTF-8 (pg/utf8.rs)
 DO $$
 BEGIN
   IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN

@@ -1,7 +1,7 @@
 //! Stage 5b: how sure a head is of a tenant's adapted part — the Laplace
 //! posterior that Thompson sampling draws from. Pure Rust, no Postgres.
 //!
-//! Adaptation is a MAP estimate under a Gaussian prior (train.rs), so the
+//! Adaptation is a MAP estimate under a Gaussian prior (train/), so the
 //! posterior is approximated by a Gaussian at that estimate whose precision
 //! is the Hessian of the negative log posterior. We keep its diagonal only
 //! (Chapelle & Li, "An empirical evaluation of Thompson sampling", 2011,

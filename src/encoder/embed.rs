@@ -19,7 +19,7 @@ static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCac
 
 /// Embeddings of `texts` through the caches: this backend's, then the
 /// server's shared one; only texts found in neither are encoded (by the
-/// inference worker or here, `inference.rs`), each once. Output order =
+/// inference worker or here, `route.rs`), each once. Output order =
 /// input order.
 pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
     crate::pg::utf8::require_utf8();

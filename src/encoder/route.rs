@@ -21,7 +21,7 @@ use crate::worker::protocol::Readiness;
 pub struct WorkerModel {
     pub dims: usize,
     pub sha256: Option<String>,
-    /// model::model_key of the worker's model
+    /// ModelIdentity::key of the worker's model
     pub model_key: u64,
     /// what the worker published (ModelInfo), as JSON
     pub info: serde_json::Value,

@@ -52,7 +52,7 @@ pub struct SlotData {
     pub unavailable: u32,
     /// times a restarting worker put it back in the queue (once at most)
     pub requeued: u32,
-    /// the model the backend routed it for (model::model_key); a worker
+    /// the model the backend routed it for (ModelIdentity::key); a worker
     /// with another model fails it as "unavailable" instead of encoding it
     pub model_key: u64,
     /// byte length of each text (or 4 × its number of ids)
