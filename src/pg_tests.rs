@@ -1,5 +1,5 @@
 //! `#[pg_test]`s: every SQL function, run inside a real Postgres backend.
-//! The exhaustive per-feature cases live in pgrx-tests/sql (pg_regress).
+//! The exhaustive per-feature cases live in test/sql (pg_regress).
 
 #[pgrx::pg_schema]
 mod tests {

@@ -89,9 +89,17 @@ def uses(text, crate, mod):
             found.append((m.group(1), m.group(2) + ("" if head == "self" else "::" + head)))
     for m in PATH.finditer(text):
         found.append((m.group(1), m.group(2)))
+    # a module naming its own child module (`mod x;` then `x::f` or
+    # `pub use x::f`): an edge to the child's file like any other
+    children = re.findall(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+(\w+)\s*;", text, flags=re.M)
+    for child in children:
+        if re.search(r"(?<![\w:])" + child + r"::", text):
+            found.append(("self", "::" + child))
     for root, rest in found:
         parts = [p for p in rest.split("::") if p and p != "{"]
-        if root == "super":
+        if root == "self":
+            yield (crate, tuple(list(mod) + parts))
+        elif root == "super":
             base = list(mod[:-1]) if mod else []
             while parts and parts[0] == "super":
                 parts, base = parts[1:], base[:-1]

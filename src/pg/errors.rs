@@ -39,10 +39,11 @@ use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 /// `PgError::input` is for what else the caller passed that has its own
 /// SQLSTATE (a relation it named, the database it runs in): no prefix.
 ///
-/// Two messages are kept as released although the rule would word them
-/// otherwise (tests and users' log filters match them): ecom_evaluate's
-/// unknown version keeps its prefix, and ecom_learn's impressions budget
-/// (54000) has none.
+/// Messages kept as released although the rule would word them otherwise
+/// (tests and users' log filters match them): with the prefix, ecom_evaluate's
+/// unknown version (22023), ecom_feedback's relation errors (42P01, 42703,
+/// 42804, 22023 "… nothing was recorded") and its unknown impression
+/// (P0002); without it, ecom_learn's impressions budget (54000).
 #[must_use = "a PgError does nothing until .raise()"]
 pub struct PgError {
     code: PgSqlErrorCode,
@@ -101,6 +102,9 @@ impl PgError {
         self
     }
 
+    /// Raises it. `track_caller`: the error's source location (shown only
+    /// where docs/reliability.md says) is the call site, not this line.
+    #[track_caller]
     pub fn raise(self) -> ! {
         let mut r = pg_sys::panic::ErrorReport::new(self.code, self.message, "pg_ecom");
         if let Some(h) = self.hint {

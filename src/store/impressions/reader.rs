@@ -2,14 +2,65 @@
 //! the `Reader` that turns each row into a `LoggedRequest`, counting what
 //! the read holds against its budget.
 
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::spi::SpiHeapTupleData;
 use pgrx::PgSqlErrorCode;
 
 use crate::pg::errors::PgError;
 
-use super::{after, beyond, requests_oid, LoggedRequest, LoggedShown, Read, Seen, Window, ISO_UTC};
+use super::cursor::{after, beyond, requests_oid, Cursor, Seen, ISO_UTC};
 use crate::store::relation::Budget;
 use pg_ecom_core::head::behaviour_index;
+
+/// A logged request and its impressions that fall in a read window.
+pub struct LoggedRequest {
+    pub id: i64,
+    pub context: String,
+    pub items: Vec<Option<String>>,
+    pub features: Vec<f32>,
+    pub k: usize,
+    pub behaviour: usize,
+    pub shown: Vec<LoggedShown>,
+}
+
+pub struct LoggedShown {
+    pub item_index: i32,
+    pub rank: i32,
+    pub propensity: f64,
+    pub label: bool,
+}
+
+/// Which requests to read.
+pub struct Window {
+    /// served at or after this time
+    pub since: Option<TimestampWithTimeZone>,
+    /// served after this cursor
+    pub after: Option<Cursor>,
+    /// the label of this behaviour (None: each impression's own)
+    pub reward: Option<usize>,
+    /// at most this many impressions, whole requests only
+    pub limit: i64,
+    /// the oldest first (ecom_learn continuing from a cursor: a backlog is
+    /// worked off in order) or the most recent
+    pub oldest_first: bool,
+}
+
+/// What `read` found.
+pub struct Read {
+    /// in the order served
+    pub requests: Vec<LoggedRequest>,
+    /// the limit stopped the read before the window's end
+    pub truncated: bool,
+    /// requests read but left out: an unknown behaviour, or side features
+    /// that are NULL, NaN or infinite (rows written into the tables
+    /// directly, before the constraints of 0.4.0 refused them)
+    pub skipped: usize,
+    /// what the read could see (None when it read nothing)
+    pub seen: Option<Seen>,
+    /// the position (served_at, id) of the last request read beyond the
+    /// cursor's position
+    pub last_beyond: Option<(String, i64)>,
+}
 
 /// The query `read` runs through its cursor, parameters as `read` binds
 /// them.
