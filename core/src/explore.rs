@@ -64,9 +64,17 @@ pub struct Slate {
 
 /// The `k` best by `scores`, ties by index.
 pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+    let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    idx.truncate(k);
+    // the k best first (a strict total order: the same k as a full sort),
+    // then only those sorted
+    if k < idx.len() {
+        if k > 0 {
+            idx.select_nth_unstable_by(k - 1, better);
+        }
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(better);
     idx
 }
 
@@ -170,6 +178,21 @@ fn estimated(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The k best, selected then sorted, are the first k of a full sort
+    /// (ties by position), for every k, with ties and all.
+    #[test]
+    fn top_k_is_the_head_of_a_full_sort() {
+        let mut rng = Rng::new(9);
+        for n in [0, 1, 2, 7, 20, 33] {
+            let scores: Vec<f64> = (0..n).map(|_| (uniform(&mut rng) * 5.0).floor()).collect();
+            let mut full: Vec<usize> = (0..n).collect();
+            full.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            for k in 0..=n + 1 {
+                assert_eq!(top_k(&scores, k), full[..k.min(n)].to_vec(), "n {n} k {k}");
+            }
+        }
+    }
     use crate::rng::normal;
 
     fn run(policy: Policy, logits: &[f64], k: usize, seed: u64) -> Slate {

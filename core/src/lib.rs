@@ -11,6 +11,7 @@
 //! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
 //! May import: std, serde.
 
+pub mod draws;
 pub mod explore;
 pub mod head;
 pub mod metrics;

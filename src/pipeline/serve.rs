@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::impressions::{self, Request, Shown};
+use pg_ecom_core::draws::{Item, ItemDraws};
 use pg_ecom_core::explore::{self, Policy, Slate};
 use pg_ecom_core::metrics::sigmoid;
-use pg_ecom_core::posterior::logit_of;
 use pg_ecom_core::rng::Rng;
 
 /// The candidates of one request, scored by one head for one behaviour.
@@ -89,11 +89,23 @@ pub fn choose(
 ) -> Slate {
     let mut rng = Rng::new(seed as u64);
     let hk = head.head.k;
+    // Thompson only: the request's items as one Gaussian over their
+    // logits, drawn without redrawing every embedding coordinate
+    let draws = matches!(policy, Policy::Thompson).then(|| {
+        let items: Vec<Item> = (0..scored.present.len())
+            .map(|i| Item {
+                logit: scored.logits[i],
+                s: scored.text[i],
+                v: &scored.emb[i],
+                f: scored.side(i, hk),
+            })
+            .collect();
+        ItemDraws::new(&head.posterior, &head.head, scored.b, &items, samples)
+    });
     let mut draw = |rng: &mut Rng| -> Vec<f64> {
-        let theta = head.posterior.sample(&head.head, scored.b, rng);
-        (0..scored.present.len())
-            .map(|i| logit_of(&theta, scored.text[i], &scored.emb[i], scored.side(i, hk)))
-            .collect()
+        draws
+            .as_ref()
+            .map_or_else(|| scored.logits.clone(), |d| d.draw(rng))
     };
     explore::choose(
         &scored.logits,

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What one ecom_serve costs per explore policy, texts cached, in one warm
+# session: 20 candidates, 10 shown, `pg_ecom.propensity_samples` (default
+# 256) Monte Carlo rankings for the sampled policies' propensities.
+# Prints the median and 95th percentile of N calls per policy, each call
+# committed on its own.
+# usage: benches/loop/serve_cost.sh [N]   (default 300)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-300}
+scripts/setup >/dev/null
+PORT=${PG_ECOM_BENCH_PORT:-$(scripts/cluster free-port 26390)}
+scripts/cluster start servecost "$PORT"
+trap 'scripts/cluster stop servecost "$PORT"' EXIT
+P="scripts/cluster psql servecost $PORT -d postgres -qAt"
+$P -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS pg_ecom CASCADE" -c "DROP TABLE IF EXISTS sc_events, sc_items" -c "CREATE EXTENSION pg_ecom"
+$P <<'SQL' >/dev/null
+CREATE TABLE sc_events AS
+SELECT 'store' || (g % 4) AS tenant, 'viewed: product ' || (g % 20) AS context,
+       'product ' || (g % 50) || ' ' || (ARRAY['tea', 'bike', 'book', 'lamp', 'shoe'])[1 + g % 5] AS item,
+       'click'::text AS behaviour, (g % 7) > (g % 5) AS label
+  FROM generate_series(1, 2000) g;
+SELECT ecom_meta_train('sc_events', meta_steps => 20);
+-- a prior under which Thompson sampling explores (what a draw costs does not depend on it)
+UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', '{"gain": 1.0, "side": 1.0, "bias": 1.0, "taste": 2.0}') WHERE tenant IS NULL AND active;
+CREATE TABLE sc_items AS SELECT array_agg(DISTINCT item) AS items FROM (SELECT DISTINCT item FROM sc_events LIMIT 20) x;
+-- a log that is not empty, with statistics: a session that first serves
+-- into empty, never-analyzed tables keeps foreign-key check plans made for
+-- them until autovacuum analyzes (within a minute), and each call then
+-- costs more than the last
+SELECT count(*) FROM sc_items, generate_series(1, 300) i,
+       ecom_serve('store' || (i % 4), 'viewed: product ' || (i % 20), items, 10, 'click', NULL, 'none');
+ANALYZE ecom.requests, ecom.impressions;
+SQL
+PGOPTIONS="-c sc.n=$N" $P <<'SQL'
+CREATE TEMP TABLE t (policy text, ms float8);
+DO $$
+DECLARE
+  items text[] := (SELECT items FROM sc_items);
+  p text; i int; t0 timestamptz;
+BEGIN
+  FOR i IN 1..20 LOOP  -- warm: model loaded, texts cached
+    PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, 'none');
+  END LOOP;
+  FOREACH p IN ARRAY ARRAY['none', 'epsilon', 'softmax', 'thompson'] LOOP
+    FOR i IN 1..current_setting('sc.n')::int LOOP
+      t0 := clock_timestamp();
+      PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, p, i);
+      INSERT INTO t VALUES (p, 1000 * extract(epoch FROM clock_timestamp() - t0));
+      -- each call its own transaction, as a shop serves: a call's cost
+      -- grows with what the same transaction logged before it
+      COMMIT;
+    END LOOP;
+  END LOOP;
+END $$;
+SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
+              quote_literal(policy) || ':',
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
+  FROM t GROUP BY policy ORDER BY policy;
+SQL
