@@ -14,9 +14,11 @@
 //! - `epsilon`: with probability ε a uniformly random ranking, else `none`.
 //!   The marginal is exact: (1 − ε)·[greedy put it there] + ε / n.
 //!
-//! Estimated propensities are Monte Carlo over `samples` independent
-//! rankings, of which the one shown is the first: never 0 for what was
-//! shown, with a standard error of at most 0.5/√samples.
+//! Estimated propensities are Monte Carlo over up to `samples`
+//! independent rankings, of which the one shown is the first: never 0 for
+//! what was shown, with a standard error of at most 0.5/√samples (drawing
+//! stops early once every shown place's estimated standard error is below
+//! that).
 
 use crate::rng::uniform;
 use crate::rng::Rng;
@@ -149,8 +151,11 @@ pub fn softmax_at(logits: &[f64], temperature: f64, i: usize) -> f64 {
     ((logits[i] - max) / temperature).exp() / total
 }
 
-/// For each place r of `shown`: the share of `samples` rankings (`shown`
-/// itself and samples − 1 more from `one`) that put shown[r] at r.
+/// For each place r of `shown`: the share of the rankings drawn (`shown`
+/// itself and more from `one`) that put shown[r] at r. Draws stop at
+/// `samples`, or earlier once every place's estimate has a standard error
+/// of at most 0.5/√samples, the most `samples` draws can have: a ranking
+/// the posterior is sure of settles in `MIN_DRAWS`.
 fn estimated(
     shown: &[usize],
     samples: usize,
@@ -158,26 +163,69 @@ fn estimated(
     one: &mut dyn FnMut(&mut Rng) -> Vec<usize>,
     between: &mut dyn FnMut(),
 ) -> Vec<f64> {
+    let samples = samples.max(1);
+    let target = 0.25 / samples as f64; // the variance 0.5/√samples allows
     let mut hits = vec![1usize; shown.len()];
-    for s in 1..samples.max(1) {
+    let mut drawn = 1;
+    while drawn < samples {
         let other = one(rng);
         for (r, (a, b)) in shown.iter().zip(&other).enumerate() {
             if a == b {
                 hits[r] += 1;
             }
         }
-        if s % 64 == 0 {
+        drawn += 1;
+        if drawn % 64 == 0 {
             between();
         }
+        if drawn >= MIN_DRAWS && drawn % 16 == 0 && settled(&hits, drawn, target) {
+            break;
+        }
     }
-    hits.iter()
-        .map(|&h| h as f64 / samples.max(1) as f64)
-        .collect()
+    hits.iter().map(|&h| h as f64 / drawn as f64).collect()
+}
+
+/// Draws before a propensity estimate may stop early.
+const MIN_DRAWS: usize = 64;
+
+/// Whether every estimate h/n has a variance p(1 − p)/n of at most
+/// `target`, with p kept at least 1/n from 0 and 1 (an estimate of 0 or 1
+/// from n draws is not certain).
+fn settled(hits: &[usize], n: usize, target: f64) -> bool {
+    let n = n as f64;
+    hits.iter().all(|&h| {
+        let p = (h as f64 / n).clamp(1.0 / n, 1.0 - 1.0 / n);
+        p * (1.0 - p) / n <= target
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ranking every draw repeats settles after MIN_DRAWS draws at
+    /// propensity 1; one that draws cannot agree on uses all `samples`.
+    #[test]
+    fn propensity_draws_stop_once_the_estimates_settle() {
+        let count = |flip: bool| {
+            let mut n = 0;
+            let mut one = |rng: &mut Rng| -> Vec<usize> {
+                n += 1;
+                if flip && uniform(rng) < 0.5 {
+                    vec![1, 0]
+                } else {
+                    vec![0, 1]
+                }
+            };
+            let p = estimated(&[0, 1], 256, &mut Rng::new(4), &mut one, &mut || {});
+            (n, p)
+        };
+        let (n, p) = count(false);
+        assert_eq!((n, p), (MIN_DRAWS - 1, vec![1.0, 1.0]));
+        let (n, p) = count(true);
+        assert_eq!(n, 255);
+        assert!((p[0] - 0.5).abs() < 0.1, "{p:?}");
+    }
 
     /// The k best, selected then sorted, are the first k of a full sort
     /// (ties by position), for every k, with ties and all.
