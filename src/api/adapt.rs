@@ -5,7 +5,7 @@ use crate::pg::errors::PgError;
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgRelation};
+use pgrx::JsonB;
 
 use super::args::{positive, positive_int, steps_in_range};
 use crate::pipeline::adapt::{self, AdaptRequest};
@@ -21,11 +21,33 @@ use pg_ecom_core::train::{MetaConfig, Method};
 /// 'scratch'. `method`: 'meta' (the safeguarded adaptation) or 'full'
 /// (plain gradient descent on every weight, for comparison). `lr` NULL =
 /// 1.0 for 'meta' (a full Newton step) and 0.1 for 'full'.
-#[pg_extern(volatile, parallel_unsafe, cost = 1000000)]
+///
+/// `support` arrives as a bare oid (SQL type regclass, declared below):
+/// pgrx's PgRelation would open it before this function runs, and an oid
+/// naming no relation (`ecom_adapt('shop', 42)`) would fail there with an
+/// internal error instead of ours. The declaration is the one pgrx
+/// generated for PgRelation, so the catalog is unchanged.
+#[pg_extern(
+    name = "ecom_adapt",
+    sql = r#"
+CREATE FUNCTION "ecom_adapt"(
+	"tenant" TEXT,
+	"support" regclass,
+	"steps" INT DEFAULT 5,
+	"lr" double precision DEFAULT NULL,
+	"start" TEXT DEFAULT 'global',
+	"method" TEXT DEFAULT 'meta',
+	"seed" bigint DEFAULT 42
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE COST 1000000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_adapt_wrapper';
+"#
+)]
 #[allow(clippy::too_many_arguments)]
 fn ecom_adapt(
     tenant: Option<&str>,
-    support: Option<PgRelation>,
+    support: Option<pg_sys::Oid>,
     steps: default!(Option<i32>, 5),
     lr: default!(Option<f64>, "NULL"),
     start: default!(Option<&str>, "'global'"),
@@ -40,9 +62,8 @@ fn ecom_adapt(
             .raise()
     });
     let tenant = super::tenant_arg(Some(tenant));
-    let support = support
-        .unwrap_or_else(|| PgError::argument("support relation must not be NULL").raise())
-        .oid();
+    let support =
+        support.unwrap_or_else(|| PgError::argument("support relation must not be NULL").raise());
     let steps = steps_in_range("steps", steps.unwrap_or(5), 1);
     let method =
         Method::parse(method.unwrap_or("meta")).unwrap_or_else(|e| PgError::argument(e).raise());
@@ -75,10 +96,29 @@ fn ecom_adapt(
 /// tenant text, context text, item text, behaviour text, label boolean
 /// [, features real[]]); stores and activates it as a new global version.
 /// `inner_steps` = 0 trains one pooled head with no meta-learning.
-#[pg_extern(volatile, parallel_unsafe, cost = 10000000)]
+/// `source` is a bare oid of SQL type regclass, as `support` of ecom_adapt.
+#[pg_extern(
+    name = "ecom_meta_train",
+    sql = r#"
+CREATE FUNCTION "ecom_meta_train"(
+	"source" regclass,
+	"inner_steps" INT DEFAULT 5,
+	"meta_steps" INT DEFAULT 200,
+	"epochs" INT DEFAULT 3,
+	"lr" double precision DEFAULT 0.01,
+	"shots" INT DEFAULT 16,
+	"val_fraction" double precision DEFAULT 0.2,
+	"seed" bigint DEFAULT 42,
+	"l2" double precision DEFAULT 0.001
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE COST 10000000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_meta_train_wrapper';
+"#
+)]
 #[allow(clippy::too_many_arguments)]
 fn ecom_meta_train(
-    source: Option<PgRelation>,
+    source: Option<pg_sys::Oid>,
     inner_steps: default!(Option<i32>, 5),
     meta_steps: default!(Option<i32>, 200),
     epochs: default!(Option<i32>, 3),
@@ -91,9 +131,8 @@ fn ecom_meta_train(
     versions::require_writable("ecom_meta_train");
     heads::require_current_schema();
     let started = Instant::now();
-    let source = source
-        .unwrap_or_else(|| PgError::argument("source relation must not be NULL").raise())
-        .oid();
+    let source =
+        source.unwrap_or_else(|| PgError::argument("source relation must not be NULL").raise());
     let cfg = MetaConfig {
         inner_steps: steps_in_range("inner_steps", inner_steps.unwrap_or(5), 0),
         meta_steps: positive_int("meta_steps", meta_steps.unwrap_or(200)),

@@ -95,6 +95,13 @@ pub fn columns(rel: pg_sys::Oid, role: &str) -> Vec<(String, String)> {
 pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) -> Events {
     crate::pg::utf8::require_utf8();
     let (name, qualified) = names(rel, role);
+    if qualified.is_empty() {
+        PgError::input(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("there is no {role} relation with OID {}", rel.to_u32()),
+        )
+        .raise();
+    }
     let columns = columns(rel, role);
 
     let has_features = check_columns(&columns, role, &name, with_tenant);

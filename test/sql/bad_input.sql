@@ -148,6 +148,7 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_adapt', 'tenant empty', $$SELECT ecom_adapt('', 'bi_support')::text$$, NULL),
 ('ecom_adapt', 'support NULL', $$SELECT ecom_adapt('bi_shop', NULL)::text$$, NULL),
 ('ecom_adapt', 'support does not exist', $$SELECT ecom_adapt('bi_shop', 'no_such_table')::text$$, NULL),
+('ecom_adapt', 'support OID that names no relation', $$SELECT ecom_adapt('bi_shop', 42::regclass)::text$$, NULL),
 ('ecom_adapt', 'support empty', $$SELECT ecom_adapt('bi_shop', 'bi_empty')::text$$, NULL),
 ('ecom_adapt', 'support lacks a column', $$SELECT ecom_adapt('bi_shop', 'bi_missing')::text$$, NULL),
 ('ecom_adapt', 'support column of wrong type', $$SELECT ecom_adapt('bi_shop', 'bi_wrong_type')::text$$, NULL),
@@ -167,6 +168,7 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_adapt', 'steps/lr/start/method/seed NULL', $$SELECT (r ? 'version')::text || ' (defaults)' FROM ecom_adapt('bi_defaults', 'bi_support', NULL, NULL, NULL, NULL, NULL) r$$, NULL),
 -- meta-training
 ('ecom_meta_train', 'source NULL', $$SELECT ecom_meta_train(NULL)::text$$, NULL),
+('ecom_meta_train', 'source OID that names no relation', $$SELECT ecom_meta_train(42::regclass)::text$$, NULL),
 ('ecom_meta_train', 'source without tenant column', $$SELECT ecom_meta_train('bi_no_tenant')::text$$, NULL),
 ('ecom_meta_train', 'source empty', $$SELECT ecom_meta_train('bi_empty_source')::text$$, NULL),
 ('ecom_meta_train', 'source the caller may not read', $$SELECT ecom_meta_train('bi_events')::text$$, 'bi_nobody'),
