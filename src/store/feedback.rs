@@ -371,7 +371,7 @@ fn refuse_late_labels(name: &str, src: &str, closed: &str) {
         PgError::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, format!(
                 "feedback relation {name} would change {n} label(s) already learned, for example impression {id}, learned by version {version} of {} with {own} = {current}; nothing was recorded",
                 crate::pg::errors::tenant_name(&tenant)
-            )).hint("Leave out labels of an impression's own behaviour that come after ecom_learn read it (README, feedback conventions), or raise pg_ecom.feedback_window.").raise();
+            )).hint("Leave out labels of an impression's own behaviour that come after ecom_learn read it (docs/loop.md, feedback conventions), or raise pg_ecom.feedback_window.").raise();
     }
 }
 

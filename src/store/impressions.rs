@@ -130,7 +130,7 @@ pub fn forget(tenant: &str) -> Forgotten {
     .unwrap_or_else(|e| PgError::internal(format!("cannot check privileges: {e}")).raise())
     .unwrap_or(false);
     if !allowed {
-        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::pg::errors::tenant_name(tenant))).hint("GRANT SELECT, DELETE ON ecom.requests to the role (README, privileges and tenant isolation).").raise();
+        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("ecom_forget() also deletes the impressions of {}, and this role may not delete from ecom.requests; nothing was deleted", crate::pg::errors::tenant_name(tenant))).hint("GRANT SELECT, DELETE ON ecom.requests to the role (docs/security.md, privileges).").raise();
     }
     Spi::connect_mut(|c| {
         // counted before: the foreign keys delete impressions and feedback
