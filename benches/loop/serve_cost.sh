@@ -21,7 +21,8 @@ SELECT 'store' || (g % 4) AS tenant, 'viewed: product ' || (g % 20) AS context,
        'click'::text AS behaviour, (g % 7) > (g % 5) AS label
   FROM generate_series(1, 2000) g;
 SELECT ecom_meta_train('sc_events', meta_steps => 20);
--- a prior under which Thompson sampling explores (what a draw costs does not depend on it)
+-- a prior under which Thompson sampling explores: rankings stay uncertain,
+-- so every call makes all its propensity draws (a sure ranking stops early)
 UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', '{"gain": 1.0, "side": 1.0, "bias": 1.0, "taste": 2.0}') WHERE tenant IS NULL AND active;
 CREATE TABLE sc_items AS SELECT array_agg(DISTINCT item) AS items FROM (SELECT DISTINCT item FROM sc_events LIMIT 20) x;
 -- a log that is not empty, with statistics: a session that first serves

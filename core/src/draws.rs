@@ -10,8 +10,8 @@
 //! term is a Gaussian vector over the items with covariance
 //! C = Z·diag(1/precision)·Zᵀ: for n items and m = k + 1 + dims
 //! coordinates, drawing it through C's Cholesky factor costs n + n²/2 per
-//! draw after n²·m/2 once, against m normals and n·m per draw when each
-//! coordinate is drawn. Both are exact; `ItemDraws` takes the cheaper (the
+//! draw after n²·m/2 + n³/6 once, against m normals and n·m per draw when
+//! each coordinate is drawn. Both are exact; `ItemDraws` takes the cheaper (the
 //! factor for the few dozen candidates of a request, coordinates for a long
 //! list), so the Monte Carlo propensities of a Thompson ranking stop costing
 //! milliseconds.
@@ -19,6 +19,10 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
+
+/// The draws a request is costed at when choosing how to draw (the default
+/// `pg_ecom.propensity_samples`).
+const NOMINAL_DRAWS: f64 = 256.0;
 
 /// What one draw needs for a fixed request: the head's logits, the text
 /// scores, the gain's mean and spread, and either C's Cholesky factor or
@@ -49,8 +53,23 @@ pub struct Item<'a> {
 
 impl ItemDraws {
     /// Draws for behaviour `b` of `head` whose uncertainty is `post`, over
-    /// `items`, for `samples` draws (what decides which way is cheaper).
-    pub fn new(post: &Posterior, head: &Head, b: usize, items: &[Item], samples: usize) -> Self {
+    /// `items`. Which way draws is decided by the request's size alone
+    /// (costed at `NOMINAL_DRAWS`): the two ways consume the seed's random
+    /// numbers differently, and a seed must replay the same ranking
+    /// whatever `pg_ecom.propensity_samples` is.
+    pub fn new(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Self {
+        let (n, m, s) = (
+            items.len() as f64,
+            (post.k + 1 + post.dims) as f64,
+            NOMINAL_DRAWS,
+        );
+        let per_coordinate = s * (n * m + m * 8.0);
+        let by_factor = n * n * m / 2.0 + n * n * n / 6.0 + s * (n * n / 2.0 + n * 8.0);
+        Self::build(post, head, b, items, by_factor < per_coordinate)
+    }
+
+    /// As `new`, drawing through the factor when `by_factor` (and it exists).
+    fn build(post: &Posterior, head: &Head, b: usize, items: &[Item], by_factor: bool) -> Self {
         let k = post.k;
         let prec = post.precision(b);
         let center = post.center(b);
@@ -72,10 +91,7 @@ impl ItemDraws {
                 zi
             })
             .collect();
-        let (n, m) = (items.len(), sd.len());
-        let per_coordinate = samples * (n * m + m * 8);
-        let by_factor = n * n * m / 2 + n * n * n / 6 + samples * (n * n / 2 + n * 8);
-        let how = if by_factor < per_coordinate {
+        let how = if by_factor {
             factor(&z, &sd).map_or(
                 How::Coordinates {
                     z: z.clone(),
@@ -267,9 +283,8 @@ mod tests {
                 .map(|it| crate::posterior::logit_of(&th, it.s, it.v, it.f))
                 .collect()
         });
-        for samples in [1, 100_000] {
-            // few samples: by coordinates; many: by the factor
-            let d = ItemDraws::new(&p, &h, b, &its, samples);
+        for by_factor in [false, true] {
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
             let (m_new, c_new) = moments(&mut |rng| d.draw(rng));
             let scale = c_old.iter().fold(0.0f64, |a, c| a.max(c.abs()));
             for i in 0..n {
@@ -308,12 +323,39 @@ mod tests {
                 f,
             })
             .collect();
-        for samples in [1, 100_000] {
-            let d = ItemDraws::new(&p, &h, b, &its, samples);
+        for by_factor in [false, true] {
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
             let x = d.draw(&mut Rng::new(3));
             for (i, xi) in x.iter().enumerate() {
                 assert!((xi - i as f64).abs() < 1e-6, "{xi} vs {i}");
             }
+        }
+    }
+
+    /// More items than coordinates, and the same item twice: the factor
+    /// still exists (the ridge) and draws the duplicates alike.
+    #[test]
+    fn duplicate_items_draw_alike_through_the_factor() {
+        let (k, dims, b) = (0, 3, 2);
+        let (h, p, items, feats, _) = setup(k, dims);
+        let its: Vec<Item> = (0..8)
+            .map(|i| Item {
+                logit: 0.0,
+                s: 0.5,
+                v: &items[i % 2],
+                f: &feats[0],
+            })
+            .collect();
+        let d = ItemDraws::build(&p, &h, b, &its, true);
+        assert!(matches!(d.how, How::Factor(_)));
+        let mut rng = Rng::new(5);
+        for _ in 0..100 {
+            let x = d.draw(&mut rng);
+            assert!(x.iter().all(|v| v.is_finite()));
+            assert!(
+                (x[0] - x[2]).abs() < 1e-4 && (x[1] - x[3]).abs() < 1e-4,
+                "{x:?}"
+            );
         }
     }
 

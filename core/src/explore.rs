@@ -17,8 +17,8 @@
 //! Estimated propensities are Monte Carlo over up to `samples`
 //! independent rankings, of which the one shown is the first: never 0 for
 //! what was shown, with a standard error of at most 0.5/√samples (drawing
-//! stops early once every shown place's estimated standard error is below
-//! that).
+//! stops early only when every shown place's estimate is at least 1/2 with
+//! its estimated standard error below that: a sure ranking).
 
 use crate::rng::uniform;
 use crate::rng::Rng;
@@ -153,9 +153,12 @@ pub fn softmax_at(logits: &[f64], temperature: f64, i: usize) -> f64 {
 
 /// For each place r of `shown`: the share of the rankings drawn (`shown`
 /// itself and more from `one`) that put shown[r] at r. Draws stop at
-/// `samples`, or earlier once every place's estimate has a standard error
-/// of at most 0.5/√samples, the most `samples` draws can have: a ranking
-/// the posterior is sure of settles in `MIN_DRAWS`.
+/// `samples`, or earlier once every place's estimate is at least 1/2 and
+/// has a standard error of at most 0.5/√samples, the most `samples` draws
+/// can have: a ranking the posterior is sure of settles in `MIN_DRAWS`.
+/// A place shown with a small propensity always gets every draw: off-policy
+/// evaluation divides by it, and stopping on a small estimate would cut
+/// the largest weights (1/p̂ with p̂ ≥ 1/n) short.
 fn estimated(
     shown: &[usize],
     samples: usize,
@@ -188,14 +191,14 @@ fn estimated(
 /// Draws before a propensity estimate may stop early.
 const MIN_DRAWS: usize = 64;
 
-/// Whether every estimate h/n has a variance p(1 − p)/n of at most
-/// `target`, with p kept at least 1/n from 0 and 1 (an estimate of 0 or 1
-/// from n draws is not certain).
+/// Whether every estimate h/n is at least 1/2 and has a variance
+/// p(1 − p)/n of at most `target`, with p kept at least 1/n from 1 (an
+/// estimate of 1 from n draws is not certain).
 fn settled(hits: &[usize], n: usize, target: f64) -> bool {
     let n = n as f64;
     hits.iter().all(|&h| {
-        let p = (h as f64 / n).clamp(1.0 / n, 1.0 - 1.0 / n);
-        p * (1.0 - p) / n <= target
+        let p = (h as f64 / n).min(1.0 - 1.0 / n);
+        p >= 0.5 && p * (1.0 - p) / n <= target
     })
 }
 
@@ -225,6 +228,20 @@ mod tests {
         let (n, p) = count(true);
         assert_eq!(n, 255);
         assert!((p[0] - 0.5).abs() < 0.1, "{p:?}");
+        // a place shown with a small propensity keeps every draw, however
+        // settled the others are
+        let mut calls = 0;
+        let mut one = |rng: &mut Rng| -> Vec<usize> {
+            calls += 1;
+            if uniform(rng) < 0.05 {
+                vec![0, 1]
+            } else {
+                vec![0, 2]
+            }
+        };
+        let p = estimated(&[0, 1], 256, &mut Rng::new(8), &mut one, &mut || {});
+        assert_eq!(calls, 255);
+        assert!(p[1] < 0.15, "{p:?}");
     }
 
     /// The k best, selected then sorted, are the first k of a full sort

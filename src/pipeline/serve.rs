@@ -100,7 +100,7 @@ pub fn choose(
                 f: scored.side(i, hk),
             })
             .collect();
-        ItemDraws::new(&head.posterior, &head.head, scored.b, &items, samples)
+        ItemDraws::new(&head.posterior, &head.head, scored.b, &items)
     });
     let mut draw = |rng: &mut Rng| -> Vec<f64> {
         draws

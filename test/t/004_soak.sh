@@ -37,7 +37,7 @@ BEGIN
     -- learn from it (impressions learnable at once) in a transaction of its
     -- own, as pg_cron does: ecom_learn waits for open feedback of its
     -- tenant, so two transactions that each labelled and then learned one
-    -- tenant would deadlock (README, feedback conventions)
+    -- tenant would deadlock (docs/loop.md, feedback conventions)
     t := CASE WHEN i % 2 = 0 THEN 'loop_shared' ELSE 'loop' || s END;
     PERFORM ecom_feedback(impression_id, 'click')
        FROM ecom_serve(t, 'viewed: item ' || (i % 7), ARRAY['item 0', 'item 1', 'item 2', 'item 3'], 2, seed => i)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's pg_cron recipe, with Debian's pg_cron (postgresql-15-cron):
+# The pg_cron recipe of docs/loop.md, with Debian's pg_cron (postgresql-15-cron):
 # a job that runs ecom_learn every minute learns a new version of a tenant
 # from its impressions and feedback, and a second run with nothing new
 # stores none. Takes one to two minutes (pg_cron 1.4 schedules by minute).
@@ -23,7 +23,7 @@ q -c "CREATE EXTENSION pg_cron" >/dev/null
 # a tenant served and clicked
 q -c "SELECT count(*) FROM generate_series(1, 12) g, ecom_serve('cron_shop', 'viewed: item ' || g % 3, ARRAY['item 0', 'item 1', 'item 2', 'item 3'], 2)" >/dev/null
 q -c "SELECT count(ecom_feedback(id, 'click')) FROM ecom.impressions WHERE rank = 1" >/dev/null
-# the recipe (README, closing the loop); the job's own SET makes the
+# the recipe (docs/loop.md); the job's own SET makes the
 # impressions learnable at once instead of after pg_ecom.feedback_window
 q -c "SELECT cron.schedule('pg_ecom_learn_cron_shop', '* * * * *',
         \$\$SET pg_ecom.feedback_window = 0; SELECT ecom_learn('cron_shop', activate => 'always')\$\$)" >/dev/null
