@@ -13,23 +13,13 @@ PORT=${PG_ECOM_BENCH_PORT:-$(scripts/cluster free-port 26390)}
 scripts/cluster start servecost "$PORT"
 trap 'scripts/cluster stop servecost "$PORT"' EXIT
 P="scripts/cluster psql servecost $PORT -d postgres -qAt"
-$P -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS pg_ecom CASCADE" -c "DROP TABLE IF EXISTS sc_events, sc_items" -c "CREATE EXTENSION pg_ecom"
+$P -f benches/loop/serving_fixture.sql >/dev/null
 $P <<'SQL' >/dev/null
-CREATE TABLE sc_events AS
-SELECT 'store' || (g % 4) AS tenant, 'viewed: product ' || (g % 20) AS context,
-       'product ' || (g % 50) || ' ' || (ARRAY['tea', 'bike', 'book', 'lamp', 'shoe'])[1 + g % 5] AS item,
-       'click'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 2000) g;
-SELECT ecom_meta_train('sc_events', meta_steps => 20);
--- a prior under which Thompson sampling explores: rankings stay uncertain,
--- so every call makes all its propensity draws (a sure ranking stops early)
-UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', '{"gain": 1.0, "side": 1.0, "bias": 1.0, "taste": 2.0}') WHERE tenant IS NULL AND active;
-CREATE TABLE sc_items AS SELECT array_agg(DISTINCT item) AS items FROM (SELECT DISTINCT item FROM sc_events LIMIT 20) x;
 -- a log that is not empty, with statistics: a session that first serves
 -- into empty, never-analyzed tables keeps foreign-key check plans made for
 -- them until autovacuum analyzes (within a minute), and each call then
 -- costs more than the last
-SELECT count(*) FROM sc_items, generate_series(1, 300) i,
+SELECT count(*) FROM bench_items, generate_series(1, 300) i,
        ecom_serve('store' || (i % 4), 'viewed: product ' || (i % 20), items, 10, 'click', NULL, 'none');
 ANALYZE ecom.requests, ecom.impressions;
 SQL
@@ -37,7 +27,7 @@ PGOPTIONS="-c sc.n=$N" $P <<'SQL'
 CREATE TEMP TABLE t (policy text, ms float8);
 DO $$
 DECLARE
-  items text[] := (SELECT items FROM sc_items);
+  items text[] := (SELECT items FROM bench_items);
   p text; i int; t0 timestamptz;
 BEGIN
   FOR i IN 1..20 LOOP  -- warm: model loaded, texts cached

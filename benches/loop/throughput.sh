@@ -12,21 +12,10 @@ PORT=${PG_ECOM_BENCH_PORT:-$(scripts/cluster free-port 26380)}
 scripts/cluster start loopbench "$PORT"
 trap 'scripts/cluster stop loopbench "$PORT"' EXIT
 P="scripts/cluster psql loopbench $PORT -d postgres -qAt"
-$P -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS pg_ecom CASCADE" -c "DROP TABLE IF EXISTS lb_events, lb_items" -c "CREATE EXTENSION pg_ecom"
-$P <<'SQL' >/dev/null
-CREATE TABLE lb_events AS
-SELECT 'store' || (g % 4) AS tenant, 'viewed: product ' || (g % 20) AS context,
-       'product ' || (g % 50) || ' ' || (ARRAY['tea', 'bike', 'book', 'lamp', 'shoe'])[1 + g % 5] AS item,
-       'click'::text AS behaviour, (g % 7) > (g % 5) AS label
-  FROM generate_series(1, 2000) g;
-SELECT ecom_meta_train('lb_events', meta_steps => 20);
--- a prior under which Thompson sampling explores (what a draw costs does not depend on it)
-UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}', '{"gain": 1.0, "side": 1.0, "bias": 1.0, "taste": 2.0}') WHERE tenant IS NULL AND active;
-CREATE TABLE lb_items AS SELECT array_agg(DISTINCT item) AS items FROM (SELECT item FROM lb_events LIMIT 20) x;
-SQL
+$P -f benches/loop/serving_fixture.sql >/dev/null
 cat > /tmp/pg_ecom_loop_bench.sql <<'SQL'
 \set c random(0, 19)
-SELECT ecom_feedback(impression_id, 'click') FROM ecom_serve('store' || (:c % 4), 'viewed: product ' || :c, (SELECT items FROM lb_items), 10, 'click', NULL, 'thompson') WHERE rank = 1;
+SELECT ecom_feedback(impression_id, 'click') FROM ecom_serve('store' || (:c % 4), 'viewed: product ' || :c, (SELECT items FROM bench_items), 10, 'click', NULL, 'thompson') WHERE rank = 1;
 SQL
 PGBENCH="$(${PG_CONFIG:-pg_config} --bindir)/pgbench -h 127.0.0.1 -p $PORT -U postgres -n -f /tmp/pg_ecom_loop_bench.sql postgres"
 # warm every connection's embedding cache and model, then measure
@@ -43,7 +32,7 @@ echo "growth: $n impressions, $(python3 -c "print(round($bytes / $n))") bytes pe
 # job), in one warm session: the model loaded and the texts cached
 timed=$(scripts/cluster psql loopbench "$PORT" -d postgres -qAt <<'SQL'
 SET pg_ecom.feedback_window = 0;
-SELECT count(*) FROM ecom_embed_batch((SELECT items FROM lb_items));
+SELECT count(*) FROM ecom_embed_batch((SELECT items FROM bench_items));
 \timing on
 SET pg_ecom.learn_max_impressions = 1000;
 SELECT 'learn1000', ecom_learn('store1', activate => 'never')->>'n';
