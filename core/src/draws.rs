@@ -91,16 +91,10 @@ impl ItemDraws {
                 zi
             })
             .collect();
-        let how = if by_factor {
-            factor(&z, &sd).map_or(
-                How::Coordinates {
-                    z: z.clone(),
-                    sd: sd.clone(),
-                },
-                How::Factor,
-            )
-        } else {
-            How::Coordinates { z, sd }
+        // no copy of the coordinates on the way: the fallback moves them
+        let how = match by_factor.then(|| factor(&z, &sd)).flatten() {
+            Some(l) => How::Factor(l),
+            None => How::Coordinates { z, sd },
         };
         ItemDraws {
             mean: items.iter().map(|it| it.logit).collect(),

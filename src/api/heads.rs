@@ -16,10 +16,7 @@ fn ecom_rollback(tenant: Option<&str>, version: Option<i32>) -> JsonB {
     if !versions::rollback(tenant, version) {
         PgError::argument(format!(
             "{} has no version {version}",
-            tenant.map_or(
-                "the global head".to_string(),
-                crate::pg::errors::tenant_name
-            )
+            crate::pg::errors::owner_name(tenant)
         ))
         .raise();
     }

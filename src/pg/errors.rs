@@ -130,6 +130,12 @@ pub fn tenant_name(tenant: &str) -> String {
     }
 }
 
+/// Whose heads a message is about: `tenant_name`, or the global head
+/// (NULL tenant).
+pub fn owner_name(tenant: Option<&str>) -> String {
+    tenant.map_or_else(|| "the global head".to_string(), tenant_name)
+}
+
 static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
 
 pub fn install() {

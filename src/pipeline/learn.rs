@@ -142,7 +142,7 @@ fn nothing_usable(read: &Read, left_out: usize, start: &Start, until: &str) -> S
             left_out,
             start.head.head.k,
             start.head.version,
-            start.head.tenant.as_deref().map_or("the global head".to_string(), crate::pg::errors::tenant_name),
+            crate::pg::errors::owner_name(start.head.tenant.as_deref()),
             read.skipped,
             if left_out > 0 {
                 "; to learn from them, make a version with their number of side features active (ecom_rollback to one, or ecom_adapt with a support relation whose features column has them)"

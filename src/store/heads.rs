@@ -102,10 +102,7 @@ fn lookup(tenant: Option<&str>, own_only: bool, version: Option<i32>) -> Option<
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "the head serving {} kept changing while it was read",
-            tenant.map_or(
-                "the global head".to_string(),
-                crate::pg::errors::tenant_name
-            )
+            crate::pg::errors::owner_name(tenant)
         ),
     )
     .hint("Concurrent ecom_adapt, ecom_rollback or ecom_forget calls; retry the statement.")
@@ -243,10 +240,7 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
     if h.encoder_checked.load(Ordering::Relaxed) {
         return;
     }
-    let who = match &h.tenant {
-        Some(t) => crate::pg::errors::tenant_name(t),
-        None => "the global head".to_string(),
-    };
+    let who = crate::pg::errors::owner_name(h.tenant.as_deref());
     if h.head.dims() != dims {
         PgError::new(PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, format!(
                 "version {} of {who} was trained on {}-dimensional embeddings, but the loaded encoder produces {dims}",

@@ -193,10 +193,7 @@ fn concurrent_write(tenant: Option<&str>) -> ! {
         PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
         format!(
             "could not serialize access to the heads of {} (changed by a concurrent transaction)",
-            tenant.map_or(
-                "the global head".to_string(),
-                crate::pg::errors::tenant_name
-            )
+            crate::pg::errors::owner_name(tenant)
         ),
     )
     .hint("Retry the transaction.")
