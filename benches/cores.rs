@@ -126,7 +126,7 @@ fn head(c: &mut Criterion) {
     let f = [0.3f32, 0.1, 0.0, 1.0];
     let mut g = c.benchmark_group("head");
     g.bench_function("predict_pair", |b| {
-        b.iter(|| h.predict_pair(3, black_box(&u), black_box(&v), &f))
+        b.iter(|| h.predict_pair(3, black_box(&u), black_box(&v), &f, Some(7)))
     });
     for k in [16usize, 64] {
         let support: Vec<Example> = (0..k)
@@ -137,6 +137,7 @@ fn head(c: &mut Criterion) {
                     f: f.to_vec(),
                     b: i % NB,
                     y: (i % 3 == 0) as u8 as f32,
+                    item: Some(i as i64),
                 }
             })
             .collect();
@@ -148,6 +149,7 @@ fn head(c: &mut Criterion) {
                 prior: Prior::default(),
                 seed: 42,
                 posterior: None,
+                max_items: pg_ecom_core::items::DEFAULT_MAX_ITEMS,
             };
             g.bench_function(format!("adapt_k{k}_steps{steps}"), |b| {
                 b.iter(|| adapt(&h, black_box(&support), &cfg))

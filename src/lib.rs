@@ -89,7 +89,13 @@ CREATE TABLE ecom.heads (
     posterior       real[],
     -- it was active at some time: such a version may have served and is
     -- never deleted (only versions that never were may be replaced)
-    ever_active     boolean NOT NULL DEFAULT false
+    ever_active     boolean NOT NULL DEFAULT false,
+    -- since 0.5.0, what sells beyond the text (core/src/items.rs): the items'
+    -- keys (ecom_item_key), 4 effects per item (browse, click, cart,
+    -- purchase), and for a tenant's heads the precision of each; NULL = none
+    item_keys       bigint[],
+    item_effects    real[],
+    item_precision  real[]
 );
 -- exactly one active head per tenant, enforced by the database itself
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;
@@ -127,6 +133,7 @@ pgrx::extension_sql!(
 ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
+ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 1000;
 "#,
     name = "rows_estimates",
     finalize

@@ -33,6 +33,9 @@ pub struct ItemDraws {
     gain: f64,
     gain_sd: f64,
     how: How,
+    /// per item: the standard deviation of its own effect (items.rs),
+    /// drawn independently; empty when no item has one
+    item_sd: Vec<f64>,
 }
 
 enum How {
@@ -49,6 +52,8 @@ pub struct Item<'a> {
     pub s: f32,
     pub v: &'a [f32],
     pub f: &'a [f32],
+    /// the variance of the item's own effect (0: none is learned)
+    pub item_var: f64,
 }
 
 impl ItemDraws {
@@ -102,6 +107,11 @@ impl ItemDraws {
             gain: f64::from(head.adapted(b)[0]),
             gain_sd: 1.0 / f64::from(prec[0]).sqrt(),
             how,
+            item_sd: if items.iter().any(|it| it.item_var > 0.0) {
+                items.iter().map(|it| it.item_var.max(0.0).sqrt()).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -126,6 +136,14 @@ impl ItemDraws {
                 for (o, zi) in out.iter_mut().zip(z) {
                     *o += zi.iter().zip(&eps).map(|(a, e)| a * e).sum::<f64>();
                 }
+            }
+        }
+        // after the rest: heads without item effects replay as before
+        if !self.item_sd.is_empty() {
+            let mut xi = vec![0.0; n];
+            normals(rng, &mut xi);
+            for ((o, x), sd) in out.iter_mut().zip(&xi).zip(&self.item_sd) {
+                *o += x * sd;
             }
         }
         out
@@ -250,6 +268,7 @@ mod tests {
                 s: *s,
                 v,
                 f,
+                item_var: 0.0,
             })
             .collect();
         let n = its.len();
@@ -315,6 +334,7 @@ mod tests {
                 s: 0.5,
                 v,
                 f,
+                item_var: 0.0,
             })
             .collect();
         for by_factor in [false, true] {
@@ -323,6 +343,44 @@ mod tests {
             for (i, xi) in x.iter().enumerate() {
                 assert!((xi - i as f64).abs() < 1e-6, "{xi} vs {i}");
             }
+        }
+    }
+
+    /// An item's own effect adds its variance to that item's logit alone,
+    /// whichever way the rest is drawn.
+    #[test]
+    fn an_item_s_own_effect_varies_only_its_logit() {
+        let (k, dims, b) = (1, 8, 0);
+        let (h, mut p, items, feats, _) = setup(k, dims);
+        p.precision.iter_mut().for_each(|x| *x = 1e30);
+        let its: Vec<Item> = items
+            .iter()
+            .zip(&feats)
+            .enumerate()
+            .map(|(i, (v, f))| Item {
+                logit: 1.0,
+                s: 0.5,
+                v,
+                f,
+                item_var: if i == 3 { 0.25 } else { 0.0 },
+            })
+            .collect();
+        for by_factor in [false, true] {
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
+            let mut rng = Rng::new(13);
+            let (mut m, mut sq) = (0.0, 0.0);
+            let t = 20_000;
+            for _ in 0..t {
+                let x = d.draw(&mut rng);
+                for (i, xi) in x.iter().enumerate() {
+                    if i != 3 {
+                        assert!((xi - 1.0).abs() < 1e-6);
+                    }
+                }
+                m += (x[3] - 1.0) / t as f64;
+                sq += (x[3] - 1.0).powi(2) / t as f64;
+            }
+            assert!(m.abs() < 0.02 && (sq - 0.25).abs() < 0.02, "{m} {sq}");
         }
     }
 
@@ -338,6 +396,7 @@ mod tests {
                 s: 0.5,
                 v: &items[i % 2],
                 f: &feats[0],
+                item_var: 0.0,
             })
             .collect();
         let d = ItemDraws::build(&p, &h, b, &its, true);

@@ -21,6 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::items::ItemEffects;
 use crate::metrics::{log_loss, sigmoid};
 
 pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];
@@ -59,6 +60,8 @@ pub struct Example {
     pub f: Vec<f32>,
     pub b: usize,
     pub y: f32,
+    /// the item's key (`items::item_key` of its text), for item effects
+    pub item: Option<i64>,
 }
 
 /// Parameter groups, in the order they are laid out in `Head::params`.
@@ -79,6 +82,9 @@ pub struct Head {
     pub k: usize,
     /// [W: NB·t | g: NB | A: NB·k | c: NB | τ: NB·dims]
     pub params: Vec<f32>,
+    /// what sells beyond the text (items.rs); stored in columns of their own
+    #[serde(skip)]
+    pub items: ItemEffects,
 }
 
 impl Head {
@@ -108,7 +114,12 @@ impl Head {
                 Self::len_for(dims, k)
             ));
         }
-        Ok(Self { t, k, params })
+        Ok(Self {
+            t,
+            k,
+            params,
+            items: ItemEffects::none(),
+        })
     }
 
     pub fn new(dims: usize, k: usize) -> Self {
@@ -118,6 +129,7 @@ impl Head {
             t,
             k,
             params: Vec::new(),
+            items: ItemEffects::none(),
         };
         for b in 0..NB {
             params[h.gain_at(b)] = 1.0;
@@ -225,6 +237,11 @@ impl Head {
         self.logit_with(b, self.text_score(b, x), self.taste_score(b, &x[..d]), f)
     }
 
+    /// The logit of a featurised event, its item's effect included.
+    pub fn example_logit(&self, e: &Example) -> f32 {
+        self.logit(e.b, &e.x, &e.f) + self.items.effect(e.item, e.b)
+    }
+
     pub fn predict(&self, b: usize, x: &[f32], f: &[f32]) -> f64 {
         f64::from(sigmoid(self.logit(b, x, f)))
     }
@@ -254,15 +271,33 @@ impl Head {
         )
     }
 
-    /// `predict(b, &text_features(u, v), f)`, without allocating.
-    pub fn predict_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> f64 {
+    /// `predict(b, &text_features(u, v), f)` plus the effect of the item
+    /// whose key is `item` (None: an item known only by its embedding),
+    /// without allocating.
+    pub fn predict_pair(
+        &self,
+        b: usize,
+        u: &[f32],
+        v: &[f32],
+        f: &[f32],
+        item: Option<i64>,
+    ) -> f64 {
         let (s, q) = self.scores_pair(b, u, v);
-        f64::from(sigmoid(self.logit_with(b, s, q, f)))
+        f64::from(sigmoid(
+            self.logit_with(b, s, q, f) + self.items.effect(item, b),
+        ))
     }
 
     /// The logit of `predict_pair`, split into its terms with the same
     /// arithmetic, so that the terms add up to exactly that logit.
-    pub fn explain_pair(&self, b: usize, u: &[f32], v: &[f32], f: &[f32]) -> Explanation {
+    pub fn explain_pair(
+        &self,
+        b: usize,
+        u: &[f32],
+        v: &[f32],
+        f: &[f32],
+        item: Option<i64>,
+    ) -> Explanation {
         let (s, q) = self.scores_pair(b, u, v);
         let gain = self.params[self.gain_at(b)];
         let a = &self.params[self.side_at(b)..self.side_at(b) + self.k];
@@ -276,7 +311,8 @@ impl Head {
             side_total: side.iter().sum(),
             side,
             bias,
-            logit: self.logit_with(b, s, q, f),
+            item: self.items.effect(item, b),
+            logit: self.logit_with(b, s, q, f) + self.items.effect(item, b),
         }
     }
 
@@ -318,7 +354,8 @@ impl Head {
         let mut loss = 0f32;
         for (i, e) in exs.iter().enumerate() {
             let s = scores.map_or_else(|| self.text_score(e.b, &e.x), |s| s[i]);
-            let z = self.logit_with(e.b, s, self.taste_score(e.b, &e.x[..dims]), &e.f);
+            let z = self.logit_with(e.b, s, self.taste_score(e.b, &e.x[..dims]), &e.f)
+                + self.items.effect(e.item, e.b);
             loss += log_loss(z, e.y);
             let d = (sigmoid(z) - e.y) / n;
             let gain = self.params[self.gain_at(e.b)];
@@ -354,16 +391,17 @@ impl Head {
             return 0.0;
         }
         exs.iter()
-            .map(|e| log_loss(self.logit(e.b, &e.x, &e.f), e.y))
+            .map(|e| log_loss(self.example_logit(e), e.y))
             .sum::<f32>()
             / exs.len() as f32
     }
 }
 
-/// One score, term by term: `logit = text + taste + side_total + bias`,
+/// One score, term by term: `logit = text + taste + side_total + bias + item`,
 /// where `text = gain · text_score` (text_score = W_b · x, learned across all
 /// tenants) and `taste = τ_b · v` (the tenant's own preference; 0 for the
-/// global head). Gain, taste, side weights and bias are what a tenant adapts.
+/// global head). Gain, taste, side weights and bias are what a tenant adapts;
+/// `item` is the item's own effect (items.rs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation {
     pub text_score: f32,
@@ -373,6 +411,8 @@ pub struct Explanation {
     pub side: Vec<f32>,
     pub side_total: f32,
     pub bias: f32,
+    /// the item's own effect (items.rs): what sells beyond the text
+    pub item: f32,
     pub logit: f32,
 }
 
@@ -409,6 +449,7 @@ mod tests {
                     f,
                     b: i % NB,
                     y,
+                    item: None,
                 }
             })
             .collect()
@@ -422,21 +463,36 @@ mod tests {
         for p in h.params.iter_mut() {
             *p = (r.next_u64() % 2001) as f32 / 1000.0 - 1.0;
         }
+        // one item with an effect, one without
+        h.items = crate::items::ItemEffects::from_stored(
+            vec![42],
+            vec![0.25, -0.5, 0.75, 1.0],
+            None,
+            crate::prior::FROZEN,
+        )
+        .unwrap();
         let mut r = Rng::new(5);
-        for e in &exs {
+        for (i, e) in exs.iter().enumerate() {
+            let key = Some(if i % 2 == 0 { 42 } else { 7 });
             let u: Vec<f32> = (0..6)
                 .map(|_| (r.next_u64() % 2001) as f32 / 1000.0 - 1.0)
                 .collect();
             let v: Vec<f32> = (0..6)
                 .map(|_| (r.next_u64() % 2001) as f32 / 1000.0 - 1.0)
                 .collect();
-            let x = h.explain_pair(e.b, &u, &v, &e.f);
+            let x = h.explain_pair(e.b, &u, &v, &e.f, key);
             // the same f32 arithmetic: exact, not approximate
-            assert_eq!(x.text + x.taste + x.side_total + x.bias, x.logit);
+            assert_eq!(x.text + x.taste + x.side_total + x.bias + x.item, x.logit);
             assert_eq!(
                 f64::from(sigmoid(x.logit)),
-                h.predict_pair(e.b, &u, &v, &e.f)
+                h.predict_pair(e.b, &u, &v, &e.f, key)
             );
+            let want = if i % 2 == 0 {
+                [0.25, -0.5, 0.75, 1.0][e.b]
+            } else {
+                0.0
+            };
+            assert_eq!(x.item, want);
             assert_eq!(x.side.len(), 3);
             assert_eq!(x.text, x.gain * x.text_score);
         }
@@ -473,7 +529,7 @@ mod tests {
             let f: Vec<f32> = (0..3).map(|_| unit()).collect();
             for b in 0..NB {
                 let want = h.predict(b, &text_features(&u, &v), &f);
-                let got = h.predict_pair(b, &u, &v, &f);
+                let got = h.predict_pair(b, &u, &v, &f, None);
                 assert!((want - got).abs() < 1e-5, "{want} vs {got}");
             }
         }
@@ -482,7 +538,7 @@ mod tests {
         let v: Vec<f32> = (0..16).map(|i| i as f32).collect();
         let f = [0.5f32, 0.0, -1.0];
         let want = h.predict(0, &text_features(&z, &v), &f);
-        assert!((want - h.predict_pair(0, &z, &v, &f)).abs() < 1e-6);
+        assert!((want - h.predict_pair(0, &z, &v, &f, None)).abs() < 1e-6);
     }
 
     #[test]
@@ -586,15 +642,15 @@ mod tests {
         let mut h = Head::new(4, 0);
         let v = [0.5f32, -0.5, 0.5, -0.5];
         let u = [1.0f32, 0.0, 0.0, 0.0];
-        let before = h.explain_pair(1, &u, &v, &[]);
+        let before = h.explain_pair(1, &u, &v, &[], None);
         let mut a = h.adapted(1);
         a[2..].copy_from_slice(&[2.0, 0.0, 0.0, -2.0]); // gain, bias, then τ
         h.set_adapted(1, &a);
-        let after = h.explain_pair(1, &u, &v, &[]);
+        let after = h.explain_pair(1, &u, &v, &[], None);
         assert_eq!(before.taste, 0.0);
         assert_eq!(after.taste, 2.0);
         assert_eq!(after.logit, before.logit + 2.0);
         // other behaviours keep their own (zero) taste
-        assert_eq!(h.explain_pair(0, &u, &v, &[]).taste, 0.0);
+        assert_eq!(h.explain_pair(0, &u, &v, &[], None).taste, 0.0);
     }
 }

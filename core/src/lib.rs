@@ -14,6 +14,7 @@
 pub mod draws;
 pub mod explore;
 pub mod head;
+pub mod items;
 pub mod metrics;
 pub mod ope;
 pub mod posterior;

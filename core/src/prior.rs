@@ -21,6 +21,11 @@ pub struct Prior {
     /// existed have no such field: their tenants keep adapting as before.
     #[serde(default = "frozen")]
     pub taste: f32,
+    /// λ_t: the precision of a tenant's own item effects around the
+    /// platform's (items.rs), per event; FROZEN = tenants keep the
+    /// platform's (heads before 0.5.0, or meta-training found no spread)
+    #[serde(default = "frozen")]
+    pub item: f32,
 }
 
 pub const FROZEN: f32 = 1e6;
@@ -36,6 +41,7 @@ impl Default for Prior {
             side: 1.6,
             bias: 1.6,
             taste: 1.0,
+            item: FROZEN,
         }
     }
 }
@@ -47,6 +53,7 @@ impl Prior {
             side: FROZEN,
             bias: FROZEN,
             taste: FROZEN,
+            item: FROZEN,
         }
     }
 

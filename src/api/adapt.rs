@@ -154,6 +154,7 @@ fn ecom_meta_train(
             }
             v as f32
         },
+        max_items: crate::pg::settings::max_item_effects(),
         ..MetaConfig::default()
     };
     JsonB(meta_train::meta_train(source, &cfg, started))

@@ -10,6 +10,7 @@ use crate::encoder::embed::embed_cached;
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::memo::HeadMemo;
 use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
+use pg_ecom_core::items::item_key;
 
 /// The head serving `tenant`, remembered for the rest of this statement at
 /// this call site (see `HeadMemo`).
@@ -102,7 +103,10 @@ fn ecom_predict(
 ) -> Option<f64> {
     let (context, item, b) = (context?, item?, self::behaviour(behaviour?));
     let (head, f, e) = pair_inputs(fcinfo, tenant, context, item, &features);
-    Some(head.head.predict_pair(b, &e[0], &e[1], f))
+    Some(
+        head.head
+            .predict_pair(b, &e[0], &e[1], f, Some(item_key(item))),
+    )
 }
 
 /// Every behaviour's probability, as {"browse": …, "click": …, …}.
@@ -116,11 +120,12 @@ fn ecom_predict_all(
 ) -> Option<JsonB> {
     let (context, item) = (context?, item?);
     let (head, f, e) = pair_inputs(fcinfo, tenant, context, item, &features);
+    let key = Some(item_key(item));
     let mut m = serde_json::Map::new();
     for (b, name) in BEHAVIOURS.iter().enumerate() {
         m.insert(
             (*name).into(),
-            head.head.predict_pair(b, &e[0], &e[1], f).into(),
+            head.head.predict_pair(b, &e[0], &e[1], f, key).into(),
         );
     }
     Some(JsonB(serde_json::Value::Object(m)))
@@ -143,5 +148,5 @@ fn ecom_predict_emb(
         embedding(&cu, "context_emb", &head.head),
         embedding(&cv, "item_emb", &head.head),
     );
-    Some(head.head.predict_pair(b, u, v, f))
+    Some(head.head.predict_pair(b, u, v, f, None))
 }

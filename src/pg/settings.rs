@@ -72,6 +72,8 @@ pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+pub static MAX_ITEM_EFFECTS: GucSetting<i32> =
+    GucSetting::<i32>::new(pg_ecom_core::items::DEFAULT_MAX_ITEMS as i32);
 // Two settings behind one name: the default is 'worker' only where the
 // worker can exist (pg_ecom preloaded), and pgrx fixes a boot value per
 // static.
@@ -172,6 +174,16 @@ fn register_encoder_settings() {
         4096,
         GucContext::Suset,
         GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.max_item_effects",
+        c"Items per head that keep an effect of their own (what sells beyond the text); 0 = none.",
+        c"ecom_meta_train keeps the items with the most events, ecom_adapt and ecom_learn the items the tenant knows best; each item costs about 60 bytes per cached head. Superuser only.",
+        &MAX_ITEM_EFFECTS,
+        0,
+        10_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"pg_ecom.max_training_mb",
@@ -485,6 +497,10 @@ pub fn max_seq_len() -> usize {
 }
 
 /// What reading one training relation may hold, in bytes.
+pub fn max_item_effects() -> usize {
+    MAX_ITEM_EFFECTS.get().max(0) as usize
+}
+
 pub fn max_training_bytes() -> usize {
     MAX_TRAINING_MB.get().max(1) as usize * 1024 * 1024
 }

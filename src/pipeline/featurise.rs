@@ -7,6 +7,7 @@ use crate::encoder::embed::embed_cached;
 use crate::encoder::local::with_model;
 use crate::store::relation::{self, Event};
 use pg_ecom_core::head::{text_features, Example};
+use pg_ecom_core::items::item_key;
 
 pub fn featurise(events: &[Event]) -> Vec<Example> {
     let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
@@ -29,6 +30,7 @@ pub fn featurise(events: &[Event]) -> Vec<Example> {
                 f: e.features.clone(),
                 b: e.behaviour,
                 y: if e.label { 1.0 } else { 0.0 },
+                item: Some(item_key(&e.item)),
             }
         })
         .collect()

@@ -222,6 +222,7 @@ fn config(start: &Start) -> AdaptConfig {
         prior: heads::prior_of(&start.head.hyper),
         seed: 42,
         posterior: start.posterior.clone(),
+        max_items: crate::pg::settings::max_item_effects(),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::impressions::{self, Request, Shown};
 use pg_ecom_core::draws::{Item, ItemDraws};
 use pg_ecom_core::explore::{self, Policy, Slate};
+use pg_ecom_core::items::item_key;
 use pg_ecom_core::metrics::sigmoid;
 use pg_ecom_core::rng::Rng;
 
@@ -22,6 +23,8 @@ pub struct Scored<'a> {
     pub logits: Vec<f64>,
     /// W·x per item: what a posterior draw rescales
     text: Vec<f32>,
+    /// per item its key (items.rs): its own effect's uncertainty
+    keys: Vec<i64>,
     emb: Vec<Embedding>,
     features: &'a [f32],
     b: usize,
@@ -61,16 +64,21 @@ pub fn score<'a>(
     let k = h.k;
     let mut text = Vec::with_capacity(present.len());
     let mut logits = Vec::with_capacity(present.len());
-    for ((i, _), v) in present.iter().zip(&e[1..]) {
+    let mut keys = Vec::with_capacity(present.len());
+    for ((i, item), v) in present.iter().zip(&e[1..]) {
         let (s, q) = h.scores_pair(b, &e[0], v);
         let at = (*i as usize - 1) * k;
+        let key = item_key(item);
         text.push(s);
-        logits.push(f64::from(h.logit_with(b, s, q, &features[at..at + k])));
+        keys.push(key);
+        let z = h.logit_with(b, s, q, &features[at..at + k]) + h.items.effect(Some(key), b);
+        logits.push(f64::from(z));
     }
     Scored {
         present,
         logits,
         text,
+        keys,
         emb: e[1..].to_vec(),
         features,
         b,
@@ -98,6 +106,7 @@ pub fn choose(
                 s: scored.text[i],
                 v: &scored.emb[i],
                 f: scored.side(i, hk),
+                item_var: head.head.items.variance(Some(scored.keys[i]), scored.b),
             })
             .collect();
         ItemDraws::new(&head.posterior, &head.head, scored.b, &items)

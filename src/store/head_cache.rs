@@ -31,19 +31,38 @@ pub struct Decoded {
 
 /// At most this many decoded heads; past it the cache starts over.
 const CAPACITY: usize = 256;
+/// ... and at most this much of their item effects (each head's own are
+/// capped by pg_ecom.max_item_effects): 256 heads of a large catalogue
+/// would otherwise hold gigabytes.
+const ITEM_BYTES: usize = 64 << 20;
 
-static HEADS: Lazy<Mutex<HashMap<Key, Decoded>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+struct Cache {
+    heads: HashMap<Key, Decoded>,
+    item_bytes: usize,
+}
+
+static HEADS: Lazy<Mutex<Cache>> = Lazy::new(|| {
+    Mutex::new(Cache {
+        heads: HashMap::new(),
+        item_bytes: 0,
+    })
+});
 
 /// The row version `key` decoded before in this backend, if still cached.
 pub fn get(key: &Key) -> Option<Decoded> {
-    HEADS.lock().get(key).cloned()
+    HEADS.lock().heads.get(key).cloned()
 }
 
 /// Keeps `decoded` for later lookups of `key`.
 pub fn insert(key: Key, decoded: Decoded) {
     let mut cache = HEADS.lock();
-    if cache.len() > CAPACITY {
-        cache.clear();
+    let bytes = decoded.head.items.bytes();
+    if cache.heads.len() > CAPACITY || cache.item_bytes + bytes > ITEM_BYTES {
+        cache.heads.clear();
+        cache.item_bytes = 0;
     }
-    cache.insert(key, decoded);
+    cache.item_bytes += bytes;
+    if let Some(old) = cache.heads.insert(key, decoded) {
+        cache.item_bytes -= old.head.items.bytes();
+    }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::store::head_cache::{self, Decoded};
 use pg_ecom_core::head::Head;
+use pg_ecom_core::items::ItemEffects;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::prior::{Prior, FROZEN};
 
@@ -203,9 +204,9 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
     // a read-only SPI query: pgrx's Spi::get_one* run as "update",
     // which assigns a transaction id (an error on a hot standby,
     // and a wasted xid plus WAL on a primary, per scoring statement)
-    let stored: Option<(Vec<f32>, Option<Vec<f32>>)> = Spi::connect(|c| {
+    let stored: Option<(Vec<f32>, Option<Vec<f32>>, StoredItems)> = Spi::connect(|c| {
         let t = c.select(
-            "SELECT weights, posterior FROM ecom.heads
+            "SELECT weights, posterior, item_keys, item_effects, item_precision FROM ecom.heads
               WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
                 AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
             Some(1),
@@ -216,11 +217,17 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
         }
         let r = t.first();
         let posterior = r.get::<Vec<f32>>(2)?;
-        Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior)))
+        let items = (
+            r.get::<Vec<i64>>(3)?,
+            r.get::<Vec<f32>>(4)?,
+            r.get::<Vec<f32>>(5)?,
+        );
+        Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior, items)))
     })
     .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
-    let (weights, posterior) = stored?;
-    let head = decode(hyper, weights);
+    let (weights, posterior, items) = stored?;
+    let mut head = decode(hyper, weights);
+    head.items = decode_items(hyper, items);
     let stored = posterior.is_some();
     let posterior = decode_posterior(hyper, &head, posterior);
     Some(Decoded {
@@ -285,6 +292,33 @@ fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
         ))
         .raise()
     })
+}
+
+/// The stored columns of a head's item effects: keys, effects, precisions.
+type StoredItems = (Option<Vec<i64>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// A head's item effects (NULL keys: none, as before 0.5.0), with the
+/// precision its tenants' own start from (its prior's `item`).
+fn decode_items(hyper: &serde_json::Value, (keys, effects, precision): StoredItems) -> ItemEffects {
+    let tenant_prior = prior_of(hyper).item;
+    if !(tenant_prior.is_finite() && tenant_prior > 0.0) {
+        PgError::internal(format!(
+            "ecom.heads holds a head whose prior's item precision is {tenant_prior}, not a positive number"
+        ))
+        .raise();
+    }
+    let Some(keys) = keys else {
+        let mut none = ItemEffects::none();
+        none.tenant_prior = tenant_prior;
+        return none;
+    };
+    ItemEffects::from_stored(keys, effects.unwrap_or_default(), precision, tenant_prior)
+        .unwrap_or_else(|e| {
+            PgError::internal(format!(
+                "ecom.heads holds a head with inconsistent item effects: {e}"
+            ))
+            .raise()
+        })
 }
 
 fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f32>>) -> Posterior {

@@ -16,6 +16,7 @@ use pgrx::{JsonB, PgSqlErrorCode};
 use crate::store::heads::{same_tenant, BEHAVIOURS_SQL};
 use crate::store::schema::require_current_schema;
 use pg_ecom_core::head::Head;
+use pg_ecom_core::items::ItemEffects;
 use pg_ecom_core::posterior::Posterior;
 
 /// Functions that write ecom.heads refuse early, before any encoding or
@@ -85,6 +86,8 @@ pub fn insert_version_with(
     require_current_schema();
     lock_tenant(tenant);
     let same = same_tenant("$1::pg_catalog.text");
+    // a head without item effects stores NULLs, as heads before 0.5.0
+    let items = (!head.items.is_empty()).then(|| head.items.to_stored());
     let version = Spi::connect_mut(|c| {
         if activate {
             c.update(
@@ -102,12 +105,14 @@ pub fn insert_version_with(
         // by hand or by a failover that did not copy it) stays a 23505.
         let t = c.update(
             &format!(
-                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior, ever_active)
+                "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior, ever_active,
+                                         item_keys, item_effects, item_precision)
                  SELECT $1::pg_catalog.text,
                         GREATEST(COALESCE(pg_catalog.max(version), 0), $10::pg_catalog.int4) OPERATOR(pg_catalog.+) 1,
                         $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
                         $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.bool,
-                        $9::pg_catalog.float4[], $8::pg_catalog.bool
+                        $9::pg_catalog.float4[], $8::pg_catalog.bool,
+                        $11::pg_catalog.int8[], $12::pg_catalog.float4[], $13::pg_catalog.float4[]
                    FROM ecom.heads WHERE {same}
                  ON CONFLICT (tenant, version) DO NOTHING
                  RETURNING version"
@@ -124,6 +129,9 @@ pub fn insert_version_with(
                 activate.into(),
                 posterior.map(Posterior::to_weights).into(),
                 replaced_up_to.into(),
+                items.map(|(k, _, _)| k.to_vec()).into(),
+                items.map(|(_, e, _)| e.to_vec()).into(),
+                items.and_then(|(_, _, p)| p.map(<[f32]>::to_vec)).into(),
             ],
         )?;
         if t.is_empty() {
@@ -148,7 +156,21 @@ fn require_storable(head: &Head, posterior: Option<&Posterior>) {
         .raise();
     }
     // a head is stored only if it can be read back and score: the same
-    // checks as reading it (decode, decode_posterior)
+    // checks as reading it (decode, decode_posterior, decode_items)
+    let (keys, effects, precision) = head.items.to_stored();
+    if let Err(e) = ItemEffects::from_stored(
+        keys.to_vec(),
+        effects.to_vec(),
+        precision.map(<[f32]>::to_vec),
+        head.items.tenant_prior,
+    ) {
+        PgError::new(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("training gave unusable item effects ({e}); nothing was stored"),
+        )
+        .hint("The events it learned from hold values it cannot use.")
+        .raise();
+    }
     if let Some(p) = posterior {
         if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
             PgError::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("training gave an unusable posterior ({e}); nothing was stored")).hint("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features.").raise();

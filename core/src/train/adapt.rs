@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::head::{Example, Head};
+use crate::items::{fit_tenant, ItemEffects, ItemEvent};
 use crate::posterior::Posterior;
 use crate::prior::FROZEN;
 use crate::rng::Rng;
@@ -51,7 +52,11 @@ pub fn adapt_with(
             let posterior = posterior_at(&head, &centred(&head, support), cfg);
             (head, cfg.steps, posterior)
         }
-        Method::Meta => adapt_meta(start, support, cfg, between),
+        Method::Meta => {
+            let (mut head, steps, posterior) = adapt_meta(start, support, cfg, between);
+            head.items = tenant_items(start, &head, support, cfg, between);
+            (head, steps, posterior)
+        }
     };
     let loss_after = mean_loss_sliced(&head, support, between);
     let n = support.len();
@@ -64,6 +69,41 @@ pub fn adapt_with(
             steps_used,
             posterior,
         },
+    )
+}
+
+/// The tenant's own item effects, learned after the adapted part with
+/// its logits as offsets: where the start's item effect fits the events,
+/// nothing moves, and what the text, taste and bias already explain is
+/// not counted twice.
+fn tenant_items(
+    start: &Head,
+    adapted: &Head,
+    support: &[Example],
+    cfg: &AdaptConfig,
+    between: &mut dyn FnMut(),
+) -> ItemEffects {
+    if !start.items.learns() {
+        return start.items.clone();
+    }
+    let events: Vec<ItemEvent> = support
+        .iter()
+        .filter_map(|e| {
+            Some(ItemEvent {
+                key: e.item?,
+                b: e.b,
+                offset: f64::from(adapted.logit(e.b, &e.x, &e.f)),
+                y: e.y,
+            })
+        })
+        .collect();
+    between();
+    fit_tenant(
+        &start.items,
+        &events,
+        cfg.posterior.is_some(),
+        cfg.max_items,
+        between,
     )
 }
 

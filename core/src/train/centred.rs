@@ -14,6 +14,9 @@ pub(super) struct Centred<'a> {
     pub(super) f: &'a [f32],
     pub(super) b: usize,
     pub(super) y: f32,
+    /// the item's effect under the head adaptation starts from: fixed
+    /// while the adapted part moves (items.rs learns it afterwards)
+    pub(super) o: f32,
 }
 
 impl Centred<'_> {
@@ -59,12 +62,13 @@ pub(super) fn centred<'a>(
             f: &e.f,
             b: e.b,
             y: e.y,
+            o: h.items.effect(e.item, e.b),
         })
         .collect()
 }
 
 pub(super) fn centred_logit(h: &Head, e: &Centred) -> f32 {
-    h.logit_with(e.b, e.s, h.taste_score(e.b, e.v), e.f)
+    h.logit_with(e.b, e.s, h.taste_score(e.b, e.v), e.f) + e.o
 }
 
 /// Mean log-loss, as `Head::mean_loss`, from precomputed text scores.

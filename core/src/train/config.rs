@@ -44,6 +44,9 @@ pub struct AdaptConfig {
     /// precisions: `ecom_learn` continuing from a version it learned, a
     /// Bayesian update with the new events only.
     pub posterior: Option<Posterior>,
+    /// at most this many items keep an effect in the adapted head
+    /// (`pg_ecom.max_item_effects`)
+    pub max_items: usize,
 }
 
 #[derive(Clone, Debug)]

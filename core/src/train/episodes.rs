@@ -80,10 +80,7 @@ pub(super) fn baseline_aucs(head: &Head, episodes: &[Episode]) -> Vec<Option<f64
 }
 
 pub(super) fn query_auc(h: &Head, q: &[Example]) -> Option<f64> {
-    let scores: Vec<f64> = q
-        .iter()
-        .map(|e| f64::from(h.logit(e.b, &e.x, &e.f)))
-        .collect();
+    let scores: Vec<f64> = q.iter().map(|e| f64::from(h.example_logit(e))).collect();
     let labels: Vec<bool> = q.iter().map(|e| e.y > 0.5).collect();
     auc(&scores, &labels)
 }

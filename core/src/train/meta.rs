@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::head::{Example, Group, Head};
+use crate::items::DEFAULT_MAX_ITEMS;
 use crate::metrics::log_loss;
 use crate::prior::{Prior, FROZEN};
 use crate::rng::Rng;
@@ -15,6 +16,7 @@ use super::episodes::{
     baseline_aucs, episodes, mean_query_loss, query_quality, split_task, Quality,
 };
 use super::newton::descent;
+use super::platform_items::{learn_items, ItemsReport};
 use super::solvers::Adam;
 use super::within::fit_within;
 
@@ -37,6 +39,14 @@ pub struct MetaConfig {
     pub val_fraction: f32,
     /// as the caller gave it (stored in the head's hyper and passed back)
     pub seed: i64,
+    /// at most this many items keep a platform effect
+    /// (`pg_ecom.max_item_effects`)
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+}
+
+fn default_max_items() -> usize {
+    DEFAULT_MAX_ITEMS
 }
 
 impl Default for MetaConfig {
@@ -51,6 +61,7 @@ impl Default for MetaConfig {
             shots: 16,
             val_fraction: 0.2,
             seed: 42,
+            max_items: DEFAULT_MAX_ITEMS,
         }
     }
 }
@@ -67,6 +78,8 @@ pub struct MetaReport {
     pub val_loss_before: Option<f32>,
     pub val_loss_after: Option<f32>,
     pub prior: Prior,
+    /// the platform's item effects (platform_items.rs)
+    pub items: ItemsReport,
 }
 
 /// Meta-learns the global head across `tasks` (tenants).
@@ -111,7 +124,7 @@ pub fn meta_train(
     // 3. the text score's weight against the side features, within tenants
     within_tenants(&mut head, tasks, val, &order, &mut between);
     // 4. how far each group may move
-    let prior = if searched {
+    let mut prior = if searched {
         learn_prior(&head, tasks, val, &usable, cfg, &mut between)
     } else {
         Prior::frozen()
@@ -131,6 +144,11 @@ pub fn meta_train(
             )),
         )
     };
+    // 5. what sells beyond the text: last, so that the validation losses
+    // above stay those of the text alone (the items report its own)
+    let (effects, items) = learn_items(&head, tasks, train, val, cfg.max_items, &mut between);
+    prior.item = effects.tenant_prior;
+    head.items = effects;
     let report = MetaReport {
         train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
         val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
@@ -139,6 +157,7 @@ pub fn meta_train(
         val_loss_before,
         val_loss_after,
         prior,
+        items,
     };
     (head, report)
 }
@@ -152,6 +171,7 @@ fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
         prior,
         seed: cfg.seed,
         posterior: None,
+        max_items: DEFAULT_MAX_ITEMS,
     }
 }
 
@@ -276,7 +296,7 @@ fn pooled_loss(head: &Head, pooled: &[&Example], between: &mut dyn FnMut()) -> f
     for chunk in pooled.chunks(SLICE) {
         train_loss += chunk
             .iter()
-            .map(|e| f64::from(log_loss(head.logit(e.b, &e.x, &e.f), e.y)))
+            .map(|e| f64::from(log_loss(head.example_logit(e), e.y)))
             .sum::<f64>();
         between();
     }
@@ -297,9 +317,11 @@ pub(super) fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnM
             side: 1.0,
             bias: 1.0,
             taste: FROZEN,
+            item: FROZEN,
         },
         seed: 0,
         posterior: None,
+        max_items: DEFAULT_MAX_ITEMS,
     };
     let start = head.clone();
     descent(&start, &all, &cfg, |step| {

@@ -10,6 +10,7 @@ mod episodes;
 mod laplace;
 mod meta;
 mod newton;
+mod platform_items;
 mod solvers;
 #[cfg(test)]
 mod tests;
@@ -18,3 +19,4 @@ mod within;
 pub use adapt::{adapt, adapt_with};
 pub use config::{AdaptConfig, AdaptReport, Method, Task};
 pub use meta::{meta_train, MetaConfig, MetaReport};
+pub use platform_items::ItemsReport;

@@ -211,7 +211,8 @@ impl<'e, 'a> Part<'e, 'a> {
         let th: Vec<f64> = th.iter().map(|&v| f64::from(v)).collect();
         let mut o = 0.0;
         for (e, off) in self.mine.iter().zip(&self.offsets) {
-            o += log_loss64(e.dot(&th, &self.center) + off, f64::from(e.y)) / n;
+            let z = e.dot(&th, &self.center) + off + f64::from(e.o);
+            o += log_loss64(z, f64::from(e.y)) / n;
         }
         for i in 0..m {
             o += 0.5 * self.prec[i] * (th[i] - f64::from(self.theta0[i])).powi(2);

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::head::{text_features, Example, Group, Head, NB};
+use crate::items::DEFAULT_MAX_ITEMS;
 use crate::metrics::auc;
 use crate::posterior::Posterior;
 use crate::prior::{Prior, FROZEN};
@@ -19,6 +20,7 @@ fn meta(steps: usize, prior: Prior, seed: i64) -> AdaptConfig {
         prior,
         seed,
         posterior: None,
+        max_items: DEFAULT_MAX_ITEMS,
     }
 }
 
@@ -29,6 +31,7 @@ fn event(u: &[f32], v: &[f32], f: Vec<f32>, z: f32) -> Example {
         f,
         b: NB - 1,
         y: if z > 0.0 { 1.0 } else { 0.0 },
+        item: None,
     }
 }
 
@@ -118,6 +121,7 @@ fn adaptation_offers_regular_interruption_points() {
             prior: Prior::default(),
             seed: 1,
             posterior: None,
+            max_items: DEFAULT_MAX_ITEMS,
         };
         let mut calls = 0;
         adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
@@ -137,6 +141,7 @@ fn a_cancel_stops_adaptation_at_the_next_check() {
         prior: Prior::default(),
         seed: 1,
         posterior: None,
+        max_items: DEFAULT_MAX_ITEMS,
     };
     let mut calls = 0;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -268,6 +273,7 @@ fn adaptation_never_inverts_the_text_score() {
             side: 0.016,
             bias: 0.016,
             taste: 0.016,
+            item: FROZEN,
         },
         0,
     );
@@ -521,6 +527,7 @@ fn the_global_head_ranks_within_a_tenant_at_least_as_well_as_popularity() {
                         f: vec![pop, generosity / 2.0],
                         b: NB - 1,
                         y: if z > 0.0 { 1.0 } else { 0.0 },
+                        item: None,
                     }
                 })
                 .collect();
@@ -561,6 +568,7 @@ fn separable_events_give_bounded_weights() {
             side: 0.016,
             bias: 0.016,
             taste: 0.03,
+            item: FROZEN,
         },
         1,
     );

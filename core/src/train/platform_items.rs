@@ -1,0 +1,153 @@
+//! Meta-training's last phase: the platform's item effects, how strongly
+//! they are shrunk (chosen on the validation tenants, fitted on the
+//! others), and how far a tenant's own may move from them.
+
+use serde::Serialize;
+
+use crate::head::Head;
+use crate::items::{between_tenant_precision, fit_platform, ItemEffects, ItemEvent};
+use crate::metrics::{auc, log_loss};
+use crate::prior::FROZEN;
+
+use super::config::Task;
+
+/// What the phase found, returned to the caller of ecom_meta_train.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ItemsReport {
+    /// items that kept an effect
+    pub items: usize,
+    /// λ, the platform effects' prior precision; None = no item effects
+    pub precision: Option<f32>,
+    /// λ_t, a tenant's own effects' prior precision; None = tenants keep
+    /// the platform's
+    pub tenant_precision: Option<f32>,
+    /// on the validation tenants, with effects fitted on the others:
+    /// mean within-tenant AUC and log-loss without and with them
+    pub val_auc_before: Option<f32>,
+    pub val_auc_after: Option<f32>,
+    pub val_loss_before: Option<f32>,
+    pub val_loss_after: Option<f32>,
+}
+
+/// Judged: mean within-tenant AUC (tenants with both labels) and mean
+/// log-loss of the validation tenants' events.
+#[derive(Clone, Copy)]
+struct Judged {
+    auc: f32,
+    loss: f32,
+}
+
+/// Prior precisions tried for the platform effects (per event-sum: 2 is
+/// worth two events at p = ½ of evidence that the text is right).
+const GRID: [f64; 4] = [0.5, 2.0, 8.0, 32.0];
+/// An effect must lift validation AUC by this much to be kept: a handful
+/// of tenants cannot tell apart closer candidates, and when in doubt the
+/// text alone should win.
+const TOLERANCE_AUC: f32 = 0.001;
+/// ... and may not raise the validation log-loss by more than this.
+const LOSS_SLACK: f32 = 0.01;
+
+fn events_of(head: &Head, task: &Task) -> Vec<ItemEvent> {
+    task.examples
+        .iter()
+        .filter_map(|e| {
+            Some(ItemEvent {
+                key: e.item?,
+                b: e.b,
+                offset: f64::from(head.example_logit(e)),
+                y: e.y,
+            })
+        })
+        .collect()
+}
+
+fn judge(per_tenant: &[Vec<ItemEvent>], fx: &ItemEffects) -> Judged {
+    let (mut aucs, mut loss, mut n) = (Vec::new(), 0f64, 0usize);
+    for evs in per_tenant {
+        let z: Vec<f64> = evs
+            .iter()
+            .map(|e| e.offset + f64::from(fx.effect(Some(e.key), e.b)))
+            .collect();
+        let labels: Vec<bool> = evs.iter().map(|e| e.y > 0.5).collect();
+        if let Some(a) = auc(&z, &labels) {
+            aucs.push(a);
+        }
+        for (zi, e) in z.iter().zip(evs) {
+            loss += f64::from(log_loss(*zi as f32, e.y));
+            n += 1;
+        }
+    }
+    Judged {
+        auc: (aucs.iter().sum::<f64>() / aucs.len().max(1) as f64) as f32,
+        loss: (loss / n.max(1) as f64) as f32,
+    }
+}
+
+/// The platform's item effects for `head`, learned from every tenant's
+/// events (`train` and `val`), with λ chosen on `val` from effects fitted
+/// on `train` alone; none when no candidate lifts the validation tenants'
+/// ranking, or there are no validation tenants to tell.
+pub(super) fn learn_items(
+    head: &Head,
+    tasks: &[Task],
+    train: &[usize],
+    val: &[usize],
+    max_items: usize,
+    between: &mut dyn FnMut(),
+) -> (ItemEffects, ItemsReport) {
+    let none = (ItemEffects::none(), ItemsReport::default());
+    if val.is_empty() || max_items == 0 {
+        return none;
+    }
+    let fit_on: Vec<ItemEvent> = train
+        .iter()
+        .flat_map(|&t| events_of(head, &tasks[t]))
+        .collect();
+    let held: Vec<Vec<ItemEvent>> = val.iter().map(|&t| events_of(head, &tasks[t])).collect();
+    if fit_on.is_empty() || held.iter().all(Vec::is_empty) {
+        return none;
+    }
+    between();
+    let before = judge(&held, &ItemEffects::none());
+    let mut best: Option<(f64, Judged, ItemEffects)> = None;
+    for &lambda in GRID.iter().rev() {
+        let fx = fit_platform(&fit_on, lambda, FROZEN, max_items, between);
+        let j = judge(&held, &fx);
+        between();
+        let lifts = j.auc >= before.auc + TOLERANCE_AUC && j.loss <= before.loss + LOSS_SLACK;
+        // from the strongest prior down: a weaker one must do better by
+        // the tolerance to be preferred
+        let better = match &best {
+            None => lifts,
+            Some((_, b, _)) => lifts && j.auc >= b.auc + TOLERANCE_AUC,
+        };
+        if better {
+            best = Some((lambda, j, fx));
+        }
+    }
+    let Some((lambda, after, fitted)) = best else {
+        return (
+            ItemEffects::none(),
+            ItemsReport {
+                val_auc_before: Some(before.auc),
+                val_loss_before: Some(before.loss),
+                ..Default::default()
+            },
+        );
+    };
+    let per_tenant: Vec<Vec<ItemEvent>> =
+        train.iter().map(|&t| events_of(head, &tasks[t])).collect();
+    let tenant_prior = between_tenant_precision(&per_tenant, &fitted);
+    let everyone: Vec<ItemEvent> = per_tenant.into_iter().chain(held).flatten().collect();
+    let effects = fit_platform(&everyone, lambda, tenant_prior, max_items, between);
+    let report = ItemsReport {
+        items: effects.len(),
+        precision: Some(lambda as f32),
+        tenant_precision: (tenant_prior < FROZEN).then_some(tenant_prior),
+        val_auc_before: Some(before.auc),
+        val_auc_after: Some(after.auc),
+        val_loss_before: Some(before.loss),
+        val_loss_after: Some(after.loss),
+    };
+    (effects, report)
+}
