@@ -88,6 +88,11 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_explain', 'invalid behaviour', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'wishlist', '{0.5,0.5}')::text$$, NULL),
 ('ecom_explain', 'features too short', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'purchase', '{0.5}')::text$$, NULL),
 ('ecom_explain', 'features NaN', $$SELECT ecom_explain('bi_shop', 'c', 'i', 'purchase', '{0.5,NaN}')::text$$, NULL),
+('ecom_item_key', 'item NULL', $$SELECT ecom_item_key(NULL)::text$$, NULL),
+('ecom_item_key', 'item empty', $$SELECT ecom_item_key('')::text$$, NULL),
+('ecom_item_key', '1 MB text', $$SELECT (ecom_item_key(repeat('wool socks ', 95326)) IS NOT NULL)::text$$, NULL),
+('ecom_item_effects', 'tenant unknown (the global head serves)', $$SELECT count(*) || ' rows' FROM ecom_item_effects('bi_nobody_knows')$$, NULL),
+('ecom_item_effects', 'tenant name too long', $$SELECT count(*)::text FROM ecom_item_effects(repeat('t', 300))$$, NULL),
 -- scoring from stored embeddings
 ('ecom_predict_emb', 'embedding NULL', $$SELECT ecom_predict_emb('bi_shop', NULL, ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),
 ('ecom_predict_emb', 'wrong length', $$SELECT ecom_predict_emb('bi_shop', '{1,2,3}', ecom_embed('x'), 'purchase', '{0.5,0.5}')::text$$, NULL),

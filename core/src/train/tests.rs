@@ -581,3 +581,124 @@ fn separable_events_give_bounded_weights() {
         }
     }
 }
+
+/// Items that sell at their own rates, whatever their text: meta-training
+/// keeps effects that follow the rates because they lift held-out tenants,
+/// and estimates how much tenants differ.
+#[test]
+fn meta_training_learns_what_sells_beyond_the_text() {
+    let dims = 8;
+    let mut r = Rng::new(21);
+    let n_items = 60;
+    let items: Vec<(Vec<f32>, f64)> = (0..n_items)
+        .map(|_| {
+            let v: Vec<f32> = (0..dims)
+                .map(|_| crate::rng::normal(&mut r) as f32)
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            (
+                v.iter().map(|x| x / n).collect(),
+                1.5 * crate::rng::normal(&mut r),
+            )
+        })
+        .collect();
+    let u = vec![0.5f32; dims];
+    let tasks: Vec<Task> = (0..20)
+        .map(|t| {
+            // odd tenants like the odd items more: tenants differ
+            let examples = (0..240)
+                .map(|_| {
+                    let i = r.below(n_items);
+                    let twist = if (t + i) % 2 == 0 { 1.0 } else { -1.0 };
+                    let p = crate::metrics::sigmoid((items[i].1 + twist) as f32);
+                    let mut e = event(&u, &items[i].0, vec![], 0.0);
+                    e.y = if crate::rng::uniform(&mut r) < f64::from(p) {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    e.item = Some(i as i64);
+                    e
+                })
+                .collect();
+            task(t, examples)
+        })
+        .collect();
+    let cfg = MetaConfig {
+        meta_steps: 20,
+        ..MetaConfig::default()
+    };
+    let (head, report) = meta_train(&tasks, dims, 0, &cfg, || {});
+    let it = &report.items;
+    assert_eq!(it.items, n_items, "{it:?}");
+    assert!(
+        it.val_auc_after.unwrap() > it.val_auc_before.unwrap() + 0.03,
+        "{it:?}"
+    );
+    assert!(it.tenant_precision.is_some(), "{it:?}");
+    assert_eq!(report.prior.item, head.items.tenant_prior);
+    // the effects follow the true rates
+    let (xs, ys): (Vec<f64>, Vec<f64>) = items
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| (*p, f64::from(head.items.effect(Some(i as i64), NB - 1))))
+        .unzip();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mx, my) = (mean(&xs), mean(&ys));
+    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>().sqrt();
+    let sy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum::<f64>().sqrt();
+    assert!(cov / (sx * sy) > 0.7, "correlation {}", cov / (sx * sy));
+    // one tenant: none held out to judge by, so no effects
+    let (head, report) = meta_train(&tasks[..1], dims, 0, &cfg, || {});
+    assert!(head.items.is_empty() && report.items.items == 0);
+}
+
+/// A tenant's events move its own effects from the platform's: an item it
+/// always buys goes up, one it never buys down, the rest stay; a Bayesian
+/// update in two halves lands where one fit on all does.
+#[test]
+fn adaptation_learns_a_tenant_s_own_item_effects() {
+    let dims = 4;
+    let mut head = Head::new(dims, 0);
+    head.items =
+        crate::items::ItemEffects::from_stored(vec![0, 1, 2], vec![0.0; 3 * NB], None, 1.0)
+            .unwrap();
+    let v = vec![0.5f32; dims];
+    let support: Vec<Example> = (0..60)
+        .map(|j| {
+            let i = j % 2;
+            let mut e = event(&v, &v, vec![], if i == 0 { 1.0 } else { -1.0 });
+            e.item = Some(i as i64);
+            e
+        })
+        .collect();
+    let cfg = meta(5, Prior::frozen(), 1);
+    let (adapted, report) = adapt(&head, &support, &cfg);
+    let b = NB - 1;
+    assert!(adapted.items.effect(Some(0), b) > 0.5);
+    assert!(adapted.items.effect(Some(1), b) < -0.5);
+    assert_eq!(adapted.items.effect(Some(2), b), 0.0);
+    assert!(adapted.items.precision(Some(0), b) > 2.0);
+    assert_eq!(adapted.items.precision(Some(2), b), 1.0);
+    assert!(report.loss_after < report.loss_before);
+    // in halves, continuing from the first half's posterior
+    let (first, r1) = adapt(&head, &support[..30], &cfg);
+    let carried = AdaptConfig {
+        posterior: Some(r1.posterior),
+        ..cfg.clone()
+    };
+    let (second, _) = adapt(&first, &support[30..], &carried);
+    for i in 0..2 {
+        let (a, s) = (
+            adapted.items.effect(Some(i), b),
+            second.items.effect(Some(i), b),
+        );
+        assert!((a - s).abs() <= 0.05 * a.abs(), "item {i}: {a} vs {s}");
+    }
+    // a head whose tenants keep the platform's effects
+    let mut frozen = head.clone();
+    frozen.items.tenant_prior = FROZEN;
+    let (kept, _) = adapt(&frozen, &support, &cfg);
+    assert_eq!(kept.items, frozen.items);
+}
