@@ -4,10 +4,10 @@ ecom_serve -> clicks -> ecom_feedback -> ecom_learn, against baselines, plus
 an off-policy check of ecom_evaluate. Everything the policies do goes through
 SQL; only the simulated users (their true ratings) live here.
 
-Tenants are users. Each sim tenant is a held-out user with many ratings;
-its context is fixed: "recently rated: " + the titles of its 5 earliest
-ratings (time order, as benches/eval/prepare.py builds contexts), and its
-candidate pool is every other movie it rated. Each round draws m distinct
+--shape user (default): tenants are users. Each sim tenant is a held-out
+user with many ratings; its context is fixed: "recently rated: " + the
+titles of its 5 earliest ratings (time order, as benches/eval/prepare.py
+builds contexts), and its candidate pool is every other movie it rated. Each round draws m distinct
 candidates from the pool (the same draws for every policy, per seed and
 tenant), the policy shows k of them, and a shown movie is clicked iff the
 user rated it >= 4. Reward = clicks; oracle = clicks of the best k of the m
@@ -17,6 +17,14 @@ The global head is meta-trained once (ecom_meta_train, defaults, seed 42)
 on a sample of other users' events, built exactly as prepare.py's users
 protocol (context = the previous 5 rated titles, item = "title (year)
 genres", label = rating >= 4), text only, behaviour 'click'.
+
+--shape store: tenants are held-out stores, the audience of one occupation
+or the movies of one (first) genre, as prepare.py's occupation and genre
+protocols. Each round one of the store's visitors arrives with their own
+context (their 5 earliest rated titles) and the m candidates come from what
+that visitor rated in the store after it. The global head is meta-trained
+on the other stores' events (tenant = store), by users who are none of the
+held-out stores' visitors; --side-features adds prepare.py's 4 features.
 
 usage: sim.py --data DIR --port PORT [--small] [options]    (see --help)
        sim.py --self-test          (pure-Python parts, no database)
