@@ -895,7 +895,9 @@ def write_png(path, results, tenants, seeds, pols, rounds, k):
 def update_md(path, generated, tag=None):
     """Rewrites the generated section of the markdown file; a tag names one
     of several sections in one file."""
-    begin, end = (BEGIN, END) if tag is None else (BEGIN.replace(":", f" ({tag}):"), END.replace(" -->", f" ({tag}) -->"))
+    begin, end = BEGIN, END
+    if tag is not None:
+        begin, end = BEGIN.replace(":", f" ({tag}):"), END.replace(" -->", f" ({tag}) -->")
     text = open(path).read() if os.path.exists(path) else "# Closed-loop simulation\n\n"
     if begin in text and end in text:
         text = text[:text.index(begin)] + begin + "\n\n" + generated + "\n" + end + text[text.index(end) + len(end):]
@@ -1002,7 +1004,7 @@ def main(argv=None, db=None):
     ap.add_argument("--port", type=int)
     ap.add_argument("--out", default=".ecom/loop", help="results.json, report.md")
     ap.add_argument("--small", action="store_true",
-                    help="CI: T = 50, 2 tenants, 1 seed, a short off-policy log (user shape), a small meta-train sample")
+                    help="CI: T = 50, 2 tenants, 1 seed, a small meta-train sample, a short off-policy log (users)")
     ap.add_argument("--shape", choices=["user", "store"], default="user",
                     help="tenants are users (one fixed context each) or held-out stores (a visitor per round)")
     ap.add_argument("--stores", choices=["occupation", "genre"], default="occupation",
@@ -1419,7 +1421,7 @@ def self_test_stores():
             if side:
                 assert t["nside"] == 4
                 for lo, hi in t["spans"]:
-                    ctx, texts, feats = request(t, range(lo, hi))
+                    _, texts, feats = request(t, range(lo, hi))
                     f0 = feats[:4]
                     assert f0[0] == w["pop"].get(texts[0], 0.5) and f0[3] == math.log1p(5) / math.log1p(700)
                     assert len(feats) == 4 * len(texts) and feats[2::4] == [f0[2]] * len(texts), \
