@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Closed-loop simulation: MovieLens-100K users as tenants served through
 # ecom_serve / ecom_feedback / ecom_learn against baselines, and the
-# off-policy estimates of ecom_evaluate against the truth.
+# off-policy estimates of ecom_evaluate against the truth; then the
+# store-shaped loop: held-out occupation stores whose visitors each bring
+# their own context, text only and with side features.
 # usage: benches/loop/run.sh [--small] [sim.py options...]
-#   default: 8 tenants, 5 seeds, T = 1000 (about 20 minutes on 2 cores);
-#            rewrites the generated part of benches/LOOP.md and
-#            benches/loop_regret.png
-#   --small: the CI configuration (2 tenants, 1 seed, T = 50, a short
-#            off-policy log; a few minutes); writes only .ecom/loop-small/.
+#   default: the user shape (8 tenants, 5 seeds, T = 1000) rewrites the
+#            generated part of benches/LOOP.md and benches/loop_regret.png;
+#            the store shape (6 stores, 5 seeds, T = 1000, text only, then
+#            side features) rewrites the generated parts of
+#            benches/LOOP_STORE.md and benches/loop_store_regret*.png.
+#   --small: the CI configuration, both shapes (2 tenants, 1 seed, T = 50;
+#            a short off-policy log for the user shape; a few minutes);
+#            writes only .ecom/loop-small/ and .ecom/loop-store-small/.
 #            Fails if something is broken (no reward, no version stored by
 #            ecom_learn, no estimate from ecom_evaluate, ...), never on
 #            timing or on whether a target was met.
+# PG_ECOM_LOOP_SHAPES: which shapes to run (default "user store").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup >/dev/null
@@ -19,13 +25,25 @@ VENV=$PWD/.ecom/venv
 "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps -r benches/requirements.lock
 DATA=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/recbole/dataset_example/ml-100k
 PORT=${PG_ECOM_LOOP_PORT:-$(scripts/cluster free-port 26360)}
+SHAPES=${PG_ECOM_LOOP_SHAPES:-user store}
 scripts/cluster start loop "$PORT"
 trap 'scripts/cluster stop loop "$PORT"' EXIT
 "$VENV/bin/python" benches/loop/sim.py --self-test >/dev/null
+sim() { time "$VENV/bin/python" benches/loop/sim.py --data "$DATA" --port "$PORT" "$@"; }
 if [ "${1:-}" = "--small" ]; then
-  time "$VENV/bin/python" benches/loop/sim.py --data "$DATA" --port "$PORT" --out .ecom/loop-small \
-    --command "benches/loop/run.sh $*" "$@"
+  case " $SHAPES " in *" user "*)
+    sim --out .ecom/loop-small --command "benches/loop/run.sh $*" "$@" ;; esac
+  case " $SHAPES " in *" store "*)
+    sim --shape store --side-features --out .ecom/loop-store-small \
+      --command "benches/loop/run.sh $*: sim.py --shape store --side-features" "$@" ;; esac
 else
-  time "$VENV/bin/python" benches/loop/sim.py --data "$DATA" --port "$PORT" --out .ecom/loop \
-    --png benches/loop_regret.png --md benches/LOOP.md --command "benches/loop/run.sh${*:+ $*}" "$@"
+  case " $SHAPES " in *" user "*)
+    sim --out .ecom/loop --png benches/loop_regret.png --md benches/LOOP.md \
+      --command "benches/loop/run.sh${*:+ $*}" "$@" ;; esac
+  case " $SHAPES " in *" store "*)
+    for side in "" --side-features; do
+      sim --shape store $side --out ".ecom/loop-store${side:+-side}" \
+        --png "benches/loop_store_regret${side:+_side}.png" --md benches/LOOP_STORE.md \
+        --command "benches/loop/run.sh${*:+ $*}: sim.py --shape store${side:+ $side}" "$@"
+    done ;; esac
 fi

@@ -4,10 +4,10 @@ ecom_serve -> clicks -> ecom_feedback -> ecom_learn, against baselines, plus
 an off-policy check of ecom_evaluate. Everything the policies do goes through
 SQL; only the simulated users (their true ratings) live here.
 
-Tenants are users. Each sim tenant is a held-out user with many ratings;
-its context is fixed: "recently rated: " + the titles of its 5 earliest
-ratings (time order, as benches/eval/prepare.py builds contexts), and its
-candidate pool is every other movie it rated. Each round draws m distinct
+--shape user (default): tenants are users. Each sim tenant is a held-out
+user with many ratings; its context is fixed: "recently rated: " + the
+titles of its 5 earliest ratings (time order, as benches/eval/prepare.py
+builds contexts), and its candidate pool is every other movie it rated. Each round draws m distinct
 candidates from the pool (the same draws for every policy, per seed and
 tenant), the policy shows k of them, and a shown movie is clicked iff the
 user rated it >= 4. Reward = clicks; oracle = clicks of the best k of the m
@@ -17,6 +17,14 @@ The global head is meta-trained once (ecom_meta_train, defaults, seed 42)
 on a sample of other users' events, built exactly as prepare.py's users
 protocol (context = the previous 5 rated titles, item = "title (year)
 genres", label = rating >= 4), text only, behaviour 'click'.
+
+--shape store: tenants are held-out stores, the audience of one occupation
+or the movies of one (first) genre, as prepare.py's occupation and genre
+protocols. Each round one of the store's visitors arrives with their own
+context (their 5 earliest rated titles) and the m candidates come from what
+that visitor rated in the store after it. The global head is meta-trained
+on the other stores' events (tenant = store), by users who are none of the
+held-out stores' visitors; --side-features adds prepare.py's 4 features.
 
 usage: sim.py --data DIR --port PORT [--small] [options]    (see --help)
        sim.py --self-test          (pure-Python parts, no database)
@@ -70,18 +78,102 @@ def bigint_seed(*parts):
 # data
 
 def load_movielens(data):
+    """Items (title, text, first genre), each user's ratings in time order,
+    each user's occupation."""
     items = {}
     for line in list(open(os.path.join(data, "ml-100k.item"), encoding="utf-8"))[1:]:
         iid, title, year, genres = line.rstrip("\n").split("\t")
         text = title + (f" ({year})" if year.isdigit() else "") + (f" {genres}" if genres else "")
-        items[iid] = (title, text)
+        items[iid] = (title, text, genres.split(" ")[0] if genres else "unknown")
     by_user = defaultdict(list)
     for line in list(open(os.path.join(data, "ml-100k.inter")))[1:]:
         u, i, r, t = line.rstrip("\n").split("\t")
         by_user[u].append((int(float(t)), int(i), i, float(r)))
     for u in by_user:
         by_user[u].sort()  # time, then item id: deterministic
-    return items, by_user
+    occupation = {}
+    for line in list(open(os.path.join(data, "ml-100k.user"), encoding="utf-8"))[1:]:
+        uid, _age, _gender, occ, _zip = line.rstrip("\n").split("\t")
+        occupation[uid] = occ
+    return items, by_user, occupation
+
+
+def make_tenant(uid, name, visitors):
+    """A sim tenant from its visitors, each (context, [(text, liked,
+    side features or None)]). Their pools are concatenated: a candidate is
+    an index into the flat lists, and `spans` says where each visitor's
+    pool lies, so that a round's candidates come from one visitor."""
+    t = {"uid": uid, "name": name, "texts": [], "labels": [], "ctx": [], "feats": [], "spans": []}
+    for context, pool in visitors:
+        lo = len(t["texts"])
+        for text, liked, f in pool:
+            t["texts"].append(text)
+            t["labels"].append(liked)
+            t["ctx"].append(context)
+            t["feats"].append(f)
+        t["spans"].append((lo, len(t["texts"])))
+    t["nside"] = len(t["feats"][0]) if t["feats"] and t["feats"][0] is not None else 0
+    if not t["nside"]:
+        t["feats"] = None
+    t["rate"] = sum(t["labels"]) / len(t["labels"])
+    return t
+
+
+def request(tenant, cands):
+    """A round's context, candidate texts and side features (one row per
+    candidate, flattened, as ecom_serve takes them; None when text only)."""
+    items = [tenant["texts"][i] for i in cands]
+    feats = None if tenant["feats"] is None else [x for i in cands for x in tenant["feats"][i]]
+    return tenant["ctx"][cands[0]], items, feats
+
+
+def history_rows(tenant_of, items, by_user, users, hist_len, with_features):
+    """Events of `users` as prepare.py builds them: context = the user's
+    previous titles, item = "title (year) genres", label = rating >= 4, and
+    (with_features) prepare.py's 4 side features from strictly earlier
+    ratings of these users only (none of a held-out visitor's ratings
+    counts). Returns the rows (tenant, context, item, label, ts, features)
+    of users whose tenant_of(user, item) is not None, and the final item
+    counts {text: (ratings, positives)}."""
+    evs = sorted((ts, int(u), n, u, i, r >= 4) for u in users for ts, n, i, r in by_user[u])
+    item_n, item_p, user_n, user_p = defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(int)
+    hist, rows, j = defaultdict(list), [], 0
+    while j < len(evs):  # same timestamp: none sees the others (as prepare.py)
+        k = j
+        while k < len(evs) and evs[k][0] == evs[j][0]:
+            k += 1
+        for ts, _, _, u, i, y in evs[j:k]:
+            tn = tenant_of(u, i)
+            if tn is None:
+                continue
+            ctx = hist[u][-hist_len:]
+            context = "recently rated: " + "; ".join(ctx) if ctx else "new user, nothing rated yet"
+            f = side_features(item_n[i], item_p[i], user_n[u], user_p[u]) if with_features else None
+            rows.append((tn, context, items[i][1], y, ts, f))
+        for _, _, _, u, i, y in evs[j:k]:
+            item_n[i] += 1
+            item_p[i] += y
+            user_n[u] += 1
+            user_p[u] += y
+            hist[u].append(items[i][0])
+        j = k
+    counts = defaultdict(lambda: (0, 0))
+    for i in item_n:  # by text: a few titles are two movie ids
+        n, p = counts[items[i][1]]
+        counts[items[i][1]] = (n + item_n[i], p + item_p[i])
+    return rows, dict(counts)
+
+
+def side_features(item_n, item_p, user_n, user_p):
+    """prepare.py's side features: the item's smoothed positive rate and log
+    count, the user's."""
+    return [(item_p + 1) / (item_n + 2), math.log1p(item_n) / math.log1p(600),
+            (user_p + 1) / (user_n + 2), math.log1p(user_n) / math.log1p(700)]
+
+
+def popularity(counts):
+    """Each movie text's smoothed positive rate (p + 1)/(n + 2)."""
+    return {t: (p + 1) / (n + 2) for t, (n, p) in counts.items()}
 
 
 def build_world(items, by_user, a):
@@ -97,14 +189,8 @@ def build_world(items, by_user, a):
     for u in sim_users:
         ev = by_user[u]
         hist = [items[i][0] for _, _, i, _ in ev[:a.history]]
-        pool = [(items[i][1], r >= 4) for _, _, i, r in ev[a.history:]]
-        tenants.append({
-            "uid": u,
-            "context": "recently rated: " + "; ".join(hist),
-            "texts": [p[0] for p in pool],
-            "labels": [p[1] for p in pool],
-            "rate": pos_rate(u),
-        })
+        pool = [(items[i][1], r >= 4, None) for _, _, i, r in ev[a.history:]]
+        tenants.append(make_tenant(u, "u" + u, [("recently rated: " + "; ".join(hist), pool)]))
     # meta-train users: never a sim tenant (nor any eligible user, so that
     # later runs with more tenants train the same head)
     others = sorted((u for u in by_user if u not in set(eligible) and len(by_user[u]) >= a.meta_min_ratings),
@@ -113,35 +199,102 @@ def build_world(items, by_user, a):
     events = []
     rng = random.Random(12345)
     for u in meta_users:
-        ev = by_user[u]
-        hist, rows, j = [], [], 0
-        while j < len(ev):  # same timestamp: none sees the others (as prepare.py)
-            k = j
-            while k < len(ev) and ev[k][0] == ev[j][0]:
-                k += 1
-            for ts, _, i, r in ev[j:k]:
-                ctx = hist[-a.history:]
-                context = "recently rated: " + "; ".join(ctx) if ctx else "new user, nothing rated yet"
-                rows.append(("user " + u, context, items[i][1], r >= 4, ts))
-            for _, _, i, _ in ev[j:k]:
-                hist.append(items[i][0])
-            j = k
+        rows, _ = history_rows(lambda u, i: "user " + u, items, by_user, [u], a.history, False)
         events.extend(rng.sample(rows, min(a.meta_events, len(rows))))
     # popularity: smoothed positive rate of each movie text over every rating
     # of the meta-train users
-    n, p = defaultdict(int), defaultdict(int)
-    for u in meta_users:
-        for _, _, i, r in by_user[u]:
-            n[items[i][1]] += 1
-            p[items[i][1]] += r >= 4
-    pop = {t: (p[t] + 1) / (n[t] + 2) for t in n}
-    return tenants, meta_users, events, pop, len(eligible)
+    _, counts = history_rows(lambda u, i: None, items, by_user, meta_users, a.history, False)
+    return {
+        "tenants": tenants, "events": events, "pop": popularity(counts), "noun": "user",
+        "about": (f"Tenants: {len(tenants)} MovieLens-100K users (a fixed random sample of the {len(eligible)} users "
+                  f"with >= {a.min_ratings} ratings and a positive rate in [{a.min_rate}, {a.max_rate}]): "
+                  + ", ".join(f"{t['uid']} ({len(t['texts'])} movies, {100 * t['rate']:.0f} % liked)"
+                              for t in tenants) + "."),
+        "draw": f"m = {a.m} candidates from the tenant's rated movies",
+        "meta": (f"{len(events)} events of {len(meta_users)} other users ({a.meta_events} sampled per user, "
+                 f"text only, behaviour click)"),
+        "meta_log": f"{len(events)} meta-train events from {len(meta_users)} users",
+    }
+
+
+def build_store_world(items, by_user, occupation, a):
+    """Held-out stores (occupation or genre audiences) as sim tenants, the
+    other stores' events for meta-training, popularity.
+
+    A store's visitors are users who rated at least history + min_pool
+    movies in it (an occupation store: any movie, by a user of that
+    occupation; a genre store: movies whose first genre it is, as
+    prepare.py's tenants). A visitor's context is "recently rated: " + the
+    titles of their `history` earliest ratings (any store), and their pool
+    is every later movie they rated in the store. Meta-train users are
+    every user who is none of the held-out stores' visitors (occupation
+    stores: of none of the held-out occupations); meta-train events are
+    their ratings in the other stores."""
+    def store_of(u, i):
+        return occupation[u] if a.stores == "occupation" else items[i][2]
+
+    pools = defaultdict(lambda: defaultdict(list))  # store -> visitor -> [(iid, rating)]
+    for u, ev in by_user.items():
+        for _, _, i, r in ev[a.history:]:
+            pools[store_of(u, i)][u].append((i, r))
+    able = {s: sorted((u for u, p in v.items() if len(p) >= a.min_pool), key=int) for s, v in pools.items()}
+    eligible = sorted(s for s, v in able.items() if len(v) >= a.min_visitors)
+    held = sorted(random.Random(777).sample(eligible, min(a.tenants, len(eligible))))
+    visitors = {s: sorted(random.Random(f"visitors|{s}").sample(able[s], min(a.visitors, len(able[s]))), key=int)
+                for s in held}
+    out = {u for s in held for u in visitors[s]}
+    if a.stores == "occupation":  # the whole audience of a held-out store
+        out |= {u for u in by_user if occupation[u] in held}
+    meta_users = sorted((u for u in by_user if u not in out), key=int)
+    rows, counts = history_rows(lambda u, i: None if store_of(u, i) in held else store_of(u, i),
+                                items, by_user, meta_users, a.history, a.side_features)
+    by_store = defaultdict(list)
+    for r in rows:
+        by_store[r[0]].append(r)
+    rng = random.Random(12345)
+    meta_stores = sorted(s for s, ev in by_store.items() if len(ev) >= a.meta_min_events)
+    events = [e for s in meta_stores for e in rng.sample(by_store[s], min(a.meta_events, len(by_store[s])))]
+    tenants = []
+    for s in held:
+        vis = []
+        for u in visitors[s]:
+            hist = by_user[u][:a.history]
+            user = (a.history, sum(r >= 4 for *_, r in hist))
+            pool = []
+            for i, r in pools[s][u]:
+                text = items[i][1]
+                n, p = counts.get(text, (0, 0))
+                pool.append((text, r >= 4, side_features(n, p, *user) if a.side_features else None))
+            vis.append(("recently rated: " + "; ".join(items[i][0] for _, _, i, _ in hist), pool))
+        tenants.append(make_tenant(s, s, vis))
+    where = " in it" if a.stores == "genre" else ""
+    side = "4 side features (prepare.py's)" if a.side_features else "text only"
+    return {
+        "tenants": tenants, "events": events, "pop": popularity(counts), "noun": "store",
+        "about": (f"Tenants: {len(tenants)} held-out {a.stores} stores (a fixed random sample of the {len(eligible)} "
+                  f"{a.stores}s with >= {a.min_visitors} users who rated >= {a.history + a.min_pool} movies{where}), "
+                  f"up to {a.visitors} visitors each: "
+                  + ", ".join(f"{t['uid']} ({len(t['spans'])} visitors, {len(t['texts'])} ratings, "
+                              f"{100 * t['rate']:.0f} % liked)" for t in tenants) + "."),
+        "draw": (f"one of the store's visitors arrives (uniformly at random) with their context, m = {a.m} "
+                 f"candidates from the movies they rated{where} after it"),
+        "meta": (f"{len(events)} events of the {len(meta_stores)} other {a.stores} stores with >= "
+                 f"{a.meta_min_events} events ({a.meta_events} sampled per store, tenant = the store), rated by "
+                 f"{len(meta_users)} users who are none of the held-out stores' visitors ({side}, behaviour click)"),
+        "meta_log": f"{len(events)} meta-train events from {len(meta_stores)} stores",
+    }
 
 
 def candidate_draws(tenant, seed, rounds, m):
+    """Each round: a visitor (when the tenant has several), then m distinct
+    candidates from that visitor's pool."""
     rng = random.Random(f"cand|{seed}|{tenant['uid']}")
-    n = len(tenant["texts"])
-    return [rng.sample(range(n), min(m, n)) for _ in range(rounds)]
+    spans = tenant["spans"]
+    out = []
+    for _ in range(rounds):
+        lo, hi = spans[rng.randrange(len(spans))] if len(spans) > 1 else spans[0]
+        out.append(rng.sample(range(lo, hi), min(m, hi - lo)))
+    return out
 
 
 def oracle_clicks(tenant, cands, k):
@@ -205,11 +358,11 @@ class DB:
         return k.fetchall()
 
     # the API ---------------------------------------------------------------
-    def serve(self, tenant, context, items, k, explore, seed):
+    def serve(self, tenant, context, items, k, explore, seed, feats=None):
         return self.rows(
             "SELECT impression_id, item_index, item, score, rank, propensity "
-            "FROM ecom_serve(%s, %s, %s::text[], %s, 'click', NULL, %s, %s) ORDER BY rank",
-            (tenant, context, items, k, explore, seed))
+            "FROM ecom_serve(%s, %s, %s::text[], %s, 'click', %s::real[], %s, %s) ORDER BY rank",
+            (tenant, context, items, k, feats, explore, seed))
 
     def feedback(self, ids):
         if ids:
@@ -218,11 +371,11 @@ class DB:
     def learn(self, tenant, activate):
         return self.one("SELECT ecom_learn(%s, NULL, %s)", (tenant, activate))[0]
 
-    def rank(self, tenant, context, items, k):
+    def rank(self, tenant, context, items, k, feats=None):
         return self.rows(
             "SELECT item_index, item, score, rank, propensity "
-            "FROM ecom_rank(%s, %s, %s::text[], %s, 'click', NULL, 'none') ORDER BY rank",
-            (tenant, context, items, k))
+            "FROM ecom_rank(%s, %s, %s::text[], %s, 'click', %s::real[], 'none') ORDER BY rank",
+            (tenant, context, items, k, feats))
 
     def heads(self, tenant):
         return self.one("SELECT count(*), count(*) FILTER (WHERE active), coalesce(max(version), 0) "
@@ -231,18 +384,18 @@ class DB:
     def forget(self, tenant):
         self.one("SELECT ecom_forget(%s)", (tenant,))
 
-    def taste_precision(self, tenant, behaviour=1):
+    def taste_precision(self, tenant, nside, behaviour=1):
         """Mean posterior precision of the taste of behaviour `behaviour`
         (1 = click) in the tenant's active head, or None. The stored
-        posterior is [per behaviour: gain, side.., bias, taste..] then the
-        centres; text-only heads (k = 0) assumed."""
+        posterior is [per behaviour: gain, side (nside), bias, taste..] then
+        the taste centres."""
         row = self.one("SELECT posterior FROM ecom.heads WHERE tenant = %s AND active", (tenant,))
         post = row[0] if row else None
         if not post:
             return None
-        dims = (len(post) // 4 - 2) // 2
-        m = dims + 2
-        taste = post[behaviour * m + 2:(behaviour + 1) * m]
+        dims = (len(post) // 4 - 2 - nside) // 2
+        m = dims + 2 + nside
+        taste = post[behaviour * m + 2 + nside:(behaviour + 1) * m]
         return statistics.fmean(taste) if taste else None
 
     def library(self):
@@ -275,11 +428,14 @@ class DB:
         k.execute("DROP EXTENSION IF EXISTS pg_ecom CASCADE")
         k.execute("CREATE EXTENSION pg_ecom")
         k.execute("DROP TABLE IF EXISTS loop_train")
+        side = events[0][5] is not None
         k.execute("CREATE TABLE loop_train (tenant text, context text, item text, behaviour text, "
-                  "label boolean, ts bigint)")
+                  "label boolean, ts bigint" + (", features real[])" if side else ")"))
         buf = io.StringIO()
-        for tn, ctx, it, y, ts in events:
+        for tn, ctx, it, y, ts, f in events:
             row = [tn, ctx, it, "click", "t" if y else "f", str(ts)]
+            if side:
+                row.append("{" + ",".join(f"{x:.5f}" for x in f) + "}")
             buf.write("\t".join(x.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") for x in row) + "\n")
         buf.seek(0)
         k.copy_expert("COPY loop_train FROM STDIN", buf)
@@ -312,14 +468,14 @@ def run_local(pol, tenant, seed, draws, k, pop, gscores):
 
 def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
     _, _, explore, activate, _ = POLICIES[pol]
-    name = f"{pol}|u{tenant['uid']}|s{seed}"
+    name = f"{pol}|{tenant['name']}|s{seed}"
     db.forget(name)
     rewards, serve_ms, learn_ms, learns, shown_first = [], [], [], [], None
     props = []
     for t, cands in enumerate(draws):
-        items = [tenant["texts"][i] for i in cands]
+        context, items, feats = request(tenant, cands)
         t0 = time.perf_counter()
-        rows = db.serve(name, tenant["context"], items, k, explore, bigint_seed(pol, seed, tenant["uid"], t))
+        rows = db.serve(name, context, items, k, explore, bigint_seed(pol, seed, tenant["uid"], t), feats)
         serve_ms.append(1000 * (time.perf_counter() - t0))
         if len(rows) != min(k, len(items)):
             problems.append(f"{name} round {t}: ecom_serve returned {len(rows)} rows, expected {min(k, len(items))}")
@@ -343,7 +499,7 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
             learn_ms.append(1000 * (time.perf_counter() - t0))
             learns.append(res)
     stored, active, maxv = db.heads(name)
-    taste = db.taste_precision(name)
+    taste = db.taste_precision(name, tenant["nside"])
     if not keep:
         db.forget(name)
     return {"rewards": rewards, "serve_ms": serve_ms, "learn_ms": learn_ms, "learns": learns,
@@ -376,7 +532,7 @@ def true_value(scores, tenant, logged, k):
 
 
 def run_offpolicy(db, tenant, seed, a, gscores, problems):
-    name = f"ope|u{tenant['uid']}|s{seed}"
+    name = f"ope|{tenant['name']}|s{seed}"
     db.forget(name)
     k = a.k
     draws = candidate_draws(tenant, f"ope{seed}", a.ope_warmup + a.ope_requests, a.m)
@@ -385,9 +541,9 @@ def run_offpolicy(db, tenant, seed, a, gscores, problems):
     def log_requests(rounds, tag):
         logged = []
         for t, cands in enumerate(rounds):
-            items = [tenant["texts"][i] for i in cands]
-            rows = db.serve(name, tenant["context"], items, k, a.ope_explore,
-                            bigint_seed("ope", tag, seed, tenant["uid"], t))
+            context, items, feats = request(tenant, cands)
+            rows = db.serve(name, context, items, k, a.ope_explore,
+                            bigint_seed("ope", tag, seed, tenant["uid"], t), feats)
             clicked = [imp for imp, idx, *_ in rows if tenant["labels"][cands[idx - 1]]]
             db.feedback(clicked)
             logged.append((cands, [cands[r[1] - 1] for r in rows]))
@@ -431,13 +587,11 @@ def run_offpolicy(db, tenant, seed, a, gscores, problems):
         evaluate(label, v1, None)
         # its scores: activate it, rank the whole pool
         db.rollback(name, v1)
-        rows = db.rank(name, tenant["context"], tenant["texts"], len(tenant["texts"]))
-        sc = [None] * len(tenant["texts"])
-        for idx, _item, score, _rank, _p in rows:
-            sc[idx - 1] = score
+        sc = score_pool(db, name, tenant)
         # spot check: per-request ranking by the same version agrees
         for cands, _ in logged[:5]:
-            r = db.rank(name, tenant["context"], [tenant["texts"][i] for i in cands], k)
+            context, items, feats = request(tenant, cands)
+            r = db.rank(name, context, items, k, feats)
             if not same_top(r, sc, cands, k):
                 problems.append(f"{name}: ecom_rank top {k} of a candidate list disagrees with the whole-pool scores")
         out["targets"][label]["scores"] = sc
@@ -445,6 +599,17 @@ def run_offpolicy(db, tenant, seed, a, gscores, problems):
         x["truth"] = true_value(x.pop("scores"), tenant, logged, k)
     db.forget(name)
     return out
+
+
+def score_pool(db, name, tenant):
+    """The scores of the tenant's whole pool by the head serving `name`,
+    each visitor's pool ranked with that visitor's context."""
+    sc = [None] * len(tenant["texts"])
+    for lo, hi in tenant["spans"]:
+        context, items, feats = request(tenant, range(lo, hi))
+        for idx, _item, score, _rank, _p in db.rank(name, context, items, len(items), feats):
+            sc[lo + idx - 1] = score
+    return sc
 
 
 def estimate(ev, key):
@@ -490,7 +655,7 @@ def summarize(results, tenants, seeds, checkpoints, k, pols):
                     per_tenant[u].append((c, o))
             frac = {u: statistics.fmean(c for c, _ in v) / max(statistics.fmean(o for _, o in v), 1e-9)
                     for u, v in per_tenant.items()}
-            worst = min(frac, key=lambda u: (frac[u], int(u)))
+            worst = min(frac, key=frac.get)  # ties: the first tenant
             S[(pol, T)] = {
                 "cum": per_seed, "rate": [100 * x / (T * k) for x in per_seed], "regret": per_seed_regret,
                 "worst": (worst, frac[worst]),
@@ -501,20 +666,17 @@ def summarize(results, tenants, seeds, checkpoints, k, pols):
 
 def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope, timings, problems,
            learn_stats, checks):
-    tenants, meta_users, events, pop, n_eligible = world
+    tenants, who = world["tenants"], world["noun"]
     L = []
     w = L.append
     k = a.k
     w(f"Command: `{a.command}`")
     w("")
-    w(f"Tenants: {len(tenants)} MovieLens-100K users (a fixed random sample of the {n_eligible} users with "
-      f">= {a.min_ratings} ratings and a positive rate in [{a.min_rate}, {a.max_rate}]): "
-      + ", ".join(f"{t['uid']} ({len(t['texts'])} movies, {100 * t['rate']:.0f} % liked)" for t in tenants) + ".")
-    w(f"Each round: m = {a.m} candidates from the tenant's rated movies, k = {k} shown, click = rating >= 4; "
+    w(world["about"])
+    w(f"Each round: {world['draw']}, k = {k} shown, click = rating >= 4; "
       f"ecom_learn every {a.learn_every} rounds; {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
       f"T up to {a.rounds} rounds per tenant.")
-    w(f"Global head: `ecom_meta_train` (defaults, seed 42) on {len(events)} events of {len(meta_users)} other users "
-      f"({a.meta_events} sampled per user, text only, behaviour click) in {meta['seconds']:.0f} s; "
+    w(f"Global head: `ecom_meta_train` (defaults, seed 42) on {world['meta']} in {meta['seconds']:.0f} s; "
       f"its prior: `{json.dumps(prior_info['meta'])}`. Policy (e) runs with the global head's prior set to "
       f"`{json.dumps(prior_info['weak'])}` (an UPDATE of `hyper->'prior'` of the active global row, new "
       f"connections, restored afterwards).")
@@ -544,7 +706,7 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
         for T in checkpoints:
             x = S[(pol, T)]
             u, f = x["worst"]
-            cells += [pm(x["regret"]), f"user {u}: {100 * f:.1f} % of oracle"]
+            cells += [pm(x["regret"]), f"{who} {u}: {100 * f:.1f} % of oracle"]
         w(f"| {POLICIES[pol][0]} | " + " | ".join(cells) + " |")
     w("")
     if "c" in pols:
@@ -560,14 +722,14 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
                 d = [x - y for x, y in zip(S[(pol, T)]["cum"], S[("c", T)]["cum"])]
                 dr = [x - y for x, y in zip(S[(pol, T)]["rate"], S[("c", T)]["rate"])]
                 tc, cc = S[(pol, T)]["tenant_cum"], S[("c", T)]["tenant_cum"]
-                u = min(tc, key=lambda u: (tc[u] - cc[u], int(u)))
-                cells += [pm(d), pm(dr, "{:+.2f}"), f"user {u}: {tc[u] - cc[u]:+.1f}"]
+                u = min(tc, key=lambda u: tc[u] - cc[u])  # ties: the first tenant
+                cells += [pm(d), pm(dr, "{:+.2f}"), f"{who} {u}: {tc[u] - cc[u]:+.1f}"]
             w(f"| {POLICIES[pol][0]} | " + " | ".join(cells) + " |")
         w("")
     T = checkpoints[-1]
     w(f"### Per tenant at T = {T}: share of the oracle's clicks, mean over seeds")
     w("")
-    w("| policy | " + " | ".join(f"user {t['uid']}" for t in tenants) + " |")
+    w("| policy | " + " | ".join(f"{who} {t['uid']}" for t in tenants) + " |")
     w("|---|" + "---|" * len(tenants))
     for pol in pols:
         tc, oc = S[(pol, T)]["tenant_cum"], S[("oracle", T)]["tenant_cum"]
@@ -730,12 +892,17 @@ def write_png(path, results, tenants, seeds, pols, rounds, k):
         f.write(png)
 
 
-def update_md(path, generated):
+def update_md(path, generated, tag=None):
+    """Rewrites the generated section of the markdown file; a tag names one
+    of several sections in one file."""
+    begin, end = BEGIN, END
+    if tag is not None:
+        begin, end = BEGIN.replace(":", f" ({tag}):"), END.replace(" -->", f" ({tag}) -->")
     text = open(path).read() if os.path.exists(path) else "# Closed-loop simulation\n\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + BEGIN + "\n\n" + generated + "\n" + END + text[text.index(END) + len(END):]
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + begin + "\n\n" + generated + "\n" + end + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n\n" + generated + "\n" + END + "\n"
+        text = text.rstrip("\n") + "\n\n" + begin + "\n\n" + generated + "\n" + end + "\n"
     with open(path, "w") as f:
         f.write(text)
 
@@ -771,7 +938,7 @@ class FakeDB:
     def set_prior(self, p):
         self.prior = dict(p)
 
-    def serve(self, tenant, context, items, k, explore, seed):
+    def serve(self, tenant, context, items, k, explore, seed, feats=None):
         rng = random.Random(seed)
         sc = [self.score(tenant, t) + (rng.gauss(0, 0.3) if explore != "none" else 0) for t in items]
         rows = []
@@ -796,7 +963,7 @@ class FakeDB:
             v.append(on)
             return {"version": len(v), "activated": on}
 
-    def rank(self, tenant, context, items, k):
+    def rank(self, tenant, context, items, k, feats=None):
         sc = [self.score(tenant, t) for t in items]
         return [(j + 1, items[j], sc[j], r + 1, 1.0) for r, j in enumerate(top_k(sc, k))]
 
@@ -809,7 +976,7 @@ class FakeDB:
         with self.lock:
             self.versions.pop(tenant, None)
 
-    def taste_precision(self, tenant):
+    def taste_precision(self, tenant, nside):
         return 3.5 if any(self.versions.get(tenant, [])) else None
 
     def library(self):
@@ -836,24 +1003,38 @@ def main(argv=None, db=None):
     ap.add_argument("--data")
     ap.add_argument("--port", type=int)
     ap.add_argument("--out", default=".ecom/loop", help="results.json, report.md")
-    ap.add_argument("--small", action="store_true", help="CI: T = 50, 2 tenants, 1 seed, short off-policy log")
-    ap.add_argument("--tenants", type=int, default=8)
+    ap.add_argument("--small", action="store_true",
+                    help="CI: T = 50, 2 tenants, 1 seed, a small meta-train sample, a short off-policy log (users)")
+    ap.add_argument("--shape", choices=["user", "store"], default="user",
+                    help="tenants are users (one fixed context each) or held-out stores (a visitor per round)")
+    ap.add_argument("--stores", choices=["occupation", "genre"], default="occupation",
+                    help="store shape: a store is the audience of one occupation, or one (first) genre's movies")
+    ap.add_argument("--side-features", action="store_true",
+                    help="store shape: the head gets prepare.py's 4 side features")
+    ap.add_argument("--visitors", type=int, default=40, help="store shape: visitors sampled per held-out store")
+    ap.add_argument("--min-pool", type=int, default=40,
+                    help="store shape: a visitor rated this many movies in the store after their context")
+    ap.add_argument("--min-visitors", type=int, default=20,
+                    help="store shape: a store can be held out with this many possible visitors")
+    ap.add_argument("--meta-min-events", type=int, default=200,
+                    help="store shape: a store is meta-trained on with this many events")
+    ap.add_argument("--tenants", type=int, help="default 8 users, 6 stores")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--checkpoints", default="50,200,1000")
     ap.add_argument("--m", type=int, default=20)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--learn-every", type=int, default=10)
-    ap.add_argument("--policies", default="a,b,c,d,d2,e,f,f2")
+    ap.add_argument("--policies", help="default a,b,c,d,d2,e,f,f2 (users), a,b,c,d,e,f (stores)")
     ap.add_argument("--history", type=int, default=5)
     ap.add_argument("--min-ratings", type=int, default=300)
     ap.add_argument("--min-rate", type=float, default=0.2)
     ap.add_argument("--max-rate", type=float, default=0.8)
     ap.add_argument("--meta-users", type=int, default=200)
-    ap.add_argument("--meta-events", type=int, default=60)
+    ap.add_argument("--meta-events", type=int, help="sampled per meta-train user (default 60) or store (600)")
     ap.add_argument("--meta-min-ratings", type=int, default=40)
     ap.add_argument("--weak-prior", type=float, default=0.01)
-    ap.add_argument("--ope-tenants", type=int, default=2)
+    ap.add_argument("--ope-tenants", type=int, help="default 2 (users), 0 (stores)")
     ap.add_argument("--ope-seeds", type=int, default=3)
     ap.add_argument("--ope-requests", type=int, default=1000)
     ap.add_argument("--ope-warmup", type=int, default=200)
@@ -870,10 +1051,17 @@ def main(argv=None, db=None):
     a = ap.parse_args(argv)
     if a.self_test:
         return self_test()
+    if a.prior_sensitivity and a.shape != "user":
+        ap.error("--prior-sensitivity samples meta-train users: user shape only")
+    store = a.shape == "store"
+    for key, user_default, store_default in (("tenants", 8, 6), ("meta_events", 60, 600),
+                                             ("policies", "a,b,c,d,d2,e,f,f2", "a,b,c,d,e,f"), ("ope_tenants", 2, 0)):
+        if getattr(a, key) is None:
+            setattr(a, key, store_default if store else user_default)
     if a.small:
         a.tenants, a.seeds, a.rounds, a.checkpoints = 2, 1, 50, "50"
-        a.meta_users, a.meta_events = 60, 40
-        a.ope_tenants, a.ope_seeds, a.ope_requests, a.ope_warmup = 1, 1, 100, 30
+        a.meta_users, a.meta_events = 60, 150 if store else 40
+        a.ope_tenants, a.ope_seeds, a.ope_requests, a.ope_warmup = 0 if store else 1, 1, 100, 30
     checkpoints = [T for T in map(int, a.checkpoints.split(",")) if T <= a.rounds]
     if a.rounds not in checkpoints:
         checkpoints.append(a.rounds)
@@ -887,14 +1075,13 @@ def main(argv=None, db=None):
     problems = []
     checks = []
 
-    items, by_user = load_movielens(a.data)
+    items, by_user, occupation = load_movielens(a.data)
     if a.prior_sensitivity:
         return prior_sensitivity(a, items, by_user, db)
-    world = build_world(items, by_user, a)
-    tenants, meta_users, events, pop, _ = world
+    world = build_store_world(items, by_user, occupation, a) if store else build_world(items, by_user, a)
+    tenants, events, pop, who = world["tenants"], world["events"], world["pop"], world["noun"]
     seeds = list(range(1, a.seeds + 1))
-    log(f"{len(tenants)} sim tenants ({', '.join(t['uid'] for t in tenants)}), "
-        f"{len(events)} meta-train events from {len(meta_users)} users")
+    log(f"{len(tenants)} sim tenants ({', '.join(t['uid'] for t in tenants)}), {world['meta_log']}")
 
     db = db or DB(f"host=127.0.0.1 port={a.port} user=postgres dbname=postgres")
     # 1. meta-train the global head
@@ -916,23 +1103,17 @@ def main(argv=None, db=None):
     t0 = time.perf_counter()
     gscores = {}
 
-    def score_pool(t):
-        rows = db.rank("c|u" + t["uid"], t["context"], t["texts"], len(t["texts"]))
-        sc = [None] * len(t["texts"])
-        for idx, _item, score, _rank, _p in rows:
-            sc[idx - 1] = score
-        return t["uid"], sc
-
     with ThreadPoolExecutor(a.workers) as ex:
-        for uid, sc in ex.map(score_pool, tenants):
-            gscores[uid] = sc
+        for t, sc in zip(tenants, ex.map(lambda t: score_pool(db, "c|" + t["name"], t), tenants)):
+            gscores[t["uid"]] = sc
     for t in tenants:
         if any(s is None for s in gscores[t["uid"]]):
-            problems.append(f"ecom_rank left movies of user {t['uid']} unscored")
+            problems.append(f"ecom_rank left movies of {who} {t['uid']} unscored")
     mism = 0
     for t in tenants:
         for cands in candidate_draws(t, 1, 10, a.m):
-            r = db.rank("c|u" + t["uid"], t["context"], [t["texts"][i] for i in cands], a.k)
+            context, texts, feats = request(t, cands)
+            r = db.rank("c|" + t["name"], context, texts, a.k, feats)
             if not same_top(r, gscores[t["uid"]], cands, a.k):
                 mism += 1
     checks.append(f"ecom_rank over a round's candidates (explore 'none') agrees with the global head's scores of "
@@ -968,7 +1149,7 @@ def main(argv=None, db=None):
             pol, t, s = x
             r = run_db(db, pol, t, s, draws[(t["uid"], s)], a.k, a.learn_every, problems, a.keep_tenants)
             done[0] += 1
-            log(f"  [{phase}] {done[0]}/{len(jobs)} {pol} user {t['uid']} seed {s}: {sum(r['rewards'])} clicks, "
+            log(f"  [{phase}] {done[0]}/{len(jobs)} {pol} {who} {t['uid']} seed {s}: {sum(r['rewards'])} clicks, "
                 f"{r['versions']} versions ({time.perf_counter() - tp:.0f} s)")
             return x, r
 
@@ -1043,7 +1224,7 @@ def main(argv=None, db=None):
                 if all(estimate(ev, key) is not None for key in ("ips", "snips", "dr")):
                     got += 1
                 else:
-                    problems.append(f"ecom_evaluate for {label}, user {o['tenant']}, seed {o['seed']} gave no "
+                    problems.append(f"ecom_evaluate for {label}, {who} {o['tenant']}, seed {o['seed']} gave no "
                                     f"IPS/SNIPS/DR estimate: {json.dumps(ev)[:300]}")
         checks.append(f"ecom_evaluate gave IPS, SNIPS and DR estimates for {got} (tenant, seed, target) triples")
         timings["off-policy"] = time.perf_counter() - t0
@@ -1070,7 +1251,8 @@ def main(argv=None, db=None):
     if a.png:
         write_png(a.png, results, tenants, seeds, pols, a.rounds, a.k)
     if a.md:
-        update_md(a.md, md)
+        update_md(a.md, md, f"{a.stores} stores, {'side features' if a.side_features else 'text only'}"
+                  if store else None)
     if problems:
         log(f"FAILED: {len(problems)} problem(s):")
         for p in problems[:50]:
@@ -1088,7 +1270,7 @@ def prior_sensitivity(a, items, by_user, db):
     print("|---|---|---|---|---|---|---|---|")
     for pair in a.prior_sensitivity.split(","):
         a.meta_users, a.meta_events = map(int, pair.split("x"))
-        _, _, events, _, _ = build_world(items, by_user, a)
+        events = build_world(items, by_user, a)["events"]
         t0 = time.perf_counter()
         r = db.meta_train(events)
         p = db.get_prior()
@@ -1115,11 +1297,13 @@ def sysconfig_purelib():
 
 def self_test():
     """The pure-Python parts, on made-up tenants and rewards."""
-    t = {"uid": "9", "texts": [f"m{i}" for i in range(30)], "labels": [i % 3 == 0 for i in range(30)],
-         "context": "c", "rate": 1 / 3}
+    t = make_tenant("9", "u9", [("c", [(f"m{i}", i % 3 == 0, None) for i in range(30)])])
+    assert t["rate"] == 1 / 3 and t["feats"] is None and request(t, [2, 0]) == ("c", ["m2", "m0"], None)
     d1, d2 = candidate_draws(t, 1, 5, 20), candidate_draws(t, 1, 5, 20)
     assert d1 == d2 and all(len(set(c)) == 20 for c in d1), "draws are deterministic and distinct"
     assert candidate_draws(t, 2, 5, 20) != d1
+    rng = random.Random("cand|1|9")  # one visitor: the user shape's draws as before stores existed
+    assert d1 == [rng.sample(range(30), 20) for _ in range(5)]
     assert oracle_clicks(t, list(range(30)), 5) == 5 and oracle_clicks(t, [1, 2, 3, 4], 5) == 1
     assert top_k([0.1, 0.9, 0.5, 0.9], 2) == [1, 3]
     assert sorted(top_k([1, 1, 1, 1], 2, random.Random(1))) != [] and len(top_k([3, 2], 5)) == 2
@@ -1183,8 +1367,67 @@ def self_test():
         assert rc == 0, rc
         s = open(md).read()
         assert "(f) ours" in s and "Off-policy" in s, s
+        rc = main(["--data", data, "--out", "/tmp/loop_selftest_store", "--shape", "store", "--side-features",
+                   "--tenants", "2", "--seeds", "2", "--rounds", "30", "--checkpoints", "20", "--visitors", "5",
+                   "--meta-events", "50", "--md", md], db=FakeDB())
+        assert rc == 0, rc
+        s = open(md).read()
+        assert BEGIN in s and "store " in s and "(occupation stores, side features)" in s, s
+    self_test_stores()
     print("self-test passed")
     return 0
+
+
+def self_test_stores():
+    """The store world on made-up ratings: users 1-30 of occupations x, y
+    and z rate 40 of 60 movies of genres A, B, C; a rating's timestamp is
+    1000 × its user + its place, so an event names its user."""
+    items = {str(i): (f"T{i}", f"T{i} (1995) {'ABC'[i % 3]}", "ABC"[i % 3]) for i in range(60)}
+    occupation = {str(u): "xyz"[(u - 1) // 10] for u in range(1, 31)}
+    by_user = {str(u): [(1000 * u + j, (u + 7 * j) % 60, str((u + 7 * j) % 60), 4.0 if (u * j) % 3 else 2.0)
+                        for j in range(40)] for u in range(1, 31)}
+    for stores in ("occupation", "genre"):
+        for side in (False, True):
+            a = argparse.Namespace(stores=stores, side_features=side, history=5, min_pool=10, min_visitors=5,
+                                   tenants=1, visitors=4, meta_events=30, meta_min_events=10, m=5)
+            w = build_store_world(items, by_user, occupation, a)
+            (t,) = w["tenants"]
+            assert w["noun"] == "store" and len(t["spans"]) == 4
+            visitors = set()
+            for lo, hi in t["spans"]:
+                (u,) = {int(k) for k, ev in by_user.items()
+                        if t["ctx"][lo] == "recently rated: " + "; ".join(items[i][0] for _, _, i, _ in ev[:5])}
+                visitors.add(u)
+                assert len({t["ctx"][i] for i in range(lo, hi)}) == 1, "one context per visitor"
+                rated = {items[i][1]: r >= 4 for _, _, i, r in by_user[str(u)][5:]
+                         if (occupation[str(u)] if stores == "occupation" else items[i][2]) == t["uid"]}
+                assert dict(zip(t["texts"][lo:hi], t["labels"][lo:hi])) == rated, "the pool: what they rated after"
+            held_users = visitors | ({int(u) for u, o in occupation.items() if o == t["uid"]}
+                                     if stores == "occupation" else set())
+            ev_users = {e[4] // 1000 for e in w["events"]}
+            assert ev_users and not ev_users & held_users, "no held-out visitor's event is meta-trained on"
+            assert t["uid"] not in {e[0] for e in w["events"]}, "the held-out store is not meta-trained on"
+            assert all(len(e) == 6 and (e[5] is not None) == side for e in w["events"])
+            for cands in candidate_draws(t, 1, 20, a.m):
+                assert len(cands) == a.m and len({t["ctx"][i] for i in cands}) == 1, "one visitor a round"
+            n = defaultdict(int)  # popularity: every rating of the meta-train users, held-out visitors' never
+            p = defaultdict(int)
+            for u, ev in by_user.items():
+                if int(u) not in held_users:
+                    for _, _, i, r in ev:
+                        n[items[i][1]] += 1
+                        p[items[i][1]] += r >= 4
+            assert w["pop"] == {x: (p[x] + 1) / (n[x] + 2) for x in n}
+            if side:
+                assert t["nside"] == 4
+                for lo, hi in t["spans"]:
+                    _, texts, feats = request(t, range(lo, hi))
+                    f0 = feats[:4]
+                    assert f0[0] == w["pop"].get(texts[0], 0.5) and f0[3] == math.log1p(5) / math.log1p(700)
+                    assert len(feats) == 4 * len(texts) and feats[2::4] == [f0[2]] * len(texts), \
+                        "the visitor's features repeat item after item"
+            else:
+                assert t["feats"] is None and request(t, [0])[2] is None
 
 
 if __name__ == "__main__":
