@@ -85,31 +85,40 @@ pub(super) fn query_auc(h: &Head, q: &[Example]) -> Option<f64> {
     auc(&scores, &labels)
 }
 
-/// How a head ranks after adaptation, episode by episode: (mean query
-/// log-loss, mean query AUC over the episodes whose query has both labels,
-/// with each episode's loss of AUC against the unadapted head (`before`,
-/// from `baseline_aucs`) counted twice).
+/// Episodes judged with one head: the head adaptation starts from, and
+/// each episode's query AUC before adaptation (`baseline_aucs`).
+pub(super) struct Fold {
+    pub(super) head: Head,
+    pub(super) episodes: Vec<Episode>,
+    pub(super) before: Vec<Option<f64>>,
+}
+
+/// How heads rank after adaptation, episode by episode over every fold:
+/// (mean query log-loss, mean query AUC over the episodes whose query has
+/// both labels, with each episode's loss of AUC against its unadapted head
+/// counted twice).
 pub(super) fn query_quality(
-    head: &Head,
-    episodes: &[Episode],
-    before: &[Option<f64>],
+    folds: &[Fold],
     cfg: &AdaptConfig,
     between: &mut dyn FnMut(),
 ) -> Quality {
-    let (mut loss, mut auc_sum, mut auc_n) = (0f64, 0f64, 0usize);
-    for ((s, q), before) in episodes.iter().zip(before) {
-        let h = adapt_with(head, s, cfg, between).0;
-        loss += f64::from(h.mean_loss(q));
-        if let (Some(a), Some(before)) = (query_auc(&h, q), before) {
-            // a tenant that adaptation makes worse counts twice: the
-            // average gain must not be bought with a few tenants' losses
-            auc_sum += a - (before - a).max(0.0);
-            auc_n += 1;
+    let (mut loss, mut n, mut auc_sum, mut auc_n) = (0f64, 0usize, 0f64, 0usize);
+    for fold in folds {
+        for ((s, q), before) in fold.episodes.iter().zip(&fold.before) {
+            let h = adapt_with(&fold.head, s, cfg, between).0;
+            loss += f64::from(h.mean_loss(q));
+            n += 1;
+            if let (Some(a), Some(before)) = (query_auc(&h, q), before) {
+                // a tenant that adaptation makes worse counts twice: the
+                // average gain must not be bought with a few tenants' losses
+                auc_sum += a - (before - a).max(0.0);
+                auc_n += 1;
+            }
+            between();
         }
-        between();
     }
     Quality {
-        loss: (loss / episodes.len().max(1) as f64) as f32,
+        loss: (loss / n.max(1) as f64) as f32,
         auc: (auc_sum / auc_n.max(1) as f64) as f32,
     }
 }

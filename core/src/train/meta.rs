@@ -13,7 +13,7 @@ use super::adapt::adapt_with;
 use super::centred::centred;
 use super::config::{AdaptConfig, Method, Task, SLICE};
 use super::episodes::{
-    baseline_aucs, episodes, mean_query_loss, query_quality, split_task, Quality,
+    baseline_aucs, episodes, mean_query_loss, query_quality, split_task, Fold, Quality,
 };
 use super::newton::descent;
 use super::platform_items::{learn_items, ItemsReport};
@@ -121,14 +121,15 @@ pub fn meta_train(
     if searched {
         maml(&mut head, tasks, &usable, cfg, &mut rng, &mut between);
     }
-    // 3. the text score's weight against the side features, within tenants
-    within_tenants(&mut head, tasks, val, &order, &mut between);
-    // 4. how far each group may move
+    // 4. how far each group may move, judged on heads whose phase 3 did
+    // not see the tenant judged; then 3. for the head itself
     let mut prior = if searched {
-        learn_prior(&head, tasks, val, &usable, cfg, &mut between)
+        learn_prior(&head, tasks, val, &order, &usable, cfg, &mut between)
     } else {
         Prior::frozen()
     };
+    // 3. the text score's weight against the side features, within tenants
+    within_tenants(&mut head, tasks, val, &order, &mut between);
 
     let (val_loss_before, val_loss_after) = if val.is_empty() {
         (None, None)
@@ -269,24 +270,56 @@ fn within_tenants(
 /// Phase 4, how far each group may move: the prior precisions that lower
 /// the query loss after adaptation most on held-out tenants (FROZEN = do
 /// not adapt that group), so adaptation only moves what helps.
+///
+/// `head` comes before phase 3, which each fold then fits on every tenant
+/// outside the fold: the judged tenants' events never calibrated the head
+/// they are judged with. (Before 0.5.0 phase 3 was fitted on them, so the
+/// unadapted head scored their queries in sample and looked better than
+/// adaptation.)
 fn learn_prior(
     head: &Head,
     tasks: &[Task],
     val: &[usize],
+    everyone: &[usize],
     usable: &[usize],
     cfg: &MetaConfig,
     between: &mut dyn FnMut(),
 ) -> Prior {
+    const FOLDS: usize = 4;
     let judge: Vec<usize> = if val.is_empty() {
         usable.to_vec()
     } else {
         val.to_vec()
     };
-    let episodes = episodes(tasks, &judge, cfg.shots, cfg.seed as u64 ^ 0xA5A5);
-    let before = baseline_aucs(head, &episodes);
-    search_prior(head, |r| {
-        query_quality(head, &episodes, &before, &inner(cfg, r), between)
-    })
+    let n_folds = FOLDS.min(judge.len()).max(1);
+    let mut folds = Vec::with_capacity(n_folds);
+    for f in 0..n_folds {
+        let judged: Vec<usize> = judge.iter().copied().skip(f).step_by(n_folds).collect();
+        let outside = |ts: &[usize]| -> Vec<usize> {
+            ts.iter().copied().filter(|t| !judged.contains(t)).collect()
+        };
+        let mut fitted = head.clone();
+        within_tenants(
+            &mut fitted,
+            tasks,
+            &outside(val),
+            &outside(everyone),
+            between,
+        );
+        let episodes = episodes(
+            tasks,
+            &judged,
+            cfg.shots,
+            cfg.seed as u64 ^ 0xA5A5 ^ f as u64,
+        );
+        let before = baseline_aucs(&fitted, &episodes);
+        folds.push(Fold {
+            head: fitted,
+            episodes,
+            before,
+        });
+    }
+    search_prior(head, |r| query_quality(&folds, &inner(cfg, r), between))
 }
 
 /// The pooled training loss, slice by slice over references (no copy of
