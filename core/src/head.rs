@@ -21,20 +21,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::behaviour::{behaviour_index, BEHAVIOURS, NB};
 use crate::items::ItemEffects;
 use crate::metrics::{log_loss, sigmoid};
-
-pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];
-pub const NB: usize = BEHAVIOURS.len();
-
-pub fn behaviour_index(name: &str) -> Result<usize, String> {
-    BEHAVIOURS.iter().position(|b| *b == name).ok_or_else(|| {
-        format!(
-            "unknown behaviour \"{name}\"; valid behaviours are: {}",
-            BEHAVIOURS.join(", ")
-        )
-    })
-}
+pub use crate::prior::Group;
 
 /// Text features of a (context, item) pair: [v, u⊙v, cos(u, v)].
 pub fn text_features(u: &[f32], v: &[f32]) -> Vec<f32> {
@@ -62,16 +52,6 @@ pub struct Example {
     pub y: f32,
     /// the item's key (`items::item_key` of its text), for item effects
     pub item: Option<i64>,
-}
-
-/// Parameter groups, in the order they are laid out in `Head::params`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
-    W,
-    Gain,
-    Side,
-    Bias,
-    Taste,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

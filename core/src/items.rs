@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use crate::head::NB;
+use crate::behaviour::NB;
 use crate::metrics::sigmoid;
 use crate::prior::FROZEN;
 

@@ -5,12 +5,14 @@
 //! passes its interrupt check. The compiler checks "pure": this crate has
 //! no pgrx dependency.
 //!
-//! Owns: the head (`head`) and its losses (`metrics`), the adaptation prior
+//! Owns: the behaviours (`behaviour`), the head (`head`), its item effects
+//! (`items`) and its losses (`metrics`), the adaptation prior
 //! (`prior`) and posterior (`posterior`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
 //! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
 //! May import: std, serde.
 
+pub mod behaviour;
 pub mod draws;
 pub mod explore;
 pub mod head;

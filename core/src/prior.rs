@@ -3,7 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::head::Group;
+/// Parameter groups, in the order they are laid out in `Head::params`
+/// (head.rs): the groups a prior has a precision for, and W, which
+/// adaptation never moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    W,
+    Gain,
+    Side,
+    Bias,
+    Taste,
+}
 
 /// Per-group prior precisions of the adapted part, meta-learned by
 /// `meta_train`: adaptation is the MAP estimate under a Gaussian prior
