@@ -68,7 +68,7 @@ SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propen
        LATERAL ecom_serve('it_new', 'shopper 2 looking for a gift',
                           ARRAY['sku 1000', 'sku 1001', 'sku 1002', 'sku 1003', 'sku 1004', 'sku 1005'],
                           3, 'click', NULL, 'thompson', r);
-SELECT count(*) AS clicks FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'click')
+SELECT count(*) > 0 AS clicked FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'click')
  WHERE i.tenant = 'it_new' AND i.item IN ('sku 1000', 'sku 1002');
 CREATE TABLE it_before AS SELECT * FROM ecom_item_effects('it_new');
 SELECT r->>'version' AS version, (r->>'n')::int > 0 AS learned FROM ecom_learn('it_new', activate => 'always') r;
@@ -77,8 +77,11 @@ SELECT a.item_key = ecom_item_key('sku 1000') AS clicked, a.effect > b.effect AS
   FROM ecom_item_effects('it_new') a JOIN it_before b USING (item_key, behaviour)
  WHERE a.behaviour = 'click' AND a.item_key IN (ecom_item_key('sku 1000'), ecom_item_key('sku 1001'))
  ORDER BY clicked;
-SELECT count(*) AS untouched FROM ecom_item_effects('it_new') a JOIN it_before b USING (item_key, behaviour)
- WHERE a.effect = b.effect AND a.effect_precision = b.effect_precision;
+-- only the shown items' click effects moved
+SELECT count(*) FILTER (WHERE a.effect <> b.effect OR a.effect_precision <> b.effect_precision)
+         = (SELECT count(DISTINCT item) FROM ecom.impressions WHERE tenant = 'it_new') AS only_shown_moved,
+       bool_and(a.behaviour = 'click') FILTER (WHERE a.effect <> b.effect) AS only_clicks
+  FROM ecom_item_effects('it_new') a JOIN it_before b USING (item_key, behaviour);
 RESET pg_ecom.feedback_window;
 
 -- 5. a head whose stored effects do not fit is an ERROR, not a wrong score
