@@ -26,6 +26,6 @@ CREATE FUNCTION @extschema@."ecom_item_effects"(
 	"effect" real,
 	"effect_precision" real
 )
-STABLE PARALLEL SAFE COST 1000 ROWS 1000
+STABLE PARALLEL SAFE COST 1000 ROWS 80000
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ecom_item_effects_wrapper';

@@ -133,7 +133,7 @@ pgrx::extension_sql!(
 ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
-ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 1000;
+ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 80000;
 "#,
     name = "rows_estimates",
     finalize

@@ -15,6 +15,7 @@
 //! in `ecom_predict`, an impression or a training relation is the same item.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::behaviour::NB;
 use crate::metrics::sigmoid;
@@ -34,22 +35,68 @@ pub fn item_key(text: &str) -> i64 {
     h as i64
 }
 
-/// The item effects of one head: per known item, one effect per
-/// behaviour, and (tenant heads) the precision of each.
-#[derive(Clone, Debug)]
-pub struct ItemEffects {
+/// One table of item effects: per known item, one effect per behaviour,
+/// and (a tenant's own) the precision of each.
+#[derive(Debug, PartialEq)]
+pub struct Table {
     /// ascending, unique
     keys: Vec<i64>,
     /// NB per key, item after item
     effect: Vec<f32>,
-    /// NB per key: how sure the tenant is of each effect. None (the
-    /// global head): every effect is the platform's, and a tenant's
-    /// belief about its own deviation is the prior, `tenant_prior`.
+    /// NB per key: how sure the tenant is of each effect; None for the
+    /// platform's (a tenant's belief about its own deviation from them is
+    /// the prior, `tenant_prior`)
     precision: Option<Vec<f32>>,
+    index: HashMap<i64, usize>,
+}
+
+impl Table {
+    fn new(keys: Vec<i64>, effect: Vec<f32>, precision: Option<Vec<f32>>) -> Self {
+        let index = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        Table {
+            keys,
+            effect,
+            precision,
+            index,
+        }
+    }
+
+    fn at(&self, key: Option<i64>) -> Option<usize> {
+        key.and_then(|k| self.index.get(&k).copied())
+    }
+
+    fn rows(&self) -> impl Iterator<Item = (i64, &[f32], Option<&[f32]>)> {
+        (0..self.keys.len()).map(move |i| {
+            let at = i * NB..(i + 1) * NB;
+            (
+                self.keys[i],
+                &self.effect[at.clone()],
+                self.precision.as_ref().map(|p| &p[at]),
+            )
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        // key + index entry (key, slot, hash overhead) + effects + precisions
+        let per = 8 + 24 + NB * 4 + if self.precision.is_some() { NB * 4 } else { 0 };
+        self.keys.len() * per
+    }
+}
+
+/// The item effects of one head. The global head's are the platform's
+/// (`own`, no precisions). A tenant's head keeps only the items it has
+/// evidence on (`own`, with precisions) and reads every other item from
+/// the platform's effects it started from (`base`, shared, never copied
+/// into its row): a tenant version costs what the tenant learned, not the
+/// catalogue.
+#[derive(Clone, Debug)]
+pub struct ItemEffects {
+    own: Arc<Table>,
+    /// the platform's effects a tenant's own build on
+    base: Option<Arc<Table>>,
     /// λ_t, the precision of a tenant's deviation before its events;
     /// FROZEN = tenants do not learn their own (heads before 0.5.0)
     pub tenant_prior: f32,
-    index: HashMap<i64, usize>,
 }
 
 impl Default for ItemEffects {
@@ -60,10 +107,7 @@ impl Default for ItemEffects {
 
 impl PartialEq for ItemEffects {
     fn eq(&self, other: &Self) -> bool {
-        self.keys == other.keys
-            && self.effect == other.effect
-            && self.precision == other.precision
-            && self.tenant_prior == other.tenant_prior
+        self.own == other.own && self.base == other.base && self.tenant_prior == other.tenant_prior
     }
 }
 
@@ -79,16 +123,15 @@ pub struct ItemEvent {
 impl ItemEffects {
     pub fn none() -> Self {
         ItemEffects {
-            keys: Vec::new(),
-            effect: Vec::new(),
-            precision: None,
+            own: Arc::new(Table::new(Vec::new(), Vec::new(), None)),
+            base: None,
             tenant_prior: FROZEN,
-            index: HashMap::new(),
         }
     }
 
     /// From the stored arrays (any order of keys); an error names what is
-    /// inconsistent.
+    /// inconsistent. `precision` is a tenant's (its own items, read over
+    /// `base`) or None (the platform's).
     pub fn from_stored(
         keys: Vec<i64>,
         effect: Vec<f32>,
@@ -129,75 +172,94 @@ impl ItemEffects {
                 .flat_map(|&i| v[i * NB..(i + 1) * NB].iter().copied())
                 .collect()
         };
-        Ok(Self::built(
+        let own = Table::new(
             order.iter().map(|&i| keys[i]).collect(),
             pick(&effect),
             precision.as_deref().map(pick),
+        );
+        Ok(ItemEffects {
+            own: Arc::new(own),
+            base: None,
             tenant_prior,
-        ))
-    }
-
-    fn built(
-        keys: Vec<i64>,
-        effect: Vec<f32>,
-        precision: Option<Vec<f32>>,
-        tenant_prior: f32,
-    ) -> Self {
-        let index = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        ItemEffects {
-            keys,
-            effect,
-            precision,
-            tenant_prior,
-            index,
-        }
-    }
-
-    /// The stored form: (keys, effects, precisions).
-    pub fn to_stored(&self) -> (&[i64], &[f32], Option<&[f32]>) {
-        (&self.keys, &self.effect, self.precision.as_deref())
-    }
-
-    /// Per item: its key, its effects and (tenant heads) their precisions.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &[f32], Option<&[f32]>)> {
-        self.keys.iter().enumerate().map(move |(i, k)| {
-            let at = i * NB..(i + 1) * NB;
-            (
-                *k,
-                &self.effect[at.clone()],
-                self.precision.as_ref().map(|p| &p[at]),
-            )
         })
     }
 
+    /// A tenant's own effects read over `base`, the platform's effects of
+    /// the global head it started from.
+    pub fn over(mut self, base: &ItemEffects) -> Self {
+        self.base = Some(base.own.clone());
+        self
+    }
+
+    /// Whether these are the platform's: a global head's, which no tenant
+    /// learned and which read over nothing.
+    pub fn is_platform(&self) -> bool {
+        self.base.is_none() && self.own.precision.is_none()
+    }
+
+    /// The stored form of this head's own items: (keys, effects, precisions).
+    pub fn to_stored(&self) -> (&[i64], &[f32], Option<&[f32]>) {
+        (
+            &self.own.keys,
+            &self.own.effect,
+            self.own.precision.as_deref(),
+        )
+    }
+
+    /// Per item: its key, its effects and (a tenant's own) their
+    /// precisions; a tenant's own first, then the platform's items it has
+    /// none of its own for.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[f32], Option<&[f32]>)> {
+        let own: &Table = &self.own;
+        let platform = self
+            .base
+            .iter()
+            .flat_map(|b| b.rows())
+            .filter(move |(k, _, _)| !own.index.contains_key(k));
+        own.rows().chain(platform)
+    }
+
+    /// Items this head holds itself (a tenant's: those it has evidence on).
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.own.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.own.keys.is_empty()
     }
 
-    /// What this head's item effects hold in memory, roughly.
+    /// What this head's own item effects hold in memory, roughly (the
+    /// platform's they read over are shared and counted with the global
+    /// head).
     pub fn bytes(&self) -> usize {
-        // key + index entry (key, slot, hash overhead) + effects + precisions
-        let per = 8 + 24 + NB * 4 + if self.precision.is_some() { NB * 4 } else { 0 };
-        self.keys.len() * per
+        self.own.bytes()
     }
 
-    /// e_ib: 0 for an item this head knows nothing of.
+    /// e_ib: the tenant's own, else the platform's, else 0.
     pub fn effect(&self, key: Option<i64>, b: usize) -> f32 {
-        key.and_then(|k| self.index.get(&k))
-            .map_or(0.0, |&i| self.effect[i * NB + b])
+        if let Some(i) = self.own.at(key) {
+            return self.own.effect[i * NB + b];
+        }
+        self.base
+            .as_ref()
+            .and_then(|t| t.at(key).map(|i| t.effect[i * NB + b]))
+            .unwrap_or(0.0)
     }
 
-    /// The precision of a tenant's belief about its effect of (key, b).
+    /// The precision of a tenant's belief about its effect of (key, b):
+    /// its own where it has evidence, else the prior.
     pub fn precision(&self, key: Option<i64>, b: usize) -> f64 {
-        let stored = match (&self.precision, key.and_then(|k| self.index.get(&k))) {
-            (Some(p), Some(&i)) => Some(p[i * NB + b]),
+        let stored = match (&self.own.precision, self.own.at(key)) {
+            (Some(p), Some(i)) => Some(p[i * NB + b]),
             _ => None,
         };
         f64::from(stored.unwrap_or(self.tenant_prior))
+    }
+
+    /// The precision the tenant learned for (key, b), if it has evidence.
+    pub fn own_precision(&self, key: i64, b: usize) -> Option<f32> {
+        let p = self.own.precision.as_ref()?;
+        self.own.at(Some(key)).map(|i| p[i * NB + b])
     }
 
     /// The variance Thompson sampling draws the effect with: 0 where
@@ -295,21 +357,27 @@ pub fn fit_platform(
         per.into_iter().map(|(k, (e, p, n))| (k, e, p, n)).collect(),
         cap,
     );
-    ItemEffects::built(
-        entries.iter().map(|e| e.0).collect(),
-        entries.iter().flat_map(|e| e.1).collect(),
-        None,
+    ItemEffects {
+        own: Arc::new(Table::new(
+            entries.iter().map(|e| e.0).collect(),
+            entries.iter().flat_map(|e| e.1).collect(),
+            None,
+        )),
+        base: None,
         tenant_prior,
-    )
+    }
 }
 
 /// A tenant's effects after `events`: each (item, behaviour) it has events
-/// for moves from `start`'s effect under a Gaussian prior of precision
-/// `start.precision` when `continuing` (a Bayesian update of a version
-/// that already learned), else `start.tenant_prior` (the start's effects
-/// as the mean: a fresh fit). Items the tenant has no events for keep the
-/// start's effect, with the prior precision unless continuing. At most
-/// `cap` items: the least evidence (summed precision) goes first.
+/// for moves from `start`'s effect (its own, else the platform's) under a
+/// Gaussian prior of precision `start.precision` when `continuing` (a
+/// Bayesian update of a version that already learned), else
+/// `start.tenant_prior` (the start's effects as the mean: a fresh fit).
+/// The result keeps the items the tenant has evidence on, read over the
+/// platform's; the start's own items it has no events for stay as they
+/// were (with the prior's precision unless continuing). At most `cap`
+/// items of its own: the least evidence (summed precision) goes first,
+/// and an item dropped falls back to the platform's effect.
 pub fn fit_tenant(
     start: &ItemEffects,
     events: &[ItemEvent],
@@ -328,25 +396,29 @@ pub fn fit_tenant(
         }
     };
     let mut per: HashMap<i64, ([f32; NB], [f32; NB])> = HashMap::new();
-    for (i, key) in start.keys.iter().enumerate() {
-        let mut e = [0f32; NB];
-        let mut p = [0f32; NB];
-        for b in 0..NB {
-            e[b] = start.effect[i * NB + b];
-            p[b] = prior_of(*key, b) as f32;
+    if !start.is_platform() {
+        for (key, effect, _) in start.iter().take(start.len()) {
+            let mut e = [0f32; NB];
+            let mut p = [0f32; NB];
+            for b in 0..NB {
+                e[b] = effect[b];
+                p[b] = prior_of(key, b) as f32;
+            }
+            per.insert(key, (e, p));
         }
-        per.insert(*key, (e, p));
     }
     for (i, ((key, b), evs)) in grouped(events).into_iter().enumerate() {
         if i % 1024 == 0 {
             between();
         }
         let slot = per.entry(key).or_insert_with(|| {
+            let mut e = [0f32; NB];
             let mut p = [0f32; NB];
-            for (b, q) in p.iter_mut().enumerate() {
-                *q = prior_of(key, b) as f32;
+            for b in 0..NB {
+                e[b] = start.effect(Some(key), b);
+                p[b] = prior_of(key, b) as f32;
             }
-            ([0.0; NB], p)
+            (e, p)
         });
         let (e, h) = map_effect(&evs, f64::from(slot.0[b]), f64::from(slot.1[b]));
         slot.0[b] = e as f32;
@@ -361,33 +433,61 @@ pub fn fit_tenant(
             .collect(),
         cap,
     );
-    ItemEffects::built(
-        entries.iter().map(|e| e.0).collect(),
-        entries.iter().flat_map(|e| e.1).collect(),
-        Some(entries.iter().flat_map(|e| e.2).collect()),
-        start.tenant_prior,
-    )
+    ItemEffects {
+        own: Arc::new(Table::new(
+            entries.iter().map(|e| e.0).collect(),
+            entries.iter().flat_map(|e| e.1).collect(),
+            Some(entries.iter().flat_map(|e| e.2).collect()),
+        )),
+        base: if start.is_platform() {
+            Some(start.own.clone())
+        } else {
+            start.base.clone()
+        },
+        tenant_prior: start.tenant_prior,
+    }
 }
 
 /// λ_t by the method of moments: per (tenant, item, behaviour) with
-/// enough events, one Newton step from the platform effect estimates the
+/// enough evidence, one Newton step from the platform effect estimates the
 /// tenant's deviation r (sampling variance v = 1/Σw), and the spread of
-/// deviations between tenants is the mean of r² − v. FROZEN when too few
+/// deviations between tenants is the mean of r² − v. Each tenant's own
+/// level (what its bias absorbs when it adapts) is fitted first, so a
+/// tenant that clicks more everywhere does not count as items that differ.
+/// Only items `platform` has an effect for count. FROZEN when too few
 /// items repeat within tenants to tell, or when they do not vary beyond
-/// noise.
+/// noise. Pass tenants the platform's effects were not fitted on: in
+/// sample, every deviation shrinks toward 0.
 pub fn between_tenant_precision(per_tenant: &[Vec<ItemEvent>], platform: &ItemEffects) -> f32 {
-    const MIN_WEIGHT: f64 = 1.0; // Σ p(1−p): about four events at p = ½
+    const MIN_WEIGHT: f64 = 1.0; // Σ p(1−p): four events at p = ½, more when rarer
     const MIN_GROUPS: usize = 20;
     let (mut sum, mut groups) = (0f64, 0usize);
     for events in per_tenant {
-        for ((key, b), evs) in grouped(events) {
-            let e = f64::from(platform.effect(Some(key), b));
-            let (mut g, mut w) = (0f64, 0f64);
-            for ev in &evs {
-                let p = f64::from(sigmoid((ev.offset + e) as f32));
-                g += f64::from(ev.y) - p;
-                w += p * (1.0 - p);
+        let known: Vec<&ItemEvent> = events
+            .iter()
+            .filter(|e| platform.own.at(Some(e.key)).is_some())
+            .collect();
+        let z = |e: &ItemEvent| e.offset + f64::from(platform.effect(Some(e.key), e.b));
+        let mut level = [0f64; NB];
+        for (b, c) in level.iter_mut().enumerate() {
+            for _ in 0..3 {
+                let (mut g, mut w) = (0f64, 1e-9);
+                for e in known.iter().filter(|e| e.b == b) {
+                    let p = f64::from(sigmoid((z(e) + *c) as f32));
+                    g += f64::from(e.y) - p;
+                    w += p * (1.0 - p);
+                }
+                *c += (g / w).clamp(-2.0, 2.0);
             }
+        }
+        let mut by: HashMap<(i64, usize), (f64, f64)> = HashMap::new();
+        for e in &known {
+            let p = f64::from(sigmoid((z(e) + level[e.b]) as f32));
+            let slot = by.entry((e.key, e.b)).or_insert((0.0, 0.0));
+            slot.0 += f64::from(e.y) - p;
+            slot.1 += p * (1.0 - p);
+        }
+        for (g, w) in by.into_values() {
             if w < MIN_WEIGHT {
                 continue;
             }
@@ -539,7 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tenant_cap_drops_the_least_known_items_first() {
+    fn a_tenant_keeps_only_what_it_learned_and_the_cap_falls_back_to_the_platform() {
         let platform = ItemEffects::from_stored(
             vec![1, 2, 3],
             vec![
@@ -551,45 +651,71 @@ mod tests {
             1.0,
         )
         .unwrap();
-        let evs: Vec<ItemEvent> = (0..10).map(|i| ev(9, 1, 0.0, i % 2 == 0)).collect();
-        let t = fit_tenant(&platform, &evs, false, 2, &mut || {});
-        // item 9 has the tenant's evidence; of the rest the largest effect stays
-        assert_eq!(t.to_stored().0, &[2, 9]);
+        // 30 events of item 9, 10 of item 3, 2 of item 1: all clicked
+        let evs: Vec<ItemEvent> = (0..30)
+            .map(|_| ev(9, 1, 0.0, true))
+            .chain((0..10).map(|_| ev(3, 1, 0.0, true)))
+            .chain((0..2).map(|_| ev(1, 1, 0.0, true)))
+            .collect();
+        let t = fit_tenant(&platform, &evs, false, 10, &mut || {});
+        // its row holds what it learned; the catalogue stays the platform's
+        assert_eq!(t.to_stored().0, &[1, 3, 9]);
+        assert_eq!(t.effect(Some(2), 1), 2.0);
+        assert!(t.effect(Some(3), 1) > 0.5);
+        assert_eq!(t.iter().count(), 4);
+        // capped at 2: item 1 (least evidence) goes and reads the platform's again
+        let capped = fit_tenant(&platform, &evs, false, 2, &mut || {});
+        assert_eq!(capped.to_stored().0, &[3, 9]);
+        assert_eq!(capped.effect(Some(1), 1), 0.1);
+        assert_eq!(capped.precision(Some(1), 1), 1.0);
+        // continuing keeps the tenant's items and the same platform
+        let more = fit_tenant(&t, &evs[..5], true, 10, &mut || {});
+        assert_eq!(more.to_stored().0, &[1, 3, 9]);
+        assert_eq!(more.effect(Some(2), 1), 2.0);
+        assert_eq!(more.effect(Some(3), 1), t.effect(Some(3), 1));
     }
 
     #[test]
     fn between_tenant_spread_is_found_and_absent_spread_freezes() {
-        let platform = ItemEffects::none();
+        let platform =
+            ItemEffects::from_stored((0..10).collect(), vec![0.0; 10 * NB], None, FROZEN).unwrap();
         let mut rng = Rng::new(9);
-        // 40 tenants × 10 items, each tenant's item logit drawn with sd 1
-        let varied: Vec<Vec<ItemEvent>> = (0..40)
-            .map(|_| {
-                let mut evs = Vec::new();
-                for key in 0..10 {
-                    let d = normal(&mut rng);
-                    for _ in 0..30 {
-                        evs.push(ev(
-                            key,
-                            1,
-                            0.0,
-                            uniform(&mut rng) < f64::from(sigmoid(d as f32)),
-                        ));
+        // tenants × 10 items × 30 events, each (tenant, item) logit drawn:
+        // `item_sd` apart between tenants, on top of a tenant level
+        // `level_sd` apart (what a tenant's bias absorbs)
+        let mut world = |tenants: usize, item_sd: f64, level_sd: f64| -> Vec<Vec<ItemEvent>> {
+            (0..tenants)
+                .map(|_| {
+                    let level = level_sd * normal(&mut rng);
+                    let mut evs = Vec::new();
+                    for key in 0..10 {
+                        let d = level + item_sd * normal(&mut rng);
+                        for _ in 0..30 {
+                            let y = uniform(&mut rng) < f64::from(sigmoid(d as f32));
+                            evs.push(ev(key, 1, 0.0, y));
+                        }
                     }
-                }
-                evs
-            })
-            .collect();
+                    evs
+                })
+                .collect()
+        };
+        let varied = world(40, 1.0, 0.0);
         let lt = between_tenant_precision(&varied, &platform);
         assert!(lt > 0.4 && lt < 2.5, "true precision 1: {lt}");
-        let same: Vec<Vec<ItemEvent>> = (0..40)
-            .map(|_| {
-                (0..10)
-                    .flat_map(|key| (0..30).map(move |j| (key, j)))
-                    .map(|(key, _)| ev(key, 1, 0.0, uniform(&mut rng) < 0.5))
-                    .collect()
-            })
-            .collect();
-        assert_eq!(between_tenant_precision(&same, &platform), FROZEN);
+        assert_eq!(
+            between_tenant_precision(&world(40, 0.0, 0.0), &platform),
+            FROZEN
+        );
+        // tenants that differ only in how much they click overall
+        assert_eq!(
+            between_tenant_precision(&world(40, 0.0, 0.7), &platform),
+            FROZEN
+        );
         assert_eq!(between_tenant_precision(&varied[..1], &platform), FROZEN);
+        // items the platform has no effect for do not count
+        assert_eq!(
+            between_tenant_precision(&varied, &ItemEffects::none()),
+            FROZEN
+        );
     }
 }

@@ -181,7 +181,7 @@ fn register_encoder_settings() {
         c"ecom_meta_train keeps the items with the most events, ecom_adapt and ecom_learn the items the tenant knows best; each item costs about 60 bytes per cached head. Superuser only.",
         &MAX_ITEM_EFFECTS,
         0,
-        10_000_000,
+        1_000_000,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -496,11 +496,12 @@ pub fn max_seq_len() -> usize {
     MAX_SEQ_LEN.get() as usize
 }
 
-/// What reading one training relation may hold, in bytes.
+/// Items per head that keep an effect of their own.
 pub fn max_item_effects() -> usize {
     MAX_ITEM_EFFECTS.get().max(0) as usize
 }
 
+/// What reading one training relation may hold, in bytes.
 pub fn max_training_bytes() -> usize {
     MAX_TRAINING_MB.get().max(1) as usize * 1024 * 1024
 }

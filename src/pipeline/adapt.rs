@@ -56,7 +56,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         "parent_version_of_start": base.as_ref().map(|h| h.version),
         "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": prior,
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
-        "encoder": encoder_identity(),
+        "encoder": encoder_identity(), "items_base": base.as_ref().and_then(|h| h.items_base()),
     });
     let moved = moved(&head0, &head);
     let version = record(req.tenant, parent, &head, &report, hyper, &moved);

@@ -31,9 +31,11 @@ pub struct Decoded {
 
 /// At most this many decoded heads; past it the cache starts over.
 const CAPACITY: usize = 256;
-/// ... and at most this much of their item effects (each head's own are
-/// capped by pg_ecom.max_item_effects): 256 heads of a large catalogue
-/// would otherwise hold gigabytes.
+/// ... and at most this much of their own item effects (each head's are
+/// capped by pg_ecom.max_item_effects; a tenant's head holds only what it
+/// learned and shares the platform's of its global head): 256 heads of a
+/// large catalogue would otherwise hold gigabytes. A head larger than this
+/// alone is not kept.
 const ITEM_BYTES: usize = 64 << 20;
 
 struct Cache {
@@ -55,8 +57,11 @@ pub fn get(key: &Key) -> Option<Decoded> {
 
 /// Keeps `decoded` for later lookups of `key`.
 pub fn insert(key: Key, decoded: Decoded) {
-    let mut cache = HEADS.lock();
     let bytes = decoded.head.items.bytes();
+    if bytes > ITEM_BYTES {
+        return; // decoded again at each lookup rather than held past the budget
+    }
+    let mut cache = HEADS.lock();
     if cache.heads.len() > CAPACITY || cache.item_bytes + bytes > ITEM_BYTES {
         cache.heads.clear();
         cache.item_bytes = 0;

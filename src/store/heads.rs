@@ -74,6 +74,18 @@ pub fn head_version(tenant: Option<&str>, version: i32) -> Option<Arc<StoredHead
 }
 
 impl StoredHead {
+    /// The global row whose platform item effects a tenant's head adapted
+    /// from this one reads over (its `hyper->'items_base'`): this head's
+    /// own id when it is a global head with item effects, else what this
+    /// head reads over.
+    pub fn items_base(&self) -> Option<i64> {
+        if self.tenant.is_none() {
+            (!self.head.items.is_empty() && self.id > 0).then_some(self.id)
+        } else {
+            self.hyper["items_base"].as_i64()
+        }
+    }
+
     /// A head not (yet) stored, to evaluate like a stored one.
     pub fn unsaved(tenant: Option<&str>, head: Head, posterior: Posterior) -> Self {
         StoredHead {
@@ -228,6 +240,9 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
     let (weights, posterior, items) = stored?;
     let mut head = decode(hyper, weights);
     head.items = decode_items(hyper, items);
+    if let Some(base) = hyper["items_base"].as_i64() {
+        head.items = head.items.over(&platform_items(base));
+    }
     let stored = posterior.is_some();
     let posterior = decode_posterior(hyper, &head, posterior);
     Some(Decoded {
@@ -292,6 +307,46 @@ fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
         ))
         .raise()
     })
+}
+
+/// The platform's item effects a tenant's head reads over: those of the
+/// global row `id` (ecom.heads.id, never reused; a global version is never
+/// deleted), decoded once per backend like any head.
+fn platform_items(id: i64) -> ItemEffects {
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT tableoid::pg_catalog.oid, xmin::pg_catalog.text::pg_catalog.int8, hyper FROM ecom.heads
+              WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND tenant IS NULL",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<pg_sys::Oid>(1)?.map_or(0, |o| o.to_u32()),
+            r.get::<i64>(2)?.unwrap_or(0),
+            r.get::<JsonB>(3)?.map(|j| j.0).unwrap_or_default(),
+        )))
+    })
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
+    let missing = || -> ! {
+        PgError::internal(format!(
+            "ecom.heads holds a tenant's head whose platform item effects (global row id {id}) are gone"
+        ))
+        .raise()
+    };
+    let Some((oid, xmin, hyper)) = row else {
+        missing()
+    };
+    let key = (oid, id, xmin);
+    if let Some(d) = head_cache::get(&key) {
+        return d.head.items.clone();
+    }
+    let decoded = read_decoded(id, xmin, &hyper).unwrap_or_else(|| missing());
+    head_cache::insert(key, decoded.clone());
+    decoded.head.items.clone()
 }
 
 /// The stored columns of a head's item effects: keys, effects, precisions.

@@ -100,7 +100,13 @@ SET pg_ecom.max_item_effects = 10;
 SELECT (ecom_meta_train('it_events', meta_steps => 20)->'items'->>'items')::int AS items;
 SELECT cardinality(item_keys) AS keys FROM ecom.heads WHERE tenant IS NULL AND active;
 SELECT (ecom_adapt('it_capped', 'it_support')->>'version')::int AS version;
-SELECT count(DISTINCT item_key) AS items FROM ecom_item_effects('it_capped');
+-- the tenant's own capped too; the items it dropped read the platform's
+SELECT count(DISTINCT item_key) FILTER (WHERE effect_precision IS NOT NULL) AS own_items,
+       count(DISTINCT item_key) FILTER (WHERE effect_precision IS NULL)
+         <= 10 AS platform_items_at_most_its_cap
+  FROM ecom_item_effects('it_capped');
+SELECT cardinality(item_keys) AS stored_keys, hyper->'items_base' IS NOT NULL AS reads_the_platform
+  FROM ecom.heads WHERE tenant = 'it_capped' AND active;
 SET pg_ecom.max_item_effects = 0;
 SELECT ecom_meta_train('it_events', meta_steps => 20)->'items'->>'items' AS items;
 SELECT item_keys IS NULL AS none_stored, hyper->'prior'->>'item' AS tenant_prior FROM ecom.heads WHERE tenant IS NULL AND active;

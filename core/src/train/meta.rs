@@ -129,7 +129,7 @@ pub fn meta_train(
         Prior::frozen()
     };
     // 3. the text score's weight against the side features, within tenants
-    within_tenants(&mut head, tasks, val, &order, &mut between);
+    within_tenants(&mut head, tasks, val, &order, val.is_empty(), &mut between);
 
     let (val_loss_before, val_loss_after) = if val.is_empty() {
         (None, None)
@@ -147,6 +147,7 @@ pub fn meta_train(
     };
     // 5. what sells beyond the text: last, so that the validation losses
     // above stay those of the text alone (the items report its own)
+    let train_loss = pooled_loss(&head, &pooled, &mut between);
     let (effects, items) = learn_items(&head, tasks, train, val, cfg.max_items, &mut between);
     prior.item = effects.tenant_prior;
     head.items = effects;
@@ -154,7 +155,7 @@ pub fn meta_train(
         train_tenants: train.iter().map(|&t| tasks[t].tenant.clone()).collect(),
         val_tenants: val.iter().map(|&t| tasks[t].tenant.clone()).collect(),
         n_train: pooled.len(),
-        train_loss: pooled_loss(&head, &pooled, &mut between),
+        train_loss,
         val_loss_before,
         val_loss_after,
         prior,
@@ -172,7 +173,7 @@ fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
         prior,
         seed: cfg.seed,
         posterior: None,
-        max_items: DEFAULT_MAX_ITEMS,
+        max_items: cfg.max_items,
     }
 }
 
@@ -247,11 +248,16 @@ fn maml(
 /// Side weights from every tenant (a score's text term held fixed): twenty
 /// held-out users gave the users' own positive rate a weight of +2.5 that
 /// a hundred showed to be −0.7 within a user.
+///
+/// The gain is fitted on `val` when there are any; `gain_on_everyone`
+/// (meta-training without held-out tenants) fits it on `everyone`
+/// instead, with the side weights.
 fn within_tenants(
     head: &mut Head,
     tasks: &[Task],
     val: &[usize],
     everyone: &[usize],
+    gain_on_everyone: bool,
     between: &mut dyn FnMut(),
 ) {
     let group = |ts: &[usize]| -> Vec<Vec<&Example>> {
@@ -264,7 +270,15 @@ fn within_tenants(
         fit_within(head, &held, true, between);
     }
     let everyone = group(everyone);
-    fit_within(head, &everyone, val.is_empty(), between);
+    fit_within(head, &everyone, gain_on_everyone, between);
+}
+
+/// The folds of `judge` (up to `n`): disjoint, covering it, in its order.
+pub(super) fn folds(judge: &[usize], n: usize) -> Vec<Vec<usize>> {
+    let n = n.min(judge.len()).max(1);
+    (0..n)
+        .map(|f| judge.iter().copied().skip(f).step_by(n).collect())
+        .collect()
 }
 
 /// Phase 4, how far each group may move: the prior precisions that lower
@@ -291,19 +305,25 @@ fn learn_prior(
     } else {
         val.to_vec()
     };
-    let n_folds = FOLDS.min(judge.len()).max(1);
-    let mut folds = Vec::with_capacity(n_folds);
-    for f in 0..n_folds {
-        let judged: Vec<usize> = judge.iter().copied().skip(f).step_by(n_folds).collect();
+    let mut judged_with = Vec::new();
+    for (f, judged) in folds(&judge, FOLDS).into_iter().enumerate() {
+        let judged_set: std::collections::HashSet<usize> = judged.iter().copied().collect();
         let outside = |ts: &[usize]| -> Vec<usize> {
-            ts.iter().copied().filter(|t| !judged.contains(t)).collect()
+            ts.iter()
+                .copied()
+                .filter(|t| !judged_set.contains(t))
+                .collect()
         };
+        // the gain on the other held-out tenants; with none left (a single
+        // one held out) it stays where meta-training put it, never fitted
+        // on the tenants W was trained on
         let mut fitted = head.clone();
         within_tenants(
             &mut fitted,
             tasks,
             &outside(val),
             &outside(everyone),
+            val.is_empty(),
             between,
         );
         let episodes = episodes(
@@ -313,13 +333,15 @@ fn learn_prior(
             cfg.seed as u64 ^ 0xA5A5 ^ f as u64,
         );
         let before = baseline_aucs(&fitted, &episodes);
-        folds.push(Fold {
+        judged_with.push(Fold {
             head: fitted,
             episodes,
             before,
         });
     }
-    search_prior(head, |r| query_quality(&folds, &inner(cfg, r), between))
+    search_prior(head, |r| {
+        query_quality(&judged_with, &inner(cfg, r), between)
+    })
 }
 
 /// The pooled training loss, slice by slice over references (no copy of

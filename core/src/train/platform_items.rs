@@ -2,6 +2,8 @@
 //! they are shrunk (chosen on the validation tenants, fitted on the
 //! others), and how far a tenant's own may move from them.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use crate::head::Head;
@@ -47,6 +49,27 @@ const TOLERANCE_AUC: f32 = 0.001;
 /// ... and may not raise the validation log-loss by more than this.
 const LOSS_SLACK: f32 = 0.01;
 
+/// A platform effect needs events from this many tenants: the global head
+/// is readable by every tenant, and an item only one or two tenants sell
+/// would publish their sales (docs/security.md).
+pub const MIN_TENANTS_PER_ITEM: usize = 3;
+
+/// The items with events from at least `MIN_TENANTS_PER_ITEM` tenants.
+fn shared_items<'a>(per_tenant: impl Iterator<Item = &'a Vec<ItemEvent>>) -> HashSet<i64> {
+    let mut tenants: HashMap<i64, usize> = HashMap::new();
+    for events in per_tenant {
+        let mine: HashSet<i64> = events.iter().map(|e| e.key).collect();
+        for key in mine {
+            *tenants.entry(key).or_default() += 1;
+        }
+    }
+    tenants
+        .into_iter()
+        .filter(|(_, n)| *n >= MIN_TENANTS_PER_ITEM)
+        .map(|(k, _)| k)
+        .collect()
+}
+
 fn events_of(head: &Head, task: &Task) -> Vec<ItemEvent> {
     task.examples
         .iter()
@@ -84,9 +107,10 @@ fn judge(per_tenant: &[Vec<ItemEvent>], fx: &ItemEffects) -> Judged {
 }
 
 /// The platform's item effects for `head`, learned from every tenant's
-/// events (`train` and `val`), with λ chosen on `val` from effects fitted
-/// on `train` alone; none when no candidate lifts the validation tenants'
-/// ranking, or there are no validation tenants to tell.
+/// events (`train` and `val`) for the items at least
+/// `MIN_TENANTS_PER_ITEM` tenants have events for, with λ chosen on `val`
+/// from effects fitted on `train` alone; none when no candidate lifts the
+/// validation tenants' ranking, or there are no validation tenants to tell.
 pub(super) fn learn_items(
     head: &Head,
     tasks: &[Task],
@@ -99,11 +123,15 @@ pub(super) fn learn_items(
     if val.is_empty() || max_items == 0 {
         return none;
     }
-    let fit_on: Vec<ItemEvent> = train
-        .iter()
-        .flat_map(|&t| events_of(head, &tasks[t]))
-        .collect();
+    let train_events: Vec<Vec<ItemEvent>> =
+        train.iter().map(|&t| events_of(head, &tasks[t])).collect();
     let held: Vec<Vec<ItemEvent>> = val.iter().map(|&t| events_of(head, &tasks[t])).collect();
+    let shared = shared_items(train_events.iter().chain(&held));
+    let fit_on: Vec<ItemEvent> = train_events
+        .into_iter()
+        .flatten()
+        .filter(|e| shared.contains(&e.key))
+        .collect();
     if fit_on.is_empty() || held.iter().all(Vec::is_empty) {
         return none;
     }
@@ -135,10 +163,17 @@ pub(super) fn learn_items(
             },
         );
     };
-    let per_tenant: Vec<Vec<ItemEvent>> =
-        train.iter().map(|&t| events_of(head, &tasks[t])).collect();
-    let tenant_prior = between_tenant_precision(&per_tenant, &fitted);
-    let everyone: Vec<ItemEvent> = per_tenant.into_iter().chain(held).flatten().collect();
+    // how far tenants' own may move: measured on the validation tenants,
+    // against effects fitted without them
+    let tenant_prior = between_tenant_precision(&held, &fitted);
+    let everyone: Vec<ItemEvent> = fit_on
+        .into_iter()
+        .chain(
+            held.into_iter()
+                .flatten()
+                .filter(|e| shared.contains(&e.key)),
+        )
+        .collect();
     let effects = fit_platform(&everyone, lambda, tenant_prior, max_items, between);
     let report = ItemsReport {
         items: effects.len(),

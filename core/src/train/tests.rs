@@ -603,13 +603,13 @@ fn meta_training_learns_what_sells_beyond_the_text() {
         })
         .collect();
     let u = vec![0.5f32; dims];
-    let tasks: Vec<Task> = (0..20)
+    let mut tasks: Vec<Task> = (0..20)
         .map(|t| {
             // odd tenants like the odd items more: tenants differ
             let examples = (0..240)
                 .map(|_| {
                     let i = r.below(n_items);
-                    let twist = if (t + i) % 2 == 0 { 1.0 } else { -1.0 };
+                    let twist = if (t + i).is_multiple_of(2) { 1.0 } else { -1.0 };
                     let p = crate::metrics::sigmoid((items[i].1 + twist) as f32);
                     let mut e = event(&u, &items[i].0, vec![], 0.0);
                     e.y = if crate::rng::uniform(&mut r) < f64::from(p) {
@@ -624,6 +624,12 @@ fn meta_training_learns_what_sells_beyond_the_text() {
             task(t, examples)
         })
         .collect();
+    // an item only two tenants sell, always bought: their sales stay private
+    for j in 0..40 {
+        let mut e = event(&u, &items[0].0, vec![], 1.0);
+        e.item = Some(999);
+        tasks[j % 2].examples.push(e);
+    }
     let cfg = MetaConfig {
         meta_steps: 20,
         ..MetaConfig::default()
@@ -631,6 +637,7 @@ fn meta_training_learns_what_sells_beyond_the_text() {
     let (head, report) = meta_train(&tasks, dims, 0, &cfg, || {});
     let it = &report.items;
     assert_eq!(it.items, n_items, "{it:?}");
+    assert_eq!(head.items.effect(Some(999), NB - 1), 0.0);
     assert!(
         it.val_auc_after.unwrap() > it.val_auc_before.unwrap() + 0.03,
         "{it:?}"
@@ -701,4 +708,18 @@ fn adaptation_learns_a_tenant_s_own_item_effects() {
     frozen.items.tenant_prior = FROZEN;
     let (kept, _) = adapt(&frozen, &support, &cfg);
     assert_eq!(kept.items, frozen.items);
+}
+
+/// The prior search's folds: each held-out tenant judged exactly once, by
+/// a fold that holds none of the others it is calibrated on.
+#[test]
+fn prior_folds_are_disjoint_and_cover_the_judged_tenants() {
+    for (n, want) in [(9usize, 4usize), (3, 3), (1, 1), (0, 1)] {
+        let judge: Vec<usize> = (10..10 + n).collect();
+        let f = super::meta::folds(&judge, 4);
+        assert_eq!(f.len(), want, "{n} tenants");
+        let mut all: Vec<usize> = f.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, judge, "every judged tenant exactly once");
+    }
 }
