@@ -33,9 +33,11 @@ pub struct ItemDraws {
     gain: f64,
     gain_sd: f64,
     how: How,
-    /// per item: the standard deviation of its own effect (items.rs),
-    /// drawn independently; empty when no item has one
+    /// per item: the standard deviation of its own effect (items.rs), and
+    /// which of the request's distinct items it is (the same item twice
+    /// draws one effect); empty when no item has one
     item_sd: Vec<f64>,
+    item_slot: Vec<usize>,
 }
 
 enum How {
@@ -54,6 +56,8 @@ pub struct Item<'a> {
     pub f: &'a [f32],
     /// the variance of the item's own effect (0: none is learned)
     pub item_var: f64,
+    /// the item's key (items.rs): which candidates are the same item
+    pub key: Option<i64>,
 }
 
 impl ItemDraws {
@@ -112,6 +116,7 @@ impl ItemDraws {
             } else {
                 Vec::new()
             },
+            item_slot: slots(items),
         }
     }
 
@@ -140,14 +145,35 @@ impl ItemDraws {
         }
         // after the rest: heads without item effects replay as before
         if !self.item_sd.is_empty() {
-            let mut xi = vec![0.0; n];
+            let distinct = self.item_slot.iter().max().map_or(0, |m| m + 1);
+            let mut xi = vec![0.0; distinct];
             normals(rng, &mut xi);
-            for ((o, x), sd) in out.iter_mut().zip(&xi).zip(&self.item_sd) {
-                *o += x * sd;
+            for ((o, slot), sd) in out.iter_mut().zip(&self.item_slot).zip(&self.item_sd) {
+                *o += xi[*slot] * sd;
             }
         }
         out
     }
+}
+
+/// Per item, which distinct item of the request it is: the first position
+/// of its key (an item without a key is its own).
+fn slots(items: &[Item]) -> Vec<usize> {
+    let mut first: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    let mut next = 0;
+    items
+        .iter()
+        .map(|it| {
+            let mut fresh = || {
+                next += 1;
+                next - 1
+            };
+            match it.key {
+                Some(k) => *first.entry(k).or_insert_with(fresh),
+                None => fresh(),
+            }
+        })
+        .collect()
 }
 
 /// Standard normals, both of each Box–Muller pair used: half the
@@ -269,6 +295,7 @@ mod tests {
                 v,
                 f,
                 item_var: 0.0,
+                key: None,
             })
             .collect();
         let n = its.len();
@@ -319,24 +346,36 @@ mod tests {
         }
     }
 
+    /// Items of `setup` with the given logits and own-effect variances
+    /// (each its own item).
+    fn certain_items<'a>(
+        items: &'a [Vec<f32>],
+        feats: &'a [Vec<f32>],
+        logit: impl Fn(usize) -> f64,
+        item_var: impl Fn(usize) -> f64,
+    ) -> Vec<Item<'a>> {
+        items
+            .iter()
+            .zip(feats)
+            .enumerate()
+            .map(|(i, (v, f))| Item {
+                logit: logit(i),
+                s: 0.5,
+                v,
+                f,
+                item_var: item_var(i),
+                key: Some(i as i64),
+            })
+            .collect()
+    }
+
     /// Without uncertainty a draw is the head's own logits.
     #[test]
     fn a_certain_posterior_draws_the_head_s_logits() {
         let (k, dims, b) = (1, 8, 0);
         let (h, mut p, items, feats, _) = setup(k, dims);
         p.precision.iter_mut().for_each(|x| *x = 1e30);
-        let its: Vec<Item> = items
-            .iter()
-            .zip(&feats)
-            .enumerate()
-            .map(|(i, (v, f))| Item {
-                logit: i as f64,
-                s: 0.5,
-                v,
-                f,
-                item_var: 0.0,
-            })
-            .collect();
+        let its = certain_items(&items, &feats, |i| i as f64, |_| 0.0);
         for by_factor in [false, true] {
             let d = ItemDraws::build(&p, &h, b, &its, by_factor);
             let x = d.draw(&mut Rng::new(3));
@@ -353,18 +392,7 @@ mod tests {
         let (k, dims, b) = (1, 8, 0);
         let (h, mut p, items, feats, _) = setup(k, dims);
         p.precision.iter_mut().for_each(|x| *x = 1e30);
-        let its: Vec<Item> = items
-            .iter()
-            .zip(&feats)
-            .enumerate()
-            .map(|(i, (v, f))| Item {
-                logit: 1.0,
-                s: 0.5,
-                v,
-                f,
-                item_var: if i == 3 { 0.25 } else { 0.0 },
-            })
-            .collect();
+        let its = certain_items(&items, &feats, |_| 1.0, |i| if i == 3 { 0.25 } else { 0.0 });
         for by_factor in [false, true] {
             let d = ItemDraws::build(&p, &h, b, &its, by_factor);
             let mut rng = Rng::new(13);
@@ -385,7 +413,8 @@ mod tests {
     }
 
     /// More items than coordinates, and the same item twice: the factor
-    /// still exists (the ridge) and draws the duplicates alike.
+    /// still exists (the ridge) and draws the duplicates alike, their own
+    /// effects included.
     #[test]
     fn duplicate_items_draw_alike_through_the_factor() {
         let (k, dims, b) = (0, 3, 2);
@@ -396,7 +425,8 @@ mod tests {
                 s: 0.5,
                 v: &items[i % 2],
                 f: &feats[0],
-                item_var: 0.0,
+                item_var: 0.3,
+                key: Some((i % 2) as i64),
             })
             .collect();
         let d = ItemDraws::build(&p, &h, b, &its, true);

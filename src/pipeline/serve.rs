@@ -107,6 +107,7 @@ pub fn choose(
                 v: &scored.emb[i],
                 f: scored.side(i, hk),
                 item_var: head.head.items.variance(Some(scored.keys[i]), scored.b),
+                key: Some(scored.keys[i]),
             })
             .collect();
         ItemDraws::new(&head.posterior, &head.head, scored.b, &items)
