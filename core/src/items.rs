@@ -397,7 +397,7 @@ pub fn fit_tenant(
     };
     let mut per: HashMap<i64, ([f32; NB], [f32; NB])> = HashMap::new();
     if !start.is_platform() {
-        for (key, effect, _) in start.iter().take(start.len()) {
+        for (key, effect, _) in start.own.rows() {
             let mut e = [0f32; NB];
             let mut p = [0f32; NB];
             for b in 0..NB {
