@@ -95,7 +95,12 @@ CREATE TABLE ecom.heads (
     -- purchase), and for a tenant's heads the precision of each; NULL = none
     item_keys       bigint[],
     item_effects    real[],
-    item_precision  real[]
+    item_precision  real[],
+    -- since 0.6.0, on a global head: the directions along which its tenants'
+    -- tastes lie (core/src/taste.rs), [ranks | per behaviour: variances,
+    -- directions]; NULL = none (a tenant's head reads its global's, named by
+    -- hyper->'taste_base')
+    taste_basis     real[]
 );
 -- exactly one active head per tenant, enforced by the database itself
 CREATE UNIQUE INDEX heads_one_active ON ecom.heads (tenant) NULLS NOT DISTINCT WHERE active;

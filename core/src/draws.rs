@@ -19,6 +19,7 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
+use crate::taste::solve_upper_t;
 
 /// The draws a request is costed at when choosing how to draw (the default
 /// `pg_ecom.propensity_samples`).
@@ -38,6 +39,17 @@ pub struct ItemDraws {
     /// draws one effect); empty when no item has one
     item_sd: Vec<f64>,
     item_slot: Vec<usize>,
+    /// with a taste basis (taste.rs): [gain, side.., bias, α..] are drawn
+    /// jointly from the posterior's dense block, and `how` draws β alone
+    block: Option<Block>,
+}
+
+/// The dense part of a draw: the block precision's Cholesky factor and,
+/// per item, its coordinates [f.., 1, Uᵀ(v − v̄)..] (all but the gain's).
+struct Block {
+    l: Vec<f64>,
+    w: usize,
+    z: Vec<Vec<f64>>,
 }
 
 enum How {
@@ -82,7 +94,26 @@ impl ItemDraws {
         let k = post.k;
         let prec = post.precision(b);
         let center = post.center(b);
-        let sd: Vec<f64> = prec[1..]
+        let c64: Vec<f64> = center.iter().map(|&c| f64::from(c)).collect();
+        let block = match (post.block_factor(b), head.basis.as_deref()) {
+            (Some((l, w)), Some(basis)) if basis.rank(b) + k + 2 == w => Some(Block {
+                l,
+                w,
+                z: items
+                    .iter()
+                    .map(|it| {
+                        let mut zi: Vec<f64> = it.f[..k].iter().map(|x| f64::from(*x)).collect();
+                        zi.push(1.0);
+                        zi.extend(basis.project(b, it.v, &c64));
+                        zi
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        };
+        // with a block, the coordinates drawn one by one are β's alone
+        let skip = if block.is_some() { k + 2 } else { 1 };
+        let sd: Vec<f64> = prec[skip..]
             .iter()
             .map(|p| 1.0 / f64::from(*p).sqrt())
             .collect();
@@ -90,13 +121,11 @@ impl ItemDraws {
             .iter()
             .map(|it| {
                 let mut zi = Vec::with_capacity(sd.len());
-                zi.extend(it.f[..k].iter().map(|x| f64::from(*x)));
-                zi.push(1.0);
-                zi.extend(
-                    it.v.iter()
-                        .zip(center)
-                        .map(|(x, c)| f64::from(*x) - f64::from(*c)),
-                );
+                if block.is_none() {
+                    zi.extend(it.f[..k].iter().map(|x| f64::from(*x)));
+                    zi.push(1.0);
+                }
+                zi.extend(it.v.iter().zip(&c64).map(|(x, c)| f64::from(*x) - c));
                 zi
             })
             .collect();
@@ -117,14 +146,29 @@ impl ItemDraws {
                 Vec::new()
             },
             item_slot: slots(items),
+            block,
         }
     }
 
     /// One draw of every item's logit.
     pub fn draw(&self, rng: &mut Rng) -> Vec<f64> {
-        let g = (self.gain + normal(rng) * self.gain_sd).max(0.0) - self.gain;
         let n = self.mean.len();
-        let mut out: Vec<f64> = (0..n).map(|i| self.mean[i] + g * self.s[i]).collect();
+        let mut out: Vec<f64>;
+        if let Some(block) = &self.block {
+            let mut xi = vec![0.0; block.w];
+            normals(rng, &mut xi);
+            let x = solve_upper_t(&block.l, block.w, &xi);
+            let g = (self.gain + x[0]).max(0.0) - self.gain;
+            out = (0..n)
+                .map(|i| {
+                    let rest: f64 = block.z[i].iter().zip(&x[1..]).map(|(a, b)| a * b).sum();
+                    self.mean[i] + g * self.s[i] + rest
+                })
+                .collect();
+        } else {
+            let g = (self.gain + normal(rng) * self.gain_sd).max(0.0) - self.gain;
+            out = (0..n).map(|i| self.mean[i] + g * self.s[i]).collect();
+        }
         match &self.how {
             How::Factor(l) => {
                 let mut xi = vec![0.0; n];

@@ -25,6 +25,7 @@ pub use crate::behaviour::{behaviour_index, BEHAVIOURS, NB};
 use crate::items::ItemEffects;
 use crate::metrics::{log_loss, sigmoid};
 pub use crate::prior::Group;
+use crate::taste::TasteBasis;
 
 /// Text features of a (context, item) pair: [v, u⊙v, cos(u, v)].
 pub fn text_features(u: &[f32], v: &[f32]) -> Vec<f32> {
@@ -65,6 +66,11 @@ pub struct Head {
     /// what sells beyond the text (items.rs); stored in columns of their own
     #[serde(skip)]
     pub items: ItemEffects,
+    /// where tenants' tastes tend to lie (taste.rs): set by meta-training
+    /// on a global head, shared by the tenants adapted from it; None = the
+    /// isotropic taste prior alone (heads before 0.6.0)
+    #[serde(skip)]
+    pub basis: Option<std::sync::Arc<TasteBasis>>,
 }
 
 impl Head {
@@ -99,6 +105,7 @@ impl Head {
             k,
             params,
             items: ItemEffects::none(),
+            basis: None,
         })
     }
 
@@ -110,6 +117,7 @@ impl Head {
             k,
             params: Vec::new(),
             items: ItemEffects::none(),
+            basis: None,
         };
         for b in 0..NB {
             params[h.gain_at(b)] = 1.0;

@@ -7,7 +7,7 @@
 //!
 //! Owns: the behaviours (`behaviour`), the head (`head`), its item effects
 //! (`items`) and its losses (`metrics`), the adaptation prior
-//! (`prior`) and posterior (`posterior`), training (`train`: adapt, meta,
+//! (`prior`, its taste directions `taste`) and posterior (`posterior`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
 //! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
 //! May import: std, serde.
@@ -23,4 +23,5 @@ pub mod posterior;
 pub mod prior;
 pub mod rng;
 pub mod similarity;
+pub mod taste;
 pub mod train;

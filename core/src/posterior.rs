@@ -17,6 +17,7 @@
 use crate::head::{Head, NB};
 use crate::prior::Prior;
 use crate::rng::{normal, Rng};
+use crate::taste::{cholesky, solve_upper_t, TasteBasis};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Posterior {
@@ -26,6 +27,15 @@ pub struct Posterior {
     pub precision: Vec<f32>,
     /// per behaviour: the centre v̄ of the taste coordinates
     pub center: Vec<f32>,
+    /// With a taste basis (taste.rs), per behaviour: the dense precision
+    /// of [gain, side.., bias, α_1..α_r] ((k+2+r_b)², row-major). It
+    /// replaces the diagonal's first k+2 entries (kept equal to its
+    /// diagonal), and the diagonal's taste entries are then those of β,
+    /// the isotropic part. Empty: the diagonal alone (heads before 0.6.0).
+    /// Dense because the few directions of U carry most of what a tenant's
+    /// events say, and a diagonal carried from one update to the next
+    /// forgets how they trade off against the gain and the bias.
+    pub block: Vec<Vec<f32>>,
 }
 
 impl Posterior {
@@ -37,47 +47,111 @@ impl Posterior {
     /// What is known before any of the tenant's events: the prior itself
     /// (the meta-learned precisions of each group), centred at 0.
     pub fn from_prior(prior: &Prior, k: usize, dims: usize) -> Self {
+        Self::from_prior_in(prior, k, dims, None)
+    }
+
+    /// `from_prior` for a head with a taste basis: the block's α entries
+    /// are the inverse prior variances of its directions.
+    pub fn from_prior_in(prior: &Prior, k: usize, dims: usize, basis: Option<&TasteBasis>) -> Self {
         let m = Self::width(k, dims);
         let mut one = vec![prior.side; m];
         one[0] = prior.gain;
         one[k + 1] = prior.bias;
         one[k + 2..].iter_mut().for_each(|p| *p = prior.taste);
+        let block = basis
+            .map(|basis| {
+                (0..NB)
+                    .map(|b| {
+                        let w = k + 2 + basis.rank(b);
+                        let mut a = vec![0f32; w * w];
+                        for i in 0..k + 2 {
+                            a[i * w + i] = one[i];
+                        }
+                        for (i, v) in basis.var[b].iter().enumerate() {
+                            a[(k + 2 + i) * w + k + 2 + i] = 1.0 / v;
+                        }
+                        a
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Posterior {
             k,
             dims,
             precision: one.repeat(NB),
             center: vec![0.0; NB * dims],
+            block,
         }
     }
 
-    /// The stored form: [precision of every behaviour | centre of every behaviour].
+    /// The stored form: [precision of every behaviour | centre of every
+    /// behaviour | (with a basis) block of every behaviour].
     pub fn to_weights(&self) -> Vec<f32> {
         let mut w = self.precision.clone();
         w.extend_from_slice(&self.center);
+        for b in &self.block {
+            w.extend_from_slice(b);
+        }
         w
     }
 
-    pub fn from_weights(k: usize, dims: usize, w: &[f32]) -> Result<Self, String> {
+    /// The stored form back; `ranks` are the basis's (None: the head has
+    /// no basis, and the stored form no blocks).
+    pub fn from_weights(
+        k: usize,
+        dims: usize,
+        w: &[f32],
+        ranks: Option<[usize; NB]>,
+    ) -> Result<Self, String> {
         let m = Self::width(k, dims);
-        if w.len() != NB * (m + dims) {
+        let widths: Vec<usize> = ranks
+            .map(|r| r.iter().map(|r| k + 2 + r).collect())
+            .unwrap_or_default();
+        let want = NB * (m + dims) + widths.iter().map(|w| w * w).sum::<usize>();
+        if w.len() != want {
             return Err(format!(
-                "{} posterior values, expected {} for {dims} dimensions and {k} side feature(s)",
+                "{} posterior values, expected {want} for {dims} dimensions, {k} side feature(s) and taste ranks {ranks:?}",
                 w.len(),
-                NB * (m + dims)
             ));
         }
         if w[..NB * m].iter().any(|p| !p.is_finite() || *p <= 0.0) {
             return Err("a posterior precision is not a positive number".into());
         }
         if w[NB * m..].iter().any(|c| !c.is_finite()) {
-            return Err("a posterior centre is NaN or infinite".into());
+            return Err("a posterior centre or block value is NaN or infinite".into());
+        }
+        let mut at = NB * (m + dims);
+        let mut block = Vec::new();
+        for width in widths {
+            let a = w[at..at + width * width].to_vec();
+            at += width * width;
+            let a64: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
+            if cholesky(&a64, width).is_none() {
+                return Err("a posterior block is not positive definite".into());
+            }
+            block.push(a);
         }
         Ok(Posterior {
             k,
             dims,
             precision: w[..NB * m].to_vec(),
-            center: w[NB * m..].to_vec(),
+            center: w[NB * m..NB * (m + dims)].to_vec(),
+            block,
         })
+    }
+
+    /// Behaviour b's dense block and its width, if the head has a basis.
+    pub fn block(&self, b: usize) -> Option<(&[f32], usize)> {
+        let a = self.block.get(b)?;
+        let w = (a.len() as f64).sqrt().round() as usize;
+        Some((a, w))
+    }
+
+    /// The Cholesky factor of behaviour b's block (f64), for exact draws.
+    pub fn block_factor(&self, b: usize) -> Option<(Vec<f64>, usize)> {
+        let (a, w) = self.block(b)?;
+        let a: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
+        Some((cholesky(&a, w)?, w))
     }
 
     pub fn precision(&self, b: usize) -> &[f32] {
@@ -104,8 +178,27 @@ impl Posterior {
             .map(|(t, x)| f64::from(*t) * f64::from(*x))
             .sum();
         th[k + 1] += tv as f32;
-        for (t, p) in th.iter_mut().zip(self.precision(b)) {
-            *t += (normal(rng) / f64::from(*p).sqrt()) as f32;
+        match (self.block_factor(b), head.basis.as_deref()) {
+            (Some((l, w)), Some(basis)) => {
+                // [gain, side.., bias, α] jointly from the block; β, the
+                // isotropic part, coordinate by coordinate
+                let z: Vec<f64> = (0..w).map(|_| normal(rng)).collect();
+                let x = solve_upper_t(&l, w, &z);
+                let mut taste = vec![0f64; self.dims];
+                basis.lift_into(b, &x[k + 2..], &mut taste);
+                for (t, d) in th[..k + 2].iter_mut().zip(&x) {
+                    *t += *d as f32;
+                }
+                let prec = &self.precision(b)[k + 2..];
+                for ((t, d), p) in th[k + 2..].iter_mut().zip(&taste).zip(prec) {
+                    *t += (d + normal(rng) / f64::from(*p).sqrt()) as f32;
+                }
+            }
+            _ => {
+                for (t, p) in th.iter_mut().zip(self.precision(b)) {
+                    *t += (normal(rng) / f64::from(*p).sqrt()) as f32;
+                }
+            }
         }
         let tv: f64 = th[k + 2..]
             .iter()
@@ -137,12 +230,26 @@ mod tests {
     #[test]
     fn weights_round_trip_and_bad_lengths_are_refused() {
         let p = Posterior::from_prior(&Prior::default(), 2, 3);
-        let back = Posterior::from_weights(2, 3, &p.to_weights()).unwrap();
+        let back = Posterior::from_weights(2, 3, &p.to_weights(), None).unwrap();
         assert_eq!(p, back);
-        assert!(Posterior::from_weights(2, 3, &p.to_weights()[1..]).is_err());
+        assert!(Posterior::from_weights(2, 3, &p.to_weights()[1..], None).is_err());
         let mut w = p.to_weights();
         w[0] = 0.0;
-        assert!(Posterior::from_weights(2, 3, &w).is_err());
+        assert!(Posterior::from_weights(2, 3, &w, None).is_err());
+        // with a basis: the blocks follow, sized by the ranks
+        let mut basis = TasteBasis::empty(3);
+        basis.var[2] = vec![0.5];
+        basis.u[2] = vec![0.0, 1.0, 0.0];
+        let p = Posterior::from_prior_in(&Prior::default(), 2, 3, Some(&basis));
+        let ranks = Some(basis.ranks());
+        let back = Posterior::from_weights(2, 3, &p.to_weights(), ranks).unwrap();
+        assert_eq!(p, back);
+        assert_eq!(back.block(2).unwrap().1, 5);
+        assert!(Posterior::from_weights(2, 3, &p.to_weights(), None).is_err());
+        let mut w = p.to_weights();
+        let n = w.len();
+        w[n - 1] = -1.0; // the last block's α precision
+        assert!(Posterior::from_weights(2, 3, &w, ranks).is_err());
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": prior,
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "encoder": encoder_identity(), "items_base": base.as_ref().and_then(|h| h.items_base()),
+        "taste_base": base.as_ref().and_then(|h| h.taste_base()),
     });
     let moved = moved(&head0, &head);
     let version = record(req.tenant, parent, &head, &report, hyper, &moved);

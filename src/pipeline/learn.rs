@@ -354,7 +354,7 @@ fn record(l: Learned) -> serde_json::Value {
         "method": "meta", "steps": l.cfg.steps, "prior": l.cfg.prior, "seed": l.cfg.seed,
         "source": "ecom.impressions", "rows": report.n, "requests": l.requests, "skipped_requests": l.skipped,
         "encoder": encoder_identity(), "activate": format!("{:?}", l.activate), "replaces": replaces,
-        "items_base": start.head.items_base(),
+        "items_base": start.head.items_base(), "taste_base": start.head.taste_base(),
     });
     let metrics = json!({
         "n": report.n, "positives": l.positives, "loss_before": report.loss_before, "loss_after": report.loss_after,

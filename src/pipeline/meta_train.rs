@@ -41,13 +41,13 @@ pub fn meta_train(source: pg_sys::Oid, cfg: &MetaConfig, started: Instant) -> se
     let metrics = json!({
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
         "train_tenants": report.train_tenants.len(), "val_tenants": report.val_tenants.len(), "n_train": report.n_train,
-        "items": report.items,
+        "items": report.items, "taste": report.taste,
     });
     let version = versions::insert_version(None, parent, &head, hyper, metrics);
     json!({
         "version": version, "n": events.rows.len(), "skipped": events.skipped, "tenants": tasks.len(),
         "train_loss": report.train_loss, "val_loss_before": report.val_loss_before, "val_loss_after": report.val_loss_after,
-        "val_tenants": report.val_tenants, "prior": report.prior, "items": report.items,
+        "val_tenants": report.val_tenants, "prior": report.prior, "items": report.items, "taste": report.taste,
         "ms": elapsed_ms(started),
     })
 }

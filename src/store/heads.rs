@@ -19,6 +19,7 @@ use pg_ecom_core::head::Head;
 use pg_ecom_core::items::ItemEffects;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::prior::{Prior, FROZEN};
+use pg_ecom_core::taste::TasteBasis;
 
 /// The guard every entry point passes first lives in schema.rs; callers
 /// name it here, beside the heads it protects.
@@ -83,6 +84,16 @@ impl StoredHead {
             (!self.head.items.is_empty() && self.id > 0).then_some(self.id)
         } else {
             self.hyper["items_base"].as_i64()
+        }
+    }
+
+    /// The global row whose taste basis a tenant's head adapted from this
+    /// one uses (its `hyper->'taste_base'`), as `items_base` does.
+    pub fn taste_base(&self) -> Option<i64> {
+        if self.tenant.is_none() {
+            (self.head.basis.is_some() && self.id > 0).then_some(self.id)
+        } else {
+            self.hyper["taste_base"].as_i64()
         }
     }
 
@@ -216,9 +227,10 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
     // a read-only SPI query: pgrx's Spi::get_one* run as "update",
     // which assigns a transaction id (an error on a hot standby,
     // and a wasted xid plus WAL on a primary, per scoring statement)
-    let stored: Option<(Vec<f32>, Option<Vec<f32>>, StoredItems)> = Spi::connect(|c| {
+    type Stored = (Vec<f32>, Option<Vec<f32>>, StoredItems, Option<Vec<f32>>);
+    let stored: Option<Stored> = Spi::connect(|c| {
         let t = c.select(
-            "SELECT weights, posterior, item_keys, item_effects, item_precision FROM ecom.heads
+            "SELECT weights, posterior, item_keys, item_effects, item_precision, taste_basis FROM ecom.heads
               WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
                 AND xmin::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
             Some(1),
@@ -234,15 +246,28 @@ fn read_decoded(id: i64, xmin: i64, hyper: &serde_json::Value) -> Option<Decoded
             r.get::<Vec<f32>>(4)?,
             r.get::<Vec<f32>>(5)?,
         );
-        Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior, items)))
+        let basis = r.get::<Vec<f32>>(6)?;
+        Ok(r.get::<Vec<f32>>(1)?.map(|w| (w, posterior, items, basis)))
     })
     .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
-    let (weights, posterior, items) = stored?;
+    let (weights, posterior, items, basis) = stored?;
     let mut head = decode(hyper, weights);
     head.items = decode_items(hyper, items);
     if let Some(base) = hyper["items_base"].as_i64() {
-        head.items = head.items.over(&platform_items(base));
+        head.items = head.items.over(&global_row(base).head.items);
     }
+    head.basis = match (basis, hyper["taste_base"].as_i64()) {
+        (Some(w), _) => Some(Arc::new(
+            TasteBasis::from_weights(head.dims(), &w).unwrap_or_else(|e| {
+                PgError::internal(format!(
+                    "ecom.heads holds a head with an inconsistent taste basis: {e}"
+                ))
+                .raise()
+            }),
+        )),
+        (None, Some(base)) => global_row(base).head.basis.clone(),
+        (None, None) => None,
+    };
     let stored = posterior.is_some();
     let posterior = decode_posterior(hyper, &head, posterior);
     Some(Decoded {
@@ -309,10 +334,10 @@ fn decode(hyper: &serde_json::Value, weights: Vec<f32>) -> Head {
     })
 }
 
-/// The platform's item effects a tenant's head reads over: those of the
-/// global row `id` (ecom.heads.id, never reused; a global version is never
-/// deleted), decoded once per backend like any head.
-fn platform_items(id: i64) -> ItemEffects {
+/// The global row `id` a tenant's head reads its platform item effects
+/// and taste basis from (ecom.heads.id, never reused; a global version is
+/// never deleted), decoded once per backend like any head.
+fn global_row(id: i64) -> Decoded {
     let row = Spi::connect(|c| {
         let t = c.select(
             "SELECT tableoid::pg_catalog.oid, xmin::pg_catalog.text::pg_catalog.int8, hyper FROM ecom.heads
@@ -333,7 +358,7 @@ fn platform_items(id: i64) -> ItemEffects {
     .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise());
     let missing = || -> ! {
         PgError::internal(format!(
-            "ecom.heads holds a tenant's head whose platform item effects (global row id {id}) are gone"
+            "ecom.heads holds a tenant's head whose global head (row id {id}) is gone"
         ))
         .raise()
     };
@@ -342,11 +367,11 @@ fn platform_items(id: i64) -> ItemEffects {
     };
     let key = (oid, id, xmin);
     if let Some(d) = head_cache::get(&key) {
-        return d.head.items.clone();
+        return d;
     }
     let decoded = read_decoded(id, xmin, &hyper).unwrap_or_else(|| missing());
     head_cache::insert(key, decoded.clone());
-    decoded.head.items.clone()
+    decoded
 }
 
 /// The stored columns of a head's item effects: keys, effects, precisions.
@@ -378,13 +403,24 @@ fn decode_items(hyper: &serde_json::Value, (keys, effects, precision): StoredIte
 
 fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f32>>) -> Posterior {
     match stored {
-        Some(w) => Posterior::from_weights(head.k, head.dims(), &w).unwrap_or_else(|e| {
+        Some(w) => Posterior::from_weights(
+            head.k,
+            head.dims(),
+            &w,
+            head.basis.as_deref().map(TasteBasis::ranks),
+        )
+        .unwrap_or_else(|e| {
             PgError::internal(format!(
                 "ecom.heads holds a head with an inconsistent posterior: {e}"
             ))
             .raise()
         }),
-        None => Posterior::from_prior(&prior_of(hyper), head.k, head.dims()),
+        None => Posterior::from_prior_in(
+            &prior_of(hyper),
+            head.k,
+            head.dims(),
+            head.basis.as_deref(),
+        ),
     }
 }
 

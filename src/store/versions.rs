@@ -18,6 +18,7 @@ use crate::store::schema::require_current_schema;
 use pg_ecom_core::head::Head;
 use pg_ecom_core::items::ItemEffects;
 use pg_ecom_core::posterior::Posterior;
+use pg_ecom_core::taste::TasteBasis;
 
 /// Functions that write ecom.heads refuse early, before any encoding or
 /// training, in a read-only transaction and on a hot standby (where
@@ -88,6 +89,13 @@ pub fn insert_version_with(
     let same = same_tenant("$1::pg_catalog.text");
     // a head without item effects stores NULLs, as heads before 0.5.0
     let items = (!head.items.is_empty()).then(|| head.items.to_stored());
+    // the directions are stored with the global head only; its tenants
+    // name it (hyper->'taste_base')
+    let basis = head
+        .basis
+        .as_deref()
+        .filter(|_| tenant.is_none())
+        .map(TasteBasis::to_weights);
     let version = Spi::connect_mut(|c| {
         if activate {
             c.update(
@@ -106,13 +114,14 @@ pub fn insert_version_with(
         let t = c.update(
             &format!(
                 "INSERT INTO ecom.heads (tenant, version, parent_version, behaviours, n_features, dims, weights, hyper, metrics, active, posterior, ever_active,
-                                         item_keys, item_effects, item_precision)
+                                         item_keys, item_effects, item_precision, taste_basis)
                  SELECT $1::pg_catalog.text,
                         GREATEST(COALESCE(pg_catalog.max(version), 0), $10::pg_catalog.int4) OPERATOR(pg_catalog.+) 1,
                         $2::pg_catalog.int4, {BEHAVIOURS_SQL}, $3::pg_catalog.int4, $4::pg_catalog.int4,
                         $5::pg_catalog.float4[], $6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.bool,
                         $9::pg_catalog.float4[], $8::pg_catalog.bool,
-                        $11::pg_catalog.int8[], $12::pg_catalog.float4[], $13::pg_catalog.float4[]
+                        $11::pg_catalog.int8[], $12::pg_catalog.float4[], $13::pg_catalog.float4[],
+                        $14::pg_catalog.float4[]
                    FROM ecom.heads WHERE {same}
                  ON CONFLICT (tenant, version) DO NOTHING
                  RETURNING version"
@@ -132,6 +141,7 @@ pub fn insert_version_with(
                 items.map(|(k, _, _)| k.to_vec()).into(),
                 items.map(|(_, e, _)| e.to_vec()).into(),
                 items.and_then(|(_, _, p)| p.map(<[f32]>::to_vec)).into(),
+                basis.into(),
             ],
         )?;
         if t.is_empty() {
@@ -171,8 +181,18 @@ fn require_storable(head: &Head, posterior: Option<&Posterior>) {
         .hint("The events it learned from hold values it cannot use.")
         .raise();
     }
+    if let Some(b) = head.basis.as_deref() {
+        if let Err(e) = TasteBasis::from_weights(head.dims(), &b.to_weights()) {
+            PgError::new(
+                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("training gave an unusable taste basis ({e}); nothing was stored"),
+            )
+            .raise();
+        }
+    }
     if let Some(p) = posterior {
-        if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights()) {
+        let ranks = head.basis.as_deref().map(TasteBasis::ranks);
+        if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights(), ranks) {
             PgError::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("training gave an unusable posterior ({e}); nothing was stored")).hint("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features.").raise();
         }
     }

@@ -7,13 +7,12 @@
 use crate::head::{Example, Head};
 use crate::items::{fit_tenant, ItemEffects, ItemEvent};
 use crate::posterior::Posterior;
-use crate::prior::FROZEN;
 use crate::rng::Rng;
 
 use super::centred::{centred, centred_loss, Centred};
 use super::config::{AdaptConfig, AdaptReport, Method, SLICE};
 use super::laplace::posterior_at;
-use super::newton::descent;
+use super::newton::{adapts_taste, descent};
 use super::solvers::full_descent;
 
 /// Adapts `start` to `support`. Never fails; an empty support set returns
@@ -124,7 +123,7 @@ fn adapt_meta(
     // gain in meta-validation AUC (0.6854 → 0.6886 without it, users as
     // tenants, one seed, same prior).
     // Heads without a taste keep the 0.1 rule.
-    let early_stop = cfg.prior.taste >= FROZEN;
+    let early_stop = !adapts_taste(start, cfg);
     let steps = if early_stop && support.len() >= 8 && cfg.steps > 0 {
         cross_validated_steps(start, &all, cfg, between)
     } else {

@@ -11,12 +11,19 @@ use crate::posterior::Posterior;
 use super::centred::{centred_logit, Centred};
 use super::config::AdaptConfig;
 
-/// The prior of an adaptation as a posterior: `cfg.posterior` when set,
-/// else the group precisions of `cfg.prior`, centred at 0.
-pub(super) fn start_posterior(cfg: &AdaptConfig, k: usize, dims: usize) -> Posterior {
+/// The prior of an adaptation as a posterior: `cfg.posterior` when set
+/// (and stored for `start`'s shape and basis), else the group precisions
+/// of `cfg.prior` with the start's taste basis, centred at 0.
+pub(super) fn start_posterior(cfg: &AdaptConfig, start: &Head) -> Posterior {
+    let (k, dims) = (start.k, start.dims());
+    let basis = start.basis.as_deref().filter(|b| b.dims == dims);
+    let ranks_fit = |p: &Posterior| match basis {
+        None => p.block.is_empty(),
+        Some(basis) => (0..NB).all(|b| p.block(b).map(|(_, w)| w) == Some(k + 2 + basis.rank(b))),
+    };
     match &cfg.posterior {
-        Some(p) if p.k == k && p.dims == dims => p.clone(),
-        _ => Posterior::from_prior(&cfg.prior, k, dims),
+        Some(p) if p.k == k && p.dims == dims && ranks_fit(p) => p.clone(),
+        _ => Posterior::from_prior_in(&cfg.prior, k, dims, basis),
     }
 }
 
@@ -44,9 +51,14 @@ pub(super) fn centre_of(
 /// Laplace approximation at `h`: the prior's precision plus, per event,
 /// p(1 − p)·z² for z = [s, f.., 1, v − v̄] (the diagonal of the Hessian of
 /// the summed log-loss in centred coordinates).
+///
+/// With a basis the block gets, per event, p(1 − p)·z_B·z_Bᵀ for
+/// z_B = [s, f.., 1, Uᵀ(v − v̄)], and the diagonal's taste entries are β's.
+/// The cross terms between the block and β are left out: a block-diagonal
+/// Laplace approximation, exact when the isotropic part is frozen.
 pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Posterior {
     let (k, dims) = (h.k, h.dims());
-    let start = start_posterior(cfg, k, dims);
+    let start = start_posterior(cfg, h);
     let mut post = start.clone();
     let m = Posterior::width(k, dims);
     for b in 0..NB {
@@ -67,6 +79,27 @@ pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Post
             for ((q, v), c) in prec[k + 2..].iter_mut().zip(e.v).zip(&center) {
                 *q += w * (f64::from(*v) - c).powi(2);
             }
+        }
+        if let (Some((a, w)), Some(basis)) = (start.block(b), h.basis.as_deref()) {
+            let mut block: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
+            for e in &mine {
+                let p = f64::from(sigmoid(centred_logit(h, e)));
+                let wt = p * (1.0 - p);
+                let mut z = Vec::with_capacity(w);
+                z.push(f64::from(e.s));
+                z.extend(e.f.iter().map(|f| f64::from(*f)));
+                z.push(1.0);
+                z.extend(basis.project(b, e.v, &center));
+                for i in 0..w {
+                    for j in 0..w {
+                        block[i * w + j] += wt * z[i] * z[j];
+                    }
+                }
+            }
+            for i in 0..k + 2 {
+                prec[i] = block[i * w + i];
+            }
+            post.block[b] = block.iter().map(|&x| x as f32).collect();
         }
         for (i, q) in prec.iter().enumerate() {
             post.precision[b * m + i] = *q as f32;

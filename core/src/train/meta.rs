@@ -18,6 +18,7 @@ use super::episodes::{
 use super::newton::descent;
 use super::platform_items::{learn_items, ItemsReport};
 use super::solvers::Adam;
+use super::taste_basis::{learn_basis, TasteReport};
 use super::within::fit_within;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,6 +81,8 @@ pub struct MetaReport {
     pub prior: Prior,
     /// the platform's item effects (platform_items.rs)
     pub items: ItemsReport,
+    /// the directions of the taste prior (taste_basis.rs)
+    pub taste: TasteReport,
 }
 
 /// Meta-learns the global head across `tasks` (tenants).
@@ -123,13 +126,32 @@ pub fn meta_train(
     }
     // 4. how far each group may move, judged on heads whose phase 3 did
     // not see the tenant judged; then 3. for the head itself
-    let mut prior = if searched {
+    let (mut prior, mut folds) = if searched {
         learn_prior(&head, tasks, val, &order, &usable, cfg, &mut between)
     } else {
-        Prior::frozen()
+        (Prior::frozen(), Vec::new())
     };
+    // 4b. where tenants' tastes lie, judged on the same folds; the final
+    // directions come from every tenant with events enough
+    let refit_on: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&t| tasks[t].examples.len() > cfg.shots + 4)
+        .collect();
+    let (basis, taste) = learn_basis(
+        &head,
+        tasks,
+        &usable,
+        &refit_on,
+        &mut folds,
+        &mut prior,
+        &|p| inner(cfg, p),
+        &mut between,
+    );
+    drop(folds);
     // 3. the text score's weight against the side features, within tenants
     within_tenants(&mut head, tasks, val, &order, val.is_empty(), &mut between);
+    head.basis = basis;
 
     let (val_loss_before, val_loss_after) = if val.is_empty() {
         (None, None)
@@ -160,6 +182,7 @@ pub fn meta_train(
         val_loss_after,
         prior,
         items,
+        taste,
     };
     (head, report)
 }
@@ -298,7 +321,7 @@ fn learn_prior(
     usable: &[usize],
     cfg: &MetaConfig,
     between: &mut dyn FnMut(),
-) -> Prior {
+) -> (Prior, Vec<Fold>) {
     const FOLDS: usize = 4;
     let judge: Vec<usize> = if val.is_empty() {
         usable.to_vec()
@@ -339,9 +362,10 @@ fn learn_prior(
             before,
         });
     }
-    search_prior(head, |r| {
+    let prior = search_prior(head, |r| {
         query_quality(&judged_with, &inner(cfg, r), between)
-    })
+    });
+    (prior, judged_with)
 }
 
 /// The pooled training loss, slice by slice over references (no copy of

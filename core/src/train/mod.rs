@@ -12,11 +12,15 @@ mod meta;
 mod newton;
 mod platform_items;
 mod solvers;
+mod taste_basis;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_taste;
 mod within;
 
 pub use adapt::{adapt, adapt_with};
 pub use config::{AdaptConfig, AdaptReport, Method, Task};
 pub use meta::{meta_train, MetaConfig, MetaReport};
 pub use platform_items::ItemsReport;
+pub use taste_basis::TasteReport;

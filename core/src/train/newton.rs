@@ -7,11 +7,13 @@ use crate::head::{Head, NB};
 use crate::metrics::sigmoid;
 use crate::posterior::Posterior;
 use crate::prior::FROZEN;
+use crate::taste::TasteBasis;
 
 use super::centred::{centred_logit, Centred};
 use super::config::AdaptConfig;
+use super::config::SLICE;
 use super::laplace::{centre_of, start_posterior};
-use super::solvers::{conjugate_gradient, log_loss64, solve};
+use super::solvers::{conjugate_gradient_op, log_loss64, solve};
 
 /// Damped Newton steps on the adapted part only, per behaviour, minimising
 /// mean log-loss plus ½·Σ precision·(θ − θ_start)²/n. The problem is convex,
@@ -38,11 +40,11 @@ pub(super) fn descent(
 ) {
     let mut h = start.clone();
     each(Some((0, &h)));
-    let with_taste = cfg.prior.taste < FROZEN;
+    let with_taste = adapts_taste(start, cfg);
     let k = h.k;
     let m = k + 2 + if with_taste { h.dims() } else { 0 };
     let n = exs.len().max(1) as f64;
-    let start_post = start_posterior(cfg, k, h.dims());
+    let start_post = start_posterior(cfg, start);
     let shape = Shape {
         with_taste,
         k,
@@ -55,12 +57,24 @@ pub(super) fn descent(
     let parts: Vec<Part> = (0..NB)
         .filter_map(|b| Part::new(start, exs, cfg, &start_post, shape, b))
         .collect();
+    // where each part is, in its own coordinates (deviations from the start)
+    let mut xs: Vec<Vec<f64>> = parts.iter().map(|p| vec![0.0; p.width()]).collect();
     for t in 1..=cfg.steps {
-        for part in &parts {
-            part.step(&mut h, cfg, &mut || each(None));
+        for (part, x) in parts.iter().zip(xs.iter_mut()) {
+            part.step(&mut h, x, cfg, &mut || each(None));
         }
         each(Some((t, &h)));
     }
+}
+
+/// Whether adaptation moves the taste: its isotropic prior is not frozen,
+/// or the start has a basis whose few directions may move.
+pub(super) fn adapts_taste(start: &Head, cfg: &AdaptConfig) -> bool {
+    cfg.prior.taste < FROZEN
+        || start
+            .basis
+            .as_deref()
+            .is_some_and(|basis| !basis.is_empty())
 }
 
 /// The sizes `descent` works with, the same for every behaviour.
@@ -84,14 +98,25 @@ pub(super) struct Part<'e, 'a> {
     /// the start, in centred coordinates
     theta0: Vec<f32>,
     /// the prior's precision of each adapted parameter, divided by n
+    /// (with a basis: those of [small.., β..]; the block has the rest)
     pub(super) prec: Vec<f64>,
+    /// with a basis: the prior's dense precision of [small.., α..],
+    /// divided by n, and its width k + 2 + r
+    block: Option<(Vec<f64>, usize)>,
+    /// with a basis: each event's coordinates Uᵀ(v − v̄) along its
+    /// directions (empty without one)
+    proj: Vec<Vec<f64>>,
+    /// with a taste: each event's logit under the start
+    base: Vec<f64>,
+    /// the directions, when the taste moves along them
+    basis: Option<&'e TasteBasis>,
     shape: Shape,
 }
 
 impl<'e, 'a> Part<'e, 'a> {
     /// Behaviour b's part, or None if it has no events.
     fn new(
-        start: &Head,
+        start: &'e Head,
         exs: &'e [Centred<'a>],
         cfg: &AdaptConfig,
         start_post: &Posterior,
@@ -120,6 +145,27 @@ impl<'e, 'a> Part<'e, 'a> {
             .map(|&p| f64::from(p) / n)
             .collect();
         recentre(&mut theta0, k, &center, 1.0);
+        let basis = start.basis.as_deref().filter(|basis| {
+            with_taste && start_post.block(b).is_some() && basis.dims == start.dims()
+        });
+        let block = basis.and_then(|_| {
+            let (a, w) = start_post.block(b)?;
+            Some((a.iter().map(|&p| f64::from(p) / n).collect(), w))
+        });
+        let proj = match basis {
+            Some(basis) if block.is_some() => mine
+                .iter()
+                .map(|e| basis.project(b, e.v, &center))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let base = if with_taste {
+            mine.iter()
+                .map(|e| f64::from(centred_logit(start, e)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let offsets = mine
             .iter()
             .map(|e| {
@@ -137,34 +183,192 @@ impl<'e, 'a> Part<'e, 'a> {
             offsets,
             theta0,
             prec,
+            block: block.filter(|_| basis.is_some()),
+            proj,
+            base,
+            basis,
             shape,
         })
     }
 
-    /// One damped Newton step of this behaviour's adapted part of `h`;
-    /// `tick` is an interruption point inside the conjugate gradients.
-    fn step(&self, h: &mut Head, cfg: &AdaptConfig, tick: &mut dyn FnMut()) {
+    /// The length of this part's coordinates: [small.., taste..] or, with
+    /// a basis, [small.., β.., α..].
+    fn width(&self) -> usize {
+        self.shape.m + self.rank()
+    }
+
+    fn rank(&self) -> usize {
+        match (&self.block, self.basis) {
+            (Some(_), Some(basis)) => basis.rank(self.b),
+            _ => 0,
+        }
+    }
+
+    /// One damped Newton step of this behaviour's adapted part of `h`,
+    /// at `x` in this part's coordinates; `tick` is an interruption point
+    /// inside the conjugate gradients.
+    fn step(&self, h: &mut Head, x: &mut Vec<f64>, cfg: &AdaptConfig, tick: &mut dyn FnMut()) {
         let Shape { with_taste, k, .. } = self.shape;
+        if with_taste {
+            return self.taste_step(h, x, cfg, tick);
+        }
         let b = self.b;
-        let mut theta = if with_taste { h.adapted(b) } else { h.small(b) };
+        let mut theta = h.small(b);
         recentre(&mut theta, k, &self.center, 1.0);
         let (mut grad, w) = self.gradient(h, &theta);
-        let delta = if with_taste {
-            conjugate_gradient(&self.mine, &w, &self.prec, &grad, &self.center, tick)
-        } else {
-            self.dense_solve(&w, &mut grad)
-        };
-        if let Some(delta) = delta {
-            let Some(mut next) = self.line_search(&theta, &delta, cfg.lr) else {
+        if let Some(delta) = self.dense_solve(&w, &mut grad) {
+            let Some(next) = self.line_search(&theta, &delta, cfg.lr) else {
                 return;
             };
-            recentre(&mut next, k, &self.center, -1.0);
-            if with_taste {
-                h.set_adapted(b, &next);
-            } else {
-                h.set_small(b, &next);
+            h.set_small(b, &next);
+        }
+    }
+
+    /// `step` with a taste, in deviations from the start x = [small.., τ..]
+    /// or, with a basis, [small.., β.., α..] (taste.rs): the Newton system
+    /// is solved by conjugate gradients on Hessian-vector products.
+    fn taste_step(
+        &self,
+        h: &mut Head,
+        x: &mut Vec<f64>,
+        cfg: &AdaptConfig,
+        tick: &mut dyn FnMut(),
+    ) {
+        let n = self.shape.n;
+        let mut grad = self.prior_times(x);
+        let mut w = Vec::with_capacity(self.mine.len());
+        for i in 0..self.mine.len() {
+            let p = f64::from(sigmoid(self.logit_at(i, x) as f32));
+            self.add_z(i, (p - f64::from(self.mine[i].y)) / n, &mut grad);
+            w.push((p * (1.0 - p)).max(1e-6) / n);
+        }
+        let mut diag = self.prior_diagonal();
+        let mut z = vec![0f64; x.len()];
+        for (i, wi) in w.iter().enumerate() {
+            z.iter_mut().for_each(|v| *v = 0.0);
+            self.add_z(i, 1.0, &mut z);
+            diag.iter_mut()
+                .zip(&z)
+                .for_each(|(d, zi)| *d += wi * zi * zi);
+        }
+        let hv = |p: &[f64], out: &mut [f64]| {
+            out.copy_from_slice(&self.prior_times(p));
+            for (i, wi) in w.iter().enumerate() {
+                let zp = self.dot_z(i, p);
+                self.add_z(i, wi * zp, out);
+            }
+        };
+        let heavy = self.mine.len() > SLICE;
+        let Some(delta) = conjugate_gradient_op(hv, &diag, &grad, heavy, tick) else {
+            return;
+        };
+        let base = self.objective_x(x);
+        let mut step = f64::from(cfg.lr);
+        for _ in 0..12 {
+            let mut next: Vec<f64> = x.iter().zip(&delta).map(|(a, d)| a - step * d).collect();
+            // the gain stays ≥ 0 (see `line_search`)
+            next[0] = next[0].max(-f64::from(self.theta0[0]));
+            if self.objective_x(&next) <= base + 1e-12 {
+                *x = next;
+                h.set_adapted(self.b, &self.theta_of(x));
+                return;
+            }
+            step /= 2.0;
+        }
+    }
+
+    /// The head's adapted part at x: the start plus x, with U·α added to
+    /// the taste, back in the head's (uncentred) coordinates.
+    fn theta_of(&self, x: &[f64]) -> Vec<f32> {
+        let m = self.shape.m;
+        let mut th: Vec<f64> = self
+            .theta0
+            .iter()
+            .zip(&x[..m])
+            .map(|(t, d)| f64::from(*t) + d)
+            .collect();
+        if let Some(basis) = self.basis.filter(|_| self.rank() > 0) {
+            basis.lift_into(self.b, &x[m..], &mut th[self.shape.k + 2..]);
+        }
+        let mut th: Vec<f32> = th.iter().map(|&v| v as f32).collect();
+        recentre(&mut th, self.shape.k, &self.center, -1.0);
+        th
+    }
+
+    /// z_i · p for event i: [s, f.., 1, v − v̄..] and, with a basis, its
+    /// coordinates Uᵀ(v − v̄) for α.
+    fn dot_z(&self, i: usize, p: &[f64]) -> f64 {
+        let m = self.shape.m;
+        let mut acc = self.mine[i].dot(&p[..m], &self.center);
+        if let Some(u) = self.proj.get(i) {
+            acc += u.iter().zip(&p[m..]).map(|(a, b)| a * b).sum::<f64>();
+        }
+        acc
+    }
+
+    /// out += a · z_i
+    fn add_z(&self, i: usize, a: f64, out: &mut [f64]) {
+        let m = self.shape.m;
+        self.mine[i].axpy(a, &mut out[..m], &self.center);
+        if let Some(u) = self.proj.get(i) {
+            out[m..].iter_mut().zip(u).for_each(|(o, c)| *o += a * c);
+        }
+    }
+
+    fn logit_at(&self, i: usize, x: &[f64]) -> f64 {
+        self.base[i] + self.dot_z(i, x)
+    }
+
+    /// The indices of the block's rows among the coordinates: the small
+    /// part, then α (after β).
+    fn block_index(&self, j: usize) -> usize {
+        let k2 = self.shape.k + 2;
+        if j < k2 {
+            j
+        } else {
+            self.shape.m + (j - k2)
+        }
+    }
+
+    /// P·x for the prior's precision P (divided by n).
+    fn prior_times(&self, x: &[f64]) -> Vec<f64> {
+        let mut out: Vec<f64> = x
+            .iter()
+            .zip(self.prec.iter().chain(std::iter::repeat(&0.0)))
+            .map(|(a, p)| a * p)
+            .collect();
+        if let Some((a, w)) = &self.block {
+            for i in 0..self.shape.k + 2 {
+                out[i] = 0.0;
+            }
+            for i in 0..*w {
+                let s: f64 = (0..*w).map(|j| a[i * w + j] * x[self.block_index(j)]).sum();
+                out[self.block_index(i)] += s;
             }
         }
+        out
+    }
+
+    fn prior_diagonal(&self) -> Vec<f64> {
+        let mut d = self.prec.clone();
+        d.resize(self.width(), 0.0);
+        if let Some((a, w)) = &self.block {
+            for i in 0..*w {
+                d[self.block_index(i)] = a[i * w + i];
+            }
+        }
+        d
+    }
+
+    /// The objective at x, for the line search.
+    fn objective_x(&self, x: &[f64]) -> f64 {
+        let n = self.shape.n;
+        let mut o = 0.0;
+        for (i, e) in self.mine.iter().enumerate() {
+            o += log_loss64(self.logit_at(i, x), f64::from(e.y)) / n;
+        }
+        let px = self.prior_times(x);
+        o + 0.5 * x.iter().zip(&px).map(|(a, b)| a * b).sum::<f64>()
     }
 
     /// The objective's gradient at θ (centred coordinates) and each

@@ -6,6 +6,7 @@
 
 use crate::head::{Example, Head};
 
+#[cfg(test)]
 use super::centred::Centred;
 use super::config::SLICE;
 
@@ -18,6 +19,9 @@ pub(super) fn log_loss64(z: f64, y: f64) -> f64 {
 /// preconditioned by the diagonal. The matrix is symmetric positive
 /// definite (prec > 0), so this converges; it stops at a relative residual
 /// of 1e-6 or after `m` iterations. None if it produced a non-finite value.
+/// (Adaptation builds its products itself, `newton.rs`; the tests check
+/// the solver on this plain form.)
+#[cfg(test)]
 pub(super) fn conjugate_gradient(
     exs: &[&Centred],
     w: &[f64],
@@ -26,7 +30,6 @@ pub(super) fn conjugate_gradient(
     center: &[f64],
     tick: &mut dyn FnMut(),
 ) -> Option<Vec<f64>> {
-    let m = g.len();
     let hv = |p: &[f64], out: &mut [f64]| {
         for (o, (pi, di)) in out.iter_mut().zip(p.iter().zip(prec)) {
             *o = pi * di;
@@ -37,17 +40,32 @@ pub(super) fn conjugate_gradient(
         }
     };
     let mut diag = prec.to_vec();
-    let mut z = vec![0f64; m];
+    let mut z = vec![0f64; g.len()];
     for (e, &wi) in exs.iter().zip(w) {
         z.iter_mut().for_each(|v| *v = 0.0);
         e.axpy(1.0, &mut z, center);
-        for i in 0..m {
-            diag[i] += wi * z[i] * z[i];
+        for (d, zi) in diag.iter_mut().zip(&z) {
+            *d += wi * zi * zi;
         }
     }
+    conjugate_gradient_op(hv, &diag, g, exs.len() > SLICE, tick)
+}
+
+/// Solves H·x = g for a symmetric positive definite H given as `hv`
+/// (out = H·p), preconditioned by its diagonal `diag`. `tick` runs every
+/// 8 iterations, or every iteration when `heavy` (a pass over a large
+/// support set per product).
+pub(super) fn conjugate_gradient_op(
+    hv: impl Fn(&[f64], &mut [f64]),
+    diag: &[f64],
+    g: &[f64],
+    heavy: bool,
+    tick: &mut dyn FnMut(),
+) -> Option<Vec<f64>> {
+    let m = g.len();
     let mut x = vec![0f64; m];
     let mut r = g.to_vec();
-    let mut zr: Vec<f64> = r.iter().zip(&diag).map(|(a, d)| a / d).collect();
+    let mut zr: Vec<f64> = r.iter().zip(diag).map(|(a, d)| a / d).collect();
     let mut p = zr.clone();
     let mut rz: f64 = r.iter().zip(&zr).map(|(a, b)| a * b).sum();
     let norm0 = r.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -75,8 +93,7 @@ pub(super) fn conjugate_gradient(
         for i in 0..m {
             p[i] = zr[i] + beta * p[i];
         }
-        // a pass over a large support set per iteration
-        if it % 8 == 7 || exs.len() > SLICE {
+        if it % 8 == 7 || heavy {
             tick();
         }
     }

@@ -1,0 +1,81 @@
+-- The structured taste prior (core/src/taste.rs, docs/modelling.md "The
+-- taste prior"): ecom_meta_train learns the directions along which its
+-- tenants' tastes lie and stores them with the global head; tenants adapt
+-- along them, carry a posterior with a dense block forward through
+-- ecom_learn, and Thompson sampling draws from it.
+-- 16 stores x 4 categories x 15 items: each store likes two of the four
+-- categories (which two varies), so tastes differ along a few directions.
+CREATE TABLE ts_events AS
+WITH cats(c, name) AS (VALUES (0, 'trail running shoes'), (1, 'leather dress shoes'),
+                              (2, 'crime mystery novel'), (3, 'vegan cookbook')),
+     likes(p, a, b) AS (VALUES (0, 0, 1), (1, 2, 3), (2, 0, 2), (3, 1, 3))
+SELECT 'ts_store' || s AS tenant,
+       'shopper ' || ((s * 5 + r) % 7) AS context,
+       name || ' no. ' || i AS item, 'click'::text AS behaviour,
+       (abs(hashtext(s || '/' || c || '/' || i || '/' || r)) % 100)
+         < CASE WHEN c IN (l.a, l.b) THEN 75 ELSE 20 END AS label
+  FROM generate_series(0, 15) s, cats, generate_series(0, 14) i, generate_series(0, 1) r, likes l
+ WHERE l.p = s % 4;
+
+-- 1. meta-training keeps directions for clicks because they lift held-out
+-- stores, and stores them with the global head
+SELECT (r->'taste'->'rank'->>1)::int > 0 AS click_directions,
+       (r->'taste'->'rank'->>0)::int AS browse_directions,
+       (r->'taste'->>'val_auc_after')::float8 > (r->'taste'->>'val_auc_before')::float8 AS lifts_held_out_stores
+  FROM ecom_meta_train('ts_events', meta_steps => 20) r;
+SELECT cardinality(taste_basis) = 4 + (metrics->'taste'->'rank'->>1)::int * (384 + 1) AS basis_stored,
+       taste_basis[1:4] = ARRAY[0, (metrics->'taste'->'rank'->>1)::real, 0, 0] AS ranks_first
+  FROM ecom.heads WHERE tenant IS NULL AND active;
+
+-- 2. a new store (likes running and dress shoes) adapts on 24 events; its
+-- version names the global row and stores only its posterior, whose
+-- click block covers gain, bias and the directions (posterior: per behaviour
+-- 2 + 384 precisions, then 384 centres, then the blocks, click's (2 + r)²)
+CREATE TABLE ts_support AS
+SELECT context, item, behaviour, label FROM ts_events WHERE tenant = 'ts_store4' AND item LIKE '% no. 1%' LIMIT 24;
+SELECT (ecom_adapt('ts_new', 'ts_support')->>'version')::int AS version;
+SELECT t.taste_basis IS NULL AS none_of_its_own,
+       (t.hyper->>'taste_base')::bigint = g.id AS names_the_global_row,
+       cardinality(t.posterior) = 4 * (2 + 2 * 384) + 3 * 4 + power(2 + (g.metrics->'taste'->'rank'->>1)::int, 2) AS posterior_has_the_block
+  FROM ecom.heads t, ecom.heads g
+ WHERE t.tenant = 'ts_new' AND t.active AND g.tenant IS NULL AND g.active;
+-- it ranks the shoes above the books, the global head much less so
+SELECT who, avg(p) FILTER (WHERE item LIKE '%shoes%') - avg(p) FILTER (WHERE item NOT LIKE '%shoes%') > 0.1 AS prefers_shoes
+  FROM (VALUES ('ts_new'), (NULL)) w(who),
+       LATERAL (SELECT item, ecom_predict(w.who, 'shopper 3', item, 'click') AS p
+                  FROM (SELECT DISTINCT item FROM ts_events WHERE item LIKE '% no. 3' OR item LIKE '% no. 5') i) s
+ GROUP BY who ORDER BY who NULLS LAST;
+
+-- 3. the loop: Thompson draws from the block, ecom_learn carries it forward
+-- (posterior[387]: the click gain's precision, after browse's 386)
+SET pg_ecom.feedback_window = 0;
+SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propensities
+  FROM generate_series(1, 10) r,
+       LATERAL ecom_serve('ts_new', 'shopper 2',
+                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                          3, 'click', NULL, 'thompson', r);
+SELECT count(*) > 0 AS clicked FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'click')
+ WHERE i.tenant = 'ts_new' AND i.item LIKE '%shoes%';
+SELECT r->>'version' AS version, (r->>'n')::int > 0 AS learned FROM ecom_learn('ts_new', activate => 'always') r;
+SELECT version, cardinality(posterior) = (SELECT cardinality(posterior) FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS same_shape,
+       hyper->'taste_base' = (SELECT hyper->'taste_base' FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS same_global,
+       posterior[387] > (SELECT posterior[387] FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS click_gain_surer
+  FROM ecom.heads WHERE tenant = 'ts_new' AND active;
+
+-- 4. a damaged basis is an ERROR, never a wrong score, and loses nothing
+BEGIN;
+UPDATE ecom.heads SET taste_basis = '{0,1.5,0,0}' WHERE tenant IS NULL AND active;
+SELECT ecom_predict(NULL, 'shopper 1', 'vegan cookbook no. 1', 'click');
+ROLLBACK;
+BEGIN;
+UPDATE ecom.heads SET taste_basis = taste_basis[1:100] WHERE tenant IS NULL AND active;
+SELECT ecom_predict('ts_new', 'shopper 1', 'vegan cookbook no. 1', 'click');
+ROLLBACK;
+SELECT ecom_predict('ts_new', 'shopper 1', 'vegan cookbook no. 1', 'click') > 0 AS scores_again;
+
+-- 5. forgetting a store leaves the global directions alone
+SELECT ecom_forget('ts_new')->'heads' AS heads;
+SELECT taste_basis IS NOT NULL AS global_keeps_its_basis FROM ecom.heads WHERE tenant IS NULL AND active;
+RESET pg_ecom.feedback_window;
+DROP TABLE ts_events, ts_support;
