@@ -415,12 +415,9 @@ fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f
             ))
             .raise()
         }),
-        None => Posterior::from_prior_in(
-            &prior_of(hyper),
-            head.k,
-            head.dims(),
-            head.basis.as_deref(),
-        ),
+        None => {
+            Posterior::from_prior_in(&prior_of(hyper), head.k, head.dims(), head.basis.as_deref())
+        }
     }
 }
 
