@@ -24,10 +24,11 @@ usage: prepare.py --data DIR --out DIR [--seeds 5] [--ks 8,16,32,64] ...
 """
 import argparse
 import csv
-import math
 import os
 import random
 from collections import defaultdict
+
+from features import side_features
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", required=True)
@@ -80,12 +81,7 @@ while i < len(rows):
     for ts, u, it, y in batch:
         ctx = history[u][-a.history:]
         context = "recently rated: " + "; ".join(ctx) if ctx else "new user, nothing rated yet"
-        f = [
-            (item_p[it] + 1) / (item_n[it] + 2),
-            math.log1p(item_n[it]) / math.log1p(600),
-            (user_p[u] + 1) / (user_n[u] + 2),
-            math.log1p(user_n[u]) / math.log1p(700),
-        ]
+        f = side_features(item_n[it], item_p[it], user_n[u], user_p[u])
         events.append((items[it][2], u, ts, context, items[it][1], y, f))
     for ts, u, it, y in batch:
         item_n[it] += 1

@@ -68,9 +68,15 @@ pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Post
         }
         let center = centre_of(cfg, &start, &mine, b);
         let mut prec: Vec<f64> = start.precision(b).iter().map(|&p| f64::from(p)).collect();
-        for e in &mine {
-            let p = f64::from(sigmoid(centred_logit(h, e)));
-            let w = p * (1.0 - p);
+        // each event's p(1 − p), for the diagonal and the block alike
+        let weights: Vec<f64> = mine
+            .iter()
+            .map(|e| {
+                let p = f64::from(sigmoid(centred_logit(h, e)));
+                p * (1.0 - p)
+            })
+            .collect();
+        for (e, &w) in mine.iter().zip(&weights) {
             prec[0] += w * f64::from(e.s).powi(2);
             for (j, f) in e.f.iter().enumerate() {
                 prec[1 + j] += w * f64::from(*f).powi(2);
@@ -82,9 +88,7 @@ pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Post
         }
         if let (Some((a, w)), Some(basis)) = (start.block(b), h.basis.as_deref()) {
             let mut block: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
-            for e in &mine {
-                let p = f64::from(sigmoid(centred_logit(h, e)));
-                let wt = p * (1.0 - p);
+            for (e, &wt) in mine.iter().zip(&weights) {
                 let mut z = Vec::with_capacity(w);
                 z.push(f64::from(e.s));
                 z.extend(e.f.iter().map(|f| f64::from(*f)));

@@ -100,17 +100,22 @@ pub(super) struct Part<'e, 'a> {
     /// the prior's precision of each adapted parameter, divided by n
     /// (with a basis: those of [small.., β..]; the block has the rest)
     pub(super) prec: Vec<f64>,
-    /// with a basis: the prior's dense precision of [small.., α..],
-    /// divided by n, and its width k + 2 + r
-    block: Option<(Vec<f64>, usize)>,
-    /// with a basis: each event's coordinates Uᵀ(v − v̄) along its
-    /// directions (empty without one)
-    proj: Vec<Vec<f64>>,
     /// with a taste: each event's logit under the start
     base: Vec<f64>,
     /// the directions, when the taste moves along them
-    basis: Option<&'e TasteBasis>,
+    along: Option<Along<'e>>,
     shape: Shape,
+}
+
+/// What a part needs to move its taste along a basis's directions.
+struct Along<'e> {
+    basis: &'e TasteBasis,
+    /// the prior's dense precision of [small.., α..], divided by n
+    block: Vec<f64>,
+    /// its width, k + 2 + r
+    w: usize,
+    /// each event's coordinates Uᵀ(v − v̄) along the directions
+    proj: Vec<Vec<f64>>,
 }
 
 impl<'e, 'a> Part<'e, 'a> {
@@ -145,37 +150,29 @@ impl<'e, 'a> Part<'e, 'a> {
             .map(|&p| f64::from(p) / n)
             .collect();
         recentre(&mut theta0, k, &center, 1.0);
-        let basis = start.basis.as_deref().filter(|basis| {
-            with_taste && start_post.block(b).is_some() && basis.dims == start.dims()
-        });
-        let block = basis.and_then(|_| {
-            let (a, w) = start_post.block(b)?;
-            Some((a.iter().map(|&p| f64::from(p) / n).collect(), w))
-        });
-        let proj = match basis {
-            Some(basis) if block.is_some() => mine
-                .iter()
-                .map(|e| basis.project(b, e.v, &center))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let base = if with_taste {
-            mine.iter()
-                .map(|e| f64::from(centred_logit(start, e)))
-                .collect()
+        let along = start
+            .basis
+            .as_deref()
+            .filter(|basis| with_taste && basis.dims == start.dims())
+            .zip(start_post.block(b))
+            .map(|(basis, (a, w))| Along {
+                basis,
+                block: a.iter().map(|&p| f64::from(p) / n).collect(),
+                w,
+                proj: mine
+                    .iter()
+                    .map(|e| basis.project(b, e.v, &center))
+                    .collect(),
+            });
+        // with a taste, logits are the start's plus z·x; without, a frozen
+        // taste still scores
+        let (base, offsets) = if with_taste {
+            let base = mine.iter().map(|e| f64::from(centred_logit(start, e)));
+            (base.collect(), Vec::new())
         } else {
-            Vec::new()
+            let frozen = mine.iter().map(|e| f64::from(start.taste_score(b, e.v)));
+            (Vec::new(), frozen.collect())
         };
-        let offsets = mine
-            .iter()
-            .map(|e| {
-                if with_taste {
-                    0.0
-                } else {
-                    f64::from(start.taste_score(b, e.v)) // a frozen taste still scores
-                }
-            })
-            .collect();
         Some(Part {
             b,
             mine,
@@ -183,10 +180,8 @@ impl<'e, 'a> Part<'e, 'a> {
             offsets,
             theta0,
             prec,
-            block: block.filter(|_| basis.is_some()),
-            proj,
             base,
-            basis,
+            along,
             shape,
         })
     }
@@ -198,10 +193,7 @@ impl<'e, 'a> Part<'e, 'a> {
     }
 
     fn rank(&self) -> usize {
-        match (&self.block, self.basis) {
-            (Some(_), Some(basis)) => basis.rank(self.b),
-            _ => 0,
-        }
+        self.along.as_ref().map_or(0, |a| a.w - (self.shape.k + 2))
     }
 
     /// One damped Newton step of this behaviour's adapted part of `h`,
@@ -252,7 +244,7 @@ impl<'e, 'a> Part<'e, 'a> {
                 .for_each(|(d, zi)| *d += wi * zi * zi);
         }
         let hv = |p: &[f64], out: &mut [f64]| {
-            out.copy_from_slice(&self.prior_times(p));
+            self.prior_times_into(p, out);
             for (i, wi) in w.iter().enumerate() {
                 let zp = self.dot_z(i, p);
                 self.add_z(i, wi * zp, out);
@@ -287,8 +279,9 @@ impl<'e, 'a> Part<'e, 'a> {
             .zip(&x[..m])
             .map(|(t, d)| f64::from(*t) + d)
             .collect();
-        if let Some(basis) = self.basis.filter(|_| self.rank() > 0) {
-            basis.lift_into(self.b, &x[m..], &mut th[self.shape.k + 2..]);
+        if let Some(a) = &self.along {
+            a.basis
+                .lift_into(self.b, &x[m..], &mut th[self.shape.k + 2..]);
         }
         let mut th: Vec<f32> = th.iter().map(|&v| v as f32).collect();
         recentre(&mut th, self.shape.k, &self.center, -1.0);
@@ -300,8 +293,12 @@ impl<'e, 'a> Part<'e, 'a> {
     fn dot_z(&self, i: usize, p: &[f64]) -> f64 {
         let m = self.shape.m;
         let mut acc = self.mine[i].dot(&p[..m], &self.center);
-        if let Some(u) = self.proj.get(i) {
-            acc += u.iter().zip(&p[m..]).map(|(a, b)| a * b).sum::<f64>();
+        if let Some(a) = &self.along {
+            acc += a.proj[i]
+                .iter()
+                .zip(&p[m..])
+                .map(|(a, b)| a * b)
+                .sum::<f64>();
         }
         acc
     }
@@ -310,8 +307,11 @@ impl<'e, 'a> Part<'e, 'a> {
     fn add_z(&self, i: usize, a: f64, out: &mut [f64]) {
         let m = self.shape.m;
         self.mine[i].axpy(a, &mut out[..m], &self.center);
-        if let Some(u) = self.proj.get(i) {
-            out[m..].iter_mut().zip(u).for_each(|(o, c)| *o += a * c);
+        if let Some(along) = &self.along {
+            out[m..]
+                .iter_mut()
+                .zip(&along.proj[i])
+                .for_each(|(o, c)| *o += a * c);
         }
     }
 
@@ -332,29 +332,37 @@ impl<'e, 'a> Part<'e, 'a> {
 
     /// P·x for the prior's precision P (divided by n).
     fn prior_times(&self, x: &[f64]) -> Vec<f64> {
-        let mut out: Vec<f64> = x
-            .iter()
-            .zip(self.prec.iter().chain(std::iter::repeat(&0.0)))
-            .map(|(a, p)| a * p)
-            .collect();
-        if let Some((a, w)) = &self.block {
-            for i in 0..self.shape.k + 2 {
-                out[i] = 0.0;
-            }
-            for i in 0..*w {
-                let s: f64 = (0..*w).map(|j| a[i * w + j] * x[self.block_index(j)]).sum();
-                out[self.block_index(i)] += s;
-            }
-        }
+        let mut out = vec![0f64; x.len()];
+        self.prior_times_into(x, &mut out);
         out
+    }
+
+    /// `prior_times` into `out` (inside the conjugate gradients, once per
+    /// product: no allocation).
+    fn prior_times_into(&self, x: &[f64], out: &mut [f64]) {
+        let k2 = self.shape.k + 2;
+        for ((o, a), p) in out.iter_mut().zip(x).zip(&self.prec) {
+            *o = a * p;
+        }
+        let Some(along) = &self.along else {
+            return;
+        };
+        let (a, w) = (&along.block, along.w);
+        out[..k2].iter_mut().for_each(|o| *o = 0.0);
+        out[self.shape.m..].iter_mut().for_each(|o| *o = 0.0);
+        for i in 0..w {
+            let s: f64 = (0..w).map(|j| a[i * w + j] * x[self.block_index(j)]).sum();
+            out[self.block_index(i)] += s;
+        }
     }
 
     fn prior_diagonal(&self) -> Vec<f64> {
         let mut d = self.prec.clone();
         d.resize(self.width(), 0.0);
-        if let Some((a, w)) = &self.block {
-            for i in 0..*w {
-                d[self.block_index(i)] = a[i * w + i];
+        if let Some(along) = &self.along {
+            let w = along.w;
+            for i in 0..w {
+                d[self.block_index(i)] = along.block[i * w + i];
             }
         }
         d

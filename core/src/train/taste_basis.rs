@@ -71,8 +71,13 @@ pub(super) fn learn_basis(
     if folds.is_empty() {
         return (None, report);
     }
-    let tastes = fitted_tastes(head, tasks, fit_on, between);
-    let eigen = directions(&tastes, between);
+    // each tenant's taste is fitted once: the search uses `fit_on`'s, the
+    // final directions `refit_on`'s
+    let mut everyone: Vec<usize> = fit_on.iter().chain(refit_on).copied().collect();
+    everyone.sort_unstable();
+    everyone.dedup();
+    let fits = fit_tastes(head, tasks, &everyone, between);
+    let eigen = directions(&gather(&fits, fit_on), between);
     if eigen.iter().all(|(vals, _)| vals.is_empty()) {
         return (None, report);
     }
@@ -141,7 +146,7 @@ pub(super) fn learn_basis(
     report.val_auc_after = Some(quality.auc);
     report.scale = Some(scale);
     // the final directions from every tenant with events enough
-    let tastes = fitted_tastes(head, tasks, refit_on, between);
+    let tastes = gather(&fits, refit_on);
     let eigen = directions(&tastes, between);
     let basis = build(head.dims(), &eigen, rank, scale);
     report.rank = basis.ranks().to_vec();
@@ -152,15 +157,18 @@ pub(super) fn learn_basis(
     ((!basis.is_empty()).then(|| Arc::new(basis)), report)
 }
 
-/// Per behaviour, each tenant's taste (τ − τ_start) fitted on up to
-/// `FIT_EVENTS` of its events under a weak isotropic prior, for tenants
-/// with at least `MIN_TASTES` events of that behaviour.
-fn fitted_tastes(
+/// One tenant's fitted taste per behaviour (None: too few events of it).
+type Fitted = (usize, Vec<Option<Vec<f64>>>);
+
+/// Per tenant of `tenants`, its taste (τ − τ_start) per behaviour, fitted
+/// on up to `FIT_EVENTS` of its events under a weak isotropic prior, for
+/// behaviours with at least `MIN_TASTES` of its events.
+fn fit_tastes(
     head: &Head,
     tasks: &[Task],
     tenants: &[usize],
     between: &mut dyn FnMut(),
-) -> Vec<Vec<Vec<f64>>> {
+) -> Vec<Fitted> {
     let cfg = AdaptConfig {
         steps: 5,
         lr: 1.0,
@@ -176,24 +184,39 @@ fn fitted_tastes(
     };
     let mut start = head.clone();
     start.basis = None;
-    let mut out = vec![Vec::new(); NB];
+    let mut out = Vec::with_capacity(tenants.len());
     for &t in tenants {
         let exs = &tasks[t].examples;
         let exs = &exs[..exs.len().min(FIT_EVENTS)];
         let (adapted, _) = adapt_with(&start, exs, &cfg, between);
-        for (b, tastes) in out.iter_mut().enumerate() {
-            if exs.iter().filter(|e| e.b == b).count() < MIN_TASTES {
-                continue;
-            }
-            let d: Vec<f64> = adapted
-                .taste(b)
-                .iter()
-                .zip(start.taste(b))
-                .map(|(a, s)| f64::from(a - s))
-                .collect();
-            tastes.push(d);
-        }
+        let per_behaviour = (0..NB)
+            .map(|b| {
+                (exs.iter().filter(|e| e.b == b).count() >= MIN_TASTES).then(|| {
+                    adapted
+                        .taste(b)
+                        .iter()
+                        .zip(start.taste(b))
+                        .map(|(a, s)| f64::from(a - s))
+                        .collect()
+                })
+            })
+            .collect();
+        out.push((t, per_behaviour));
         between();
+    }
+    out
+}
+
+/// Per behaviour, the fitted tastes of the tenants in `which`.
+fn gather(fits: &[Fitted], which: &[usize]) -> Vec<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::new(); NB];
+    for (t, per_behaviour) in fits {
+        if !which.contains(t) {
+            continue;
+        }
+        for (tastes, taste) in out.iter_mut().zip(per_behaviour) {
+            tastes.extend(taste.iter().cloned());
+        }
     }
     out
 }

@@ -67,7 +67,7 @@ fn synthetic(tenants: usize, per: usize, seed: u64) -> Vec<Task> {
         .collect()
 }
 
-fn task_auc(h: &Head, exs: &[Example]) -> f64 {
+pub(super) fn task_auc(h: &Head, exs: &[Example]) -> f64 {
     let s: Vec<f64> = exs.iter().map(|e| h.predict(e.b, &e.x, &e.f)).collect();
     let y: Vec<bool> = exs.iter().map(|e| e.y > 0.5).collect();
     auc(&s, &y).unwrap()

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use super::*;
 use crate::head::{text_features, Example, Head, NB};
 use crate::items::DEFAULT_MAX_ITEMS;
-use crate::metrics::auc;
 use crate::posterior::Posterior;
 use crate::prior::{Prior, FROZEN};
 use crate::rng::{normal, Rng};
 use crate::taste::TasteBasis;
 
 use super::solvers::solve;
+use super::tests::task_auc;
 
 const DIMS: usize = 24;
 
@@ -79,12 +79,6 @@ fn low_rank_tenants(tenants: usize, per: usize, seed: u64) -> Vec<Task> {
             }
         })
         .collect()
-}
-
-fn task_auc(h: &Head, exs: &[Example]) -> f64 {
-    let s: Vec<f64> = exs.iter().map(|e| h.predict(e.b, &e.x, &e.f)).collect();
-    let y: Vec<bool> = exs.iter().map(|e| e.y > 0.5).collect();
-    auc(&s, &y).unwrap()
 }
 
 #[test]
