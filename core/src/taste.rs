@@ -233,19 +233,38 @@ pub fn top_eigen(
     seed: u64,
     between: &mut dyn FnMut(),
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let Some(d) = xs.first().map(Vec::len) else {
+    let pairs: Vec<(&[f64], &[f64])> = xs.iter().map(|x| (&x[..], &x[..])).collect();
+    top_cross_eigen(&pairs, r, seed, between)
+}
+
+/// `top_eigen` of the symmetrised cross-moment S = (1/2T)·Σ_t (a_t·b_tᵀ +
+/// b_t·a_tᵀ). With a_t and b_t two estimates of the same vector whose
+/// errors are independent (a tenant's taste fitted on two halves of its
+/// events), the errors cancel in expectation: S estimates the spread of
+/// the vectors themselves, where a_t·a_tᵀ would add each estimate's noise.
+/// S may then be indefinite; eigenvalues below 0 are reported as 0.
+pub fn top_cross_eigen(
+    pairs: &[(&[f64], &[f64])],
+    r: usize,
+    seed: u64,
+    between: &mut dyn FnMut(),
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let Some(d) = pairs.first().map(|(a, _)| a.len()) else {
         return (Vec::new(), Vec::new());
     };
-    let r = r.min(d).min(xs.len());
+    let r = r.min(d).min(pairs.len());
     if r == 0 {
         return (Vec::new(), Vec::new());
     }
-    let t = xs.len() as f64;
+    let t = pairs.len() as f64;
     let apply = |q: &[f64]| -> Vec<f64> {
         let mut out = vec![0f64; d];
-        for x in xs {
-            let dot: f64 = x.iter().zip(q).map(|(a, b)| a * b).sum::<f64>() / t;
-            out.iter_mut().zip(x).for_each(|(o, a)| *o += dot * a);
+        for (a, b) in pairs {
+            let da: f64 = a.iter().zip(q).map(|(x, y)| x * y).sum::<f64>() / (2.0 * t);
+            let db: f64 = b.iter().zip(q).map(|(x, y)| x * y).sum::<f64>() / (2.0 * t);
+            out.iter_mut()
+                .zip(a.iter().zip(b.iter()))
+                .for_each(|(o, (x, y))| *o += db * x + da * y);
         }
         out
     };
@@ -372,6 +391,33 @@ mod tests {
         assert!(vecs[0][1].abs() > 0.99 && vecs[1][4].abs() > 0.99);
         let dot: f64 = vecs[0].iter().zip(&vecs[1]).map(|(a, b)| a * b).sum();
         assert!(dot.abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cross_moment_of_two_halves_cancels_their_noise() {
+        // a_t, b_t: the same signal 2·s_t·e0, each with its own noise of
+        // variance 1 in every coordinate; a_t·a_tᵀ would show the noise
+        // as variance 1 everywhere, the cross-moment shows the signal only
+        let mut rng = crate::rng::Rng::new(4);
+        let mut n = || crate::rng::normal(&mut rng);
+        let pairs: Vec<(Vec<f64>, Vec<f64>)> = (0..4000)
+            .map(|_| {
+                let s = 2.0 * n();
+                let mut a: Vec<f64> = (0..5).map(|_| n()).collect();
+                let mut b: Vec<f64> = (0..5).map(|_| n()).collect();
+                a[0] += s;
+                b[0] += s;
+                (a, b)
+            })
+            .collect();
+        let refs: Vec<(&[f64], &[f64])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        let (vals, vecs) = top_cross_eigen(&refs, 2, 3, &mut || {});
+        assert!((vals[0] - 4.0).abs() < 0.4, "{vals:?}");
+        assert!(vals[1] < 0.2, "{vals:?}");
+        assert!(vecs[0][0].abs() > 0.99);
+        let own: Vec<Vec<f64>> = pairs.iter().map(|(a, _)| a.clone()).collect();
+        let (vals, _) = top_eigen(&own, 2, 3, &mut || {});
+        assert!(vals[1] > 0.8, "one fit's noise shows: {vals:?}");
     }
 
     #[test]

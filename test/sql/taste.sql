@@ -3,7 +3,7 @@
 -- tenants' tastes lie and stores them with the global head; tenants adapt
 -- along them, carry a posterior with a dense block forward through
 -- ecom_learn, and Thompson sampling draws from it.
--- 16 stores x 4 categories x 15 items: each store likes two of the four
+-- 40 stores x 4 categories x 10 items, one event each: each store likes two of the four
 -- categories (which two varies), so tastes differ along a few directions.
 CREATE TABLE ts_events AS
 WITH cats(c, name) AS (VALUES (0, 'trail running shoes'), (1, 'leather dress shoes'),
@@ -14,11 +14,12 @@ SELECT 'ts_store' || s AS tenant,
        name || ' no. ' || i AS item, 'click'::text AS behaviour,
        (abs(hashtext(s || '/' || c || '/' || i || '/' || r)) % 100)
          < CASE WHEN c IN (l.a, l.b) THEN 75 ELSE 20 END AS label
-  FROM generate_series(0, 15) s, cats, generate_series(0, 14) i, generate_series(0, 1) r, likes l
+  FROM generate_series(0, 39) s, cats, generate_series(0, 9) i, generate_series(0, 0) r, likes l
  WHERE l.p = s % 4;
 
 -- 1. meta-training keeps directions for clicks because they lift held-out
--- stores, and stores them with the global head
+-- stores (directions need 8 held out: 40 stores, 8 held out), and stores
+-- them with the global head
 SELECT (r->'taste'->'rank'->>1)::int > 0 AS click_directions,
        (r->'taste'->'rank'->>0)::int AS browse_directions,
        (r->'taste'->>'val_auc_after')::float8 > (r->'taste'->>'val_auc_before')::float8 AS lifts_held_out_stores
@@ -32,7 +33,7 @@ SELECT cardinality(taste_basis) = 4 + (metrics->'taste'->'rank'->>1)::int * (384
 -- click block covers gain, bias and the directions (posterior: per behaviour
 -- 2 + 384 precisions, then 384 centres, then the blocks, click's (2 + r)²)
 CREATE TABLE ts_support AS
-SELECT context, item, behaviour, label FROM ts_events WHERE tenant = 'ts_store4' AND item LIKE '% no. 1%' LIMIT 24;
+SELECT context, item, behaviour, label FROM ts_events WHERE tenant = 'ts_store4' ORDER BY md5(item) LIMIT 24;
 SELECT (ecom_adapt('ts_new', 'ts_support')->>'version')::int AS version;
 SELECT t.taste_basis IS NULL AS none_of_its_own,
        (t.hyper->>'taste_base')::bigint = g.id AS names_the_global_row,

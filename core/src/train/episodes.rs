@@ -91,6 +91,8 @@ pub(super) struct Fold {
     pub(super) head: Head,
     pub(super) episodes: Vec<Episode>,
     pub(super) before: Vec<Option<f64>>,
+    /// how many tenants the episodes come from
+    pub(super) tenants: usize,
 }
 
 /// How heads rank after adaptation, episode by episode over every fold:
@@ -103,6 +105,7 @@ pub(super) fn query_quality(
     between: &mut dyn FnMut(),
 ) -> Quality {
     let (mut loss, mut n, mut auc_sum, mut auc_n) = (0f64, 0usize, 0f64, 0usize);
+    let (mut plain_sum, mut big) = (0f64, 0usize);
     for fold in folds {
         for ((s, q), before) in fold.episodes.iter().zip(&fold.before) {
             let h = adapt_with(&fold.head, s, cfg, between).0;
@@ -112,6 +115,8 @@ pub(super) fn query_quality(
                 // a tenant that adaptation makes worse counts twice: the
                 // average gain must not be bought with a few tenants' losses
                 auc_sum += a - (before - a).max(0.0);
+                plain_sum += a;
+                big += usize::from(before - a > BIG_LOSS);
                 auc_n += 1;
             }
             between();
@@ -120,11 +125,24 @@ pub(super) fn query_quality(
     Quality {
         loss: (loss / n.max(1) as f64) as f32,
         auc: (auc_sum / auc_n.max(1) as f64) as f32,
+        plain_auc: (plain_sum / auc_n.max(1) as f64) as f32,
+        big_losses: (big as f64 / auc_n.max(1) as f64) as f32,
     }
 }
+
+/// An episode whose query AUC falls by more than this against its
+/// unadapted head counts as a tenant adaptation made worse (the
+/// benchmarks' worst-tenant rule).
+pub(super) const BIG_LOSS: f64 = 0.01;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Quality {
     pub(super) loss: f32,
+    /// mean query AUC, each episode's loss against its unadapted head
+    /// counted twice
     pub(super) auc: f32,
+    /// mean query AUC, plainly
+    pub(super) plain_auc: f32,
+    /// the share of episodes that lose more than `BIG_LOSS`
+    pub(super) big_losses: f32,
 }

@@ -360,6 +360,7 @@ fn learn_prior(
             head: fitted,
             episodes,
             before,
+            tenants: judged.len(),
         });
     }
     let prior = search_prior(head, |r| {

@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::head::{Head, NB};
+use crate::head::{Example, Head, NB};
 use crate::prior::{Prior, FROZEN};
-use crate::taste::{top_eigen, TasteBasis, MAX_RANK};
+use crate::taste::{top_cross_eigen, TasteBasis, MAX_RANK};
 
 use super::adapt::adapt_with;
 use super::config::{AdaptConfig, Method, Task};
@@ -33,10 +33,25 @@ pub struct TasteReport {
     pub scale: Option<f32>,
     /// tenants whose tastes the directions were learned from
     pub tenants: usize,
-    /// on the held-out folds: mean query AUC (losses counted twice) after
-    /// adaptation, without and with the basis
+    /// on the held-out folds: mean query AUC after adaptation, and the
+    /// share of episodes that lose more than 0.01 AUC against their
+    /// unadapted head, without and with the basis
     pub val_auc_before: Option<f32>,
     pub val_auc_after: Option<f32>,
+    pub val_big_losses_before: Option<f32>,
+    pub val_big_losses_after: Option<f32>,
+    /// every (rank, scale) the folds judged, with its mean query AUC and
+    /// log-loss: what to look at when no basis was kept
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub rank: usize,
+    pub scale: f32,
+    pub auc: f32,
+    pub big_losses: f32,
+    pub loss: f32,
 }
 
 /// Events of one tenant a taste is fitted on: enough to find its
@@ -45,9 +60,16 @@ const FIT_EVENTS: usize = 400;
 /// Tastes needed per behaviour before its directions are believed.
 const MIN_TASTES: usize = 8;
 const RANKS: [usize; 5] = [2, 4, 8, 16, 32];
-const SCALES: [f32; 3] = [0.25, 1.0, 4.0];
+const SCALES: [f32; 4] = [0.25, 1.0, 4.0, 16.0];
 const TOLERANCE_AUC: f32 = 0.001;
 const LOSS_SLACK: f32 = 0.01;
+/// Held-out tenants the folds must judge before directions are believed:
+/// on occupations as tenants (3 held out), a basis that lifted their 9
+/// episodes by 0.0075 lowered the test occupations' AUC at every K.
+const MIN_JUDGED: usize = 8;
+/// How much larger than without directions the share of held-out
+/// episodes that lose more than 0.01 AUC may be.
+const BIG_LOSS_SLACK: f32 = 0.05;
 
 /// Learns the basis and, with it, the isotropic taste precision of
 /// `prior`. `fit_on` are the tenants whose tastes give the directions for
@@ -68,7 +90,7 @@ pub(super) fn learn_basis(
         rank: vec![0; NB],
         ..TasteReport::default()
     };
-    if folds.is_empty() {
+    if folds.iter().map(|f| f.tenants).sum::<usize>() < MIN_JUDGED {
         return (None, report);
     }
     // each tenant's taste is fitted once: the search uses `fit_on`'s, the
@@ -88,7 +110,17 @@ pub(super) fn learn_basis(
         query_quality(folds, &inner(p), between)
     };
     let base = judge(None, *prior);
-    report.val_auc_before = Some(base.auc);
+    report.val_auc_before = Some(base.plain_auc);
+    report.val_big_losses_before = Some(base.big_losses);
+    // Judged by mean AUC, with a bound on how many tenants lose: the rest
+    // of the prior search counts each loss twice instead, which on
+    // held-out users (8 to 32 events to adapt on, small queries) charged
+    // every candidate more for the noise of its small moves than the
+    // lift was worth, while the same directions, forced, lifted the test
+    // users at every K with none losing more than 0.01.
+    let allowed = |q: &Quality| {
+        q.loss <= base.loss + LOSS_SLACK && q.big_losses <= base.big_losses + BIG_LOSS_SLACK
+    };
     let mut scored: Vec<(Quality, usize, f32)> = Vec::new();
     for r in RANKS {
         if eigen.iter().all(|(vals, _)| vals.len() < r) && r != RANKS[0] {
@@ -102,26 +134,35 @@ pub(super) fn learn_basis(
             scored.push((judge(Some(Arc::new(basis)), *prior), r, scale));
         }
     }
-    let eligible: Vec<&(Quality, usize, f32)> = scored
+    report.candidates = scored
         .iter()
-        .filter(|(q, _, _)| q.loss <= base.loss + LOSS_SLACK)
+        .map(|(q, rank, scale)| Candidate {
+            rank: *rank,
+            scale: *scale,
+            auc: q.plain_auc,
+            big_losses: q.big_losses,
+            loss: q.loss,
+        })
         .collect();
+    let eligible: Vec<&(Quality, usize, f32)> =
+        scored.iter().filter(|(q, _, _)| allowed(q)).collect();
     let best = eligible
         .iter()
-        .map(|(q, _, _)| q.auc)
+        .map(|(q, _, _)| q.plain_auc)
         .fold(f32::NEG_INFINITY, f32::max);
-    if best <= base.auc + TOLERANCE_AUC {
+    if best <= base.plain_auc + TOLERANCE_AUC {
         for f in folds.iter_mut() {
             f.head.basis = None;
         }
-        report.val_auc_after = Some(base.auc);
+        report.val_auc_after = Some(base.plain_auc);
+        report.val_big_losses_after = Some(base.big_losses);
         return (None, report);
     }
     // the most conservative of those the folds cannot tell from the best:
     // the fewest directions, then the smallest scale
     let &&(mut quality, rank, scale) = eligible
         .iter()
-        .filter(|(q, _, _)| q.auc >= best - TOLERANCE_AUC)
+        .filter(|(q, _, _)| q.plain_auc >= best - TOLERANCE_AUC)
         .min_by(|a, b| (a.1, a.2).partial_cmp(&(b.1, b.2)).unwrap())
         .expect("best came from eligible");
     let basis = Arc::new(build(head.dims(), &eigen, rank, scale));
@@ -135,15 +176,16 @@ pub(super) fn learn_basis(
         let p = Prior { taste, ..*prior };
         let q = judge(Some(basis.clone()), p);
         let (bq, bp) = best_iso;
-        let better = q.loss <= base.loss + LOSS_SLACK
-            && (q.auc > bq.auc + TOLERANCE_AUC
-                || (q.auc >= bq.auc - TOLERANCE_AUC && taste > bp.taste));
+        let better = allowed(&q)
+            && (q.plain_auc > bq.plain_auc + TOLERANCE_AUC
+                || (q.plain_auc >= bq.plain_auc - TOLERANCE_AUC && taste > bp.taste));
         if better {
             best_iso = (q, p);
         }
     }
     (quality, *prior) = best_iso;
-    report.val_auc_after = Some(quality.auc);
+    report.val_auc_after = Some(quality.plain_auc);
+    report.val_big_losses_after = Some(quality.big_losses);
     report.scale = Some(scale);
     // the final directions from every tenant with events enough
     let tastes = gather(&fits, refit_on);
@@ -157,12 +199,18 @@ pub(super) fn learn_basis(
     ((!basis.is_empty()).then(|| Arc::new(basis)), report)
 }
 
-/// One tenant's fitted taste per behaviour (None: too few events of it).
-type Fitted = (usize, Vec<Option<Vec<f64>>>);
+/// Two estimates of a tenant's taste, from disjoint halves of its events.
+type Halves = (Vec<f64>, Vec<f64>);
+
+/// One tenant's fitted tastes per behaviour (None: too few events of it).
+type Fitted = (usize, Vec<Option<Halves>>);
 
 /// Per tenant of `tenants`, its taste (τ − τ_start) per behaviour, fitted
-/// on up to `FIT_EVENTS` of its events under a weak isotropic prior, for
-/// behaviours with at least `MIN_TASTES` of its events.
+/// twice, on alternate events of its first `FIT_EVENTS`, under a weak
+/// isotropic prior, for behaviours with at least `MIN_TASTES` of its
+/// events. Fitted on all of them at once, a taste's estimation noise
+/// (384 weights from 60 events) dominated its spread: on held-out users
+/// every direction found that way lowered within-tenant AUC.
 fn fit_tastes(
     head: &Head,
     tasks: &[Task],
@@ -184,21 +232,25 @@ fn fit_tastes(
     };
     let mut start = head.clone();
     start.basis = None;
+    let taste_of = |h: &Head, b: usize| -> Vec<f64> {
+        h.taste(b)
+            .iter()
+            .zip(start.taste(b))
+            .map(|(a, s)| f64::from(a - s))
+            .collect()
+    };
     let mut out = Vec::with_capacity(tenants.len());
     for &t in tenants {
         let exs = &tasks[t].examples;
         let exs = &exs[..exs.len().min(FIT_EVENTS)];
-        let (adapted, _) = adapt_with(&start, exs, &cfg, between);
+        let even: Vec<Example> = exs.iter().step_by(2).cloned().collect();
+        let odd: Vec<Example> = exs.iter().skip(1).step_by(2).cloned().collect();
+        let (a, _) = adapt_with(&start, &even, &cfg, between);
+        let (b_half, _) = adapt_with(&start, &odd, &cfg, between);
         let per_behaviour = (0..NB)
             .map(|b| {
-                (exs.iter().filter(|e| e.b == b).count() >= MIN_TASTES).then(|| {
-                    adapted
-                        .taste(b)
-                        .iter()
-                        .zip(start.taste(b))
-                        .map(|(a, s)| f64::from(a - s))
-                        .collect()
-                })
+                (exs.iter().filter(|e| e.b == b).count() >= MIN_TASTES)
+                    .then(|| (taste_of(&a, b), taste_of(&b_half, b)))
             })
             .collect();
         out.push((t, per_behaviour));
@@ -208,14 +260,14 @@ fn fit_tastes(
 }
 
 /// Per behaviour, the fitted tastes of the tenants in `which`.
-fn gather(fits: &[Fitted], which: &[usize]) -> Vec<Vec<Vec<f64>>> {
+fn gather<'f>(fits: &'f [Fitted], which: &[usize]) -> Vec<Vec<&'f Halves>> {
     let mut out = vec![Vec::new(); NB];
     for (t, per_behaviour) in fits {
         if !which.contains(t) {
             continue;
         }
         for (tastes, taste) in out.iter_mut().zip(per_behaviour) {
-            tastes.extend(taste.iter().cloned());
+            tastes.extend(taste.iter());
         }
     }
     out
@@ -224,7 +276,7 @@ fn gather(fits: &[Fitted], which: &[usize]) -> Vec<Vec<Vec<f64>>> {
 /// Per behaviour, the top eigenpairs of the tastes' second moment (none
 /// for a behaviour with fewer than `MIN_TASTES` tastes).
 fn directions(
-    tastes: &[Vec<Vec<f64>>],
+    tastes: &[Vec<&Halves>],
     between: &mut dyn FnMut(),
 ) -> Vec<(Vec<f64>, Vec<Vec<f64>>)> {
     tastes
@@ -234,7 +286,13 @@ fn directions(
             if xs.len() < MIN_TASTES {
                 return (Vec::new(), Vec::new());
             }
-            top_eigen(xs, MAX_RANK.min(xs.len() - 1), 0x7a57e ^ b as u64, between)
+            let pairs: Vec<(&[f64], &[f64])> = xs.iter().map(|(a, c)| (&a[..], &c[..])).collect();
+            top_cross_eigen(
+                &pairs,
+                MAX_RANK.min(xs.len() - 1),
+                0x7a57e ^ b as u64,
+                between,
+            )
         })
         .collect()
 }
