@@ -19,7 +19,7 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
-use crate::taste::solve_upper_t;
+use crate::taste::{solve_lower, solve_upper_t};
 
 /// The draws a request is costed at when choosing how to draw (the default
 /// `pg_ecom.propensity_samples`).
@@ -200,6 +200,46 @@ impl ItemDraws {
     }
 }
 
+/// The standard deviation of each item's logit under `post`: the marginals
+/// of the Gaussian that `ItemDraws::draw` samples, with the gain free of
+/// its ≥ 0 bound (which moves nothing while the gain's mean stands a few
+/// standard deviations above 0, as adapted gains do). Costs n·m, no draw:
+/// what a credible interval (interval.rs) needs.
+pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<f64> {
+    let d = ItemDraws::build(post, head, b, items, false);
+    let n = d.mean.len();
+    let mut var: Vec<f64> = match &d.block {
+        Some(block) => (0..n)
+            .map(|i| {
+                let mut a = Vec::with_capacity(block.w);
+                a.push(d.s[i]);
+                a.extend_from_slice(&block.z[i]);
+                solve_lower(&block.l, block.w, &a)
+                    .iter()
+                    .map(|y| y * y)
+                    .sum()
+            })
+            .collect(),
+        None => d.s.iter().map(|s| (s * d.gain_sd).powi(2)).collect(),
+    };
+    match &d.how {
+        How::Factor(l) => {
+            for (i, v) in var.iter_mut().enumerate() {
+                *v += l[i * n..=i * n + i].iter().map(|x| x * x).sum::<f64>();
+            }
+        }
+        How::Coordinates { z, sd } => {
+            for (v, zi) in var.iter_mut().zip(z) {
+                *v += zi.iter().zip(sd).map(|(a, s)| (a * s).powi(2)).sum::<f64>();
+            }
+        }
+    }
+    for (v, sd) in var.iter_mut().zip(&d.item_sd) {
+        *v += sd * sd;
+    }
+    var.iter().map(|v| v.sqrt()).collect()
+}
+
 /// Per item, which distinct item of the request it is: the first position
 /// of its key (an item without a key is its own).
 fn slots(items: &[Item]) -> Vec<usize> {
@@ -367,6 +407,12 @@ mod tests {
                 .map(|it| crate::posterior::logit_of(&th, it.s, it.v, it.f))
                 .collect()
         });
+        // the marginals credible intervals use, without a draw
+        let sd = logit_sd(&p, &h, b, &its);
+        for (i, s) in sd.iter().enumerate() {
+            let v = c_old[i * n + i];
+            assert!((s * s / v - 1.0).abs() < 0.05, "sd {i}: {} vs {v}", s * s);
+        }
         for by_factor in [false, true] {
             let d = ItemDraws::build(&p, &h, b, &its, by_factor);
             let (m_new, c_new) = moments(&mut |rng| d.draw(rng));
@@ -453,6 +499,11 @@ mod tests {
                 sq += (x[3] - 1.0).powi(2) / t as f64;
             }
             assert!(m.abs() < 0.02 && (sq - 0.25).abs() < 0.02, "{m} {sq}");
+        }
+        let sd = logit_sd(&p, &h, b, &its);
+        for (i, s) in sd.iter().enumerate() {
+            let want = if i == 3 { 0.5 } else { 0.0 };
+            assert!((s - want).abs() < 1e-6, "{i}: {s}");
         }
     }
 

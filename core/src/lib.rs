@@ -7,7 +7,8 @@
 //!
 //! Owns: the behaviours (`behaviour`), the head (`head`), its item effects
 //! (`items`) and its losses (`metrics`), the adaptation prior
-//! (`prior`, its taste directions `taste`) and posterior (`posterior`), training (`train`: adapt, meta,
+//! (`prior`, its taste directions `taste`) and posterior (`posterior`,
+//! its credible intervals `interval`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
 //! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
 //! May import: std, serde.
@@ -16,6 +17,7 @@ pub mod behaviour;
 pub mod draws;
 pub mod explore;
 pub mod head;
+pub mod interval;
 pub mod items;
 pub mod metrics;
 pub mod ope;

@@ -165,6 +165,17 @@ pub fn solve_upper_t(l: &[f64], n: usize, z: &[f64]) -> Vec<f64> {
     x
 }
 
+/// y with L·y = a: aᵀ·(L·Lᵀ)⁻¹·a = ‖y‖², the variance along a of the
+/// Gaussian whose precision L·Lᵀ factors.
+pub fn solve_lower(l: &[f64], n: usize, a: &[f64]) -> Vec<f64> {
+    let mut y = vec![0f64; n];
+    for i in 0..n {
+        let s: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
+        y[i] = (a[i] - s) / l[i * n + i];
+    }
+    y
+}
+
 /// Eigenvalues and eigenvectors of a small symmetric matrix (cyclic
 /// Jacobi), largest first; vectors are the returned rows.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<Vec<f64>>) {

@@ -331,6 +331,13 @@ fn draws_have_the_block_posterior_s_covariance() {
         sq += (draws.draw(&mut rng)[0] - mean).powi(2) / f64::from(n);
     }
     assert!((sq / want - 1.0).abs() < 0.05, "item draws {sq} vs {want}");
+    // a credible interval's width: the same variance, exactly, undrawn
+    let sd = crate::draws::logit_sd(&post, &head, b, &items)[0];
+    assert!(
+        (sd * sd / want - 1.0).abs() < 1e-4,
+        "logit_sd {} vs {want}",
+        sd * sd
+    );
 }
 
 #[test]
