@@ -13,6 +13,7 @@ mod explain;
 mod feedback;
 mod heads;
 mod info;
+mod interval;
 mod items;
 mod learn;
 mod predict;

@@ -8,6 +8,7 @@ pub mod adapt;
 pub mod evaluate;
 pub mod featurise;
 pub mod forget;
+pub mod interval;
 pub mod judge;
 pub mod learn;
 pub mod meta_train;
