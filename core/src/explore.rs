@@ -18,7 +18,9 @@
 //! independent rankings, of which the one shown is the first: never 0 for
 //! what was shown, with a standard error of at most 0.5/√samples (drawing
 //! stops early only when every shown place's estimate is at least 1/2 with
-//! its estimated standard error below that: a sure ranking).
+//! its estimated standard error below that: a sure ranking). Each slate
+//! says how exact each of its propensities is: 0 where exact, else the
+//! estimate's standard error.
 
 use crate::rng::uniform;
 use crate::rng::Rng;
@@ -56,12 +58,15 @@ impl Policy {
     }
 }
 
-/// The shown ranking: indices into the scored items, best first, and the
-/// probability that the policy put each one at its place.
+/// The shown ranking: indices into the scored items, best first, the
+/// probability that the policy put each one at its place, and how exact
+/// that probability is: 0 where it is exact, else the standard error of
+/// its Monte Carlo estimate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slate {
     pub order: Vec<usize>,
     pub propensity: Vec<f64>,
+    pub propensity_se: Vec<f64>,
 }
 
 /// The `k` best by `scores`, ties by index.
@@ -98,6 +103,7 @@ pub fn choose(
         Policy::Greedy => Slate {
             order: top_k(logits, k),
             propensity: vec![1.0; k],
+            propensity_se: vec![0.0; k],
         },
         Policy::Epsilon { epsilon } => {
             let greedy = top_k(logits, k);
@@ -118,7 +124,11 @@ pub fn choose(
                 .zip(&greedy)
                 .map(|(o, g)| (1.0 - epsilon) * f64::from(u8::from(o == g)) + epsilon / n as f64)
                 .collect();
-            Slate { order, propensity }
+            Slate {
+                propensity_se: vec![0.0; order.len()],
+                order,
+                propensity,
+            }
         }
         Policy::Softmax { temperature } => {
             let mut one = |rng: &mut Rng| -> Vec<usize> {
@@ -129,17 +139,27 @@ pub fn choose(
                 top_k(&keys, k)
             };
             let order = one(rng);
-            let mut propensity = estimated(&order, samples, rng, &mut one, between);
+            let (mut propensity, mut propensity_se) =
+                estimated(&order, samples, rng, &mut one, between);
             if let Some(&first) = order.first() {
                 propensity[0] = softmax_at(logits, temperature, first);
+                propensity_se[0] = 0.0;
             }
-            Slate { order, propensity }
+            Slate {
+                order,
+                propensity,
+                propensity_se,
+            }
         }
         Policy::Thompson => {
             let mut one = |rng: &mut Rng| -> Vec<usize> { top_k(&draw(rng), k) };
             let order = one(rng);
-            let propensity = estimated(&order, samples, rng, &mut one, between);
-            Slate { order, propensity }
+            let (propensity, propensity_se) = estimated(&order, samples, rng, &mut one, between);
+            Slate {
+                order,
+                propensity,
+                propensity_se,
+            }
         }
     }
 }
@@ -152,7 +172,9 @@ pub fn softmax_at(logits: &[f64], temperature: f64, i: usize) -> f64 {
 }
 
 /// For each place r of `shown`: the share of the rankings drawn (`shown`
-/// itself and more from `one`) that put shown[r] at r. Draws stop at
+/// itself and more from `one`) that put shown[r] at r, and its standard
+/// error √(p̃(1 − p̃)/n), p̃ kept at least 1/n from 0 and 1 (n draws that
+/// all agree do not make an estimate exact). Draws stop at
 /// `samples`, or earlier once every place's estimate is at least 1/2 and
 /// has a standard error of at most 0.5/√samples, the most `samples` draws
 /// can have: a ranking the posterior is sure of settles in `MIN_DRAWS`.
@@ -165,7 +187,7 @@ fn estimated(
     rng: &mut Rng,
     one: &mut dyn FnMut(&mut Rng) -> Vec<usize>,
     between: &mut dyn FnMut(),
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f64>) {
     let samples = samples.max(1);
     let target = 0.25 / samples as f64; // the variance 0.5/√samples allows
     let mut hits = vec![1usize; shown.len()];
@@ -185,7 +207,18 @@ fn estimated(
             break;
         }
     }
-    hits.iter().map(|&h| h as f64 / drawn as f64).collect()
+    let n = drawn as f64;
+    hits.iter()
+        .map(|&h| {
+            let p = h as f64 / n;
+            let q = if drawn > 1 {
+                p.clamp(1.0 / n, 1.0 - 1.0 / n)
+            } else {
+                0.5 // one draw says nothing: the widest error
+            };
+            (p, (q * (1.0 - q) / n).sqrt())
+        })
+        .unzip()
 }
 
 /// Draws before a propensity estimate may stop early.
@@ -220,14 +253,18 @@ mod tests {
                     vec![0, 1]
                 }
             };
-            let p = estimated(&[0, 1], 256, &mut Rng::new(4), &mut one, &mut || {});
-            (n, p)
+            let (p, se) = estimated(&[0, 1], 256, &mut Rng::new(4), &mut one, &mut || {});
+            (n, p, se)
         };
-        let (n, p) = count(false);
+        let (n, p, se) = count(false);
         assert_eq!((n, p), (MIN_DRAWS - 1, vec![1.0, 1.0]));
-        let (n, p) = count(true);
+        // 64 draws that all agree: not exact, and said so
+        let d = MIN_DRAWS as f64;
+        assert!((se[0] - ((1.0 / d) * (1.0 - 1.0 / d) / d).sqrt()).abs() < 1e-12);
+        let (n, p, se) = count(true);
         assert_eq!(n, 255);
         assert!((p[0] - 0.5).abs() < 0.1, "{p:?}");
+        assert!((se[0] - 0.5 / 16.0).abs() < 0.002, "{se:?}");
         // a place shown with a small propensity keeps every draw, however
         // settled the others are
         let mut calls = 0;
@@ -239,9 +276,33 @@ mod tests {
                 vec![0, 2]
             }
         };
-        let p = estimated(&[0, 1], 256, &mut Rng::new(8), &mut one, &mut || {});
+        let (p, _) = estimated(&[0, 1], 256, &mut Rng::new(8), &mut one, &mut || {});
         assert_eq!(calls, 255);
         assert!(p[1] < 0.15, "{p:?}");
+    }
+
+    /// The standard error a slate reports is the spread its estimate has
+    /// over seeds: "how exact" is measured, not assumed.
+    #[test]
+    fn a_propensity_s_standard_error_is_its_spread() {
+        let (mut ps, mut ses) = (Vec::new(), Vec::new());
+        for seed in 0..400 {
+            let mut one = |rng: &mut Rng| -> Vec<usize> {
+                if uniform(rng) < 0.3 {
+                    vec![0, 1]
+                } else {
+                    vec![0, 2]
+                }
+            };
+            let (p, se) = estimated(&[0, 1], 256, &mut Rng::new(seed), &mut one, &mut || {});
+            ps.push(p[1]);
+            ses.push(se[1]);
+        }
+        let n = ps.len() as f64;
+        let mean = ps.iter().sum::<f64>() / n;
+        let sd = (ps.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let se = ses.iter().sum::<f64>() / n;
+        assert!((se / sd - 1.0).abs() < 0.15, "reported {se}, spread {sd}");
     }
 
     /// The k best, selected then sorted, are the first k of a full sort
@@ -291,6 +352,7 @@ mod tests {
         let s = run(Policy::Greedy, &[0.1, 0.5, 0.5, -1.0], 3, 1);
         assert_eq!(s.order, vec![1, 2, 0]);
         assert_eq!(s.propensity, vec![1.0; 3]);
+        assert_eq!(s.propensity_se, vec![0.0; 3]);
         assert_eq!(run(Policy::Greedy, &[0.3], 5, 1).order, vec![0]);
     }
 
@@ -301,6 +363,7 @@ mod tests {
         let f = frequencies(p, &logits, 2, 20_000);
         for s in 0..50 {
             let sl = run(p, &logits, 2, s);
+            assert_eq!(sl.propensity_se, vec![0.0; 2]);
             for (r, (&i, &q)) in sl.order.iter().zip(&sl.propensity).enumerate() {
                 assert!(
                     (f[i][r] - q).abs() < 0.015,
@@ -320,6 +383,8 @@ mod tests {
             let sl = run(p, &logits, 3, s);
             let first = sl.order[0];
             assert!((sl.propensity[0] - softmax_at(&logits, 0.7, first)).abs() < 1e-12);
+            assert_eq!(sl.propensity_se[0], 0.0);
+            assert!(sl.propensity_se[1..].iter().all(|&e| e > 0.0 && e <= 0.032));
             for (r, (&i, &q)) in sl.order.iter().zip(&sl.propensity).enumerate() {
                 // Monte Carlo: 256 rankings, standard error ≤ 0.032
                 assert!(

@@ -78,6 +78,7 @@ fn ecom_rank(
         name!(score, f64),
         name!(rank, i32),
         name!(propensity, f64),
+        name!(propensity_se, f64),
     ),
 > {
     let (Some(context), Some(items), Some(k), Some(behaviour), Some(explore)) =
@@ -88,7 +89,16 @@ fn ecom_rank(
     let r = ranking(tenant, &items, k, behaviour, &features, explore, seed);
     let rows: Vec<_> = serve::shown(&r, context)
         .into_iter()
-        .map(|s| (s.item_index, s.item, s.score, s.rank, s.propensity))
+        .map(|s| {
+            (
+                s.item_index,
+                s.item,
+                s.score,
+                s.rank,
+                s.propensity,
+                s.propensity_se,
+            )
+        })
         .collect();
     TableIterator::new(rows)
 }
@@ -121,6 +131,7 @@ fn ecom_serve(
         name!(score, f64),
         name!(rank, i32),
         name!(propensity, f64),
+        name!(propensity_se, f64),
     ),
 > {
     versions::require_writable_to("ecom_serve", "impressions");
@@ -143,7 +154,17 @@ fn ecom_serve(
     TableIterator::new(
         serve::serve(tenant, context, k, &r)
             .into_iter()
-            .map(|(id, s)| (id, s.item_index, s.item, s.score, s.rank, s.propensity))
+            .map(|(id, s)| {
+                (
+                    id,
+                    s.item_index,
+                    s.item,
+                    s.score,
+                    s.rank,
+                    s.propensity,
+                    s.propensity_se,
+                )
+            })
             .collect::<Vec<_>>(),
     )
 }

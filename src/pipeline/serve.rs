@@ -155,7 +155,7 @@ pub struct Ranking<'a> {
 }
 
 /// The rows shown for `context`: item_index, item, score (the head's
-/// probability), rank, propensity.
+/// probability), rank, propensity and how exact it is.
 pub fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
     let scored = score(&r.head, r.b, context, &r.items, r.features);
     let chosen = choose(
@@ -172,14 +172,15 @@ pub fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
     chosen
         .order
         .iter()
-        .zip(&chosen.propensity)
+        .zip(chosen.propensity.iter().zip(&chosen.propensity_se))
         .enumerate()
-        .map(|(place, (&i, &p))| Shown {
+        .map(|(place, (&i, (&p, &se)))| Shown {
             item_index: scored.present[i].0,
             item: scored.present[i].1.to_owned(),
             score: scored.probability(i),
             rank: place as i32 + 1,
             propensity: p,
+            propensity_se: se,
         })
         .collect()
 }

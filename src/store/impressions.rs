@@ -39,6 +39,9 @@ pub struct Shown {
     pub score: f64,
     pub rank: i32,
     pub propensity: f64,
+    /// how exact `propensity` is: 0 where exact, else the standard error of
+    /// its Monte Carlo estimate (returned, not logged)
+    pub propensity_se: f64,
 }
 
 /// Writes the request and one impression per shown item; returns the

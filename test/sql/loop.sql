@@ -27,6 +27,15 @@ SELECT e AS explore,
      = (SELECT array_agg(propensity ORDER BY rank) FROM ecom_rank('lp_new', 'viewed: green tea', (SELECT items FROM lp_items), 3, 'click', NULL, e, 7)) AS same_propensities,
        (SELECT bool_and(propensity > 0 AND propensity <= 1) FROM ecom_rank('lp_new', 'viewed: green tea', (SELECT items FROM lp_items), 3, 'click', NULL, e, 7)) AS in_range
   FROM unnest(ARRAY['none', 'thompson', 'softmax', 'epsilon']) e;
+-- how exact each propensity is: exact (0) for 'none' and 'epsilon' and for
+-- softmax's first place; a Monte Carlo estimate's standard error otherwise,
+-- which is never 0 and at most 0.5/sqrt(256)
+SELECT e AS explore,
+       array_agg(propensity_se = 0 ORDER BY rank) AS exact,
+       bool_and(propensity_se <= 0.5 / sqrt(256)) AS within_bound
+  FROM unnest(ARRAY['none', 'thompson', 'softmax', 'epsilon']) e,
+       LATERAL ecom_rank('lp_new', 'viewed: green tea', (SELECT items FROM lp_items), 3, 'click', NULL, e, 7)
+ GROUP BY e ORDER BY e;
 -- every policy but 'none' explores: some seed of the first 20 changes the order
 SELECT e AS explore, count(DISTINCT o) > 1 AS explores
   FROM unnest(ARRAY['none', 'thompson', 'softmax', 'epsilon']) e,
