@@ -74,7 +74,7 @@ SELECT * FROM ecom_predict_interval('iv_new', 'shopper 1', 'vegan cookbook no. 1
 SELECT * FROM ecom_predict_interval('iv_new', 'shopper 1', 'vegan cookbook no. 1', 'click', 1);
 SELECT * FROM ecom_predict_interval('iv_new', 'shopper 1', 'vegan cookbook no. 1', 'click', 'NaN');
 SELECT * FROM ecom_predict_interval('iv_new', 'shopper 1', 'vegan cookbook no. 1', 'like');
-SELECT * FROM ecom_predict_interval('iv_new', 'shopper 1', 'vegan cookbook no. 1', 'click', 0.9, '{1}');
+SELECT * FROM ecom_predict_interval('iv_store6', 'shopper 1', 'vegan cookbook no. 1', 'click', 0.9, '{1}');
 
 SELECT ecom_forget('iv_store6')->'heads' AS heads;
 RESET pg_ecom.feedback_window;
