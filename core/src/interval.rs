@@ -11,11 +11,19 @@
 use crate::metrics::sigmoid;
 
 /// The equal-tailed `level` interval [lower, upper] of σ(z) for
-/// z ~ N(`logit`, `sd`²). `level` in (0, 1).
+/// z ~ N(`logit`, `sd`²), `level` in (0, 1). The quantile comes from the
+/// tail (1 − level)/2, which stays exact for a level within 2⁻⁵³ of 1
+/// (0.5 + level/2 would round to 1 there), and the bounds are σ in f64, so
+/// they reach 0 or 1 only beyond a logit of ±37. They always hold
+/// `probability`, the f32 σ(`logit`) scoring returns, even when sd = 0.
 pub fn credible(logit: f64, sd: f64, level: f64) -> (f64, f64) {
-    let q = normal_quantile(0.5 + level / 2.0) * sd;
-    let p = |z: f64| f64::from(sigmoid(z as f32));
-    (p(logit - q), p(logit + q))
+    let q = -normal_quantile((1.0 - level) / 2.0) * sd;
+    let p = f64::from(sigmoid(logit as f32));
+    if q == 0.0 {
+        return (p, p); // a frozen head is sure
+    }
+    let s = |z: f64| 1.0 / (1.0 + (-z).exp());
+    (s(logit - q).min(p), s(logit + q).max(p))
 }
 
 /// Φ⁻¹(p) for p in (0, 1): Acklam's rational approximation (relative
@@ -109,5 +117,33 @@ mod tests {
         let (lo2, hi2) = credible(m, sd / 4.0, 0.9);
         assert!(lo2 > lo && hi2 < hi);
         assert_eq!(credible(m, 0.0, 0.9).0, credible(m, 0.0, 0.9).1);
+    }
+
+    /// Levels at the edges of (0, 1) and logits far out give finite bounds
+    /// that hold the f32 probability scoring returns.
+    #[test]
+    fn extreme_levels_and_logits_stay_finite_and_ordered() {
+        let near_one = 1.0 - f64::EPSILON / 2.0;
+        assert_eq!(0.5 + near_one / 2.0, 1.0); // what the tail form avoids
+        for level in [near_one, 0.999_999, 0.5, 1e-12, f64::MIN_POSITIVE] {
+            for (m, sd) in [
+                (0.3, 0.5),
+                (25.0, 3.0),
+                (-25.0, 3.0),
+                (1.0, 0.0),
+                (-0.2, 1e-9),
+            ] {
+                let (lo, hi) = credible(m, sd, level);
+                let p = f64::from(sigmoid(m as f32));
+                assert!(lo.is_finite() && hi.is_finite(), "{level} {m} {sd}");
+                assert!(
+                    0.0 <= lo && lo <= p && p <= hi && hi <= 1.0,
+                    "{level} {m} {sd}: {lo} {p} {hi}"
+                );
+            }
+        }
+        // f64 bounds: σ(13.6) is not rounded to 1 (in f32 it would be close)
+        let (lo, hi) = credible(12.0, 1.0, 0.9);
+        assert!(lo < hi && hi < 1.0, "{lo} {hi}");
     }
 }
