@@ -86,12 +86,13 @@ def normals(rng, n):
 
 def prior_truth_parts(db, tenant, problems):
     """What a draw from the global head's prior needs for each pool movie:
-    the global logit, text score and gain (ecom_explain), the embedding,
-    the parameter part of the prior variance of the logit, and the prior
-    variance ecom_predict_interval reports (its level-90% interval at the
-    global head, read back to a logit standard deviation). Their difference
-    is the item effects' share; a negative one means the two computations
-    disagree, which is a problem."""
+    the global logit, text score and gain (ecom_explain), the embedding and
+    the taste directions' projections. The prior variance of each logit,
+    computed here from the stored prior (gain, bias, directions, isotropic
+    taste, and 1/item for each item's own effect while items are not
+    frozen), must be what ecom_predict_interval reports at the global head
+    (its 90% interval read back to a logit standard deviation), within 2%
+    either way: else it is a problem."""
     prior, basis, k = db.one("SELECT hyper->'prior', taste_basis, n_features FROM ecom.heads "
                              "WHERE tenant IS NULL AND active")
     if k:
@@ -104,7 +105,8 @@ def prior_truth_parts(db, tenant, problems):
         "LATERAL ecom_predict_interval(NULL, x.c, x.i, 'click', 0.9) iv ORDER BY x.n",
         (tenant["ctx"], tenant["texts"]))
     z90 = 1.6448536269514722
-    lg = lambda p: math.log(p / (1 - p))  # noqa: E731
+    lg = lambda p: math.log(min(max(p, 1e-15), 1 - 1e-15) / (1 - min(max(p, 1e-15), 1 - 1e-15)))  # noqa: E731
+    item_var = 1 / prior["item"] if prior.get("item", 1e6) < 1e6 else 0.0
     dims = len(rows[0][1])
     ranks = [int(r) for r in basis[:4]] if basis else [0, 0, 0, 0]
     at, var, u = 4, [], []
@@ -121,10 +123,10 @@ def prior_truth_parts(db, tenant, problems):
         par = (s * s / prior["gain"] + 1 / prior["bias"] + sum(w * q * q for w, q in zip(var, proj))
                + sum(x * x for x in v) / prior["taste"])
         tot = ((lg(hi) - lg(lo)) / (2 * z90)) ** 2
-        if par > tot * 1.02 + 1e-6:
-            problems.append(f"prior variance of a logit: {par:.5f} from the stored prior, "
+        if abs(par + item_var - tot) > 0.02 * tot + 1e-6:
+            problems.append(f"prior variance of a logit: {par + item_var:.5f} from the stored prior, "
                             f"{tot:.5f} from ecom_predict_interval")
-        parts.append({"logit": e["logit"], "s": s, "gain": g, "v": v, "proj": proj, "item_var": max(0.0, tot - par)})
+        parts.append({"logit": e["logit"], "s": s, "gain": g, "v": v, "proj": proj, "item_var": item_var})
     return {"prior": prior, "var": var, "parts": parts}
 
 
