@@ -288,7 +288,7 @@ def main(argv=None):
         f"### Calibration, {world['noun']}s, truth {TRUTH[a.truth]} (`{a.command}`)",
         "",
         f"{library}; {len(tenants)} {world['noun']}s × {len(seeds)} seeds, T rounds of ecom_serve (Thompson, "
-        f"{a.k} of {world['draw']}) with clicks drawn from the truth's probabilities, ecom_learn every "
+        f"{a.k} shown; {world['draw']}) with clicks drawn from the truth's probabilities, ecom_learn every "
         f"{a.learn_every} rounds; coverage over {a.pairs} pairs of each tenant's pool; {elapsed:.0f} s.",
         f"Global head: {world['meta']}.",
         "",
