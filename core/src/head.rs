@@ -270,10 +270,21 @@ impl Head {
         f: &[f32],
         item: Option<i64>,
     ) -> f64 {
+        f64::from(sigmoid(self.logit_pair(b, u, v, f, item).1))
+    }
+
+    /// (text score W·x, logit) of `predict_pair`: what a credible interval
+    /// needs beside the probability, with the same arithmetic.
+    pub fn logit_pair(
+        &self,
+        b: usize,
+        u: &[f32],
+        v: &[f32],
+        f: &[f32],
+        item: Option<i64>,
+    ) -> (f32, f32) {
         let (s, q) = self.scores_pair(b, u, v);
-        f64::from(sigmoid(
-            self.logit_with(b, s, q, f) + self.items.effect(item, b),
-        ))
+        (s, self.logit_with(b, s, q, f) + self.items.effect(item, b))
     }
 
     /// The logit of `predict_pair`, split into its terms with the same

@@ -3,10 +3,9 @@
 use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 
-use super::predict::{behaviour, side_features};
-use crate::encoder::embed::embed_cached;
+use super::predict::{behaviour, pair_of};
 use crate::pipeline::interval;
-use crate::store::heads::{check_encoder, serving_head};
+use crate::store::heads::serving_head;
 use pg_ecom_core::items::item_key;
 
 /// `probability` = ecom_predict(tenant, context, item, behaviour,
@@ -42,10 +41,10 @@ fn ecom_predict_interval(
         ))
         .raise();
     }
+    // a set-returning function: no per-statement memo (fn_extra is the
+    // SRF's), so the head is looked up per call
     let head = serving_head(super::tenant_or_global(tenant));
-    let f = side_features(&features, &head);
-    let e = embed_cached(&[context, item]);
-    check_encoder(&head, e[0].len());
+    let (f, e) = pair_of(&head, context, item, &features);
     let row = interval::pair(&head, b, &e[0], &e[1], f, item_key(item), level);
     TableIterator::new(vec![row])
 }

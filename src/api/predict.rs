@@ -70,10 +70,22 @@ pub(crate) fn pair_inputs<'a>(
     features: &'a Option<Array<'_, f32>>,
 ) -> (Arc<StoredHead>, &'a [f32], Vec<Embedding>) {
     let head = statement_head(fcinfo, tenant);
-    let f = side_features(features, &head);
-    let e = embed_cached(&[context, item]);
-    check_encoder(&head, e[0].len());
+    let (f, e) = pair_of(&head, context, item, features);
     (head, f, e)
+}
+
+/// For a head already found: the side features checked against it and the
+/// pair's two embeddings (through the cache), checked against its width.
+pub(crate) fn pair_of<'a>(
+    head: &StoredHead,
+    context: &str,
+    item: &str,
+    features: &'a Option<Array<'_, f32>>,
+) -> (&'a [f32], Vec<Embedding>) {
+    let f = side_features(features, head);
+    let e = embed_cached(&[context, item]);
+    check_encoder(head, e[0].len());
+    (f, e)
 }
 
 fn embedding<'a>(v: &'a Array<'_, f32>, which: &str, head: &Head) -> &'a [f32] {

@@ -19,9 +19,8 @@ pub fn pair(
     level: f64,
 ) -> (f64, f64, f64) {
     let h = &head.head;
-    let (s, q) = h.scores_pair(b, u, v);
     // ecom_predict's arithmetic, so that `probability` is its result
-    let z = h.logit_with(b, s, q, f) + h.items.effect(Some(key), b);
+    let (s, z) = h.logit_pair(b, u, v, f, Some(key));
     let item = Item {
         logit: f64::from(z),
         s,
