@@ -150,6 +150,7 @@ fn head(c: &mut Criterion) {
                 seed: 42,
                 posterior: None,
                 max_items: pg_ecom_core::items::DEFAULT_MAX_ITEMS,
+                directions: pg_ecom_core::posterior::DEFAULT_DIRECTIONS,
             };
             g.bench_function(format!("adapt_k{k}_steps{steps}"), |b| {
                 b.iter(|| adapt(&h, black_box(&support), &cfg))

@@ -19,7 +19,7 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
-use crate::taste::{solve_lower, solve_upper_t};
+use crate::taste::{coords, lift_rows, project_rows, solve_lower, solve_upper_t};
 
 /// The draws a request is costed at when choosing how to draw (the default
 /// `pg_ecom.propensity_samples`).
@@ -95,20 +95,25 @@ impl ItemDraws {
         let prec = post.precision(b);
         let center = post.center(b);
         let c64: Vec<f64> = center.iter().map(|&c| f64::from(c)).collect();
+        let dirs = post.dirs(b);
         let block = match (post.block_factor(b), head.basis.as_deref()) {
-            (Some((l, w)), Some(basis)) if basis.rank(b) + k + 2 == w => Some(Block {
-                l,
-                w,
-                z: items
-                    .iter()
-                    .map(|it| {
-                        let mut zi: Vec<f64> = it.f[..k].iter().map(|x| f64::from(*x)).collect();
-                        zi.push(1.0);
-                        zi.extend(basis.project(b, it.v, &c64));
-                        zi
-                    })
-                    .collect(),
-            }),
+            (Some((l, w)), Some(basis)) if basis.rank(b) + post.data_rank(b) + k + 2 == w => {
+                Some(Block {
+                    l,
+                    w,
+                    z: items
+                        .iter()
+                        .map(|it| {
+                            let mut zi: Vec<f64> =
+                                it.f[..k].iter().map(|x| f64::from(*x)).collect();
+                            zi.push(1.0);
+                            zi.extend(basis.project(b, it.v, &c64));
+                            zi.extend(project_rows(dirs, post.dims, it.v, &c64));
+                            zi
+                        })
+                        .collect(),
+                })
+            }
             _ => None,
         };
         // with a block, the coordinates drawn one by one are β's alone
@@ -125,7 +130,16 @@ impl ItemDraws {
                     zi.extend(it.f[..k].iter().map(|x| f64::from(*x)));
                     zi.push(1.0);
                 }
+                let at = zi.len();
                 zi.extend(it.v.iter().zip(&c64).map(|(x, c)| f64::from(*x) - c));
+                if block.is_some() && !dirs.is_empty() {
+                    // β across V alone: the block drew its part along V
+                    let along: Vec<f64> = coords(dirs, post.dims, &zi[at..])
+                        .iter()
+                        .map(|a| -a)
+                        .collect();
+                    lift_rows(dirs, post.dims, &along, &mut zi[at..]);
+                }
                 zi
             })
             .collect();

@@ -17,7 +17,15 @@
 use crate::head::{Head, NB};
 use crate::prior::Prior;
 use crate::rng::{normal, Rng};
-use crate::taste::{cholesky, solve_upper_t, TasteBasis};
+use crate::taste::{cholesky, coords, lift_rows, solve_upper_t, TasteBasis};
+
+/// The most directions of β a posterior may keep the events' information
+/// along, per behaviour: q·dims numbers per behaviour and stored version,
+/// and a block of k + 2 + r + q rows that every Thompson draw factors.
+pub const DATA_RANK: usize = 128;
+
+/// How many it keeps unless told otherwise (`pg_ecom.posterior_directions`).
+pub const DEFAULT_DIRECTIONS: usize = 32;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Posterior {
@@ -36,6 +44,16 @@ pub struct Posterior {
     /// events say, and a diagonal carried from one update to the next
     /// forgets how they trade off against the gain and the bias.
     pub block: Vec<Vec<f32>>,
+    /// With a block (0.8.0 on), per behaviour: the directions of β that
+    /// the tenant's events informed, q_b orthonormal rows of `dims`
+    /// (train/directions.rs). The block then covers [gain, side.., bias,
+    /// α.., γ..] for γ = Vᵀβ, and β's diagonal entries hold its isotropic
+    /// prior precision alone, equal in every coordinate: along V the block
+    /// has it, across V nothing was learned. None: the form before 0.8.0,
+    /// where β's events were counted on the diagonal, which knows nothing
+    /// of the few directions the items a tenant sees lie along, so after
+    /// 1,500 impressions it was still almost as unsure as the prior.
+    pub directions: Option<Vec<Vec<f32>>>,
 }
 
 impl Posterior {
@@ -58,7 +76,7 @@ impl Posterior {
         one[0] = prior.gain;
         one[k + 1] = prior.bias;
         one[k + 2..].iter_mut().for_each(|p| *p = prior.taste);
-        let block = basis
+        let block: Vec<Vec<f32>> = basis
             .map(|basis| {
                 (0..NB)
                     .map(|b| {
@@ -80,17 +98,63 @@ impl Posterior {
             dims,
             precision: one.repeat(NB),
             center: vec![0.0; NB * dims],
+            directions: (!block.is_empty()).then(|| vec![Vec::new(); NB]),
             block,
         }
     }
 
+    /// What it holds in memory, about: its numbers.
+    pub fn bytes(&self) -> usize {
+        let blocks: usize = self.block.iter().map(Vec::len).sum();
+        let dirs: usize = self.directions.iter().flatten().map(Vec::len).sum();
+        4 * (self.precision.len() + self.center.len() + blocks + dirs)
+    }
+
+    /// Behaviour b's directions of β, rows of `dims` (empty: none).
+    pub fn dirs(&self, b: usize) -> &[f32] {
+        self.directions.as_ref().map_or(&[], |d| &d[b])
+    }
+
+    /// How many directions of β behaviour b's block covers.
+    pub fn data_rank(&self, b: usize) -> usize {
+        self.dirs(b).len() / self.dims.max(1)
+    }
+
+    /// This posterior in the form with directions: a posterior of the
+    /// form before 0.8.0 keeps its block, and its β diagonal becomes its
+    /// smallest entry in every coordinate (what the prior gave every
+    /// coordinate, plus what the events gave the least informed one). A
+    /// posterior without a block, or already in this form, is unchanged.
+    pub fn with_directions(mut self) -> Self {
+        if self.block.is_empty() || self.directions.is_some() {
+            return self;
+        }
+        let (k, m) = (self.k, Self::width(self.k, self.dims));
+        for b in 0..NB {
+            let taste = &mut self.precision[b * m + k + 2..(b + 1) * m];
+            let least = taste.iter().copied().fold(f32::INFINITY, f32::min);
+            taste.iter_mut().for_each(|p| *p = least);
+        }
+        self.directions = Some(vec![Vec::new(); NB]);
+        self
+    }
+
     /// The stored form: [precision of every behaviour | centre of every
-    /// behaviour | (with a basis) block of every behaviour].
+    /// behaviour | (with directions) q_0 .. q_{NB−1} | (with a basis)
+    /// block of every behaviour | (with directions) V of every behaviour].
+    /// The form before 0.8.0 has no q's and no V's; its length tells it
+    /// apart, since the q's alone add NB numbers.
     pub fn to_weights(&self) -> Vec<f32> {
         let mut w = self.precision.clone();
         w.extend_from_slice(&self.center);
+        if self.directions.is_some() {
+            w.extend((0..NB).map(|b| self.data_rank(b) as f32));
+        }
         for b in &self.block {
             w.extend_from_slice(b);
+        }
+        for d in self.directions.iter().flatten() {
+            w.extend_from_slice(d);
         }
         w
     }
@@ -104,14 +168,27 @@ impl Posterior {
         ranks: Option<[usize; NB]>,
     ) -> Result<Self, String> {
         let m = Self::width(k, dims);
-        let widths: Vec<usize> = ranks
-            .map(|r| r.iter().map(|r| k + 2 + r).collect())
-            .unwrap_or_default();
-        let want = NB * (m + dims) + widths.iter().map(|w| w * w).sum::<usize>();
+        let base = NB * (m + dims);
+        let blocks = |q: [usize; NB]| -> Vec<usize> {
+            ranks
+                .map(|r| (0..NB).map(|b| k + 2 + r[b] + q[b]).collect())
+                .unwrap_or_default()
+        };
+        let old = base + blocks([0; NB]).iter().map(|w| w * w).sum::<usize>();
+        // the form with directions: NB ranks after the centres
+        let q = match ranks.is_some() && w.len() != old && w.len() >= base + NB {
+            true => Some(data_ranks(&w[base..base + NB])?),
+            false => None,
+        };
+        let widths = blocks(q.unwrap_or([0; NB]));
+        let head = base + if q.is_some() { NB } else { 0 };
+        let dirs_len = q.map_or(0, |q| q.iter().sum::<usize>() * dims);
+        let want = head + widths.iter().map(|w| w * w).sum::<usize>() + dirs_len;
         if w.len() != want {
             return Err(format!(
-                "{} posterior values, expected {want} for {dims} dimensions, {k} side feature(s) and taste ranks {ranks:?}",
+                "{} posterior values, expected {old} (or, with directions of the taste, {}) for {dims} dimensions, {k} side feature(s) and taste ranks {ranks:?}",
                 w.len(),
+                old + NB,
             ));
         }
         if w[..NB * m].iter().any(|p| !p.is_finite() || *p <= 0.0) {
@@ -120,7 +197,7 @@ impl Posterior {
         if w[NB * m..].iter().any(|c| !c.is_finite()) {
             return Err("a posterior centre or block value is NaN or infinite".into());
         }
-        let mut at = NB * (m + dims);
+        let mut at = head;
         let mut block = Vec::new();
         for width in widths {
             let a = w[at..at + width * width].to_vec();
@@ -131,12 +208,30 @@ impl Posterior {
             }
             block.push(a);
         }
+        let directions = q.map(|q| {
+            q.iter()
+                .map(|&qb| {
+                    let d = w[at..at + qb * dims].to_vec();
+                    at += qb * dims;
+                    d
+                })
+                .collect::<Vec<_>>()
+        });
+        if directions.is_some() {
+            for b in 0..NB {
+                let taste = &w[b * m + k + 2..(b + 1) * m];
+                if taste.iter().any(|p| *p != taste[0]) {
+                    return Err("a posterior with directions has unequal taste precisions".into());
+                }
+            }
+        }
         Ok(Posterior {
             k,
             dims,
             precision: w[..NB * m].to_vec(),
-            center: w[NB * m..NB * (m + dims)].to_vec(),
+            center: w[NB * m..base].to_vec(),
             block,
+            directions,
         })
     }
 
@@ -180,18 +275,30 @@ impl Posterior {
         th[k + 1] += tv as f32;
         match (self.block_factor(b), head.basis.as_deref()) {
             (Some((l, w)), Some(basis)) => {
-                // [gain, side.., bias, α] jointly from the block; β, the
-                // isotropic part, coordinate by coordinate
+                // [gain, side.., bias, α, γ] jointly from the block; β, the
+                // isotropic part, coordinate by coordinate, then (with
+                // directions) without its part along V, which γ drew
                 let z: Vec<f64> = (0..w).map(|_| normal(rng)).collect();
                 let x = solve_upper_t(&l, w, &z);
-                let mut taste = vec![0f64; self.dims];
-                basis.lift_into(b, &x[k + 2..], &mut taste);
+                let r = basis.rank(b);
+                let prec = &self.precision(b)[k + 2..];
+                let mut beta: Vec<f64> = prec
+                    .iter()
+                    .map(|p| normal(rng) / f64::from(*p).sqrt())
+                    .collect();
+                let dirs = self.dirs(b);
+                if !dirs.is_empty() {
+                    let minus: Vec<f64> =
+                        coords(dirs, self.dims, &beta).iter().map(|c| -c).collect();
+                    lift_rows(dirs, self.dims, &minus, &mut beta);
+                    lift_rows(dirs, self.dims, &x[k + 2 + r..], &mut beta);
+                }
+                basis.lift_into(b, &x[k + 2..k + 2 + r], &mut beta);
                 for (t, d) in th[..k + 2].iter_mut().zip(&x) {
                     *t += *d as f32;
                 }
-                let prec = &self.precision(b)[k + 2..];
-                for ((t, d), p) in th[k + 2..].iter_mut().zip(&taste).zip(prec) {
-                    *t += (d + normal(rng) / f64::from(*p).sqrt()) as f32;
+                for (t, d) in th[k + 2..].iter_mut().zip(&beta) {
+                    *t += *d as f32;
                 }
             }
             _ => {
@@ -209,6 +316,20 @@ impl Posterior {
         th[0] = th[0].max(0.0);
         th
     }
+}
+
+/// The q's of the stored form with directions, checked.
+fn data_ranks(w: &[f32]) -> Result<[usize; NB], String> {
+    let mut q = [0usize; NB];
+    for (qb, &x) in q.iter_mut().zip(w) {
+        if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x as usize <= DATA_RANK) {
+            return Err(format!(
+                "posterior direction count {x} is not a whole number from 0 to {DATA_RANK}"
+            ));
+        }
+        *qb = x as usize;
+    }
+    Ok(q)
 }
 
 /// The logit of an adapted part θ = [gain, side.., bias, taste..] for an
@@ -250,6 +371,98 @@ mod tests {
         let n = w.len();
         w[n - 1] = -1.0; // the last block's α precision
         assert!(Posterior::from_weights(2, 3, &w, ranks).is_err());
+    }
+
+    /// A posterior with directions of β for behaviour 2: its block is one
+    /// row wider, and V follows the blocks.
+    fn with_one_direction(basis: &TasteBasis) -> Posterior {
+        let mut p = Posterior::from_prior_in(&Prior::default(), 2, 3, Some(basis));
+        let w = 2 + 2 + basis.rank(2) + 1;
+        let mut a = vec![0f32; w * w];
+        for i in 0..w {
+            a[i * w + i] = 2.0 + i as f32;
+        }
+        a[w - 1] = 0.5; // a cross term of the gain with γ
+        a[(w - 1) * w] = 0.5;
+        p.block[2] = a;
+        p.directions.as_mut().unwrap()[2] = vec![0.6, 0.0, 0.8];
+        p
+    }
+
+    #[test]
+    fn the_form_with_directions_round_trips_and_the_old_form_still_reads() {
+        let mut basis = TasteBasis::empty(3);
+        basis.var[2] = vec![0.5];
+        basis.u[2] = vec![0.0, 1.0, 0.0];
+        let ranks = Some(basis.ranks());
+        let p = with_one_direction(&basis);
+        let w = p.to_weights();
+        assert_eq!(Posterior::from_weights(2, 3, &w, ranks).unwrap(), p);
+        // the form before 0.8.0: no q's, no V's, β's events on the diagonal
+        let mut old = Posterior::from_prior_in(&Prior::default(), 2, 3, Some(&basis));
+        old.directions = None;
+        let m = Posterior::width(2, 3);
+        old.precision[2 * m + 4..3 * m].copy_from_slice(&[3.0, 5.0, 4.0]);
+        let back = Posterior::from_weights(2, 3, &old.to_weights(), ranks).unwrap();
+        assert_eq!(back, old);
+        // read, it is carried into the new form at its least informed β
+        let new = back.with_directions();
+        assert_eq!(&new.precision(2)[4..], &[3.0, 3.0, 3.0]);
+        assert_eq!(new.data_rank(2), 0);
+        let again = Posterior::from_weights(2, 3, &new.to_weights(), ranks).unwrap();
+        assert_eq!(again, new);
+        // a q that is no whole number in range, or unequal β precisions
+        let at = Posterior::width(2, 3) * NB + 3 * NB;
+        for bad in [1.5, -1.0, (DATA_RANK + 1) as f32] {
+            let mut x = w.clone();
+            x[at + 2] = bad;
+            assert!(Posterior::from_weights(2, 3, &x, ranks).is_err(), "{bad}");
+        }
+        let mut x = w.clone();
+        x[2 * m + 4] = 7.0;
+        assert!(Posterior::from_weights(2, 3, &x, ranks).is_err());
+        assert!(Posterior::from_weights(2, 3, &w[..w.len() - 1], ranks).is_err());
+    }
+
+    #[test]
+    fn draws_along_the_directions_come_from_the_block() {
+        // the taste's variance along V is the block's γ entry; across V it
+        // is β's isotropic prior
+        let mut basis = TasteBasis::empty(3);
+        basis.var[2] = vec![0.5];
+        basis.u[2] = vec![0.0, 1.0, 0.0];
+        let p = with_one_direction(&basis);
+        let mut head = Head::new(3, 2);
+        head.basis = Some(std::sync::Arc::new(basis));
+        let mut a = head.adapted(2);
+        a[0] = 50.0; // far from the gain's bound
+        head.set_adapted(2, &a);
+        let w = 6;
+        let l = p.block_factor(2).unwrap().0;
+        let mut e = vec![0f64; w];
+        e[w - 1] = 1.0;
+        let want_along: f64 = crate::taste::solve_lower(&l, w, &e)
+            .iter()
+            .map(|y| y * y)
+            .sum();
+        let want_across = 1.0 / f64::from(p.precision(2)[4]);
+        let mut rng = Rng::new(2);
+        let (mut along, mut across) = (0.0, 0.0);
+        let t = 40_000;
+        for _ in 0..t {
+            let th = p.sample(&head, 2, &mut rng);
+            let d: Vec<f64> = (0..3).map(|j| f64::from(th[4 + j] - a[4 + j])).collect();
+            along += (0.6 * d[0] + 0.8 * d[2]).powi(2) / f64::from(t);
+            across += (0.8 * d[0] - 0.6 * d[2]).powi(2) / f64::from(t);
+        }
+        assert!(
+            (along / want_along - 1.0).abs() < 0.05,
+            "{along} vs {want_along}"
+        );
+        assert!(
+            (across / want_across - 1.0).abs() < 0.05,
+            "{across} vs {want_across}"
+        );
     }
 
     #[test]

@@ -62,25 +62,12 @@ impl TasteBasis {
 
     /// Uᵀ·(v − c): an item's coordinates along behaviour b's directions.
     pub fn project(&self, b: usize, v: &[f32], c: &[f64]) -> Vec<f64> {
-        (0..self.rank(b))
-            .map(|i| {
-                self.row(b, i)
-                    .iter()
-                    .zip(v)
-                    .zip(c)
-                    .map(|((u, x), ci)| f64::from(*u) * (f64::from(*x) - ci))
-                    .sum()
-            })
-            .collect()
+        project_rows(&self.u[b], self.dims, v, c)
     }
 
     /// out += U·α for behaviour b.
     pub fn lift_into(&self, b: usize, alpha: &[f64], out: &mut [f64]) {
-        for (i, a) in alpha.iter().enumerate().take(self.rank(b)) {
-            for (o, u) in out.iter_mut().zip(self.row(b, i)) {
-                *o += a * f64::from(*u);
-            }
-        }
+        lift_rows(&self.u[b], self.dims, alpha, out)
     }
 
     /// The stored form: [r_0 .. r_{NB−1} | per behaviour: Λ_b, then U_b row
@@ -130,6 +117,36 @@ impl TasteBasis {
             }
         }
         Ok(basis)
+    }
+}
+
+/// Rᵀ·(v − c) for the rows of R (each `dims` long, stored one after
+/// another): a vector's coordinates along a set of directions.
+pub fn project_rows(rows: &[f32], dims: usize, v: &[f32], c: &[f64]) -> Vec<f64> {
+    rows.chunks_exact(dims)
+        .map(|row| {
+            row.iter()
+                .zip(v)
+                .zip(c)
+                .map(|((u, x), ci)| f64::from(*u) * (f64::from(*x) - ci))
+                .sum()
+        })
+        .collect()
+}
+
+/// R·x for the rows of R (as `project_rows`), x in f64 and uncentred.
+pub fn coords(rows: &[f32], dims: usize, x: &[f64]) -> Vec<f64> {
+    rows.chunks_exact(dims)
+        .map(|row| row.iter().zip(x).map(|(u, a)| f64::from(*u) * a).sum())
+        .collect()
+}
+
+/// out += R·α for the rows of R (as `project_rows`).
+pub fn lift_rows(rows: &[f32], dims: usize, alpha: &[f64], out: &mut [f64]) {
+    for (row, a) in rows.chunks_exact(dims).zip(alpha) {
+        for (o, u) in out.iter_mut().zip(row) {
+            *o += a * f64::from(*u);
+        }
     }
 }
 
@@ -279,26 +296,87 @@ pub fn top_cross_eigen(
         }
         out
     };
+    subspace_eigen(&apply, d, r, 40, seed, &[], between)
+}
+
+/// The top `r` eigenpairs of a symmetric positive semi-definite n × n
+/// matrix (row-major), largest first: Jacobi when n is small, else
+/// subspace iteration with a few extra vectors and a Rayleigh–Ritz step,
+/// `between` after every iteration. What a posterior keeps of its
+/// events needs the directions that carry most of their information,
+/// not eigenvectors to many digits.
+///
+/// `start`: vectors the top ones are likely near (the directions an
+/// update carries from the last one), iterated from instead of random
+/// ones, so that a few iterations suffice.
+pub fn top_eigen_dense(
+    a: &[f64],
+    n: usize,
+    r: usize,
+    seed: u64,
+    start: &[Vec<f64>],
+    between: &mut dyn FnMut(),
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let r = r.min(n);
+    if n <= 48 {
+        let (mut vals, mut vecs) = symmetric_eigen(a, n);
+        vals.truncate(r);
+        vecs.truncate(r);
+        return (vals.into_iter().map(|v| v.max(0.0)).collect(), vecs);
+    }
+    let p = (r + 6).min(n);
+    // A·q as Σ_k q_k·(column k of A), A symmetric: an axpy per column,
+    // which vectorises where a dot product per row (a reduction) does not
+    let apply = |q: &[f64]| -> Vec<f64> {
+        let mut out = vec![0f64; n];
+        for (k, &qk) in q.iter().enumerate() {
+            if qk != 0.0 {
+                let col = &a[k * n..(k + 1) * n];
+                out.iter_mut().zip(col).for_each(|(o, c)| *o += qk * c);
+            }
+        }
+        out
+    };
+    let iterations = if start.is_empty() { 8 } else { 4 };
+    let (mut values, mut vectors) = subspace_eigen(&apply, n, p, iterations, seed, start, between);
+    values.truncate(r);
+    vectors.truncate(r);
+    (values, vectors)
+}
+
+/// The p leading eigenpairs of the symmetric operator `apply` on vectors
+/// of length d: subspace iteration from a seeded random start, `between`
+/// after every iteration, then a Rayleigh–Ritz step (the eigenpairs of
+/// Qᵀ·S·Q rotate Q onto S's own). Largest first; values below 0 are
+/// reported as 0. `start` replaces the first random vectors.
+fn subspace_eigen(
+    apply: &dyn Fn(&[f64]) -> Vec<f64>,
+    d: usize,
+    p: usize,
+    iterations: usize,
+    seed: u64,
+    start: &[Vec<f64>],
+    between: &mut dyn FnMut(),
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut rng = crate::rng::Rng::new(seed);
-    let mut q: Vec<Vec<f64>> = (0..r)
-        .map(|_| (0..d).map(|_| crate::rng::normal(&mut rng)).collect())
-        .collect();
+    let warm = start.len().min(p);
+    let mut q: Vec<Vec<f64>> = start[..warm].to_vec();
+    q.extend((warm..p).map(|_| (0..d).map(|_| crate::rng::normal(&mut rng)).collect()));
     orthonormalise(&mut q);
-    for _ in 0..40 {
+    for _ in 0..iterations {
         let mut y: Vec<Vec<f64>> = q.iter().map(|v| apply(v)).collect();
         orthonormalise(&mut y);
         q = y;
         between();
     }
-    // Rayleigh–Ritz: the eigenpairs of Qᵀ·S·Q rotate Q onto S's own
     let sq: Vec<Vec<f64>> = q.iter().map(|v| apply(v)).collect();
-    let mut small = vec![0f64; r * r];
-    for i in 0..r {
-        for j in 0..r {
-            small[i * r + j] = q[i].iter().zip(&sq[j]).map(|(a, b)| a * b).sum();
+    let mut small = vec![0f64; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            small[i * p + j] = q[i].iter().zip(&sq[j]).map(|(a, b)| a * b).sum();
         }
     }
-    let (values, rot) = symmetric_eigen(&small, r);
+    let (values, rot) = symmetric_eigen(&small, p);
     let vectors = rot
         .iter()
         .map(|c| {
@@ -429,6 +507,40 @@ mod tests {
         let own: Vec<Vec<f64>> = pairs.iter().map(|(a, _)| a.clone()).collect();
         let (vals, _) = top_eigen(&own, 2, 3, &mut || {});
         assert!(vals[1] > 0.8, "one fit's noise shows: {vals:?}");
+    }
+
+    #[test]
+    fn subspace_iteration_finds_the_top_of_a_large_spectrum() {
+        // A = Σ_i x_i·x_iᵀ over 300 random vectors of 100 dimensions with
+        // decaying scales: its top 20 eigenvalues, and the energy their
+        // vectors capture, against the full Jacobi decomposition
+        let (n, t) = (100, 300);
+        let mut rng = crate::rng::Rng::new(9);
+        let mut a = vec![0f64; n * n];
+        for _ in 0..t {
+            let x: Vec<f64> = (0..n)
+                .map(|j| crate::rng::normal(&mut rng) / (1.0 + j as f64 / 8.0))
+                .collect();
+            for i in 0..n {
+                for j in 0..n {
+                    a[i * n + j] += x[i] * x[j];
+                }
+            }
+        }
+        let (full, _) = symmetric_eigen(&a, n);
+        let (top, vecs) = top_eigen_dense(&a, n, 20, 3, &[], &mut || {});
+        assert_eq!(top.len(), 20);
+        for (i, (x, y)) in top.iter().zip(&full).enumerate() {
+            assert!((x / y - 1.0).abs() < 0.01, "{i}: {x} vs {y}");
+        }
+        // each vector is unit and its Rayleigh quotient is its value
+        for (v, l) in vecs.iter().zip(&top) {
+            let norm: f64 = v.iter().map(|x| x * x).sum();
+            let av: f64 = (0..n)
+                .map(|i| v[i] * (0..n).map(|j| a[i * n + j] * v[j]).sum::<f64>())
+                .sum();
+            assert!((norm - 1.0).abs() < 1e-9 && (av / l - 1.0).abs() < 0.01);
+        }
     }
 
     #[test]

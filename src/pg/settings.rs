@@ -74,6 +74,8 @@ pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 pub static MAX_ITEM_EFFECTS: GucSetting<i32> =
     GucSetting::<i32>::new(pg_ecom_core::items::DEFAULT_MAX_ITEMS as i32);
+pub static POSTERIOR_DIRECTIONS: GucSetting<i32> =
+    GucSetting::<i32>::new(pg_ecom_core::posterior::DEFAULT_DIRECTIONS as i32);
 // Two settings behind one name: the default is 'worker' only where the
 // worker can exist (pg_ecom preloaded), and pgrx fixes a boot value per
 // static.
@@ -182,6 +184,16 @@ fn register_encoder_settings() {
         &MAX_ITEM_EFFECTS,
         0,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.posterior_directions",
+        c"Directions of the isotropic taste part a version's posterior keeps what its events said along, per behaviour.",
+        c"ecom_adapt and ecom_learn keep the directions the events informed most; each costs 1.5 kB per stored version and behaviour that learned, and across them the posterior stays at the prior. Heads with taste directions only. Superuser only.",
+        &POSTERIOR_DIRECTIONS,
+        0,
+        pg_ecom_core::posterior::DATA_RANK as i32,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -499,6 +511,10 @@ pub fn max_seq_len() -> usize {
 /// Items per head that keep an effect of their own.
 pub fn max_item_effects() -> usize {
     MAX_ITEM_EFFECTS.get().max(0) as usize
+}
+
+pub fn posterior_directions() -> usize {
+    POSTERIOR_DIRECTIONS.get().max(0) as usize
 }
 
 /// What reading one training relation may hold, in bytes.

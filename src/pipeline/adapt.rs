@@ -47,6 +47,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         seed: req.seed,
         posterior: None,
         max_items: crate::pg::settings::max_item_effects(),
+        directions: crate::pg::settings::posterior_directions(),
     };
     let (head, report) = train::adapt_with(&head0, &exs, &cfg, &mut || {
         pgrx::check_for_interrupts!();

@@ -223,6 +223,7 @@ fn config(start: &Start) -> AdaptConfig {
         seed: 42,
         posterior: start.posterior.clone(),
         max_items: crate::pg::settings::max_item_effects(),
+        directions: crate::pg::settings::posterior_directions(),
     }
 }
 

@@ -31,22 +31,28 @@ pub struct Decoded {
 
 /// At most this many decoded heads; past it the cache starts over.
 const CAPACITY: usize = 256;
-/// ... and at most this much of their own item effects (each head's are
-/// capped by pg_ecom.max_item_effects; a tenant's head holds only what it
-/// learned and shares the platform's of its global head): 256 heads of a
-/// large catalogue would otherwise hold gigabytes. A head larger than this
-/// alone is not kept.
-const ITEM_BYTES: usize = 64 << 20;
+/// ... and at most this much of their own item effects and posteriors
+/// (each head's are capped by pg_ecom.max_item_effects and
+/// pg_ecom.posterior_directions; a tenant's head holds only what it
+/// learned and shares the platform's effects of its global head): 256
+/// heads of a large catalogue, or with many directions, would otherwise
+/// hold gigabytes. A head larger than this alone is not kept.
+const BUDGET_BYTES: usize = 64 << 20;
+
+/// What a decoded head counts against the budget.
+fn bytes_of(d: &Decoded) -> usize {
+    d.head.items.bytes() + d.posterior.bytes()
+}
 
 struct Cache {
     heads: HashMap<Key, Decoded>,
-    item_bytes: usize,
+    bytes: usize,
 }
 
 static HEADS: Lazy<Mutex<Cache>> = Lazy::new(|| {
     Mutex::new(Cache {
         heads: HashMap::new(),
-        item_bytes: 0,
+        bytes: 0,
     })
 });
 
@@ -57,17 +63,17 @@ pub fn get(key: &Key) -> Option<Decoded> {
 
 /// Keeps `decoded` for later lookups of `key`.
 pub fn insert(key: Key, decoded: Decoded) {
-    let bytes = decoded.head.items.bytes();
-    if bytes > ITEM_BYTES {
+    let bytes = bytes_of(&decoded);
+    if bytes > BUDGET_BYTES {
         return; // decoded again at each lookup rather than held past the budget
     }
     let mut cache = HEADS.lock();
-    if cache.heads.len() > CAPACITY || cache.item_bytes + bytes > ITEM_BYTES {
+    if cache.heads.len() > CAPACITY || cache.bytes + bytes > BUDGET_BYTES {
         cache.heads.clear();
-        cache.item_bytes = 0;
+        cache.bytes = 0;
     }
-    cache.item_bytes += bytes;
+    cache.bytes += bytes;
     if let Some(old) = cache.heads.insert(key, decoded) {
-        cache.item_bytes -= old.head.items.bytes();
+        cache.bytes -= bytes_of(&old);
     }
 }

@@ -30,16 +30,30 @@ SELECT cardinality(taste_basis) = 4 + (metrics->'taste'->'rank'->>1)::int * (384
 
 -- 2. a new store (likes running and dress shoes) adapts on 24 events; its
 -- version names the global row and stores only its posterior, whose
--- click block covers gain, bias and the directions (posterior: per behaviour
--- 2 + 384 precisions, then 384 centres, then the blocks, click's (2 + r)²)
+-- click block covers gain, bias, the basis's r directions and the q
+-- directions of the isotropic part its events informed (posterior: per
+-- behaviour 2 + 384 precisions, then 384 centres, then each behaviour's q
+-- (click's at 3082), then the blocks, click's (2 + r + q)², then click's q
+-- directions of 384)
 CREATE TABLE ts_support AS
 SELECT context, item, behaviour, label FROM ts_events WHERE tenant = 'ts_store4' ORDER BY md5(item) LIMIT 24;
 SELECT (ecom_adapt('ts_new', 'ts_support')->>'version')::int AS version;
 SELECT t.taste_basis IS NULL AS none_of_its_own,
        (t.hyper->>'taste_base')::bigint = g.id AS names_the_global_row,
-       cardinality(t.posterior) = 4 * (2 + 2 * 384) + 3 * 4 + power(2 + (g.metrics->'taste'->'rank'->>1)::int, 2) AS posterior_has_the_block
+       t.posterior[3082] > 0 AS informed_directions,
+       cardinality(t.posterior) = 4 * (2 + 2 * 384) + 4 + 3 * 4
+         + power(2 + (g.metrics->'taste'->'rank'->>1)::int + t.posterior[3082], 2) + 384 * t.posterior[3082] AS posterior_has_the_block
   FROM ecom.heads t, ecom.heads g
  WHERE t.tenant = 'ts_new' AND t.active AND g.tenant IS NULL AND g.active;
+-- pg_ecom.posterior_directions caps the directions a version keeps
+SET pg_ecom.posterior_directions = 3;
+SELECT (ecom_adapt('ts_capped', 'ts_support')->>'version')::int AS version;
+SELECT posterior[3082] AS click_directions FROM ecom.heads WHERE tenant = 'ts_capped' AND active;
+SET pg_ecom.posterior_directions = 0;
+SELECT (ecom_adapt('ts_capped', 'ts_support')->>'version')::int AS version;
+SELECT posterior[3082] AS click_directions FROM ecom.heads WHERE tenant = 'ts_capped' AND active;
+RESET pg_ecom.posterior_directions;
+SELECT ecom_forget('ts_capped') IS NOT NULL AS forgotten;
 -- it ranks the shoes above the books, the global head much less so
 SELECT who, avg(p) FILTER (WHERE item LIKE '%shoes%') - avg(p) FILTER (WHERE item NOT LIKE '%shoes%') > 0.1 AS prefers_shoes
   FROM (VALUES ('ts_new'), (NULL)) w(who),
@@ -59,10 +73,13 @@ SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propen
 SELECT count(*) > 0 AS clicked FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'click')
  WHERE i.tenant = 'ts_new' AND i.item LIKE '%shoes%';
 SELECT r->>'version' AS version, (r->>'n')::int > 0 AS learned FROM ecom_learn('ts_new', activate => 'always') r;
-SELECT version, cardinality(posterior) = (SELECT cardinality(posterior) FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS same_shape,
+SELECT version, cardinality(posterior) = 4 * (2 + 2 * 384) + 4 + 3 * 4
+         + power(2 + (g.metrics->'taste'->'rank'->>1)::int + posterior[3082], 2) + 384 * posterior[3082] AS same_form,
+       posterior[3082] >= (SELECT posterior[3082] FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS as_many_directions,
        hyper->'taste_base' = (SELECT hyper->'taste_base' FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS same_global,
        posterior[387] > (SELECT posterior[387] FROM ecom.heads WHERE tenant = 'ts_new' AND version = 1) AS click_gain_surer
-  FROM ecom.heads WHERE tenant = 'ts_new' AND active;
+  FROM ecom.heads t, LATERAL (SELECT metrics FROM ecom.heads WHERE tenant IS NULL AND active) g
+ WHERE tenant = 'ts_new' AND active;
 
 -- 4. a damaged basis is an ERROR, never a wrong score, and loses nothing
 BEGIN;

@@ -48,7 +48,7 @@ pub fn adapt_with(
         Method::Full => {
             let head = full_descent(start, support, cfg.steps, cfg.lr, between);
             // W moved: the text scores are the new head's
-            let posterior = posterior_at(&head, &centred(&head, support), cfg);
+            let posterior = posterior_at(&head, &centred(&head, support), cfg, between);
             (head, cfg.steps, posterior)
         }
         Method::Meta => {
@@ -143,7 +143,7 @@ fn adapt_meta(
         between();
     });
     // W did not move: the text scores are still `all`'s
-    let posterior = posterior_at(&out, &all, cfg);
+    let posterior = posterior_at(&out, &all, cfg, between);
     (out, steps, posterior)
 }
 

@@ -47,6 +47,10 @@ pub struct AdaptConfig {
     /// at most this many items keep an effect in the adapted head
     /// (`pg_ecom.max_item_effects`)
     pub max_items: usize,
+    /// at most this many directions of the isotropic taste part keep what
+    /// the events said along them in the posterior
+    /// (`pg_ecom.posterior_directions`, train/directions.rs)
+    pub directions: usize,
 }
 
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ use crate::posterior::Posterior;
 
 use super::centred::{centred_logit, Centred};
 use super::config::AdaptConfig;
+use super::directions::{informed_block, Counted};
 
 /// The prior of an adaptation as a posterior: `cfg.posterior` when set
 /// (and stored for `start`'s shape and basis), else the group precisions
@@ -19,7 +20,8 @@ pub(super) fn start_posterior(cfg: &AdaptConfig, start: &Head) -> Posterior {
     let basis = start.basis.as_deref().filter(|b| b.dims == dims);
     let ranks_fit = |p: &Posterior| match basis {
         None => p.block.is_empty(),
-        Some(basis) => (0..NB).all(|b| p.block(b).map(|(_, w)| w) == Some(k + 2 + basis.rank(b))),
+        Some(basis) => (0..NB)
+            .all(|b| p.block(b).map(|(_, w)| w) == Some(k + 2 + basis.rank(b) + p.data_rank(b))),
     };
     match &cfg.posterior {
         Some(p) if p.k == k && p.dims == dims && ranks_fit(p) => p.clone(),
@@ -53,12 +55,18 @@ pub(super) fn centre_of(
 /// the summed log-loss in centred coordinates).
 ///
 /// With a basis the block gets, per event, p(1 − p)·z_B·z_Bᵀ for
-/// z_B = [s, f.., 1, Uᵀ(v − v̄)], and the diagonal's taste entries are β's.
-/// The cross terms between the block and β are left out: a block-diagonal
-/// Laplace approximation, exact when the isotropic part is frozen.
-pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Posterior {
+/// z_B = [s, f.., 1, Uᵀ(v − v̄), Vᵀ(v − v̄)], where V are the directions of
+/// β the events informed most (directions.rs), and β's diagonal keeps its
+/// isotropic prior. What is left out: the events' information about β
+/// across V (the smallest eigenvalues of its Hessian).
+pub(super) fn posterior_at(
+    h: &Head,
+    exs: &[Centred],
+    cfg: &AdaptConfig,
+    between: &mut dyn FnMut(),
+) -> Posterior {
     let (k, dims) = (h.k, h.dims());
-    let start = start_posterior(cfg, h);
+    let start = start_posterior(cfg, h).with_directions();
     let mut post = start.clone();
     let m = Posterior::width(k, dims);
     for b in 0..NB {
@@ -76,34 +84,34 @@ pub(super) fn posterior_at(h: &Head, exs: &[Centred], cfg: &AdaptConfig) -> Post
                 p * (1.0 - p)
             })
             .collect();
+        let basis = h.basis.as_deref().filter(|_| start.block(b).is_some());
         for (e, &w) in mine.iter().zip(&weights) {
             prec[0] += w * f64::from(e.s).powi(2);
             for (j, f) in e.f.iter().enumerate() {
                 prec[1 + j] += w * f64::from(*f).powi(2);
             }
             prec[k + 1] += w;
-            for ((q, v), c) in prec[k + 2..].iter_mut().zip(e.v).zip(&center) {
-                *q += w * (f64::from(*v) - c).powi(2);
-            }
-        }
-        if let (Some((a, w)), Some(basis)) = (start.block(b), h.basis.as_deref()) {
-            let mut block: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
-            for (e, &wt) in mine.iter().zip(&weights) {
-                let mut z = Vec::with_capacity(w);
-                z.push(f64::from(e.s));
-                z.extend(e.f.iter().map(|f| f64::from(*f)));
-                z.push(1.0);
-                z.extend(basis.project(b, e.v, &center));
-                for i in 0..w {
-                    for j in 0..w {
-                        block[i * w + j] += wt * z[i] * z[j];
-                    }
+            if basis.is_none() {
+                for ((q, v), c) in prec[k + 2..].iter_mut().zip(e.v).zip(&center) {
+                    *q += w * (f64::from(*v) - c).powi(2);
                 }
             }
+        }
+        if let Some(basis) = basis {
+            let events = Counted {
+                mine: &mine,
+                weights: &weights,
+                center: &center,
+            };
+            let (block, dirs) = informed_block(&start, b, basis, &events, cfg.directions, between);
+            let w = k + 2 + basis.rank(b) + dirs.len() / dims.max(1);
             for i in 0..k + 2 {
                 prec[i] = block[i * w + i];
             }
             post.block[b] = block.iter().map(|&x| x as f32).collect();
+            if let Some(d) = post.directions.as_mut() {
+                d[b] = dirs;
+            }
         }
         for (i, q) in prec.iter().enumerate() {
             post.precision[b * m + i] = *q as f32;

@@ -197,6 +197,7 @@ fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
         seed: cfg.seed,
         posterior: None,
         max_items: cfg.max_items,
+        directions: crate::posterior::DEFAULT_DIRECTIONS,
     }
 }
 
@@ -402,6 +403,7 @@ pub(super) fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnM
         seed: 0,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
+        directions: 0,
     };
     let start = head.clone();
     descent(&start, &all, &cfg, |step| {

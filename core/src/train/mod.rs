@@ -6,6 +6,7 @@
 mod adapt;
 mod centred;
 mod config;
+mod directions;
 mod episodes;
 mod laplace;
 mod meta;

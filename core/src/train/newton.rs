@@ -110,11 +110,22 @@ pub(super) struct Part<'e, 'a> {
 /// What a part needs to move its taste along a basis's directions.
 struct Along<'e> {
     basis: &'e TasteBasis,
-    /// the prior's dense precision of [small.., α..], divided by n
+    /// the prior's dense precision of [small.., α.., γ..] (γ = Vᵀβ along
+    /// the directions the earlier events informed), divided by n, less
+    /// β's isotropic precision along γ (the diagonal applies that to all
+    /// of β)
     block: Vec<f64>,
-    /// its width, k + 2 + r
+    /// its width, k + 2 + r + q
     w: usize,
-    /// each event's coordinates Uᵀ(v − v̄) along the directions
+    /// the basis's rank r
+    r: usize,
+    /// the prior's directions V of β, q rows of dims
+    dirs: Vec<f64>,
+    /// Vᵀ, dims rows of q: Vᵀβ as an axpy per coordinate of β, which
+    /// vectorises (a dot product per direction does not); the conjugate
+    /// gradients apply the prior hundreds of times per update
+    dirs_t: Vec<f64>,
+    /// each event's coordinates Uᵀ(v − v̄) along the basis
     proj: Vec<Vec<f64>>,
 }
 
@@ -124,7 +135,7 @@ impl<'e, 'a> Part<'e, 'a> {
         start: &'e Head,
         exs: &'e [Centred<'a>],
         cfg: &AdaptConfig,
-        start_post: &Posterior,
+        start_post: &'e Posterior,
         shape: Shape,
         b: usize,
     ) -> Option<Self> {
@@ -155,14 +166,28 @@ impl<'e, 'a> Part<'e, 'a> {
             .as_deref()
             .filter(|basis| with_taste && basis.dims == start.dims())
             .zip(start_post.block(b))
-            .map(|(basis, (a, w))| Along {
-                basis,
-                block: a.iter().map(|&p| f64::from(p) / n).collect(),
-                w,
-                proj: mine
-                    .iter()
-                    .map(|e| basis.project(b, e.v, &center))
-                    .collect(),
+            .map(|(basis, (a, w))| {
+                let r = basis.rank(b);
+                let mut block: Vec<f64> = a.iter().map(|&p| f64::from(p) / n).collect();
+                for i in k + 2 + r..w {
+                    block[i * w + i] -= prec[k + 2];
+                }
+                let dirs = start_post.dirs(b);
+                let (dims, q) = (start.dims(), start_post.data_rank(b));
+                Along {
+                    basis,
+                    block,
+                    w,
+                    r,
+                    dirs: dirs.iter().map(|&x| f64::from(x)).collect(),
+                    dirs_t: (0..dims)
+                        .flat_map(|j| (0..q).map(move |a| f64::from(dirs[a * dims + j])))
+                        .collect(),
+                    proj: mine
+                        .iter()
+                        .map(|e| basis.project(b, e.v, &center))
+                        .collect(),
+                }
             });
         // with a taste, logits are the start's plus z·x; without, a frozen
         // taste still scores
@@ -193,7 +218,7 @@ impl<'e, 'a> Part<'e, 'a> {
     }
 
     fn rank(&self) -> usize {
-        self.along.as_ref().map_or(0, |a| a.w - (self.shape.k + 2))
+        self.along.as_ref().map_or(0, |a| a.r)
     }
 
     /// One damped Newton step of this behaviour's adapted part of `h`,
@@ -320,13 +345,15 @@ impl<'e, 'a> Part<'e, 'a> {
     }
 
     /// The indices of the block's rows among the coordinates: the small
-    /// part, then α (after β).
-    fn block_index(&self, j: usize) -> usize {
+    /// part, then α (after β); γ, which is no coordinate, maps nowhere.
+    fn block_index(&self, j: usize) -> Option<usize> {
         let k2 = self.shape.k + 2;
         if j < k2 {
-            j
+            Some(j)
+        } else if j < k2 + self.rank() {
+            Some(self.shape.m + (j - k2))
         } else {
-            self.shape.m + (j - k2)
+            None
         }
     }
 
@@ -347,12 +374,37 @@ impl<'e, 'a> Part<'e, 'a> {
         let Some(along) = &self.along else {
             return;
         };
-        let (a, w) = (&along.block, along.w);
+        let (a, w, m) = (&along.block, along.w, self.shape.m);
         out[..k2].iter_mut().for_each(|o| *o = 0.0);
-        out[self.shape.m..].iter_mut().for_each(|o| *o = 0.0);
+        out[m..].iter_mut().for_each(|o| *o = 0.0);
+        // y = [small.., α.., Vᵀβ..], the block's coordinates
+        let mut y: Vec<f64> = (0..k2 + along.r)
+            .map(|j| x[self.block_index(j).unwrap_or(j)])
+            .collect();
+        let q = w - k2 - along.r;
+        y.resize(w, 0.0);
+        for (j, xj) in x[k2..m].iter().enumerate() {
+            if *xj != 0.0 {
+                y[k2 + along.r..]
+                    .iter_mut()
+                    .zip(&along.dirs_t[j * q..(j + 1) * q])
+                    .for_each(|(o, v)| *o += xj * v);
+            }
+        }
+        let mut t = vec![0f64; w];
         for i in 0..w {
-            let s: f64 = (0..w).map(|j| a[i * w + j] * x[self.block_index(j)]).sum();
-            out[self.block_index(i)] += s;
+            t[i] = (0..w).map(|j| a[i * w + j] * y[j]).sum();
+        }
+        for (i, ti) in t.iter().enumerate() {
+            if let Some(at) = self.block_index(i) {
+                out[at] += ti;
+            }
+        }
+        for (row, ta) in along.dirs.chunks_exact(m - k2).zip(&t[k2 + along.r..]) {
+            out[k2..m]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(o, v)| *o += ta * v);
         }
     }
 
@@ -360,9 +412,22 @@ impl<'e, 'a> Part<'e, 'a> {
         let mut d = self.prec.clone();
         d.resize(self.width(), 0.0);
         if let Some(along) = &self.along {
-            let w = along.w;
+            let (w, k2, dims) = (along.w, self.shape.k + 2, self.shape.m - self.shape.k - 2);
             for i in 0..w {
-                d[self.block_index(i)] = along.block[i * w + i];
+                if let Some(at) = self.block_index(i) {
+                    d[at] = along.block[i * w + i];
+                }
+            }
+            // β's share of V·Dγγ·Vᵀ's diagonal, for the preconditioner
+            let c = k2 + along.r;
+            let q = w - c;
+            for (a, ra) in along.dirs.chunks_exact(dims).enumerate() {
+                for (bb, rb) in along.dirs.chunks_exact(dims).enumerate().take(q) {
+                    let g = along.block[(c + a) * w + c + bb];
+                    for (j, (ua, ub)) in ra.iter().zip(rb).enumerate() {
+                        d[k2 + j] += g * ua * ub;
+                    }
+                }
             }
         }
         d

@@ -229,6 +229,7 @@ fn fit_tastes(
         seed: 0,
         posterior: None,
         max_items: 0,
+        directions: crate::posterior::DEFAULT_DIRECTIONS,
     };
     let mut start = head.clone();
     start.basis = None;

@@ -21,6 +21,7 @@ fn meta(steps: usize, prior: Prior, seed: i64) -> AdaptConfig {
         seed,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
+        directions: crate::posterior::DEFAULT_DIRECTIONS,
     }
 }
 
@@ -122,6 +123,7 @@ fn adaptation_offers_regular_interruption_points() {
             seed: 1,
             posterior: None,
             max_items: DEFAULT_MAX_ITEMS,
+            directions: crate::posterior::DEFAULT_DIRECTIONS,
         };
         let mut calls = 0;
         adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
@@ -142,6 +144,7 @@ fn a_cancel_stops_adaptation_at_the_next_check() {
         seed: 1,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
+        directions: crate::posterior::DEFAULT_DIRECTIONS,
     };
     let mut calls = 0;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

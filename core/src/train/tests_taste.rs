@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::head::{text_features, Example, Head, NB};
 use crate::items::DEFAULT_MAX_ITEMS;
-use crate::posterior::Posterior;
+use crate::posterior::{Posterior, DEFAULT_DIRECTIONS};
 use crate::prior::{Prior, FROZEN};
 use crate::rng::{normal, Rng};
 use crate::taste::TasteBasis;
@@ -26,6 +26,7 @@ fn meta(prior: Prior) -> AdaptConfig {
         seed: 1,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
+        directions: crate::posterior::DEFAULT_DIRECTIONS,
     }
 }
 
@@ -273,6 +274,120 @@ fn sequential_updates_match_a_batch_fit_within_five_percent() {
 }
 
 #[test]
+fn a_weak_isotropic_prior_still_carries_over_within_five_percent() {
+    // β free to move (prior precision 1 per coordinate): the first half's
+    // information about β lies along the directions its items span, which
+    // a diagonal spread thin (24% apart before 0.8.0)
+    let tasks = low_rank_tenants(3, 240, 12);
+    let mut head = Head::new(DIMS, 0);
+    head.basis = Some(planted_basis([9.0, 9.0]));
+    let prior = Prior {
+        taste: 1.0,
+        ..Prior::default()
+    };
+    for t in &tasks {
+        let gap = sequential_gap(&head, prior, &t.examples);
+        assert!(gap < 0.05, "{}: {gap:.3}", t.tenant);
+    }
+}
+
+/// The Laplace precision of [gain, bias, α.., β..] formed densely: the
+/// prior's (the block of [gain, bias, α] and β's isotropic diagonal) plus
+/// Σ p(1 − p)·z·zᵀ over the events, for z = [s, 1, Uᵀu, u], u = v − v̄.
+fn dense_precision(head: &Head, adapted: &Head, prior: &Posterior, exs: &[Example]) -> Vec<f64> {
+    let b = NB - 1;
+    let basis = head.basis.as_ref().unwrap();
+    let r = basis.rank(b);
+    let n = 2 + r + DIMS;
+    let mut p = vec![0f64; n * n];
+    let (a, w) = prior.block(b).unwrap();
+    assert_eq!(w, 2 + r);
+    for i in 0..w {
+        for j in 0..w {
+            p[i * n + j] = f64::from(a[i * w + j]);
+        }
+    }
+    for j in 0..DIMS {
+        p[(w + j) * n + w + j] = f64::from(prior.precision(b)[2 + j]);
+    }
+    let m = exs.len() as f64;
+    let c: Vec<f64> = (0..DIMS)
+        .map(|j| exs.iter().map(|e| f64::from(e.x[j])).sum::<f64>() / m)
+        .collect();
+    for e in exs {
+        let v = &e.x[..DIMS];
+        let mut z = vec![f64::from(head.text_score(b, &e.x)), 1.0];
+        z.extend(basis.project(b, v, &c));
+        z.extend(v.iter().zip(&c).map(|(x, ci)| f64::from(*x) - ci));
+        let pr = 1.0 / (1.0 + (-f64::from(adapted.logit(b, &e.x, &e.f))).exp());
+        for i in 0..n {
+            for j in 0..n {
+                p[i * n + j] += pr * (1.0 - pr) * z[i] * z[j];
+            }
+        }
+    }
+    p
+}
+
+#[test]
+fn an_item_s_logit_variance_is_the_dense_laplace_one() {
+    // with fewer dimensions than directions kept, nothing is dropped: an
+    // item's logit variance from the stored posterior is aᵀP⁻¹a for the
+    // dense Laplace precision P, within rounding to f32
+    let tasks = low_rank_tenants(1, 80, 21);
+    let exs = &tasks[0].examples;
+    let mut head = Head::new(DIMS, 0);
+    head.basis = Some(planted_basis([2.0, 0.5]));
+    let b = NB - 1;
+    let mut a = head.adapted(b);
+    a[0] = 6.0;
+    head.set_adapted(b, &a);
+    let prior = Prior {
+        taste: 1.0,
+        ..Prior::default()
+    };
+    let cfg = AdaptConfig {
+        steps: 10,
+        ..meta(prior)
+    };
+    let (adapted, rep) = adapt(&head, exs, &cfg);
+    let start = Posterior::from_prior_in(&prior, 0, DIMS, head.basis.as_deref());
+    let mut p = dense_precision(&head, &adapted, &start, exs);
+    let n = 2 + 2 + DIMS;
+    let c: Vec<f64> = rep
+        .posterior
+        .center(b)
+        .iter()
+        .map(|&x| f64::from(x))
+        .collect();
+    for e in exs.iter().take(10) {
+        let v = &e.x[..DIMS];
+        let s = head.text_score(b, &e.x);
+        let mut z = vec![f64::from(s), 1.0];
+        z.extend(head.basis.as_ref().unwrap().project(b, v, &c));
+        z.extend(v.iter().zip(&c).map(|(x, ci)| f64::from(*x) - ci));
+        let mut zz = z.clone();
+        let x = solve(&mut p.clone(), &mut zz, n).unwrap();
+        let want: f64 = z.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let item = [crate::draws::Item {
+            logit: f64::from(adapted.logit(b, &e.x, &e.f)),
+            s,
+            v,
+            f: &[],
+            item_var: 0.0,
+            key: None,
+        }];
+        let sd = crate::draws::logit_sd(&rep.posterior, &adapted, b, &item)[0];
+        assert!(
+            (sd * sd / want - 1.0).abs() < 0.01,
+            "logit variance {} vs dense {want}",
+            sd * sd
+        );
+    }
+    p.clear();
+}
+
+#[test]
 fn draws_have_the_block_posterior_s_covariance() {
     // an item's logit varies by zᵀB⁻¹z along [gain, bias, α] plus
     // Σ (v − v̄)²/precision along β, in both ways of drawing
@@ -290,23 +405,30 @@ fn draws_have_the_block_posterior_s_covariance() {
     let (_, rep) = adapt(&head, &tasks[0].examples, &meta(prior));
     let post = rep.posterior;
     let (block, w) = post.block(b).unwrap();
-    assert_eq!(w, 4);
+    // [gain, bias, α_1, α_2] and the directions the 60 events informed
+    let q = post.data_rank(b);
+    assert!(q > 2, "{q} directions");
+    assert_eq!(w, 4 + q);
     let e = &tasks[0].examples[0];
     let v = &e.x[..DIMS];
     let s = f64::from(head.text_score(b, &e.x));
     let c: Vec<f64> = post.center(b).iter().map(|&x| f64::from(x)).collect();
     let mut z = vec![s, 1.0];
     z.extend(head.basis.as_ref().unwrap().project(b, v, &c));
+    let along = crate::taste::project_rows(post.dirs(b), DIMS, v, &c);
+    z.extend(&along);
     let mut bl: Vec<f64> = block.iter().map(|&x| f64::from(x)).collect();
     let mut zz = z.clone();
     let bz = solve(&mut bl, &mut zz, w).unwrap();
     let mut want: f64 = z.iter().zip(&bz).map(|(a, b)| a * b).sum();
-    want += v
+    // β across the directions keeps its isotropic prior
+    let u2: f64 = v
         .iter()
         .zip(&c)
-        .zip(&post.precision(b)[2..])
-        .map(|((x, ci), p)| (f64::from(*x) - ci).powi(2) / f64::from(*p))
-        .sum::<f64>();
+        .map(|(x, ci)| (f64::from(*x) - ci).powi(2))
+        .sum();
+    let across = u2 - along.iter().map(|a| a * a).sum::<f64>();
+    want += across / f64::from(post.precision(b)[2]);
     let mean = f64::from(head.logit(b, &e.x, &e.f));
     let n = 40_000;
     let mut rng = Rng::new(8);
@@ -353,11 +475,12 @@ fn a_posterior_carried_over_keeps_its_block() {
         ..meta(prior)
     };
     let (_, r2) = adapt(&h1, &tasks[0].examples[40..], &carried);
-    let (b1, w) = r1.posterior.block(b).unwrap();
-    let (b2, _) = r2.posterior.block(b).unwrap();
-    // information only grows: every diagonal entry, and the α part's
-    for i in 0..w {
-        assert!(b2[i * w + i] >= b1[i * w + i], "{i}");
+    let (b1, w1) = r1.posterior.block(b).unwrap();
+    let (b2, w2) = r2.posterior.block(b).unwrap();
+    // information only grows along [gain, bias, α] (the directions of β
+    // are chosen anew, so their rows do not line up)
+    for i in 0..4 {
+        assert!(b2[i * w2 + i] >= b1[i * w1 + i], "{i}");
     }
     // the stored form round-trips with the head's ranks
     let ranks = Some(head.basis.as_ref().unwrap().ranks());
@@ -366,4 +489,65 @@ fn a_posterior_carried_over_keeps_its_block() {
         Posterior::from_weights(0, DIMS, &w2, ranks).unwrap(),
         r2.posterior
     );
+}
+
+#[test]
+fn a_posterior_from_before_0_8_0_is_continued_in_the_new_form() {
+    // stored by 0.6.0–0.7.0: a block, no directions, β's events on the
+    // diagonal; the next update starts from its least informed β
+    let tasks = low_rank_tenants(1, 80, 4);
+    let mut head = Head::new(DIMS, 0);
+    head.basis = Some(planted_basis([2.0, 0.5]));
+    let prior = Prior::default();
+    let b = NB - 1;
+    let (h1, r1) = adapt(&head, &tasks[0].examples[..40], &meta(prior));
+    let mut old = r1.posterior.clone();
+    old.directions = None;
+    let m = Posterior::width(0, DIMS);
+    let q = old.data_rank(b);
+    assert_eq!(q, 0);
+    old.block[b] = {
+        let (a, w) = r1.posterior.block(b).unwrap();
+        (0..4)
+            .flat_map(|i| (0..4).map(move |j| a[i * w + j]))
+            .collect()
+    };
+    for (j, p) in old.precision[b * m + 2..(b + 1) * m].iter_mut().enumerate() {
+        *p = 1.0 + j as f32 / 10.0;
+    }
+    let carried = AdaptConfig {
+        posterior: Some(old),
+        ..meta(prior)
+    };
+    let (_, r2) = adapt(&h1, &tasks[0].examples[40..], &carried);
+    let post = r2.posterior;
+    assert!(post.directions.is_some() && post.data_rank(b) > 0);
+    assert!(post.precision(b)[2..].iter().all(|&p| p == 1.0));
+    let ranks = Some(head.basis.as_ref().unwrap().ranks());
+    let back = Posterior::from_weights(0, DIMS, &post.to_weights(), ranks).unwrap();
+    assert_eq!(back, post);
+}
+
+#[test]
+fn the_directions_kept_are_capped_by_the_setting() {
+    // pg_ecom.posterior_directions: 0 keeps none (β stays at its prior),
+    // 3 at most three; the stored form round-trips either way
+    let tasks = low_rank_tenants(1, 60, 6);
+    let mut head = Head::new(DIMS, 0);
+    head.basis = Some(planted_basis([2.0, 0.5]));
+    let b = NB - 1;
+    let ranks = Some(head.basis.as_ref().unwrap().ranks());
+    for (cap, want) in [(0, 0), (3, 3), (DEFAULT_DIRECTIONS, DIMS)] {
+        let cfg = AdaptConfig {
+            directions: cap,
+            ..meta(Prior::default())
+        };
+        let (_, rep) = adapt(&head, &tasks[0].examples, &cfg);
+        assert_eq!(rep.posterior.data_rank(b), want, "cap {cap}");
+        let w = rep.posterior.to_weights();
+        assert_eq!(
+            Posterior::from_weights(0, DIMS, &w, ranks).unwrap(),
+            rep.posterior
+        );
+    }
 }
