@@ -379,19 +379,23 @@ class DB:
     def forget(self, tenant):
         self.one("SELECT ecom_forget(%s)", (tenant,))
 
-    def taste_precision(self, tenant, nside, behaviour=1):
-        """Mean posterior precision of the taste of behaviour `behaviour`
-        (1 = click) in the tenant's active head, or None. The stored
-        posterior is [per behaviour: gain, side (nside), bias, taste..] then
-        the taste centres."""
-        row = self.one("SELECT posterior FROM ecom.heads WHERE tenant = %s AND active", (tenant,))
-        post = row[0] if row else None
-        if not post:
-            return None
-        dims = (len(post) // 4 - 2 - nside) // 2
-        m = dims + 2 + nside
-        taste = post[behaviour * m + 2 + nside:(behaviour + 1) * m]
-        return statistics.fmean(taste) if taste else None
+    def score_sd(self, name, tenant, n=50):
+        """How much a Thompson draw moves a click logit: the mean posterior
+        standard deviation of the logit of the first n pairs of the
+        tenant's pool under the head serving `name`, from
+        ecom_predict_interval at ±1σ (level 0.6827). Read the same way
+        whatever form the stored posterior has."""
+        def logit(p):
+            p = min(max(p, 1e-12), 1 - 1e-12)
+            return math.log(p / (1 - p))
+        sds = []
+        for i in range(min(n, len(tenant["texts"]))):
+            f = tenant["feats"][i] if tenant["nside"] else None
+            row = self.one("SELECT lower, upper FROM ecom_predict_interval(%s, %s, %s, 'click', 0.682689492137, %s::real[])",
+                           (name, tenant["ctx"][i], tenant["texts"][i], f))
+            if row:
+                sds.append((logit(row[1]) - logit(row[0])) / 2)
+        return statistics.fmean(sds) if sds else None
 
     def library(self):
         """The extension's version and a fingerprint of its shared library."""
@@ -494,12 +498,12 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
             learn_ms.append(1000 * (time.perf_counter() - t0))
             learns.append(res)
     stored, active, maxv = db.heads(name)
-    taste = db.taste_precision(name, tenant["nside"])
+    taste = db.score_sd(name, tenant)
     if not keep:
         db.forget(name)
     return {"rewards": rewards, "serve_ms": serve_ms, "learn_ms": learn_ms, "learns": learns,
             "versions": stored, "active_versions": active, "max_version": maxv,
-            "shown_first": shown_first, "propensities": props, "taste_precision": taste}
+            "shown_first": shown_first, "propensities": props, "score_sd": taste}
 
 
 # --------------------------------------------------------------------------
@@ -764,11 +768,11 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
         w("### Exploration over time")
         w("")
         w("Median propensity of the shown items (1 = the policy would show it there every time) by rounds, "
-          "and the mean posterior precision of the click taste in the tenants' active heads at the end "
-          f"(the prior's: {prior_info['meta'].get('taste')} for the meta prior, {a.weak_prior} for the weak one; "
-          "a drawn score's noise from the taste scales as 1/√precision).")
+          "and at the end how much a Thompson draw moves a click logit: the posterior standard deviation of "
+          "the logit of 50 of the tenant's pairs under the head it serves, mean over pairs and runs "
+          "(`ecom_predict_interval` at ±1σ).")
         w("")
-        w("| policy | " + " | ".join(f"rounds {x + 1}–{y}" for x, y in spans) + " | taste precision at the end |")
+        w("| policy | " + " | ".join(f"rounds {x + 1}–{y}" for x, y in spans) + " | logit sd at the end |")
         w("|---|" + "---|" * len(spans) + "---|")
         for pol in thomp:
             rs = [results[(pol, t["uid"], s)] for t in tenants for s in seeds]
@@ -776,8 +780,8 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
             for x, y in spans:
                 ps = [p for r in rs for p in r["propensities"][x * k:y * k]]
                 cells.append(f"{statistics.median(ps):.3f}" if ps else "—")
-            tp = [r["taste_precision"] for r in rs if r.get("taste_precision") is not None]
-            cells.append(f"{statistics.fmean(tp):.2f} ({len(tp)} of {len(rs)} runs with an active head)" if tp else "—")
+            tp = [r["score_sd"] for r in rs if r.get("score_sd") is not None]
+            cells.append(f"{statistics.fmean(tp):.3f}" if tp else "—")
             w(f"| {POLICIES[pol][0]} | " + " | ".join(cells) + " |")
         w("")
     if learn_stats:
@@ -971,8 +975,8 @@ class FakeDB:
         with self.lock:
             self.versions.pop(tenant, None)
 
-    def taste_precision(self, tenant, nside):
-        return 3.5 if any(self.versions.get(tenant, [])) else None
+    def score_sd(self, name, tenant):
+        return 0.4 if any(self.versions.get(name, [])) else 0.6
 
     def library(self):
         return "fake"
