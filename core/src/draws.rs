@@ -19,7 +19,7 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
-use crate::taste::{coords, lift_rows, project_rows, solve_lower, solve_upper_t};
+use crate::taste::{solve_lower, solve_upper_t};
 
 /// The draws a request is costed at when choosing how to draw (the default
 /// `pg_ecom.propensity_samples`).
@@ -42,6 +42,21 @@ pub struct ItemDraws {
     /// with a taste basis (taste.rs): [gain, side.., bias, α..] are drawn
     /// jointly from the posterior's dense block, and `how` draws β alone
     block: Option<Block>,
+    /// with directions of β (posterior.rs): `how` draws β across them only
+    across: Option<Across>,
+}
+
+/// β across the posterior's directions V: its noise ε (isotropic, variance
+/// `var` per coordinate) less its part along V, so that an item's logit
+/// moves by u·ε − (Vu)·(Vε). Kept as u and Vu (which the block needs
+/// anyway) rather than u − VᵀVu per item: q·dims per item fewer.
+struct Across {
+    /// V, q rows of dims
+    dirs: Vec<f64>,
+    q: usize,
+    var: f64,
+    /// per item, Vu (u = v − v̄)
+    along: Vec<Vec<f64>>,
 }
 
 /// The dense part of a draw: the block precision's Cholesky factor and,
@@ -95,25 +110,24 @@ impl ItemDraws {
         let prec = post.precision(b);
         let center = post.center(b);
         let c64: Vec<f64> = center.iter().map(|&c| f64::from(c)).collect();
-        let dirs = post.dirs(b);
+        let (dims, q) = (post.dims, post.data_rank(b));
+        let along = along_directions(post.dirs(b), dims, items, &c64);
         let block = match (post.block_factor(b), head.basis.as_deref()) {
-            (Some((l, w)), Some(basis)) if basis.rank(b) + post.data_rank(b) + k + 2 == w => {
-                Some(Block {
-                    l,
-                    w,
-                    z: items
-                        .iter()
-                        .map(|it| {
-                            let mut zi: Vec<f64> =
-                                it.f[..k].iter().map(|x| f64::from(*x)).collect();
-                            zi.push(1.0);
-                            zi.extend(basis.project(b, it.v, &c64));
-                            zi.extend(project_rows(dirs, post.dims, it.v, &c64));
-                            zi
-                        })
-                        .collect(),
-                })
-            }
+            (Some((l, w)), Some(basis)) if basis.rank(b) + q + k + 2 == w => Some(Block {
+                l,
+                w,
+                z: items
+                    .iter()
+                    .zip(&along)
+                    .map(|(it, a)| {
+                        let mut zi: Vec<f64> = it.f[..k].iter().map(|x| f64::from(*x)).collect();
+                        zi.push(1.0);
+                        zi.extend(basis.project(b, it.v, &c64));
+                        zi.extend(a);
+                        zi
+                    })
+                    .collect(),
+            }),
             _ => None,
         };
         // with a block, the coordinates drawn one by one are β's alone
@@ -130,21 +144,23 @@ impl ItemDraws {
                     zi.extend(it.f[..k].iter().map(|x| f64::from(*x)));
                     zi.push(1.0);
                 }
-                let at = zi.len();
                 zi.extend(it.v.iter().zip(&c64).map(|(x, c)| f64::from(*x) - c));
-                if block.is_some() && !dirs.is_empty() {
-                    // β across V alone: the block drew its part along V
-                    let along: Vec<f64> = coords(dirs, post.dims, &zi[at..])
-                        .iter()
-                        .map(|a| -a)
-                        .collect();
-                    lift_rows(dirs, post.dims, &along, &mut zi[at..]);
-                }
                 zi
             })
             .collect();
+        // β across V alone (the block drew its part along V); directions
+        // come only with a block, and β's precision is then isotropic
+        let across = (block.is_some() && q > 0).then(|| Across {
+            dirs: post.dirs(b).iter().map(|&x| f64::from(x)).collect(),
+            q,
+            var: sd.first().map_or(0.0, |s| s * s),
+            along,
+        });
         // no copy of the coordinates on the way: the fallback moves them
-        let how = match by_factor.then(|| factor(&z, &sd)).flatten() {
+        let how = match by_factor
+            .then(|| factor(&z, &sd, across.as_ref()))
+            .flatten()
+        {
             Some(l) => How::Factor(l),
             None => How::Coordinates { z, sd },
         };
@@ -161,6 +177,7 @@ impl ItemDraws {
             },
             item_slot: slots(items),
             block,
+            across,
         }
     }
 
@@ -196,6 +213,18 @@ impl ItemDraws {
                 let mut eps = vec![0.0; sd.len()];
                 normals(rng, &mut eps);
                 eps.iter_mut().zip(sd).for_each(|(e, s)| *e *= s);
+                if let Some(a) = &self.across {
+                    // ε less its part along V: once per draw, not per item
+                    let dims = eps.len();
+                    let c: Vec<f64> = a
+                        .dirs
+                        .chunks_exact(dims)
+                        .map(|row| row.iter().zip(&eps).map(|(v, e)| v * e).sum())
+                        .collect();
+                    for (row, ca) in a.dirs.chunks_exact(dims).zip(&c).take(a.q) {
+                        eps.iter_mut().zip(row).for_each(|(e, v)| *e -= ca * v);
+                    }
+                }
                 for (o, zi) in out.iter_mut().zip(z) {
                     *o += zi.iter().zip(&eps).map(|(a, e)| a * e).sum::<f64>();
                 }
@@ -246,12 +275,40 @@ pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<
             for (v, zi) in var.iter_mut().zip(z) {
                 *v += zi.iter().zip(sd).map(|(a, s)| (a * s).powi(2)).sum::<f64>();
             }
+            if let Some(a) = &d.across {
+                for (v, ai) in var.iter_mut().zip(&a.along) {
+                    *v -= a.var * ai.iter().map(|x| x * x).sum::<f64>();
+                }
+            }
         }
     }
     for (v, sd) in var.iter_mut().zip(&d.item_sd) {
         *v += sd * sd;
     }
     var.iter().map(|v| v.sqrt()).collect()
+}
+
+/// Per item, V·(v − v̄) for the rows of V, each an axpy per coordinate over
+/// Vᵀ's rows, which vectorises (a dot product per direction does not);
+/// empty rows without directions.
+fn along_directions(dirs: &[f32], dims: usize, items: &[Item], c: &[f64]) -> Vec<Vec<f64>> {
+    let q = dirs.len() / dims.max(1);
+    let vt: Vec<f64> = (0..dims)
+        .flat_map(|j| (0..q).map(move |a| f64::from(dirs[a * dims + j])))
+        .collect();
+    items
+        .iter()
+        .map(|it| {
+            let mut out = vec![0f64; q];
+            for (j, (x, cj)) in it.v.iter().zip(c).enumerate() {
+                let u = f64::from(*x) - cj;
+                out.iter_mut()
+                    .zip(&vt[j * q..(j + 1) * q])
+                    .for_each(|(o, v)| *o += u * v);
+            }
+            out
+        })
+        .collect()
 }
 
 /// Per item, which distinct item of the request it is: the first position
@@ -289,20 +346,25 @@ fn normals(rng: &mut Rng, out: &mut [f64]) {
 }
 
 /// The Cholesky factor of C = Z·diag(sd²)·Zᵀ (with a tiny ridge for the
-/// rank-deficient case of more items than coordinates); None when it does
-/// not exist numerically.
-fn factor(z: &[Vec<f64>], sd: &[f64]) -> Option<Vec<f64>> {
+/// rank-deficient case of more items than coordinates), less, with
+/// directions of β, var·(Vu_i)·(Vu_j), their part along V; None when it
+/// does not exist numerically.
+fn factor(z: &[Vec<f64>], sd: &[f64], across: Option<&Across>) -> Option<Vec<f64>> {
     let n = z.len();
     let var: Vec<f64> = sd.iter().map(|s| s * s).collect();
     let mut c = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
-            let v: f64 = z[i]
+            let mut v: f64 = z[i]
                 .iter()
                 .zip(&z[j])
                 .zip(&var)
                 .map(|((a, b), w)| a * b * w)
                 .sum();
+            if let Some(a) = across {
+                let ab: f64 = a.along[i].iter().zip(&a.along[j]).map(|(x, y)| x * y).sum();
+                v -= a.var * ab;
+            }
             c[i * n + j] = v;
         }
     }
@@ -374,18 +436,79 @@ mod tests {
     fn item_draws_have_the_posterior_s_mean_and_covariance() {
         let (k, dims, b) = (2, 16, 1);
         let (h, p, items, feats, u) = setup(k, dims);
+        same_moments(k, dims, b, &h, &p, &items, &feats, &u);
+    }
+
+    /// The same with a taste basis and directions of β: the block draws
+    /// [gain, side, bias, α, γ], `how` β across V only.
+    #[test]
+    fn item_draws_with_directions_have_the_posterior_s_moments() {
+        let (k, dims, b) = (1, 16, 1);
+        let (mut h, p0, items, feats, u) = setup(k, dims);
+        let mut rng = Rng::new(21);
+        let mut basis = crate::taste::TasteBasis::empty(dims);
+        basis.var[b] = vec![0.7];
+        let mut e0 = vec![0f32; dims];
+        e0[3] = 1.0;
+        basis.u[b] = e0;
+        h.basis = Some(std::sync::Arc::new(basis.clone()));
+        let mut p = Posterior::from_prior_in(&Prior::default(), k, dims, Some(&basis));
+        p.center = p0.center.clone();
+        // two orthonormal directions of β, away from the basis's
+        let mut d1: Vec<f32> = (0..dims).map(|_| normal(&mut rng) as f32).collect();
+        d1[3] = 0.0;
+        let n1 = d1.iter().map(|x| x * x).sum::<f32>().sqrt();
+        d1.iter_mut().for_each(|x| *x /= n1);
+        let mut d2: Vec<f32> = (0..dims).map(|_| normal(&mut rng) as f32).collect();
+        d2[3] = 0.0;
+        let dot: f32 = d1.iter().zip(&d2).map(|(a, c)| a * c).sum();
+        d2.iter_mut().zip(&d1).for_each(|(a, c)| *a -= dot * c);
+        let n2 = d2.iter().map(|x| x * x).sum::<f32>().sqrt();
+        d2.iter_mut().for_each(|x| *x /= n2);
+        p.directions.as_mut().unwrap()[b] = d1.iter().chain(&d2).copied().collect();
+        // a dense block over [gain, side, bias, α, γ1, γ2]: A·Aᵀ + 2·I
+        let w = k + 2 + 1 + 2;
+        let a: Vec<f64> = (0..w * w).map(|_| normal(&mut rng) * 0.5).collect();
+        let mut block = vec![0f32; w * w];
+        for i in 0..w {
+            for j in 0..w {
+                let x: f64 = (0..w).map(|t| a[i * w + t] * a[j * w + t]).sum();
+                block[i * w + j] = (x + if i == j { 2.0 } else { 0.0 }) as f32;
+            }
+        }
+        p.block[b] = block;
+        let m = Posterior::width(k, dims);
+        p.precision[b * m + k + 2..(b + 1) * m]
+            .iter_mut()
+            .for_each(|x| *x = 4.0);
+        same_moments(k, dims, b, &h, &p, &items, &feats, &u);
+    }
+
+    /// `ItemDraws` both ways and `logit_sd` against draws of θ from
+    /// `Posterior::sample`.
+    #[allow(clippy::too_many_arguments)]
+    fn same_moments(
+        _k: usize,
+        _dims: usize,
+        b: usize,
+        h: &Head,
+        p: &Posterior,
+        items: &[Vec<f32>],
+        feats: &[Vec<f32>],
+        u: &[f32],
+    ) {
         let scored: Vec<(f32, f64)> = items
             .iter()
-            .zip(&feats)
+            .zip(feats)
             .map(|(v, f)| {
-                let x = text_features(&u, v);
+                let x = text_features(u, v);
                 let s = h.text_score(b, &x);
                 (s, f64::from(h.logit(b, &x, f)))
             })
             .collect();
         let its: Vec<Item> = items
             .iter()
-            .zip(&feats)
+            .zip(feats)
             .zip(&scored)
             .map(|((v, f), (s, l))| Item {
                 logit: *l,
@@ -416,19 +539,19 @@ mod tests {
             (m1, cov)
         };
         let (m_old, c_old) = moments(&mut |rng| {
-            let th = p.sample(&h, b, rng);
+            let th = p.sample(h, b, rng);
             its.iter()
                 .map(|it| crate::posterior::logit_of(&th, it.s, it.v, it.f))
                 .collect()
         });
         // the marginals credible intervals use, without a draw
-        let sd = logit_sd(&p, &h, b, &its);
+        let sd = logit_sd(p, h, b, &its);
         for (i, s) in sd.iter().enumerate() {
             let v = c_old[i * n + i];
             assert!((s * s / v - 1.0).abs() < 0.05, "sd {i}: {} vs {v}", s * s);
         }
         for by_factor in [false, true] {
-            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
+            let d = ItemDraws::build(p, h, b, &its, by_factor);
             let (m_new, c_new) = moments(&mut |rng| d.draw(rng));
             let scale = c_old.iter().fold(0.0f64, |a, c| a.max(c.abs()));
             for i in 0..n {
@@ -559,7 +682,7 @@ mod tests {
             vec![2.0, 0.0, 1.0],
         ];
         let sd = vec![0.5, 1.0, 2.0];
-        let l = factor(&z, &sd).unwrap();
+        let l = factor(&z, &sd, None).unwrap();
         let n = 3;
         for i in 0..n {
             for j in 0..n {

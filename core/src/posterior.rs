@@ -217,7 +217,10 @@ impl Posterior {
                 })
                 .collect::<Vec<_>>()
         });
-        if directions.is_some() {
+        if let Some(d) = &directions {
+            if d.iter().any(|rows| !orthonormal(rows, dims)) {
+                return Err("posterior directions are not orthonormal".into());
+            }
             for b in 0..NB {
                 let taste = &w[b * m + k + 2..(b + 1) * m];
                 if taste.iter().any(|p| *p != taste[0]) {
@@ -316,6 +319,21 @@ impl Posterior {
         th[0] = th[0].max(0.0);
         th
     }
+}
+
+/// Whether rows of `dims` are orthonormal, to what f32 storage keeps.
+fn orthonormal(rows: &[f32], dims: usize) -> bool {
+    let rows: Vec<&[f32]> = rows.chunks_exact(dims).collect();
+    rows.iter().enumerate().all(|(i, a)| {
+        rows[..=i].iter().enumerate().all(|(j, c)| {
+            let dot: f64 = a
+                .iter()
+                .zip(*c)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            (dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-3
+        })
+    })
 }
 
 /// The q's of the stored form with directions, checked.
@@ -420,6 +438,11 @@ mod tests {
         }
         let mut x = w.clone();
         x[2 * m + 4] = 7.0;
+        assert!(Posterior::from_weights(2, 3, &x, ranks).is_err());
+        // a direction that is not a unit vector
+        let mut x = w.clone();
+        let n = x.len();
+        x[n - 1] = 0.9;
         assert!(Posterior::from_weights(2, 3, &x, ranks).is_err());
         assert!(Posterior::from_weights(2, 3, &w[..w.len() - 1], ranks).is_err());
     }

@@ -23,8 +23,10 @@ pub(super) fn start_posterior(cfg: &AdaptConfig, start: &Head) -> Posterior {
         Some(basis) => (0..NB)
             .all(|b| p.block(b).map(|(_, w)| w) == Some(k + 2 + basis.rank(b) + p.data_rank(b))),
     };
+    // an old-form posterior is carried into the new form before Newton
+    // starts, so the estimate and its stored posterior share one prior
     match &cfg.posterior {
-        Some(p) if p.k == k && p.dims == dims && ranks_fit(p) => p.clone(),
+        Some(p) if p.k == k && p.dims == dims && ranks_fit(p) => p.clone().with_directions(),
         _ => Posterior::from_prior_in(&cfg.prior, k, dims, basis),
     }
 }
@@ -58,7 +60,8 @@ pub(super) fn centre_of(
 /// z_B = [s, f.., 1, Uᵀ(v − v̄), Vᵀ(v − v̄)], where V are the directions of
 /// β the events informed most (directions.rs), and β's diagonal keeps its
 /// isotropic prior. What is left out: the events' information about β
-/// across V (the smallest eigenvalues of its Hessian).
+/// across V (the smallest eigenvalues of its Hessian), and the cross terms
+/// of β across V with the block.
 pub(super) fn posterior_at(
     h: &Head,
     exs: &[Centred],
@@ -66,7 +69,7 @@ pub(super) fn posterior_at(
     between: &mut dyn FnMut(),
 ) -> Posterior {
     let (k, dims) = (h.k, h.dims());
-    let start = start_posterior(cfg, h).with_directions();
+    let start = start_posterior(cfg, h);
     let mut post = start.clone();
     let m = Posterior::width(k, dims);
     for b in 0..NB {
