@@ -1,5 +1,6 @@
 //! Benchmarks of the pure cores, without Postgres: tokenize, encode (batch
-//! sizes 1/8/32/128, fp32 and int8), head scoring, one adaptation.
+//! sizes 1/8/32/128, fp32 and int8), head scoring, one adaptation, one
+//! update continuing from a posterior (with and without directions of β).
 //!
 //!   PG_ECOM_MODEL_DIR=… cargo bench --bench cores --no-default-features --features pg15
 //!
@@ -160,5 +161,63 @@ fn head(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tokenize, encode, head);
+/// One `ecom_learn`-sized update (50 events) continuing from a posterior
+/// that learned 500 events, on a head with two taste directions: with
+/// `pg_ecom.posterior_directions` 0 (β keeps its prior) and 32 (the
+/// default), what keeping the directions of β costs an update.
+fn carried(c: &mut Criterion) {
+    let mut r = Rng::new(11);
+    let dims = 384;
+    let mut h = Head::new(dims, 0);
+    let mut basis = pg_ecom_core::taste::TasteBasis::empty(dims);
+    basis.var[1] = vec![1.0, 1.0];
+    basis.u[1] = unit_vec(&mut r, dims)
+        .into_iter()
+        .chain(unit_vec(&mut r, dims))
+        .collect();
+    h.basis = Some(std::sync::Arc::new(basis));
+    let items: Vec<Vec<f32>> = (0..300).map(|_| unit_vec(&mut r, dims)).collect();
+    let mut events = |n: usize| -> Vec<Example> {
+        (0..n)
+            .map(|_| {
+                let v = &items[(r.next_u64() % 300) as usize];
+                Example {
+                    x: text_features(&unit_vec(&mut r, dims), v),
+                    f: vec![],
+                    b: 1,
+                    y: (r.next_u64() % 2) as f32,
+                    item: None,
+                }
+            })
+            .collect()
+    };
+    let (first, next) = (events(500), events(50));
+    let mut g = c.benchmark_group("carried");
+    for directions in [0usize, 32] {
+        let cfg = AdaptConfig {
+            steps: 5,
+            lr: 1.0,
+            method: Method::Meta,
+            prior: Prior {
+                taste: 3.0,
+                ..Prior::default()
+            },
+            seed: 42,
+            posterior: None,
+            max_items: pg_ecom_core::items::DEFAULT_MAX_ITEMS,
+            directions,
+        };
+        let (h1, r1) = adapt(&h, &first, &cfg);
+        let cfg = AdaptConfig {
+            posterior: Some(r1.posterior),
+            ..cfg
+        };
+        g.bench_function(format!("learn50_directions{directions}"), |b| {
+            b.iter(|| adapt(&h1, black_box(&next), &cfg))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, tokenize, encode, head, carried);
 criterion_main!(benches);
