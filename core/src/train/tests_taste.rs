@@ -237,14 +237,24 @@ fn sequential_gap(head: &Head, prior: Prior, exs: &[Example]) -> f64 {
         steps: 10,
         ..meta(prior)
     };
-    let (all, _) = adapt(head, exs, &cfg);
-    let half = exs.len() / 2;
-    let (first, r1) = adapt(head, &exs[..half], &cfg);
-    let carried = AdaptConfig {
-        posterior: Some(r1.posterior),
-        ..cfg
-    };
-    let (seq, _) = adapt(&first, &exs[half..], &carried);
+    updates_gap(head, &cfg, exs, 2)
+}
+
+/// `updates` equal updates, each continuing from the last one's
+/// posterior, against one fit on all: how far apart, relative to how far
+/// the one fit moved.
+fn updates_gap(head: &Head, cfg: &AdaptConfig, exs: &[Example], updates: usize) -> f64 {
+    let (all, _) = adapt(head, exs, cfg);
+    let (mut h, mut post) = (head.clone(), None);
+    for part in exs.chunks(exs.len().div_ceil(updates)) {
+        let c = AdaptConfig {
+            posterior: post.take(),
+            ..cfg.clone()
+        };
+        let (next, rep) = adapt(&h, part, &c);
+        h = next;
+        post = Some(rep.posterior);
+    }
     let b = NB - 1;
     let dist = |a: &[f32], c: &[f32]| -> f64 {
         a.iter()
@@ -253,7 +263,7 @@ fn sequential_gap(head: &Head, prior: Prior, exs: &[Example]) -> f64 {
             .sum::<f64>()
             .sqrt()
     };
-    dist(&seq.adapted(b), &all.adapted(b)) / dist(&all.adapted(b), &head.adapted(b))
+    dist(&h.adapted(b), &all.adapted(b)) / dist(&all.adapted(b), &head.adapted(b))
 }
 
 #[test]
@@ -616,27 +626,7 @@ fn gap_in(dims: usize, exs: &[Example], updates: usize, directions: usize) -> f6
             ..Prior::default()
         })
     };
-    let (all, _) = adapt(&head, exs, &cfg);
-    let per = exs.len() / updates;
-    let (mut h, mut post) = (head.clone(), None);
-    for part in exs.chunks(per) {
-        let c = AdaptConfig {
-            posterior: post.take(),
-            ..cfg.clone()
-        };
-        let (next, rep) = adapt(&h, part, &c);
-        h = next;
-        post = Some(rep.posterior);
-    }
-    let b = NB - 1;
-    let dist = |a: &[f32], c: &[f32]| -> f64 {
-        a.iter()
-            .zip(c)
-            .map(|(x, y)| f64::from(x - y).powi(2))
-            .sum::<f64>()
-            .sqrt()
-    };
-    dist(&h.adapted(b), &all.adapted(b)) / dist(&all.adapted(b), &head.adapted(b))
+    updates_gap(&head, &cfg, exs, updates)
 }
 
 #[test]
