@@ -19,7 +19,7 @@
 use crate::head::Head;
 use crate::posterior::Posterior;
 use crate::rng::{normal, uniform, Rng};
-use crate::taste::{solve_lower, solve_upper_t};
+use crate::taste::{solve_lower, solve_upper_t, Transposed};
 
 /// The draws a request is costed at when choosing how to draw (the default
 /// `pg_ecom.propensity_samples`).
@@ -288,24 +288,18 @@ pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<
     var.iter().map(|v| v.sqrt()).collect()
 }
 
-/// Per item, V·(v − v̄) for the rows of V, each an axpy per coordinate over
-/// Vᵀ's rows, which vectorises (a dot product per direction does not);
-/// empty rows without directions.
+/// Per item, V·(v − v̄) for the rows of V (empty without directions).
 fn along_directions(dirs: &[f32], dims: usize, items: &[Item], c: &[f64]) -> Vec<Vec<f64>> {
     let q = dirs.len() / dims.max(1);
-    let vt: Vec<f64> = (0..dims)
-        .flat_map(|j| (0..q).map(move |a| f64::from(dirs[a * dims + j])))
-        .collect();
+    let vt = Transposed::new(dirs, dims);
     items
         .iter()
         .map(|it| {
             let mut out = vec![0f64; q];
-            for (j, (x, cj)) in it.v.iter().zip(c).enumerate() {
-                let u = f64::from(*x) - cj;
-                out.iter_mut()
-                    .zip(&vt[j * q..(j + 1) * q])
-                    .for_each(|(o, v)| *o += u * v);
-            }
+            vt.add_coords(
+                it.v.iter().zip(c).map(|(x, cj)| f64::from(*x) - cj),
+                &mut out,
+            );
             out
         })
         .collect()

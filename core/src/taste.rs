@@ -141,6 +141,37 @@ pub fn coords(rows: &[f32], dims: usize, x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// Rows of `dims` (q of them, R) laid out as Rᵀ: dims rows of q. R·x is
+/// then an axpy per coordinate of x over Rᵀ's rows, which vectorises
+/// where a dot product per row of R (a reduction) does not; what runs it
+/// per event, per candidate or per conjugate-gradient step needs that.
+pub struct Transposed {
+    t: Vec<f64>,
+    q: usize,
+}
+
+impl Transposed {
+    pub fn new(rows: &[f32], dims: usize) -> Self {
+        let q = rows.len() / dims.max(1);
+        let t = (0..dims)
+            .flat_map(|j| (0..q).map(move |a| f64::from(rows[a * dims + j])))
+            .collect();
+        Transposed { t, q }
+    }
+
+    /// out += R·x, x given coordinate by coordinate (out has q entries).
+    pub fn add_coords(&self, x: impl IntoIterator<Item = f64>, out: &mut [f64]) {
+        let q = self.q;
+        for (j, xj) in x.into_iter().enumerate() {
+            if xj != 0.0 {
+                out.iter_mut()
+                    .zip(&self.t[j * q..(j + 1) * q])
+                    .for_each(|(o, v)| *o += xj * v);
+            }
+        }
+    }
+}
+
 /// out += R·α for the rows of R (as `project_rows`).
 pub fn lift_rows(rows: &[f32], dims: usize, alpha: &[f64], out: &mut [f64]) {
     for (row, a) in rows.chunks_exact(dims).zip(alpha) {
@@ -395,6 +426,12 @@ fn subspace_eigen(
 
 /// Modified Gram–Schmidt; a vector that collapses is replaced by zeros.
 fn orthonormalise(vs: &mut [Vec<f64>]) {
+    orthonormalise_above(vs, 1e-12);
+}
+
+/// `orthonormalise`, a vector collapsing when its norm is at most
+/// `min_norm` once the earlier ones are taken out.
+pub fn orthonormalise_above(vs: &mut [Vec<f64>], min_norm: f64) {
     for i in 0..vs.len() {
         for j in 0..i {
             let dot: f64 = vs[i].iter().zip(&vs[j]).map(|(a, b)| a * b).sum();
@@ -405,7 +442,7 @@ fn orthonormalise(vs: &mut [Vec<f64>]) {
                 .for_each(|(a, b)| *a -= dot * b);
         }
         let norm = vs[i].iter().map(|a| a * a).sum::<f64>().sqrt();
-        if norm > 1e-12 {
+        if norm > min_norm {
             vs[i].iter_mut().for_each(|a| *a /= norm);
         } else {
             vs[i].iter_mut().for_each(|a| *a = 0.0);

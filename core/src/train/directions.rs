@@ -25,7 +25,7 @@
 
 use crate::posterior::{Posterior, DATA_RANK};
 use crate::prior::FROZEN;
-use crate::taste::{coords, top_eigen_dense, TasteBasis};
+use crate::taste::{coords, orthonormalise_above, top_eigen_dense, TasteBasis, Transposed};
 
 use super::centred::Centred;
 use super::config::SLICE;
@@ -166,12 +166,8 @@ pub(super) fn informed_block(
         }
         block[(c + a) * w + c + a] += iso;
     }
-    // the events, along every coordinate the block covers; Vᵀu as an axpy
-    // per coordinate of u over Vᵀ's rows, which vectorises
-    let rows = &dirs;
-    let vt: Vec<f64> = (0..dims)
-        .flat_map(|j| (0..q).map(move |a| f64::from(rows[a * dims + j])))
-        .collect();
+    // the events, along every coordinate the block covers
+    let vt = Transposed::new(&dirs, dims);
     let mut z = Vec::with_capacity(w);
     for (n, (e, &wt)) in mine.iter().zip(weights).enumerate() {
         z.clear();
@@ -180,14 +176,8 @@ pub(super) fn informed_block(
         z.push(1.0);
         z.extend(basis.project(b, e.v, center));
         z.resize(w, 0.0);
-        let along = &mut z[c..];
-        for (j, (x, cj)) in e.v.iter().zip(center).enumerate() {
-            let u = f64::from(*x) - cj;
-            along
-                .iter_mut()
-                .zip(&vt[j * q..(j + 1) * q])
-                .for_each(|(o, v)| *o += u * v);
-        }
+        let u = e.v.iter().zip(center).map(|(x, cj)| f64::from(*x) - cj);
+        vt.add_coords(u, &mut z[c..]);
         for i in 0..w {
             let a = wt * z[i];
             for j in 0..w {
@@ -305,21 +295,12 @@ fn choose(
             picked.push(v);
         }
     }
-    // orthonormal to f32's precision, whatever the iterations left
-    let mut out = Vec::with_capacity(picked.len() * dims);
-    let mut kept: Vec<Vec<f64>> = Vec::new();
-    for mut v in picked {
-        for u in &kept {
-            let d: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
-            v.iter_mut().zip(u).for_each(|(a, b)| *a -= d * b);
-        }
-        let n = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if n < 1e-6 {
-            continue;
-        }
-        v.iter_mut().for_each(|a| *a /= n);
-        out.extend(v.iter().map(|&a| a as f32));
-        kept.push(v);
-    }
-    out
+    // orthonormal to f32's precision, whatever the iterations left; a
+    // direction that collapses (zeros) is dropped
+    orthonormalise_above(&mut picked, 1e-6);
+    picked
+        .iter()
+        .filter(|v| v.iter().any(|a| *a != 0.0))
+        .flat_map(|v| v.iter().map(|&a| a as f32))
+        .collect()
 }

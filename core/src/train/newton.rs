@@ -7,7 +7,7 @@ use crate::head::{Head, NB};
 use crate::metrics::sigmoid;
 use crate::posterior::Posterior;
 use crate::prior::FROZEN;
-use crate::taste::TasteBasis;
+use crate::taste::{TasteBasis, Transposed};
 
 use super::centred::{centred_logit, Centred};
 use super::config::AdaptConfig;
@@ -121,10 +121,9 @@ struct Along<'e> {
     r: usize,
     /// the prior's directions V of β, q rows of dims
     dirs: Vec<f64>,
-    /// Vᵀ, dims rows of q: Vᵀβ as an axpy per coordinate of β, which
-    /// vectorises (a dot product per direction does not); the conjugate
-    /// gradients apply the prior hundreds of times per update
-    dirs_t: Vec<f64>,
+    /// V laid out for Vᵀβ: the conjugate gradients apply the prior
+    /// hundreds of times per update
+    dirs_t: Transposed,
     /// each event's coordinates Uᵀ(v − v̄) along the basis
     proj: Vec<Vec<f64>>,
 }
@@ -173,16 +172,14 @@ impl<'e, 'a> Part<'e, 'a> {
                     block[i * w + i] -= prec[k + 2];
                 }
                 let dirs = start_post.dirs(b);
-                let (dims, q) = (start.dims(), start_post.data_rank(b));
+                let dims = start.dims();
                 Along {
                     basis,
                     block,
                     w,
                     r,
                     dirs: dirs.iter().map(|&x| f64::from(x)).collect(),
-                    dirs_t: (0..dims)
-                        .flat_map(|j| (0..q).map(move |a| f64::from(dirs[a * dims + j])))
-                        .collect(),
+                    dirs_t: Transposed::new(dirs, dims),
                     proj: mine
                         .iter()
                         .map(|e| basis.project(b, e.v, &center))
@@ -381,16 +378,10 @@ impl<'e, 'a> Part<'e, 'a> {
         let mut y: Vec<f64> = (0..k2 + along.r)
             .map(|j| x[self.block_index(j).unwrap_or(j)])
             .collect();
-        let q = w - k2 - along.r;
         y.resize(w, 0.0);
-        for (j, xj) in x[k2..m].iter().enumerate() {
-            if *xj != 0.0 {
-                y[k2 + along.r..]
-                    .iter_mut()
-                    .zip(&along.dirs_t[j * q..(j + 1) * q])
-                    .for_each(|(o, v)| *o += xj * v);
-            }
-        }
+        along
+            .dirs_t
+            .add_coords(x[k2..m].iter().copied(), &mut y[k2 + along.r..]);
         let mut t = vec![0f64; w];
         for i in 0..w {
             t[i] = (0..w).map(|j| a[i * w + j] * y[j]).sum();
