@@ -25,6 +25,25 @@ use crate::taste::{solve_lower, solve_upper_t, Transposed};
 /// `pg_ecom.propensity_samples`).
 const NOMINAL_DRAWS: f64 = 256.0;
 
+/// How a Thompson draw treats β, the isotropic taste, across the
+/// directions the tenant's events informed (the posterior's V, or every
+/// direction when it keeps none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taste {
+    /// The posterior exactly: β across V drawn from its prior.
+    All,
+    /// β across V held at its mean when no event informed it (its
+    /// precisions are all the prior's): the information a draw there
+    /// could collect is the prior's own, spread over hundreds of
+    /// directions, so exploring it costs clicks that no horizon of one
+    /// tenant repays (Russo & Van Roy, "Satisficing in time-sensitive
+    /// bandit learning", 2022, on Thompson sampling chasing information
+    /// not worth its cost). What the events did inform (the block:
+    /// gain, side weights, bias, the basis's directions and V) is drawn
+    /// exactly.
+    Informed,
+}
+
 /// What one draw needs for a fixed request: the head's logits, the text
 /// scores, the gain's mean and spread, and either C's Cholesky factor or
 /// the items' coordinates with their standard deviations.
@@ -93,19 +112,28 @@ impl ItemDraws {
     /// (costed at `NOMINAL_DRAWS`): the two ways consume the seed's random
     /// numbers differently, and a seed must replay the same ranking
     /// whatever `pg_ecom.propensity_samples` is.
-    pub fn new(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Self {
+    pub fn new(post: &Posterior, head: &Head, b: usize, items: &[Item], taste: Taste) -> Self {
+        let beta = draws_beta(post, b, taste);
         let (n, m, s) = (
             items.len() as f64,
-            (post.k + 1 + post.dims) as f64,
+            (post.k + 1 + if beta { post.dims } else { 0 }) as f64,
             NOMINAL_DRAWS,
         );
         let per_coordinate = s * (n * m + m * 8.0);
         let by_factor = n * n * m / 2.0 + n * n * n / 6.0 + s * (n * n / 2.0 + n * 8.0);
-        Self::build(post, head, b, items, by_factor < per_coordinate)
+        Self::build(post, head, b, items, by_factor < per_coordinate, beta)
     }
 
-    /// As `new`, drawing through the factor when `by_factor` (and it exists).
-    fn build(post: &Posterior, head: &Head, b: usize, items: &[Item], by_factor: bool) -> Self {
+    /// As `new`, drawing through the factor when `by_factor` (and it
+    /// exists), and β's coordinates only when `beta`.
+    fn build(
+        post: &Posterior,
+        head: &Head,
+        b: usize,
+        items: &[Item],
+        by_factor: bool,
+        beta: bool,
+    ) -> Self {
         let k = post.k;
         let prec = post.precision(b);
         let center = post.center(b);
@@ -132,7 +160,8 @@ impl ItemDraws {
         };
         // with a block, the coordinates drawn one by one are β's alone
         let skip = if block.is_some() { k + 2 } else { 1 };
-        let sd: Vec<f64> = prec[skip..]
+        let upto = if beta { prec.len() } else { k + 2 };
+        let sd: Vec<f64> = prec[skip.min(upto)..upto]
             .iter()
             .map(|p| 1.0 / f64::from(*p).sqrt())
             .collect();
@@ -144,20 +173,22 @@ impl ItemDraws {
                     zi.extend(it.f[..k].iter().map(|x| f64::from(*x)));
                     zi.push(1.0);
                 }
-                zi.extend(it.v.iter().zip(&c64).map(|(x, c)| f64::from(*x) - c));
+                if beta {
+                    zi.extend(it.v.iter().zip(&c64).map(|(x, c)| f64::from(*x) - c));
+                }
                 zi
             })
             .collect();
         // β across V alone (the block drew its part along V); directions
         // come only with a block, and β's precision is then isotropic
-        let across = (block.is_some() && q > 0).then(|| Across {
+        let across = (beta && block.is_some() && q > 0).then(|| Across {
             dirs: post.dirs(b).iter().map(|&x| f64::from(x)).collect(),
             q,
             var: sd.first().map_or(0.0, |s| s * s),
             along,
         });
         // no copy of the coordinates on the way: the fallback moves them
-        let how = match by_factor
+        let how = match (by_factor && !sd.is_empty())
             .then(|| factor(&z, &sd, across.as_ref()))
             .flatten()
         {
@@ -249,7 +280,7 @@ impl ItemDraws {
 /// standard deviations above 0, as adapted gains do). Costs n·m, no draw:
 /// what a credible interval (interval.rs) needs.
 pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<f64> {
-    let d = ItemDraws::build(post, head, b, items, false);
+    let d = ItemDraws::build(post, head, b, items, false, true);
     let n = d.mean.len();
     let mut var: Vec<f64> = match &d.block {
         Some(block) => (0..n)
@@ -286,6 +317,15 @@ pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<
         *v += sd * sd;
     }
     var.iter().map(|v| v.sqrt()).collect()
+}
+
+/// Whether a draw under `taste` moves β's coordinates one by one: always
+/// for `All`; for `Informed` only where some event informed them, that is
+/// where β's precisions differ (a diagonal posterior before 0.8.0). With
+/// directions, or before any event (the prior), they are all equal.
+fn draws_beta(post: &Posterior, b: usize, taste: Taste) -> bool {
+    let beta = &post.precision(b)[post.k + 2..];
+    taste == Taste::All || beta.iter().any(|p| Some(p) != beta.first())
 }
 
 /// Per item, V·(v − v̄) for the rows of V (empty without directions).
@@ -433,11 +473,10 @@ mod tests {
         same_moments(k, dims, b, &h, &p, &items, &feats, &u);
     }
 
-    /// The same with a taste basis and directions of β: the block draws
-    /// [gain, side, bias, α, γ], `how` β across V only.
-    #[test]
-    fn item_draws_with_directions_have_the_posterior_s_moments() {
-        let (k, dims, b) = (1, 16, 1);
+    /// `setup` with a taste basis of one direction for behaviour b, two
+    /// orthonormal directions of β away from it, a dense block over
+    /// [gain, side.., bias, α, γ1, γ2] and β's precision 4 across them.
+    fn directions_setup(k: usize, dims: usize, b: usize) -> Setup {
         let (mut h, p0, items, feats, u) = setup(k, dims);
         let mut rng = Rng::new(21);
         let mut basis = crate::taste::TasteBasis::empty(dims);
@@ -475,7 +514,110 @@ mod tests {
         p.precision[b * m + k + 2..(b + 1) * m]
             .iter_mut()
             .for_each(|x| *x = 4.0);
+        (h, p, items, feats, u)
+    }
+
+    /// The same with a taste basis and directions of β: the block draws
+    /// [gain, side, bias, α, γ], `how` β across V only.
+    #[test]
+    fn item_draws_with_directions_have_the_posterior_s_moments() {
+        let (k, dims, b) = (1, 16, 1);
+        let (h, p, items, feats, u) = directions_setup(k, dims, b);
         same_moments(k, dims, b, &h, &p, &items, &feats, &u);
+    }
+
+    /// `Taste::Informed` holds β across V at its mean: its draws are those
+    /// of the same posterior with β certain there, the block's drawn as
+    /// before; `Taste::All` still draws it.
+    #[test]
+    fn informed_draws_hold_the_uninformed_taste() {
+        let (k, dims, b) = (1, 16, 1);
+        let (h, p, items, feats, u) = directions_setup(k, dims, b);
+        let its = plain_items(&h, b, &items, &feats, &u);
+        let mut certain = p.clone();
+        let m = Posterior::width(k, dims);
+        certain.precision[b * m + k + 2..(b + 1) * m]
+            .iter_mut()
+            .for_each(|x| *x = 1e30);
+        let n = its.len();
+        let scale = |c: &[f64]| c.iter().fold(0.0f64, |a, c| a.max(c.abs()));
+        let (_, want) = moments_of(n, &mut |rng| {
+            ItemDraws::build(&certain, &h, b, &its, false, true).draw(rng)
+        });
+        let held = ItemDraws::new(&p, &h, b, &its, Taste::Informed);
+        assert!(held.across.is_none());
+        let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
+        let (_, all) = moments_of(n, &mut |rng| {
+            ItemDraws::new(&p, &h, b, &its, Taste::All).draw(rng)
+        });
+        for ij in 0..n * n {
+            assert!((got[ij] - want[ij]).abs() < 0.05 * scale(&want), "cov {ij}");
+        }
+        // what was held is a real share of the exact draws' spread
+        let trace = |c: &[f64]| (0..n).map(|i| c[i * n + i]).sum::<f64>();
+        assert!(
+            trace(&all) > 1.2 * trace(&got),
+            "{} vs {}",
+            trace(&all),
+            trace(&got)
+        );
+    }
+
+    /// Before any event (the prior, no block) `Informed` draws no taste;
+    /// a diagonal posterior whose β some events informed (unequal
+    /// precisions) draws exactly as `All`, the same numbers from a seed.
+    #[test]
+    fn informed_draws_keep_an_informed_diagonal() {
+        let (k, dims, b) = (2, 16, 1);
+        let (h, p, items, feats, u) = setup(k, dims);
+        let its = plain_items(&h, b, &items, &feats, &u);
+        let a = ItemDraws::new(&p, &h, b, &its, Taste::All);
+        let i = ItemDraws::new(&p, &h, b, &its, Taste::Informed);
+        let (mut r1, mut r2) = (Rng::new(9), Rng::new(9));
+        for _ in 0..20 {
+            assert_eq!(a.draw(&mut r1), i.draw(&mut r2));
+        }
+        let prior = Posterior::from_prior(&Prior::default(), k, dims);
+        let held = ItemDraws::new(&prior, &h, b, &its, Taste::Informed);
+        let mut certain = prior.clone();
+        let m = Posterior::width(k, dims);
+        certain.precision[b * m + k + 2..(b + 1) * m]
+            .iter_mut()
+            .for_each(|x| *x = 1e30);
+        let n = its.len();
+        let (_, want) = moments_of(n, &mut |rng| {
+            ItemDraws::build(&certain, &h, b, &its, false, true).draw(rng)
+        });
+        let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
+        let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
+        for ij in 0..n * n {
+            assert!((got[ij] - want[ij]).abs() < 0.05 * scale, "cov {ij}");
+        }
+    }
+
+    /// The items of `setup` as a draw sees them, logits under `h`.
+    fn plain_items<'a>(
+        h: &Head,
+        b: usize,
+        items: &'a [Vec<f32>],
+        feats: &'a [Vec<f32>],
+        u: &[f32],
+    ) -> Vec<Item<'a>> {
+        items
+            .iter()
+            .zip(feats)
+            .map(|(v, f)| {
+                let x = text_features(u, v);
+                Item {
+                    logit: f64::from(h.logit(b, &x, f)),
+                    s: h.text_score(b, &x),
+                    v,
+                    f,
+                    item_var: 0.0,
+                    key: None,
+                }
+            })
+            .collect()
     }
 
     /// `ItemDraws` both ways and `logit_sd` against draws of θ from
@@ -514,24 +656,7 @@ mod tests {
             })
             .collect();
         let n = its.len();
-        let moments = |draw: &mut dyn FnMut(&mut Rng) -> Vec<f64>| {
-            let mut rng = Rng::new(11);
-            let t = 40_000;
-            let (mut m1, mut m2) = (vec![0.0; n], vec![0.0; n * n]);
-            for _ in 0..t {
-                let x = draw(&mut rng);
-                for i in 0..n {
-                    m1[i] += x[i] / t as f64;
-                    for j in 0..n {
-                        m2[i * n + j] += x[i] * x[j] / t as f64;
-                    }
-                }
-            }
-            let cov: Vec<f64> = (0..n * n)
-                .map(|ij| m2[ij] - m1[ij / n] * m1[ij % n])
-                .collect();
-            (m1, cov)
-        };
+        let moments = |draw: &mut dyn FnMut(&mut Rng) -> Vec<f64>| moments_of(n, draw);
         let (m_old, c_old) = moments(&mut |rng| {
             let th = p.sample(h, b, rng);
             its.iter()
@@ -545,7 +670,7 @@ mod tests {
             assert!((s * s / v - 1.0).abs() < 0.05, "sd {i}: {} vs {v}", s * s);
         }
         for by_factor in [false, true] {
-            let d = ItemDraws::build(p, h, b, &its, by_factor);
+            let d = ItemDraws::build(p, h, b, &its, by_factor, true);
             let (m_new, c_new) = moments(&mut |rng| d.draw(rng));
             let scale = c_old.iter().fold(0.0f64, |a, c| a.max(c.abs()));
             for i in 0..n {
@@ -565,6 +690,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Mean and covariance of 40,000 draws of n logits.
+    fn moments_of(n: usize, draw: &mut dyn FnMut(&mut Rng) -> Vec<f64>) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = Rng::new(11);
+        let t = 40_000;
+        let (mut m1, mut m2) = (vec![0.0; n], vec![0.0; n * n]);
+        for _ in 0..t {
+            let x = draw(&mut rng);
+            for i in 0..n {
+                m1[i] += x[i] / t as f64;
+                for j in 0..n {
+                    m2[i * n + j] += x[i] * x[j] / t as f64;
+                }
+            }
+        }
+        let cov: Vec<f64> = (0..n * n)
+            .map(|ij| m2[ij] - m1[ij / n] * m1[ij % n])
+            .collect();
+        (m1, cov)
     }
 
     /// Items of `setup` with the given logits and own-effect variances
@@ -598,7 +743,7 @@ mod tests {
         p.precision.iter_mut().for_each(|x| *x = 1e30);
         let its = certain_items(&items, &feats, |i| i as f64, |_| 0.0);
         for by_factor in [false, true] {
-            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true);
             let x = d.draw(&mut Rng::new(3));
             for (i, xi) in x.iter().enumerate() {
                 assert!((xi - i as f64).abs() < 1e-6, "{xi} vs {i}");
@@ -615,7 +760,7 @@ mod tests {
         p.precision.iter_mut().for_each(|x| *x = 1e30);
         let its = certain_items(&items, &feats, |_| 1.0, |i| if i == 3 { 0.25 } else { 0.0 });
         for by_factor in [false, true] {
-            let d = ItemDraws::build(&p, &h, b, &its, by_factor);
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true);
             let mut rng = Rng::new(13);
             let (mut m, mut sq) = (0.0, 0.0);
             let t = 20_000;
@@ -655,7 +800,7 @@ mod tests {
                 key: Some((i % 2) as i64),
             })
             .collect();
-        let d = ItemDraws::build(&p, &h, b, &its, true);
+        let d = ItemDraws::build(&p, &h, b, &its, true, true);
         assert!(matches!(d.how, How::Factor(_)));
         let mut rng = Rng::new(5);
         for _ in 0..100 {

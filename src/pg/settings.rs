@@ -48,6 +48,16 @@ pub fn preloading() -> bool {
     unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
+/// What a Thompson draw does with the taste no event informed
+/// (`pg_ecom.thompson_taste`; core/src/draws.rs).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThompsonTaste {
+    #[name = c"informed"]
+    Informed,
+    #[name = c"all"]
+    All,
+}
+
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Inference {
     #[name = c"backend"]
@@ -69,6 +79,8 @@ pub static EXECUTION_PROVIDER: GucSetting<Provider> = GucSetting::<Provider>::ne
 pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static THOMPSON_TASTE: GucSetting<ThompsonTaste> =
+    GucSetting::<ThompsonTaste>::new(ThompsonTaste::Informed);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
@@ -237,6 +249,14 @@ fn register_loop_settings() {
         &EXPLORE_EPSILON,
         0.0,
         1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.thompson_taste",
+        c"What a 'thompson' draw does with the taste no logged event informed: 'informed' holds it at its mean, 'all' draws it from the prior.",
+        c"'informed' draws exactly what the tenant's events informed (gain, side weights, bias, item effects, the taste along the directions its events span) and keeps the rest of the taste at its mean: the prior's spread over hundreds of directions no tenant's impressions can pin down in time. 'all' draws the whole posterior.",
+        &THOMPSON_TASTE,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -439,6 +459,12 @@ pub fn explore_temperature() -> f64 {
 }
 pub fn explore_epsilon() -> f64 {
     EXPLORE_EPSILON.get()
+}
+pub fn thompson_taste() -> pg_ecom_core::draws::Taste {
+    match THOMPSON_TASTE.get() {
+        ThompsonTaste::Informed => pg_ecom_core::draws::Taste::Informed,
+        ThompsonTaste::All => pg_ecom_core::draws::Taste::All,
+    }
 }
 pub fn propensity_samples() -> usize {
     PROPENSITY_SAMPLES.get().max(1) as usize

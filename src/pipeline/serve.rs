@@ -110,7 +110,13 @@ pub fn choose(
                 key: Some(scored.keys[i]),
             })
             .collect();
-        ItemDraws::new(&head.posterior, &head.head, scored.b, &items)
+        ItemDraws::new(
+            &head.posterior,
+            &head.head,
+            scored.b,
+            &items,
+            crate::pg::settings::thompson_taste(),
+        )
     });
     let mut draw = |rng: &mut Rng| -> Vec<f64> {
         draws

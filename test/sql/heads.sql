@@ -23,6 +23,13 @@ SELECT r->'version' AS version, r->'n' AS n, r->'tenants' AS tenants, r ? 'val_l
 SELECT tenant, is_global, active_version, versions, kind, training_rows, source, n_features FROM ecom.tenant_summary;
 SELECT hyper->'config'->'seed' AS seed, hyper->'encoder'->>'variant' AS variant, length(hyper->'encoder'->>'sha256') AS sha_len
   FROM ecom.heads WHERE tenant IS NULL;
+-- a global head whose taste may move stores a taste basis, empty (four
+-- zero ranks) when no directions were learned, so that its tenants'
+-- posteriors keep the directions their events inform; with the taste
+-- frozen it stores none
+SELECT (hyper->'prior'->>'taste')::float8 < 1e6 AS taste_moves, taste_basis[1:4] AS basis_ranks,
+       (taste_basis IS NOT NULL) = ((hyper->'prior'->>'taste')::float8 < 1e6 OR coalesce(taste_basis[1:4] <> '{0,0,0,0}', false)) AS basis_when_the_taste_moves
+  FROM ecom.heads WHERE tenant IS NULL;
 -- predictions: probabilities, the matching item scores higher; unknown tenant = global head
 SELECT ecom_predict('new-store', 'viewed: yoga', 'cork yoga block') > ecom_predict('new-store', 'viewed: yoga', 'car wax') AS matching_higher;
 SELECT ecom_predict('new-store', 'viewed: yoga', 'cork yoga block') BETWEEN 0 AND 1 AS in_range;

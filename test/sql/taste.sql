@@ -92,7 +92,41 @@ SELECT ecom_predict('ts_new', 'shopper 1', 'vegan cookbook no. 1', 'click');
 ROLLBACK;
 SELECT ecom_predict('ts_new', 'shopper 1', 'vegan cookbook no. 1', 'click') > 0 AS scores_again;
 
--- 5. forgetting a store leaves the global directions alone
+-- 5. pg_ecom.thompson_taste: 'informed' (the default) holds the taste no
+-- event informed at its mean, so a store with no events of its own (the
+-- global head's prior) draws far fewer different rankings from 40 seeds
+-- than 'all', which draws that taste from the prior; credible intervals
+-- stay exact either way
+SHOW pg_ecom.thompson_taste;
+CREATE TEMP TABLE ts_rankings (setting text, r int, ranking text);
+INSERT INTO ts_rankings
+SELECT 'informed', r, string_agg(x.item, ',' ORDER BY x.rank)
+  FROM generate_series(1, 40) r,
+       LATERAL ecom_serve('ts_fresh', 'shopper 2',
+                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                          3, 'click', NULL, 'thompson', r) x
+ GROUP BY r;
+SET pg_ecom.thompson_taste = 'all';
+INSERT INTO ts_rankings
+SELECT 'all', r, string_agg(x.item, ',' ORDER BY x.rank)
+  FROM generate_series(1, 40) r,
+       LATERAL ecom_serve('ts_fresh', 'shopper 2',
+                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                          3, 'click', NULL, 'thompson', r) x
+ GROUP BY r;
+SELECT count(DISTINCT ranking) FILTER (WHERE setting = 'informed')
+         < count(DISTINCT ranking) FILTER (WHERE setting = 'all') AS informed_explores_less
+  FROM ts_rankings;
+CREATE TEMP TABLE ts_all AS SELECT * FROM ecom_predict_interval('ts_fresh', 'shopper 2', 'vegan cookbook no. 7', 'click');
+RESET pg_ecom.thompson_taste;
+SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
+  FROM ts_all a, ecom_predict_interval('ts_fresh', 'shopper 2', 'vegan cookbook no. 7', 'click') i;
+SET pg_ecom.thompson_taste = 'none';
+SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
+
+-- 6. forgetting a store leaves the global directions alone
 SELECT ecom_forget('ts_new')->'heads' AS heads;
 SELECT taste_basis IS NOT NULL AS global_keeps_its_basis FROM ecom.heads WHERE tenant IS NULL AND active;
 RESET pg_ecom.feedback_window;

@@ -1,6 +1,8 @@
 //! Meta-training the global head across tenants: pooled fit, within-tenant
 //! fit of the small part (`within`), and the search for the prior.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::head::{Example, Group, Head};
@@ -8,6 +10,7 @@ use crate::items::DEFAULT_MAX_ITEMS;
 use crate::metrics::log_loss;
 use crate::prior::{Prior, FROZEN};
 use crate::rng::Rng;
+use crate::taste::TasteBasis;
 
 use super::adapt::adapt_with;
 use super::centred::centred;
@@ -151,7 +154,12 @@ pub fn meta_train(
     drop(folds);
     // 3. the text score's weight against the side features, within tenants
     within_tenants(&mut head, tasks, val, &order, val.is_empty(), &mut between);
-    head.basis = basis;
+    // without directions learned, an empty basis all the same: the
+    // posterior then keeps the directions its tenants' events inform
+    // (posterior.rs), where the diagonal form spreads them over every
+    // coordinate; scores are unchanged
+    head.basis =
+        basis.or_else(|| (prior.taste < FROZEN).then(|| Arc::new(TasteBasis::empty(head.dims()))));
 
     let (val_loss_before, val_loss_after) = if val.is_empty() {
         (None, None)

@@ -457,7 +457,7 @@ fn draws_have_the_block_posterior_s_covariance() {
         item_var: 0.0,
         key: None,
     }];
-    let draws = crate::draws::ItemDraws::new(&post, &head, b, &items);
+    let draws = crate::draws::ItemDraws::new(&post, &head, b, &items, crate::draws::Taste::All);
     let mut sq = 0.0;
     for _ in 0..n {
         sq += (draws.draw(&mut rng)[0] - mean).powi(2) / f64::from(n);
@@ -644,4 +644,58 @@ fn halves_match_one_fit_when_the_items_span_no_more_than_the_directions_kept() {
     let exs = spanned_events(96, 96, 600, 3);
     let (some, all) = (gap_in(96, &exs, 2, 32), gap_in(96, &exs, 2, 96));
     assert!(all < 0.05 && some > all, "32: {some:.3}, 96: {all:.3}");
+}
+
+#[test]
+fn a_head_without_directions_learned_still_keeps_its_events_directions() {
+    // meta-training gives such a head an empty basis (rank 0): its
+    // posterior keeps the directions of β its events inform, stores and
+    // parses in that form, and two halves land within 5 % of one fit on
+    // items spanning fewer directions than it may keep
+    let exs = spanned_events(96, 24, 600, 4);
+    let mut head = Head::new(96, 0);
+    head.basis = Some(Arc::new(TasteBasis::empty(96)));
+    let cfg = AdaptConfig {
+        steps: 10,
+        ..meta(Prior {
+            taste: 1.0,
+            ..Prior::default()
+        })
+    };
+    let (_, rep) = adapt(&head, &exs, &cfg);
+    let b = NB - 1;
+    // the 24 the items span, fewer than the 32 it may keep
+    assert_eq!(rep.posterior.data_rank(b), 24);
+    assert_eq!(rep.posterior.block(b).unwrap().1, 2 + 24);
+    let w = rep.posterior.to_weights();
+    assert_eq!(
+        Posterior::from_weights(0, 96, &w, Some([0; NB])).unwrap(),
+        rep.posterior
+    );
+    let gap = updates_gap(&head, &cfg, &exs, 2);
+    assert!(gap < 0.05, "{gap:.3}");
+}
+
+#[test]
+fn meta_training_gives_a_moving_taste_an_empty_basis_when_it_learns_no_directions() {
+    // 12 tenants: too few held out (fewer than 8) for directions to be
+    // believed, so none are learned; where the prior search leaves the
+    // taste free the head still gets an empty basis (its tenants'
+    // posteriors keep their events' directions), and none where it froze it
+    for seed in [1, 2, 3] {
+        let train = low_rank_tenants(12, 200, seed);
+        let (head, report) = meta_train(&train, DIMS, 0, &MetaConfig::default(), || {});
+        assert!(report.taste.rank.iter().all(|&r| r == 0));
+        match head.basis.as_deref() {
+            Some(basis) => {
+                assert!(basis.is_empty());
+                assert!(report.prior.taste < FROZEN, "seed {seed}");
+            }
+            None => assert!(report.prior.taste >= FROZEN, "seed {seed}"),
+        }
+        if seed == 1 {
+            // the planted tastes differ: the search leaves the taste free
+            assert!(report.prior.taste < FROZEN, "{:?}", report.prior);
+        }
+    }
 }
