@@ -1,0 +1,12 @@
+-- pg_ecom 0.8.0 -> 0.9.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.thompson_taste (new, default 'informed'): a Thompson draw
+--    holds the isotropic taste that no event informed at its mean, and
+--    draws the rest of the posterior exactly ('all': as 0.8.0 did);
+--  * a global head that ecom_meta_train gives no taste directions now
+--    stores an empty taste basis (four zeros), so that its tenants'
+--    posteriors keep the directions their events inform, as heads with a
+--    basis did in 0.8.0. Heads stored before keep their form.
+-- A 0.8.0 library reads everything 0.9.0 stores. Tested by
+-- test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.9.0'" to load this file. \quit
