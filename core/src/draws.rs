@@ -563,9 +563,10 @@ mod tests {
         );
     }
 
-    /// Before any event (the prior, no block) `Informed` draws no taste;
-    /// a diagonal posterior whose β some events informed (unequal
-    /// precisions) draws exactly as `All`, the same numbers from a seed.
+    /// A diagonal posterior whose β some events informed (unequal
+    /// precisions) draws exactly as `All`, the same numbers from a seed;
+    /// before any event (the prior, with or without a basis) `Informed`
+    /// draws no β.
     #[test]
     fn informed_draws_keep_an_informed_diagonal() {
         let (k, dims, b) = (2, 16, 1);
@@ -577,22 +578,51 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(a.draw(&mut r1), i.draw(&mut r2));
         }
+        // the prior, without a basis (a diagonal) and with one (a block
+        // over [gain, side.., bias, α] and no directions yet)
         let prior = Posterior::from_prior(&Prior::default(), k, dims);
-        let held = ItemDraws::new(&prior, &h, b, &its, Taste::Informed);
-        let mut certain = prior.clone();
+        held_is_certain(&prior, &h, b, &its);
+        let mut hb = h.clone();
+        let mut basis = crate::taste::TasteBasis::empty(dims);
+        basis.var[b] = vec![0.7];
+        basis.u[b] = (0..dims).map(|j| if j == 5 { 1.0 } else { 0.0 }).collect();
+        hb.basis = Some(std::sync::Arc::new(basis.clone()));
+        let prior = Posterior::from_prior_in(&Prior::default(), k, dims, Some(&basis));
+        held_is_certain(&prior, &hb, b, &its);
+    }
+
+    /// `Informed` draws of `post` (whose β is its prior), through the
+    /// factor and by coordinates, have the moments of `post` with β
+    /// certain; and β held leaves less spread than β drawn.
+    fn held_is_certain(post: &Posterior, h: &Head, b: usize, its: &[Item]) {
+        let (k, dims) = (post.k, post.dims);
+        let mut certain = post.clone();
         let m = Posterior::width(k, dims);
         certain.precision[b * m + k + 2..(b + 1) * m]
             .iter_mut()
             .for_each(|x| *x = 1e30);
         let n = its.len();
         let (_, want) = moments_of(n, &mut |rng| {
-            ItemDraws::build(&certain, &h, b, &its, false, true).draw(rng)
+            ItemDraws::build(&certain, h, b, its, false, true).draw(rng)
         });
-        let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
         let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
-        for ij in 0..n * n {
-            assert!((got[ij] - want[ij]).abs() < 0.05 * scale, "cov {ij}");
+        for by_factor in [false, true] {
+            let held = ItemDraws::build(post, h, b, its, by_factor, false);
+            let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
+            for ij in 0..n * n {
+                assert!(
+                    (got[ij] - want[ij]).abs() < 0.05 * scale,
+                    "factor {by_factor}, cov {ij}: {} vs {}",
+                    got[ij],
+                    want[ij]
+                );
+            }
         }
+        let (_, all) = moments_of(n, &mut |rng| {
+            ItemDraws::new(post, h, b, its, Taste::All).draw(rng)
+        });
+        let trace = |c: &[f64]| (0..n).map(|i| c[i * n + i]).sum::<f64>();
+        assert!(trace(&all) > 1.2 * trace(&want));
     }
 
     /// The items of `setup` as a draw sees them, logits under `h`.

@@ -255,7 +255,7 @@ fn register_loop_settings() {
     GucRegistry::define_enum_guc(
         c"pg_ecom.thompson_taste",
         c"What a 'thompson' draw does with the taste no logged event informed: 'informed' holds it at its mean, 'all' draws it from the prior.",
-        c"'informed' draws exactly what the tenant's events informed (gain, side weights, bias, item effects, the taste along the directions its events span) and keeps the rest of the taste at its mean: the prior's spread over hundreds of directions no tenant's impressions can pin down in time. 'all' draws the whole posterior.",
+        c"'informed' holds only that part of the taste at its mean (every coordinate of it before a tenant has events); everything else (gain, side weights, bias, item effects, the taste along the directions its events span) is drawn from the posterior as under 'all'. Credible intervals include it either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_TASTE,
         GucContext::Userset,
         GucFlags::default(),

@@ -48,6 +48,11 @@ SELECT e AS explore, count(DISTINCT o) > 1 AS explores
                   FROM generate_series(1, 20) s) x
  GROUP BY e ORDER BY e;
 RESET pg_ecom.thompson_taste;
+-- under the default 'informed' the same tenant, with no events of its own,
+-- draws only its gain and bias: how many orders 20 seeds give
+SELECT count(DISTINCT o) AS informed_orders
+  FROM (SELECT (SELECT array_agg(item_index ORDER BY rank) FROM ecom_rank('lp_new', 'viewed: green tea', (SELECT items FROM lp_items), 3, 'click', NULL, 'thompson', s)) AS o
+          FROM generate_series(1, 20) s) x;
 -- epsilon: exact marginals. epsilon = 1 is a uniformly random ranking: 1/5
 -- for each of the 5 items at each place; epsilon = 0 is the greedy one
 SET pg_ecom.explore_epsilon = 1;

@@ -126,7 +126,29 @@ SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
 SET pg_ecom.thompson_taste = 'none';
 SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
 
--- 6. forgetting a store leaves the global directions alone
+-- 6. a global head with an empty basis (four zero ranks: what
+-- ecom_meta_train stores when it learns no directions but leaves the
+-- taste free): a tenant's posterior still keeps the directions of β its
+-- events informed, in a block of 2 + q, and serves and gives intervals
+BEGIN;
+UPDATE ecom.heads SET taste_basis = '{0,0,0,0}' WHERE tenant IS NULL AND active;
+SELECT (ecom_adapt('ts_flat', 'ts_support')->>'version')::int AS version;
+SELECT t.taste_basis IS NULL AS none_of_its_own,
+       (t.hyper->>'taste_base')::bigint = g.id AS names_the_global_row,
+       t.posterior[3082] > 0 AS informed_directions,
+       cardinality(t.posterior) = 4 * (2 + 2 * 384) + 4 + 3 * 4
+         + power(2 + t.posterior[3082], 2) + 384 * t.posterior[3082] AS posterior_has_the_block
+  FROM ecom.heads t, ecom.heads g
+ WHERE t.tenant = 'ts_flat' AND t.active AND g.tenant IS NULL AND g.active;
+SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propensities
+  FROM generate_series(1, 5) r,
+       LATERAL ecom_serve('ts_flat', 'shopper 2', ARRAY['trail running shoes no. 7', 'vegan cookbook no. 7', 'crime mystery novel no. 7'],
+                          2, 'click', NULL, 'thompson', r);
+SELECT lower < probability AND probability < upper AS interval_around_the_score
+  FROM ecom_predict_interval('ts_flat', 'shopper 2', 'vegan cookbook no. 7', 'click');
+ROLLBACK;
+
+-- 7. forgetting a store leaves the global directions alone
 SELECT ecom_forget('ts_new')->'heads' AS heads;
 SELECT taste_basis IS NOT NULL AS global_keeps_its_basis FROM ecom.heads WHERE tenant IS NULL AND active;
 RESET pg_ecom.feedback_window;
