@@ -99,23 +99,18 @@ SELECT ecom_predict('ts_new', 'shopper 1', 'vegan cookbook no. 1', 'click') > 0 
 -- stay exact either way
 SHOW pg_ecom.thompson_taste;
 CREATE TEMP TABLE ts_rankings (setting text, r int, ranking text);
+PREPARE ts_draw AS
 INSERT INTO ts_rankings
-SELECT 'informed', r, string_agg(x.item, ',' ORDER BY x.rank)
+SELECT current_setting('pg_ecom.thompson_taste'), r, string_agg(x.item, ',' ORDER BY x.rank)
   FROM generate_series(1, 40) r,
        LATERAL ecom_serve('ts_fresh', 'shopper 2',
                           ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
                                 'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
                           3, 'click', NULL, 'thompson', r) x
  GROUP BY r;
+EXECUTE ts_draw;
 SET pg_ecom.thompson_taste = 'all';
-INSERT INTO ts_rankings
-SELECT 'all', r, string_agg(x.item, ',' ORDER BY x.rank)
-  FROM generate_series(1, 40) r,
-       LATERAL ecom_serve('ts_fresh', 'shopper 2',
-                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
-                          3, 'click', NULL, 'thompson', r) x
- GROUP BY r;
+EXECUTE ts_draw;
 SELECT count(DISTINCT ranking) FILTER (WHERE setting = 'informed')
          < count(DISTINCT ranking) FILTER (WHERE setting = 'all') AS informed_explores_less
   FROM ts_rankings;
