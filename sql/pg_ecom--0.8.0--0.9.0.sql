@@ -7,6 +7,6 @@
 --    stores an empty taste basis (four zeros), so that its tenants'
 --    posteriors keep the directions their events inform, as heads with a
 --    basis did in 0.8.0. Heads stored before keep their form.
--- A 0.8.0 library reads everything 0.9.0 stores. Tested by
--- test/t/009_upgrade.sh.
+-- A 0.8.0 library parses everything 0.9.0 stores (read from the code,
+-- not tested). The update path is tested by test/t/009_upgrade.sh.
 \echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.9.0'" to load this file. \quit
