@@ -118,6 +118,7 @@ CREATE TEMP TABLE ts_all AS SELECT * FROM ecom_predict_interval('ts_fresh', 'sho
 RESET pg_ecom.thompson_taste;
 SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
   FROM ts_all a, ecom_predict_interval('ts_fresh', 'shopper 2', 'vegan cookbook no. 7', 'click') i;
+-- a value it does not know is an ERROR that lists the two it knows
 SET pg_ecom.thompson_taste = 'none';
 SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
 
