@@ -64,13 +64,7 @@ fn low_rank_tenants(tenants: usize, per: usize, seed: u64) -> Vec<Task> {
                         .map(|(a, b)| a * f64::from(*b))
                         .sum::<f64>()
                         + 0.5 * normal(&mut r);
-                    Example {
-                        x: text_features(&u, &v),
-                        f: vec![],
-                        b: NB - 1,
-                        y: if z > 0.0 { 1.0 } else { 0.0 },
-                        item: None,
-                    }
+                    clicked(&u, &v, z)
                 })
                 .collect();
             Task {
@@ -562,29 +556,26 @@ fn the_directions_kept_are_capped_by_the_setting() {
     }
 }
 
+/// A click event of context u on item v, clicked when its latent z > 0.
+fn clicked(u: &[f32], v: &[f32], z: f64) -> Example {
+    Example {
+        x: text_features(u, v),
+        f: vec![],
+        b: NB - 1,
+        y: if z > 0.0 { 1.0 } else { 0.0 },
+        item: None,
+    }
+}
+
 /// Events of one tenant in `dims` dimensions whose items lie in the span
 /// of the first `span` coordinates (rotated by a fixed random orthonormal
 /// map, so that no coordinate is special), with a taste in that span.
 fn spanned_events(dims: usize, span: usize, n: usize, seed: u64) -> Vec<Example> {
     let mut r = Rng::new(seed);
-    let basis: Vec<Vec<f64>> = {
-        let mut vs: Vec<Vec<f64>> = (0..span)
-            .map(|_| (0..dims).map(|_| normal(&mut r)).collect())
-            .collect();
-        for i in 0..span {
-            for j in 0..i {
-                let d: f64 = vs[i].iter().zip(&vs[j]).map(|(a, b)| a * b).sum();
-                let (head, tail) = vs.split_at_mut(i);
-                tail[0]
-                    .iter_mut()
-                    .zip(&head[j])
-                    .for_each(|(a, b)| *a -= d * b);
-            }
-            let n = vs[i].iter().map(|a| a * a).sum::<f64>().sqrt();
-            vs[i].iter_mut().for_each(|a| *a /= n);
-        }
-        vs
-    };
+    let mut basis: Vec<Vec<f64>> = (0..span)
+        .map(|_| (0..dims).map(|_| normal(&mut r)).collect())
+        .collect();
+    crate::taste::orthonormalise_above(&mut basis, 0.0);
     let taste: Vec<f64> = (0..span).map(|_| 1.5 * normal(&mut r)).collect();
     (0..n)
         .map(|_| {
@@ -597,13 +588,7 @@ fn spanned_events(dims: usize, span: usize, n: usize, seed: u64) -> Vec<Example>
             let z: f64 =
                 c.iter().zip(&taste).map(|(a, t)| a * t).sum::<f64>() + 0.3 * normal(&mut r);
             let u: Vec<f32> = (0..dims).map(|_| normal(&mut r) as f32).collect();
-            Example {
-                x: text_features(&u, &v),
-                f: vec![],
-                b: NB - 1,
-                y: if z > 0.0 { 1.0 } else { 0.0 },
-                item: None,
-            }
+            clicked(&u, &v, z)
         })
         .collect()
 }
