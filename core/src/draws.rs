@@ -25,14 +25,14 @@ use crate::taste::{solve_lower, solve_upper_t, Transposed};
 /// `pg_ecom.propensity_samples`).
 const NOMINAL_DRAWS: f64 = 256.0;
 
-/// How a Thompson draw treats β, the isotropic taste, across the
-/// directions the tenant's events informed (the posterior's V, or every
+/// How a Thompson draw treats β, the isotropic taste, outside (orthogonal
+/// to) the directions the tenant's events informed (the posterior's V, or every
 /// direction when it keeps none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taste {
-    /// The posterior exactly: β across V drawn from its prior.
+    /// The posterior exactly: β outside V drawn from its prior.
     All,
-    /// β across V held at its mean when no event informed it (its
+    /// β outside V held at its mean when no event informed it (its
     /// precisions are all the prior's): the information a draw there
     /// could collect is the prior's own, spread over hundreds of
     /// directions, so exploring it costs clicks that no horizon of one
@@ -321,7 +321,8 @@ pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<
 
 /// Whether a draw under `taste` moves β's coordinates one by one: always
 /// for `All`; for `Informed` only where some event informed them, that is
-/// where β's precisions differ (a diagonal posterior before 0.8.0). With
+/// where β's precisions differ (a diagonal posterior: stored before 0.8.0,
+/// or of a tenant whose global head has no basis). With
 /// directions, or before any event (the prior), they are all equal.
 fn draws_beta(post: &Posterior, b: usize, taste: Taste) -> bool {
     let beta = &post.precision(b)[post.k + 2..];
