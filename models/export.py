@@ -67,7 +67,11 @@ class Graph:
         return out
 
 
-def build(weights, cfg):
+def build(weights, cfg, name="all-MiniLM-L6-v2", words=None):
+    """The BERT encoder with mean pooling and L2 normalisation in the graph.
+    `words(g)` returns the node of the word embeddings of "input_ids"
+    [batch, seq, hidden]; by default a Gather from the fp32 table in
+    `weights` (convert_e5.py gathers from 4-bit rows instead)."""
     g = Graph()
     hidden = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
@@ -91,12 +95,14 @@ def build(weights, cfg):
     f32 = lambda v: np.array(v, dtype=np.float32)
 
     # --- embeddings -------------------------------------------------------
-    word = g.const("word_embeddings", W["embeddings.word_embeddings.weight"])
+    if words is None:
+        word = g.const("word_embeddings", W["embeddings.word_embeddings.weight"])
+        words = lambda g: g.op("Gather", [word, "input_ids"], axis=0)
     pos = g.const("position_embeddings", W["embeddings.position_embeddings.weight"])
     tok0 = g.const("token_type_embedding0", W["embeddings.token_type_embeddings.weight"][0])
     seq_len = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const("one_idx", np.array(1, np.int64))], axis=0)
     pos_ids = g.op("Range", [g.const("zero_s", np.array(0, np.int64)), seq_len, g.const("one_s", np.array(1, np.int64))])
-    x = g.op("Add", [g.op("Gather", [word, "input_ids"], axis=0), g.op("Gather", [pos, pos_ids], axis=0)])
+    x = g.op("Add", [words(g), g.op("Gather", [pos, pos_ids], axis=0)])
     x = g.op("Add", [x, tok0])  # single-segment input: token type 0 everywhere
     x = layer_norm(x, "embeddings.LayerNorm")
 
@@ -141,7 +147,7 @@ def build(weights, cfg):
     g.nodes.append(helper.make_node("Identity", [emb], ["embedding"], name="embedding_out"))
 
     graph = helper.make_graph(
-        g.nodes, "all-MiniLM-L6-v2",
+        g.nodes, name,
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],

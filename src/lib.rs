@@ -138,6 +138,7 @@ pgrx::extension_sql!(
 ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
+ALTER FUNCTION @extschema@.ecom_embed_batch(text[], text) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 80000;
 ALTER FUNCTION @extschema@.ecom_predict_interval(text, text, text, text, double precision, real[]) ROWS 1;
 "#,

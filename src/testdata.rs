@@ -26,6 +26,18 @@ pub fn model_dir() -> PathBuf {
     dir
 }
 
+/// An encoder installed beside the default one (scripts/setup installs
+/// multilingual-e5-small): `<model dir>/encoders/<name>`.
+pub fn encoder_dir(name: &str) -> PathBuf {
+    let dir = model_dir().join("encoders").join(name);
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "encoder {name} not installed in {} (run the setup script)",
+        dir.display()
+    );
+    dir
+}
+
 pub fn ort_library() -> PathBuf {
     std::env::var("PG_ECOM_ONNXRUNTIME_LIBRARY")
         .map(PathBuf::from)

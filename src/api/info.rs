@@ -26,6 +26,7 @@ fn ecom_model_info() -> JsonB {
             o.remove("key");
             o.remove("model_key");
         }
+        add_encoders(&mut info);
         return JsonB(info);
     }
     crate::encoder::local::with_model(|m| {
@@ -49,4 +50,42 @@ fn ecom_model_info() -> JsonB {
             "embedding_cache": cache,
         }))
     })
+    .map_json(add_encoders)
+}
+
+trait MapJson {
+    fn map_json(self, f: impl FnOnce(&mut serde_json::Value)) -> Self;
+}
+
+impl MapJson for JsonB {
+    fn map_json(mut self, f: impl FnOnce(&mut serde_json::Value)) -> Self {
+        f(&mut self.0);
+        self
+    }
+}
+
+/// The session's encoder (`pg_ecom.encoder`, "" for the default), its
+/// prefixes, and every installed encoder with its model and width.
+fn add_encoders(info: &mut serde_json::Value) {
+    use crate::encoder::manifest::Manifest;
+    let session = crate::encoder::identity::SessionEncoder::current();
+    let current = settings::encoder_name().unwrap_or_default();
+    let installed: Vec<serde_json::Value> = settings::installed_encoders()
+        .into_iter()
+        .map(|(name, dir)| match Manifest::read(&dir) {
+            Ok(m) => serde_json::json!({
+                "name": name, "model": m.model, "dims": m.dims, "dir": dir,
+                "variants": m.variants.keys().collect::<Vec<_>>(),
+                "prefixes": {"context": m.prefixes.context, "item": m.prefixes.item},
+                "in_use": name == current,
+            }),
+            Err(e) => {
+                serde_json::json!({"name": name, "dir": dir, "error": e, "in_use": name == current})
+            }
+        })
+        .collect();
+    info["encoder"] = current.into();
+    info["prefixes"] =
+        serde_json::json!({"context": session.prefixes.context, "item": session.prefixes.item});
+    info["encoders"] = installed.into();
 }

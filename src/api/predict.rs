@@ -6,7 +6,7 @@ use pgrx::JsonB;
 use std::sync::Arc;
 
 use crate::encoder::cache::Embedding;
-use crate::encoder::embed::embed_cached;
+use crate::encoder::embed::{embed_as, Role};
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::memo::HeadMemo;
 use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
@@ -83,7 +83,7 @@ pub(crate) fn pair_of<'a>(
     features: &'a Option<Array<'_, f32>>,
 ) -> (&'a [f32], Vec<Embedding>) {
     let f = side_features(features, head);
-    let e = embed_cached(&[context, item]);
+    let e = embed_as(&[(Role::Context, context), (Role::Item, item)]);
     check_encoder(head, e[0].len());
     (f, e)
 }

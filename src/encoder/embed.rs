@@ -8,8 +8,9 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
 use crate::encoder::cache::{Embedding, EmbeddingCache};
-use crate::encoder::identity::ModelIdentity;
+use crate::encoder::identity::SessionEncoder;
 use crate::encoder::local::with_model;
+pub use crate::encoder::manifest::Role;
 use crate::encoder::route::{route, Route};
 use crate::pg::settings;
 use crate::worker::client::by_worker;
@@ -17,13 +18,36 @@ use crate::worker::layout;
 
 static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCache::new(0)));
 
-/// Embeddings of `texts` through the caches: this backend's, then the
-/// server's shared one; only texts found in neither are encoded (by the
-/// inference worker or here, `route.rs`), each once. Output order =
-/// input order.
-pub fn embed_cached(texts: &[&str]) -> Vec<Embedding> {
+/// Embeddings of texts, each as a context or an item: the encoder's prefix
+/// for that role goes before the text (multilingual-e5's "query: " and
+/// "passage: "; MiniLM has none), so the caches key on what was encoded.
+pub fn embed_as(texts: &[(Role, &str)]) -> Vec<Embedding> {
     crate::pg::utf8::require_utf8();
-    let identity = ModelIdentity::of_session().cache_scope(settings::max_seq_len());
+    let session = SessionEncoder::current();
+    if session.prefixes.is_empty() {
+        let plain: Vec<&str> = texts.iter().map(|(_, t)| *t).collect();
+        return embed_cached(&session, &plain);
+    }
+    let prefixed: Vec<String> = texts
+        .iter()
+        .map(|(role, t)| format!("{}{t}", session.prefixes.of(*role)))
+        .collect();
+    let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+    embed_cached(&session, &refs)
+}
+
+/// `embed_as` for texts of one role.
+pub fn embed_all_as(role: Role, texts: &[&str]) -> Vec<Embedding> {
+    let with_role: Vec<(Role, &str)> = texts.iter().map(|t| (role, *t)).collect();
+    embed_as(&with_role)
+}
+
+/// Embeddings of `texts` (prefixes applied) through the caches: this
+/// backend's, then the server's shared one; only texts found in neither
+/// are encoded (by the inference worker or here, `route.rs`), each once.
+/// Output order = input order.
+fn embed_cached(session: &SessionEncoder, texts: &[&str]) -> Vec<Embedding> {
+    let identity = session.identity.cache_scope(settings::max_seq_len());
     let mut cache = CACHE.lock();
     cache.configure(&identity, settings::embedding_cache_bytes());
     let mut out: Vec<Option<Embedding>> = texts.iter().map(|t| cache.get(t)).collect();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use crate::encoder::manifest::Manifest;
+use crate::encoder::manifest::{Manifest, Prefixes};
 use crate::pg::settings::{self, Provider};
 
 /// The settings that shape an encoder session. The inference worker
@@ -72,13 +72,28 @@ impl ModelIdentity {
         format!("{}|{}", self.0, max_seq_len)
     }
 
-    /// The model identity of this session's settings (model_dir,
+    /// The model identity of this session's settings (encoder, model_dir,
     /// model_variant), from the manifest alone: no model is loaded, so the
     /// per-backend cache can answer before any worker or encoder is asked.
     /// Errors are the ones loading would raise first, in the same order.
     pub fn of_session() -> Self {
+        SessionEncoder::current().identity
+    }
+}
+
+/// What the manifest of this session's encoder says, read without loading
+/// the model: its identity, its model's name and its prefixes.
+#[derive(Clone)]
+pub struct SessionEncoder {
+    pub identity: ModelIdentity,
+    pub model: String,
+    pub prefixes: Prefixes,
+}
+
+impl SessionEncoder {
+    pub fn current() -> Self {
         use std::os::unix::fs::MetadataExt;
-        type Memo = ((PathBuf, &'static str, (u64, i64, i64)), ModelIdentity);
+        type Memo = ((PathBuf, &'static str, (u64, i64, i64)), SessionEncoder);
         static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
         let dir = settings::model_dir();
         // files renamed into place (docs/modelling.md) give the manifest a
@@ -93,12 +108,18 @@ impl ModelIdentity {
                 return v.clone();
             }
         }
-        let manifest = Manifest::read(&key.0)
-            .unwrap_or_else(|e| settings::config_error(e, "pg_ecom.model_dir"));
+        let manifest = Manifest::read(&key.0).unwrap_or_else(|e| {
+            let e = settings::encoder_not_installed().unwrap_or(e);
+            settings::config_error(e, "pg_ecom.model_dir")
+        });
         let file = manifest
             .variant_file(&key.0, key.1)
             .unwrap_or_else(|e| settings::config_error(e, "pg_ecom.model_variant"));
-        let v = ModelIdentity::of(&file, &manifest);
+        let v = SessionEncoder {
+            identity: ModelIdentity::of(&file, &manifest),
+            model: manifest.model.clone(),
+            prefixes: manifest.prefixes.clone(),
+        };
         *memo = Some((key, v.clone()));
         v
     }

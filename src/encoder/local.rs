@@ -48,10 +48,10 @@ pub fn tokenizer() -> Arc<TextTokenizer> {
             return t.clone();
         }
     }
-    let t = Arc::new(
-        TextTokenizer::from_file(&path)
-            .unwrap_or_else(|e| settings::config_error(e, "pg_ecom.model_dir")),
-    );
+    let t = Arc::new(TextTokenizer::from_file(&path).unwrap_or_else(|e| {
+        let e = settings::encoder_not_installed().unwrap_or(e);
+        settings::config_error(e, "pg_ecom.model_dir")
+    }));
     *slot = Some((path, t.clone()));
     t
 }
@@ -92,7 +92,9 @@ pub fn try_load(
     ort_threads: usize,
     tokenizer: &dyn Fn() -> Result<Arc<TextTokenizer>, String>,
 ) -> Result<Loaded, LoadError> {
-    let manifest = Manifest::read(&key.dir).map_err(fail("pg_ecom.model_dir"))?;
+    let manifest = Manifest::read(&key.dir)
+        .map_err(|e| settings::encoder_not_installed().unwrap_or(e))
+        .map_err(fail("pg_ecom.model_dir"))?;
     let model_file = manifest
         .variant_file(&key.dir, key.variant)
         .map_err(fail("pg_ecom.model_variant"))?;
@@ -106,7 +108,8 @@ pub fn try_load(
         provider: key.provider,
         arena: key.variant != "int8",
     };
-    let encoder = Encoder::load(rt, &model_file, &opts).map_err(fail("pg_ecom.model_dir"))?;
+    let mut encoder = Encoder::load(rt, &model_file, &opts).map_err(fail("pg_ecom.model_dir"))?;
+    encoder.pad = i64::from(tokenizer.pad);
     // Loading parses the graph, optimises it and pre-packs the weights,
     // freeing temporaries as it goes; glibc keeps those pages in the heap.
     // Give them back, or every backend carries them for its lifetime

@@ -7,6 +7,12 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
+    /// what `pg_ecom.encoder` calls it (absent for the default's older
+    /// manifests)
+    #[serde(default)]
+    pub name: Option<String>,
+    /// the model's own name (a Hugging Face id): what heads record, and
+    /// what tells two encoders apart
     pub model: String,
     pub dims: usize,
     pub max_length: usize,
@@ -20,6 +26,40 @@ pub struct Manifest {
     pub external_data: BTreeMap<String, String>,
     #[serde(default)]
     pub source: serde_json::Value,
+    /// what the model expects before each kind of text (e5: "query: ",
+    /// "passage: "); none for MiniLM
+    #[serde(default)]
+    pub prefixes: Prefixes,
+}
+
+/// The text put before a context (what the shopper said or did) and before
+/// an item, as the model was trained to see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Prefixes {
+    #[serde(default)]
+    pub context: String,
+    #[serde(default)]
+    pub item: String,
+}
+
+/// Which kind of text is embedded: it picks the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Context,
+    Item,
+}
+
+impl Prefixes {
+    pub fn of(&self, role: Role) -> &str {
+        match role {
+            Role::Context => &self.context,
+            Role::Item => &self.item,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.context.is_empty() && self.item.is_empty()
+    }
 }
 
 impl Manifest {
@@ -105,8 +145,21 @@ mod tests {
             Path::new("/x/model_int8.onnx")
         );
         assert_eq!(m.sha256_of(Path::new("/x/model.onnx")), Some("ab"));
+        assert!(m.prefixes.is_empty() && m.name.is_none());
         let e = m.variant_file(dir, "fp16").unwrap_err();
         assert!(e.contains("known: fp32, int8"), "{e}");
+    }
+
+    #[test]
+    fn reads_prefixes_and_name() {
+        let m = Manifest::parse(&GOOD.replace(
+            r#""model":"m","#,
+            r#""model":"m","name":"e5","prefixes":{"context":"query: ","item":"passage: "},"#,
+        ))
+        .unwrap();
+        assert_eq!(m.name.as_deref(), Some("e5"));
+        assert_eq!(m.prefixes.of(Role::Context), "query: ");
+        assert_eq!(m.prefixes.of(Role::Item), "passage: ");
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct Encoder {
     /// Set when the requested provider could not be used.
     pub fallback_warning: Option<String>,
     pub load_ms: f64,
+    /// the tokenizer's padding id (masked out: it changes no embedding)
+    pub pad: i64,
     ids: Vec<i64>,
     mask: Vec<i64>,
 }
@@ -154,6 +156,7 @@ impl Encoder {
             provider_in_use: if want_cuda { "cuda" } else { "cpu" },
             fallback_warning,
             load_ms: started.elapsed().as_secs_f64() * 1e3,
+            pad: 0,
             ids: Vec::new(),
             mask: Vec::new(),
         })
@@ -202,7 +205,7 @@ impl Encoder {
         let width = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
         let n = batch.len() * width;
         self.ids.clear();
-        self.ids.resize(n, 0);
+        self.ids.resize(n, self.pad);
         self.mask.clear();
         self.mask.resize(n, 0);
         for (r, seq) in batch.iter().enumerate() {

@@ -1,12 +1,14 @@
-//! Stage 1 of the data path: text → WordPiece token ids.
+//! Stage 1 of the data path: text → token ids.
 //!
-//! Pure Rust (no Postgres): the BERT tokenizer from the model's
-//! `tokenizer.json`, with our own truncation so that ids always begin with
-//! `[CLS]` and end with `[SEP]`, the way sentence-transformers feeds the model.
+//! Pure Rust (no Postgres): the tokenizer from the model's `tokenizer.json`
+//! (WordPiece for MiniLM, SentencePiece Unigram for multilingual-e5), with
+//! our own truncation so that ids always begin and end with the special
+//! tokens the tokenizer's template puts there (`[CLS]` … `[SEP]`,
+//! `<s>` … `</s>`), the way the model was trained to see them.
 
 use std::path::Path;
 
-use tokenizers::Tokenizer;
+use tokenizers::{PreTokenizerWrapper, Tokenizer};
 
 pub use crate::pg::settings::MAX_POSITIONS;
 
@@ -15,8 +17,24 @@ pub type Ids = Vec<u32>;
 
 pub struct TextTokenizer {
     inner: Tokenizer,
-    cls: u32,
-    sep: u32,
+    /// special tokens before and after the text, from the template
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    /// what a batch is padded with (the attention mask hides it)
+    pub pad: u32,
+    /// where a long text may be cut before tokenizing (`safe_prefix`)
+    cuts: Cuts,
+}
+
+/// Where cutting a text cannot change the tokens before the cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cuts {
+    /// BERT's pre-tokenizer splits at whitespace, at every ASCII punctuation
+    /// mark and around every CJK character
+    WordPiece,
+    /// any other pre-tokenizer (Metaspace + Unigram): only at whitespace,
+    /// since a Unigram piece may join punctuation or CJK characters
+    Whitespace,
 }
 
 impl TextTokenizer {
@@ -29,34 +47,66 @@ impl TextTokenizer {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| e.to_string())?;
-        // The shipped tokenizer.json pads every input to 128 and truncates at
+        let pad = inner
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| inner.token_to_id("[PAD]"))
+            .or_else(|| inner.token_to_id("<pad>"))
+            .unwrap_or(0);
+        // MiniLM's tokenizer.json pads every input to 128 and truncates at
         // 128. We pad per batch (to the batch's longest text) in the encoder
         // and truncate in `encode`, so both are switched off here.
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| e.to_string())?;
-        let id = |t: &str| {
+        // the special tokens the template wraps a text in: those around a
+        // known body
+        let encode = |special| {
             inner
-                .token_to_id(t)
-                .ok_or_else(|| format!("vocabulary has no {t} token"))
+                .encode("a", special)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| e.to_string())
         };
-        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-        Ok(Self { inner, cls, sep })
+        let (with, body) = (encode(true)?, encode(false)?);
+        let at = (0..=with.len().saturating_sub(body.len()))
+            .find(|&i| with[i..].starts_with(&body))
+            .filter(|_| !body.is_empty())
+            .ok_or("its post-processor does not keep the text between its special tokens")?;
+        let (head, tail) = (with[..at].to_vec(), with[at + body.len()..].to_vec());
+        let cuts = match inner.get_pre_tokenizer() {
+            Some(PreTokenizerWrapper::BertPreTokenizer(_)) => Cuts::WordPiece,
+            _ => Cuts::Whitespace,
+        };
+        Ok(Self {
+            inner,
+            head,
+            tail,
+            pad,
+            cuts,
+        })
     }
 
-    /// Ids of `text` with `[CLS]` … `[SEP]`, at most `max_len` of them.
+    /// How many ids the special tokens take.
+    pub fn specials(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Ids of `text` within its special tokens, at most `max_len` of them.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Ids, String> {
-        assert!(max_len >= 2, "max_len must leave room for [CLS] and [SEP]");
-        let body = max_len - 2;
+        assert!(
+            max_len >= self.specials(),
+            "max_len must leave room for the special tokens"
+        );
+        let body = max_len - self.specials();
         let enc = self
             .inner
-            .encode(safe_prefix(text, body), false)
+            .encode(safe_prefix_for(self.cuts, text, body), false)
             .map_err(|e| e.to_string())?;
         let pieces = enc.get_ids();
         let n = pieces.len().min(body);
-        let mut ids = Vec::with_capacity(n + 2);
-        ids.push(self.cls);
+        let mut ids = Vec::with_capacity(n + self.specials());
+        ids.extend_from_slice(&self.head);
         ids.extend_from_slice(&pieces[..n]);
-        ids.push(self.sep);
+        ids.extend_from_slice(&self.tail);
         Ok(ids)
     }
 
@@ -72,6 +122,49 @@ impl TextTokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+}
+
+/// `safe_prefix` under the cut rule of the tokenizer's pre-tokenizer.
+pub fn safe_prefix_for(cuts: Cuts, text: &str, max_tokens: usize) -> &str {
+    match cuts {
+        Cuts::WordPiece => safe_prefix(text, max_tokens),
+        Cuts::Whitespace => safe_prefix_at_spaces(text, max_tokens),
+    }
+}
+
+/// `safe_prefix` for a Metaspace pre-tokenizer (SentencePiece Unigram):
+/// cut only at ASCII whitespace, where Metaspace splits, after at least
+/// `max_tokens` whitespace-separated runs that each give a token of their
+/// own (one holding an ASCII letter or digit, or a CJK character: the
+/// normaliser keeps both). Text with no such cut point for long stops at
+/// the same byte cap as `safe_prefix`.
+pub fn safe_prefix_at_spaces(text: &str, max_tokens: usize) -> &str {
+    if max_tokens == 0 {
+        return "";
+    }
+    if text.len() <= max_tokens {
+        return text;
+    }
+    let cap = BYTES_PER_TOKEN_CAP.saturating_mul(max_tokens + 1);
+    let mut certain = 0usize;
+    let mut run_counts = false;
+    for (i, c) in text.char_indices() {
+        if i >= cap {
+            return &text[..i];
+        }
+        if c.is_ascii_whitespace() {
+            if run_counts {
+                certain += 1;
+                run_counts = false;
+            }
+            if certain >= max_tokens {
+                return &text[..i];
+            }
+        } else if c.is_ascii_alphanumeric() || is_cjk(c) {
+            run_counts = true;
+        }
+    }
+    text
 }
 
 /// Bytes of text read per kept token, at most: bounds the work on texts with
@@ -161,6 +254,27 @@ mod tests {
         );
         // emoji runs are not certain tokens, words are
         assert_eq!(safe_prefix("🎉 🎉 🎉 x y z", 2), "🎉 🎉 🎉 x y");
+    }
+
+    #[test]
+    fn unigram_cuts_only_at_spaces() {
+        // punctuation and CJK may join a Unigram piece: no cut there
+        assert_eq!(safe_prefix_at_spaces("a,b,c,d,e,f", 2), "a,b,c,d,e,f");
+        assert_eq!(
+            safe_prefix_at_spaces("one two three four five six", 3),
+            "one two three"
+        );
+        assert_eq!(
+            safe_prefix_at_spaces("降噪耳机 保温杯 鼠标 键盘", 2),
+            "降噪耳机 保温杯"
+        );
+        // runs of only symbols may vanish in normalisation: not counted
+        assert_eq!(safe_prefix_at_spaces("🎉 🎉 🎉 x y z", 2), "🎉 🎉 🎉 x y");
+        let cjk = "保温杯".repeat(1_000_000);
+        assert_eq!(
+            safe_prefix_at_spaces(&cjk, 254).len(),
+            BYTES_PER_TOKEN_CAP * 255
+        );
     }
 
     #[test]
@@ -286,12 +400,11 @@ pub(crate) mod model_tests {
         assert!(toks.contains(&"mug".to_string()));
     }
 
-    #[test]
-    fn prefix_cut_matches_full_tokenization() {
-        // The shortcut must never change the tokens kept: compare against the
-        // tokenizer run on the whole text, over a deterministic variety of
-        // texts (punctuation, accents, CJK, long words, control chars).
-        let t = tok();
+    /// The shortcut must never change the tokens kept: compare against the
+    /// tokenizer run on the whole text, over a deterministic variety of
+    /// texts (punctuation, accents, CJK, long words, control chars, full-
+    /// width forms).
+    fn check_prefix_cut(t: &TextTokenizer) {
         let pieces = [
             "Running",
             "shoes,",
@@ -301,12 +414,14 @@ pub(crate) mod model_tests {
             "café",
             "Ünïcode",
             "保温杯",
+            "降噪耳机",
             "x",
             "!!",
             "(2-pack)",
             "supercalifragilisticexpialidocious",
             "，",
             "\u{3000}",
+            "ＡＢＣ①",
             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             "\u{0007}",
             "\u{0301}",
@@ -330,9 +445,9 @@ pub(crate) mod model_tests {
             for max_len in [2usize, 3, 8, 33] {
                 let full = t.inner.encode(text.as_str(), false).unwrap();
                 let n = full.get_ids().len().min(max_len - 2);
-                let mut want = vec![101];
+                let mut want = t.head.clone();
                 want.extend_from_slice(&full.get_ids()[..n]);
-                want.push(102);
+                want.extend_from_slice(&t.tail);
                 assert_eq!(
                     t.encode(&text, max_len).unwrap(),
                     want,
@@ -340,6 +455,77 @@ pub(crate) mod model_tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn prefix_cut_matches_full_tokenization() {
+        let t = tok();
+        assert_eq!(
+            (t.head.as_slice(), t.tail.as_slice()),
+            (&[101][..], &[102][..])
+        );
+        assert_eq!(t.cuts, Cuts::WordPiece);
+        check_prefix_cut(&t);
+    }
+
+    fn e5() -> TextTokenizer {
+        let dir = testdata::encoder_dir("multilingual-e5-small");
+        TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap()
+    }
+
+    /// Unigram + Metaspace: the special tokens and padding come from the
+    /// tokenizer (<s> = 0, </s> = 2, <pad> = 1), and cuts stay at spaces.
+    #[test]
+    fn multilingual_prefix_cut_matches_full_tokenization() {
+        let t = e5();
+        assert_eq!(
+            (t.head.as_slice(), t.tail.as_slice(), t.pad),
+            (&[0][..], &[2][..], 1)
+        );
+        assert_eq!(t.cuts, Cuts::Whitespace);
+        check_prefix_cut(&t);
+    }
+
+    #[test]
+    fn multilingual_ids_match_the_python_tokenizer() {
+        // the ids the fixture was made with (Python `tokenizers`, the same
+        // tokenizer.json), prefixes included
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../test/fixtures/e5_reference.json")).unwrap();
+        let t = e5();
+        for row in fixture["texts"].as_array().unwrap() {
+            let prefix = fixture["meta"]["prefixes"][row["role"].as_str().unwrap()]
+                .as_str()
+                .unwrap();
+            let text = format!("{prefix}{}", row["text"].as_str().unwrap());
+            let want: Vec<u32> = row["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(t.encode(&text, 512).unwrap(), want, "{text:?}");
+        }
+        let toks = t.tokens("降噪耳机 noise", 64).unwrap();
+        assert_eq!(toks.first().map(String::as_str), Some("<s>"));
+        assert_eq!(toks.last().map(String::as_str), Some("</s>"));
+    }
+
+    #[test]
+    fn multilingual_fuzz_keeps_the_shape() {
+        let t = e5();
+        let mut r = pg_ecom_core::rng::Rng::new(2027);
+        let vocab = t.vocab_size();
+        for _ in 0..3_000 {
+            let text = arbitrary_text(&mut r);
+            let max_len = 2 + r.below(300);
+            let ids = t.encode(&text, max_len).unwrap();
+            assert!(ids.len() >= 2 && ids.len() <= max_len);
+            assert_eq!((ids[0], *ids.last().unwrap()), (0, 2));
+            assert!(ids.iter().all(|&i| (i as usize) < vocab));
+        }
+        let long = "降噪耳机 ".repeat(100_000);
+        assert_eq!(t.encode(&long, 128).unwrap().len(), 128);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub enum Inference {
 }
 
 pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ENCODER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static MODEL_VARIANT: GucSetting<ModelVariant> =
@@ -134,6 +135,23 @@ fn register_model_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // A name, not a path: it picks one of the encoders setup installed, so
+    // anyone may choose it (per database or role with ALTER … SET). The
+    // check hook keeps it a name, so it can never leave encoders/.
+    // SAFETY: the hook is #[pg_guard]ed and only reads the new value.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"pg_ecom.encoder",
+            c"Which installed encoder embeds texts: empty for the default (all-MiniLM-L6-v2, in pg_ecom.model_dir), or the name of one under $(pg_config --sharedir)/extension/pg_ecom/encoders.",
+            c"ecom_model_info() lists the installed encoders. Heads record the encoder they were trained with; scoring them with another is an ERROR.",
+            &ENCODER,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_encoder_name),
+            None,
+            None,
+        );
+    }
     GucRegistry::define_string_guc(
         c"pg_ecom.onnxruntime_library",
         c"Path of the ONNX Runtime shared library (libonnxruntime.so).",
@@ -505,8 +523,109 @@ fn install_dir() -> PathBuf {
     share_dir().join("extension").join("pg_ecom")
 }
 
+/// Where the encoders other than the default are installed, one directory
+/// per encoder named as `pg_ecom.encoder` names it.
+pub fn encoders_dir() -> PathBuf {
+    install_dir().join("encoders")
+}
+
+/// The directory of this session's encoder: `pg_ecom.model_dir` (or the
+/// install directory) for the default, else the named encoder's.
 pub fn model_dir() -> PathBuf {
+    match encoder_name() {
+        None => default_model_dir(),
+        // a name the check hook let through: it cannot leave encoders/
+        Some(name) => encoders_dir().join(name),
+    }
+}
+
+/// The directory of the default encoder.
+pub fn default_model_dir() -> PathBuf {
     setting(&MODEL_DIR).unwrap_or_else(install_dir)
+}
+
+/// `pg_ecom.encoder`, None for the default.
+pub fn encoder_name() -> Option<String> {
+    ENCODER
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Rejects `SET pg_ecom.encoder` to anything but a name (or empty).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_encoder_name(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to the proposed value, which
+    // is NULL or a NUL-terminated string.
+    let value = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p)) };
+    match value.map(CStr::to_string_lossy) {
+        None => true,
+        Some(v) => v.trim().is_empty() || valid_encoder_name(v.trim()),
+    }
+}
+
+/// The installed encoders: (name, directory); the default first, named by
+/// its manifest ("" when it has none), then encoders/ in name order.
+pub fn installed_encoders() -> Vec<(String, PathBuf)> {
+    let mut out = vec![(String::new(), default_model_dir())];
+    if let Ok(entries) = std::fs::read_dir(encoders_dir()) {
+        let mut named: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let dir = e.path();
+                (valid_encoder_name(&name) && dir.join("manifest.json").is_file())
+                    .then_some((name, dir))
+            })
+            .collect();
+        named.sort();
+        out.extend(named);
+    }
+    out
+}
+
+/// Why this session's model directory has no manifest, when the reason is
+/// that `pg_ecom.encoder` names an encoder that is not installed.
+pub fn encoder_not_installed() -> Option<String> {
+    let name = encoder_name()?;
+    if model_dir().join("manifest.json").is_file() {
+        return None;
+    }
+    let names: Vec<String> = installed_encoders()
+        .into_iter()
+        .skip(1)
+        .map(|(n, _)| n)
+        .collect();
+    Some(format!(
+        "encoder \"{name}\" is not installed (installed: the default{}{})",
+        if names.is_empty() { "" } else { ", " },
+        names.join(", ")
+    ))
+}
+
+/// Names that cannot leave the encoders directory.
+pub fn valid_encoder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The setting that chose the model directory: what an ERROR about its
+/// files tells the user to check.
+fn dir_setting() -> &'static str {
+    if encoder_name().is_some() {
+        "pg_ecom.encoder"
+    } else {
+        "pg_ecom.model_dir"
+    }
 }
 
 /// Independent of `model_dir`: pointing at another model must not ask for
@@ -555,14 +674,21 @@ pub fn embedding_cache_bytes() -> usize {
 
 /// Raises a Postgres ERROR that names the setting to fix and its value.
 pub fn config_error(message: String, guc: &str) -> ! {
+    let guc = match guc {
+        "pg_ecom.model_dir" => dir_setting(),
+        other => other,
+    };
     let value = match guc {
         "pg_ecom.onnxruntime_library" => onnxruntime_library().display().to_string(),
         "pg_ecom.model_variant" => variant().to_string(),
+        "pg_ecom.encoder" => encoder_name().unwrap_or_default(),
         _ => model_dir().display().to_string(),
     };
     PgError::new(PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, message)
-        .hint(format!(
-            "Check {guc} (now \"{value}\"); scripts/setup installs the default files."
-        ))
+        .hint(if guc == "pg_ecom.encoder" {
+            format!("Check {guc} (now \"{value}\"): ecom_model_info() lists the installed encoders, and scripts/setup installs them.")
+        } else {
+            format!("Check {guc} (now \"{value}\"); scripts/setup installs the default files.")
+        })
         .raise()
 }

@@ -3,19 +3,19 @@
 
 use serde_json::json;
 
-use crate::encoder::embed::embed_cached;
+use crate::encoder::embed::{embed_as, Role};
 use crate::encoder::local::with_model;
 use crate::store::relation::{self, Event};
 use pg_ecom_core::head::{text_features, Example};
 use pg_ecom_core::items::item_key;
 
 pub fn featurise(events: &[Event]) -> Vec<Example> {
-    let mut texts: Vec<&str> = Vec::with_capacity(events.len() * 2);
+    let mut texts: Vec<(Role, &str)> = Vec::with_capacity(events.len() * 2);
     for e in events {
-        texts.push(&e.context);
-        texts.push(&e.item);
+        texts.push((Role::Context, &e.context));
+        texts.push((Role::Item, &e.item));
     }
-    let emb = embed_cached(&texts);
+    let emb = embed_as(&texts);
     events
         .iter()
         .zip(emb.chunks_exact(2))

@@ -5,7 +5,7 @@
 //! exactly what would be served.
 
 use crate::encoder::cache::Embedding;
-use crate::encoder::embed::embed_cached;
+use crate::encoder::embed::{embed_as, Role};
 use std::sync::Arc;
 
 use crate::store::heads::{check_encoder, StoredHead};
@@ -55,10 +55,10 @@ pub fn score<'a>(
         .enumerate()
         .filter_map(|(i, t)| t.map(|t| (i as i32 + 1, t)))
         .collect();
-    let mut texts: Vec<&str> = Vec::with_capacity(present.len() + 1);
-    texts.push(context);
-    texts.extend(present.iter().map(|(_, t)| *t));
-    let e = embed_cached(&texts);
+    let mut texts: Vec<(Role, &str)> = Vec::with_capacity(present.len() + 1);
+    texts.push((Role::Context, context));
+    texts.extend(present.iter().map(|(_, t)| (Role::Item, *t)));
+    let e = embed_as(&texts);
     check_encoder(head, e[0].len());
     let h = &head.head;
     let k = h.k;

@@ -295,6 +295,20 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
                 h.head.dims()
             )).hint("The encoder changed since this head was made (pg_ecom.model_dir or the model files). Point pg_ecom.model_dir back to that model, or run ecom_meta_train and ecom_adapt again with this one.").raise();
     }
+    let session = crate::encoder::identity::SessionEncoder::current();
+    if let Some(made_with) = h.hyper["encoder"]["model"].as_str() {
+        if made_with != session.model {
+            PgError::new(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!(
+                    "version {} of {who} was trained with the encoder {made_with}, but this session's encoder is {}",
+                    h.version, session.model
+                ),
+            )
+            .hint(encoder_hint(made_with))
+            .raise();
+        }
+    }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
     let loaded = crate::encoder::embed::model_sha256();
     if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {
@@ -307,6 +321,19 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
         }
     }
     h.encoder_checked.store(true, Ordering::Relaxed);
+}
+
+/// How to score with the encoder a head was made with.
+fn encoder_hint(model: &str) -> String {
+    use crate::encoder::manifest::Manifest;
+    let installed = crate::pg::settings::installed_encoders()
+        .into_iter()
+        .find(|(_, dir)| Manifest::read(dir).is_ok_and(|m| m.model == model));
+    match installed {
+        Some((name, _)) if name.is_empty() => "SET pg_ecom.encoder = '' (the default) to score with it, or meta-train and adapt again with this encoder.".to_owned(),
+        Some((name, _)) => format!("SET pg_ecom.encoder = '{name}' to score with it, or meta-train and adapt again with this encoder."),
+        None => "That encoder is not installed (ecom_model_info() lists those that are); meta-train and adapt again with this one.".to_owned(),
+    }
 }
 
 /// The head that serves `tenant`, or the ERROR a caller without any head gets.

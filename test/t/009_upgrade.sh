@@ -71,6 +71,10 @@ after=$($U -c "SELECT string_agg(format('%s/%s/%s/%s', coalesce(tenant, '-'), ve
 diff=$($U -c "SELECT count(*) || ' of ' || (SELECT count(*) FROM upgrade_expected) FROM upgrade_expected
               WHERE abs(ecom_predict(tenant, context, item, behaviour, features) - p) > 1e-12")
 [ "${diff%% *}" = 0 ] || { echo "upgrade: $diff scores differ from 0.1.0's"; exit 1; }
+# 0.1.0's heads record MiniLM: another encoder (0.10.0) refuses them
+other=$($U -c "SET pg_ecom.encoder = 'multilingual-e5-small'" -c "SELECT ecom_predict('store1', 'viewed: item 1', 'item 0', 'click', '{0.2,0.5}')" 2>&1 || true)
+grep -q "was trained with the encoder sentence-transformers/all-MiniLM-L6-v2" <<< "$other" \
+  || { echo "upgrade: a 0.1.0 head scored with multilingual-e5-small should be an ERROR; got: $other"; exit 1; }
 checks=$($U -c "SELECT (SELECT count(*) = count(DISTINCT id) AND count(id) = count(*) FROM ecom.heads),
                        (SELECT count(*) FROM ecom.heads WHERE metrics::text ~ 'store[0-9]'),
                        (SELECT count(*) FROM ecom.heads WHERE active)")

