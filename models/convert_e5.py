@@ -198,7 +198,11 @@ def main():
         "opset": 17,
         "pooling": "mean, in graph",
         "normalized": True,
-        "prefixes": {"context": "query: ", "item": "passage: "},
+        # e5's card: "query: " on both sides for symmetric tasks (similarity,
+        # paraphrase and bitext retrieval), "passage: " for documents. Product
+        # titles are short texts matched against short texts: symmetric
+        # (benches/MULTILINGUAL.md measures both).
+        "prefixes": {"context": "query: ", "item": "query: "},
         "inputs": ["input_ids", "attention_mask"],
         "output": "embedding",
         "variants": {"fp32": "model.onnx", "int8": "model_int8.onnx"},

@@ -494,9 +494,7 @@ pub(crate) mod model_tests {
             serde_json::from_str(include_str!("../../test/fixtures/e5_reference.json")).unwrap();
         let t = e5();
         for row in fixture["texts"].as_array().unwrap() {
-            let prefix = fixture["meta"]["prefixes"][row["role"].as_str().unwrap()]
-                .as_str()
-                .unwrap();
+            let prefix = row["prefix"].as_str().unwrap();
             let text = format!("{prefix}{}", row["text"].as_str().unwrap());
             let want: Vec<u32> = row["ids"]
                 .as_array()
