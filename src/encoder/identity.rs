@@ -88,6 +88,10 @@ pub struct SessionEncoder {
     pub identity: ModelIdentity,
     pub model: String,
     pub prefixes: Prefixes,
+    pub dims: usize,
+    pub model_file: PathBuf,
+    pub sha256: Option<String>,
+    pub source: serde_json::Value,
 }
 
 impl SessionEncoder {
@@ -119,6 +123,10 @@ impl SessionEncoder {
             identity: ModelIdentity::of(&file, &manifest),
             model: manifest.model.clone(),
             prefixes: manifest.prefixes.clone(),
+            dims: manifest.dims,
+            sha256: manifest.sha256_of(&file).map(str::to_owned),
+            model_file: file,
+            source: manifest.source.clone(),
         };
         *memo = Some((key, v.clone()));
         v

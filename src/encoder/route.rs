@@ -60,11 +60,16 @@ pub fn route() -> Route {
     if !wait_until_ready(&sh) {
         return fall_back(&sh);
     }
-    let key = EncoderSettings::current().describe();
-    let Some(info) = published(&sh).filter(|info| info.key == key) else {
-        // this session chose another model or runtime than the server's
+    let current = EncoderSettings::current();
+    let Some(info) = published(&sh) else {
         return Route::Local;
     };
+    if info.key != current.describe() {
+        // this session chose another model or runtime than the server's:
+        // the worker serves it too when it is another installed encoder
+        // run the worker's way
+        return another_encoder(current, info);
+    }
     if info.state == LoadState::Failed {
         // the same files would fail here too: the same ERROR as in
         // backend mode, naming the setting
@@ -97,6 +102,42 @@ pub fn route() -> Route {
         sha256: model.sha256.clone(),
         model_key: model.model_key,
         info: info.to_value(),
+    })
+}
+
+/// The route of a session whose `pg_ecom.encoder` names an installed
+/// encoder, its other settings those of the worker: the worker loads that
+/// encoder on its first request. Anything else encodes here.
+fn another_encoder(current: EncoderSettings, info: ModelInfo) -> Route {
+    use crate::encoder::identity::SessionEncoder;
+    if settings::encoder_name().is_none() || info.state != LoadState::Ready {
+        return Route::Local;
+    }
+    let as_worker = EncoderSettings {
+        dir: settings::default_model_dir(),
+        ..current
+    };
+    if info.key != as_worker.describe() {
+        return Route::Local;
+    }
+    let session = SessionEncoder::current();
+    if !(1..=layout::MAX_DIMS).contains(&session.dims) {
+        return Route::Local;
+    }
+    // what the worker published, for the model this session's texts go to
+    let mut described = info.to_value();
+    described["model"] = session.model.clone().into();
+    described["dims"] = session.dims.into();
+    described["model_dir"] = settings::model_dir().display().to_string().into();
+    described["model_file"] = session.model_file.display().to_string().into();
+    described["sha256"] = session.sha256.clone().into();
+    described["source"] = session.source.clone();
+    described["load_ms"] = serde_json::Value::Null; // loaded on first use
+    Route::Worker(WorkerModel {
+        dims: session.dims,
+        sha256: session.sha256,
+        model_key: session.identity.key(),
+        info: described,
     })
 }
 

@@ -140,6 +140,10 @@ struct State {
     /// ModelIdentity::key of the loaded model (0: none)
     model_key: u64,
     last_try_us: u64,
+    /// the other installed encoders (pg_ecom.encoder), by ModelIdentity
+    /// key, each loaded when a session first sends it texts (with when
+    /// it was tried: a failed load is tried again after 5 s)
+    others: Vec<(u64, Result<Loaded, String>, u64)>,
 }
 
 /// What this worker publishes about itself.
@@ -157,6 +161,7 @@ pub extern "C-unwind" fn pg_ecom_worker_main(arg: pg_sys::Datum) {
         model: Err(String::new()),
         model_key: 0,
         last_try_us: 0,
+        others: Vec::new(),
     };
     load(&sh, &mut st);
     let (mut worked, mut last_run_us) = (false, 0u64);
@@ -264,6 +269,7 @@ fn load(sh: &Shared, st: &mut State) {
     me.set_readiness(Readiness::Loading);
     st.model = Err(String::new()); // drop the old session first
     st.model_key = 0;
+    st.others.clear();
     st.last_try_us = layout::now_us();
     let dir = key.dir.clone();
     let tok = move || TextTokenizer::from_file(&dir.join("tokenizer.json")).map(Arc::new);
@@ -446,7 +452,8 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
     }
 }
 
-/// Encodes the picked requests in one batch and answers each.
+/// Encodes the picked requests, one batch per encoder they were routed
+/// for, and answers each.
 fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     let stats = &sh.header().stats;
     let started = layout::now_us();
@@ -454,48 +461,123 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
         stats.wait_hist[layout::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
     }
-    let model_key = st.model_key;
-    let m = match &mut st.model {
-        Ok(m) => m,
-        Err(e) => {
-            let msg = format!("pg_ecom: the inference worker has no model: {e}");
-            for &i in picked {
-                finish(sh.slot(i), Err((&msg, false)));
+    let mut keys: Vec<u64> = picked.iter().map(|&i| routed_for(sh, i)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let group: Vec<usize> = picked
+            .iter()
+            .copied()
+            .filter(|&i| routed_for(sh, i) == key)
+            .collect();
+        let model = if key == st.model_key {
+            Some(&mut st.model)
+        } else {
+            other_model(st, key)
+        };
+        let Some(model) = model else {
+            // routed for a model no installed encoder has (files replaced
+            // on disk meanwhile): the backend encodes it itself
+            for &i in &group {
+                finish(
+                    sh.slot(i),
+                    Err((
+                        "pg_ecom: the inference worker's model changed during this request",
+                        true,
+                    )),
+                );
             }
             stats
                 .failed
-                .fetch_add(picked.len() as u64, Ordering::Relaxed);
-            return;
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            continue;
+        };
+        let m = match model {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("pg_ecom: the inference worker has no model: {e}");
+                for &i in &group {
+                    finish(sh.slot(i), Err((&msg, false)));
+                }
+                stats
+                    .failed
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let (seqs, parts) = tokenize(sh, &group, m);
+        if parts.is_empty() {
+            continue;
+        }
+        let result = encode(sh, m, &seqs, &parts);
+        let done = layout::now_us();
+        me(sh).run_started_us.store(0, Ordering::Release);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+        answer(sh, parts, result, done - started);
+    }
+}
+
+/// The model a request was routed for (ModelIdentity::key).
+fn routed_for(sh: &Shared, i: usize) -> u64 {
+    // SAFETY: Running: the worker owns the slot's data
+    unsafe { (*sh.slot(i).data.get()).model_key }
+}
+
+/// The installed encoder (other than the worker's own) whose model file
+/// has identity `key`, loaded on first use with the worker's settings;
+/// None when no installed encoder has it.
+fn other_model(st: &mut State, key: u64) -> Option<&mut Result<Loaded, String>> {
+    use crate::encoder::identity::ModelIdentity;
+    use crate::encoder::manifest::Manifest;
+    let now = layout::now_us();
+    if let Some(at) = st.others.iter().position(|(k, _, _)| *k == key) {
+        if st.others[at].1.is_ok() || now - st.others[at].2 < 5_000_000 {
+            return Some(&mut st.others[at].1);
+        }
+        let _stale = st.others.remove(at); // files fixed meanwhile: try again
+    }
+    let base = EncoderSettings::current();
+    let (name, dir) = settings::installed_encoders()
+        .into_iter()
+        .skip(1) // the default is the worker's own model
+        .find(|(_, dir)| {
+            Manifest::read(dir).is_ok_and(|m| {
+                m.variant_file(dir, base.variant)
+                    .is_ok_and(|f| ModelIdentity::of(&f, &m).key() == key)
+            })
+        })?;
+    let threads = settings::worker_threads();
+    let tok_dir = dir.clone();
+    let tok = move || TextTokenizer::from_file(&tok_dir.join("tokenizer.json")).map(Arc::new);
+    let settings = EncoderSettings { dir, ..base };
+    let loaded = match crate::pg::signals::blocked(|| local::try_load(settings, threads, &tok)) {
+        Ok(m) => {
+            pgrx::log!(
+                "pg_ecom inference worker: encoder {name} ({}) loaded in {:.0} ms",
+                m.model_file.display(),
+                m.encoder.load_ms
+            );
+            Ok(m)
+        }
+        Err(e) => {
+            pgrx::warning!("pg_ecom inference worker: encoder {name}: {}", e.message);
+            Err(e.message)
         }
     };
-    let (seqs, parts) = tokenize(sh, picked, model_key, m);
-    if parts.is_empty() {
-        return;
-    }
-    let result = encode(sh, m, &seqs, &parts);
-    let done = layout::now_us();
-    me(sh).run_started_us.store(0, Ordering::Release);
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
-    answer(sh, parts, result, done - started);
+    st.others.push((key, loaded, now));
+    st.others.last_mut().map(|o| &mut o.1)
 }
 
 /// The picked requests' token ids, all together, and which of them are
 /// whose: (slot, range in the ids). One bad request fails alone.
-fn tokenize(
-    sh: &Shared,
-    picked: &[usize],
-    model_key: u64,
-    m: &Loaded,
-) -> (Vec<Ids>, Vec<(usize, Range<usize>)>) {
+fn tokenize(sh: &Shared, picked: &[usize], m: &Loaded) -> (Vec<Ids>, Vec<(usize, Range<usize>)>) {
     let stats = &sh.header().stats;
     let mut seqs: Vec<Ids> = Vec::new();
     let mut parts: Vec<(usize, Range<usize>)> = Vec::new();
     for &i in picked {
-        // SAFETY: Running: the worker owns the slot's data
-        let routed_for = unsafe { (*sh.slot(i).data.get()).model_key };
-        if routed_for != model_key || m.encoder.dims > layout::MAX_DIMS {
-            // routed for a model this worker no longer (or never) has
+        if m.encoder.dims > layout::MAX_DIMS {
+            // wider than a slot's answer can hold
             finish(
                 sh.slot(i),
                 Err((

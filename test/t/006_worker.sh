@@ -4,6 +4,8 @@
 #  - pg_ecom.inference defaults to 'worker' and the backends never load
 #    ONNX Runtime (their /proc/PID/maps), the worker does;
 #  - worker and backend mode give the same embeddings;
+#  - the worker serves another installed encoder (pg_ecom.encoder) too,
+#    without backends loading it, beside the default at the same time;
 #  - requests of concurrent backends are batched together;
 #  - the shared embedding cache serves a text one connection encoded to
 #    another connection, without the worker;
@@ -68,6 +70,32 @@ w=$(q -c "SELECT ecom_embed($T)")
 b=$(q -c "SET pg_ecom.inference = 'backend'" -c "SELECT ecom_embed($T)")
 diff=$(python3 -c "import sys; a, b = (list(map(float, x.strip('{}').split(','))) for x in sys.argv[1:]); print(max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) == 384 else 'length')" "$w" "$b")
 awk -v d="$diff" 'BEGIN { exit !(d != "" && d < 1e-5) }' || fail "worker and backend embeddings differ by $diff"
+
+# -- another installed encoder (pg_ecom.encoder): the same worker serves it,
+# loading it on the first request; backends still load no ONNX Runtime
+E5="SET pg_ecom.encoder = 'multilingual-e5-small'"
+before_req=$(stat "->'requests'")
+[ "$(q -c "$E5" -c "SELECT ecom_model_info()->>'inference' || ' ' || (ecom_model_info()->>'model')")" = "worker intfloat/multilingual-e5-small" ] \
+  || fail "multilingual-e5-small is not served by the worker: $(q -c "$E5" -c "SELECT ecom_model_info()")"
+T="'降噪耳机 noise cancelling headphones'"
+w=$(q -c "$E5" -c "SELECT ecom_embed($T, 'context')")
+b=$(q -c "$E5" -c "SET pg_ecom.inference = 'backend'" -c "SELECT ecom_embed($T, 'context')")
+diff=$(python3 -c "import sys; a, b = (list(map(float, x.strip('{}').split(','))) for x in sys.argv[1:]); print(max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) == 384 else 'length')" "$w" "$b")
+awk -v d="$diff" 'BEGIN { exit !(d != "" && d < 1e-5) }' || fail "multilingual-e5-small: worker and backend embeddings differ by $diff"
+[ "$(stat "->'requests'")" -gt "$before_req" ] || fail "the worker served no multilingual-e5-small request"
+q -c "$E5" -c "SELECT ecom_embed('e5 maps check') IS NOT NULL, pg_sleep(3)" >/dev/null &
+sleep 1.5
+BPID=$(q -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%e5 maps check%' AND pid <> pg_backend_pid()")
+[ -n "$BPID" ] || fail "no backend to check"
+if grep -q libonnxruntime "/proc/$BPID/maps"; then fail "a backend using multilingual-e5-small in worker mode loaded ONNX Runtime"; fi
+wait
+# both encoders at once, from concurrent sessions: each gets its own model's embeddings
+q -c "SELECT ecom_embed('wool socks')" > /tmp/pg_ecom_w_mini.$$ &
+q -c "$E5" -c "SELECT ecom_embed('wool socks')" > /tmp/pg_ecom_w_e5.$$ &
+wait
+cmp -s /tmp/pg_ecom_w_mini.$$ /tmp/pg_ecom_w_e5.$$ && fail "both encoders gave the same embedding"
+[ "$(q -c "SELECT ecom_embed('wool socks') = '$(cat /tmp/pg_ecom_w_mini.$$)'::real[]")" = t ] || fail "MiniLM beside e5 changed"
+rm -f /tmp/pg_ecom_w_mini.$$ /tmp/pg_ecom_w_e5.$$
 
 # -- cross-backend batching: 8 sessions encoding unseen texts row by row
 before_req=$(stat "->'requests'"); before_bat=$(stat "->'batches'")
@@ -216,4 +244,4 @@ other_before=$(stat "->'worker'->'requests_each'->>1")
 kill -TERM "$first"
 [ "$(q -c "SELECT array_length(ecom_embed('while one worker restarts'), 1)")" = 384 ] || fail "no answer while one of two workers restarts"
 [ "$(stat "->'worker'->'requests_each'->>1")" -gt "$other_before" ] || fail "the other worker did not answer while the first restarted"
-echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered, a run in flight requeued and answered; ONNX Runtime error: that request only; model files replaced on disk: sessions encode locally; no cluster restart; two workers: both served ($each requests), one answered while the other restarted"
+echo "worker: backends load no ONNX Runtime; same embeddings as backend mode; multilingual-e5-small served by the same worker beside MiniLM; $BATCHING; shared cache served a new connection; cancel ${CANCEL} ms after the deadline; hung worker: ERROR after 2 s or local fallback, then replaced; SIGTERM: restarted, waiting request answered, a run in flight requeued and answered; ONNX Runtime error: that request only; model files replaced on disk: sessions encode locally; no cluster restart; two workers: both served ($each requests), one answered while the other restarted"
