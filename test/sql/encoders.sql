@@ -44,6 +44,12 @@ SELECT count(*) AS embedded, bool_and(array_length(embedding, 1) = 384) AS all_3
 -- a head records the encoder it was trained with; another encoder is an ERROR
 SELECT ecom_predict(NULL, 'viewed: item 1', 'item 2');
 SELECT * FROM ecom_rank(NULL, 'viewed: item 1', ARRAY['item 2']);
+SELECT * FROM ecom_serve('enc_shop9', 'viewed: item 1', ARRAY['item 2']);
+CREATE TEMP TABLE enc_support AS
+SELECT 'viewed: item 1' AS context, 'item ' || g AS item, 'purchase' AS behaviour, g % 2 = 0 AS label
+  FROM generate_series(1, 8) g;
+SELECT ecom_adapt('enc_shop9', 'enc_support');
+SELECT count(*) AS nothing_logged FROM ecom.requests WHERE tenant = 'enc_shop9';
 -- training and adapting with this encoder work, and record it
 BEGIN;
 CREATE TEMP TABLE enc_events AS
