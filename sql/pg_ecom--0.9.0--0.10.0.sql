@@ -2,8 +2,9 @@
 -- More than one encoder (docs/encoders.md):
 --  * pg_ecom.encoder (new, default '': all-MiniLM-L6-v2 as before) picks an
 --    installed encoder; scripts/setup installs multilingual-e5-small;
---  * encoders that expect prefixes ("query: ", "passage: ") get them on
---    context and item texts; MiniLM has none, so nothing it embeds changes;
+--  * encoders that expect prefixes (e5: "query: ") get them on context and
+--    item texts, as their manifest names them; MiniLM has none, so nothing
+--    it embeds changes;
 --  * ecom_embed(text, role) and ecom_embed_batch(text[], role) embed a text
 --    as a 'context' or an 'item' (the one-argument forms embed items);
 --  * a head scored with an encoder other than the one it records is an

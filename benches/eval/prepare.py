@@ -19,6 +19,10 @@ audience is one occupation: 21 tenants; support = the tenant's K earliest
 events, query = later ones, as for genres).
 --text-only: the head gets no side features (the popularity baseline still
 ranks by the item's earlier positive rate).
+--titles FILE: only the movies FILE names, with its titles and genre names
+(benches/multilingual/ml100k_titles_zh.tsv: a Chinese-titled catalogue);
+--zh-context writes the context in Chinese; --encoder NAME sets
+pg_ecom.encoder for the whole evaluation.
 
 usage: prepare.py --data DIR --out DIR [--seeds 5] [--ks 8,16,32,64] ...
 """
@@ -45,16 +49,37 @@ ap.add_argument("--protocol", choices=["genre", "users", "occupation"], default=
 ap.add_argument("--tenant-pool", type=int, default=0,
                 help="use a fixed random subset of this many eligible tenants (0 = all)")
 ap.add_argument("--text-only", action="store_true", help="no side features for the head")
+ap.add_argument("--titles", help="TSV of item id -> title (and genre names) to use instead; "
+                "only the items it names are kept")
+ap.add_argument("--zh-context", action="store_true", help="the context's words in Chinese")
+ap.add_argument("--encoder", default="", help="pg_ecom.encoder for the evaluation")
 a = ap.parse_args()
 ks = [int(k) for k in a.ks.split(",")]
 kmax = max(ks)
 if a.min_events is None:
     a.min_events = kmax + 40 if a.protocol == "users" else 400
 
+renamed, genre_names = {}, {}
+if a.titles:
+    for line in open(a.titles, encoding="utf-8"):
+        if line.startswith("#") or not line.strip():
+            continue
+        cols = line.rstrip("\n").split("\t")
+        if cols[0] == "genre":
+            genre_names[cols[1]] = cols[2]
+        else:
+            renamed[cols[0]] = cols[1]
 items = {}
 for line in list(open(os.path.join(a.data, "ml-100k.item"), encoding="utf-8"))[1:]:
     iid, title, year, genres = line.rstrip("\n").split("\t")
-    text = title + (f" ({year})" if year.isdigit() else "") + (f" {genres}" if genres else "")
+    if a.titles:
+        if iid not in renamed:
+            continue
+        title = renamed[iid]
+        shown = " ".join(genre_names.get(g, g) for g in genres.split(" ")) if genres else ""
+    else:
+        shown = genres
+    text = title + (f" ({year})" if year.isdigit() else "") + (f" {shown}" if shown else "")
     items[iid] = (title, text, genres.split(" ")[0] if genres else "unknown")
 
 occupation = {}
@@ -65,7 +90,8 @@ for line in list(open(os.path.join(a.data, "ml-100k.user"), encoding="utf-8"))[1
 rows = []
 for line in list(open(os.path.join(a.data, "ml-100k.inter")))[1:]:
     u, i, r, t = line.split("\t")
-    rows.append((int(float(t)), u, i, float(r) >= 4.0))
+    if i in items:
+        rows.append((int(float(t)), u, i, float(r) >= 4.0))
 rows.sort()
 
 # features and contexts from strictly earlier events
@@ -80,7 +106,10 @@ while i < len(rows):
     batch = rows[i:j]  # same timestamp: none sees the others
     for ts, u, it, y in batch:
         ctx = history[u][-a.history:]
-        context = "recently rated: " + "; ".join(ctx) if ctx else "new user, nothing rated yet"
+        if a.zh_context:
+            context = "最近评分：" + "；".join(ctx) if ctx else "新用户，尚未评分"
+        else:
+            context = "recently rated: " + "; ".join(ctx) if ctx else "new user, nothing rated yet"
         f = side_features(item_n[it], item_p[it], user_n[u], user_p[u])
         events.append((items[it][2], u, ts, context, items[it][1], y, f))
     for ts, u, it, y in batch:
@@ -132,6 +161,7 @@ q = []
 emit = q.append
 emit("\\set ON_ERROR_STOP on")
 emit("SET pg_ecom.embedding_cache_mb = 256;")
+emit(f"SET pg_ecom.encoder = '{a.encoder}';")
 emit("CREATE TEMP TABLE ev (tenant text, usr int, ts bigint, trank int, context text, item text, label boolean, features real[], pop real, early boolean, sampled boolean);")
 emit(f"\\copy ev FROM '{os.path.abspath(os.path.join(a.out, 'events.csv'))}' WITH (FORMAT csv, HEADER true)")
 emit("CREATE TEMP TABLE scores (seed int, k int, tenant text, method text, label boolean, score float8);")
@@ -202,5 +232,8 @@ with open(os.path.join(a.out, "protocol.txt"), "w") as f:
     f.write(f"{ {'genre': 'genres', 'users': 'users', 'occupation': 'occupations'}[a.protocol]} as tenants, "
             f"{'text only (no side features)' if a.text_only else 'text + 4 side features'}; "
             f"{len(tenants)} tenants with >= {a.min_events} events, {a.test_tenants} meta-test tenants per seed, "
-            f"{a.train_events} sampled events per meta-train tenant, query = up to {a.query} events after the first {kmax}\n")
+            f"{a.train_events} sampled events per meta-train tenant, query = up to {a.query} events after the first {kmax}"
+            + (f"; the {len(items)} movies of {os.path.basename(a.titles)}, titled as it titles them" if a.titles else "")
+            + ("; the context in Chinese" if a.zh_context else "")
+            + f"; encoder {a.encoder or 'all-MiniLM-L6-v2'}\n")
 print(f"{len(keep)} events from {len(tenants)} tenants: {', '.join(tenants)}")

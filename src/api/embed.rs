@@ -14,8 +14,9 @@ fn ecom_embed(text: &str) -> Vec<f32> {
 }
 
 /// `ecom_embed` of `text` as a 'context' (what a shopper typed or did) or
-/// an 'item': the encoders that expect prefixes (multilingual-e5's
-/// "query: " and "passage: ") embed the two differently.
+/// an 'item': an encoder whose manifest gives the two roles different
+/// prefixes embeds them differently (multilingual-e5 uses "query: " for
+/// both; MiniLM has none).
 #[pg_extern(stable, strict, parallel_safe, cost = 10000, name = "ecom_embed")]
 fn ecom_embed_as(text: &str, role: &str) -> Vec<f32> {
     embed_all_as(role_of(role), &[text])[0].to_vec()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::encoder::cache::Embedding;
 use crate::encoder::embed::{embed_as, Role};
+use crate::encoder::identity::SessionEncoder;
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::memo::HeadMemo;
 use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
@@ -83,6 +84,8 @@ pub(crate) fn pair_of<'a>(
     features: &'a Option<Array<'_, f32>>,
 ) -> (&'a [f32], Vec<Embedding>) {
     let f = side_features(features, head);
+    // from the manifest, before any model is loaded for nothing
+    check_encoder(head, SessionEncoder::current().dims);
     let e = embed_as(&[(Role::Context, context), (Role::Item, item)]);
     check_encoder(head, e[0].len());
     (f, e)

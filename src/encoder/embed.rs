@@ -19,8 +19,8 @@ use crate::worker::layout;
 static CACHE: Lazy<Mutex<EmbeddingCache>> = Lazy::new(|| Mutex::new(EmbeddingCache::new(0)));
 
 /// Embeddings of texts, each as a context or an item: the encoder's prefix
-/// for that role goes before the text (multilingual-e5's "query: " and
-/// "passage: "; MiniLM has none), so the caches key on what was encoded.
+/// for that role goes before the text (multilingual-e5: "query: " for
+/// both; MiniLM has none), so the caches key on what was encoded.
 pub fn embed_as(texts: &[(Role, &str)]) -> Vec<Embedding> {
     crate::pg::utf8::require_utf8();
     let session = SessionEncoder::current();

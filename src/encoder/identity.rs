@@ -92,6 +92,7 @@ pub struct SessionEncoder {
     pub model_file: PathBuf,
     pub sha256: Option<String>,
     pub source: serde_json::Value,
+    pub opset: i64,
 }
 
 impl SessionEncoder {
@@ -127,6 +128,7 @@ impl SessionEncoder {
             sha256: manifest.sha256_of(&file).map(str::to_owned),
             model_file: file,
             source: manifest.source.clone(),
+            opset: manifest.opset,
         };
         *memo = Some((key, v.clone()));
         v

@@ -26,8 +26,8 @@ pub struct Manifest {
     pub external_data: BTreeMap<String, String>,
     #[serde(default)]
     pub source: serde_json::Value,
-    /// what the model expects before each kind of text (e5: "query: ",
-    /// "passage: "); none for MiniLM
+    /// what the model expects before each kind of text (e5: "query: " for
+    /// both roles); none for MiniLM
     #[serde(default)]
     pub prefixes: Prefixes,
 }

@@ -105,19 +105,24 @@ pub fn route() -> Route {
     })
 }
 
-/// The route of a session whose `pg_ecom.encoder` names an installed
-/// encoder, its other settings those of the worker: the worker loads that
-/// encoder on its first request. Anything else encodes here.
+/// The route of a session whose encoder is another installed one than the
+/// worker's (`pg_ecom.encoder`, or the default where the server's
+/// configuration names another), its other settings those of the worker:
+/// the worker loads that encoder on its first request. Anything else
+/// encodes here.
 fn another_encoder(current: EncoderSettings, info: ModelInfo) -> Route {
     use crate::encoder::identity::SessionEncoder;
-    if settings::encoder_name().is_none() || info.state != LoadState::Ready {
+    let (Some(served), LoadState::Ready) = (info.model.as_ref(), info.state) else {
         return Route::Local;
-    }
+    };
+    let installed = settings::installed_encoders()
+        .into_iter()
+        .any(|(_, dir)| dir == current.dir);
     let as_worker = EncoderSettings {
-        dir: settings::default_model_dir(),
+        dir: served.model_dir.clone(),
         ..current
     };
-    if info.key != as_worker.describe() {
+    if !installed || info.key != as_worker.describe() {
         return Route::Local;
     }
     let session = SessionEncoder::current();
@@ -132,6 +137,7 @@ fn another_encoder(current: EncoderSettings, info: ModelInfo) -> Route {
     described["model_file"] = session.model_file.display().to_string().into();
     described["sha256"] = session.sha256.clone().into();
     described["source"] = session.source.clone();
+    described["opset"] = session.opset.into();
     described["load_ms"] = serde_json::Value::Null; // loaded on first use
     Route::Worker(WorkerModel {
         dims: session.dims,

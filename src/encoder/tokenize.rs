@@ -32,9 +32,12 @@ pub enum Cuts {
     /// BERT's pre-tokenizer splits at whitespace, at every ASCII punctuation
     /// mark and around every CJK character
     WordPiece,
-    /// any other pre-tokenizer (Metaspace + Unigram): only at whitespace,
-    /// since a Unigram piece may join punctuation or CJK characters
+    /// Metaspace (SentencePiece, e5's Unigram): only at a space, where it
+    /// splits, since a Unigram piece may join punctuation or CJK characters
     Whitespace,
+    /// any other pre-tokenizer: no cut is known to be safe, so only the
+    /// byte cap applies
+    Unknown,
 }
 
 impl TextTokenizer {
@@ -74,7 +77,8 @@ impl TextTokenizer {
         let (head, tail) = (with[..at].to_vec(), with[at + body.len()..].to_vec());
         let cuts = match inner.get_pre_tokenizer() {
             Some(PreTokenizerWrapper::BertPreTokenizer(_)) => Cuts::WordPiece,
-            _ => Cuts::Whitespace,
+            Some(PreTokenizerWrapper::Metaspace(m)) if m.get_split() => Cuts::Whitespace,
+            _ => Cuts::Unknown,
         };
         Ok(Self {
             inner,
@@ -92,10 +96,12 @@ impl TextTokenizer {
 
     /// Ids of `text` within its special tokens, at most `max_len` of them.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Ids, String> {
-        assert!(
-            max_len >= self.specials(),
-            "max_len must leave room for the special tokens"
-        );
+        if max_len < self.specials() {
+            return Err(format!(
+                "max_len {max_len} leaves no room for the encoder's {} special tokens",
+                self.specials()
+            ));
+        }
         let body = max_len - self.specials();
         let enc = self
             .inner
@@ -129,15 +135,31 @@ pub fn safe_prefix_for(cuts: Cuts, text: &str, max_tokens: usize) -> &str {
     match cuts {
         Cuts::WordPiece => safe_prefix(text, max_tokens),
         Cuts::Whitespace => safe_prefix_at_spaces(text, max_tokens),
+        Cuts::Unknown => byte_capped(text, max_tokens),
     }
 }
 
+/// At most `BYTES_PER_TOKEN_CAP` bytes per token kept, at a character
+/// boundary: what bounds the work when no cut point is known.
+pub fn byte_capped(text: &str, max_tokens: usize) -> &str {
+    let cap = BYTES_PER_TOKEN_CAP.saturating_mul(max_tokens + 1);
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `safe_prefix` for a Metaspace pre-tokenizer (SentencePiece Unigram):
-/// cut only at ASCII whitespace, where Metaspace splits, after at least
-/// `max_tokens` whitespace-separated runs that each give a token of their
-/// own (one holding an ASCII letter or digit, or a CJK character: the
-/// normaliser keeps both). Text with no such cut point for long stops at
-/// the same byte cap as `safe_prefix`.
+/// cut only at a space (U+0020), where Metaspace splits whatever the
+/// normaliser does with other whitespace, after at least `max_tokens`
+/// space-separated runs that each give a token of their own (one holding
+/// an ASCII letter or digit, or a CJK character: the normaliser keeps
+/// both). Text with no such cut point for long stops at the same byte cap
+/// as `safe_prefix`.
 pub fn safe_prefix_at_spaces(text: &str, max_tokens: usize) -> &str {
     if max_tokens == 0 {
         return "";
@@ -152,7 +174,7 @@ pub fn safe_prefix_at_spaces(text: &str, max_tokens: usize) -> &str {
         if i >= cap {
             return &text[..i];
         }
-        if c.is_ascii_whitespace() {
+        if c == ' ' {
             if run_counts {
                 certain += 1;
                 run_counts = false;
@@ -275,6 +297,17 @@ mod tests {
             safe_prefix_at_spaces(&cjk, 254).len(),
             BYTES_PER_TOKEN_CAP * 255
         );
+    }
+
+    #[test]
+    fn unknown_pre_tokenizers_get_only_the_byte_cap() {
+        let text = "one two three four five six";
+        assert_eq!(safe_prefix_for(Cuts::Unknown, text, 2), text);
+        let long = "保温杯 ".repeat(1_000_000);
+        let cut = safe_prefix_for(Cuts::Unknown, &long, 254);
+        assert!(cut.len() <= BYTES_PER_TOKEN_CAP * 255 && long.starts_with(cut));
+        // a tab is not a Metaspace split unless a normaliser makes it one
+        assert_eq!(safe_prefix_at_spaces("a\tb\tc\td e f", 2), "a\tb\tc\td e");
     }
 
     #[test]
@@ -428,6 +461,9 @@ pub(crate) mod model_tests {
             "🎉",
             "a.b.c",
             "   ",
+            "\t",
+            "\r\n",
+            "\u{000C}",
             "NEW",
         ];
         let mut seed = 7u64;

@@ -569,8 +569,8 @@ unsafe extern "C-unwind" fn check_encoder_name(
     }
 }
 
-/// The installed encoders: (name, directory); the default first, named by
-/// its manifest ("" when it has none), then encoders/ in name order.
+/// The installed encoders: (name, directory); the default first, named ""
+/// (as `pg_ecom.encoder` names it), then encoders/ in name order.
 pub fn installed_encoders() -> Vec<(String, PathBuf)> {
     let mut out = vec![(String::new(), default_model_dir())];
     if let Ok(entries) = std::fs::read_dir(encoders_dir()) {

@@ -47,9 +47,11 @@ pub fn encoder_identity() -> serde_json::Value {
             )
         }),
     };
+    let prefixes = crate::encoder::identity::SessionEncoder::current().prefixes;
     json!({
         "model": model,
         "sha256": sha256,
+        "prefixes": {"context": prefixes.context, "item": prefixes.item},
         "variant": crate::pg::settings::variant(),
         "max_seq_len": crate::pg::settings::max_seq_len(),
     })

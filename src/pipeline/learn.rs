@@ -5,6 +5,7 @@
 use pgrx::datum::TimestampWithTimeZone;
 use serde_json::json;
 
+use crate::encoder::identity::SessionEncoder;
 use crate::pipeline::evaluate::{fits, read_logged, usable};
 use crate::pipeline::featurise::{elapsed_ms, encoder_identity, featurise};
 use crate::pipeline::judge::judge;
@@ -239,6 +240,7 @@ pub fn learn(
     versions::lock_tenant_to_read(tenant);
     let own = heads::active_head(Some(tenant), true);
     let start = start_of(&own, since);
+    heads::check_encoder(&start.head, SessionEncoder::current().dims);
     // a cursor never moves back: after pg_ecom.feedback_window was raised,
     // the read still reaches the position it left (what it finds at or
     // before it was not seen then)

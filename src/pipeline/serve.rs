@@ -55,6 +55,11 @@ pub fn score<'a>(
         .enumerate()
         .filter_map(|(i, t)| t.map(|t| (i as i32 + 1, t)))
         .collect();
+    // from the manifest, before any model is loaded for nothing
+    check_encoder(
+        head,
+        crate::encoder::identity::SessionEncoder::current().dims,
+    );
     let mut texts: Vec<(Role, &str)> = Vec::with_capacity(present.len() + 1);
     texts.push((Role::Context, context));
     texts.extend(present.iter().map(|(_, t)| (Role::Item, *t)));

@@ -309,6 +309,24 @@ pub fn check_encoder(h: &StoredHead, dims: usize) {
             .raise();
         }
     }
+    // the same model with other prefixes (an encoder directory copied and
+    // its manifest edited) embeds texts differently too
+    let recorded_prefixes = &h.hyper["encoder"]["prefixes"];
+    if recorded_prefixes.is_object() {
+        let differs = |role: &str, now: &str| recorded_prefixes[role].as_str().unwrap_or("") != now;
+        if differs("context", &session.prefixes.context) || differs("item", &session.prefixes.item)
+        {
+            PgError::new(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!(
+                    "version {} of {who} was trained with the prefixes {recorded_prefixes}, but this session's encoder puts {{\"context\": \"{}\", \"item\": \"{}\"}} before texts",
+                    h.version, session.prefixes.context, session.prefixes.item
+                ),
+            )
+            .hint("The manifest of this session's encoder names other prefixes than when the head was trained: restore them, or meta-train and adapt again with these.")
+            .raise();
+        }
+    }
     let recorded = h.hyper["encoder"]["sha256"].as_str();
     let loaded = crate::encoder::embed::model_sha256();
     if let (Some(r), Some(l)) = (recorded, loaded.as_deref()) {

@@ -140,10 +140,19 @@ struct State {
     /// ModelIdentity::key of the loaded model (0: none)
     model_key: u64,
     last_try_us: u64,
-    /// the other installed encoders (pg_ecom.encoder), by ModelIdentity
-    /// key, each loaded when a session first sends it texts (with when
-    /// it was tried: a failed load is tried again after 5 s)
-    others: Vec<(u64, Result<Loaded, String>, u64)>,
+    /// the other installed encoders (pg_ecom.encoder), each loaded when a
+    /// session first sends it texts: at most one per installed encoder
+    others: Vec<Other>,
+}
+
+struct Other {
+    /// the installed encoder's name ("" for the default)
+    name: String,
+    /// ModelIdentity::key of its model file
+    key: u64,
+    model: Result<Loaded, String>,
+    /// when it was loaded or tried (a failed load is tried again after 5 s)
+    tried_us: u64,
 }
 
 /// What this worker publishes about itself.
@@ -470,10 +479,11 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
             .copied()
             .filter(|&i| routed_for(sh, i) == key)
             .collect();
-        let model = if key == st.model_key {
+        let own = key == st.model_key;
+        let model = if own {
             Some(&mut st.model)
         } else {
-            other_model(st, key)
+            other_model(sh, st, key)
         };
         let Some(model) = model else {
             // routed for a model no installed encoder has (files replaced
@@ -495,7 +505,11 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
         let m = match model {
             Ok(m) => m,
             Err(e) => {
-                let msg = format!("pg_ecom: the inference worker has no model: {e}");
+                let msg = if own {
+                    format!("pg_ecom: the inference worker has no model: {e}")
+                } else {
+                    format!("pg_ecom: the inference worker {e}")
+                };
                 for &i in &group {
                     finish(sh.slot(i), Err((&msg, false)));
                 }
@@ -526,47 +540,71 @@ fn routed_for(sh: &Shared, i: usize) -> u64 {
 
 /// The installed encoder (other than the worker's own) whose model file
 /// has identity `key`, loaded on first use with the worker's settings;
-/// None when no installed encoder has it.
-fn other_model(st: &mut State, key: u64) -> Option<&mut Result<Loaded, String>> {
+/// None when no installed encoder has it. Loading one replaces what was
+/// loaded for the same encoder before (files replaced on disk), so the
+/// worker holds at most one model per installed encoder.
+fn other_model<'a>(
+    sh: &Shared,
+    st: &'a mut State,
+    key: u64,
+) -> Option<&'a mut Result<Loaded, String>> {
     use crate::encoder::identity::ModelIdentity;
     use crate::encoder::manifest::Manifest;
     let now = layout::now_us();
-    if let Some(at) = st.others.iter().position(|(k, _, _)| *k == key) {
-        if st.others[at].1.is_ok() || now - st.others[at].2 < 5_000_000 {
-            return Some(&mut st.others[at].1);
+    if let Some(at) = st.others.iter().position(|o| o.key == key) {
+        let o = &st.others[at];
+        if o.model.is_ok() || now - o.tried_us < 5_000_000 {
+            return Some(&mut st.others[at].model);
         }
-        let _stale = st.others.remove(at); // files fixed meanwhile: try again
     }
     let base = EncoderSettings::current();
     let (name, dir) = settings::installed_encoders()
         .into_iter()
-        .skip(1) // the default is the worker's own model
+        .filter(|(_, dir)| *dir != base.dir) // the worker's own model
         .find(|(_, dir)| {
             Manifest::read(dir).is_ok_and(|m| {
                 m.variant_file(dir, base.variant)
                     .is_ok_and(|f| ModelIdentity::of(&f, &m).key() == key)
             })
         })?;
+    st.others.retain(|o| o.name != name); // drop the old one first
     let threads = settings::worker_threads();
     let tok_dir = dir.clone();
     let tok = move || TextTokenizer::from_file(&tok_dir.join("tokenizer.json")).map(Arc::new);
     let settings = EncoderSettings { dir, ..base };
-    let loaded = match crate::pg::signals::blocked(|| local::try_load(settings, threads, &tok)) {
+    let label = if name.is_empty() {
+        "(the default)"
+    } else {
+        name.as_str()
+    };
+    // loading takes a second or so: not a hang
+    me(sh)
+        .heartbeat_us
+        .store(layout::now_us(), Ordering::Release);
+    let model = match crate::pg::signals::blocked(|| local::try_load(settings, threads, &tok)) {
         Ok(m) => {
             pgrx::log!(
-                "pg_ecom inference worker: encoder {name} ({}) loaded in {:.0} ms",
+                "pg_ecom inference worker: encoder {label} ({}) loaded in {:.0} ms",
                 m.model_file.display(),
                 m.encoder.load_ms
             );
             Ok(m)
         }
         Err(e) => {
-            pgrx::warning!("pg_ecom inference worker: encoder {name}: {}", e.message);
-            Err(e.message)
+            pgrx::warning!("pg_ecom inference worker: encoder {label}: {}", e.message);
+            Err(format!("cannot load encoder {label}: {}", e.message))
         }
     };
-    st.others.push((key, loaded, now));
-    st.others.last_mut().map(|o| &mut o.1)
+    me(sh)
+        .heartbeat_us
+        .store(layout::now_us(), Ordering::Release);
+    st.others.push(Other {
+        name,
+        key,
+        model,
+        tried_us: now,
+    });
+    st.others.last_mut().map(|o| &mut o.model)
 }
 
 /// The picked requests' token ids, all together, and which of them are

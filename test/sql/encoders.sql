@@ -71,6 +71,22 @@ SELECT 'enc_elsewhere', 1, behaviours, n_features, dims, weights,
   FROM ecom.heads WHERE tenant IS NULL AND active;
 SELECT ecom_predict('enc_elsewhere', 'viewed: item 1', 'item 2');
 SELECT ecom_forget('enc_elsewhere');
+-- the same model with other prefixes (an edited manifest) is another encoder
+INSERT INTO ecom.heads (tenant, version, behaviours, n_features, dims, weights, hyper, active)
+SELECT 'enc_prefixed', 1, behaviours, n_features, dims, weights,
+       jsonb_set(hyper, '{encoder,prefixes}', '{"context": "query: ", "item": "passage: "}'), true
+  FROM ecom.heads WHERE tenant IS NULL AND active;
+SELECT ecom_predict('enc_prefixed', 'viewed: item 1', 'item 2');
+SELECT ecom_forget('enc_prefixed');
+-- learning from and evaluating a tenant's loop check it too, before reading
+SELECT count(*) AS shown FROM ecom_serve('enc_loop', 'viewed: item 1', ARRAY['item 2', 'item 3', 'item 4'], 2, explore => 'none');
+SET pg_ecom.feedback_window = 0;
+SET pg_ecom.encoder = 'multilingual-e5-small';
+SELECT ecom_learn('enc_loop');
+SELECT ecom_evaluate('enc_loop', NULL);
+RESET pg_ecom.encoder;
+RESET pg_ecom.feedback_window;
+SELECT ecom_forget('enc_loop');
 
 -- bad names and roles
 SET pg_ecom.encoder = 'no-such-encoder';
