@@ -173,7 +173,8 @@ for seed in range(1, a.seeds + 1):
     test = sorted(r.sample(tenants, a.test_tenants))
     train = [t for t in tenants if t not in test]
     lst = ",".join("'" + t.replace("'", "''") + "'" for t in train)
-    emit(f"\\echo seed {seed}: meta-test tenants {', '.join(test)}")
+    # psql's \echo reads quotes: "Children's" would open a string
+    emit(f"\\echo 'seed {seed}: meta-test tenants {', '.join(test).replace(chr(39), chr(39) * 2)}'")
     emit("DROP TABLE IF EXISTS train_src; DELETE FROM ecom.heads;")
     emit(f"CREATE TEMP TABLE train_src AS SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features, ts FROM ev WHERE sampled AND tenant IN ({lst});")
 
