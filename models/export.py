@@ -217,9 +217,7 @@ def main():
 
     shutil.copyfile(os.path.join(a.weights, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
 
-    import onnxruntime
-    files = ["model.onnx", "model.onnx.data", "model_int8.onnx", "model_int8.onnx.data", "tokenizer.json"]
-    manifest = {
+    write_manifest(a.out, {
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "architecture": "bert",
         "dims": cfg["hidden_size"],
@@ -229,16 +227,27 @@ def main():
         "opset": OPSET,
         "pooling": "mean, in graph",
         "normalized": True,
+        "quantization": {"int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8"},
+    }, {"weights": a.source, "license": "Apache-2.0"})
+
+
+def write_manifest(out, fields, source):
+    """manifest.json of an encoder directory laid out as main() lays it out
+    (fp32 and int8 graphs with external weights, tokenizer.json): `fields`
+    describe the model, `source` where it came from; the file list, the
+    sha256 sums and the tool versions are added here."""
+    import onnxruntime
+    files = ["model.onnx", "model.onnx.data", "model_int8.onnx", "model_int8.onnx.data", "tokenizer.json"]
+    manifest = dict(fields, **{
         "inputs": ["input_ids", "attention_mask"],
         "output": "embedding",
         "variants": {"fp32": "model.onnx", "int8": "model_int8.onnx"},
         "external_data": {"model.onnx": "model.onnx.data", "model_int8.onnx": "model_int8.onnx.data"},
-        "quantization": {"int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8"},
-        "sha256": {f: sha256(os.path.join(a.out, f)) for f in files},
-        "source": {"weights": a.source, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                   "numpy": np.__version__, "license": "Apache-2.0"},
-    }
-    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+        "sha256": {f: sha256(os.path.join(out, f)) for f in files},
+        "source": dict(source, onnx=onnx.__version__, onnxruntime=onnxruntime.__version__,
+                       numpy=np.__version__),
+    })
+    with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
     print(json.dumps({k: manifest[k] for k in ("model", "dims", "sha256")}, indent=1))

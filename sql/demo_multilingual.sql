@@ -26,21 +26,19 @@ UPDATE catalogue c SET e5 = b.embedding
 
 -- the best three matches in each language: e5 scores a query's own language
 -- a little higher across the board, so a mixed top 5 would hide the other
-\echo '== a shopper types 降噪耳机 ("noise-cancelling headphones"): the best matches in each language'
-WITH q AS MATERIALIZED (SELECT ecom_embed('降噪耳机', 'context') AS e)
+PREPARE best_per_language(text) AS
+WITH q AS MATERIALIZED (SELECT ecom_embed($1, 'context') AS e)
 SELECT lang, rank, title, score FROM (
   SELECT c.lang, c.title, round(ecom_similarity(q.e, c.e5)::numeric, 3) AS score,
          row_number() OVER (PARTITION BY c.lang ORDER BY ecom_similarity(q.e, c.e5) DESC) AS rank
     FROM catalogue c, q) r
  WHERE rank <= 3 ORDER BY lang DESC, rank;
 
+\echo '== a shopper types 降噪耳机 ("noise-cancelling headphones"): the best matches in each language'
+EXECUTE best_per_language('降噪耳机');
+
 \echo '== and "vacuum flask that keeps tea hot"'
-WITH q AS MATERIALIZED (SELECT ecom_embed('vacuum flask that keeps tea hot', 'context') AS e)
-SELECT lang, rank, title, score FROM (
-  SELECT c.lang, c.title, round(ecom_similarity(q.e, c.e5)::numeric, 3) AS score,
-         row_number() OVER (PARTITION BY c.lang ORDER BY ecom_similarity(q.e, c.e5) DESC) AS rank
-    FROM catalogue c, q) r
- WHERE rank <= 3 ORDER BY lang, rank;
+EXECUTE best_per_language('vacuum flask that keeps tea hot');
 
 \echo '== the same Chinese query with the default MiniLM: its vocabulary has few Chinese characters'
 RESET pg_ecom.encoder;
