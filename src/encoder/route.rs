@@ -115,9 +115,11 @@ fn another_encoder(current: EncoderSettings, info: ModelInfo) -> Route {
     let (Some(served), LoadState::Ready) = (info.model.as_ref(), info.state) else {
         return Route::Local;
     };
-    let installed = settings::installed_encoders()
-        .into_iter()
-        .any(|(_, dir)| dir == current.dir);
+    // what the worker can find by itself: a named encoder (its directory
+    // does not depend on settings), or the default where it is installed;
+    // a session's own pg_ecom.model_dir is its own business
+    let installed = current.dir.starts_with(settings::encoders_dir())
+        || (!settings::model_dir_is_set() && current.dir == settings::default_model_dir());
     let as_worker = EncoderSettings {
         dir: served.model_dir.clone(),
         ..current

@@ -539,6 +539,11 @@ pub fn model_dir() -> PathBuf {
     }
 }
 
+/// Whether this session's `pg_ecom.model_dir` moves the default encoder.
+pub fn model_dir_is_set() -> bool {
+    setting(&MODEL_DIR).is_some()
+}
+
 /// The directory of the default encoder.
 pub fn default_model_dir() -> PathBuf {
     setting(&MODEL_DIR).unwrap_or_else(install_dir)

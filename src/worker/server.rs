@@ -487,7 +487,8 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
         };
         let Some(model) = model else {
             // routed for a model no installed encoder has (files replaced
-            // on disk meanwhile): the backend encodes it itself
+            // on disk meanwhile): the same answer as a model changed
+            // under a request (inference_fallback encodes it locally)
             for &i in &group {
                 finish(
                     sh.slot(i),
