@@ -67,8 +67,10 @@ class Graph:
         return out
 
 
-def build(weights, cfg, name="all-MiniLM-L6-v2", words=None):
+def build(weights, cfg, name="all-MiniLM-L6-v2", words=None, matmul=None):
     """The BERT encoder with mean pooling and L2 normalisation in the graph.
+    `matmul(g, x, prefix)`, when given, returns x times the linear layer
+    `prefix`'s weights (convert_e5.py's 4-bit graph).
     `words(g)` returns the node of the word embeddings of "input_ids"
     [batch, seq, hidden]; by default a Gather from the fp32 table in
     `weights` (convert_e5.py gathers from 4-bit rows instead)."""
@@ -80,6 +82,9 @@ def build(weights, cfg, name="all-MiniLM-L6-v2", words=None):
     W = weights
 
     def linear(x, prefix):
+        if matmul is not None:
+            y = matmul(g, x, prefix)
+            return g.op("Add", [y, g.const(prefix + ".bias", W[prefix + ".bias"])])
         # torch Linear stores [out, in]; MatMul wants [in, out]. A constant
         # right-hand MatMul is what the dynamic quantizer knows how to convert.
         w = g.const(prefix + ".weight_t", W[prefix + ".weight"].T.copy())
@@ -152,10 +157,12 @@ def build(weights, cfg, name="all-MiniLM-L6-v2", words=None):
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if matmul else [])
+    model = helper.make_model(graph, opset_imports=opsets,
                               producer_name="pg_ecom models/export.py")
     model.ir_version = 8
-    onnx.checker.check_model(model)
+    if matmul is None:
+        onnx.checker.check_model(model)  # it knows no contrib ops
     return model
 
 
