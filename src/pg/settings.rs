@@ -555,7 +555,17 @@ pub fn encoder_name() -> Option<String> {
         .get()
         .and_then(|s| s.into_string().ok())
         .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !is_default_name(s))
+}
+
+/// What the default encoder is called besides '' (a user who reads
+/// `all-MiniLM-L6-v2` in the docs sets that), unless an encoder of that
+/// name is installed under encoders/.
+const DEFAULT_NAME: &str = "all-MiniLM-L6-v2";
+
+fn is_default_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case(DEFAULT_NAME)
+        && !encoders_dir().join(name).join("manifest.json").is_file()
 }
 
 /// Rejects `SET pg_ecom.encoder` to anything but a name (or empty).

@@ -96,6 +96,10 @@ SET pg_ecom.encoder = '../../etc';
 SET pg_ecom.encoder = 'a/b';
 SHOW pg_ecom.encoder;
 RESET pg_ecom.encoder;
+-- the default also answers to its model's name
+SET pg_ecom.encoder = 'all-MiniLM-L6-v2';
+SELECT ecom_model_info()->>'model' AS model, ecom_model_info()->>'encoder' AS encoder, ecom_tokens('hello world') AS tokens;
+RESET pg_ecom.encoder;
 SELECT ecom_embed('x', 'query');
 SELECT ecom_embed('x', NULL) IS NULL AS strict;
 SELECT ecom_embed('hello world', 'context') = ecom_embed('hello world') AS minilm_has_no_prefixes;
