@@ -207,6 +207,14 @@ impl Head {
         w.iter().zip(x).map(|(a, c)| a * c).sum()
     }
 
+    /// W_b split as it multiplies x = [v, u⊙v, cos(u, v)]: (the item's
+    /// weights, the pair's weights, the cosine's weight).
+    pub fn text_weights(&self, b: usize) -> (&[f32], &[f32], f32) {
+        let d = self.dims();
+        let w = &self.params[self.w_at(b)..self.w_at(b) + self.t];
+        (&w[..d], &w[d..2 * d], w[2 * d])
+    }
+
     /// τ_b · v, v = the item embedding (the first `dims` text features).
     pub fn taste_score(&self, b: usize, v: &[f32]) -> f32 {
         self.taste(b).iter().zip(v).map(|(a, c)| a * c).sum()

@@ -10,7 +10,8 @@
 //! (`prior`, its taste directions `taste`) and posterior (`posterior`,
 //! its credible intervals `interval`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
-//! (`ope`), embedding similarity (`similarity`) and the seeded `rng`.
+//! (`ope`), candidate retrieval (`retrieval`), embedding similarity
+//! (`similarity`) and the seeded `rng`.
 //! May import: std, serde.
 
 pub mod behaviour;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod ope;
 pub mod posterior;
 pub mod prior;
+pub mod retrieval;
 pub mod rng;
 pub mod similarity;
 pub mod taste;
