@@ -137,6 +137,8 @@ pgrx::extension_sql!(
     r#"
 ALTER FUNCTION @extschema@.ecom_rank(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_serve(text, text, text[], integer, text, real[], text, bigint) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_rank_emb(text, text, text[], real[], integer, text, real[], text, bigint) ROWS 10;
+ALTER FUNCTION @extschema@.ecom_serve_emb(text, text, text[], real[], integer, text, real[], text, bigint) ROWS 10;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[], text) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 80000;

@@ -17,6 +17,7 @@ mod interval;
 mod items;
 mod learn;
 mod predict;
+mod retrieve;
 mod serve;
 mod similarity;
 mod tokenize;

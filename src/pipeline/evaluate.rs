@@ -51,11 +51,11 @@ pub(crate) fn ope_rows(
         let reward = reward.unwrap_or(r.behaviour);
         let items: Vec<Option<&str>> = r.items.iter().map(|t| t.as_deref()).collect();
         let f = &r.features;
-        let ranked = serve::score(candidate, r.behaviour, &r.context, &items, f);
+        let ranked = serve::score(candidate, r.behaviour, &r.context, &items, f, None);
         // the same non-NULL items in the same order whatever the head: the
         // direct model's positions are the ranking's
         let q = (reward != r.behaviour || !std::ptr::eq(candidate, model))
-            .then(|| serve::score(model, reward, &r.context, &items, f));
+            .then(|| serve::score(model, reward, &r.context, &items, f, None));
         let q = q.as_ref().unwrap_or(&ranked);
         let target = top_k(&ranked.logits, r.k);
         let at = |item_index: i32| ranked.present.iter().position(|(i, _)| *i == item_index);

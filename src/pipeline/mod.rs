@@ -12,4 +12,5 @@ pub mod interval;
 pub mod judge;
 pub mod learn;
 pub mod meta_train;
+pub mod retrieve;
 pub mod serve;

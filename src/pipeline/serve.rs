@@ -42,13 +42,16 @@ impl Scored<'_> {
 }
 
 /// Scores `items` (NULLs skipped) for `context`. `features` holds head.k
-/// values per given item, NULL or not (checked by the caller).
+/// values per given item, NULL or not (checked by the caller). `given`,
+/// when the caller has the items' embeddings already (one per given item,
+/// checked by the caller), replaces encoding the item texts.
 pub fn score<'a>(
     head: &StoredHead,
     b: usize,
     context: &str,
     items: &[Option<&'a str>],
     features: &'a [f32],
+    given: Option<&[Embedding]>,
 ) -> Scored<'a> {
     let present: Vec<(i32, &str)> = items
         .iter()
@@ -60,10 +63,19 @@ pub fn score<'a>(
         head,
         crate::encoder::identity::SessionEncoder::current().dims,
     );
-    let mut texts: Vec<(Role, &str)> = Vec::with_capacity(present.len() + 1);
-    texts.push((Role::Context, context));
-    texts.extend(present.iter().map(|(_, t)| (Role::Item, *t)));
-    let e = embed_as(&texts);
+    let e = match given {
+        None => {
+            let mut texts: Vec<(Role, &str)> = Vec::with_capacity(present.len() + 1);
+            texts.push((Role::Context, context));
+            texts.extend(present.iter().map(|(_, t)| (Role::Item, *t)));
+            embed_as(&texts)
+        }
+        Some(given) => {
+            let mut e = embed_as(&[(Role::Context, context)]);
+            e.extend(present.iter().map(|(i, _)| given[*i as usize - 1].clone()));
+            e
+        }
+    };
     check_encoder(head, e[0].len());
     let h = &head.head;
     let k = h.k;
@@ -163,12 +175,21 @@ pub struct Ranking<'a> {
     pub b: usize,
     pub policy: Policy,
     pub seed: i64,
+    /// the items' embeddings when the caller has them (one per item)
+    pub given: Option<Vec<Embedding>>,
 }
 
 /// The rows shown for `context`: item_index, item, score (the head's
 /// probability), rank, propensity and how exact it is.
 pub fn shown(r: &Ranking, context: &str) -> Vec<Shown> {
-    let scored = score(&r.head, r.b, context, &r.items, r.features);
+    let scored = score(
+        &r.head,
+        r.b,
+        context,
+        &r.items,
+        r.features,
+        r.given.as_deref(),
+    );
     let chosen = choose(
         &r.head,
         &scored,
