@@ -3,6 +3,8 @@
 --  * ecom_query_vector(tenant, context, behaviour): the vector whose inner
 --    product with a unit item embedding is the head's logit up to terms
 --    that do not depend on the item's text, for a vector index to search;
+--  * ecom_top_items(tenant, behaviour, n): the items with the largest learned
+--    effects, which a vector index cannot see (the best sellers);
 --  * ecom_rank_emb / ecom_serve_emb: ecom_rank / ecom_serve from the items'
 --    stored embeddings (no item text encoded).
 -- The companion extension pg_ecom_vector (CREATE EXTENSION pg_ecom_vector
@@ -64,3 +66,15 @@ CREATE FUNCTION @extschema@."ecom_serve_emb"(
 VOLATILE PARALLEL UNSAFE COST 10000 ROWS 10
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ecom_serve_emb_wrapper';
+
+CREATE FUNCTION @extschema@."ecom_top_items"(
+	"tenant" TEXT,
+	"behaviour" TEXT DEFAULT 'purchase',
+	"n" INT DEFAULT 100
+) RETURNS TABLE (
+	"item_key" bigint,
+	"effect" real
+)
+STABLE PARALLEL SAFE COST 1000 ROWS 100
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_top_items_wrapper';

@@ -142,6 +142,7 @@ ALTER FUNCTION @extschema@.ecom_serve_emb(text, text, text[], real[], integer, t
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[]) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_embed_batch(text[], text) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 80000;
+ALTER FUNCTION @extschema@.ecom_top_items(text, text, integer) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_predict_interval(text, text, text, text, double precision, real[]) ROWS 1;
 "#,
     name = "rows_estimates",

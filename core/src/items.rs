@@ -246,6 +246,25 @@ impl ItemEffects {
             .unwrap_or(0.0)
     }
 
+    /// The `n` items with the largest effect for behaviour `b` (the tenant's
+    /// own where it has one, else the platform's), largest first: the best
+    /// sellers a candidate stage adds to what a vector index finds, since
+    /// an item's effect is outside what the index searches (retrieval.rs).
+    /// Ties go to the smaller key, so the list is the same on every call.
+    pub fn top(&self, b: usize, n: usize) -> Vec<(i64, f32)> {
+        let mut all: Vec<(i64, f32)> = self
+            .iter()
+            .map(|(key, _, _)| (key, self.effect(Some(key), b)))
+            .collect();
+        let order = |x: &(i64, f32), y: &(i64, f32)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+        if n < all.len() {
+            all.select_nth_unstable_by(n, order);
+            all.truncate(n);
+        }
+        all.sort_by(order);
+        all
+    }
+
     /// The precision of a tenant's belief about its effect of (key, b):
     /// its own where it has evidence, else the prior.
     pub fn precision(&self, key: Option<i64>, b: usize) -> f64 {
@@ -519,6 +538,36 @@ mod tests {
             offset,
             y: if y { 1.0 } else { 0.0 },
         }
+    }
+
+    #[test]
+    fn top_lists_the_largest_effects_of_a_behaviour_own_over_platform() {
+        let platform = ItemEffects::from_stored(
+            vec![1, 2, 3, 4],
+            vec![
+                0.0, 0.5, 0.0, 0.0, //
+                0.0, 2.0, 0.0, 0.0, //
+                0.0, -1.0, 0.0, 3.0, //
+                0.0, 0.5, 0.0, 0.0,
+            ],
+            None,
+            FROZEN,
+        )
+        .unwrap();
+        // the tenant's own belief about item 2 replaces the platform's
+        let own = ItemEffects::from_stored(
+            vec![2, 9],
+            vec![0.0, -2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            None,
+            FROZEN,
+        )
+        .unwrap()
+        .over(&platform);
+        assert_eq!(platform.top(1, 2), vec![(2, 2.0), (1, 0.5)]);
+        assert_eq!(own.top(1, 3), vec![(9, 1.0), (1, 0.5), (4, 0.5)]);
+        assert_eq!(own.top(3, 1), vec![(3, 3.0)]);
+        assert_eq!(own.top(1, 100).len(), 5, "every item once, n beyond them");
+        assert!(ItemEffects::none().top(1, 10).is_empty());
     }
 
     #[test]

@@ -74,3 +74,27 @@ impl Iterator for Rows {
         ))
     }
 }
+
+/// The `n` items with the largest effect for `behaviour` under the head
+/// serving `tenant` (NULL = the global head), largest first: what sells
+/// beyond the text. A candidate stage adds them to what a vector index
+/// finds (docs/retrieval.md), as the index cannot see item effects.
+/// ROWS 100 in lib.rs.
+#[pg_extern(stable, parallel_safe, cost = 1000)]
+fn ecom_top_items(
+    tenant: Option<&str>,
+    behaviour: default!(Option<&str>, "'purchase'"),
+    n: default!(Option<i32>, 100),
+) -> TableIterator<'static, (name!(item_key, i64), name!(effect, f32))> {
+    let (Some(behaviour), Some(n)) = (behaviour, n) else {
+        return TableIterator::new(Vec::new());
+    };
+    if n < 0 {
+        crate::pg::errors::PgError::argument(format!("n must not be negative, got {n}")).raise();
+    }
+    let b = super::predict::behaviour(behaviour);
+    let tenant = super::tenant_or_global(tenant);
+    heads::require_current_schema();
+    let head = heads::serving_head(tenant);
+    TableIterator::new(head.head.items.top(b, n as usize))
+}
