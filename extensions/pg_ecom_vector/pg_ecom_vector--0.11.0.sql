@@ -88,11 +88,18 @@ BEGIN ATOMIC
                pg_catalog.format('ecom_item_key(%s::text)', pg_catalog.quote_ident(item_column))));
 END;
 
--- The candidate stage: the `candidates` rows of `catalogue` nearest to `q`
--- (through its vector index where there is one), nearest first, then the
--- rows whose ecom_item_key(item text) is in `item_keys` (best sellers the
--- index cannot see; through an index on ecom_item_key(item_column) where
--- there is one), each row once, with their embeddings and side features.
+-- The candidate stage: the `candidates` rows of `catalogue` with the
+-- largest inner product with `q` among the `ef_search` that its vector
+-- index finds nearest to `q`, best first, then the rows whose
+-- ecom_item_key(item text) is in `item_keys` (best sellers the index
+-- cannot see; through an index on ecom_item_key(item_column) where there
+-- is one), each row once, with their embeddings and side features.
+-- Why search wider than `candidates` and keep the best by q·v: a head's q
+-- lies far from every item embedding (cosine 0.2 to the nearest, where a
+-- shopper's context has 0.5), and an HNSW search for such a query finds
+-- the true nearest only with a wide beam (benches/RESULTS.md: recall@100
+-- 0.40 at ef_search 100, 0.96 at 1000, on 100,000 titles). NULL ef_search:
+-- 10 x candidates, at least the session's hnsw.ef_search, at most 1000.
 -- Rows whose text or embedding is NULL are not candidates.
 CREATE FUNCTION ecom_catalogue_candidates(
     catalogue regclass,
@@ -102,6 +109,7 @@ CREATE FUNCTION ecom_catalogue_candidates(
     embedding_column name DEFAULT 'embedding',
     features_column name DEFAULT NULL,
     item_keys bigint[] DEFAULT NULL,
+    ef_search integer DEFAULT NULL,
     OUT items text[],
     OUT embeddings real[],
     OUT features real[])
@@ -112,6 +120,7 @@ DECLARE
   op text := ecom_catalogue_operator(catalogue, embedding_column);
   uses_hnsw boolean;
   old_ef text;
+  wide integer;
   null_features bigint;
   cols text;
   ann text;
@@ -123,8 +132,12 @@ BEGIN
   IF item_column IS NULL THEN
     RAISE EXCEPTION 'item_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  -- an HNSW scan returns at most hnsw.ef_search rows: widen it for this
-  -- query (never narrow it), and put the caller's value back afterwards
+  IF ef_search < candidates THEN
+    RAISE EXCEPTION 'ef_search (%) must be at least candidates (%)', ef_search, candidates
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- an HNSW scan returns at most hnsw.ef_search rows: set it for this
+  -- query, and put the caller's value back afterwards
   SELECT EXISTS (
     SELECT 1 FROM pg_catalog.pg_index i
       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
@@ -132,22 +145,24 @@ BEGIN
       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
      WHERE i.indrelid = catalogue AND a.attname = embedding_column AND am.amname = 'hnsw')
     INTO uses_hnsw;
+  IF uses_hnsw AND greatest(candidates, ef_search) > 1000 THEN
+    RAISE EXCEPTION 'candidates and ef_search must be at most 1000 over an HNSW index, got %', greatest(candidates, ef_search)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'hnsw.ef_search, which bounds what one index scan returns, is at most 1000';
+  END IF;
+  old_ef := current_setting('hnsw.ef_search', true);
+  wide := coalesce(ef_search,
+                   greatest(candidates, least(1000, greatest(10 * candidates, coalesce(old_ef, '40')::integer))));
   IF uses_hnsw THEN
-    IF candidates > 1000 THEN
-      RAISE EXCEPTION 'candidates must be at most 1000 over an HNSW index, got %', candidates
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'hnsw.ef_search, which bounds what one index scan returns, is at most 1000';
-    END IF;
-    old_ef := current_setting('hnsw.ef_search', true);
-    IF coalesce(old_ef, '40')::integer < candidates THEN
-      PERFORM pg_catalog.set_config('hnsw.ef_search', candidates::text, true);
-    END IF;
+    PERFORM pg_catalog.set_config('hnsw.ef_search', wide::text, true);
   END IF;
   cols := format('ctid AS r, %1$I::text AS t, %2$I AS e, %3$s AS f', item_column, embedding_column,
                  CASE WHEN features_column IS NULL THEN 'NULL::real[]'
                       ELSE format('%I::real[]', features_column) END);
-  ann := format('SELECT %1$s, %2$I %3$s $1::vector AS d, 0 AS src FROM %4$s
-                  WHERE %2$I IS NOT NULL AND %5$I IS NOT NULL ORDER BY d LIMIT $2',
+  ann := format('SELECT w.r, w.t, w.e, w.f, w.e <#> $1::vector AS d, 0 AS src
+                   FROM (SELECT %1$s, %2$I %3$s $1::vector AS n FROM %4$s
+                          WHERE %2$I IS NOT NULL AND %5$I IS NOT NULL ORDER BY n LIMIT $4) w
+                  ORDER BY d LIMIT $2',
                 cols, embedding_column, op, catalogue, item_column);
   EXECUTE format(
     'WITH ann AS (%1$s), c AS (SELECT * FROM ann %2$s)
@@ -162,7 +177,7 @@ BEGIN
                          AND b.ctid NOT IN (SELECT r FROM ann)',
                      cols, catalogue, item_column, embedding_column) END)
     INTO items, embeddings, features, null_features
-    USING q, candidates, item_keys;
+    USING q, candidates, item_keys, wide;
   IF uses_hnsw AND old_ef IS NOT NULL THEN
     PERFORM pg_catalog.set_config('hnsw.ef_search', old_ef, true);
   END IF;
@@ -204,7 +219,8 @@ CREATE FUNCTION ecom_recommend(
     features_column name DEFAULT NULL,
     explore text DEFAULT 'none',
     seed bigint DEFAULT NULL,
-    best_sellers integer DEFAULT NULL)
+    best_sellers integer DEFAULT NULL,
+    ef_search integer DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, rank integer,
                propensity double precision, propensity_se double precision)
 LANGUAGE plpgsql VOLATILE PARALLEL SAFE COST 20000 ROWS 10
@@ -231,7 +247,8 @@ BEGIN
          catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
          item_column, embedding_column, features_column,
          ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour,
-                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t));
+                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t),
+         ef_search);
   IF c.items IS NULL THEN
     RETURN;
   END IF;
@@ -257,7 +274,8 @@ CREATE FUNCTION ecom_recommend_serve(
     features_column name DEFAULT NULL,
     explore text DEFAULT 'thompson',
     seed bigint DEFAULT NULL,
-    best_sellers integer DEFAULT NULL)
+    best_sellers integer DEFAULT NULL,
+    ef_search integer DEFAULT NULL)
 RETURNS TABLE (impression_id bigint, item text, score double precision, rank integer,
                propensity double precision, propensity_se double precision)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 20000 ROWS 10
@@ -284,7 +302,8 @@ BEGIN
          catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
          item_column, embedding_column, features_column,
          ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour,
-                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t));
+                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t),
+         ef_search);
   IF c.items IS NULL THEN
     RETURN;
   END IF;

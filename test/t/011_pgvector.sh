@@ -96,14 +96,14 @@ for tenant in NULL "'store1'"; do
   for ctx in 'viewed: wool scarf' 'viewed: black leather boots' 'bought: denim jacket'; do
     # 240 rows: the planner rightly prefers a sort; take the index path the
     # form of the candidate query allows, as a big catalogue gets it
-    two=$(q -c "SET enable_seqscan = off" -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_recommend($tenant, '$ctx', 'products', 10, 30)")
+    two=$(q -c "SET enable_seqscan = off" -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_recommend($tenant, '$ctx', 'products', 10, 30, ef_search => 30)")
     one=$(q -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_rank($tenant, '$ctx', ARRAY(SELECT title FROM products), 10)")
     [ "$two" = "$one" ] || fail "tenant $tenant, '$ctx': 30 candidates gave $two, the whole catalogue $one"
   done
 done
 after=$(q -c "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'products_embedding_idx'")
 [ $((after - before)) -ge 6 ] || fail "the candidate stage used the index ($before -> $after scans)"
-ok "30 candidates through the HNSW index hold the head's top 10 of 240 (2 heads x 3 contexts), one index scan per call"
+ok "30 candidates through the HNSW index (ef_search 30) hold the head's top 10 of 240 (2 heads x 3 contexts), one index scan per call"
 
 # 6. best sellers: a head whose item effects (SKUs that sell everywhere,
 # which their text cannot say) put items far from q into its top 10
@@ -123,8 +123,8 @@ SQL
   || fail "ecom_catalogue_has_key_index finds the index on ecom_item_key(title)"
 for ctx in 'shopper 1 looking for a gift' 'viewed: wool scarf'; do
   full=$(q -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_rank(NULL, '$ctx', ARRAY(SELECT title FROM products), 10, 'click')")
-  with=$(q -c "SET enable_seqscan = off" -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_recommend(NULL, '$ctx', 'products', 10, 20, 'click')")
-  without=$(q -c "SET enable_seqscan = off" -c "SELECT count(*) FROM ecom_recommend(NULL, '$ctx', 'products', 10, 20, 'click', best_sellers => 0) r
+  with=$(q -c "SET enable_seqscan = off" -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_recommend(NULL, '$ctx', 'products', 10, 20, 'click', ef_search => 20)")
+  without=$(q -c "SET enable_seqscan = off" -c "SELECT count(*) FROM ecom_recommend(NULL, '$ctx', 'products', 10, 20, 'click', best_sellers => 0, ef_search => 20) r
                                                WHERE r.item IN (SELECT r2.item FROM ecom_rank(NULL, '$ctx', ARRAY(SELECT title FROM products), 10, 'click') r2)")
   [ "$with" = "$full" ] || fail "'$ctx': 20 candidates and 20 best sellers gave $with, the whole catalogue $full"
   echo "# '$ctx': without best sellers, $without of the whole catalogue's top 10"
@@ -157,7 +157,8 @@ q -c "CREATE TABLE real_products AS SELECT title, embedding::real[] AS embedding
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'real_products')" 'column "embedding" of real_products is real\[\], not vector' "a real[] column"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', embedding_column => 'vec')" 'column "vec" of products does not exist' "a missing column"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 5)" 'candidates (5) must be at least k (10)' "fewer candidates than k"
-errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 1001)" 'at most 1000 over an HNSW index' "too many candidates for HNSW"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 1001)" 'must be at most 1000 over an HNSW index' "too many candidates for HNSW"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 100, ef_search => 50)" 'ef_search (50) must be at least candidates (100)' "ef_search below candidates"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'no_such_table')" 'relation "no_such_table" does not exist' "no such catalogue"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', NULL)" 'catalogue must not be NULL' "catalogue NULL"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', features_column => 'features')" 'column "features" of products is NULL for [0-9]* of the candidates' "side features NULL"
