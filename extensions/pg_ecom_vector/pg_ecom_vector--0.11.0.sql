@@ -9,6 +9,18 @@
 -- caller's search_path cannot redirect ecom_* or the vector operators.
 \echo Use "CREATE EXTENSION pg_ecom_vector CASCADE" to load this file. \quit
 
+-- the functions below call pg_ecom 0.11.0's; an older pg_ecom would fail
+-- only at the first call, so say it here
+DO $$
+BEGIN
+  IF to_regprocedure('ecom_query_vector(text, text, text)') IS NULL THEN
+    RAISE EXCEPTION 'pg_ecom_vector needs pg_ecom 0.11.0 or later, installed is %',
+      (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_ecom')
+      USING ERRCODE = 'feature_not_supported', HINT = 'Run ALTER EXTENSION pg_ecom UPDATE first.';
+  END IF;
+END
+$$;
+
 -- ecom_embed(text, role) as a vector: what goes into a vector column.
 CREATE FUNCTION ecom_embed_vector(text text, role text DEFAULT 'item')
 RETURNS vector
@@ -26,38 +38,18 @@ BEGIN ATOMIC
   SELECT b.ord, b.embedding::vector FROM ecom_embed_batch(texts, role) AS b;
 END;
 
--- Which distance operator orders `embedding_column` of `catalogue` through
--- an index: that of a valid, unconditional HNSW (else IVFFlat) index over
--- it, '<=>' when there is none (an exact scan). For unit item embeddings
--- the three operators give the same order to ecom_query_vector's q, so the
--- index decides only which one is fast.
-CREATE FUNCTION ecom_catalogue_operator(catalogue regclass, embedding_column name DEFAULT 'embedding')
-RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+-- The valid, unconditional HNSW (else IVFFlat) index over
+-- `embedding_column` of `catalogue` with a vector opclass: (its access
+-- method, the distance operator it orders by). NULLs when there is none.
+CREATE FUNCTION ecom_catalogue_index(catalogue regclass, embedding_column name,
+                                     OUT method name, OUT operator text)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
-AS $$
-DECLARE
-  typ regtype;
-  op text;
-BEGIN
-  SELECT a.atttypid::regtype INTO typ
-    FROM pg_catalog.pg_attribute a
-   WHERE a.attrelid = catalogue AND a.attname = embedding_column
-     AND a.attnum > 0 AND NOT a.attisdropped;
-  IF typ IS NULL THEN
-    RAISE EXCEPTION 'column "%" of % does not exist', embedding_column, catalogue
-      USING ERRCODE = 'undefined_column';
-  END IF;
-  IF typ <> 'vector'::regtype THEN
-    RAISE EXCEPTION 'column "%" of % is %, not vector', embedding_column, catalogue, typ
-      USING ERRCODE = 'datatype_mismatch',
-            HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE vector USING %I::vector',
-                          catalogue, embedding_column, embedding_column);
-  END IF;
-  SELECT CASE o.opcname WHEN 'vector_cosine_ops' THEN '<=>'
+BEGIN ATOMIC
+  SELECT am.amname,
+         CASE o.opcname WHEN 'vector_cosine_ops' THEN '<=>'
                         WHEN 'vector_ip_ops' THEN '<#>'
                         ELSE '<->' END
-    INTO op
     FROM pg_catalog.pg_index i
     JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
     JOIN pg_catalog.pg_am am ON am.oid = c.relam
@@ -69,7 +61,52 @@ BEGIN
      AND o.opcname IN ('vector_cosine_ops', 'vector_ip_ops', 'vector_l2_ops')
    ORDER BY am.amname = 'hnsw' DESC, c.relname
    LIMIT 1;
-  RETURN coalesce(op, '<=>');
+END;
+
+-- The type of column `col` of `catalogue`; a clear ERROR when it has none.
+CREATE FUNCTION ecom_catalogue_column(catalogue regclass, col name)
+RETURNS regtype
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  typ regtype;
+BEGIN
+  IF catalogue IS NULL THEN
+    RAISE EXCEPTION 'catalogue must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF col IS NULL THEN
+    RAISE EXCEPTION 'a column name of % is NULL', catalogue USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT a.atttypid::regtype INTO typ
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = catalogue AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+  IF typ IS NULL THEN
+    RAISE EXCEPTION 'column "%" of % does not exist', col, catalogue USING ERRCODE = 'undefined_column';
+  END IF;
+  RETURN typ;
+END
+$$;
+
+-- Which distance operator orders `embedding_column` of `catalogue` through
+-- its vector index (ecom_catalogue_index), '<=>' when there is none (an
+-- exact scan). For unit item embeddings the three operators give the same
+-- order to ecom_query_vector's q, so the index decides only which is fast.
+CREATE FUNCTION ecom_catalogue_operator(catalogue regclass, embedding_column name DEFAULT 'embedding')
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  typ regtype := ecom_catalogue_column(catalogue, embedding_column);
+BEGIN
+  IF typ <> 'vector'::regtype THEN
+    RAISE EXCEPTION 'column "%" of % is %, not vector', embedding_column, catalogue, typ
+      USING ERRCODE = 'datatype_mismatch',
+            HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE vector USING %I::vector',
+                          catalogue, embedding_column, embedding_column);
+  END IF;
+  RETURN coalesce((ecom_catalogue_index(catalogue, embedding_column)).operator, '<=>');
 END
 $$;
 
@@ -90,17 +127,19 @@ END;
 
 -- The candidate stage: the `candidates` rows of `catalogue` with the
 -- largest inner product with `q` among the `ef_search` that its vector
--- index finds nearest to `q`, best first, then the rows whose
+-- index finds nearest to `q`, best first; then the rows whose
 -- ecom_item_key(item text) is in `item_keys` (best sellers the index
 -- cannot see; through an index on ecom_item_key(item_column) where there
--- is one), each row once, with their embeddings and side features.
+-- is one). Each item text once (its best row), with its embedding and
+-- side features; rows whose text or embedding is NULL are not candidates.
 -- Why search wider than `candidates` and keep the best by q·v: a head's q
--- lies far from every item embedding (cosine 0.2 to the nearest, where a
--- shopper's context has 0.5), and an HNSW search for such a query finds
--- the true nearest only with a wide beam (benches/RESULTS.md: recall@100
--- 0.40 at ef_search 100, 0.96 at 1000, on 100,000 titles). NULL ef_search:
--- 10 x candidates, at least the session's hnsw.ef_search, at most 1000.
--- Rows whose text or embedding is NULL are not candidates.
+-- lies far from every item embedding (on 100,000 titles its nearest has
+-- cosine 0.24 to it, a shopper's context 0.57 to its own), and an HNSW
+-- search for such a query finds the true nearest only with a wide beam
+-- (benches/RESULTS.md: recall@100 0.36 at ef_search 100, 0.95 at 1000).
+-- NULL ef_search: 10 x candidates, at least the session's hnsw.ef_search,
+-- at most 1000. It sets hnsw.ef_search for its own scan and puts the
+-- caller's value back (an ERROR undoes it with the transaction).
 CREATE FUNCTION ecom_catalogue_candidates(
     catalogue regclass,
     q real[],
@@ -113,100 +152,108 @@ CREATE FUNCTION ecom_catalogue_candidates(
     OUT items text[],
     OUT embeddings real[],
     OUT features real[])
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE COST 1000
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1000
 SET search_path FROM CURRENT
 AS $$
 DECLARE
   op text := ecom_catalogue_operator(catalogue, embedding_column);
-  uses_hnsw boolean;
+  uses_hnsw boolean := (ecom_catalogue_index(catalogue, embedding_column)).method = 'hnsw';
+  item_type regtype := ecom_catalogue_column(catalogue, item_column);
   old_ef text;
   wide integer;
   null_features bigint;
   cols text;
-  ann text;
 BEGIN
+  IF features_column IS NOT NULL THEN
+    PERFORM ecom_catalogue_column(catalogue, features_column);
+  END IF;
+  IF q IS NULL THEN
+    RAISE EXCEPTION 'q must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   IF candidates IS NULL OR candidates < 1 THEN
     RAISE EXCEPTION 'candidates must be positive, got %', coalesce(candidates::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF item_column IS NULL THEN
-    RAISE EXCEPTION 'item_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   IF ef_search < candidates THEN
     RAISE EXCEPTION 'ef_search (%) must be at least candidates (%)', ef_search, candidates
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- an HNSW scan returns at most hnsw.ef_search rows: set it for this
-  -- query, and put the caller's value back afterwards
-  SELECT EXISTS (
-    SELECT 1 FROM pg_catalog.pg_index i
-      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-      JOIN pg_catalog.pg_am am ON am.oid = c.relam
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = catalogue AND a.attname = embedding_column AND am.amname = 'hnsw')
-    INTO uses_hnsw;
   IF uses_hnsw AND greatest(candidates, ef_search) > 1000 THEN
     RAISE EXCEPTION 'candidates and ef_search must be at most 1000 over an HNSW index, got %', greatest(candidates, ef_search)
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'hnsw.ef_search, which bounds what one index scan returns, is at most 1000';
   END IF;
-  old_ef := current_setting('hnsw.ef_search', true);
-  wide := coalesce(ef_search,
-                   greatest(candidates, least(1000, greatest(10 * candidates, coalesce(old_ef, '40')::integer))));
-  IF uses_hnsw THEN
-    PERFORM pg_catalog.set_config('hnsw.ef_search', wide::text, true);
-  END IF;
-  cols := format('ctid AS r, %1$I::text AS t, %2$I AS e, %3$s AS f', item_column, embedding_column,
+  -- an HNSW scan returns at most hnsw.ef_search rows. The setting exists
+  -- once pgvector's library is loaded, which a vector value does; set it
+  -- whether or not an index of the catalogue itself was found (a view
+  -- over an indexed table uses that table's index)
+  PERFORM '[0]'::vector;
+  old_ef := current_setting('hnsw.ef_search');
+  wide := coalesce(ef_search, greatest(candidates, least(1000, greatest(10 * candidates, old_ef::integer))));
+  PERFORM pg_catalog.set_config('hnsw.ef_search', least(wide, 1000)::text, true);
+  cols := format('%1$I::text AS t, %2$I AS e, %3$s AS f', item_column, embedding_column,
                  CASE WHEN features_column IS NULL THEN 'NULL::real[]'
                       ELSE format('%I::real[]', features_column) END);
-  ann := format('SELECT w.r, w.t, w.e, w.f, w.e <#> $1::vector AS d, 0 AS src
-                   FROM (SELECT %1$s, %2$I %3$s $1::vector AS n FROM %4$s
-                          WHERE %2$I IS NOT NULL AND %5$I IS NOT NULL ORDER BY n LIMIT $4) w
-                  ORDER BY d LIMIT $2',
-                cols, embedding_column, op, catalogue, item_column);
+  -- one sort key for every aggregate, unique per row (the item text), so
+  -- the three arrays are in the same order whatever each sort does
   EXECUTE format(
-    'WITH ann AS (%1$s), c AS (SELECT * FROM ann %2$s)
-     SELECT array_agg(c.t ORDER BY c.src, c.d), array_agg(c.e::real[] ORDER BY c.src, c.d),
-            array_agg(c.f ORDER BY c.src, c.d) FILTER (WHERE c.f IS NOT NULL),
+    'WITH ann AS (SELECT w.t, w.e, w.f, w.e <#> $1::vector AS d, 0 AS src
+                    FROM (SELECT %1$s, %2$I %3$s $1::vector AS n FROM %4$s
+                           WHERE %2$I IS NOT NULL AND %5$I IS NOT NULL ORDER BY n LIMIT $4) w
+                   ORDER BY d LIMIT $2)%6$s,
+          c AS (SELECT DISTINCT ON (u.t) u.* FROM (SELECT * FROM ann%7$s) u ORDER BY u.t, u.src, u.d)
+     SELECT array_agg(c.t ORDER BY c.src, c.d, c.t), array_agg(c.e::real[] ORDER BY c.src, c.d, c.t),
+            array_agg(c.f ORDER BY c.src, c.d, c.t) FILTER (WHERE c.f IS NOT NULL),
             count(*) FILTER (WHERE c.f IS NULL)
        FROM c',
-    ann,
+    cols, embedding_column, op, catalogue, item_column,
     CASE WHEN coalesce(cardinality(item_keys), 0) = 0 THEN ''
-         ELSE format('UNION ALL SELECT %1$s, NULL::float8, 1 FROM %2$s b
-                       WHERE ecom_item_key(%3$I) = ANY ($3) AND %4$I IS NOT NULL
-                         AND b.ctid NOT IN (SELECT r FROM ann)',
-                     cols, catalogue, item_column, embedding_column) END)
+         ELSE format(', best AS (SELECT %1$s, %2$I <#> $1::vector AS d, 1 AS src FROM %3$s
+                                 WHERE ecom_item_key(%4$I) = ANY ($3) AND %2$I IS NOT NULL)',
+                     cols, embedding_column, catalogue, item_column) END,
+    CASE WHEN coalesce(cardinality(item_keys), 0) = 0 THEN '' ELSE ' UNION ALL SELECT * FROM best' END)
     INTO items, embeddings, features, null_features
     USING q, candidates, item_keys, wide;
-  IF uses_hnsw AND old_ef IS NOT NULL THEN
-    PERFORM pg_catalog.set_config('hnsw.ef_search', old_ef, true);
-  END IF;
+  PERFORM pg_catalog.set_config('hnsw.ef_search', old_ef, true);
   IF features_column IS NOT NULL AND null_features > 0 THEN
     RAISE EXCEPTION 'column "%" of % is NULL for % of the candidates', features_column, catalogue, null_features
       USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'every candidate needs its side features; give the column a value, or filter the catalogue through a view';
+            HINT = 'every candidate needs its side features: give the column a value, or pass a view that leaves such rows out';
   END IF;
 END
 $$;
 
 -- How many best sellers ecom_recommend adds when the caller does not say:
 -- as many as `candidates` where finding them by key is cheap (an index on
--- ecom_item_key(item_column), or a catalogue of at most 16 MB, about 10,000
--- items with 384-d embeddings), else none.
+-- ecom_item_key(item_column), or a table of at most 16 MB, about 10,000
+-- items with 384-d embeddings, partitions summed), else none.
 CREATE FUNCTION ecom_default_best_sellers(catalogue regclass, item_column name, candidates integer)
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path FROM CURRENT
 BEGIN ATOMIC
   SELECT CASE WHEN ecom_catalogue_has_key_index(catalogue, item_column)
-                   OR pg_catalog.pg_relation_size(catalogue) <= 16 * 1024 * 1024
+                   OR (SELECT c.relkind IN ('r', 'm', 'p') FROM pg_catalog.pg_class c WHERE c.oid = catalogue)
+                      AND (SELECT sum(pg_catalog.pg_relation_size(t.relid))
+                             FROM pg_catalog.pg_partition_tree(catalogue) t) <= 16 * 1024 * 1024
               THEN candidates ELSE 0 END;
 END;
 
--- Two-stage ecom_rank: the `candidates` items of `catalogue` nearest to
--- the tenant's ecom_query_vector, ranked by the tenant's head from their
--- stored embeddings. Same arguments after `catalogue` as ecom_rank, and
--- the same rows but item_index.
+-- The item keys of the head's `n` best sellers for `behaviour`: those
+-- whose learned effect is positive (an item no better than its text
+-- earns no candidate place).
+CREATE FUNCTION ecom_best_seller_keys(tenant text, behaviour text, n integer)
+RETURNS bigint[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+BEGIN ATOMIC
+  SELECT ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour, n) t WHERE t.effect > 0);
+END;
+
+-- Two-stage ecom_rank: the candidates of `catalogue` for the tenant's
+-- ecom_query_vector and its best sellers, ranked by the tenant's head from
+-- their stored embeddings. ecom_rank's rows but item_index; its arguments
+-- by name (candidates, the columns and the stage's knobs come between).
 CREATE FUNCTION ecom_recommend(
     tenant text,
     context text,
@@ -223,7 +270,7 @@ CREATE FUNCTION ecom_recommend(
     ef_search integer DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, rank integer,
                propensity double precision, propensity_se double precision)
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE COST 20000 ROWS 10
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 20000 ROWS 10
 SET search_path FROM CURRENT
 AS $$
 DECLARE
@@ -246,8 +293,8 @@ BEGIN
   c := ecom_catalogue_candidates(
          catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
          item_column, embedding_column, features_column,
-         ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour,
-                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t),
+         ecom_best_seller_keys(tenant, behaviour,
+           coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))),
          ef_search);
   IF c.items IS NULL THEN
     RETURN;
@@ -291,8 +338,11 @@ BEGIN
     RAISE EXCEPTION 'candidates (%) must be at least k (%)', candidates, k
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF context IS NULL THEN
-    RAISE EXCEPTION 'context must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  IF context IS NULL OR behaviour IS NULL OR explore IS NULL OR k IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL',
+      CASE WHEN context IS NULL THEN 'context' WHEN behaviour IS NULL THEN 'behaviour'
+           WHEN explore IS NULL THEN 'explore' ELSE 'k' END
+      USING ERRCODE = 'null_value_not_allowed';
   END IF;
   IF best_sellers < 0 THEN
     RAISE EXCEPTION 'best_sellers must not be negative, got %', best_sellers
@@ -301,8 +351,8 @@ BEGIN
   c := ecom_catalogue_candidates(
          catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
          item_column, embedding_column, features_column,
-         ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour,
-                 coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))) t),
+         ecom_best_seller_keys(tenant, behaviour,
+           coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))),
          ef_search);
   IF c.items IS NULL THEN
     RETURN;

@@ -96,8 +96,8 @@ fn given_embeddings(a: &Array<'_, f32>, items: &[Option<&str>], dims: usize) -> 
 }
 
 /// How far from 1 a stored embedding's length may be: float32 rounding of
-/// a normalised 384-d vector, and of a pgvector `vector` or `halfvec` copy
-/// of one (halfvec rounds each element to 11 bits: about 1e-3).
+/// a normalised 384-d vector, of a pgvector `vector` copy of one, and of a
+/// `halfvec` copy cast back to real[] (11-bit elements: about 1e-3).
 const UNIT_TOLERANCE: f32 = 5e-3;
 
 /// ecom_rank's row (its column names are in the #[pg_extern]s' signatures,
@@ -166,6 +166,11 @@ fn ecom_rank_emb(
         name!(propensity_se, f64),
     ),
 > {
+    // as ecom_rank: nothing to rank without a context (checked first, so
+    // that a NULL context never turns into an ERROR about the embeddings)
+    if context.is_none() {
+        return TableIterator::new(Vec::new());
+    }
     let e = required(item_embeddings, "item_embeddings");
     rank_rows(
         tenant,

@@ -78,11 +78,15 @@ SELECT item_index, item, rank
 SELECT count(*) AS flat_rows
   FROM ecom_rank_emb(NULL, 'viewed: winter coat', ARRAY['denim jacket', 'rain poncho'],
                      ecom_embed('denim jacket') || ecom_embed('rain poncho'), 3);
--- embeddings stored as float32 elsewhere (a vector column) rank the same
--- as long as they are unit length to 5e-3; a scaled copy is refused
-SELECT count(*) AS rows_from_rounded
-  FROM ecom_rank_emb(NULL, 'c', ARRAY['denim jacket'],
-                     (SELECT array_agg(round(x::numeric, 3)::real) FROM unnest(ecom_embed('denim jacket')) x), 1);
+-- embeddings that went through other storage (rounded to 3 decimals, as
+-- a coarse copy would) are accepted while unit length to 5e-3, and rank
+-- the six items in ecom_rank's order; a scaled copy is refused (below)
+SELECT (SELECT array_agg(item ORDER BY rank)
+          FROM ecom_rank_emb(NULL, 'viewed: winter coat', ARRAY(SELECT title FROM rv_items ORDER BY n),
+                             ARRAY(SELECT ARRAY(SELECT round(x::numeric, 3)::real FROM unnest(e) WITH ORDINALITY u(x, o) ORDER BY o)
+                                     FROM rv_items ORDER BY n), 6, 'click'))
+     = (SELECT array_agg(item ORDER BY rank)
+          FROM ecom_rank(NULL, 'viewed: winter coat', ARRAY(SELECT title FROM rv_items ORDER BY n), 6, 'click')) AS rounded_rank_the_same;
 -- ecom_serve_emb logs what ecom_serve logs: the request with its candidates
 -- and one impression per shown item, which feedback and learning read
 SELECT rank, item, impression_id > 0 AS logged

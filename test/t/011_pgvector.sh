@@ -9,9 +9,11 @@
 #   6. the head's best sellers join the candidates: the whole catalogue's
 #      top 10 when item effects put items far from the query vector there
 #   7. ecom_recommend_serve logs what it shows; feedback and learning follow
-#   8. hnsw.ef_search is widened for the call only
+#   8. hnsw.ef_search is set for the call's scan only
 #   9. bad input: clear errors, nothing logged
-#  10. a caller's search_path changes nothing; DROP leaves pg_ecom intact
+#  10. a view as the catalogue
+#  11. a caller's search_path changes nothing; DROP leaves pg_ecom intact;
+#      the companion refuses a pg_ecom older than 0.11.0
 # Needs pgvector installed (scripts/test builds it from ../shared/third_party).
 # usage: test/t/011_pgvector.sh PORT
 set -euo pipefail
@@ -31,7 +33,7 @@ fail() { n=$((n + 1)); echo "not ok $n - $1"; exit 1; }
 errs() { local out; out=$(q -c "$1" 2>&1) && fail "$3: no error (got: $out)"; grep -q -- "$2" <<< "$out" || fail "$3: got: $out"; }
 
 q -f test/fixture.sql >/dev/null
-q -c "CREATE EXTENSION pg_ecom_vector CASCADE" 2>&1 | grep -v "^NOTICE" || true
+out=$(q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_ecom_vector CASCADE" 2>&1) || fail "CREATE EXTENSION pg_ecom_vector CASCADE: $out"
 [ "$(q -c "SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension WHERE extname LIKE '%vector%'")" = "pg_ecom_vector,vector" ] \
   || fail "CREATE EXTENSION pg_ecom_vector CASCADE creates vector too"
 
@@ -118,7 +120,7 @@ INSERT INTO products (title, embedding)
 SELECT 'sku ' || (1000 + i), ecom_embed_vector('sku ' || (1000 + i)) FROM generate_series(0, 99) i;
 CREATE INDEX products_key_idx ON products (ecom_item_key(title));
 SQL
-[ "$(q -c "SELECT count(*) FROM ecom_top_items(NULL, 'click', 10)")" = 10 ] || fail "the head learned item effects"
+[ "$(q -c "SELECT count(*) FILTER (WHERE effect > 0) FROM ecom_top_items(NULL, 'click', 10)")" = 10 ] || fail "the head learned item effects"
 [ "$(q -c "SELECT ecom_catalogue_has_key_index('products') AND NOT ecom_catalogue_has_key_index('by_ip')")" = t ] \
   || fail "ecom_catalogue_has_key_index finds the index on ecom_item_key(title)"
 for ctx in 'shopper 1 looking for a gift' 'viewed: wool scarf'; do
@@ -128,9 +130,21 @@ for ctx in 'shopper 1 looking for a gift' 'viewed: wool scarf'; do
                                                WHERE r.item IN (SELECT r2.item FROM ecom_rank(NULL, '$ctx', ARRAY(SELECT title FROM products), 10, 'click') r2)")
   [ "$with" = "$full" ] || fail "'$ctx': 20 candidates and 20 best sellers gave $with, the whole catalogue $full"
   echo "# '$ctx': without best sellers, $without of the whole catalogue's top 10"
+  [ "$without" -lt 10 ] || fail "'$ctx': the index alone already found the whole top 10, so this check shows nothing"
 done
+# the best sellers come through the key index
+before=$(q -c "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'products_key_idx'")
+q -c "SELECT count(*) FROM ecom_recommend(NULL, 'shopper 1 looking for a gift', 'products', 10, 20, 'click')" >/dev/null
+after=$(q -c "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'products_key_idx'")
+[ "$after" -gt "$before" ] || fail "best sellers through products_key_idx ($before -> $after scans)"
+# an item listed twice is one candidate, and shown once
+top=$(q -c "SELECT max(id) FROM products")
+q -c "INSERT INTO products (title, embedding) SELECT title, embedding FROM products WHERE title LIKE 'sku 10%' ORDER BY title LIMIT 30"
+dups=$(q -c "SELECT count(*) - count(DISTINCT item) FROM ecom_recommend(NULL, 'shopper 1 looking for a gift', 'products', 10, 40, 'click')")
+[ "$dups" = 0 ] || fail "an item listed twice was recommended twice"
+q -c "DELETE FROM products WHERE id > $top"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', best_sellers => -1)" 'best_sellers must not be negative' "best_sellers negative"
-ok "with the head's best sellers (ecom_top_items, found through an index on ecom_item_key), 20 candidates give the whole catalogue's top 10"
+ok "with the head's best sellers (ecom_top_items, found through the index on ecom_item_key), 20 candidates give the whole catalogue's top 10; the index alone did not; an item listed twice is shown once"
 
 # 7. serving logs what it shows, and the loop goes on from it
 imp0=$(q -c "SELECT count(*) FROM ecom.impressions")
@@ -147,14 +161,27 @@ learned=$(q -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('vshop', 
 [ "$learned" = 1 ] || fail "ecom_learn learns from what ecom_recommend_serve logged: $learned"
 ok "ecom_recommend_serve logs 5 impressions and 40 candidates, replays from its seed, and ecom_feedback / ecom_learn follow"
 
-# 8. hnsw.ef_search widened for the call, then the caller's value again
-ef=$(q -c "SET hnsw.ef_search = 50" -c "SELECT count(*) FROM ecom_recommend(NULL, 'viewed: wool scarf', 'products', 10, 200)" -c "SHOW hnsw.ef_search")
-[ "$ef" = "$(printf '10\n50')" ] || fail "ef_search after a call with 200 candidates: $ef"
-ok "200 candidates through HNSW widen hnsw.ef_search for the call only"
+# 8. hnsw.ef_search set for the call's scan only, in the caller's
+# transaction too, and in a new session (pgvector not loaded yet)
+ef=$(q -c "BEGIN" -c "SET LOCAL hnsw.ef_search = 50" -c "SELECT count(*) FROM ecom_recommend(NULL, 'viewed: wool scarf', 'products', 10, 200)" \
+      -c "SHOW hnsw.ef_search" -c "COMMIT")
+[ "$ef" = "$(printf '10\n50')" ] || fail "ef_search inside the caller's transaction after the call: $ef"
+ef=$(q -c "BEGIN" -c "SELECT count(*) FROM ecom_recommend(NULL, 'viewed: wool scarf', 'products', 10, 20)" -c "SHOW hnsw.ef_search" -c "COMMIT")
+[ "$ef" = "$(printf '10\n40')" ] || fail "ef_search in a new session after the call: $ef"
+# and it was widened: 200 rows through an index scan at the caller's 50
+wide=$(q -c "SET hnsw.ef_search = 50" -c "SET enable_seqscan = off" \
+        -c "SELECT cardinality(items) FROM ecom_catalogue_candidates('products', ecom_query_vector(NULL, 'viewed: wool scarf'), 200, ef_search => 200)")
+[ "$wide" -gt 150 ] || fail "200 candidates through HNSW at the caller's ef_search 50: $wide"
+ok "the candidate stage sets hnsw.ef_search for its own scan (over 150 rows at the caller's 50) and puts the caller's value back, in its transaction and in a new session"
 
 # 9. bad input
 q -c "CREATE TABLE real_products AS SELECT title, embedding::real[] AS embedding FROM products"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'real_products')" 'column "embedding" of real_products is real\[\], not vector' "a real[] column"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'real_products')" 'HINT:  ALTER TABLE real_products ALTER COLUMN embedding TYPE vector USING embedding::vector' "the real[] column's hint"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', item_column => 'name')" 'column "name" of products does not exist' "a missing item column"
+errs "SELECT * FROM ecom_catalogue_candidates('products', NULL, 10)" 'q must not be NULL' "q NULL"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 0, 0)" 'candidates must be positive, got 0' "no candidates"
+errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', explore => 'sometimes')" 'explore' "an unknown explore policy"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', embedding_column => 'vec')" 'column "vec" of products does not exist' "a missing column"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 5)" 'candidates (5) must be at least k (10)' "fewer candidates than k"
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', 10, 1001)" 'must be at most 1000 over an HNSW index' "too many candidates for HNSW"
@@ -165,6 +192,7 @@ errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', features_column => 'fe
 errs "SELECT * FROM ecom_recommend(NULL, 'x', 'products', behaviour => 'wishlist')" 'behaviour' "an unknown behaviour"
 imp=$(q -c "SELECT count(*) FROM ecom.impressions")
 errs "SELECT * FROM ecom_recommend_serve('vshop', NULL, 'products')" 'context must not be NULL' "serve without a context"
+errs "SELECT * FROM ecom_recommend_serve('vshop', 'x', 'products', behaviour => NULL)" 'behaviour must not be NULL' "serve without a behaviour"
 errs "SELECT * FROM ecom_recommend_serve(NULL, 'x', 'products')" 'tenant must not be NULL' "serve without a tenant"
 [ "$(q -c "SELECT count(*) FROM ecom.impressions")" = "$imp" ] || fail "a refused serve logged impressions"
 [ "$(q -c "SELECT count(*) FROM ecom_recommend(NULL, NULL, 'products')")" = 0 ] || fail "NULL context ranks nothing, as ecom_rank"
@@ -175,12 +203,27 @@ q -c "INSERT INTO products (title, embedding) VALUES (NULL, ecom_embed_vector('w
 [ "$(q -c "SELECT count(*) FROM ecom_recommend(NULL, 'x', 'no_index')")" = 0 ] || fail "an empty catalogue gives no rows"
 ok "bad input: real[] column (with the ALTER hint), missing column, candidates < k or > 1000, NULL catalogue/features/context/tenant, unknown behaviour; nothing logged"
 
-# 10. search_path and DROP
+# 10. a view as the catalogue: the table's index through it, best sellers by key
+q -c "CREATE VIEW shop_view AS SELECT title AS name, embedding AS emb FROM products WHERE title NOT LIKE 'sku%'"
+view=$(q -c "SELECT count(*), count(*) FILTER (WHERE item LIKE 'sku%') FROM ecom_recommend(NULL, 'viewed: wool scarf', 'shop_view', 10, 30, item_column => 'name', embedding_column => 'emb')")
+[ "$view" = "10|0" ] || fail "ecom_recommend over a view: $view"
+ok "a view as the catalogue (its own column names, rows the view leaves out never shown)"
+
+# 11. search_path and DROP
 sp=$(q -c "CREATE SCHEMA evil" -c "CREATE FUNCTION evil.ecom_query_vector(text, text, text) RETURNS real[] LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'redirected'; END\$\$" \
       -c "SET search_path = evil, pg_catalog" -c "SELECT count(*) FROM public.ecom_recommend(NULL, 'viewed: wool scarf', 'public.products', 10, 30)")
 [ "$sp" = 10 ] || fail "with another search_path: $sp"
 q -c "DROP EXTENSION pg_ecom_vector"
 [ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname LIKE 'ecom_recommend%'")" = 0 ] || fail "DROP EXTENSION pg_ecom_vector removes its functions"
 [ "$(q -c "SELECT count(*) FROM ecom_rank(NULL, 'x', ARRAY['a', 'b'], 1)")" = 1 ] || fail "pg_ecom works after DROP EXTENSION pg_ecom_vector"
-ok "a caller's search_path cannot redirect the companion; DROP EXTENSION pg_ecom_vector leaves pg_ecom working"
+# the companion needs pg_ecom 0.11.0: with 0.1.0's SQL objects it says so
+EXT=$(${PG_CONFIG:-pg_config} --sharedir)/extension
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO install -m 0644 sql/pg_ecom--0.1.0.sql "$EXT/pg_ecom--0.1.0.sql"
+trap '$SUDO rm -f "$EXT/pg_ecom--0.1.0.sql"; stop' EXIT
+psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pg_ecom_vector_old" -c "CREATE DATABASE pg_ecom_vector_old"
+old=$(psql -d pg_ecom_vector_old -qAt -c "CREATE EXTENSION pg_ecom VERSION '0.1.0'" -c "CREATE EXTENSION vector" -c "CREATE EXTENSION pg_ecom_vector" 2>&1 || true)
+grep -q "pg_ecom_vector needs pg_ecom 0.11.0 or later, installed is 0.1.0" <<< "$old" && grep -q "ALTER EXTENSION pg_ecom UPDATE" <<< "$old" \
+  || fail "the companion over pg_ecom 0.1.0: $old"
+ok "a caller's search_path cannot redirect the companion; DROP EXTENSION pg_ecom_vector leaves pg_ecom working; it refuses pg_ecom 0.1.0 with the hint to update"
 echo "1..$n"
