@@ -233,9 +233,13 @@ LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path FROM CURRENT
 BEGIN ATOMIC
   SELECT CASE WHEN ecom_catalogue_has_key_index(catalogue, item_column)
-                   OR (SELECT c.relkind IN ('r', 'm', 'p') FROM pg_catalog.pg_class c WHERE c.oid = catalogue)
-                      AND (SELECT sum(pg_catalog.pg_relation_size(t.relid))
-                             FROM pg_catalog.pg_partition_tree(catalogue) t) <= 16 * 1024 * 1024
+                   OR (SELECT CASE c.relkind
+                                WHEN 'p' THEN (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0)
+                                                 FROM pg_catalog.pg_partition_tree(catalogue) t)
+                                WHEN 'r' THEN pg_catalog.pg_relation_size(catalogue)
+                                WHEN 'm' THEN pg_catalog.pg_relation_size(catalogue)
+                              END
+                         FROM pg_catalog.pg_class c WHERE c.oid = catalogue) <= 16 * 1024 * 1024
               THEN candidates ELSE 0 END;
 END;
 

@@ -118,8 +118,11 @@ SELECT 'sku_store' || s AS tenant, 'shopper ' || ((s * 7 + r) % 5) || ' looking 
 SELECT ecom_meta_train('sku_events', meta_steps => 10);
 INSERT INTO products (title, embedding)
 SELECT 'sku ' || (1000 + i), ecom_embed_vector('sku ' || (1000 + i)) FROM generate_series(0, 99) i;
-CREATE INDEX products_key_idx ON products (ecom_item_key(title));
 SQL
+# best sellers by default where finding them by key is cheap: a small
+# table, or one with an index on ecom_item_key; not through a view
+[ "$(q -c "SELECT ecom_default_best_sellers('products', 'title', 20)")" = 20 ] || fail "a small table gets best sellers by default"
+q -c "CREATE INDEX products_key_idx ON products (ecom_item_key(title))"
 [ "$(q -c "SELECT count(*) FILTER (WHERE effect > 0) FROM ecom_top_items(NULL, 'click', 10)")" = 10 ] || fail "the head learned item effects"
 [ "$(q -c "SELECT ecom_catalogue_has_key_index('products') AND NOT ecom_catalogue_has_key_index('by_ip')")" = t ] \
   || fail "ecom_catalogue_has_key_index finds the index on ecom_item_key(title)"
@@ -207,6 +210,7 @@ ok "bad input: real[] column (with the ALTER hint), missing column, candidates <
 q -c "CREATE VIEW shop_view AS SELECT title AS name, embedding AS emb FROM products WHERE title NOT LIKE 'sku%'"
 view=$(q -c "SELECT count(*), count(*) FILTER (WHERE item LIKE 'sku%') FROM ecom_recommend(NULL, 'viewed: wool scarf', 'shop_view', 10, 30, item_column => 'name', embedding_column => 'emb')")
 [ "$view" = "10|0" ] || fail "ecom_recommend over a view: $view"
+[ "$(q -c "SELECT ecom_default_best_sellers('shop_view', 'name', 20)")" = 0 ] || fail "a view gets no best sellers by default"
 ok "a view as the catalogue (its own column names, rows the view leaves out never shown)"
 
 # 11. search_path and DROP
