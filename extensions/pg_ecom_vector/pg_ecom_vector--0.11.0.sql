@@ -254,6 +254,36 @@ BEGIN ATOMIC
   SELECT ARRAY(SELECT t.item_key FROM ecom_top_items(tenant, behaviour, n) t WHERE t.effect > 0);
 END;
 
+-- What ecom_recommend and ecom_recommend_serve share: their arguments
+-- checked, then the candidate stage for the tenant's query vector and its
+-- best sellers. `context` and `behaviour` are not NULL here.
+CREATE FUNCTION ecom_recommend_candidates(
+    tenant text, context text, catalogue regclass, k integer, candidates integer,
+    behaviour text, item_column name, embedding_column name, features_column name,
+    best_sellers integer, ef_search integer,
+    OUT items text[], OUT embeddings real[], OUT features real[])
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1000
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  IF k IS NOT NULL AND candidates IS NOT NULL AND candidates < k THEN
+    RAISE EXCEPTION 'candidates (%) must be at least k (%)', candidates, k
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF best_sellers < 0 THEN
+    RAISE EXCEPTION 'best_sellers must not be negative, got %', best_sellers
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT c.items, c.embeddings, c.features INTO items, embeddings, features
+    FROM ecom_catalogue_candidates(
+           catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
+           item_column, embedding_column, features_column,
+           ecom_best_seller_keys(tenant, behaviour,
+             coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))),
+           ef_search) AS c;
+END
+$$;
+
 -- Two-stage ecom_rank: the candidates of `catalogue` for the tenant's
 -- ecom_query_vector and its best sellers, ranked by the tenant's head from
 -- their stored embeddings. ecom_rank's rows but item_index; its arguments
@@ -283,23 +313,11 @@ BEGIN
   IF catalogue IS NULL THEN
     RAISE EXCEPTION 'catalogue must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  IF k IS NOT NULL AND candidates IS NOT NULL AND candidates < k THEN
-    RAISE EXCEPTION 'candidates (%) must be at least k (%)', candidates, k
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
   IF context IS NULL OR k IS NULL OR behaviour IS NULL OR explore IS NULL THEN
     RETURN;  -- as ecom_rank: nothing to rank
   END IF;
-  IF best_sellers < 0 THEN
-    RAISE EXCEPTION 'best_sellers must not be negative, got %', best_sellers
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  c := ecom_catalogue_candidates(
-         catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
-         item_column, embedding_column, features_column,
-         ecom_best_seller_keys(tenant, behaviour,
-           coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))),
-         ef_search);
+  c := ecom_recommend_candidates(tenant, context, catalogue, k, candidates, behaviour, item_column,
+                                 embedding_column, features_column, best_sellers, ef_search);
   IF c.items IS NULL THEN
     RETURN;
   END IF;
@@ -338,26 +356,14 @@ BEGIN
   IF catalogue IS NULL THEN
     RAISE EXCEPTION 'catalogue must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  IF k IS NOT NULL AND candidates IS NOT NULL AND candidates < k THEN
-    RAISE EXCEPTION 'candidates (%) must be at least k (%)', candidates, k
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
   IF context IS NULL OR behaviour IS NULL OR explore IS NULL OR k IS NULL THEN
     RAISE EXCEPTION '% must not be NULL',
       CASE WHEN context IS NULL THEN 'context' WHEN behaviour IS NULL THEN 'behaviour'
            WHEN explore IS NULL THEN 'explore' ELSE 'k' END
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  IF best_sellers < 0 THEN
-    RAISE EXCEPTION 'best_sellers must not be negative, got %', best_sellers
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  c := ecom_catalogue_candidates(
-         catalogue, ecom_query_vector(tenant, context, behaviour), candidates,
-         item_column, embedding_column, features_column,
-         ecom_best_seller_keys(tenant, behaviour,
-           coalesce(best_sellers, ecom_default_best_sellers(catalogue, item_column, candidates))),
-         ef_search);
+  c := ecom_recommend_candidates(tenant, context, catalogue, k, candidates, behaviour, item_column,
+                                 embedding_column, features_column, best_sellers, ef_search);
   IF c.items IS NULL THEN
     RETURN;
   END IF;
