@@ -93,12 +93,16 @@ for ef in $EFS; do
 done
 
 echo
+echo "How far each query lies from the items: the cosine of its nearest item (exact), mean over the contexts:"
+echo
+psql -c "SELECT format('  %s: %s', e.kind, to_char(avg(1 - (c.embedding <=> qs.q)), 'FM0.000'))
+           FROM exact e JOIN qs USING (id, kind) JOIN catalogue c ON c.id = e.top[1]
+          GROUP BY e.kind ORDER BY e.kind"
+echo
 echo "End to end, ecom_recommend with its defaults (k = 10, 100 candidates, ef_search 1000, best sellers through the key index)"
 echo "against the head over the whole catalogue (exact: the top 10 by q·v + the item's learned effect), agreement of the top 10:"
 echo
 psql <<'SQL' | sed 's/^/  /'
-ALTER TABLE catalogue ADD COLUMN IF NOT EXISTS key bigint;
-UPDATE catalogue SET key = ecom_item_key(title) WHERE key IS NULL;
 CREATE TEMP TABLE fx AS
 SELECT h.kind, e.item_key, e.effect
   FROM (SELECT DISTINCT kind, tenant FROM qs WHERE kind LIKE 'head%') h, LATERAL ecom_item_effects(h.tenant) e
@@ -106,7 +110,7 @@ SELECT h.kind, e.item_key, e.effect
 SET enable_indexscan = off;
 SET enable_bitmapscan = off;
 CREATE TEMP TABLE exact_head AS
-SELECT qs.id, qs.kind, ARRAY(SELECT c.title FROM catalogue c LEFT JOIN fx ON fx.kind = qs.kind AND fx.item_key = c.key
+SELECT qs.id, qs.kind, ARRAY(SELECT c.title FROM catalogue c LEFT JOIN fx ON fx.kind = qs.kind AND fx.item_key = ecom_item_key(c.title)
                              ORDER BY -(c.embedding <#> qs.q) + coalesce(fx.effect, 0) DESC LIMIT 10) AS top
   FROM qs WHERE qs.kind LIKE 'head%';
 RESET enable_indexscan;

@@ -133,10 +133,11 @@ END;
 -- is one). Each item text once (its best row), with its embedding and
 -- side features; rows whose text or embedding is NULL are not candidates.
 -- Why search wider than `candidates` and keep the best by q·v: a head's q
--- lies far from every item embedding (on 100,000 titles its nearest has
--- cosine 0.24 to it, a shopper's context 0.57 to its own), and an HNSW
+-- lies far from every item embedding (on 1,000,000 titles its nearest has
+-- cosine 0.28 to it, a shopper's context 0.57 to its own), and an HNSW
 -- search for such a query finds the true nearest only with a wide beam
--- (benches/RESULTS.md: recall@100 0.36 at ef_search 100, 0.95 at 1000).
+-- (benches/RESULTS.md: recall@100 on 100,000 titles 0.36 at ef_search
+-- 100, 0.95 at 1000).
 -- NULL ef_search: 10 x candidates, at least the session's hnsw.ef_search,
 -- at most 1000. It sets hnsw.ef_search for its own scan and puts the
 -- caller's value back (an ERROR undoes it with the transaction).
