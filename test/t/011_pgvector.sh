@@ -11,7 +11,7 @@
 #   7. ecom_recommend_serve logs what it shows; feedback and learning follow
 #   8. hnsw.ef_search is set for the call's scan only
 #   9. bad input: clear errors, nothing logged
-#  10. a view as the catalogue
+#  10. a view, and a partitioned table, as the catalogue
 #  11. a caller's search_path changes nothing; DROP leaves pg_ecom intact;
 #      the companion refuses a pg_ecom older than 0.11.0
 # Needs pgvector installed (scripts/test builds it from ../shared/third_party).
@@ -211,7 +211,20 @@ q -c "CREATE VIEW shop_view AS SELECT title AS name, embedding AS emb FROM produ
 view=$(q -c "SELECT count(*), count(*) FILTER (WHERE item LIKE 'sku%') FROM ecom_recommend(NULL, 'viewed: wool scarf', 'shop_view', 10, 30, item_column => 'name', embedding_column => 'emb')")
 [ "$view" = "10|0" ] || fail "ecom_recommend over a view: $view"
 [ "$(q -c "SELECT ecom_default_best_sellers('shop_view', 'name', 20)")" = 0 ] || fail "a view gets no best sellers by default"
-ok "a view as the catalogue (its own column names, rows the view leaves out never shown)"
+# a partitioned table: its partitions' HNSW indexes, best sellers by size
+q <<'SQL' >/dev/null
+CREATE TABLE parts (cat text, title text, embedding vector(384)) PARTITION BY LIST (cat);
+CREATE TABLE parts_a PARTITION OF parts FOR VALUES IN ('a');
+CREATE TABLE parts_b PARTITION OF parts FOR VALUES IN ('b');
+INSERT INTO parts SELECT CASE WHEN id % 2 = 0 THEN 'a' ELSE 'b' END, title, embedding
+  FROM products WHERE title IS NOT NULL AND embedding IS NOT NULL;
+CREATE INDEX ON parts USING hnsw (embedding vector_cosine_ops);
+SQL
+[ "$(q -c "SELECT ecom_default_best_sellers('parts', 'title', 20)")" = 20 ] || fail "a small partitioned table gets best sellers by default"
+pt=$(q -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_recommend(NULL, 'shopper 1 looking for a gift', 'parts', 10, 20, 'click')")
+whole=$(q -c "SELECT string_agg(item, ',' ORDER BY item) FROM ecom_rank(NULL, 'shopper 1 looking for a gift', ARRAY(SELECT title FROM parts), 10, 'click')")
+[ -n "$pt" ] && [ "$pt" = "$whole" ] || fail "ecom_recommend over a partitioned table: $pt, the whole table: $whole"
+ok "a view as the catalogue (its own column names, rows the view leaves out never shown); a partitioned table (the whole table's top 10)"
 
 # 11. search_path and DROP
 sp=$(q -c "CREATE SCHEMA evil" -c "CREATE FUNCTION evil.ecom_query_vector(text, text, text) RETURNS real[] LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'redirected'; END\$\$" \
