@@ -7,9 +7,10 @@
 //!   `store`     tables: heads and their versions, impressions, feedback, relations
 //!   `encoder`   text → embedding: tokenizer, ONNX Runtime, local session, caches
 //!   `worker`    worker mode: shared memory, the slot protocol, client and server
+//!   `vectorizer` background workers that keep embedding columns current
 //!   `pg`        Postgres plumbing: settings, errors, signals, UTF-8
 //! and the pure maths in the `pg_ecom_core` crate (core/).
-//! Imports flow one way: api → pipeline → {store, encoder, worker} → pg, core.
+//! Imports flow one way: api → pipeline → {store, encoder, worker, vectorizer} → pg, core.
 
 use pgrx::prelude::*;
 
@@ -18,6 +19,7 @@ pub mod encoder;
 mod pg;
 mod pipeline;
 mod store;
+mod vectorizer;
 mod worker;
 
 #[cfg(test)]
@@ -34,6 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
         // when the postmaster loads pg_ecom
         worker::layout::install_hooks();
         worker::server::register();
+        vectorizer::launcher::register();
     }
 }
 
@@ -130,6 +133,13 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
 
 // The loop: what ecom_serve showed, and what followed (docs/loop.md).
 pgrx::extension_sql_file!("store/loop_schema.sql", name = "ecom_loop_schema");
+
+// Vectorizers: embedding columns that follow their text (docs/vectorizer.md).
+pgrx::extension_sql_file!(
+    "vectorizer/schema.sql",
+    name = "ecom_vectorizer_schema",
+    requires = ["ecom_loop_schema"]
+);
 
 // Rows the planner should expect from the set-returning functions (pgrx
 // declares COST but not ROWS): ecom_rank returns k rows (default 10).

@@ -21,6 +21,7 @@ mod retrieve;
 mod serve;
 mod similarity;
 mod tokenize;
+mod vectorizer;
 mod worker_stats;
 
 /// A tenant argument that must name a tenant: NULL or '' is an ERROR.

@@ -105,6 +105,10 @@ pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static WORKER_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(32);
 pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static SHARED_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static VECTORIZER_WORKERS: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static VECTORIZER_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static VECTORIZER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 pub fn register() {
     register_settings();
@@ -329,7 +333,39 @@ fn register_worker_settings() {
     // only from a library the postmaster loads
     if preloaded {
         register_shared_memory_settings();
+        register_vectorizer_settings();
     }
+}
+
+/// The vectorizers' background workers (docs/vectorizer.md): only where the
+/// postmaster loads pg_ecom, which starts them.
+fn register_vectorizer_settings() {
+    GucRegistry::define_bool_guc(
+        c"pg_ecom.vectorizer_workers",
+        c"Start a background worker per database that embeds the rows its vectorizers queued.",
+        c"Off: queued rows wait for ecom_vectorizer_run(). Fixed at server start.",
+        &VECTORIZER_WORKERS,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_ecom.vectorizer_database",
+        c"The database the vectorizer launcher connects to, to list the databases it starts workers in.",
+        c"Fixed at server start.",
+        &VECTORIZER_DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_ecom.vectorizer_naptime",
+        c"How long a vectorizer worker with nothing queued sleeps before it looks again.",
+        c"",
+        &VECTORIZER_NAPTIME,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
 }
 
 /// Where a session's texts are encoded, and how long it waits for the
@@ -464,6 +500,18 @@ pub fn worker_threads() -> usize {
 }
 pub fn workers() -> usize {
     WORKERS.get().clamp(1, MAX_WORKERS as i32) as usize
+}
+pub fn vectorizer_workers() -> bool {
+    VECTORIZER_WORKERS.get()
+}
+pub fn vectorizer_database() -> String {
+    VECTORIZER_DATABASE
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postgres".to_owned())
+}
+pub fn vectorizer_naptime_ms() -> u64 {
+    VECTORIZER_NAPTIME.get().max(10) as u64
 }
 pub fn worker_slots() -> usize {
     WORKER_SLOTS.get().max(1) as usize

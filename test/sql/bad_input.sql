@@ -38,6 +38,14 @@ CREATE TABLE bi_no_tenant AS SELECT context, item, behaviour, label FROM bi_even
 CREATE ROLE bi_nobody;
 GRANT USAGE ON SCHEMA ecom TO bi_nobody;
 GRANT SELECT, INSERT, UPDATE ON ecom.heads TO bi_nobody;
+-- vectorizers: tables to attach to, one attached already
+CREATE TABLE bi_vz (id int PRIMARY KEY, title text, emb real[], emb2 real[], n int);
+CREATE VIEW bi_vz_view AS SELECT * FROM bi_vz;
+CREATE TABLE bi_vz_nokey (title text, emb real[]);
+CREATE TABLE bi_vz_pair (a int, b int, title text, emb real[], PRIMARY KEY (a, b));
+SET client_min_messages = warning;  -- attach's NOTICE where no worker runs
+SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb') > 0 AS attached;
+RESET client_min_messages;
 CREATE TABLE cases (id serial, fn text, input text, q text, as_role text);
 INSERT INTO cases (fn, input, q, as_role) VALUES
 -- tokenizing
@@ -217,7 +225,26 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_rollback', 'unknown version', $$SELECT ecom_rollback('bi_shop', 999)::text$$, NULL),
 ('ecom_rollback', 'unknown tenant', $$SELECT ecom_rollback('no-such-shop', 1)::text$$, NULL),
 ('ecom_forget', 'tenant NULL', $$SELECT ecom_forget(NULL)::text$$, NULL),
-('ecom_forget', 'unknown tenant', $$SELECT ecom_forget('no-such-shop')::text$$, NULL);
+('ecom_forget', 'unknown tenant', $$SELECT ecom_forget('no-such-shop')::text$$, NULL),
+-- vectorizers
+('ecom_vectorizer_attach', 'source NULL', $$SELECT ecom_vectorizer_attach(NULL, 'title', 'emb2')::text$$, NULL),
+('ecom_vectorizer_attach', 'unknown table', $$SELECT ecom_vectorizer_attach('no_such_table', 'title', 'emb2')::text$$, NULL),
+('ecom_vectorizer_attach', 'a view', $$SELECT ecom_vectorizer_attach('bi_vz_view', 'title', 'emb2')::text$$, NULL),
+('ecom_vectorizer_attach', 'unknown text column', $$SELECT ecom_vectorizer_attach('bi_vz', 'name', 'emb2')::text$$, NULL),
+('ecom_vectorizer_attach', 'text column not text', $$SELECT ecom_vectorizer_attach('bi_vz', 'n', 'emb2')::text$$, NULL),
+('ecom_vectorizer_attach', 'unknown embedding column', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'embedding')::text$$, NULL),
+('ecom_vectorizer_attach', 'embedding column int', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'n')::text$$, NULL),
+('ecom_vectorizer_attach', 'no primary key', $$SELECT ecom_vectorizer_attach('bi_vz_nokey', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'two-column primary key', $$SELECT ecom_vectorizer_attach('bi_vz_pair', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'unknown role', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb2', role => 'shopper')::text$$, NULL),
+('ecom_vectorizer_attach', 'batch_size 0', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb2', batch_size => 0)::text$$, NULL),
+('ecom_vectorizer_attach', 'column already attached', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'as a role without rights', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb2')::text$$, 'bi_nobody'),
+('ecom_vectorizer_detach', 'NULL', $$SELECT ecom_vectorizer_detach(NULL)::text$$, NULL),
+('ecom_vectorizer_detach', 'unknown vectorizer', $$SELECT ecom_vectorizer_detach(999999)::text$$, NULL),
+('ecom_vectorizer_run', 'unknown vectorizer', $$SELECT ecom_vectorizer_run(999999)::text$$, NULL),
+('ecom_vectorizer_run', 'max_rows 0', $$SELECT ecom_vectorizer_run(NULL, 0)::text$$, NULL),
+('ecom_vectorizer_retry', 'unknown vectorizer', $$SELECT ecom_vectorizer_retry(999999)::text$$, NULL);
 SELECT fn, input, outcome(q, as_role) FROM cases ORDER BY id;
 SELECT count(*) AS cases, count(DISTINCT fn) AS functions FROM cases;
 -- nothing was stored by any failing call: bi_shop still has its one version
@@ -226,6 +253,9 @@ SELECT count(*) AS impressions_logged FROM ecom.impressions WHERE tenant LIKE 'b
 SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults']) t;
 REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobody;
 DROP ROLE bi_nobody;
+SELECT ecom_vectorizer_detach(id) FROM ecom.vectorizers WHERE source = 'bi_vz'::regclass;
+DROP VIEW bi_vz_view;
+DROP TABLE bi_vz, bi_vz_nokey, bi_vz_pair;
 DROP TABLE cases, bi_feedback_empty, bi_feedback_numeric, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP FUNCTION outcome(text, text);
