@@ -253,7 +253,8 @@ CREATE FUNCTION @extschema@.ecom_vectorizer_attach(
     backfill boolean DEFAULT true,
     batch_size int DEFAULT 128
 ) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- COST: it queues every row of the table (the backfill)
+LANGUAGE plpgsql COST 1000000 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   rel record;
   key_col name;
@@ -357,7 +358,7 @@ END
 $$;
 
 CREATE FUNCTION @extschema@.ecom_vectorizer_detach(vectorizer int) RETURNS boolean
-LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT COST 10000 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v ecom.vectorizers;
 BEGIN
@@ -381,7 +382,8 @@ $$;
 -- at most max_rows queued keys. Ignores the worker's back-off. Returns the
 -- rows written.
 CREATE FUNCTION @extschema@.ecom_vectorizer_run(vectorizer int DEFAULT NULL, max_rows int DEFAULT 10000) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- COST: up to max_rows encoder runs
+LANGUAGE plpgsql COST 10000000 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v record;
   taken bigint := 0;
@@ -413,7 +415,7 @@ $$;
 
 -- Rows that failed 3 times alone go back to the queue.
 CREATE FUNCTION @extschema@.ecom_vectorizer_retry(vectorizer int) RETURNS bigint
-LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT COST 1000 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n bigint;
 BEGIN

@@ -17,7 +17,7 @@ SELECT i->>'model' AS model, i->'dims' AS dims, i->>'variant' AS variant, i->>'p
   FROM ecom_model_info() i;
 -- the GUCs exist once the library is loaded (or always, with shared_preload_libraries);
 -- pg_ecom.inference's default and the sizes of shared memory depend on that (test/t/006_worker.sh)
-SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.workers', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
+SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.workers', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') AND name NOT LIKE 'pg\_ecom.vectorizer\_%' ORDER BY name;
 -- the same encoder in either mode: a mode-independent view of the stats
 SELECT jsonb_typeof(s->'preloaded') AS preloaded, s->>'inference' IN ('backend', 'worker') AS mode
   FROM ecom_worker_stats() s;

@@ -9,7 +9,7 @@ LOAD 'pg_ecom';
 SHOW pg_ecom.embedding_cache_size;
 -- (with shared_preload_libraries, pg_ecom.inference defaults to 'worker' and
 -- the worker count and the two sizes of shared memory exist: test/t/006_worker.sh)
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.workers', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') ORDER BY name;
+SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pg_ecom.%' AND name NOT IN ('pg_ecom.inference', 'pg_ecom.workers', 'pg_ecom.worker_slots', 'pg_ecom.shared_cache_mb') AND name NOT LIKE 'pg\_ecom.vectorizer\_%' ORDER BY name;
 CREATE ROLE ecom_plain;
 SET ROLE ecom_plain;
 SET pg_ecom.embedding_cache_mb = 1000;
