@@ -11,7 +11,7 @@
 \echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.12.0'" to load this file. \quit
 
 CREATE FUNCTION @extschema@."ecom_vectorizer_wake"() RETURNS INT
-VOLATILE PARALLEL UNSAFE COST 1000
+STRICT VOLATILE PARALLEL UNSAFE COST 1000
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ecom_vectorizer_wake_wrapper';
 

@@ -1,10 +1,10 @@
 -- Everything CREATE EXTENSION pg_ecom builds, in a comparable form: a fresh
 -- install and an updated one must print the same.
 SELECT 'function' AS kind, p.oid::regprocedure::text AS name,
-       format('cost=%s rows=%s vol=%s par=%s strict=%s secdef=%s config=%s acl=%s args=(%s) result=%s comment=%s',
+       format('cost=%s rows=%s vol=%s par=%s strict=%s secdef=%s config=%s acl=%s args=(%s) result=%s comment=%s body=%s',
               p.procost, p.prorows, p.provolatile, p.proparallel, p.proisstrict, p.prosecdef,
               p.proconfig, p.proacl, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
-              obj_description(p.oid, 'pg_proc')) AS details
+              obj_description(p.oid, 'pg_proc'), md5(p.prosrc)) AS details
   FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_ecom')
@@ -37,6 +37,11 @@ SELECT 'sequence', seqrelid::regclass::text,
 UNION ALL
 SELECT 'schema', nspname, format('acl=%s comment=%s', nspacl, obj_description(oid, 'pg_namespace'))
   FROM pg_namespace WHERE nspname = 'ecom'
+UNION ALL
+SELECT 'event trigger', t.evtname, format('%s tags=%s function=%s enabled=%s', t.evtevent, t.evttags, t.evtfoid::regprocedure, t.evtenabled)
+  FROM pg_event_trigger t JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = t.oid
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_ecom')
 UNION ALL
 SELECT 'dumped', e.extconfig::regclass[]::text, coalesce(e.extcondition::text, '')
   FROM pg_extension e WHERE e.extname = 'pg_ecom'
