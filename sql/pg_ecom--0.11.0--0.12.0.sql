@@ -261,6 +261,7 @@ DECLARE
   text_type text;
   emb_type text;
   emb_typmod int;
+  emb_typname name;
   dims int;
   vid int;
   queued bigint := 0;
@@ -292,21 +293,22 @@ BEGIN
     RAISE EXCEPTION 'column "%" of table % is %, not text', text_column, source, text_type
       USING ERRCODE = 'datatype_mismatch', HINT = 'The text column must be text, varchar or char.';
   END IF;
-  SELECT pg_catalog.format_type(a.atttypid, NULL), a.atttypmod INTO emb_type, emb_typmod
-    FROM pg_catalog.pg_attribute a
+  -- pgvector's type, in whichever schema it was installed: its name
+  SELECT pg_catalog.format_type(a.atttypid, NULL), a.atttypmod, t.typname INTO emb_type, emb_typmod, emb_typname
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
    WHERE a.attrelid = source AND a.attname = embedding_column AND a.attnum > 0 AND NOT a.attisdropped;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'column "%" of table % does not exist', embedding_column, source USING ERRCODE = 'undefined_column',
       HINT = 'Add it first, e.g. ALTER TABLE ... ADD COLUMN embedding real[] (or vector(384) with pgvector).';
   END IF;
-  IF emb_type NOT IN ('real[]', 'vector') THEN
+  IF emb_typname NOT IN ('_float4', 'vector') THEN
     RAISE EXCEPTION 'column "%" of table % is %, not real[] or vector', embedding_column, source, emb_type
       USING ERRCODE = 'datatype_mismatch';
   END IF;
   IF text_column = embedding_column THEN
     RAISE EXCEPTION 'the text and the embedding column are the same column' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF emb_type = 'vector' AND emb_typmod > 0 THEN
+  IF emb_typname = 'vector' AND emb_typmod > 0 THEN
     dims := pg_catalog.array_length(@extschema@.ecom_embed('', role), 1);
     IF emb_typmod <> dims THEN
       RAISE EXCEPTION 'column "%" of table % is vector(%), and the encoder gives % dimensions', embedding_column, source, emb_typmod, dims

@@ -8,6 +8,7 @@
 //! already serves it; the launcher or `ecom_vectorizer_attach` starts it
 //! again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pgrx::bgworkers::{
@@ -16,6 +17,15 @@ use pgrx::bgworkers::{
 use pgrx::prelude::*;
 
 use crate::pg::settings;
+
+/// Set in the postmaster when it registered the launcher; backends and
+/// workers inherit it.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// This server runs vectorizer workers (launcher.rs registered).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
 
 /// Starts a worker for database `db`; with `wait`, waits until it runs and
 /// returns its pid (the caller must be a backend: it is told the pid).
@@ -45,7 +55,7 @@ pub fn start(db: pg_sys::Oid, wait: bool) -> Option<i32> {
 /// this server runs no vectorizer workers, or none could start
 /// (max_worker_processes).
 pub fn wake() -> Option<i32> {
-    if !crate::vectorizer::launcher::enabled() {
+    if !ENABLED.load(Ordering::Relaxed) {
         return None;
     }
     let running = Spi::get_one::<i32>(

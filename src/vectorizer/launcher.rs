@@ -7,7 +7,6 @@
 //! database's worker itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{
@@ -16,10 +15,6 @@ use pgrx::bgworkers::{
 use pgrx::prelude::*;
 
 use crate::pg::settings;
-
-/// Set in the postmaster when it registered the launcher; backends and
-/// workers inherit it.
-static REGISTERED: AtomicBool = AtomicBool::new(false);
 
 const FIRST_RETRY: Duration = Duration::from_secs(10);
 const LAST_RETRY: Duration = Duration::from_secs(300);
@@ -38,12 +33,7 @@ pub fn register() {
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         .set_restart_time(Some(Duration::from_secs(10)))
         .load();
-    REGISTERED.store(true, Ordering::Relaxed);
-}
-
-/// Whether this server runs vectorizer workers.
-pub fn enabled() -> bool {
-    REGISTERED.load(Ordering::Relaxed)
+    crate::vectorizer::database::enable();
 }
 
 #[pg_guard]

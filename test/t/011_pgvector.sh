@@ -230,6 +230,19 @@ ok "a view as the catalogue (its own column names, rows the view leaves out neve
 sp=$(q -c "CREATE SCHEMA evil" -c "CREATE FUNCTION evil.ecom_query_vector(text, text, text) RETURNS real[] LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'redirected'; END\$\$" \
       -c "SET search_path = evil, pg_catalog" -c "SELECT count(*) FROM public.ecom_recommend(NULL, 'viewed: wool scarf', 'public.products', 10, 30)")
 [ "$sp" = 10 ] || fail "with another search_path: $sp"
+# a vectorizer fills a vector(384) column (pg_ecom's own, no companion
+# needed): the same embeddings as ecom_embed_vector; vector(3) is refused
+q -c "CREATE TABLE vz_vec (id int PRIMARY KEY, title text, embedding vector(384), small vector(3))"
+q -c "INSERT INTO vz_vec SELECT g, 'vector item ' || g FROM generate_series(1, 50) g"
+q -c "SET client_min_messages = warning" -c "SELECT ecom_vectorizer_attach('vz_vec', 'title', 'embedding')" >/dev/null
+q -c "SELECT ecom_vectorizer_run()" >/dev/null
+d=$(q -c "SELECT count(*) FILTER (WHERE embedding <=> ecom_embed_vector(title) < 1e-6) || '/' || count(*) FROM vz_vec")
+[ "$d" = 50/50 ] || fail "a vectorizer into a vector(384) column: $d rows equal ecom_embed_vector"
+small=$(q -c "SELECT ecom_vectorizer_attach('vz_vec', 'title', 'small')" 2>&1 || true)
+grep -q 'column "small" of table public.vz_vec is vector(3), and the encoder gives 384 dimensions' <<< "$small" \
+  || fail "a vectorizer into vector(3): $small"
+q -c "DROP TABLE vz_vec"
+ok "a vectorizer fills a vector(384) column with ecom_embed_vector's embeddings; vector(3) is refused at attach"
 q -c "DROP EXTENSION pg_ecom_vector"
 [ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname LIKE 'ecom_recommend%'")" = 0 ] || fail "DROP EXTENSION pg_ecom_vector removes its functions"
 [ "$(q -c "SELECT count(*) FROM ecom_rank(NULL, 'x', ARRAY['a', 'b'], 1)")" = 1 ] || fail "pg_ecom works after DROP EXTENSION pg_ecom_vector"
