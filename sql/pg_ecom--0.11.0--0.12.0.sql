@@ -68,6 +68,7 @@ CREATE TABLE ecom.vectorizer_queue (
 );
 CREATE INDEX vectorizer_queue_key ON ecom.vectorizer_queue (vectorizer, key);
 SELECT pg_catalog.pg_extension_config_dump('ecom.vectorizer_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('ecom.vectorizer_queue_seq_seq', '');
 
 -- Trigger functions run as the extension's owner (SECURITY DEFINER): whoever
 -- may write the table may queue its rows, and nothing else.
@@ -146,11 +147,11 @@ $$;
 -- One batch of vectorizer `vid`: up to `n` of its oldest queued keys.
 -- Returns the keys it took; 0 when there were none, or when the batch
 -- failed as a whole (they stay queued).
--- A batch that fails is tried again one row at a time: a row that fails
--- alone while others succeed counts an attempt (at 3 it waits for
--- ecom_vectorizer_retry); when no row succeeds the fault is not the rows'
--- (the model, the column's type): nothing counts, the error is kept and the
--- worker backs off.
+-- A batch that fails is tried again one row at a time (unless the encoder
+-- cannot embed at all): a row that fails alone while others succeed counts
+-- an attempt (at 3 it waits for ecom_vectorizer_retry); when no row
+-- succeeds the fault is not the rows' (the model, the column's type):
+-- nothing counts, the error is kept and the worker backs off.
 CREATE FUNCTION ecom.vectorizer_batch(vid int, n int) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -180,6 +181,15 @@ BEGIN
     written := ecom.vectorizer_embed(v, keys);
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS batch_error = MESSAGE_TEXT;
+    -- can the encoder embed at all? (a text no cache holds) If not, every
+    -- row alone would fail too, each after as long (an inference worker's
+    -- timeout): leave the rows queued at once
+    BEGIN
+      PERFORM @extschema@.ecom_embed_batch(
+        ARRAY['pg_ecom vectorizer probe ' || pg_catalog.clock_timestamp()::pg_catalog.text], v.role);
+    EXCEPTION WHEN OTHERS THEN
+      keys := '{}';
+    END;
     FOREACH k IN ARRAY keys LOOP
       BEGIN
         written := written + ecom.vectorizer_embed(v, ARRAY[k]);
@@ -251,7 +261,7 @@ CREATE FUNCTION @extschema@.ecom_vectorizer_attach(
     embedding_column name,
     role text DEFAULT 'item',
     backfill boolean DEFAULT true,
-    batch_size int DEFAULT 128
+    batch_size int DEFAULT 512
 ) RETURNS int
 -- COST: it queues every row of the table (the backfill)
 LANGUAGE plpgsql COST 1000000 SET search_path = pg_catalog, pg_temp AS $$
@@ -462,8 +472,11 @@ SELECT z.id,
 -- A column a vectorizer reads may not be renamed or dropped (DROP COLUMN
 -- of the text or embedding column already refuses: the update trigger
 -- depends on both); a dropped table takes its vectorizers with it.
+-- Both run as the extension's owner (SECURITY DEFINER): they fire on
+-- every role's DDL, and a role that may alter or drop its own table need
+-- not be able to read ecom.vectorizers.
 CREATE FUNCTION ecom.vectorizer_ddl() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v record;
 BEGIN
@@ -483,7 +496,7 @@ CREATE EVENT TRIGGER ecom_vectorizer_ddl ON ddl_command_end
   WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION ecom.vectorizer_ddl();
 
 CREATE FUNCTION ecom.vectorizer_dropped() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   gone int[];
 BEGIN

@@ -51,6 +51,7 @@ fn embed_rows(
     role: Role,
     texts: Array<'_, &str>,
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vec<f32>>))> {
+    let _progress = crate::pg::progress::call("ecom_embed_batch");
     let items: Vec<Option<&str>> = texts.iter().collect();
     let present: Vec<&str> = items.iter().flatten().copied().collect();
     // through the cache: repeated texts are encoded once, and later calls

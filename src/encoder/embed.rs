@@ -130,6 +130,7 @@ pub fn embed(identity: &str, texts: &[&str]) -> Vec<Vec<f32>> {
         return out.into_iter().map(Option::unwrap).collect();
     }
     let missing: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
+    crate::pg::progress::stage("encoding", "texts", missing.len() as u64);
     let fresh = match (route, &sh) {
         (Route::Worker(w), Some(s)) => by_worker(s, &missing, w.model_key),
         _ => crate::encoder::local::embed_locally(&missing),

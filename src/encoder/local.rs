@@ -169,12 +169,18 @@ pub fn embed_locally(texts: &[&str]) -> Vec<Vec<f32>> {
                 encode_text(&m.tokenizer, t)
             })
             .collect();
+        // `between` runs before each batch: the one before is done
+        let mut batches = 0u64;
         m.encoder
             .embed_all(
                 &seqs,
                 onnx::BATCH_SIZE,
                 || {
                     pgrx::check_for_interrupts!();
+                    if batches > 0 {
+                        crate::pg::progress::add(onnx::BATCH_SIZE as u64);
+                    }
+                    batches += 1;
                 },
                 &cancel_requested,
             )

@@ -7,6 +7,7 @@
 //! Owns no tables and no model. May import: pgrx, std, pg_ecom_core.
 
 pub mod errors;
+pub mod progress;
 pub mod settings;
 pub mod signals;
 pub mod utf8;

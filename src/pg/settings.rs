@@ -105,6 +105,7 @@ pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static WORKER_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(32);
 pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static SHARED_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static VECTORIZER_WORKERS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static VECTORIZER_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -126,6 +127,21 @@ fn register_settings() {
     register_model_settings();
     register_encoder_settings();
     register_loop_settings();
+    register_progress_settings();
+}
+
+/// Progress of long calls (pg/progress.rs).
+fn register_progress_settings() {
+    GucRegistry::define_int_guc(
+        c"pg_ecom.progress_interval",
+        c"How often ecom_embed_batch and ecom_meta_train report their progress as a NOTICE (0 = never).",
+        c"A vectorizer's backfill reports in ecom.vectorizer_status instead.",
+        &PROGRESS_INTERVAL,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
 }
 
 /// Which model: its files, the runtime library, the weights.
@@ -500,6 +516,9 @@ pub fn worker_threads() -> usize {
 }
 pub fn workers() -> usize {
     WORKERS.get().clamp(1, MAX_WORKERS as i32) as usize
+}
+pub fn progress_interval_ms() -> u64 {
+    PROGRESS_INTERVAL.get().max(0) as u64
 }
 pub fn vectorizer_workers() -> bool {
     VECTORIZER_WORKERS.get()

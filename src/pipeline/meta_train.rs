@@ -17,6 +17,7 @@ use pg_ecom_core::train::{self, MetaConfig};
 
 /// Meta-trains, stores and activates; returns ecom_meta_train's result.
 pub fn meta_train(source: pg_sys::Oid, cfg: &MetaConfig, started: Instant) -> serde_json::Value {
+    let _progress = crate::pg::progress::call("ecom_meta_train");
     let events = relation::read(source, "source", true, &training_budget());
     if events.rows.is_empty() {
         PgError::argument(format!(
@@ -27,8 +28,10 @@ pub fn meta_train(source: pg_sys::Oid, cfg: &MetaConfig, started: Instant) -> se
     }
     let tasks = tasks(&events);
     let dims = crate::encoder::embed::dims();
+    crate::pg::progress::stage(&format!("training on {} tenants", tasks.len()), "steps", 0);
     let (head, report) = train::meta_train(&tasks, dims, events.n_features, cfg, || {
         pgrx::check_for_interrupts!();
+        crate::pg::progress::tick();
     });
     let parent = heads::active_head(None, true).map(|h| h.version);
     let hyper = json!({

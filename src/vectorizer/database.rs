@@ -78,11 +78,33 @@ pub fn wake() -> Option<i32> {
     pid
 }
 
+/// postgres.c's die(): the next interrupt check raises FATAL
+/// ("terminating background worker … due to administrator command").
+unsafe extern "C-unwind" fn die(_signo: std::ffi::c_int) {
+    // SAFETY: async-signal-safe stores and SetLatch, errno kept
+    unsafe {
+        let saved = *libc::__errno_location();
+        if !pg_sys::proc_exit_inprogress {
+            (&raw mut pg_sys::InterruptPending).write_volatile(1);
+            (&raw mut pg_sys::ProcDiePending).write_volatile(1);
+        }
+        pg_sys::SetLatch(pg_sys::MyLatch);
+        *libc::__errno_location() = saved;
+    }
+}
+
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SIGTERM as in a backend (shutdown, pg_terminate_backend): the next
+    // interrupt check ends the process, in the middle of a batch too (its
+    // transaction rolls back: the entries stay queued). A flag checked
+    // between batches would keep a fast shutdown waiting on a batch whose
+    // inference worker has already gone.
+    // SAFETY: installs a handler that does what postgres.c's die() does
+    unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(die)) };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     // one worker per database: a session-level advisory lock, held until exit
     let mine = BackgroundWorker::transaction(|| {
@@ -104,15 +126,16 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
         let Some(taken) = BackgroundWorker::transaction(step) else {
             return;
         };
-        if BackgroundWorker::sigterm_received() {
-            return;
-        }
-        if taken == 0
-            && !BackgroundWorker::wait_latch(Some(Duration::from_millis(
+        if taken == 0 {
+            // ends the process on SIGTERM (its interrupt check), or on
+            // the postmaster's death
+            if !BackgroundWorker::wait_latch(Some(Duration::from_millis(
                 settings::vectorizer_naptime_ms(),
-            )))
-        {
-            return;
+            ))) {
+                return;
+            }
+        } else {
+            pgrx::check_for_interrupts!();
         }
     }
 }

@@ -102,6 +102,7 @@ fn pipeline(
                 for (&i, e) in order[chunks[k].clone()].iter().zip(embs) {
                     out[i] = e;
                 }
+                crate::pg::progress::add(chunks[k].len() as u64);
             }
             Err(f) => return Some(f),
         }

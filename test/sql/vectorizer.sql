@@ -65,6 +65,18 @@ CREATE TABLE vz_gone (id int PRIMARY KEY, title text, emb real[]);
 SELECT ecom_vectorizer_attach('vz_gone', 'title', 'emb') > 0 AS attached;
 DROP TABLE vz_gone;
 SELECT count(*) AS vectorizers_left FROM ecom.vectorizers;
+-- the event triggers fire on every role's DDL: a role that cannot read
+-- ecom's tables still alters and drops its own
+CREATE ROLE vz_plain;
+GRANT CREATE ON SCHEMA public TO vz_plain;
+SET ROLE vz_plain;
+CREATE TABLE vz_own (id int PRIMARY KEY, note text);
+ALTER TABLE vz_own ADD COLUMN more text;
+ALTER TABLE vz_own RENAME COLUMN note TO remark;
+DROP TABLE vz_own;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM vz_plain;
+DROP ROLE vz_plain;
 DROP TABLE vz_items;
 DROP FUNCTION vz_wrong(real[], text), vz_settle();
 RESET client_min_messages;

@@ -100,6 +100,12 @@ if ! diff <(psql -d pg_ecom_fresh -qAt -f test/upgrade/describe.sql) \
 fi
 objects=$(psql -d pg_ecom_fresh -qAt -f test/upgrade/describe.sql | wc -l)
 
+# a vectorized table with one row still queued, for the dump below
+$U -c "CREATE TABLE vz_dump (id int PRIMARY KEY, title text, emb real[])" \
+   -c "INSERT INTO vz_dump VALUES (1, 'wool socks'), (2, 'green tea'), (3, 'kettle')" \
+   -c "SET client_min_messages = warning" -c "SELECT ecom_vectorizer_attach('vz_dump', 'title', 'emb')" \
+   -c "SELECT ecom_vectorizer_run()" -c "INSERT INTO vz_dump VALUES (4, 'still queued')" >/dev/null
+
 # pg_dump and restore: heads (ecom.heads is a configuration table) keep
 # their ids, the identity sequence goes on after them, scores are the same
 psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS pg_ecom_restored" -c "CREATE DATABASE pg_ecom_restored"
@@ -128,6 +134,16 @@ $R -c "SET pg_ecom.feedback_window = 0" -c "SELECT ecom_learn('shop_a', NULL, 'a
   || { echo "upgrade: after restore, ecom_learn learns the same impressions again"; exit 1; }
 $R -c "SELECT max(id) = (SELECT last_value FROM ecom.heads_id_seq) AND count(*) = count(DISTINCT id) FROM ecom.heads" | grep -qx t \
   || { echo "upgrade: after restore the identity sequence does not continue after the restored ids"; exit 1; }
+# the vectorizer comes back with its queue: the queued row and a new one
+# are embedded, the restored embeddings are kept (the triggers are created
+# after the data is loaded, so nothing is queued twice)
+vz_sql="SELECT string_agg(id || ':' || (emb IS NOT NULL), ' ' ORDER BY id) FROM vz_dump"
+[ "$($R -c "$vz_sql")" = "1:true 2:true 3:true 4:false" ] || { echo "upgrade: vectorized rows after restore: $($R -c "$vz_sql")"; exit 1; }
+[ "$($R -c "SELECT string_agg(key, ' ' ORDER BY seq) FROM ecom.vectorizer_queue")" = 4 ] \
+  || { echo "upgrade: the vectorizer queue after restore: $($R -c "SELECT * FROM ecom.vectorizer_queue")"; exit 1; }
+$R -c "INSERT INTO vz_dump VALUES (5, 'after restore')" -c "SELECT ecom_vectorizer_run()" >/dev/null
+[ "$($R -c "SELECT count(*) FROM vz_dump WHERE (SELECT max(abs(a - b)) FROM unnest(emb, ecom_embed(title)) u(a, b)) < 1e-5")" = 5 ] \
+  || { echo "upgrade: after restore the vectorizer did not embed the queued and the new row"; exit 1; }
 psql -d postgres -q -c "DROP DATABASE pg_ecom_restored"
 for db in pg_ecom_upgrade pg_ecom_fresh; do psql -d postgres -q -c "DROP DATABASE $db"; done
-echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install; the loop works on 0.1.0 heads; pg_dump/restore keeps ids, the sequence and the loop's rows"
+echo "upgrade: 0.1.0 -> $NEW: $(echo "$after" | wc -w) heads kept, ${diff#* of } scores identical, names scrubbed, $objects catalog entries as a fresh install; the loop works on 0.1.0 heads; pg_dump/restore keeps ids, the sequence, the loop's rows and a vectorizer with its queue"

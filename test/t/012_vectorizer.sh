@@ -24,6 +24,11 @@
 #    trigger runs as the extension's owner)
 # 12 detach: triggers and queue gone, embeddings kept, new rows not queued
 # 13 the worker, terminated, is started again by the launcher
+# 14 progress of long calls (pg_ecom.progress_interval): NOTICEs from
+#    ecom_embed_batch (through the inference worker and in the backend)
+#    and ecom_meta_train, each with a closing line; none when it is 0
+# 15 a fast shutdown in the middle of a backfill (the inference worker goes
+#    first) completes within pg_ctl's wait, and the backfill resumes after
 # usage: test/t/012_vectorizer.sh PORT
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -210,6 +215,37 @@ wait_for "SELECT NOT wrong(embedding, title) FROM picky WHERE id = 41" 90 || fai
 new=$(q -c "SELECT worker_pid FROM ecom.vectorizer_status WHERE id = $P")
 [ -n "$new" ] && [ "$new" != "$pid" ] || fail "the worker was not restarted ($pid -> $new)"
 ok "a terminated worker is started again by the launcher"
+
+# -- 14 progress NOTICEs
+P1="SET pg_ecom.progress_interval = '1ms'"
+E="SELECT count(*) FROM ecom_embed_batch(ARRAY(SELECT 'progress check ' || g || ' ' || md5(g::text) FROM generate_series(1, 300) g))"
+for mode in worker backend; do
+  out=$(q -c "SET pg_ecom.inference = '$mode'" -c "$P1" -c "${E/progress check/progress $mode}" 2>&1)
+  grep -Eq "NOTICE:  pg_ecom: ecom_embed_batch: encoding [0-9]+ of 300 texts \([0-9]+ %\), [0-9]+ texts/s" <<< "$out" \
+    || fail "no progress from ecom_embed_batch ($mode): $out"
+  grep -q "NOTICE:  pg_ecom: ecom_embed_batch: done in" <<< "$out" || fail "no closing line ($mode): $out"
+done
+out=$(q -c "${E/progress check/no progress}" 2>&1)
+if grep -q NOTICE <<< "$out"; then fail "progress NOTICEs with pg_ecom.progress_interval = 0: $out"; fi
+q -c "CREATE TABLE mt_events AS SELECT 'shop' || (g % 3) AS tenant, 'viewed: ' || (ARRAY['tea', 'bikes'])[1 + g % 2] AS context,
+        (ARRAY['green tea tin', 'bike helmet', 'paint set'])[1 + g % 3] AS item, 'purchase'::text AS behaviour, g % 2 = g % 3 AS label
+        FROM generate_series(1, 90) g"
+out=$(q -c "$P1" -c "SELECT ecom_meta_train('mt_events', meta_steps => 10) IS NOT NULL" 2>&1)
+grep -q "NOTICE:  pg_ecom: ecom_meta_train: training on" <<< "$out" && grep -q "NOTICE:  pg_ecom: ecom_meta_train: done in" <<< "$out" \
+  || fail "no progress from ecom_meta_train: $out"
+ok "progress NOTICEs from ecom_embed_batch (worker and backend) and ecom_meta_train; none when off"
+
+# -- 15 fast shutdown mid-backfill
+q -c "CREATE TABLE shut (id int PRIMARY KEY, body text, emb real[])"
+q -c "INSERT INTO shut SELECT g, 'shutdown ' || g || ' ' || md5(g::text || 'shut') FROM generate_series(1, 3000) g"
+S=$(q -c "SELECT ecom_vectorizer_attach('shut', 'body', 'emb', batch_size => 256)")
+wait_for "SELECT rows_embedded > 0 FROM ecom.vectorizer_status WHERE id = $S" 60 || fail "the shutdown backfill did not start"
+as_pg "$(pg_config --bindir)/pg_ctl" -D .ecom/clusters/$NAME/data -m fast -w -t 60 stop >/dev/null \
+  || fail "a fast shutdown mid-backfill did not finish within 60 s"
+PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=pg_ecom -c pg_ecom.vectorizer_naptime=200" scripts/cluster start $NAME "$PORT"
+settled "$S" 120 || fail "the backfill did not resume after a fast shutdown"
+[ "$(right shut emb body)" = "0/3000" ] || fail "after the fast shutdown: $(right shut emb body)"
+ok "a fast shutdown mid-backfill completes; the backfill resumes and ends right"
 
 log=.ecom/clusters/$NAME/server.log
 if as_pg grep -q "terminated by signal 11\|PANIC" "$log" 2>/dev/null; then fail "the server log shows a crash"; fi
