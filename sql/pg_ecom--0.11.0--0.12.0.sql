@@ -2,7 +2,7 @@
 -- Vectorizers (docs/vectorizer.md): an embedding column that follows its
 -- text column.
 --  * ecom_vectorizer_attach / _detach / _run / _retry / _wake, the view
---    ecom.vectorizer_status;
+--    ecom.vectorizer_status; ecom_vectorizer_write (internal, superuser);
 --  * the tables ecom.vectorizers and ecom.vectorizer_queue (kept by pg_dump);
 --  * two event triggers: a column a vectorizer reads may not be renamed or
 --    dropped, and a dropped table takes its vectorizers with it.
@@ -14,6 +14,16 @@ CREATE FUNCTION @extschema@."ecom_vectorizer_wake"() RETURNS INT
 STRICT VOLATILE PARALLEL UNSAFE COST 1000
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ecom_vectorizer_wake_wrapper';
+
+CREATE FUNCTION @extschema@."ecom_vectorizer_write"(
+	"source" oid,
+	"statement" TEXT,
+	"keys" TEXT[],
+	"role" TEXT
+) RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE COST 10000
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ecom_vectorizer_write_wrapper';
 
 -- Vectorizers (docs/vectorizer.md): an embedding column that follows its
 -- text column. Triggers queue a changed row's key in the writer's own
@@ -96,62 +106,54 @@ END
 $$;
 
 -- Embeds the rows of `keys` (all their queue entries are taken) and writes
--- each embedding where the row still holds the text embedded. Runs the
--- table's side as the table's owner, so the table's own triggers and
--- policies never run with the worker's superuser rights. Returns the rows
--- written.
+-- each embedding where the row still holds the text embedded (compared
+-- byte for byte: a nondeterministic collation must not hide a change).
+-- The write runs as the table's owner in a security-restricted operation
+-- (ecom_vectorizer_write, vectorizer/owner.rs). Returns the rows written.
 CREATE FUNCTION ecom.vectorizer_embed(v ecom.vectorizers, keys text[]) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   key_type text;
-  owner text;
-  saved_role text := pg_catalog.current_setting('role');
-  written int;
 BEGIN
   DELETE FROM ecom.vectorizer_queue
    WHERE ctid = ANY (ARRAY(SELECT ctid FROM ecom.vectorizer_queue
                             WHERE vectorizer = v.id AND key = ANY (keys)
                               FOR UPDATE SKIP LOCKED));
-  SELECT pg_catalog.format_type(a.atttypid, NULL), c.relowner::regrole::text
-    INTO key_type, owner
-    FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = v.key_column AND NOT a.attisdropped
-   WHERE c.oid = v.source;
+  SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO key_type
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = v.source AND a.attname = v.key_column AND NOT a.attisdropped;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'vectorizer %: table % or its key column "%" no longer exists', v.id, v.source, v.key_column
       USING ERRCODE = 'undefined_column',
             HINT = pg_catalog.format('Detach it: SELECT ecom_vectorizer_detach(%s);', v.id);
   END IF;
-  PERFORM pg_catalog.set_config('role', owner, true);
-  EXECUTE pg_catalog.format($q$
+  RETURN @extschema@.ecom_vectorizer_write(v.source::oid, pg_catalog.format($q$
     WITH rows AS MATERIALIZED (
       SELECT s.%1$I AS key, (s.%2$I)::pg_catalog.text AS txt,
              pg_catalog.row_number() OVER () AS ord
-        FROM %3$s s
+        FROM ONLY %3$s s
        WHERE s.%1$I = ANY ($1::pg_catalog.text[]::%4$s[])),
     emb AS MATERIALIZED (
       SELECT e.ord, e.embedding
-        FROM @extschema@.ecom_embed_batch(ARRAY(SELECT r.txt FROM rows r ORDER BY r.ord), $2) e)
-    UPDATE %3$s s SET %5$I = emb.embedding
-      FROM rows JOIN emb ON emb.ord = rows.ord
-     WHERE s.%1$I = rows.key
-       AND (s.%2$I)::pg_catalog.text IS NOT DISTINCT FROM rows.txt$q$,
-    v.key_column, v.text_column, v.source, key_type, v.embedding_column)
-  USING keys, v.role;
-  GET DIAGNOSTICS written = ROW_COUNT;
-  PERFORM pg_catalog.set_config('role', saved_role, true);
-  RETURN written;
+        FROM @extschema@.ecom_embed_batch(ARRAY(SELECT r.txt FROM rows r ORDER BY r.ord), $2) e),
+    written AS (
+      UPDATE ONLY %3$s s SET %5$I = emb.embedding
+        FROM rows JOIN emb ON emb.ord = rows.ord
+       WHERE s.%1$I = rows.key
+         AND (s.%2$I)::pg_catalog.text COLLATE "C" IS NOT DISTINCT FROM rows.txt COLLATE "C"
+      RETURNING 1)
+    SELECT pg_catalog.count(*) FROM written$q$,
+    v.key_column, v.text_column, v.source, key_type, v.embedding_column), keys, v.role)::int;
 END
 $$;
 
 -- One batch of vectorizer `vid`: up to `n` of its oldest queued keys.
--- Returns the keys it took; 0 when there were none, or when the batch
--- failed as a whole (they stay queued).
--- A batch that fails is tried again one row at a time (unless the encoder
--- cannot embed at all): a row that fails alone while others succeed counts
--- an attempt (at 3 it waits for ecom_vectorizer_retry); when no row
--- succeeds the fault is not the rows' (the model, the column's type):
--- nothing counts, the error is kept and the worker backs off.
+-- Returns the keys it took; 0 when there were none, when another session
+-- is running a batch of it, or when the encoder cannot embed (they stay
+-- queued, the worker backs off). A batch that fails is tried again one
+-- row at a time: a row that fails alone counts an attempt (at 3 it waits
+-- for ecom_vectorizer_retry), except a row another session keeps locked
+-- (lock_timeout), which is simply tried again later.
 CREATE FUNCTION ecom.vectorizer_batch(vid int, n int) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -159,14 +161,16 @@ DECLARE
   keys text[];
   k text;
   written int := 0;
-  ok int := 0;
   failed text[] := '{}';
   errors text[] := '{}';
   msg text;
+  state text;
   batch_error text;
   t timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-  SELECT * INTO v FROM ecom.vectorizers WHERE id = vid;
+  -- one batch per vectorizer at a time; detach waits for it (and a batch
+  -- for detach), always in this order: the vectorizer's row first
+  SELECT * INTO v FROM ecom.vectorizers WHERE id = vid FOR NO KEY UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
     RETURN 0;
   END IF;
@@ -183,32 +187,32 @@ BEGIN
     GET STACKED DIAGNOSTICS batch_error = MESSAGE_TEXT;
     -- can the encoder embed at all? (a text no cache holds) If not, every
     -- row alone would fail too, each after as long (an inference worker's
-    -- timeout): leave the rows queued at once
+    -- timeout): leave the rows queued, untouched, and back off
     BEGIN
       PERFORM @extschema@.ecom_embed_batch(
         ARRAY['pg_ecom vectorizer probe ' || pg_catalog.clock_timestamp()::pg_catalog.text], v.role);
     EXCEPTION WHEN OTHERS THEN
-      keys := '{}';
+      UPDATE ecom.vectorizers
+         SET last_error = batch_error, last_error_at = pg_catalog.clock_timestamp(),
+             failures = failures + 1,
+             retry_at = pg_catalog.clock_timestamp()
+                        + pg_catalog.make_interval(secs => LEAST(300, 2 ^ LEAST(failures + 1, 9)))
+       WHERE id = vid;
+      RETURN 0;
     END;
     FOREACH k IN ARRAY keys LOOP
       BEGIN
         written := written + ecom.vectorizer_embed(v, ARRAY[k]);
-        ok := ok + 1;
-      EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-        failed := failed || k;
-        errors := errors || msg;
+      EXCEPTION
+        WHEN lock_not_available THEN
+          NULL;  -- a user holds the row: stays queued, not its fault
+        WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+          failed := failed || k;
+          errors := errors || msg;
       END;
     END LOOP;
   END;
-  IF batch_error IS NOT NULL AND ok = 0 THEN
-    UPDATE ecom.vectorizers
-       SET last_error = batch_error, last_error_at = pg_catalog.now(),
-           failures = failures + 1,
-           retry_at = pg_catalog.now() + pg_catalog.make_interval(secs => LEAST(300, 2 ^ LEAST(failures, 9)))
-     WHERE id = vid;
-    RETURN 0;
-  END IF;
   IF pg_catalog.cardinality(failed) > 0 THEN
     UPDATE ecom.vectorizer_queue q
        SET attempts = q.attempts + 1, last_error = f.msg
@@ -216,7 +220,7 @@ BEGIN
      WHERE q.vectorizer = vid AND q.key = f.key;
     UPDATE ecom.vectorizers
        SET last_error = pg_catalog.format('row %s: %s', failed[1], errors[1]),
-           last_error_at = pg_catalog.now(),
+           last_error_at = pg_catalog.clock_timestamp(),
            rows_failed = rows_failed + pg_catalog.cardinality(failed)
      WHERE id = vid;
   END IF;
@@ -236,23 +240,14 @@ BEGIN
 END
 $$;
 
--- What the background worker runs in each of its transactions: one batch
--- of every vectorizer with queued rows that is not backing off. Returns the
--- keys taken (0: nothing to do, sleep).
-CREATE FUNCTION ecom.vectorizer_step() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v record;
-  total bigint := 0;
-BEGIN
-  FOR v IN SELECT z.id, z.batch_size FROM ecom.vectorizers z
-            WHERE (z.retry_at IS NULL OR z.retry_at <= pg_catalog.now())
-              AND EXISTS (SELECT FROM ecom.vectorizer_queue q WHERE q.vectorizer = z.id AND q.attempts < 3)
-            ORDER BY z.id LOOP
-    total := total + ecom.vectorizer_batch(v.id, v.batch_size);
-  END LOOP;
-  RETURN total;
-END
+-- The vectorizers the worker has work for now: queued rows, not backing
+-- off. It runs one batch of each, each batch its own transaction.
+CREATE FUNCTION ecom.vectorizers_due() RETURNS TABLE (id int, batch_size int)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT z.id, z.batch_size FROM ecom.vectorizers z
+   WHERE (z.retry_at IS NULL OR z.retry_at <= pg_catalog.clock_timestamp())
+     AND EXISTS (SELECT FROM ecom.vectorizer_queue q WHERE q.vectorizer = z.id AND q.attempts < 3)
+   ORDER BY z.id
 $$;
 
 CREATE FUNCTION @extschema@.ecom_vectorizer_attach(
@@ -268,6 +263,7 @@ LANGUAGE plpgsql COST 1000000 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   rel record;
   key_col name;
+  key_type oid;
   text_type text;
   emb_type text;
   emb_typmod int;
@@ -289,10 +285,18 @@ BEGIN
     RAISE EXCEPTION 'batch_size must be between 1 and 10000, got %', batch_size
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  SELECT c.relkind, c.relispartition INTO rel FROM pg_catalog.pg_class c WHERE c.oid = source;
+  SELECT c.relkind, c.relispartition, c.relpersistence INTO rel FROM pg_catalog.pg_class c WHERE c.oid = source;
   IF rel.relkind IS DISTINCT FROM 'r' OR rel.relispartition THEN
     RAISE EXCEPTION '% is not a table', source USING ERRCODE = 'wrong_object_type',
       HINT = 'A vectorizer attaches to an ordinary table (not a view, a partitioned table or a partition).';
+  END IF;
+  IF rel.relpersistence = 't' THEN
+    RAISE EXCEPTION '% is a temporary table', source USING ERRCODE = 'wrong_object_type',
+      HINT = 'The vectorizer worker cannot see another session''s temporary table.';
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = source OR i.inhparent = source) THEN
+    RAISE EXCEPTION '% takes part in table inheritance', source USING ERRCODE = 'wrong_object_type',
+      HINT = 'Attach to a table without parents or children.';
   END IF;
   SELECT pg_catalog.format_type(a.atttypid, NULL) INTO text_type FROM pg_catalog.pg_attribute a
    WHERE a.attrelid = source AND a.attname = text_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -325,13 +329,23 @@ BEGIN
         USING ERRCODE = 'datatype_mismatch';
     END IF;
   END IF;
-  SELECT a.attname INTO key_col
+  SELECT a.attname, a.atttypid INTO key_col, key_type
     FROM pg_catalog.pg_index i
     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
    WHERE i.indrelid = source AND i.indisprimary AND i.indnkeyatts = 1;
   IF key_col IS NULL THEN
     RAISE EXCEPTION 'table % has no one-column primary key', source USING ERRCODE = 'object_not_in_prerequisite_state',
       HINT = 'A vectorizer finds each queued row again by its primary key: add one (a composite key is not supported).';
+  END IF;
+  -- keys travel through the queue as text: only types whose text form is
+  -- exact and independent of session settings (and whose casts nobody
+  -- but the system can redefine)
+  IF key_type NOT IN ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                      'pg_catalog.numeric'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype,
+                      'pg_catalog.uuid'::regtype) THEN
+    RAISE EXCEPTION 'the primary key of % is %, which a vectorizer does not support', source, key_type::regtype
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Supported key types: smallint, integer, bigint, numeric, text, varchar, uuid.';
   END IF;
   IF key_col IN (text_column, embedding_column) THEN
     RAISE EXCEPTION 'the primary key column "%" cannot be the text or the embedding column', key_col
@@ -350,14 +364,15 @@ BEGIN
   EXECUTE pg_catalog.format(
     'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS ecom_new_rows FOR EACH STATEMENT EXECUTE FUNCTION ecom.vectorizer_inserted(%s, %L)',
     'ecom_vectorizer_' || vid || '_insert', source, vid, key_col);
-  -- updates: only where the text changed; naming both columns also makes
-  -- DROP COLUMN of either refuse while the vectorizer is attached
+  -- updates: where the text (byte for byte) or the key changed. No column
+  -- list: the WHEN clause sees what BEFORE triggers made of the row too,
+  -- and its columns cannot be dropped while it exists
   EXECUTE pg_catalog.format(
-    'CREATE TRIGGER %I AFTER UPDATE OF %I, %I ON %s FOR EACH ROW WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION ecom.vectorizer_updated(%s, %L)',
-    'ecom_vectorizer_' || vid || '_update', text_column, embedding_column, source, text_column, text_column, vid, key_col);
+    'CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (OLD.%I COLLATE "C" IS DISTINCT FROM NEW.%I COLLATE "C" OR OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION ecom.vectorizer_updated(%s, %L)',
+    'ecom_vectorizer_' || vid || '_update', source, text_column, text_column, key_col, key_col, vid, key_col);
   IF backfill THEN
     EXECUTE pg_catalog.format(
-      'INSERT INTO ecom.vectorizer_queue (vectorizer, key) SELECT $1, (s.%I)::pg_catalog.text FROM %s s',
+      'INSERT INTO ecom.vectorizer_queue (vectorizer, key) SELECT $1, (s.%I)::pg_catalog.text FROM ONLY %s s',
       key_col, source) USING vid;
     GET DIAGNOSTICS queued = ROW_COUNT;
   END IF;
@@ -483,7 +498,9 @@ BEGIN
   FOR v IN SELECT z.id, z.source, c.col
              FROM ecom.vectorizers z,
                   LATERAL pg_catalog.unnest(ARRAY[z.key_column, z.text_column, z.embedding_column]) AS c(col)
-            WHERE EXISTS (SELECT FROM pg_catalog.pg_class r WHERE r.oid = z.source)
+            WHERE z.source::oid IN (SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                                     WHERE d.classid = 'pg_catalog.pg_class'::regclass)
+              AND EXISTS (SELECT FROM pg_catalog.pg_class r WHERE r.oid = z.source)
               AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
                                WHERE a.attrelid = z.source AND a.attname = c.col AND NOT a.attisdropped) LOOP
     RAISE EXCEPTION 'column "%" of table % is read by vectorizer %', v.col, v.source, v.id
@@ -511,3 +528,11 @@ END
 $$;
 CREATE EVENT TRIGGER ecom_vectorizer_dropped ON sql_drop
   EXECUTE FUNCTION ecom.vectorizer_dropped();
+
+
+-- the vectorizers' internal functions are not for PUBLIC (vectorizer/schema.sql).
+-- Triggers fire whatever EXECUTE says; CREATE TRIGGER needs it, so nobody
+-- else can hang the trigger functions on a table of theirs.
+REVOKE EXECUTE ON FUNCTION ecom.vectorizer_inserted(), ecom.vectorizer_updated(),
+  ecom.vectorizer_embed(ecom.vectorizers, text[]), ecom.vectorizer_batch(int, int), ecom.vectorizers_due(),
+  @extschema@.ecom_vectorizer_write(oid, text, text[], text), @extschema@.ecom_vectorizer_wake() FROM PUBLIC;

@@ -154,6 +154,12 @@ ALTER FUNCTION @extschema@.ecom_embed_batch(text[], text) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_item_effects(text) ROWS 80000;
 ALTER FUNCTION @extschema@.ecom_top_items(text, text, integer) ROWS 100;
 ALTER FUNCTION @extschema@.ecom_predict_interval(text, text, text, text, double precision, real[]) ROWS 1;
+-- the vectorizers' internal functions are not for PUBLIC (vectorizer/schema.sql).
+-- Triggers fire whatever EXECUTE says; CREATE TRIGGER needs it, so nobody
+-- else can hang the trigger functions on a table of theirs.
+REVOKE EXECUTE ON FUNCTION ecom.vectorizer_inserted(), ecom.vectorizer_updated(),
+  ecom.vectorizer_embed(ecom.vectorizers, text[]), ecom.vectorizer_batch(int, int), ecom.vectorizers_due(),
+  @extschema@.ecom_vectorizer_write(oid, text, text[], text), @extschema@.ecom_vectorizer_wake() FROM PUBLIC;
 "#,
     name = "rows_estimates",
     finalize

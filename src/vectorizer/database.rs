@@ -1,15 +1,15 @@
 //! A vectorizer worker: one process per database, connected to it, that
-//! embeds what the database's vectorizers queued (`ecom.vectorizer_step`,
-//! schema.sql), one batch per vectorizer per transaction, and sleeps
-//! `pg_ecom.vectorizer_naptime` when nothing is queued. Texts go to the
+//! embeds what the database's vectorizers queued (`ecom.vectorizers_due`,
+//! `ecom.vectorizer_batch`, schema.sql), one batch per transaction, and
+//! sleeps `pg_ecom.vectorizer_naptime` when nothing is queued. Texts go to the
 //! inference worker where one runs (the session default when preloaded).
 //! It exits (code 0: a dynamic worker is then forgotten) when its database
-//! has no pg_ecom 0.12.0 or later, or no vectorizer, or another worker
-//! already serves it; the launcher or `ecom_vectorizer_attach` starts it
+//! has no pg_ecom 0.12.0 or later, or no vectorizer for 30 s, or another
+//! worker already serves it; the launcher or `ecom_vectorizer_attach` starts it
 //! again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
@@ -55,9 +55,14 @@ pub fn start(db: pg_sys::Oid, wait: bool) -> Option<i32> {
 /// this server runs no vectorizer workers, or none could start
 /// (max_worker_processes).
 pub fn wake() -> Option<i32> {
-    if !ENABLED.load(Ordering::Relaxed) {
+    // SAFETY: plain reads of this backend's state
+    if !ENABLED.load(Ordering::Relaxed) || unsafe { pg_sys::RecoveryInProgress() } {
+        // a standby starts no vectorizer worker before its promotion
         return None;
     }
+    // pg_stat_activity as of now, not as this transaction first read it
+    // SAFETY: drops this backend's statistics snapshot
+    unsafe { pg_sys::pgstat_clear_snapshot() };
     let running = Spi::get_one::<i32>(
         "SELECT a.pid FROM pg_catalog.pg_stat_activity a
           WHERE a.backend_type OPERATOR(pg_catalog.=) 'pg_ecom vectorizer'::pg_catalog.text
@@ -97,17 +102,18 @@ unsafe extern "C-unwind" fn die(_signo: std::ffi::c_int) {
 #[no_mangle]
 pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
     // SIGTERM as in a backend (shutdown, pg_terminate_backend): the next
     // interrupt check ends the process, in the middle of a batch too (its
     // transaction rolls back: the entries stay queued). A flag checked
     // between batches would keep a fast shutdown waiting on a batch whose
-    // inference worker has already gone.
+    // inference worker has already gone. Installed before the signals are
+    // unblocked.
     // SAFETY: installs a handler that does what postgres.c's die() does
     unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(die)) };
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     // one worker per database: a session-level advisory lock, held until exit
-    let mine = BackgroundWorker::transaction(|| {
+    let mine = in_transaction(|| {
         Spi::get_one::<bool>(
             "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pg_ecom vectorizer'::pg_catalog.text, 0::pg_catalog.int8))",
         )
@@ -118,13 +124,32 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     if !mine {
         return;
     }
+    // a worker started by ecom_vectorizer_attach may look before the attach
+    // commits: it waits a while for a first vectorizer before it leaves
+    let mut idle_since: Option<Instant> = None;
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: what a background worker does on SIGHUP
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        let Some(taken) = BackgroundWorker::transaction(step) else {
-            return;
+        let taken = match in_transaction(due) {
+            Due::NotInstalled => return,
+            Due::NoVectorizer => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= LINGER {
+                    return;
+                }
+                0
+            }
+            Due::Batches(batches) => {
+                idle_since = None;
+                // each batch its own transaction: one vectorizer's wait or
+                // error holds up no other's rows
+                batches
+                    .into_iter()
+                    .map(|(id, size)| in_transaction(|| batch(id, size)))
+                    .sum::<i64>()
+            }
         };
         if taken == 0 {
             // ends the process on SIGTERM (its interrupt check), or on
@@ -140,23 +165,77 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     }
 }
 
-/// One transaction's work: the keys taken, or None when there is nothing
-/// to serve in this database.
-fn step() -> Option<i64> {
+/// How long a worker waits for a first vectorizer before it exits.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// `f` in a transaction of its own, then the statistics a backend reports
+/// after each statement (autovacuum learns of the dead queue rows and table
+/// versions from them; a worker that never reports them keeps them secret).
+fn in_transaction<R>(
+    f: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) -> R {
+    let r = BackgroundWorker::transaction(f);
+    // SAFETY: what worker_spi does after each transaction
+    unsafe {
+        pg_sys::pgstat_report_stat(true);
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
+    }
+    r
+}
+
+enum Due {
+    /// no pg_ecom 0.12.0 or later in this database
+    NotInstalled,
+    NoVectorizer,
+    /// (vectorizer, batch size) with rows to embed now
+    Batches(Vec<(i32, i32)>),
+}
+
+fn due() -> Due {
     let installed = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regprocedure('ecom.vectorizer_step()'::pg_catalog.text) IS NOT NULL",
+        "SELECT pg_catalog.to_regprocedure('ecom.vectorizers_due()'::pg_catalog.text) IS NOT NULL",
     )
     .ok()
     .flatten()
     .unwrap_or(false);
     if !installed {
-        return None;
+        return Due::NotInstalled;
     }
-    // an ERROR in the step (a catalogue problem; a batch's own errors are
-    // kept in ecom.vectorizers) ends this worker with code 1; the launcher
-    // starts another
-    Spi::get_one::<i64>(
-        "SELECT CASE WHEN EXISTS (SELECT FROM ecom.vectorizers) THEN ecom.vectorizer_step() END",
+    let any = Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM ecom.vectorizers)")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !any {
+        return Due::NoVectorizer;
+    }
+    let batches = Spi::connect(|c| {
+        c.select(
+            "SELECT id, batch_size FROM ecom.vectorizers_due()",
+            None,
+            &[],
+        )?
+        .map(|r| Ok((r.get::<i32>(1)?.unwrap_or(0), r.get::<i32>(2)?.unwrap_or(1))))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| pgrx::error!("pg_ecom vectorizer: {e}"));
+    Due::Batches(batches)
+}
+
+/// One batch of vectorizer `id`: the keys taken. A batch's own errors are
+/// kept in ecom.vectorizers; an ERROR escaping (a catalogue problem) ends
+/// this worker with code 1, and the launcher starts another.
+fn batch(id: i32, size: i32) -> i64 {
+    // SAFETY: shows the batch in pg_stat_activity while it runs
+    unsafe {
+        pg_sys::pgstat_report_activity(
+            pg_sys::BackendState::STATE_RUNNING,
+            c"SELECT ecom.vectorizer_batch(…)".as_ptr(),
+        )
+    };
+    Spi::get_one_with_args::<i32>(
+        "SELECT ecom.vectorizer_batch($1::pg_catalog.int4, $2::pg_catalog.int4)",
+        &[id.into(), size.into()],
     )
     .unwrap_or_else(|e| pgrx::error!("pg_ecom vectorizer: {e}"))
+    .unwrap_or(0) as i64
 }

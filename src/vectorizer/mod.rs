@@ -8,3 +8,4 @@
 
 pub mod database;
 pub mod launcher;
+pub mod owner;

@@ -43,6 +43,10 @@ CREATE TABLE bi_vz (id int PRIMARY KEY, title text, emb real[], emb2 real[], n i
 CREATE VIEW bi_vz_view AS SELECT * FROM bi_vz;
 CREATE TABLE bi_vz_nokey (title text, emb real[]);
 CREATE TABLE bi_vz_pair (a int, b int, title text, emb real[], PRIMARY KEY (a, b));
+CREATE TABLE bi_vz_charkey (code char(4) PRIMARY KEY, title text, emb real[]);
+CREATE TEMP TABLE bi_vz_temp (id int PRIMARY KEY, title text, emb real[]);
+CREATE TABLE bi_vz_parent (id int PRIMARY KEY, title text, emb real[]);
+CREATE TABLE bi_vz_child () INHERITS (bi_vz_parent);
 SET client_min_messages = warning;  -- attach's NOTICE where no worker runs
 SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb') > 0 AS attached;
 RESET client_min_messages;
@@ -236,6 +240,9 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_vectorizer_attach', 'embedding column int', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'n')::text$$, NULL),
 ('ecom_vectorizer_attach', 'no primary key', $$SELECT ecom_vectorizer_attach('bi_vz_nokey', 'title', 'emb')::text$$, NULL),
 ('ecom_vectorizer_attach', 'two-column primary key', $$SELECT ecom_vectorizer_attach('bi_vz_pair', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'char(4) primary key', $$SELECT ecom_vectorizer_attach('bi_vz_charkey', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'temporary table', $$SELECT ecom_vectorizer_attach('bi_vz_temp', 'title', 'emb')::text$$, NULL),
+('ecom_vectorizer_attach', 'inheritance parent', $$SELECT ecom_vectorizer_attach('bi_vz_parent', 'title', 'emb')::text$$, NULL),
 ('ecom_vectorizer_attach', 'unknown role', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb2', role => 'shopper')::text$$, NULL),
 ('ecom_vectorizer_attach', 'batch_size 0', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb2', batch_size => 0)::text$$, NULL),
 ('ecom_vectorizer_attach', 'column already attached', $$SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb')::text$$, NULL),
@@ -255,7 +262,7 @@ REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobod
 DROP ROLE bi_nobody;
 SELECT ecom_vectorizer_detach(id) FROM ecom.vectorizers WHERE source = 'bi_vz'::regclass;
 DROP VIEW bi_vz_view;
-DROP TABLE bi_vz, bi_vz_nokey, bi_vz_pair;
+DROP TABLE bi_vz, bi_vz_nokey, bi_vz_pair, bi_vz_charkey, bi_vz_temp, bi_vz_child, bi_vz_parent;
 DROP TABLE cases, bi_feedback_empty, bi_feedback_numeric, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP FUNCTION outcome(text, text);

@@ -69,12 +69,21 @@ SELECT count(*) AS vectorizers_left FROM ecom.vectorizers;
 -- ecom's tables still alters and drops its own
 CREATE ROLE vz_plain;
 GRANT CREATE ON SCHEMA public TO vz_plain;
+GRANT USAGE ON SCHEMA ecom TO vz_plain;
 SET ROLE vz_plain;
 CREATE TABLE vz_own (id int PRIMARY KEY, note text);
+-- nor hang the vectorizer's trigger functions on it (they run as the
+-- extension's owner), nor call its internal functions
+CREATE TRIGGER vz_own_queue AFTER INSERT ON vz_own REFERENCING NEW TABLE AS ecom_new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION ecom.vectorizer_inserted('1', 'id');
+SELECT ecom.vectorizer_batch(1, 10);
+SELECT ecom_vectorizer_write('vz_own'::regclass, 'SELECT 1', '{}', 'item');
+SELECT ecom_vectorizer_wake();
 ALTER TABLE vz_own ADD COLUMN more text;
 ALTER TABLE vz_own RENAME COLUMN note TO remark;
 DROP TABLE vz_own;
 RESET ROLE;
+REVOKE USAGE ON SCHEMA ecom FROM vz_plain;
 REVOKE CREATE ON SCHEMA public FROM vz_plain;
 DROP ROLE vz_plain;
 DROP TABLE vz_items;

@@ -15,13 +15,15 @@
 #  8 a row the table refuses (a CHECK) fails alone: 3 attempts, then it
 #    waits (failed = 1, its error kept) while the other rows are embedded;
 #    ecom_vectorizer_retry after the fix embeds it
-#  9 a fault of every row (the column refuses all) is kept as last_error,
-#    nothing counts as failed, the worker backs off, and once fixed it
-#    catches up by itself
+#  9 rows the column refuses all fail alone and are parked (retry embeds
+#    them once fixed); an encoder that cannot load counts against no row,
+#    the worker backs off and catches up by itself
 # 10 the columns it reads cannot be dropped or renamed while attached;
 #    DROP TABLE removes the vectorizer and its queue
 # 11 a role that may only insert into the table queues its rows (the
 #    trigger runs as the extension's owner)
+#    (11b) the write runs as the table's owner, security-restricted: the
+#    owner's trigger sees the owner as current_user and cannot SET ROLE
 # 12 detach: triggers and queue gone, embeddings kept, new rows not queued
 # 13 the worker, terminated, is started again by the launcher
 # 14 progress of long calls (pg_ecom.progress_interval): NOTICEs from
@@ -164,18 +166,32 @@ settled "$P" 60 || fail "the retried row was not embedded"
 [ "$(right picky embedding title)" = "0/40" ] || fail "after retry: $(right picky embedding title)"
 ok "a refused row failed alone (3 attempts, error kept), 39 others embedded; retry embedded it"
 
-# -- 9 every row refused: a fault of the column, not of the rows
+# -- 9 every row refused by the table (a CHECK on the column): each fails
+# alone and is parked after 3 attempts, the error kept; fixed, retried,
+# embedded. Then an encoder that cannot embed at all: nothing counts
+# against the rows, the worker backs off, and heals by itself.
 q -c "CREATE TABLE narrow (id int PRIMARY KEY, title text, embedding real[] CHECK (cardinality(embedding) = 3))"
 q -c "INSERT INTO narrow SELECT g, 'narrow item ' || g FROM generate_series(1, 30) g"
 W=$(q -c "SELECT ecom_vectorizer_attach('narrow', 'title', 'embedding', batch_size => 10)")
-wait_for "SELECT last_error IS NOT NULL AND retry_at IS NOT NULL FROM ecom.vectorizer_status WHERE id = $W" 60 \
+wait_for "SELECT pending = 0 AND failed = 30 FROM ecom.vectorizer_status WHERE id = $W" 90 \
   || fail "a column that refuses all rows: $(q -c "SELECT * FROM ecom.vectorizer_status WHERE id = $W")"
-[ "$(q -c "SELECT pending || '/' || failed || '/' || rows_failed FROM ecom.vectorizer_status WHERE id = $W")" = "30/0/0" ] \
-  || fail "a fault of every row counted rows as failed: $(q -c "SELECT * FROM ecom.vectorizer_status WHERE id = $W")"
+case "$(q -c "SELECT last_error FROM ecom.vectorizer_status WHERE id = $W")" in
+  "row "*narrow_embedding_check*) ;; *) fail "last_error of refused rows: $(q -c "SELECT last_error FROM ecom.vectorizer_status WHERE id = $W")" ;; esac
 q -c "ALTER TABLE narrow DROP CONSTRAINT narrow_embedding_check"
-settled "$W" 60 || fail "after the fix the worker did not catch up"
+[ "$(q -c "SELECT ecom_vectorizer_retry($W)")" = 30 ] || fail "retry did not requeue the 30 rows"
+settled "$W" 60 || fail "after the fix and retry the rows were not embedded"
 [ "$(right narrow embedding title)" = "0/30" ] || fail "narrow after the fix: $(right narrow embedding title)"
-ok "a fault of every row is kept as last_error, counts no row as failed, and heals by itself once fixed"
+q -c "ALTER SYSTEM SET pg_ecom.model_dir = '/nonexistent/pg_ecom_model'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q -c "INSERT INTO narrow SELECT g, 'narrow item ' || g FROM generate_series(31, 40) g"
+wait_for "SELECT last_error IS NOT NULL AND retry_at IS NOT NULL AND last_error_at > now() - interval '1 minute' AND last_error NOT LIKE 'row %' FROM ecom.vectorizer_status WHERE id = $W" 90 \
+  || fail "an encoder that cannot load: $(q -c "SELECT * FROM ecom.vectorizer_status WHERE id = $W")"
+[ "$(q -c "SELECT pending || '/' || failed FROM ecom.vectorizer_status WHERE id = $W")" = "10/0" ] \
+  || fail "an encoder that cannot load counted rows as failed: $(q -c "SELECT * FROM ecom.vectorizer_status WHERE id = $W")"
+q -c "ALTER SYSTEM RESET pg_ecom.model_dir" -c "SELECT pg_reload_conf()" >/dev/null
+settled "$W" 120 || fail "after the encoder came back the worker did not catch up"
+[ "$(right narrow embedding title)" = "0/40" ] || fail "narrow after the encoder came back: $(right narrow embedding title)"
+ok "rows the column refuses are parked after 3 attempts each and embedded after retry; an encoder that cannot load counts against no row, backs off and heals by itself"
 
 # -- 10 columns it reads, and DROP TABLE
 for ddl in "ALTER TABLE products DROP COLUMN title" "ALTER TABLE products DROP COLUMN embedding CASCADE" \
@@ -195,6 +211,27 @@ scripts/cluster psql $NAME "$PORT" -d postgres -U shop_writer -qAt -v ON_ERROR_S
 settled "$V" 60 || fail "a plain writer's row was not embedded"
 [ "$(q -c "SELECT NOT wrong(embedding, title) FROM products WHERE id = 5001")" = t ] || fail "a plain writer's row"
 ok "a role that may only write the table queues its rows"
+
+# -- 11b the write runs as the table's owner, in a security-restricted
+# operation: the owner's trigger sees the owner as current_user, and one
+# that tries to become the superuser fails (that row is parked)
+q -c "CREATE ROLE shop_owner" -c "GRANT CREATE ON SCHEMA public TO shop_owner"
+q -c "SET ROLE shop_owner" \
+  -c "CREATE TABLE owned (id int PRIMARY KEY, title text, emb real[])" \
+  -c "CREATE TABLE owned_log (who name, id int)" \
+  -c "CREATE FUNCTION owned_audit() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN
+        IF NEW.id = 7 THEN PERFORM set_config('role', 'postgres', true); END IF;
+        INSERT INTO owned_log VALUES (current_user, NEW.id); RETURN NEW; END\$\$" \
+  -c "CREATE TRIGGER owned_audit AFTER UPDATE ON owned FOR EACH ROW EXECUTE FUNCTION owned_audit()" \
+  -c "INSERT INTO owned SELECT g, 'owned item ' || g FROM generate_series(1, 10) g" -c "RESET ROLE"
+O=$(q -c "SELECT ecom_vectorizer_attach('owned', 'title', 'emb')")
+wait_for "SELECT pending = 0 AND failed = 1 FROM ecom.vectorizer_status WHERE id = $O" 90 \
+  || fail "the owned table: $(q -c "SELECT * FROM ecom.vectorizer_status WHERE id = $O")"
+[ "$(q -c "SELECT string_agg(DISTINCT who, ',') || ' ' || count(DISTINCT id) FROM owned_log")" = "shop_owner 9" ] \
+  || fail "the owner's trigger ran as: $(q -c "SELECT who, count(*) FROM owned_log GROUP BY who")"
+case "$(q -c "SELECT last_error FROM ecom.vectorizer_status WHERE id = $O")" in
+  "row 7: cannot set parameter \"role\" within "*) ;; *) fail "a trigger that sets role: $(q -c "SELECT last_error FROM ecom.vectorizer_status WHERE id = $O")" ;; esac
+ok "the write runs as the table's owner; its trigger cannot SET ROLE to the superuser (that row parked, 9 embedded)"
 
 # -- 12 detach
 q -c "SELECT ecom_vectorizer_detach($V)" >/dev/null

@@ -43,7 +43,9 @@ done
 size_mb=$(du -m "$DEB" | cut -f1)
 ok "$(basename "$DEB") built: $size_mb MB, Depends: $deps"
 
-# -- 2 the source install, removed
+# -- 2 the source install, removed (and the package, where an earlier run
+# left it installed)
+$SUDO dpkg -r postgresql-15-pg-ecom >/dev/null 2>&1 || true
 $SUDO rm -rf "$LIB/pg_ecom.so" "$EXT/pg_ecom" "$EXT"/pg_ecom.control "$EXT"/pg_ecom--*.sql "$EXT"/pg_ecom_vector*
 stop
 as_pg rm -rf .ecom/clusters/$NAME/data
@@ -61,6 +63,7 @@ t1=$(date +%s.%N)
 install_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 dpkg -s postgresql-15-pg-ecom | grep -q "^Status: install ok installed" || fail "dpkg does not list the package as installed"
 for so in "$LIB/pg_ecom.so" "$EXT/pg_ecom/libonnxruntime.so"; do
+  [ -f "$so" ] || fail "apt install did not put $so in place"
   if ldd "$so" | grep -q "not found"; then fail "$so: $(ldd "$so" | grep 'not found')"; fi
 done
 ok "apt install in $install_s s; both libraries resolve every dependency"
