@@ -28,13 +28,17 @@ pub fn enable() {
 }
 
 /// Starts a worker for database `db`; with `wait`, waits until it runs and
-/// returns its pid (the caller must be a backend: it is told the pid).
+/// returns its pid (the caller must be a backend: it is told the pid), and
+/// the worker waits up to 30 s for a first vectorizer.
 pub fn start(db: pg_sys::Oid, wait: bool) -> Option<i32> {
     let mut b = BackgroundWorkerBuilder::new("pg_ecom vectorizer")
         .set_type("pg_ecom vectorizer")
         .set_library("pg_ecom")
         .set_function("pg_ecom_vectorizer_main")
-        .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+        // the database, and (bit 32) whether to wait for a first vectorizer
+        .set_argument(Some(pg_sys::Datum::from(
+            db.to_u32() as u64 | (wait as u64) << 32,
+        )))
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         // never restarted by the postmaster: the launcher decides
@@ -102,6 +106,7 @@ unsafe extern "C-unwind" fn die(_signo: std::ffi::c_int) {
 #[no_mangle]
 pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
+    let linger = (arg.value() as u64 >> 32) & 1 == 1;
     // SIGTERM as in a backend (shutdown, pg_terminate_backend): the next
     // interrupt check ends the process, in the middle of a batch too (its
     // transaction rolls back: the entries stay queued). A flag checked
@@ -125,7 +130,9 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
         return;
     }
     // a worker started by ecom_vectorizer_attach may look before the attach
-    // commits: it waits a while for a first vectorizer before it leaves
+    // commits: it waits a while for a first vectorizer before it leaves.
+    // One the launcher started leaves at once: a session connected to a
+    // database makes DROP DATABASE and CREATE DATABASE … TEMPLATE refuse.
     let mut idle_since: Option<Instant> = None;
     loop {
         if BackgroundWorker::sighup_received() {
@@ -136,7 +143,7 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
             Due::NotInstalled => return,
             Due::NoVectorizer => {
                 let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= LINGER {
+                if !linger || since.elapsed() >= LINGER {
                     return;
                 }
                 0
