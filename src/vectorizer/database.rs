@@ -118,14 +118,27 @@ pub extern "C-unwind" fn pg_ecom_vectorizer_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     // one worker per database: a session-level advisory lock, held until exit
-    let mine = in_transaction(|| {
-        Spi::get_one::<bool>(
-            "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pg_ecom vectorizer'::pg_catalog.text, 0::pg_catalog.int8))",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
-    });
+    let try_lock = || {
+        in_transaction(|| {
+            Spi::get_one::<bool>(
+                "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended('pg_ecom vectorizer'::pg_catalog.text, 0::pg_catalog.int8))",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        })
+    };
+    let started = Instant::now();
+    let mut mine = try_lock();
+    // one attach started may find a worker the launcher started that is
+    // about to leave (it looked before the attach committed): it waits to
+    // take over rather than leave the database without one
+    while !mine && linger && started.elapsed() < LINGER {
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(200))) {
+            return;
+        }
+        mine = try_lock();
+    }
     if !mine {
         return;
     }

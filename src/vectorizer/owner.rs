@@ -2,10 +2,15 @@
 //! security-restricted operation, the way REFRESH MATERIALIZED VIEW runs
 //! an owner's code: the table's triggers, constraints, policies and index
 //! expressions get the owner's rights and cannot SET ROLE back to the
-//! worker's superuser. `search_path` is the session's default, not the
-//! caller's pinned one, so the table's own unqualified names resolve as in
-//! an ordinary session; `lock_timeout` bounds the wait for a row a user
-//! keeps locked (that row is tried again later, schema.sql).
+//! worker's superuser. A deferred trigger the write queued is made to fire
+//! before the identity is given back (SET CONSTRAINTS ALL IMMEDIATE), which
+//! Postgres refuses in that context: such a write fails; and whatever
+//! settings the owner's code changed are rolled back, as REFRESH
+//! MATERIALIZED VIEW rolls them back. `search_path` is pg_catalog first,
+//! then the session's default: the table's own unqualified names resolve as
+//! in an ordinary session, the statement's operators only to the system's.
+//! `lock_timeout` bounds the wait for a row or table a user keeps locked
+//! (the batch is tried again later, schema.sql).
 
 use pgrx::prelude::*;
 
@@ -46,9 +51,12 @@ pub fn write_as_owner(source: pg_sys::Oid, statement: &str, keys: Vec<String>, r
                     as i32,
         );
         let nest = pg_sys::NewGUCNestLevel();
-        let path = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
+        let reset =
+            std::ffi::CStr::from_ptr(pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()));
+        let path = std::ffi::CString::new(format!("pg_catalog, {}", reset.to_string_lossy()))
+            .unwrap_or_else(|_| c"pg_catalog".to_owned());
         for (name, value) in [
-            (c"search_path".as_ptr(), path),
+            (c"search_path".as_ptr(), path.as_ptr()),
             (c"lock_timeout".as_ptr(), LOCK_TIMEOUT.as_ptr()),
         ] {
             pg_sys::set_config_option(
@@ -67,9 +75,16 @@ pub fn write_as_owner(source: pg_sys::Oid, statement: &str, keys: Vec<String>, r
     let written = Spi::get_one_with_args::<i64>(statement, &[keys.into(), role.into()])
         .unwrap_or_else(|e| PgError::internal(format!("vectorizer write: {e}")).raise())
         .unwrap_or(0);
-    // SAFETY: undoes the above, in reverse
+    // deferred triggers of the owner's would otherwise fire at commit, as
+    // the caller. Postgres fires none inside a security-restricted
+    // operation: a write that queued one fails here (the row is parked,
+    // with that error), never escalates
+    Spi::run("SET CONSTRAINTS ALL IMMEDIATE")
+        .unwrap_or_else(|e| PgError::internal(format!("vectorizer write: {e}")).raise());
+    // SAFETY: undoes the above, in reverse; `false`: the settings the
+    // owner's code changed go too
     unsafe {
-        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::AtEOXact_GUC(false, nest);
         pg_sys::SetUserIdAndSecContext(user, context);
     }
     written

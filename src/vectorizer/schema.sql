@@ -125,8 +125,8 @@ $$;
 -- is running a batch of it, or when the encoder cannot embed (they stay
 -- queued, the worker backs off). A batch that fails is tried again one
 -- row at a time: a row that fails alone counts an attempt (at 3 it waits
--- for ecom_vectorizer_retry), except a row another session keeps locked
--- (lock_timeout), which is simply tried again later.
+-- for ecom_vectorizer_retry). A lock another session keeps (lock_timeout)
+-- is nobody's fault: the batch is tried again later, with back-off.
 CREATE FUNCTION ecom.vectorizer_batch(vid int, n int) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -137,8 +137,8 @@ DECLARE
   failed text[] := '{}';
   errors text[] := '{}';
   msg text;
-  state text;
   batch_error text;
+  skipped int := 0;
   t timestamptz := pg_catalog.clock_timestamp();
 BEGIN
   -- one batch per vectorizer at a time; detach waits for it (and a batch
@@ -156,7 +156,21 @@ BEGIN
   END IF;
   BEGIN
     written := ecom.vectorizer_embed(v, keys);
-  EXCEPTION WHEN OTHERS THEN
+  EXCEPTION
+  WHEN lock_not_available THEN
+    -- a row or the table a user keeps locked (lock_timeout, owner.rs):
+    -- not the rows' fault; this vectorizer waits, backing off, while the
+    -- database's others go on
+    GET STACKED DIAGNOSTICS batch_error = MESSAGE_TEXT;
+    UPDATE ecom.vectorizers
+       SET last_error = batch_error || ' (a lock another session holds; tried again later)',
+           last_error_at = pg_catalog.clock_timestamp(),
+           failures = failures + 1,
+           retry_at = pg_catalog.clock_timestamp()
+                      + pg_catalog.make_interval(secs => LEAST(300, 2 ^ LEAST(failures + 1, 9)))
+     WHERE id = vid;
+    RETURN 0;
+  WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS batch_error = MESSAGE_TEXT;
     -- can the encoder embed at all? (a text no cache holds) If not, every
     -- row alone would fail too, each after as long (an inference worker's
@@ -178,7 +192,9 @@ BEGIN
         written := written + ecom.vectorizer_embed(v, ARRAY[k]);
       EXCEPTION
         WHEN lock_not_available THEN
-          NULL;  -- a user holds the row: stays queued, not its fault
+          -- locked meanwhile: this row and the rest wait for a later batch
+          skipped := pg_catalog.cardinality(keys) - pg_catalog.array_position(keys, k) + 1;
+          EXIT;
         WHEN OTHERS THEN
           GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
           failed := failed || k;
@@ -209,7 +225,7 @@ BEGIN
          window_start = CASE WHEN z.window_start >= t - interval '60 seconds'
                              THEN z.window_start ELSE t END
    WHERE z.id = vid;
-  RETURN pg_catalog.cardinality(keys);
+  RETURN pg_catalog.cardinality(keys) - skipped;
 END
 $$;
 
