@@ -149,7 +149,15 @@ for mode, port in MODES.items():
         one(cur, "SELECT ecom_embed('warm the worker')")
     c.close()
     r = {"first": first_call(port), "memory": memory(port, wpid), "batch": embed_batch(port)}
-    r["pgbench"] = {n: pgbench(port, n) for n in map(int, a.clients.split(","))}
+    r["pgbench"] = {}
+    for n in map(int, a.clients.split(",")):
+        if mode == "worker" and n == 8:
+            c = conn(port)
+            before = one(c.cursor(), "SELECT ecom_worker_stats()")
+        r["pgbench"][n] = pgbench(port, n)
+        if mode == "worker" and n == 8:
+            r["stages_8"] = (before, one(c.cursor(), "SELECT ecom_worker_stats()"))
+            c.close()
     if mode == "worker":
         c = conn(port)
         r["stats"] = one(c.cursor(), "SELECT ecom_worker_stats()")
@@ -195,6 +203,24 @@ lines += [
     f"{st['wait_us']['p50']}/{st['wait_us']['p95']}/{st['wait_us']['p99']} µs, run p50/p95/p99 "
     f"{st['run_us']['p50']}/{st['run_us']['p95']}/{st['run_us']['p99']} µs, provider {st['worker']['provider']}, "
     f"{st['worker']['threads']} threads, shared cache hit rate {st['cache']['hit_rate']}.",
+]
+if "stages_8" in W and "stages_us" in W["stages_8"][1]:
+    b, e = (x["stages_us"] for x in W["stages_8"])
+    batches = W["stages_8"][1]["batches"] - W["stages_8"][0]["batches"]
+    reqs = W["stages_8"][1]["requests"] - W["stages_8"][0]["requests"]
+    lines += [
+        "",
+        f"Where the time went at 8 clients (`ecom_worker_stats()->'stages_us'`, the difference over that pgbench point: "
+        f"{reqs} requests in {batches} encoder runs):",
+        "",
+        "| stage | counted per | count | mean µs | per request µs |",
+        "|---|---|---|---|---|",
+    ]
+    for name in e:
+        n = e[name]["count"] - b[name]["count"]
+        tot = e[name]["total"] - b[name]["total"]
+        lines.append(f"| {name} | {e[name]['per']} | {n} | {tot / n if n else 0:.0f} | {tot / reqs if reqs else 0:.0f} |")
+lines += [
     "",
     f"Command: `{a.command}` ({a.secs} s per pgbench point, the first {a.warmup} s left out; "
     f"{os.cpu_count()} cores).",

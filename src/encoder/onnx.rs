@@ -117,6 +117,21 @@ pub struct Encoder {
     pub pad: i64,
     ids: Vec<i64>,
     mask: Vec<i64>,
+    /// time spent in each part of the runs since the last `take_timings`
+    timings: RunTimings,
+}
+
+/// Microseconds an encoder spent in each part of its runs: building the
+/// input tensors, ONNX Runtime's runs, reading the embeddings out.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RunTimings {
+    pub copy_in_us: u64,
+    pub run_us: u64,
+    pub copy_out_us: u64,
+}
+
+fn micros_since(t: Instant) -> u64 {
+    t.elapsed().as_micros() as u64
 }
 
 impl Encoder {
@@ -159,6 +174,7 @@ impl Encoder {
             pad: 0,
             ids: Vec::new(),
             mask: Vec::new(),
+            timings: RunTimings::default(),
         })
     }
 
@@ -202,6 +218,7 @@ impl Encoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let t = Instant::now();
         let width = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
         let n = batch.len() * width;
         self.ids.clear();
@@ -220,6 +237,8 @@ impl Encoder {
             TensorRef::from_array_view((shape, &self.ids[..])).map_err(|e| e.to_string())?;
         let mask_t =
             TensorRef::from_array_view((shape, &self.mask[..])).map_err(|e| e.to_string())?;
+        self.timings.copy_in_us += micros_since(t);
+        let t = Instant::now();
         let outputs = self
             .session
             .run_with_options(
@@ -227,13 +246,23 @@ impl Encoder {
                 opts,
             )
             .map_err(|e| format!("ONNX Runtime run failed: {e}"))?;
+        self.timings.run_us += micros_since(t);
+        let t = Instant::now();
         let (shape, data) = outputs["embedding"]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("unexpected model output: {e}"))?;
         if shape.len() != 2 || shape[0] as usize != batch.len() || shape[1] as usize != self.dims {
             return Err(format!("unexpected model output shape {shape:?}"));
         }
-        Ok(data.chunks_exact(self.dims).map(<[f32]>::to_vec).collect())
+        let embs = data.chunks_exact(self.dims).map(<[f32]>::to_vec).collect();
+        drop(outputs); // ONNX Runtime frees its output tensor here: part of the copy out
+        self.timings.copy_out_us += micros_since(t);
+        Ok(embs)
+    }
+
+    /// The time spent in each part of the runs since the last call.
+    pub fn take_timings(&mut self) -> RunTimings {
+        std::mem::take(&mut self.timings)
     }
 
     /// Embeds any number of sequences in batches of `batch_size`, grouped by

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::pg::settings;
-use crate::worker::layout::{self, Shared, Slot};
+use crate::worker::layout::{self, Shared, Slot, Stage};
 use crate::worker::protocol::{Readiness, SlotState};
 
 /// Why a request to the worker did not return embeddings.
@@ -261,6 +261,7 @@ fn submit<'a>(
         ));
     }
     let slot = claimed.0;
+    let started = layout::now_us();
     let max_seq_len = settings::max_seq_len();
     {
         // SAFETY: Filling: this backend owns the slot's data
@@ -293,7 +294,9 @@ fn submit<'a>(
     }
     slot.ticket
         .store(h.ticket.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-    slot.submitted_us.store(layout::now_us(), Ordering::Relaxed);
+    let now = layout::now_us();
+    slot.submitted_us.store(now, Ordering::Relaxed);
+    h.stats.record(Stage::Submit, now - started);
     slot.submit();
     wake_workers(sh);
     Ok(claimed)
@@ -315,6 +318,10 @@ fn wait(sh: &Shared, claimed: Claimed, deadline: u64) -> Result<Vec<Vec<f32>>, F
                 let out = (0..n)
                     .map(|i| d.out[i * dims..(i + 1) * dims].to_vec())
                     .collect();
+                let finished = slot.finished_us.load(Ordering::Relaxed);
+                sh.header()
+                    .stats
+                    .record(Stage::HandBack, layout::now_us().saturating_sub(finished));
                 drop(claimed);
                 return Ok(out);
             }

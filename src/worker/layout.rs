@@ -72,6 +72,9 @@ pub struct Slot {
     /// order of submission: the worker serves the oldest first
     pub ticket: AtomicU64,
     pub submitted_us: AtomicU64,
+    /// when the worker handed its answer back (Done or Failed), for the
+    /// hand-back stage the backend measures when it reads it
+    pub finished_us: AtomicU64,
     /// index of the worker that runs it (protocol.rs: `Slot::taken_by`)
     pub(crate) worker: AtomicU32,
     pub data: UnsafeCell<SlotData>,
@@ -94,6 +97,58 @@ pub struct Stats {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_inserts: AtomicU64,
+    pub stages: [StageStats; STAGES.len()],
+}
+
+/// Where a request's time goes, in the order it passes through. Submit,
+/// wait and hand-back are counted per request; the others per encoder
+/// batch of the worker (one batch answers several requests).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// the backend writes its texts into a slot (long texts tokenized there)
+    Submit,
+    /// submitted until a worker takes it
+    Wait,
+    /// the worker reads the batch's texts and tokenizes them
+    Tokenize,
+    /// token ids padded into the input tensors
+    CopyIn,
+    /// ONNX Runtime's runs (mean pooling and normalising are in the graph)
+    Run,
+    /// embeddings read out of the output tensors and into the slots
+    CopyOut,
+    /// answered until the backend has woken and copied its embeddings out
+    HandBack,
+}
+
+/// Each stage, its name in `ecom_worker_stats()`, and what it is counted per.
+pub const STAGES: [(Stage, &str, &str); 7] = [
+    (Stage::Submit, "submit", "request"),
+    (Stage::Wait, "wait", "request"),
+    (Stage::Tokenize, "tokenize", "batch"),
+    (Stage::CopyIn, "copy_in", "batch"),
+    (Stage::Run, "run", "batch"),
+    (Stage::CopyOut, "copy_out", "batch"),
+    (Stage::HandBack, "hand_back", "request"),
+];
+
+#[repr(C)]
+pub struct StageStats {
+    pub hist: [AtomicU64; HIST],
+    pub total_us: AtomicU64,
+}
+
+impl Stats {
+    pub fn stage(&self, stage: Stage) -> &StageStats {
+        &self.stages[stage as usize]
+    }
+
+    /// Counts `us` microseconds spent once in `stage`.
+    pub fn record(&self, stage: Stage, us: u64) {
+        let s = self.stage(stage);
+        s.hist[hist_bucket(us)].fetch_add(1, Ordering::Relaxed);
+        s.total_us.fetch_add(us, Ordering::Relaxed);
+    }
 }
 
 /// What one inference worker publishes about itself.
@@ -376,6 +431,13 @@ mod tests {
         assert!((500.0..=500.0 * 1.19 + 1.0).contains(&p50), "{p50}");
         assert!((990.0..=990.0 * 1.19 + 1.0).contains(&p99), "{p99}");
         assert!(quantile(&[0; HIST], 0.5).is_none());
+    }
+
+    #[test]
+    fn each_stage_counts_in_its_own_place() {
+        for (i, (stage, _, _)) in STAGES.iter().enumerate() {
+            assert_eq!(*stage as usize, i, "{stage:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::encoder::local::{self, Loaded};
 use crate::encoder::tokenize::{Ids, TextTokenizer};
 use crate::pg::settings;
 use crate::worker::info::{LoadedModel, ModelInfo};
-use crate::worker::layout::{self, Shared, Slot, WorkerState};
+use crate::worker::layout::{self, Shared, Slot, Stage, WorkerState};
 use crate::worker::protocol::{Readiness, SlotState};
 
 /// Registers the workers (from `_PG_init` while preloading).
@@ -449,6 +449,7 @@ fn finish(s: &Slot, result: Result<&[Vec<f32>], (&str, bool)>) {
             }
         }
     }
+    s.finished_us.store(layout::now_us(), Ordering::Relaxed);
     if !s.finish(result.is_ok()) {
         // Abandoned: nobody waits for it
         s.free_if_abandoned();
@@ -469,6 +470,7 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     for &i in picked {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
         stats.wait_hist[layout::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
+        stats.record(Stage::Wait, waited);
     }
     let mut keys: Vec<u64> = picked.iter().map(|&i| routed_for(sh, i)).collect();
     keys.sort_unstable();
@@ -520,16 +522,30 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
                 continue;
             }
         };
+        let t = layout::now_us();
         let (seqs, parts) = tokenize(sh, &group, m);
         if parts.is_empty() {
             continue;
         }
+        stats.record(Stage::Tokenize, layout::now_us() - t);
+        m.encoder.take_timings(); // what an earlier, failed run left
         let result = encode(sh, m, &seqs, &parts);
         let done = layout::now_us();
         me(sh).run_started_us.store(0, Ordering::Release);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.batch_hist[layout::batch_bucket(seqs.len())].fetch_add(1, Ordering::Relaxed);
+        let ok = result.is_ok();
+        let timings = m.encoder.take_timings();
         answer(sh, parts, result, done - started);
+        if ok {
+            stats.record(Stage::CopyIn, timings.copy_in_us);
+            stats.record(Stage::Run, timings.run_us);
+            // into the slots too: what `answer` took
+            stats.record(
+                Stage::CopyOut,
+                timings.copy_out_us + (layout::now_us() - done),
+            );
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub fn stats() -> Value {
         "requeued": load(&st.requeued),
         "wait_us": percentiles(&hist(&st.wait_hist)),
         "run_us": percentiles(&hist(&st.run_hist)),
+        "stages_us": stages(&sh),
         "cache": cache(&sh),
         "memory": {
             "shared_bytes": sh.total_bytes(),
@@ -107,6 +108,28 @@ fn worker(sh: &Shared, pids: &[i32]) -> Value {
         "max_batch": settings::worker_max_batch(),
         "max_delay_us": settings::worker_max_delay_us(),
     })
+}
+
+/// Where the time goes, stage by stage (layout::Stage): how often each
+/// was passed, its total, mean and percentiles in µs, and what it is
+/// counted per.
+fn stages(sh: &Shared) -> serde_json::Map<String, Value> {
+    let st = &sh.header().stats;
+    layout::STAGES
+        .iter()
+        .map(|&(stage, name, per)| {
+            let s = st.stage(stage);
+            let h = hist(&s.hist);
+            let count: u64 = h.iter().sum();
+            let total = load(&s.total_us);
+            let mut v = percentiles(&h);
+            v["per"] = json!(per);
+            v["count"] = json!(count);
+            v["total"] = json!(total);
+            v["mean"] = json!((count > 0).then(|| (total as f64 / count as f64).round()));
+            (name.to_owned(), v)
+        })
+        .collect()
 }
 
 fn percentiles(v: &[u64]) -> Value {

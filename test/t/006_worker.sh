@@ -98,6 +98,10 @@ cmp -s /tmp/pg_ecom_w_mini.$$ /tmp/pg_ecom_w_e5.$$ && fail "both encoders gave t
 rm -f /tmp/pg_ecom_w_mini.$$ /tmp/pg_ecom_w_e5.$$
 
 # -- cross-backend batching: 8 sessions encoding unseen texts row by row
+# (and where the time went: every stage counted once per request or batch)
+STAGES="submit wait tokenize copy_in run copy_out hand_back"
+stage_counts() { for s in $STAGES; do printf '%s ' "$(stat "->'stages_us'->'$s'->>'count'")"; done; }
+read -r -a sc0 <<< "$(stage_counts)"
 before_req=$(stat "->'requests'"); before_bat=$(stat "->'batches'")
 for s in $(seq 1 8); do
   q -c "SELECT count(ecom_embed('batching ' || $s || ' item ' || g)) FROM generate_series(1, 40) g" >/dev/null &
@@ -107,6 +111,18 @@ req=$(( $(stat "->'requests'") - before_req )); bat=$(( $(stat "->'batches'") - 
 [ "$req" -ge 320 ] || fail "320 texts row by row took $req requests"
 [ "$bat" -lt "$req" ] || fail "no batching across backends: $req requests in $bat batches"
 BATCHING="$req requests from 8 sessions in $bat runs"
+read -r -a sc1 <<< "$(stage_counts)"
+i=0
+for s in $STAGES; do
+  d=$(( sc1[i] - sc0[i] )); i=$((i + 1))
+  case $s in
+    submit|wait|hand_back) want=$req ;;
+    *) want=$bat ;;
+  esac
+  [ "$d" = "$want" ] || fail "stage $s counted $d times for $req requests in $bat runs: $(stat "->'stages_us'")"
+done
+[ "$(stat "->'stages_us'->'run'->>'total'")" -gt 0 ] || fail "no time in the run stage: $(stat "->'stages_us'")"
+[ "$(stat "->'stages_us'->'run'->>'per'")" = batch ] || fail "the run stage is not counted per batch"
 
 # -- the shared cache: a text encoded by one connection is a hit for another
 q -c "SELECT count(ecom_embed('shared cache ' || g)) FROM generate_series(1, 20) g" >/dev/null
