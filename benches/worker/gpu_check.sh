@@ -13,7 +13,8 @@
 #   - which processes hold a CUDA session (map the CUDA provider) and the
 #     GPU memory nvidia-smi reports, in each mode;
 #   - the same pgbench on the CPU provider, worker against backend mode,
-#     8 and 64 clients (this machine's cores).
+#     8 and 64 clients (this machine's cores);
+#   - where the worker's time went (ecom_worker_stats()->'stages_us').
 # usage: gpu_check.sh ORT_GPU_LIBRARY OUT_DIR [SECONDS]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,7 +74,7 @@ echo "ecom_embed_batch 1,000 titles: $(batch 1000 '')"
 echo "ecom_embed_batch 10,000 titles: $(batch 10000 '')"
 echo "pgbench per-row ecom_predict, 64 clients, ${SECS} s: $(bench 64 '')"
 echo "during it: GPU memory used $(gpu_mem); $(cuda_holders)"
-echo "stats: $(q -c "SELECT jsonb_build_object('requests', s->'requests', 'texts', s->'texts', 'batches', s->'batches', 'mean_batch', s->'mean_batch', 'hist', s->'batch_size_histogram', 'wait_us', s->'wait_us', 'run_us', s->'run_us') FROM ecom_worker_stats() s")"
+echo "stats: $(q -c "SELECT jsonb_build_object('requests', s->'requests', 'texts', s->'texts', 'batches', s->'batches', 'mean_batch', s->'mean_batch', 'hist', s->'batch_size_histogram', 'wait_us', s->'wait_us', 'run_us', s->'run_us', 'stages_us', s->'stages_us') FROM ecom_worker_stats() s")"
 echo "== CUDA, backend mode (each connection its own session)"
 echo "ecom_embed_batch 1,000 titles: $(batch 1000 '-c pg_ecom.inference=backend')"
 echo "pgbench per-row ecom_predict, 64 clients, ${SECS} s: $(bench 64 '-c pg_ecom.inference=backend')"
@@ -87,6 +88,7 @@ echo "worker: $(q -c "SELECT ecom_worker_stats()->'worker'->>'provider', ecom_wo
 for c in 8 64; do
   echo "per-row ecom_predict, $c clients: worker $(bench "$c" '') | backend $(bench "$c" '-c pg_ecom.inference=backend')"
 done
+echo "stages so far (CUDA and CPU runs together): $(q -c "SELECT ecom_worker_stats()->'stages_us'")"
 echo "ecom_embed_batch 1,000 titles: worker $(batch 1000 '') | backend (1 thread) $(batch 1000 '-c pg_ecom.inference=backend')"
 echo "== CPU provider, 4 workers of $(( $(nproc) / 4 )) threads"
 q -c "ALTER SYSTEM SET pg_ecom.workers = 4" >/dev/null
