@@ -19,12 +19,17 @@
 # The index: PG_ECOM_BENCH_HNSW, its WITH options (default pgvector's
 # own, m = 16, ef_construction = 64; docs/retrieval.md recommends m = 32,
 # ef_construction = 200 from 1,000,000 items). PG_ECOM_BENCH_REUSE=1
-# measures again on the database an earlier run left (its catalogue,
-# index, queries and exact answers), e.g. after building another index.
+# measures again on the database an earlier run left: its catalogue,
+# contexts and index are kept (N, PG_ECOM_BENCH_CONTEXTS and
+# PG_ECOM_BENCH_HNSW then say nothing: what the database holds is
+# reported); the tenant, the queries and their exact answers are made
+# again, for the head active now.
 # PG_ECOM_BENCH_LAT_EF: the ef_search of the latency part (default: the
 # functions' own, 10 x candidates up to 1000).
 # usage: [PG_ECOM_BENCH_CONTEXTS=200] benches/retrieval/run.sh PORT [N] [EF_SEARCH...]
 set -euo pipefail
+# a head file relative to where the command was given
+[ -n "${PG_ECOM_BENCH_HEAD:-}" ] && PG_ECOM_BENCH_HEAD=$(realpath "$PG_ECOM_BENCH_HEAD")
 cd "$(dirname "$0")/../.."
 PORT=$1; N=${2:-100000}; shift $(( $# < 2 ? $# : 2 ))
 EFS=${*:-100 200 400 1000}
@@ -65,16 +70,18 @@ fi
 #   \copy (SELECT <those columns> FROM ecom.heads WHERE tenant IS NULL AND active) TO 'head.copy'
 # in benches/retrieval/movielens.sh's database: it becomes the active
 # global head, so the queries are a meta-trained head's instead of the
-# fixture's toy head (whose weights are arbitrary).
+# fixture's toy head (10 meta-steps on 120 synthetic events). For many
+# meta-trained heads at once: benches/retrieval/store_heads.sh.
 HEAD_COLS="tenant,parent_version,behaviours,n_features,dims,weights,hyper,metrics,posterior,item_keys,item_effects,item_precision,taste_basis"
 if [ -n "${PG_ECOM_BENCH_HEAD:-}" ]; then
+  HEAD_SQL=${PG_ECOM_BENCH_HEAD//\'/\'\'}   # a quote doubled for psql's \copy
   psql <<SQL
 BEGIN;
 CREATE TEMP TABLE head_in AS SELECT $HEAD_COLS FROM ecom.heads LIMIT 0;
-\copy head_in FROM '$(realpath "$PG_ECOM_BENCH_HEAD")'
+\copy head_in FROM '$HEAD_SQL'
 UPDATE ecom.heads SET active = false WHERE tenant IS NULL;
-INSERT INTO ecom.heads (version, active, $HEAD_COLS)
-SELECT (SELECT max(version) + 1 FROM ecom.heads WHERE tenant IS NULL), true, $HEAD_COLS FROM head_in;
+INSERT INTO ecom.heads (version, active, ever_active, $HEAD_COLS)
+SELECT (SELECT max(version) + 1 FROM ecom.heads WHERE tenant IS NULL), true, true, $HEAD_COLS FROM head_in;
 COMMIT;
 SQL
 fi
@@ -82,7 +89,7 @@ HEAD=$(psql -c "SELECT format('global head version %s, %s', version, CASE WHEN v
                   FROM ecom.heads WHERE tenant IS NULL AND active")
 # a store whose shoppers buy wool: adapted on 400 of the catalogue's titles,
 # so that its head (taste, gain) and its q differ from the global one
-psql -c "DROP TABLE IF EXISTS wool_support, qs, exact" -c "CREATE TABLE wool_support AS
+psql -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS wool_support, qs, exact" -c "CREATE TABLE wool_support AS
            SELECT c.ctx AS context, t.title AS item, 'purchase'::text AS behaviour, t.title LIKE '%wool%' AS label
              FROM (SELECT title, row_number() OVER (ORDER BY id) AS r FROM catalogue
                     WHERE id % 97 = 0 OR title LIKE '%wool%' ORDER BY id LIMIT 400) t
@@ -105,9 +112,10 @@ SQL
 # the catalogue's one HNSW index, whichever run built it
 IDX=$(psql -c "SELECT indexrelid::regclass FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
                 WHERE indrelid = 'catalogue'::regclass AND amname = 'hnsw'")
-[ "$(wc -l <<< "$IDX")" = 1 ] || { echo "the catalogue needs exactly one HNSW index, has: $IDX" >&2; exit 1; }
+[ -n "$IDX" ] && [ "$(wc -l <<< "$IDX")" = 1 ] || { echo "the catalogue needs exactly one HNSW index, has: $IDX" >&2; exit 1; }
 HNSW_USED=$(psql -c "SELECT coalesce(array_to_string(reloptions, ', '), 'm=16, ef_construction=64') FROM pg_class WHERE oid = '$IDX'::regclass")
 [ -n "${build_s:-}" ] && built="built in ${build_s} s with 2 workers" || built="built by an earlier run"
+N=$(psql -c "SELECT count(*) FROM catalogue"); CTX=$(psql -c "SELECT count(*) FROM contexts")
 size=$(psql -c "SELECT pg_size_pretty(pg_relation_size('$IDX')) || ' index, ' || pg_size_pretty(pg_table_size('catalogue')) || ' table, shared_buffers ' || current_setting('shared_buffers')")
 psql -c "SELECT pg_prewarm('$IDX')" >/dev/null 2>&1 || true
 

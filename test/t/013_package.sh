@@ -35,8 +35,11 @@ deps=$(dpkg-deb -f "$DEB" Depends)
 for d in postgresql-15 libc6 libstdc++6 libgcc-s1; do grep -q "$d" <<< "$deps" || fail "Depends lacks $d: $deps"; done
 files=$(dpkg-deb -c "$DEB" | awk '{ print $6 }')
 VERSION=$(dpkg-deb -f "$DEB" Version)
-for f in "$LIB/pg_ecom.so" "$EXT/pg_ecom.control" "$EXT/pg_ecom--$VERSION.sql" "$EXT/pg_ecom--0.1.0--0.1.1.sql" \
-         "$EXT/$(cd sql && ls pg_ecom--*--"$VERSION".sql)" "$EXT/pg_ecom_vector.control" "$EXT/pg_ecom/libonnxruntime.so" \
+# every update script the repository has, and one that leads to this version
+ls sql/pg_ecom--*--"$VERSION".sql >/dev/null || fail "no update script leads to $VERSION"
+updates=(); for u in sql/pg_ecom--*--*.sql; do updates+=("$EXT/${u#sql/}"); done
+for f in "$LIB/pg_ecom.so" "$EXT/pg_ecom.control" "$EXT/pg_ecom--$VERSION.sql" "${updates[@]}" \
+         "$EXT/pg_ecom_vector.control" "$EXT/pg_ecom/libonnxruntime.so" \
          "$EXT/pg_ecom/model.onnx.data" "$EXT/pg_ecom/model_int8.onnx" "$EXT/pg_ecom/encoders/multilingual-e5-small/model.onnx.data"; do
   grep -qx ".$f" <<< "$files" || fail "the package lacks $f"
 done
