@@ -71,6 +71,16 @@ def first_call(port, n=10):
     return statistics.median(ms), min(ms), max(ms)
 
 
+def plain_memory(port):
+    # what the same number of connections take that never call pg_ecom
+    conns = [conn(port) for _ in range(a.connections)]
+    pids = [one(c.cursor(), "SELECT pg_backend_pid()") for c in conns]
+    total = sum(mem(pid)["Pss"] for pid in pids)
+    for c in conns:
+        c.close()
+    return total
+
+
 def memory(port, worker_pid):
     # one connection that has scored, alone
     c1 = conn(port)
@@ -93,14 +103,17 @@ def memory(port, worker_pid):
 SCRIPT = """\\set r random(1, 2000000000)
 SELECT ecom_predict('store1', 'viewed: item 1', 'unseen ' || :r || ' waterproof trail running shoe for women size ' || (:r % 13));
 """
+EMBED_SCRIPT = """\\set r random(1, 2000000000)
+SELECT array_length(ecom_embed('unseen ' || :r || ' waterproof trail running shoe for women size ' || (:r % 13)), 1);
+"""
 
 
-def pgbench(port, clients):
+def pgbench(port, clients, script_text=SCRIPT):
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o777)
         script = os.path.join(d, "predict.sql")
         with open(script, "w") as fh:
-            fh.write(SCRIPT)
+            fh.write(script_text)
         subprocess.run(
             [a.pgbench, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", "-f", script,
              "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(a.secs), "-l",
@@ -148,7 +161,8 @@ for mode, port in MODES.items():
         assert stats["inference"] == "worker" and wpid, stats
         one(cur, "SELECT ecom_embed('warm the worker')")
     c.close()
-    r = {"first": first_call(port), "memory": memory(port, wpid), "batch": embed_batch(port)}
+    r = {"first": first_call(port), "plain": plain_memory(port), "memory": memory(port, wpid), "batch": embed_batch(port)}
+    r["embed_8"] = pgbench(port, 8, EMBED_SCRIPT)
     r["pgbench"] = {}
     for n in map(int, a.clients.split(",")):
         if mode == "worker" and n == 8:
@@ -179,6 +193,10 @@ lines = [
     f"| {mb(B['memory'][1])} | {mb(W['memory'][1])} + {mb(W['memory'][2])} = {mb(W['memory'][1] + W['memory'][2])} "
     f"| {(W['memory'][1] + W['memory'][2]) / B['memory'][1]:.2f}× | ≤ 1.5× one backend-mode connection ({mb(1.5 * single)}) "
     f"| {'yes' if W['memory'][1] + W['memory'][2] <= 1.5 * single else '**no**'} |",
+    f"| memory, {a.connections} plain connections (`SELECT pg_backend_pid()` only), PSS | {mb(B['plain'])} | {mb(W['plain'])} | — | — | — |",
+    f"| pg_ecom's own share per connection: ({a.connections} that have scored − {a.connections} plain) / {a.connections} "
+    f"| {(B['memory'][1] - B['plain']) / a.connections / 2**20:.1f} MB | {(W['memory'][1] - W['plain']) / a.connections / 2**20:.1f} MB "
+    f"| — | ≤ 1 MB in worker mode (issue 22) | {'yes' if W['memory'][1] - W['plain'] <= a.connections * 2**20 else '**no**'} |",
 ]
 for n in B["pgbench"]:
     (bt, bp, bm), (wt, wp, wm) = B["pgbench"][n], W["pgbench"][n]
@@ -192,6 +210,11 @@ for n in B["pgbench"]:
     lines.append(
         f"| pgbench, per-row `ecom_predict` on unseen texts, {n} client{'s' if n > 1 else ''}: tx/s (median / p95 ms) "
         f"| {bt:.0f} ({bm:.1f} / {bp:.1f}) | {wt:.0f} ({wm:.1f} / {wp:.1f}) | {wt / bt:.2f}× | {target} | {met} |")
+(bt, bp, bm), (wt, wp, wm) = B["embed_8"], W["embed_8"]
+lines.append(
+    f"| pgbench, per-row `ecom_embed` on unseen texts, 8 clients: tx/s (median / p95 ms) "
+    f"| {bt:.0f} ({bm:.1f} / {bp:.1f}) | {wt:.0f} ({wm:.1f} / {wp:.1f}) | {wt / bt:.2f}× | ≥ 1.5× (issue 22) "
+    f"| {'yes' if wt >= 1.5 * bt else '**no**'} |")
 lines.append(
     f"| `ecom_embed_batch` of 1,000 titles never seen (best of 3) | {B['batch']:.0f} emb/s | {W['batch']:.0f} emb/s "
     f"| {W['batch'] / B['batch']:.2f}× | ≥ 0.95× | {'yes' if W['batch'] >= 0.95 * B['batch'] else '**no**'} |")

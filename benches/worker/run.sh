@@ -2,7 +2,8 @@
 # Worker mode against backend mode, side by side, one command: two
 # throwaway clusters (pg_ecom preloaded or not), the same model, settings
 # and fixture; first call, memory with 16 connections, pgbench of per-row
-# ecom_predict on unseen texts at 1/4/8/16 clients, ecom_embed_batch.
+# ecom_predict on unseen texts at 1/4/8/16 clients and of per-row
+# ecom_embed at 8, ecom_embed_batch.
 # Writes .ecom/worker-bench.md (benches/RESULTS.md quotes it).
 # usage: benches/worker/run.sh [SECONDS per pgbench point, default 20]
 set -euo pipefail
