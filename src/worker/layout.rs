@@ -92,7 +92,6 @@ pub struct Stats {
     /// requests a stopping or restarted worker put back in the queue
     pub requeued: AtomicU64,
     pub batch_hist: [AtomicU64; BATCH_HIST],
-    pub wait_hist: [AtomicU64; HIST],
     pub run_hist: [AtomicU64; HIST],
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,

@@ -469,7 +469,6 @@ fn run(sh: &Shared, st: &mut State, picked: &[usize]) {
     let started = layout::now_us();
     for &i in picked {
         let waited = started.saturating_sub(sh.slot(i).submitted_us.load(Ordering::Relaxed));
-        stats.wait_hist[layout::hist_bucket(waited)].fetch_add(1, Ordering::Relaxed);
         stats.record(Stage::Wait, waited);
     }
     let mut keys: Vec<u64> = picked.iter().map(|&i| routed_for(sh, i)).collect();

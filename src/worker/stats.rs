@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::encoder::route::{mode, published};
 use crate::pg::settings::{self, Inference};
-use crate::worker::layout::{self, Shared};
+use crate::worker::layout::{self, Shared, Stage};
 use crate::worker::protocol::{Readiness, SlotState};
 
 fn load(a: &AtomicU64) -> u64 {
@@ -53,7 +53,7 @@ pub fn stats() -> Value {
         "timeouts": load(&st.timeouts),
         "fallbacks": load(&st.fallbacks),
         "requeued": load(&st.requeued),
-        "wait_us": percentiles(&hist(&st.wait_hist)),
+        "wait_us": percentiles(&hist(&st.stage(Stage::Wait).hist)),
         "run_us": percentiles(&hist(&st.run_hist)),
         "stages_us": stages(&sh),
         "cache": cache(&sh),
