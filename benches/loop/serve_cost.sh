@@ -3,7 +3,8 @@
 # session: 20 candidates, 10 shown, `pg_ecom.propensity_samples` (default
 # 256) Monte Carlo rankings for the sampled policies' propensities.
 # Prints the median and 95th percentile of N calls per policy, each call
-# committed on its own.
+# committed on its own; then, for 'none' and 'thompson', the same once the
+# store has a head learned from feedback on what it was shown.
 # usage: benches/loop/serve_cost.sh [N]   (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,7 +44,27 @@ BEGIN
       COMMIT;
     END LOOP;
   END LOOP;
+  -- the same store with a head learned from what it was shown: its
+  -- shoppers click tea and bikes. Its posterior is informed along the
+  -- directions its events span, which a Thompson draw then samples
+  PERFORM ecom_feedback(im.id, 'click', im.item LIKE '%tea%' OR im.item LIKE '%bike%')
+     FROM ecom.impressions im WHERE im.tenant = 'store1';
+  PERFORM set_config('pg_ecom.feedback_window', '0', true);  -- learn from all of it now
+  PERFORM ecom_learn('store1', activate => 'always');
+  COMMIT;
+  FOREACH p IN ARRAY ARRAY['none', 'thompson'] LOOP
+    FOR i IN 1..current_setting('sc.n')::int LOOP
+      t0 := clock_timestamp();
+      PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, p, i);
+      INSERT INTO t VALUES (p || ', learned head', 1000 * extract(epoch FROM clock_timestamp() - t0));
+      COMMIT;
+    END LOOP;
+  END LOOP;
 END $$;
+SELECT 'store1''s learned head: version ' || version || ', a posterior of ' || coalesce(cardinality(posterior), 0) || ' numbers'
+  FROM ecom.heads WHERE tenant = 'store1' AND active
+UNION ALL SELECT 'store1 has no learned head: the second part measured the global head'
+ WHERE NOT EXISTS (SELECT 1 FROM ecom.heads WHERE tenant = 'store1' AND active);
 SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
               quote_literal(policy) || ':',
               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
