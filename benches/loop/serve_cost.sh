@@ -71,3 +71,55 @@ SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p9
               round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
   FROM t GROUP BY policy ORDER BY policy;
 SQL
+
+# A posterior with a dense block: a global head that keeps taste directions
+# (test/sql/taste.sql's 40 stores, each liking two of four categories) and
+# a store adapted along them on 24 events. Its Thompson draws solve the
+# block (gain, bias, the basis's directions, the directions its events
+# informed) per ranking.
+T="scripts/cluster psql servecost $PORT -qAt"
+$T -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS servecost_taste" -c "CREATE DATABASE servecost_taste" >/dev/null
+PGOPTIONS="-c sc.n=$N" $T -d servecost_taste <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION pg_ecom;
+CREATE TABLE ts_events AS
+WITH cats(c, name) AS (VALUES (0, 'trail running shoes'), (1, 'leather dress shoes'),
+                              (2, 'crime mystery novel'), (3, 'vegan cookbook')),
+     likes(p, a, b) AS (VALUES (0, 0, 1), (1, 2, 3), (2, 0, 2), (3, 1, 3))
+SELECT 'ts_store' || s AS tenant, 'shopper ' || (s * 5 % 7) AS context,
+       name || ' no. ' || i AS item, 'click'::text AS behaviour,
+       (abs(hashtext(s || '/' || c || '/' || i || '/0')) % 100) < CASE WHEN c IN (l.a, l.b) THEN 75 ELSE 20 END AS label
+  FROM generate_series(0, 39) s, cats, generate_series(0, 9) i, likes l
+ WHERE l.p = s % 4;
+SELECT ecom_meta_train('ts_events', meta_steps => 20) \g /dev/null
+CREATE TABLE ts_support AS
+SELECT context, item, behaviour, label FROM ts_events WHERE tenant = 'ts_store4' ORDER BY md5(item) LIMIT 24;
+SELECT ecom_adapt('ts_new', 'ts_support') \g /dev/null
+CREATE TABLE ts_items AS SELECT ARRAY(SELECT DISTINCT item FROM ts_events ORDER BY 1 LIMIT 20) AS items;
+SELECT count(*) FROM ts_items, generate_series(1, 300) i,
+       ecom_serve('ts_new', 'shopper ' || (i % 7), items, 10, 'click', NULL, 'none') \g /dev/null
+ANALYZE ecom.requests, ecom.impressions;
+CREATE TEMP TABLE t (policy text, ms float8);
+DO $$
+DECLARE
+  items text[] := (SELECT items FROM ts_items);
+  p text; i int; t0 timestamptz;
+BEGIN
+  FOREACH p IN ARRAY ARRAY['none', 'thompson'] LOOP
+    FOR i IN 1..current_setting('sc.n')::int LOOP
+      t0 := clock_timestamp();
+      PERFORM * FROM ecom_serve('ts_new', 'shopper ' || (i % 7), items, 10, 'click', NULL, p, i);
+      INSERT INTO t VALUES (p || ', dense block', 1000 * extract(epoch FROM clock_timestamp() - t0));
+      COMMIT;
+    END LOOP;
+  END LOOP;
+END $$;
+SELECT format('a store adapted along %s taste directions of the global head; its click block covers %s informed directions',
+              (g.metrics->'taste'->'rank'->>1), t.posterior[3082])
+  FROM ecom.heads t, ecom.heads g WHERE t.tenant = 'ts_new' AND t.active AND g.tenant IS NULL AND g.active;
+SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
+              quote_literal(policy) || ':',
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
+  FROM t GROUP BY policy ORDER BY policy;
+SQL
