@@ -24,52 +24,57 @@ SELECT count(*) FROM bench_items, generate_series(1, 300) i,
        ecom_serve('store' || (i % 4), 'viewed: product ' || (i % 20), items, 10, 'click', NULL, 'none');
 ANALYZE ecom.requests, ecom.impressions;
 SQL
-PGOPTIONS="-c sc.n=$N" $P <<'SQL'
+# What both databases below time with: N calls per policy, each its own
+# transaction (as a shop serves: a call's cost grows with what the same
+# transaction logged before it), and the report of them.
+TIMING=$(cat <<'SQL'
 CREATE TEMP TABLE t (policy text, ms float8);
-DO $$
-DECLARE
-  items text[] := (SELECT items FROM bench_items);
-  p text; i int; t0 timestamptz;
+-- (the candidates come from a one-row table's items column: CALL takes no subquery)
+CREATE PROCEDURE pg_temp.time_serve(tenant text, context text, contexts int, candidates regclass,
+                                    policies text[], label text DEFAULT '')
+LANGUAGE plpgsql AS $$
+DECLARE p text; t0 timestamptz; items text[];
 BEGIN
-  FOR i IN 1..20 LOOP  -- warm: model loaded, texts cached
-    PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, 'none');
-  END LOOP;
-  FOREACH p IN ARRAY ARRAY['none', 'epsilon', 'softmax', 'thompson'] LOOP
+  EXECUTE format('SELECT items FROM %s', candidates) INTO items;
+  FOREACH p IN ARRAY policies LOOP
     FOR i IN 1..current_setting('sc.n')::int LOOP
       t0 := clock_timestamp();
-      PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, p, i);
-      INSERT INTO t VALUES (p, 1000 * extract(epoch FROM clock_timestamp() - t0));
-      -- each call its own transaction, as a shop serves: a call's cost
-      -- grows with what the same transaction logged before it
-      COMMIT;
-    END LOOP;
-  END LOOP;
-  -- the same store with a head learned from what it was shown: its
-  -- shoppers click tea and bikes. Its posterior is informed along the
-  -- directions its events span, which a Thompson draw then samples
-  PERFORM ecom_feedback(im.id, 'click', im.item LIKE '%tea%' OR im.item LIKE '%bike%')
-     FROM ecom.impressions im WHERE im.tenant = 'store1';
-  PERFORM set_config('pg_ecom.feedback_window', '0', true);  -- learn from all of it now
-  PERFORM ecom_learn('store1', activate => 'always');
-  COMMIT;
-  FOREACH p IN ARRAY ARRAY['none', 'thompson'] LOOP
-    FOR i IN 1..current_setting('sc.n')::int LOOP
-      t0 := clock_timestamp();
-      PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), items, 10, 'click', NULL, p, i);
-      INSERT INTO t VALUES (p || ', learned head', 1000 * extract(epoch FROM clock_timestamp() - t0));
+      PERFORM * FROM ecom_serve(tenant, context || (i % contexts), items, 10, 'click', NULL, p, i);
+      INSERT INTO t VALUES (p || label, 1000 * extract(epoch FROM clock_timestamp() - t0));
       COMMIT;
     END LOOP;
   END LOOP;
 END $$;
+SQL
+)
+REPORT="SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
+              quote_literal(policy) || ':',
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+              round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
+  FROM t GROUP BY policy ORDER BY policy;"
+PGOPTIONS="-c sc.n=$N" $P <<SQL
+$TIMING
+DO \$\$
+BEGIN
+  FOR i IN 1..20 LOOP  -- warm: model loaded, texts cached
+    PERFORM * FROM ecom_serve('store1', 'viewed: product ' || (i % 20), (SELECT items FROM bench_items), 10, 'click', NULL, 'none');
+  END LOOP;
+END \$\$;
+CALL pg_temp.time_serve('store1', 'viewed: product ', 20, 'bench_items', ARRAY['none', 'epsilon', 'softmax', 'thompson']);
+-- the same store with a head learned from what it was shown: its
+-- shoppers click tea and bikes. Its posterior is informed along the
+-- directions its events span, which a Thompson draw then samples
+SELECT count(ecom_feedback(im.id, 'click', im.item LIKE '%tea%' OR im.item LIKE '%bike%'))
+  FROM ecom.impressions im WHERE im.tenant = 'store1' \\g /dev/null
+SET pg_ecom.feedback_window = 0;  -- learn from all of it now
+SELECT ecom_learn('store1', activate => 'always') \\g /dev/null
+RESET pg_ecom.feedback_window;
+CALL pg_temp.time_serve('store1', 'viewed: product ', 20, 'bench_items', ARRAY['none', 'thompson'], ', learned head');
 SELECT 'store1''s learned head: version ' || version || ', a posterior of ' || coalesce(cardinality(posterior), 0) || ' numbers'
   FROM ecom.heads WHERE tenant = 'store1' AND active
 UNION ALL SELECT 'store1 has no learned head: the second part measured the global head'
  WHERE NOT EXISTS (SELECT 1 FROM ecom.heads WHERE tenant = 'store1' AND active);
-SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
-              quote_literal(policy) || ':',
-              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
-              round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
-  FROM t GROUP BY policy ORDER BY policy;
+$REPORT
 SQL
 
 # A posterior with a dense block: a global head that keeps taste directions
@@ -99,27 +104,12 @@ CREATE TABLE ts_items AS SELECT ARRAY(SELECT DISTINCT item FROM ts_events ORDER 
 SELECT count(*) FROM ts_items, generate_series(1, 300) i,
        ecom_serve('ts_new', 'shopper ' || (i % 7), items, 10, 'click', NULL, 'none') \g /dev/null
 ANALYZE ecom.requests, ecom.impressions;
-CREATE TEMP TABLE t (policy text, ms float8);
-DO $$
-DECLARE
-  items text[] := (SELECT items FROM ts_items);
-  p text; i int; t0 timestamptz;
-BEGIN
-  FOREACH p IN ARRAY ARRAY['none', 'thompson'] LOOP
-    FOR i IN 1..current_setting('sc.n')::int LOOP
-      t0 := clock_timestamp();
-      PERFORM * FROM ecom_serve('ts_new', 'shopper ' || (i % 7), items, 10, 'click', NULL, p, i);
-      INSERT INTO t VALUES (p || ', dense block', 1000 * extract(epoch FROM clock_timestamp() - t0));
-      COMMIT;
-    END LOOP;
-  END LOOP;
-END $$;
+SQL
+PGOPTIONS="-c sc.n=$N" $T -d servecost_taste <<SQL
+$TIMING
+CALL pg_temp.time_serve('ts_new', 'shopper ', 7, 'ts_items', ARRAY['none', 'thompson'], ', dense block');
 SELECT format('a store adapted along %s taste directions of the global head; its click block covers %s informed directions',
               (g.metrics->'taste'->'rank'->>1), t.posterior[3082])
   FROM ecom.heads t, ecom.heads g WHERE t.tenant = 'ts_new' AND t.active AND g.tenant IS NULL AND g.active;
-SELECT format('ecom_serve, 10 of 20 candidates, explore => %-9s median %s ms, p95 %s ms (%s calls)',
-              quote_literal(policy) || ':',
-              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
-              round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2), count(*))
-  FROM t GROUP BY policy ORDER BY policy;
+$REPORT
 SQL
