@@ -134,6 +134,13 @@ SELECT coalesce(h.tenant, '(global)')            AS tenant,
 // The loop: what ecom_serve showed, and what followed (docs/loop.md).
 pgrx::extension_sql_file!("store/loop_schema.sql", name = "ecom_loop_schema");
 
+// Citus: the loop's tables distributed by tenant (docs/scaling.md).
+pgrx::extension_sql_file!(
+    "store/distribute.sql",
+    name = "ecom_distribute",
+    requires = ["ecom_loop_schema"]
+);
+
 // Vectorizers: embedding columns that follow their text (docs/vectorizer.md).
 pgrx::extension_sql_file!(
     "vectorizer/schema.sql",

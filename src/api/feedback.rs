@@ -24,7 +24,33 @@ fn ecom_feedback(
     let id = required(impression_id, "impression_id");
     let b = behaviour_index(required(behaviour, "behaviour"));
     let label = required(label, "label");
-    crate::store::feedback::record(id, b, label, crate::pg::settings::feedback_implies())
+    crate::store::feedback::record(id, None, b, label, crate::pg::settings::feedback_implies())
+}
+
+/// ecom_feedback with the impression's tenant first: the same as the form
+/// without it, but an impression of another tenant is not found. The
+/// tenant is what Citus routes the call by, to the node holding the
+/// impression (ecom_distribute, docs/scaling.md).
+#[pg_extern(name = "ecom_feedback", volatile, parallel_unsafe, cost = 1000)]
+fn ecom_feedback_of_tenant(
+    tenant: Option<&str>,
+    impression_id: Option<i64>,
+    behaviour: Option<&str>,
+    label: default!(Option<bool>, true),
+) -> bool {
+    versions::require_writable_to("ecom_feedback", "feedback");
+    heads::require_current_schema();
+    let tenant = required(tenant, "tenant");
+    let id = required(impression_id, "impression_id");
+    let b = behaviour_index(required(behaviour, "behaviour"));
+    let label = required(label, "label");
+    crate::store::feedback::record(
+        id,
+        Some(tenant),
+        b,
+        label,
+        crate::pg::settings::feedback_implies(),
+    )
 }
 
 /// The bulk form: every row of `feedback` (impression_id bigint, behaviour

@@ -14,8 +14,10 @@ use pg_ecom_core::head::{behaviour_index, BEHAVIOURS};
 /// positive label with `implies`, every behaviour before it in the funnel.
 /// ON CONFLICT: an explicit label replaces any; an implied one only an
 /// implied one; a row that would not change is left alone (idempotent).
-const UPSERT: &str = "ON CONFLICT (impression_id, behaviour) DO UPDATE
-        SET label = EXCLUDED.label, implied = EXCLUDED.implied, recorded_at = pg_catalog.now()
+/// recorded_at comes from the row proposed (its default, now()): Citus
+/// allows only immutable functions in DO UPDATE SET.
+const UPSERT: &str = "ON CONFLICT (impression_id, tenant, behaviour) DO UPDATE
+        SET label = EXCLUDED.label, implied = EXCLUDED.implied, recorded_at = EXCLUDED.recorded_at
       WHERE (NOT EXCLUDED.implied OR f.implied)
         AND (f.label OPERATOR(pg_catalog.<>) EXCLUDED.label OR f.implied OPERATOR(pg_catalog.<>) EXCLUDED.implied)";
 
@@ -39,17 +41,25 @@ const CLOSED: &str = "(h.hyper OPERATOR(pg_catalog.->>) 'learned_through'::pg_ca
 
 /// The impressions named by `ids` (a query of one column, impression_id)
 /// with their own behaviour, the label it has now (none = false), whether
-/// it is closed and the version that closed it.
-fn closed_sql(ids: &str) -> String {
+/// it is closed and the version that closed it. `tenant`, an SQL
+/// expression or "", keeps to one tenant's rows: Citus then routes the
+/// query to the node that holds them (docs/scaling.md).
+fn closed_sql(ids: &str, tenant: &str) -> String {
+    let of_tenant = if tenant.is_empty() {
+        String::new()
+    } else {
+        format!("AND i.tenant OPERATOR(pg_catalog.=) {tenant}")
+    };
     format!(
         "SELECT i.id, i.behaviour AS own, COALESCE(f.label, false) AS current, COALESCE({CLOSED}, false) AS closed,
                 h.version AS learned_by
            FROM ecom.impressions i
-           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) i.request_id
+           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) i.request_id AND r.tenant OPERATOR(pg_catalog.=) i.tenant
            LEFT JOIN ecom.heads h ON h.tenant OPERATOR(pg_catalog.=) i.tenant AND h.active
            LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
+                 AND f.tenant OPERATOR(pg_catalog.=) i.tenant
                  AND f.behaviour OPERATOR(pg_catalog.=) i.behaviour
-          WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
+          WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids}) {of_tenant}"
     )
 }
 
@@ -87,12 +97,21 @@ fn late_label_error(id: i64, own: &str, current: bool, version: i32, tenant: &st
 /// anything was written (false: already recorded so). A label that would
 /// change one already learned is an ERROR (`CLOSED`); an implied one is
 /// not recorded then.
-pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
-    let tenant = tenant_of(id);
-    lock_tenants_shared(&format!(
-        "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) {id}::pg_catalog.int8"
-    ));
-    let (own, current, closed, learned_by) = label_state(id);
+/// `of_tenant`, when given, is the impression's tenant as the caller
+/// says: an impression of another tenant is then not found. Every query
+/// after the first keeps to the impression's tenant, so that Citus routes
+/// them to the node holding it.
+pub fn record(
+    id: i64,
+    of_tenant: Option<&str>,
+    behaviour: usize,
+    label: bool,
+    implies: bool,
+) -> bool {
+    let tenant = tenant_of(id, of_tenant);
+    let quoted = pgrx::spi::quote_literal(&tenant);
+    lock_tenants_shared(&format!("SELECT {quoted}::pg_catalog.text AS tenant"));
+    let (own, current, closed, learned_by) = label_state(id, &tenant);
     // the funnel position (1-based) whose implied label is left out
     let mut keep_out = 0i64;
     if closed {
@@ -105,16 +124,18 @@ pub fn record(id: i64, behaviour: usize, label: bool, implies: bool) -> bool {
             }
         }
     }
-    write_label(id, behaviour, label, implies, keep_out) > 0
+    write_label(id, &tenant, behaviour, label, implies, keep_out) > 0
 }
 
-/// The tenant of impression `id`; an ERROR when there is none.
-fn tenant_of(id: i64) -> String {
+/// The tenant of impression `id` (which must be `of_tenant`'s, when
+/// given); an ERROR when there is none.
+fn tenant_of(id: i64, of_tenant: Option<&str>) -> String {
     let tenant = Spi::connect(|c| {
         let t = c.select(
-            "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+            "SELECT tenant FROM ecom.impressions WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
+                AND ($2::pg_catalog.text IS NULL OR tenant OPERATOR(pg_catalog.=) $2::pg_catalog.text)",
             Some(1),
-            &[id.into()],
+            &[id.into(), of_tenant.into()],
         )?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
@@ -123,19 +144,25 @@ fn tenant_of(id: i64) -> String {
     })
     .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.impressions: {e}")).raise());
     let Some(tenant) = tenant else {
-        PgError::new(PgSqlErrorCode::ERRCODE_NO_DATA_FOUND, format!("there is no impression {id}")).hint("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's).").raise();
+        let whose = of_tenant.map_or(String::new(), |t| {
+            format!(" of {}", crate::pg::errors::tenant_name(t))
+        });
+        PgError::new(PgSqlErrorCode::ERRCODE_NO_DATA_FOUND, format!("there is no impression {id}{whose}")).hint("Pass an impression_id that ecom_serve returned (impressions of a forgotten tenant are gone; row-level security may hide another tenant's).").raise();
     };
     tenant
 }
 
 /// Impression `id`'s own behaviour, its label now, whether that is closed
 /// and the version that closed it (`closed_sql`).
-fn label_state(id: i64) -> (String, bool, bool, i32) {
+fn label_state(id: i64, tenant: &str) -> (String, bool, bool, i32) {
     let state = Spi::connect(|c| {
         let t = c.select(
-            &closed_sql(&format!("SELECT {id}::pg_catalog.int8")),
+            &closed_sql(
+                &format!("SELECT {id}::pg_catalog.int8"),
+                "$1::pg_catalog.text",
+            ),
             Some(1),
-            &[],
+            &[tenant.into()],
         )?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
@@ -162,7 +189,14 @@ fn label_state(id: i64) -> (String, bool, bool, i32) {
 
 /// Writes `label` for `behaviour` (and, with `implies`, the implied labels
 /// before it but the one at funnel position `keep_out`): the rows written.
-fn write_label(id: i64, behaviour: usize, label: bool, implies: bool, keep_out: i64) -> i64 {
+fn write_label(
+    id: i64,
+    tenant: &str,
+    behaviour: usize,
+    label: bool,
+    implies: bool,
+    keep_out: i64,
+) -> i64 {
     Spi::connect_mut(|c| {
         let t = c.update(
             &format!(
@@ -170,7 +204,7 @@ fn write_label(id: i64, behaviour: usize, label: bool, implies: bool, keep_out: 
                    INSERT INTO ecom.feedback AS f (impression_id, tenant, behaviour, label, implied)
                    SELECT i.id, i.tenant, b.behaviour, $3::pg_catalog.bool, b.ord OPERATOR(pg_catalog.<>) $2::pg_catalog.int8
                      FROM ecom.impressions i, pg_catalog.unnest({BEHAVIOURS_SQL}) WITH ORDINALITY AS b(behaviour, ord)
-                    WHERE i.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8
+                    WHERE i.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND i.tenant OPERATOR(pg_catalog.=) $6::pg_catalog.text
                       AND (b.ord OPERATOR(pg_catalog.=) $2::pg_catalog.int8
                            OR ($3::pg_catalog.bool AND $4::pg_catalog.bool AND b.ord OPERATOR(pg_catalog.<) $2::pg_catalog.int8
                                AND b.ord OPERATOR(pg_catalog.<>) $5::pg_catalog.int8))
@@ -185,6 +219,7 @@ fn write_label(id: i64, behaviour: usize, label: bool, implies: bool, keep_out: 
                 label.into(),
                 implies.into(),
                 keep_out.into(),
+                tenant.into(),
             ],
         )?;
         t.first().get::<i64>(1).map(|n| n.unwrap_or(0))
@@ -210,6 +245,7 @@ const FEEDBACK_HINT: &str = "ecom_feedback(feedback regclass) reads a relation o
 /// learned is an ERROR and records nothing. Returns the rows written or
 /// changed (implied ones included).
 pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
+    refuse_distributed();
     let (name, qualified) = check_relation(rel);
     let src = format!(
         "SELECT impression_id::pg_catalog.int8 AS impression_id, behaviour::pg_catalog.text AS behaviour,
@@ -220,9 +256,47 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
     lock_tenants_shared(&format!(
         "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
     ));
-    let closed = closed_sql(&ids);
+    let closed = closed_sql(&ids, "");
     refuse_late_labels(&name, &src, &closed);
     write_relation(&src, &closed, implies)
+}
+
+/// The bulk form joins the caller's relation with the impressions by id
+/// alone, which Citus cannot plan once ecom_distribute has spread them by
+/// tenant: a clear ERROR then, rather than Citus' own about joins.
+fn refuse_distributed() {
+    let distributed = Spi::connect(|c| {
+        let citus = c
+            .select(
+                "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get::<bool>(1)?
+            .unwrap_or(false);
+        if !citus {
+            return Ok::<_, pgrx::spi::Error>(false);
+        }
+        c.select(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                             WHERE logicalrelid OPERATOR(pg_catalog.=) 'ecom.impressions'::pg_catalog.regclass)",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get::<bool>(1)
+        .map(|d| d.unwrap_or(false))
+    })
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read Citus' metadata: {e}")).raise());
+    if distributed {
+        PgError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "ecom_feedback(regclass) does not work once ecom_distribute() has distributed the impressions",
+        )
+        .hint("Record each label with ecom_feedback(tenant, impression_id, behaviour, label), which Citus sends to the tenant's worker (docs/scaling.md).")
+        .raise();
+    }
 }
 
 /// `rel`'s name for messages and its qualified name to read from, once it

@@ -4,7 +4,7 @@
 -- One row per ecom_serve call: the candidates it ranked (what off-policy
 -- evaluation re-ranks with another head) and how.
 CREATE TABLE ecom.requests (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
     tenant          text NOT NULL CHECK (tenant <> ''),
     served_at       timestamptz NOT NULL DEFAULT now(),
     context         text NOT NULL,
@@ -17,10 +17,10 @@ CREATE TABLE ecom.requests (
     head_tenant     text,                             -- NULL = served by the global head
     head_version    int  NOT NULL,
     head_id         bigint NOT NULL,                  -- ecom.heads.id of the serving head
-    -- the foreign keys below carry the tenant: a row of one tenant can
-    -- never hang off another tenant's (foreign-key checks ignore row-level
-    -- security)
-    UNIQUE (id, tenant),
+    -- the keys carry the tenant: a row of one tenant can never hang off
+    -- another tenant's (foreign-key checks ignore row-level security), and
+    -- Citus can distribute the loop's tables by tenant (docs/scaling.md)
+    PRIMARY KEY (id, tenant),
     -- since 0.4.0: the writing transaction (learning's cursor follows
     -- commit order with it); NULL for rows written before 0.4.0
     txid            xid8 DEFAULT pg_catalog.pg_current_xact_id(),
@@ -47,7 +47,7 @@ CREATE TRIGGER requests_txid BEFORE INSERT ON ecom.requests
 
 -- One row per shown item.
 CREATE TABLE ecom.impressions (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
     request_id      bigint NOT NULL,
     tenant          text NOT NULL,
     served_at       timestamptz NOT NULL DEFAULT now(),
@@ -61,7 +61,7 @@ CREATE TABLE ecom.impressions (
     head_version    int  NOT NULL,
     explore         text NOT NULL,
     features        real[],                           -- this item's side features
-    UNIQUE (id, tenant),
+    PRIMARY KEY (id, tenant),
     FOREIGN KEY (request_id, tenant) REFERENCES ecom.requests (id, tenant) ON DELETE CASCADE,
     CONSTRAINT impressions_behaviour_known CHECK (behaviour IN ('browse', 'click', 'cart', 'purchase')),
     CONSTRAINT impressions_features_finite CHECK (features IS NULL OR (pg_catalog.array_position(features, NULL) IS NULL
@@ -79,7 +79,7 @@ CREATE TABLE ecom.feedback (
     label           boolean NOT NULL,
     implied         boolean NOT NULL DEFAULT false,   -- recorded by pg_ecom.feedback_implies
     recorded_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (impression_id, behaviour),
+    PRIMARY KEY (impression_id, tenant, behaviour),
     FOREIGN KEY (impression_id, tenant) REFERENCES ecom.impressions (id, tenant) ON DELETE CASCADE
 );
 CREATE INDEX feedback_tenant ON ecom.feedback (tenant);
@@ -104,8 +104,8 @@ SELECT i.id AS impression_id, i.request_id, i.tenant, i.served_at, i.context,
        coalesce(pg_catalog.bool_or(f.label) FILTER (WHERE f.behaviour = i.behaviour), false) AS reward,
        pg_catalog.max(f.recorded_at) AS last_feedback_at
   FROM ecom.impressions i
-  LEFT JOIN ecom.feedback f ON f.impression_id = i.id
- GROUP BY i.id;
+  LEFT JOIN ecom.feedback f ON f.impression_id = i.id AND f.tenant = i.tenant
+ GROUP BY i.id, i.tenant;
 
 -- Per tenant and day (in the session's TimeZone): impressions, each
 -- behaviour's count and rate, the mean predicted probability of the served

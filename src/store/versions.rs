@@ -215,7 +215,8 @@ pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
                 AND h.hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
                 AND (h.parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
                      OR (h.parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
-                AND NOT EXISTS (SELECT 1 FROM ecom.requests r WHERE r.head_id OPERATOR(pg_catalog.=) h.id)
+                AND NOT EXISTS (SELECT 1 FROM ecom.requests r WHERE r.head_id OPERATOR(pg_catalog.=) h.id
+                                   AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)
              RETURNING h.version",
             None,
             &[tenant.into(), parent.into()],

@@ -92,7 +92,7 @@ SELECT impression_id > 0 AS has_id, item_index, item, rank, propensity
 SELECT r.tenant, r.k, r.behaviour, r.explore, r.head_tenant, array_length(r.items, 1) AS candidates,
        count(i.*) AS impressions, bool_and(i.context = r.context) AS same_context
   FROM ecom.requests r JOIN ecom.impressions i ON i.request_id = r.id
- GROUP BY r.id ORDER BY r.id;
+ GROUP BY r.id, r.tenant ORDER BY r.id;
 -- rolled back with the transaction
 BEGIN;
 SELECT count(*) FROM ecom_serve('lp_tea', 'viewed: green tea', (SELECT items FROM lp_items), 3);
@@ -138,6 +138,17 @@ SELECT ecom_feedback(:first_id, 'wishlist');
 SELECT ecom_feedback(NULL, 'click');
 SELECT ecom_feedback(:first_id, NULL);
 SELECT ecom_feedback(:first_id, 'click', NULL);
+-- the form with the tenant first (what Citus routes by): the same labels,
+-- but only for that tenant's impressions
+SELECT tenant AS first_tenant FROM ecom.impressions WHERE id = :first_id \gset
+SELECT ecom_feedback(:'first_tenant', :first_id, 'cart') AS again, ecom_feedback(:'first_tenant', :first_id, 'browse', false) AS recorded;
+SELECT behaviour, label, implied FROM ecom.feedback WHERE impression_id = :first_id ORDER BY behaviour;
+SELECT ecom_feedback(:'first_tenant', :first_id, 'browse');
+SELECT ecom_feedback('lp_nobody', :first_id, 'click');
+SELECT ecom_feedback(NULL, :first_id, 'click');
+SELECT ecom_feedback(:'first_tenant', NULL::bigint, 'click');
+-- without Citus, the distributed layout is a clear error
+SELECT ecom_distribute();
 -- the bulk form: all rows or none
 CREATE TABLE lp_fb AS SELECT id AS impression_id, 'click'::text AS behaviour, rank = 1 AS label FROM ecom.impressions;
 SELECT ecom_feedback('lp_fb') > 0 AS recorded, ecom_feedback('lp_fb') AS again;

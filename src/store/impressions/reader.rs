@@ -79,9 +79,9 @@ pub(super) fn read_sql(w: &Window) -> String {
               AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
               AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)),
          q AS (
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {after} AND NOT {beyond})
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text WHERE {after} AND NOT {beyond})
            UNION ALL
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id WHERE {beyond}
+           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text WHERE {beyond}
              ORDER BY c.served_at {dir}, c.id {dir}
              LIMIT $6::pg_catalog.int8))
          SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
@@ -94,11 +94,11 @@ pub(super) fn read_sql(w: &Window) -> String {
                 {beyond},
                 COALESCE(r.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(), false)
            FROM q
-           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id
-           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id
-           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id
+           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) r.tenant
+           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id AND f.tenant OPERATOR(pg_catalog.=) i.tenant
                  AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
-          GROUP BY r.id
+          GROUP BY r.id, r.tenant
           ORDER BY r.served_at {dir}, r.id {dir}"
     )
 }

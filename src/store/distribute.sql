@@ -1,0 +1,205 @@
+-- Citus (docs/scaling.md): one call turns a single-node install into the
+-- distributed layout. The loop's tables are distributed by tenant and
+-- co-located, so a tenant's requests, impressions and feedback live on one
+-- node. ecom.heads becomes a reference table, so every node scores with
+-- every head. The calls that take a tenant first are delegated by Citus
+-- to the node that holds it. Each step is skipped when it is already
+-- done, so a call that failed half-way can be run again.
+CREATE FUNCTION @extschema@.ecom_distribute(shard_count int DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 100000
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $fn$
+DECLARE
+  ext_schema name;
+  ext_version text;
+  workers int;
+  r record;
+  w record;
+  reads_heads name[] := ARRAY['ecom_predict', 'ecom_predict_all', 'ecom_predict_emb', 'ecom_predict_interval',
+    'ecom_explain', 'ecom_query_vector', 'ecom_item_effects', 'ecom_top_items', 'ecom_rank', 'ecom_rank_emb'];
+  reads_relations name[] := ARRAY['ecom_meta_train', 'ecom_adapt'];
+  done text[] := '{}';
+  sig text;
+  ranges text := $cmd$
+    DO $do$
+    DECLARE
+      g bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
+      t text;
+    BEGIN
+      -- each node's own sequence: not to be sent on to the others
+      PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+      FOREACH t IN ARRAY ARRAY['heads', 'requests', 'impressions'] LOOP
+        IF (SELECT s.seqmax FROM pg_catalog.pg_sequence s
+             WHERE s.seqrelid = pg_catalog.pg_get_serial_sequence('ecom.' || t, 'id')::pg_catalog.regclass)
+           OPERATOR(pg_catalog.<>) ((g + 1) << 48) THEN
+          IF g = 0 THEN
+            EXECUTE pg_catalog.format('ALTER TABLE ecom.%I ALTER COLUMN id SET MAXVALUE %s', t, (g + 1) << 48);
+          ELSE
+            EXECUTE pg_catalog.format('ALTER TABLE ecom.%I ALTER COLUMN id SET START WITH %s SET MINVALUE %s SET MAXVALUE %s RESTART WITH %s',
+                                      t, (g << 48) + 1, (g << 48) + 1, (g + 1) << 48, (g << 48) + 1);
+          END IF;
+        END IF;
+      END LOOP;
+    END
+    $do$
+  $cmd$;
+  -- the calls whose first argument is the tenant and that touch only that
+  -- tenant's rows (ecom_adapt is not among them: its support set is a
+  -- relation where the call is made, usually the coordinator)
+  delegated text[] := ARRAY[
+    'ecom_serve(text,text,text[],integer,text,real[],text,bigint)',
+    'ecom_serve_emb(text,text,text[],real[],integer,text,real[],text,bigint)',
+    'ecom_feedback(text,bigint,text,boolean)',
+    'ecom_learn(text,timestamptz,text)',
+    'ecom_evaluate(text,integer,text,timestamptz)',
+    'ecom_forget(text)'];
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+    RAISE EXCEPTION 'ecom_distribute() needs the citus extension in this database'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'CREATE EXTENSION citus on the coordinator and every worker, add the workers with citus_add_node, then call ecom_distribute() on the coordinator (docs/scaling.md).';
+  END IF;
+  SELECT count(*) INTO workers FROM pg_dist_node
+   WHERE noderole = 'primary' AND isactive AND groupid <> 0;
+  IF workers = 0 THEN
+    RAISE EXCEPTION 'ecom_distribute() found no Citus worker node'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add the workers with citus_add_node(host, port) first.';
+  END IF;
+  IF NOT citus_is_coordinator() THEN
+    RAISE EXCEPTION 'ecom_distribute() runs on the Citus coordinator only'
+      USING ERRCODE = 'feature_not_supported';
+  END IF;
+  SELECT n.nspname, e.extversion INTO ext_schema, ext_version
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+   WHERE e.extname = 'pg_ecom';
+  -- every node must run the same release (CREATE EXTENSION on the
+  -- coordinator installs it on the workers; an update must reach them all)
+  FOR r IN SELECT * FROM run_command_on_workers(
+             $$SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_ecom'), 'none')$$) LOOP
+    IF NOT r.success OR r.result <> ext_version THEN
+      RAISE EXCEPTION 'worker %:% has pg_ecom %, the coordinator %', r.nodename, r.nodeport,
+        CASE WHEN r.success THEN r.result ELSE '(unreachable: ' || r.result || ')' END, ext_version
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Install the same pg_ecom release on every node and reach every worker, then call ecom_distribute() again.';
+    END IF;
+  END LOOP;
+
+  -- Rows written by a delegated call (heads and logs) take their ids from the worker's own
+  -- identity sequences: each node gets a range of its own (2^48 ids,
+  -- after its Citus group id, as Citus gives its own bigint sequences),
+  -- so ids stay unique across the cluster. A node whose range is set
+  -- already keeps its position.
+  -- (on the workers through Citus; here in this transaction, which
+  -- holds the tables' locks a second connection would wait for)
+  EXECUTE ranges;
+  FOR r IN SELECT * FROM run_command_on_workers(ranges) LOOP
+    IF NOT r.success THEN
+      RAISE EXCEPTION 'worker %:%: cannot set the identity ranges: %', r.nodename, r.nodeport, r.result;
+    END IF;
+  END LOOP;
+
+  -- ecom.heads becomes a reference table. Citus would turn ecom.requests,
+  -- which refers to it, into a local Citus table on the way, and that
+  -- conversion cannot drop the sequence the extension owns: the foreign
+  -- key is dropped on every node first and made again once the requests
+  -- are distributed.
+  IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'ecom.heads'::regclass) THEN
+    ALTER TABLE ecom.requests DROP CONSTRAINT IF EXISTS requests_head_id_fkey;
+    FOR r IN SELECT * FROM run_command_on_workers(
+               $$ALTER TABLE ecom.requests DROP CONSTRAINT IF EXISTS requests_head_id_fkey$$) LOOP
+      IF NOT r.success THEN
+        RAISE EXCEPTION 'worker %:%: %', r.nodename, r.nodeport, r.result;
+      END IF;
+    END LOOP;
+    PERFORM create_reference_table('ecom.heads');
+    PERFORM truncate_local_data_after_distributing_table('ecom.heads');
+    done := done || 'ecom.heads: reference table'::text;
+  END IF;
+
+  -- the requests' trigger stamps the writing transaction's id, which
+  -- learning's cursor follows (docs/loop.md); on a shard it stamps the
+  -- transaction of the node that holds the rows, whose commit order is
+  -- the one that matters
+  PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+  -- a foreign key to a reference table made in the same transaction as
+  -- the shards: Citus needs one connection per node for it
+  PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+  IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'ecom.requests'::regclass) THEN
+    IF shard_count IS NULL THEN
+      PERFORM create_distributed_table('ecom.requests', 'tenant');
+    ELSE
+      PERFORM create_distributed_table('ecom.requests', 'tenant', shard_count => shard_count);
+    END IF;
+    done := done || 'ecom.requests: distributed by tenant'::text;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'ecom.impressions'::regclass) THEN
+    PERFORM create_distributed_table('ecom.impressions', 'tenant', colocate_with => 'ecom.requests');
+    done := done || 'ecom.impressions: distributed by tenant'::text;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'ecom.feedback'::regclass) THEN
+    PERFORM create_distributed_table('ecom.feedback', 'tenant', colocate_with => 'ecom.requests');
+    done := done || 'ecom.feedback: distributed by tenant'::text;
+  END IF;
+  -- Citus copied the rows out; the tables' own files keep them until then
+  IF array_length(done, 1) > 0 THEN
+    PERFORM truncate_local_data_after_distributing_table(t)
+       FROM unnest(ARRAY['ecom.feedback', 'ecom.impressions', 'ecom.requests']::regclass[]) t;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'ecom.requests'::regclass
+                    AND conname = 'requests_head_id_fkey') THEN
+    ALTER TABLE ecom.requests ADD CONSTRAINT requests_head_id_fkey
+      FOREIGN KEY (head_id) REFERENCES ecom.heads (id);
+    done := done || 'ecom.requests: foreign key to ecom.heads'::text;
+  END IF;
+
+  -- Two settings go on each node's copy of some functions, not on the
+  -- session:
+  --  * scoring inside a query that Citus pushes down to a shard
+  --    (ecom_predict over a distributed table) reads ecom.heads, a
+  --    reference table, from the shard's query. Citus refuses such nested
+  --    reads unless the calling function allows them. They read the node's
+  --    own copy of a table that only two-phase commits change: exact.
+  --  * the calls that read a relation the caller names (a training source
+  --    or a support set, perhaps distributed) and then write a head: Citus
+  --    writes a reference table with a foreign key to it only after reads
+  --    over one connection per node.
+  FOR r IN SELECT p.oid::regprocedure AS fn, x.setting FROM pg_proc p
+             JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_ecom'
+             JOIN (SELECT unnest(reads_heads), 'citus.allow_nested_distributed_execution=on'
+                   UNION ALL
+                   SELECT unnest(reads_relations), 'citus.multi_shard_modify_mode=sequential') x(fn, setting)
+               ON x.fn = p.proname
+            WHERE NOT coalesce(x.setting = ANY (p.proconfig), false)
+            ORDER BY 1 LOOP
+    sig := format('ALTER FUNCTION %s SET %s = %L', r.fn, split_part(r.setting, '=', 1), split_part(r.setting, '=', 2));
+    EXECUTE sig;
+    FOR w IN SELECT * FROM run_command_on_workers(sig) LOOP
+      IF NOT w.success THEN
+        RAISE EXCEPTION 'worker %:%: %', w.nodename, w.nodeport, w.result;
+      END IF;
+    END LOOP;
+    done := done || (r.fn::text || ': ' || r.setting);
+  END LOOP;
+
+  FOREACH sig IN ARRAY delegated LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_dist_object o
+                    WHERE o.classid = 'pg_proc'::regclass
+                      AND o.objid = (quote_ident(ext_schema) || '.' || sig)::regprocedure
+                      AND o.distribution_argument_index IS NOT NULL) THEN
+      PERFORM create_distributed_function((quote_ident(ext_schema) || '.' || sig)::regprocedure, '$1',
+                                          colocate_with => 'ecom.requests');
+      done := done || ('delegated: ' || sig);
+    END IF;
+  END LOOP;
+
+  RETURN jsonb_build_object(
+    'workers', workers,
+    'shard_count', (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'ecom.requests'::regclass),
+    'done', to_jsonb(done));
+END
+$fn$;
+-- it changes every node's tables: for their owner or a superuser only
+REVOKE EXECUTE ON FUNCTION @extschema@.ecom_distribute(int) FROM PUBLIC;
