@@ -79,6 +79,24 @@ AS 'MODULE_PATHNAME', 'ecom_feedback_of_tenant_wrapper';
 -- every head. The calls that take a tenant first are delegated by Citus
 -- to the node that holds it. Each step is skipped when it is already
 -- done, so a call that failed half-way can be run again.
+-- Runs a command on every Citus worker: an ERROR naming the worker when it
+-- fails there (run_command_on_workers only reports failures).
+CREATE FUNCTION ecom.run_on_workers(command text, what text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM run_command_on_workers(command) LOOP
+    IF NOT r.success THEN
+      RAISE EXCEPTION 'worker %:%: cannot %: %', r.nodename, r.nodeport, what, r.result;
+    END IF;
+  END LOOP;
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION ecom.run_on_workers(text, text) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.ecom_distribute(shard_count int DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 100000
 SET search_path = pg_catalog, pg_temp
@@ -89,7 +107,6 @@ DECLARE
   ext_version text;
   workers int;
   r record;
-  w record;
   reads_heads name[] := ARRAY['ecom_predict', 'ecom_predict_all', 'ecom_predict_emb', 'ecom_predict_interval',
     'ecom_explain', 'ecom_query_vector', 'ecom_item_effects', 'ecom_top_items', 'ecom_rank', 'ecom_rank_emb'];
   reads_relations name[] := ARRAY['ecom_meta_train', 'ecom_adapt'];
@@ -160,19 +177,14 @@ BEGIN
     END IF;
   END LOOP;
 
-  -- Rows written by a delegated call (heads and logs) take their ids from the worker's own
-  -- identity sequences: each node gets a range of its own (2^48 ids,
-  -- after its Citus group id, as Citus gives its own bigint sequences),
-  -- so ids stay unique across the cluster. A node whose range is set
-  -- already keeps its position.
-  -- (on the workers through Citus; here in this transaction, which
-  -- holds the tables' locks a second connection would wait for)
+  -- Rows written by a delegated call (heads and logs) take their ids from
+  -- the worker's own identity sequences: each node gets a range of its
+  -- own (2^48 ids after its Citus group id, as Citus gives its own bigint
+  -- sequences), so ids stay unique across the cluster. A node whose range
+  -- is set already keeps its position. The coordinator's is set in this
+  -- transaction: a second connection would wait for the locks it holds.
   EXECUTE ranges;
-  FOR r IN SELECT * FROM run_command_on_workers(ranges) LOOP
-    IF NOT r.success THEN
-      RAISE EXCEPTION 'worker %:%: cannot set the identity ranges: %', r.nodename, r.nodeport, r.result;
-    END IF;
-  END LOOP;
+  PERFORM ecom.run_on_workers(ranges, 'set the identity ranges');
 
   -- ecom.heads becomes a reference table. Citus would turn ecom.requests,
   -- which refers to it, into a local Citus table on the way, and that
@@ -181,12 +193,8 @@ BEGIN
   -- are distributed.
   IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'ecom.heads'::regclass) THEN
     ALTER TABLE ecom.requests DROP CONSTRAINT IF EXISTS requests_head_id_fkey;
-    FOR r IN SELECT * FROM run_command_on_workers(
-               $$ALTER TABLE ecom.requests DROP CONSTRAINT IF EXISTS requests_head_id_fkey$$) LOOP
-      IF NOT r.success THEN
-        RAISE EXCEPTION 'worker %:%: %', r.nodename, r.nodeport, r.result;
-      END IF;
-    END LOOP;
+    PERFORM ecom.run_on_workers('ALTER TABLE ecom.requests DROP CONSTRAINT IF EXISTS requests_head_id_fkey',
+                                'drop the foreign key to ecom.heads');
     PERFORM create_reference_table('ecom.heads');
     PERFORM truncate_local_data_after_distributing_table('ecom.heads');
     done := done || 'ecom.heads: reference table'::text;
@@ -250,11 +258,7 @@ BEGIN
             ORDER BY 1 LOOP
     sig := format('ALTER FUNCTION %s SET %s = %L', r.fn, split_part(r.setting, '=', 1), split_part(r.setting, '=', 2));
     EXECUTE sig;
-    FOR w IN SELECT * FROM run_command_on_workers(sig) LOOP
-      IF NOT w.success THEN
-        RAISE EXCEPTION 'worker %:%: %', w.nodename, w.nodeport, w.result;
-      END IF;
-    END LOOP;
+    PERFORM ecom.run_on_workers(sig, 'set ' || r.setting);
     done := done || (r.fn::text || ': ' || r.setting);
   END LOOP;
 

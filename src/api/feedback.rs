@@ -19,12 +19,7 @@ fn ecom_feedback(
     behaviour: Option<&str>,
     label: default!(Option<bool>, true),
 ) -> bool {
-    versions::require_writable_to("ecom_feedback", "feedback");
-    heads::require_current_schema();
-    let id = required(impression_id, "impression_id");
-    let b = behaviour_index(required(behaviour, "behaviour"));
-    let label = required(label, "label");
-    crate::store::feedback::record(id, None, b, label, crate::pg::settings::feedback_implies())
+    record_one(None, impression_id, behaviour, label)
 }
 
 /// ecom_feedback with the impression's tenant first: the same as the form
@@ -38,15 +33,25 @@ fn ecom_feedback_of_tenant(
     behaviour: Option<&str>,
     label: default!(Option<bool>, true),
 ) -> bool {
+    record_one(Some(tenant), impression_id, behaviour, label)
+}
+
+/// Both one-label forms; `tenant` is Some for the form that takes one.
+fn record_one(
+    tenant: Option<Option<&str>>,
+    impression_id: Option<i64>,
+    behaviour: Option<&str>,
+    label: Option<bool>,
+) -> bool {
     versions::require_writable_to("ecom_feedback", "feedback");
     heads::require_current_schema();
-    let tenant = required(tenant, "tenant");
+    let tenant = tenant.map(|t| required(t, "tenant"));
     let id = required(impression_id, "impression_id");
     let b = behaviour_index(required(behaviour, "behaviour"));
     let label = required(label, "label");
     crate::store::feedback::record(
         id,
-        Some(tenant),
+        tenant,
         b,
         label,
         crate::pg::settings::feedback_implies(),

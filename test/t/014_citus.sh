@@ -13,7 +13,9 @@
 #   4. ecom_serve is delegated to the tenant's worker, which encodes with
 #      its own inference worker; ids are unique across nodes
 #   5. the loop (serve, feedback, learn, evaluate) for a tenant on each
-#      worker; the learned head is readable on every node
+#      worker, delegated and (in a transaction block) from the
+#      coordinator; the learned head is readable on every node; the bulk
+#      feedback form refused clearly
 #   6. ecom_meta_train reads a distributed source from the coordinator
 #   7. ecom_forget removes a tenant's heads and logs on every node
 #   8. a worker stopped: the other's tenants keep serving, the stopped
@@ -167,6 +169,14 @@ done
 # the form without the tenant, from the coordinator
 id=$(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T1'")
 [ "$(c -c "SELECT ecom_feedback($id, 'cart')")" = t ] || fail "ecom_feedback($id, 'cart') from the coordinator"
+# in a transaction block Citus does not delegate: the calls run on the
+# coordinator, reading and writing the tenant's shards over the network
+# (as a pg_cron job's SELECT ecom_learn(tenant) FROM … does)
+c -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: item 5', ARRAY['item 1','item 2','item 3'], 2, seed => 31)" >/dev/null
+id=$(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T2'")
+out=$(c -c "BEGIN" -c "SELECT ecom_feedback('$T2', $id, 'click')" -c "SELECT ecom_learn(t, activate => 'always')->>'n' FROM (VALUES ('$T2')) v(t)" \
+        -c "SELECT (ecom_evaluate('$T2', NULL)->>'requests')::int >= 1" -c "COMMIT")
+[ "$out" = "$(printf 't\n2\nt')" ] || fail "the loop on the coordinator, in a transaction block: $out"
 # the bulk form, from a relation on the coordinator
 c -c "CREATE TABLE fb_bulk AS SELECT id AS impression_id, 'cart'::text AS behaviour, true AS label
         FROM ecom.impressions WHERE tenant IN ('$T1', '$T2') AND rank = 2" >/dev/null
@@ -178,7 +188,7 @@ SELECT format('SELECT ecom_feedback(%L, %s, %L, %L::boolean)', i.tenant, b.impre
 SQL
 [ "$(c -c "SELECT count(*) FROM ecom.feedback f JOIN fb_bulk b ON b.impression_id = f.impression_id AND f.behaviour = 'cart' AND f.label")" = "$(c -c "SELECT count(*) FROM fb_bulk")" ] \
   || fail "ecom_feedback(tenant, …) per row: the cart labels"
-ok "the loop for $T1 (port $P1) and $T2 (port $P2): serve, feedback, learn, evaluate; heads readable on every node; the bulk form refused clearly"
+ok "the loop for $T1 (port $P1) and $T2 (port $P2): serve, feedback, learn, evaluate, delegated and in a transaction block; heads readable on every node; the bulk form refused clearly"
 
 # 6. ecom_meta_train from a distributed source
 c -c "CREATE TABLE events_d (LIKE events)" -c "SELECT create_distributed_table('events_d', 'tenant')" \
