@@ -22,16 +22,18 @@ fn ecom_feedback(
     record_one(None, impression_id, behaviour, label)
 }
 
-/// ecom_feedback with the impression's tenant first: the same as the form
+/// ecom_feedback with the impression's tenant: the same as the form
 /// without it, but an impression of another tenant is not found. The
 /// tenant is what Citus routes the call by, to the node holding the
-/// impression (ecom_distribute, docs/scaling.md).
+/// impression (ecom_distribute, docs/scaling.md). It comes last and
+/// every argument is required: a call of three untyped parameters (as
+/// drivers send them) must still resolve to the form above.
 #[pg_extern(name = "ecom_feedback", volatile, parallel_unsafe, cost = 1000)]
 fn ecom_feedback_of_tenant(
-    tenant: Option<&str>,
     impression_id: Option<i64>,
     behaviour: Option<&str>,
-    label: default!(Option<bool>, true),
+    label: Option<bool>,
+    tenant: Option<&str>,
 ) -> bool {
     record_one(Some(tenant), impression_id, behaviour, label)
 }
@@ -45,10 +47,10 @@ fn record_one(
 ) -> bool {
     versions::require_writable_to("ecom_feedback", "feedback");
     heads::require_current_schema();
-    let tenant = tenant.map(|t| required(t, "tenant"));
     let id = required(impression_id, "impression_id");
     let b = behaviour_index(required(behaviour, "behaviour"));
     let label = required(label, "label");
+    let tenant = tenant.map(|t| required(t, "tenant"));
     crate::store::feedback::record(
         id,
         tenant,

@@ -37,6 +37,7 @@ DECLARE
     'ecom_explain', 'ecom_query_vector', 'ecom_item_effects', 'ecom_top_items', 'ecom_rank', 'ecom_rank_emb'];
   reads_relations name[] := ARRAY['ecom_meta_train', 'ecom_adapt'];
   done text[] := '{}';
+  propagation text := current_setting('citus.enable_ddl_propagation', true);
   sig text;
   ranges text := $cmd$
     DO $do$
@@ -61,16 +62,17 @@ DECLARE
     END
     $do$
   $cmd$;
-  -- the calls whose first argument is the tenant and that touch only that
-  -- tenant's rows (ecom_adapt is not among them: its support set is a
-  -- relation where the call is made, usually the coordinator)
+  -- the calls that take a tenant and touch only that tenant's rows, with
+  -- the tenant's position (ecom_adapt is not among them: its support set
+  -- is a relation where the call is made, usually the coordinator)
   delegated text[] := ARRAY[
-    'ecom_serve(text,text,text[],integer,text,real[],text,bigint)',
-    'ecom_serve_emb(text,text,text[],real[],integer,text,real[],text,bigint)',
-    'ecom_feedback(text,bigint,text,boolean)',
-    'ecom_learn(text,timestamptz,text)',
-    'ecom_evaluate(text,integer,text,timestamptz)',
-    'ecom_forget(text)'];
+    'ecom_serve(text,text,text[],integer,text,real[],text,bigint)', '$1',
+    'ecom_serve_emb(text,text,text[],real[],integer,text,real[],text,bigint)', '$1',
+    'ecom_feedback(bigint,text,boolean,text)', '$4',
+    'ecom_learn(text,timestamptz,text)', '$1',
+    'ecom_evaluate(text,integer,text,timestamptz)', '$1',
+    'ecom_forget(text)', '$1'];
+  i int;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
     RAISE EXCEPTION 'ecom_distribute() needs the citus extension in this database'
@@ -110,6 +112,9 @@ BEGIN
   -- is set already keeps its position. The coordinator's is set in this
   -- transaction: a second connection would wait for the locks it holds.
   EXECUTE ranges;
+  -- the ranges' DO turned DDL propagation off for the rest of this
+  -- transaction: the foreign key below must reach every shard
+  PERFORM set_config('citus.enable_ddl_propagation', propagation, true);
   PERFORM ecom.run_on_workers(ranges, 'set the identity ranges');
 
   -- ecom.heads becomes a reference table. Citus would turn ecom.requests,
@@ -173,27 +178,32 @@ BEGIN
   --    or a support set, perhaps distributed) and then write a head: Citus
   --    writes a reference table with a foreign key to it only after reads
   --    over one connection per node.
-  FOR r IN SELECT p.oid::regprocedure AS fn, x.setting FROM pg_proc p
+  -- (sent to the workers on every call: one added since the last call
+  -- gets them too)
+  FOR r IN SELECT p.oid::regprocedure AS fn, x.setting,
+                  coalesce(x.setting = ANY (p.proconfig), false) AS here FROM pg_proc p
              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
              JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_ecom'
              JOIN (SELECT unnest(reads_heads), 'citus.allow_nested_distributed_execution=on'
                    UNION ALL
                    SELECT unnest(reads_relations), 'citus.multi_shard_modify_mode=sequential') x(fn, setting)
                ON x.fn = p.proname
-            WHERE NOT coalesce(x.setting = ANY (p.proconfig), false)
             ORDER BY 1 LOOP
     sig := format('ALTER FUNCTION %s SET %s = %L', r.fn, split_part(r.setting, '=', 1), split_part(r.setting, '=', 2));
-    EXECUTE sig;
     PERFORM ecom.run_on_workers(sig, 'set ' || r.setting);
-    done := done || (r.fn::text || ': ' || r.setting);
+    IF NOT r.here THEN
+      EXECUTE sig;
+      done := done || (r.fn::text || ': ' || r.setting);
+    END IF;
   END LOOP;
 
-  FOREACH sig IN ARRAY delegated LOOP
+  FOR i IN 1 .. array_length(delegated, 1) BY 2 LOOP
+    sig := delegated[i];
     IF NOT EXISTS (SELECT 1 FROM pg_dist_object o
                     WHERE o.classid = 'pg_proc'::regclass
                       AND o.objid = (quote_ident(ext_schema) || '.' || sig)::regprocedure
                       AND o.distribution_argument_index IS NOT NULL) THEN
-      PERFORM create_distributed_function((quote_ident(ext_schema) || '.' || sig)::regprocedure, '$1',
+      PERFORM create_distributed_function((quote_ident(ext_schema) || '.' || sig)::regprocedure, delegated[i + 1],
                                           colocate_with => 'ecom.requests');
       done := done || ('delegated: ' || sig);
     END IF;

@@ -69,7 +69,7 @@ fn closed_sql(ids: &str, tenant: &str) -> String {
 /// either seen by a learn or finds the learn's cursor when it is checked.
 /// The transaction takes its xid first (`versions::take_xid`): the check
 /// after the wait must see what a learn it waited for committed.
-fn lock_tenants_shared(tenants: &str) {
+fn lock_tenants_shared(tenants: &str, args: &[pgrx::datum::DatumWithOid]) {
     crate::store::versions::take_xid();
     Spi::connect(|c| {
         c.select(
@@ -79,7 +79,7 @@ fn lock_tenants_shared(tenants: &str) {
                    FROM (SELECT DISTINCT tenant FROM ({tenants}) x ORDER BY tenant) t"
             ),
             None,
-            &[],
+            args,
         )
         .map(|_| ())
     })
@@ -109,8 +109,10 @@ pub fn record(
     implies: bool,
 ) -> bool {
     let tenant = tenant_of(id, of_tenant);
-    let quoted = pgrx::spi::quote_literal(&tenant);
-    lock_tenants_shared(&format!("SELECT {quoted}::pg_catalog.text AS tenant"));
+    lock_tenants_shared(
+        "SELECT $1::pg_catalog.text AS tenant",
+        &[tenant.as_str().into()],
+    );
     let (own, current, closed, learned_by) = label_state(id, &tenant);
     // the funnel position (1-based) whose implied label is left out
     let mut keep_out = 0i64;
@@ -253,9 +255,12 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
     );
     check_rows(&name, &src);
     let ids = format!("SELECT impression_id FROM ({src}) s");
-    lock_tenants_shared(&format!(
-        "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
-    ));
+    lock_tenants_shared(
+        &format!(
+            "SELECT i.tenant FROM ecom.impressions i WHERE i.id OPERATOR(pg_catalog.=) ANY ({ids})"
+        ),
+        &[],
+    );
     let closed = closed_sql(&ids, "");
     refuse_late_labels(&name, &src, &closed);
     write_relation(&src, &closed, implies)

@@ -10,7 +10,8 @@ use crate::pg::errors::PgError;
 
 /// A library newer than the SQL objects (new binaries installed, ALTER
 /// EXTENSION … UPDATE not run yet in this database) would fail on columns
-/// that older releases lack (taste_basis is 0.6.0's): say what to do instead. Checked in the catalogs until
+/// that older releases lack (taste_basis is 0.6.0's), or on keys they
+/// lack (0.14.0's feedback key): say what to do instead. Checked in the catalogs until
 /// it first succeeds in this backend (the update can happen while a
 /// backend lives; it cannot be undone).
 pub fn require_current_schema() {
@@ -30,7 +31,10 @@ pub fn require_current_schema() {
         if rel == pg_sys::InvalidOid {
             return; // no ecom.heads at all: the query itself will say so
         }
+        // 0.14.0 replaced UNIQUE (id, tenant) by the primary key
         pg_sys::get_attnum(rel, c"taste_basis".as_ptr()) != pg_sys::InvalidAttrNumber as i16
+            && pg_sys::get_relname_relid(c"requests_id_tenant_key".as_ptr(), nsp)
+                == pg_sys::InvalidOid
     };
     if !has_id {
         PgError::new(

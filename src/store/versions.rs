@@ -206,20 +206,36 @@ fn require_storable(head: &Head, posterior: Option<&Posterior>) {
 /// kept whatever it is (it may have served; the requests' foreign key
 /// enforces the second). Returns the versions deleted, for the new
 /// version's `hyper->'replaces'` (its number comes after them).
+///
+/// The candidates are found first and deleted by id: Citus cannot delete
+/// from a reference table (ecom.heads) in a statement that also reads a
+/// distributed one (ecom.requests). The tenant's lock, held from here to
+/// the end of the transaction, keeps a request from naming one of them in
+/// between (and only active versions serve).
 pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
     lock_tenant(Some(tenant));
     Spi::connect_mut(|c| {
+        let ids = c
+            .select(
+                "SELECT pg_catalog.array_agg(h.id) FROM ecom.heads h
+                  WHERE h.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text AND NOT h.active AND NOT h.ever_active
+                    AND h.hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
+                    AND (h.parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
+                         OR (h.parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
+                    AND NOT EXISTS (SELECT 1 FROM ecom.requests r WHERE r.head_id OPERATOR(pg_catalog.=) h.id
+                                       AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)",
+                Some(1),
+                &[tenant.into(), parent.into()],
+            )?
+            .first()
+            .get::<Vec<i64>>(1)?;
+        let Some(ids) = ids else {
+            return Ok(Vec::new());
+        };
         let t = c.update(
-            "DELETE FROM ecom.heads h
-              WHERE h.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text AND NOT h.active AND NOT h.ever_active
-                AND h.hyper OPERATOR(pg_catalog.->>) 'kind'::pg_catalog.text OPERATOR(pg_catalog.=) 'learn'::pg_catalog.text
-                AND (h.parent_version OPERATOR(pg_catalog.=) $2::pg_catalog.int4
-                     OR (h.parent_version IS NULL AND $2::pg_catalog.int4 IS NULL))
-                AND NOT EXISTS (SELECT 1 FROM ecom.requests r WHERE r.head_id OPERATOR(pg_catalog.=) h.id
-                                   AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text)
-             RETURNING h.version",
+            "DELETE FROM ecom.heads WHERE id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[]) RETURNING version",
             None,
-            &[tenant.into(), parent.into()],
+            &[ids.into()],
         )?;
         let mut out = Vec::new();
         for r in t {

@@ -138,15 +138,21 @@ SELECT ecom_feedback(:first_id, 'wishlist');
 SELECT ecom_feedback(NULL, 'click');
 SELECT ecom_feedback(:first_id, NULL);
 SELECT ecom_feedback(:first_id, 'click', NULL);
--- the form with the tenant first (what Citus routes by): the same labels,
--- but only for that tenant's impressions
+-- the form with the tenant (what Citus routes by): the same labels, but
+-- only for that tenant's impressions
 SELECT tenant AS first_tenant FROM ecom.impressions WHERE id = :first_id \gset
-SELECT ecom_feedback(:'first_tenant', :first_id, 'cart') AS again, ecom_feedback(:'first_tenant', :first_id, 'browse', false) AS recorded;
+SELECT ecom_feedback(:first_id, 'cart', true, :'first_tenant') AS again,
+       ecom_feedback(:first_id, 'browse', false, :'first_tenant') AS recorded;
 SELECT behaviour, label, implied FROM ecom.feedback WHERE impression_id = :first_id ORDER BY behaviour;
-SELECT ecom_feedback(:'first_tenant', :first_id, 'browse');
-SELECT ecom_feedback('lp_nobody', :first_id, 'click');
-SELECT ecom_feedback(NULL, :first_id, 'click');
-SELECT ecom_feedback(:'first_tenant', NULL::bigint, 'click');
+SELECT ecom_feedback(impression_id => :first_id, behaviour => 'browse', label => true, tenant => :'first_tenant');
+SELECT ecom_feedback(:first_id, 'click', true, 'lp_nobody');
+SELECT ecom_feedback(:first_id, 'click', true, NULL);
+SELECT ecom_feedback(NULL, 'click', true, :'first_tenant');
+-- three untyped parameters, as drivers send them, still mean the form
+-- without the tenant
+PREPARE fb3 AS SELECT ecom_feedback($1, $2, $3);
+EXECUTE fb3(:first_id, 'browse', true);
+DEALLOCATE fb3;
 -- without Citus, the distributed layout is a clear error (its PL/pgSQL
 -- line number left out of the output)
 \set SHOW_CONTEXT never

@@ -51,6 +51,14 @@ loop_rows="SELECT (SELECT md5(string_agg(format('%s', (r.id, r.tenant, r.served_
                 || '/' || (SELECT count(*) FROM ecom.requests) || '/' || (SELECT count(*) FROM ecom.impressions) || '/' || (SELECT count(*) FROM ecom.feedback)"
 loop_before=$($U -c "$loop_rows")
 [ "$($U -c "SELECT count(*) > 20 FROM ecom.impressions")" = t ] || { echo "upgrade: the 0.3.0 loop fixture did not load"; exit 1; }
+# 0.13.0's objects with this library: 0.14.0 changed the loop's keys, and
+# feedback must say to update rather than fail inside
+if [ "$NEW" != 0.13.0 ]; then
+  $U -c "ALTER EXTENSION pg_ecom UPDATE TO '0.13.0'" >/dev/null
+  stale=$($U -c "SELECT ecom_feedback(min(id), 'click') FROM ecom.impressions" 2>&1 || true)
+  grep -q "older than the pg_ecom library" <<< "$stale" \
+    || { echo "upgrade: on 0.13.0's objects, ecom_feedback should say to run ALTER EXTENSION UPDATE; got: $stale"; exit 1; }
+fi
 update_out=$($U -c "ALTER EXTENSION pg_ecom UPDATE" 2>&1)
 [ -z "$update_out" ] || { echo "upgrade: ALTER EXTENSION UPDATE said something on rows 0.3.0 wrote: $update_out"; exit 1; }
 [ "$($U -c "$loop_rows")" = "$loop_before" ] || { echo "upgrade: the loop's rows changed in the update"; exit 1; }

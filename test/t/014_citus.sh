@@ -90,7 +90,7 @@ ok "CREATE EXTENSION reaches the workers; single-node scores and logs taken"
 
 # 2. the layout
 out=$(c -c "SELECT ecom_distribute()")
-for part in '"ecom.heads: reference table"' '"ecom.requests: distributed by tenant"' '"ecom.feedback: distributed by tenant"' '"delegated: ecom_serve(' '"delegated: ecom_feedback(text,bigint,text,boolean)"' '"workers": 2'; do
+for part in '"ecom.heads: reference table"' '"ecom.requests: distributed by tenant"' '"ecom.feedback: distributed by tenant"' '"delegated: ecom_serve(' '"delegated: ecom_feedback(bigint,text,boolean,text)"' '"workers": 2'; do
   grep -qF "$part" <<< "$out" || fail "ecom_distribute: $part missing in $out"
 done
 [ "$(c -c "SELECT string_agg(format('%s=%s', logicalrelid, CASE partmethod WHEN 'n' THEN 'reference' ELSE partmethod::text END), ' ' ORDER BY logicalrelid::text)
@@ -135,7 +135,7 @@ ok "the same scores as single node; EXPLAIN shows ecom_predict pushed to the ten
 before=$(w2 -c "SELECT (ecom_worker_stats()->>'texts')::int")
 log=$(c -c "SET citus.log_remote_commands = on" -c "SET client_min_messages = notice" \
         -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: a new kettle', ARRAY['green tea','black tea','a kettle'], 2, seed => 1)" 2>&1)
-grep -q "issuing SELECT.*ecom_serve('$T2'" <<< "$log" && grep -q "port=$P2\|:$P2" <<< "$log" \
+grep -A1 "issuing SELECT.*ecom_serve('$T2'" <<< "$log" | grep -q "127.0.0.1:$P2 " \
   || fail "ecom_serve was not delegated to $T2's worker: $log"
 after=$(w2 -c "SELECT (ecom_worker_stats()->>'texts')::int")
 [ "$after" -gt "$before" ] || fail "$T2's worker did not encode the delegated call ($before -> $after)"
@@ -151,9 +151,9 @@ for t in "$T1" "$T2"; do
   done
   ids=$(c -c "SELECT string_agg(id::text, ' ' ORDER BY id) FROM ecom.impressions WHERE tenant = '$t' AND rank = 1")
   for id in $ids; do
-    [ "$(c -c "SELECT ecom_feedback('$t', $id, 'click')")" = t ] || fail "ecom_feedback('$t', $id)"
+    [ "$(c -c "SELECT ecom_feedback($id, 'click', true, '$t')")" = t ] || fail "ecom_feedback($id, 'click', true, '$t')"
   done
-  [ "$(c -c "SELECT ecom_feedback('$t', ${ids%% *}, 'click')")" = f ] || fail "ecom_feedback('$t') a second time is not idempotent"
+  [ "$(c -c "SELECT ecom_feedback(${ids%% *}, 'click', true, '$t')")" = f ] || fail "ecom_feedback(…, '$t') a second time is not idempotent"
   [ "$(c -c "SELECT count(*) FROM ecom.impression_outcomes WHERE tenant = '$t' AND click")" = "$(wc -w <<< "$ids")" ] \
     || fail "impression_outcomes: the clicks of $t"
   learned=$(c -c "SELECT ecom_learn('$t', activate => 'always')")
@@ -165,7 +165,24 @@ for t in "$T1" "$T2"; do
   ev=$(c -c "SELECT (ecom_evaluate('$t', $v)->>'requests')::int")
   [ "$ev" -ge 1 ] || fail "ecom_evaluate('$t'): $ev requests"
   [ "$(c -c "SELECT ecom_learn('$t', activate => 'always')->>'reason'")" != "" ] || fail "ecom_learn('$t') learns again with nothing new"
+  # a candidate stored inactive, then replaced by a newer one (which
+  # deletes from the reference table what no request names)
+  for s in 14 15; do
+    c -c "SELECT count(*) FROM ecom_serve('$t', 'viewed: item $s', ARRAY['item 1','item 2','item 3'], 2, seed => $s)" >/dev/null
+    out=$(c -c "SELECT ecom_learn('$t', activate => 'never')")
+    grep -q '"activated": false' <<< "$out" || fail "ecom_learn('$t', activate => 'never'): $out"
+  done
+  grep -q '"replaced_versions": \[[0-9]' <<< "$out" || fail "the second candidate of $t did not replace the first: $out"
+  [ "$(c -c "SELECT count(*) FROM ecom.heads WHERE tenant = '$t' AND NOT active AND NOT ever_active")" = 1 ] \
+    || fail "$t keeps other than one waiting candidate"
 done
+[ "$(c -c "SELECT count(*) = count(DISTINCT id) FROM ecom.heads")" = t ] || fail "head ids written on different nodes collide"
+# the foreign key that keeps a head that served reached every shard
+[ "$(c -c "SELECT bool_and(result::int = 1) FROM run_command_on_shards('ecom.requests',
+            \$\$SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f'\$\$)")" = t ] \
+  || fail "the requests' foreign key to ecom.heads is missing on some shard"
+served=$(c -c "SELECT head_id FROM ecom.requests WHERE tenant = '$T2' AND head_tenant = '$T2' LIMIT 1")
+errs "DELETE FROM ecom.heads WHERE id = $served" "violates foreign key constraint" "deleting a head that served"
 # the form without the tenant, from the coordinator
 id=$(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T1'")
 [ "$(c -c "SELECT ecom_feedback($id, 'cart')")" = t ] || fail "ecom_feedback($id, 'cart') from the coordinator"
@@ -174,21 +191,22 @@ id=$(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T1'")
 # (as a pg_cron job's SELECT ecom_learn(tenant) FROM … does)
 c -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: item 5', ARRAY['item 1','item 2','item 3'], 2, seed => 31)" >/dev/null
 id=$(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T2'")
-out=$(c -c "BEGIN" -c "SELECT ecom_feedback('$T2', $id, 'click')" -c "SELECT ecom_learn(t, activate => 'always')->>'n' FROM (VALUES ('$T2')) v(t)" \
+out=$(c -c "BEGIN" -c "SELECT ecom_feedback($id, 'click', true, '$T2')" -c "SELECT ecom_learn(t, activate => 'always')->>'n' FROM (VALUES ('$T2')) v(t)" \
         -c "SELECT (ecom_evaluate('$T2', NULL)->>'requests')::int >= 1" -c "COMMIT")
-[ "$out" = "$(printf 't\n2\nt')" ] || fail "the loop on the coordinator, in a transaction block: $out"
+# (6: the 2 new impressions and the 4 only the inactive candidates learned)
+[ "$out" = "$(printf 't\n6\nt')" ] || fail "the loop on the coordinator, in a transaction block: $out"
 # the bulk form, from a relation on the coordinator
 c -c "CREATE TABLE fb_bulk AS SELECT id AS impression_id, 'cart'::text AS behaviour, true AS label
         FROM ecom.impressions WHERE tenant IN ('$T1', '$T2') AND rank = 2" >/dev/null
 errs "SELECT ecom_feedback('fb_bulk'::regclass)" "does not work once ecom_distribute() has distributed" "ecom_feedback(regclass) on Citus"
 # the same labels, one call each, delegated
 c >/dev/null <<'SQL'
-SELECT format('SELECT ecom_feedback(%L, %s, %L, %L::boolean)', i.tenant, b.impression_id, b.behaviour, b.label)
+SELECT format('SELECT ecom_feedback(%s, %L, %L::boolean, %L)', b.impression_id, b.behaviour, b.label, i.tenant)
   FROM fb_bulk b JOIN ecom.impressions i ON i.id = b.impression_id \gexec
 SQL
 [ "$(c -c "SELECT count(*) FROM ecom.feedback f JOIN fb_bulk b ON b.impression_id = f.impression_id AND f.behaviour = 'cart' AND f.label")" = "$(c -c "SELECT count(*) FROM fb_bulk")" ] \
-  || fail "ecom_feedback(tenant, …) per row: the cart labels"
-ok "the loop for $T1 (port $P1) and $T2 (port $P2): serve, feedback, learn, evaluate, delegated and in a transaction block; heads readable on every node; the bulk form refused clearly"
+  || fail "ecom_feedback(…, tenant) per row: the cart labels"
+ok "the loop for $T1 (port $P1) and $T2 (port $P2): serve, feedback, learn (activated, and candidates replaced), evaluate, delegated and in a transaction block; heads readable on every node, their foreign key on every shard; the bulk form refused clearly"
 
 # 6. ecom_meta_train from a distributed source
 c -c "CREATE TABLE events_d (LIKE events)" -c "SELECT create_distributed_table('events_d', 'tenant')" \
@@ -224,7 +242,7 @@ c -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: item 2', ARRAY['item 1','i
 ok "a worker stopped: $T1 serves, $T2 fails with Citus' connection error; back, every impression is there"
 
 # 9. bad calls
-errs "SELECT ecom_feedback('$T1', $(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T2'"), 'click')" "there is no impression .* of tenant" \
+errs "SELECT ecom_feedback($(c -c "SELECT max(id) FROM ecom.impressions WHERE tenant = '$T2'"), 'click', true, '$T1')" "there is no impression .* of tenant" \
   "ecom_feedback with another tenant's impression"
 out=$(w1 -c "SELECT ecom_distribute()" 2>&1) && fail "ecom_distribute on a worker: no error"
 grep -q "runs on the Citus coordinator only" <<< "$out" || fail "ecom_distribute on a worker: $out"
