@@ -11,16 +11,10 @@ cd "$(dirname "$0")/../.."
 P0=$1 SECS=${2:-15}
 P1=$((P0 + 1)) P2=$((P0 + 2))
 NODES="bench_cc:$P0 bench_cw1:$P1 bench_cw2:$P2"
-stop() { for x in $NODES; do scripts/cluster stop "${x%:*}" "${x#*:}"; done; }
-trap stop EXIT
-stop
-for x in $NODES; do
-  rm -rf ".ecom/clusters/${x%:*}"
-  PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=citus,pg_ecom -c max_prepared_transactions=20" \
-    scripts/cluster start "${x%:*}" "${x#*:}"
-  scripts/cluster psql "${x%:*}" "${x#*:}" -d postgres -qc "CREATE DATABASE ecom" >/dev/null
-  scripts/cluster psql "${x%:*}" "${x#*:}" -d ecom -qc "SET client_min_messages = warning" -c "CREATE EXTENSION citus" >/dev/null
-done
+. test/citus_nodes.sh
+trap 'citus_nodes_stop "$NODES"' EXIT
+citus_nodes_stop "$NODES"
+citus_nodes_create "$NODES"
 c() { scripts/cluster psql bench_cc "$P0" "$@"; }
 c -d postgres -qc "CREATE DATABASE single" >/dev/null
 c -d ecom -qAt -c "SELECT citus_set_coordinator_host('127.0.0.1', $P0)" -c "SELECT citus_add_node('127.0.0.1', $P1)" \

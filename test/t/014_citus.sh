@@ -29,18 +29,13 @@ P0=$1
 P1=$(scripts/cluster free-port $((P0 + 1)))
 P2=$(scripts/cluster free-port $((P1 + 1)))
 NODES="citus_c:$P0 citus_w1:$P1 citus_w2:$P2"
-stop() { for x in $NODES; do scripts/cluster stop "${x%:*}" "${x#*:}"; done; }
-trap stop EXIT
-stop
-for x in $NODES; do
-  rm -rf ".ecom/clusters/${x%:*}"
-  # citus first, as Citus requires; feedback_window 0 on every node: a
-  # delegated call runs with the worker's settings, not the caller's
-  PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=citus,pg_ecom -c max_prepared_transactions=20 -c pg_ecom.feedback_window=0" \
-    scripts/cluster start "${x%:*}" "${x#*:}"
-  scripts/cluster psql "${x%:*}" "${x#*:}" -d postgres -qc "CREATE DATABASE ecom" -c "ALTER DATABASE ecom SET citus.log_remote_commands = off" >/dev/null
-  scripts/cluster psql "${x%:*}" "${x#*:}" -d ecom -qc "SET client_min_messages = warning" -c "CREATE EXTENSION citus" >/dev/null
-done
+# feedback_window 0 on every node: a delegated call runs with the worker's
+# settings, not the caller's
+OPTS="-c pg_ecom.feedback_window=0"
+. test/citus_nodes.sh
+trap 'citus_nodes_stop "$NODES"' EXIT
+citus_nodes_stop "$NODES"
+citus_nodes_create "$NODES" "$OPTS"
 c() { scripts/cluster psql citus_c "$P0" -d ecom -qAt "$@"; }
 w1() { scripts/cluster psql citus_w1 "$P1" -d ecom -qAt "$@"; }
 w2() { scripts/cluster psql citus_w2 "$P2" -d ecom -qAt "$@"; }
@@ -233,8 +228,7 @@ served=$(c -c "SELECT count(*) FROM ecom_serve('$T1', 'viewed: item 2', ARRAY['i
 out=$(c -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: item 2', ARRAY['item 1','item 2','item 3'], 2, seed => 22)" 2>&1) \
   && fail "$T2 served with its worker stopped"
 grep -q "connection to the remote node .*$P2 failed" <<< "$out" || fail "$T2 with its worker stopped: $out"
-PG_ECOM_SERVER_OPTS="-c shared_preload_libraries=citus,pg_ecom -c max_prepared_transactions=20 -c pg_ecom.feedback_window=0" \
-  scripts/cluster start citus_w2 "$P2"
+citus_node_start citus_w2 "$P2" "$OPTS"
 c -c "SELECT count(*) FROM ecom_serve('$T2', 'viewed: item 2', ARRAY['item 1','item 2','item 3'], 2, seed => 23)" >/dev/null \
   || fail "$T2 cannot serve once its worker is back"
 [ "$(c -c "SELECT count(*) FROM ecom.impressions")" = $((before + 4)) ] \
