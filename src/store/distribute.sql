@@ -2,8 +2,8 @@
 -- distributed layout. The loop's tables are distributed by tenant and
 -- co-located, so a tenant's requests, impressions and feedback live on one
 -- node. ecom.heads becomes a reference table, so every node scores with
--- every head. The calls that take a tenant first are delegated by Citus
--- to the node that holds it. Each step is skipped when it is already
+-- every head. The calls that take a tenant and touch only its rows are
+-- delegated by Citus to the node that holds it. Each step is skipped when it is already
 -- done, so a call that failed half-way can be run again.
 -- Runs a command on every Citus worker: an ERROR naming the worker when it
 -- fails there (run_command_on_workers only reports failures).
@@ -37,7 +37,6 @@ DECLARE
     'ecom_explain', 'ecom_query_vector', 'ecom_item_effects', 'ecom_top_items', 'ecom_rank', 'ecom_rank_emb'];
   reads_relations name[] := ARRAY['ecom_meta_train', 'ecom_adapt'];
   done text[] := '{}';
-  propagation text := current_setting('citus.enable_ddl_propagation', true);
   sig text;
   ranges text := $cmd$
     DO $do$
@@ -113,8 +112,9 @@ BEGIN
   -- transaction: a second connection would wait for the locks it holds.
   EXECUTE ranges;
   -- the ranges' DO turned DDL propagation off for the rest of this
-  -- transaction: the foreign key below must reach every shard
-  PERFORM set_config('citus.enable_ddl_propagation', propagation, true);
+  -- transaction: the foreign key below must reach every shard, whatever
+  -- the caller's session had
+  PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
   PERFORM ecom.run_on_workers(ranges, 'set the identity ranges');
 
   -- ecom.heads becomes a reference table. Citus would turn ecom.requests,

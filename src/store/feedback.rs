@@ -299,7 +299,7 @@ fn refuse_distributed() {
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             "ecom_feedback(regclass) does not work once ecom_distribute() has distributed the impressions",
         )
-        .hint("Record each label with ecom_feedback(tenant, impression_id, behaviour, label), which Citus sends to the tenant's worker (docs/scaling.md).")
+        .hint("Record each label with ecom_feedback(impression_id, behaviour, label, tenant), which Citus sends to the tenant's worker (docs/scaling.md).")
         .raise();
     }
 }

@@ -211,7 +211,9 @@ fn require_storable(head: &Head, posterior: Option<&Posterior>) {
 /// from a reference table (ecom.heads) in a statement that also reads a
 /// distributed one (ecom.requests). The tenant's lock, held from here to
 /// the end of the transaction, keeps a request from naming one of them in
-/// between (and only active versions serve).
+/// between (and only active versions serve). The DELETE checks again that
+/// each is still inactive: on Citus that lock is per node, and a rollback
+/// on another node may have activated one meanwhile.
 pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
     lock_tenant(Some(tenant));
     Spi::connect_mut(|c| {
@@ -233,7 +235,8 @@ pub fn drop_inactive_candidates(tenant: &str, parent: Option<i32>) -> Vec<i32> {
             return Ok(Vec::new());
         };
         let t = c.update(
-            "DELETE FROM ecom.heads WHERE id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[]) RETURNING version",
+            "DELETE FROM ecom.heads WHERE id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])
+                AND NOT active AND NOT ever_active RETURNING version",
             None,
             &[ids.into()],
         )?;

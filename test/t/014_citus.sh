@@ -91,6 +91,9 @@ done
 [ "$(c -c "SELECT string_agg(format('%s=%s', logicalrelid, CASE partmethod WHEN 'n' THEN 'reference' ELSE partmethod::text END), ' ' ORDER BY logicalrelid::text)
              FROM pg_dist_partition WHERE logicalrelid::text LIKE 'ecom.%'")" = "ecom.feedback=h ecom.heads=reference ecom.impressions=h ecom.requests=h" ] \
   || fail "ecom_distribute: the tables' methods: $(c -c "SELECT logicalrelid, partmethod FROM pg_dist_partition")"
+[ "$(c -c "SELECT string_agg(format('%s:%s', objid::regprocedure, distribution_argument_index), ' ' ORDER BY 1)
+             FROM pg_dist_object WHERE classid = 'pg_proc'::regclass AND objid = 'ecom_feedback(bigint,text,boolean,text)'::regprocedure")" \
+   = "ecom_feedback(bigint,text,boolean,text):3" ] || fail "ecom_feedback's tenant form is not routed by its tenant (\$4)"
 [ "$(c -c "SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid IN ('ecom.requests'::regclass, 'ecom.impressions'::regclass, 'ecom.feedback'::regclass)")" = 1 ] \
   || fail "ecom_distribute: the loop's tables are co-located"
 [ "$(c -c "SELECT ecom_distribute()->'done'")" = "[]" ] || fail "ecom_distribute a second time does something"
