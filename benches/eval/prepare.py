@@ -53,6 +53,9 @@ ap.add_argument("--titles", help="TSV of item id -> title (and genre names) to u
                 "only the items it names are kept")
 ap.add_argument("--zh-context", action="store_true", help="the context's words in Chinese")
 ap.add_argument("--encoder", default="", help="pg_ecom.encoder for the evaluation")
+ap.add_argument("--finetuned", default="", metavar="PREFIX",
+                help="each seed uses the encoder PREFIX-s<seed>, fine-tuned on that seed's meta-train "
+                     "tenants only (run.sh --finetune makes them; their lists: finetune_tenants.csv)")
 a = ap.parse_args()
 ks = [int(k) for k in a.ks.split(",")]
 kmax = max(ks)
@@ -166,8 +169,11 @@ emit("CREATE TEMP TABLE ev (tenant text, usr int, ts bigint, trank int, context 
 emit(f"\\copy ev FROM '{os.path.abspath(os.path.join(a.out, 'events.csv'))}' WITH (FORMAT csv, HEADER true)")
 emit("CREATE TEMP TABLE scores (seed int, k int, tenant text, method text, label boolean, score float8);")
 emit("CREATE TEMP TABLE adapt_ms (seed int, k int, method text, ms float8);")
-emit("\\echo encoding every text once (the per-backend cache serves the rest)")
-emit("SELECT count(*) AS texts FROM ecom_embed_batch(ARRAY(SELECT DISTINCT context FROM ev UNION SELECT DISTINCT item FROM ev)) WHERE embedding IS NOT NULL;")
+ENCODE_ALL = "SELECT count(*) AS texts FROM ecom_embed_batch(ARRAY(SELECT DISTINCT context FROM ev UNION SELECT DISTINCT item FROM ev)) WHERE embedding IS NOT NULL;"
+if not a.finetuned:
+    emit("\\echo encoding every text once (the per-backend cache serves the rest)")
+    emit(ENCODE_ALL)
+finetune_tenants = []
 for seed in range(1, a.seeds + 1):
     r = random.Random(seed)
     test = sorted(r.sample(tenants, a.test_tenants))
@@ -175,6 +181,11 @@ for seed in range(1, a.seeds + 1):
     lst = ",".join("'" + t.replace("'", "''") + "'" for t in train)
     # psql's \echo reads quotes: "Children's" would open a string
     emit(f"\\echo 'seed {seed}: meta-test tenants {', '.join(test).replace(chr(39), chr(39) * 2)}'")
+    if a.finetuned:
+        # this seed's encoder saw only this seed's meta-train tenants
+        emit(f"SET pg_ecom.encoder = '{a.finetuned}-s{seed}';")
+        emit(ENCODE_ALL)
+        finetune_tenants += [(seed, t) for t in train]
     emit("DROP TABLE IF EXISTS train_src; DELETE FROM ecom.heads;")
     emit(f"CREATE TEMP TABLE train_src AS SELECT tenant, context, item, 'purchase'::text AS behaviour, label, features, ts FROM ev WHERE sampled AND tenant IN ({lst});")
 
@@ -227,6 +238,11 @@ SELECT seed, k, tenant, method,
  GROUP BY 1, 2, 3, 4;""")
 emit(f"\\copy (SELECT seed, k, tenant, method, auc FROM auc ORDER BY 1, 2, 3, 4) TO '{os.path.abspath(os.path.join(a.out, 'auc.csv'))}' WITH (FORMAT csv, HEADER true)")
 emit(f"\\copy (SELECT * FROM adapt_ms) TO '{os.path.abspath(os.path.join(a.out, 'adapt_ms.csv'))}' WITH (FORMAT csv, HEADER true)")
+if a.finetuned:
+    with open(os.path.join(a.out, "finetune_tenants.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["seed", "tenant"])
+        w.writerows(finetune_tenants)
 with open(os.path.join(a.out, "eval.sql"), "w") as f:
     f.write("\n".join(q) + "\n")
 with open(os.path.join(a.out, "protocol.txt"), "w") as f:
@@ -236,5 +252,6 @@ with open(os.path.join(a.out, "protocol.txt"), "w") as f:
             f"{a.train_events} sampled events per meta-train tenant, query = up to {a.query} events after the first {kmax}"
             + (f"; the {len(items)} movies of {os.path.basename(a.titles)}, titled as it titles them" if a.titles else "")
             + ("; the context in Chinese" if a.zh_context else "")
-            + f"; encoder {a.encoder or 'all-MiniLM-L6-v2'}\n")
+            + (f"; encoder fine-tuned per seed on its meta-train tenants ({a.finetuned}-s<seed>)" if a.finetuned
+               else f"; encoder {a.encoder or 'all-MiniLM-L6-v2'}") + "\n")
 print(f"{len(keep)} events from {len(tenants)} tenants: {', '.join(tenants)}")

@@ -1,0 +1,323 @@
+//! Behaviour events (what `\copy` of the source relation wrote), tokenised
+//! once, and the tenant episodes the trainer draws its batches from.
+
+use std::collections::HashMap;
+
+use tokenizers::Tokenizer;
+
+/// The behaviours in the order the extension keeps them (core/src/behaviour.rs).
+pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];
+
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub tenant: usize,
+    pub context: usize,
+    pub item: usize,
+    pub behaviour: usize,
+    pub label: bool,
+}
+
+pub struct Events {
+    pub tenants: Vec<String>,
+    /// token ids of every distinct text (contexts and items alike)
+    pub texts: Vec<Vec<u32>>,
+    pub events: Vec<Event>,
+}
+
+/// A tiny deterministic generator (splitmix64); its state goes into the
+/// checkpoint so that a resumed run draws what an unbroken one would.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn parse_label(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "1" | "yes" | "y" | "on" => Some(true),
+        "f" | "false" | "0" | "no" | "n" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads `tenant,context,item,behaviour,label` (a header row first) and
+/// tokenises each distinct text once, truncated to `max_tokens`. The
+/// context and item prefixes are what the encoder's manifest says the
+/// extension puts before each role.
+pub fn read(
+    path: &str,
+    tok: &Tokenizer,
+    max_tokens: usize,
+    prefixes: (&str, &str),
+) -> Result<Events, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut tenants: Vec<String> = Vec::new();
+    let mut tenant_ix: HashMap<String, usize> = HashMap::new();
+    let mut text_ix: HashMap<String, usize> = HashMap::new();
+    let mut raw: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    for (n, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{path}: {e}"))?;
+        if rec.len() != 5 {
+            return Err(format!("{path} row {}: expected 5 columns (tenant, context, item, behaviour, label), found {}", n + 2, rec.len()));
+        }
+        let behaviour = BEHAVIOURS
+            .iter()
+            .position(|b| *b == rec[3].trim())
+            .ok_or_else(|| {
+                format!(
+                    "{path} row {}: unknown behaviour \"{}\" (browse, click, cart, purchase)",
+                    n + 2,
+                    &rec[3]
+                )
+            })?;
+        let Some(label) = parse_label(&rec[4]) else {
+            // the extension skips unlabelled rows too
+            continue;
+        };
+        let tenant = *tenant_ix.entry(rec[0].to_owned()).or_insert_with(|| {
+            tenants.push(rec[0].to_owned());
+            tenants.len() - 1
+        });
+        let mut text = |s: String| {
+            *text_ix.entry(s.clone()).or_insert_with(|| {
+                raw.push(s);
+                raw.len() - 1
+            })
+        };
+        let context = text(format!("{}{}", prefixes.0, &rec[1]));
+        let item = text(format!("{}{}", prefixes.1, &rec[2]));
+        events.push(Event {
+            tenant,
+            context,
+            item,
+            behaviour,
+            label,
+        });
+    }
+    if events.is_empty() {
+        return Err(format!("{path} holds no labelled events"));
+    }
+    let enc = tok
+        .encode_batch(raw, true)
+        .map_err(|e| format!("tokenizer: {e}"))?;
+    let texts = enc
+        .iter()
+        .map(|e| {
+            let ids = e.get_ids();
+            if ids.len() <= max_tokens {
+                ids.to_vec()
+            } else {
+                // keep [CLS] … and the final [SEP], as the extension's
+                // truncation does
+                let mut v = ids[..max_tokens - 1].to_vec();
+                v.push(*ids.last().unwrap());
+                v
+            }
+        })
+        .collect();
+    Ok(Events {
+        tenants,
+        texts,
+        events,
+    })
+}
+
+/// Which events train and which judge: whole tenants are held out for
+/// validation (as held-out tenants will be judged), or, with one tenant,
+/// every tenth event.
+pub fn split(ev: &Events, val_share: f64, rng: &mut Rng) -> (Vec<usize>, Vec<usize>) {
+    let nt = ev.tenants.len();
+    let mut val_tenant = vec![false; nt];
+    if nt >= 2 {
+        let n_val = ((nt as f64 * val_share).round() as usize).clamp(1, nt - 1);
+        let mut order: Vec<usize> = (0..nt).collect();
+        for i in (1..nt).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for &t in &order[..n_val] {
+            val_tenant[t] = true;
+        }
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, e) in ev.events.iter().enumerate() {
+        let v = if nt >= 2 {
+            val_tenant[e.tenant]
+        } else {
+            i % 10 == 9
+        };
+        if v {
+            val.push(i)
+        } else {
+            train.push(i)
+        }
+    }
+    (train, val)
+}
+
+/// One tenant episode: a tenant drawn in proportion to its events, then up
+/// to `size` of its events. In-batch negatives are then items of the same
+/// store, and the batch looks like what a head is judged on: one tenant's
+/// ranking.
+pub fn episode(
+    ev: &Events,
+    by_tenant: &[Vec<usize>],
+    train: &[usize],
+    size: usize,
+    rng: &mut Rng,
+) -> Vec<usize> {
+    let t = ev.events[train[rng.below(train.len())]].tenant;
+    let pool = &by_tenant[t];
+    if pool.len() <= size {
+        return pool.clone();
+    }
+    let mut idx: Vec<usize> = pool.clone();
+    for i in 0..size {
+        let j = i + rng.below(idx.len() - i);
+        idx.swap(i, j);
+    }
+    idx.truncate(size);
+    idx
+}
+
+/// Events drawn across all tenants, without replacement within the batch.
+pub fn mixed(train: &[usize], size: usize, rng: &mut Rng) -> Vec<usize> {
+    let n = train.len();
+    if n <= size {
+        return train.to_vec();
+    }
+    let mut picked = std::collections::HashSet::new();
+    while picked.len() < size {
+        picked.insert(train[rng.below(n)]);
+    }
+    let mut out: Vec<usize> = picked.into_iter().collect();
+    out.sort_unstable();
+    out
+}
+
+/// Training events grouped by tenant.
+pub fn by_tenant(ev: &Events, train: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); ev.tenants.len()];
+    for &i in train {
+        out[ev.events[i].tenant].push(i);
+    }
+    out
+}
+
+/// Mean within-tenant AUC (ties count half); tenants with one class only
+/// are left out. None when no tenant has both.
+pub fn mean_auc(tenants: &[usize], labels: &[bool], scores: &[f32]) -> Option<f64> {
+    let mut groups: HashMap<usize, Vec<(f32, bool)>> = HashMap::new();
+    for ((t, y), s) in tenants.iter().zip(labels).zip(scores) {
+        groups.entry(*t).or_default().push((*s, *y));
+    }
+    let mut aucs = Vec::new();
+    for g in groups.values() {
+        let pos: Vec<f32> = g.iter().filter(|p| p.1).map(|p| p.0).collect();
+        let neg: Vec<f32> = g.iter().filter(|p| !p.1).map(|p| p.0).collect();
+        if pos.is_empty() || neg.is_empty() {
+            continue;
+        }
+        let mut wins = 0.0;
+        for p in &pos {
+            for n in &neg {
+                wins += if p > n {
+                    1.0
+                } else if p == n {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        aucs.push(wins / (pos.len() * neg.len()) as f64);
+    }
+    if aucs.is_empty() {
+        None
+    } else {
+        Some(aucs.iter().sum::<f64>() / aucs.len() as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_is_within_tenant_and_counts_ties_half() {
+        // tenant 0 perfectly ranked, tenant 1 reversed, tenant 2 one class
+        let t = [0, 0, 1, 1, 2];
+        let y = [true, false, true, false, true];
+        let s = [0.9, 0.1, 0.1, 0.9, 0.5];
+        assert_eq!(mean_auc(&t, &y, &s), Some(0.5));
+        assert_eq!(mean_auc(&[0, 0], &[true, false], &[0.3, 0.3]), Some(0.5));
+        assert_eq!(mean_auc(&[0], &[true], &[0.3]), None);
+    }
+
+    #[test]
+    fn split_holds_out_whole_tenants() {
+        let ev = Events {
+            tenants: (0..10).map(|i| i.to_string()).collect(),
+            texts: vec![],
+            events: (0..100)
+                .map(|i| Event {
+                    tenant: i % 10,
+                    context: 0,
+                    item: 0,
+                    behaviour: 3,
+                    label: i % 2 == 0,
+                })
+                .collect(),
+        };
+        let (train, val) = split(&ev, 0.2, &mut Rng(7));
+        assert_eq!(train.len() + val.len(), 100);
+        let vt: std::collections::HashSet<usize> =
+            val.iter().map(|&i| ev.events[i].tenant).collect();
+        assert_eq!(vt.len(), 2);
+        assert!(train.iter().all(|&i| !vt.contains(&ev.events[i].tenant)));
+    }
+
+    #[test]
+    fn episodes_keep_to_one_tenant() {
+        let ev = Events {
+            tenants: vec!["a".into(), "b".into()],
+            texts: vec![],
+            events: (0..50)
+                .map(|i| Event {
+                    tenant: i % 2,
+                    context: 0,
+                    item: 0,
+                    behaviour: 3,
+                    label: true,
+                })
+                .collect(),
+        };
+        let train: Vec<usize> = (0..50).collect();
+        let bt = by_tenant(&ev, &train);
+        let mut rng = Rng(1);
+        for _ in 0..20 {
+            let e = episode(&ev, &bt, &train, 8, &mut rng);
+            assert_eq!(e.len(), 8);
+            let t = ev.events[e[0]].tenant;
+            assert!(e.iter().all(|&i| ev.events[i].tenant == t));
+            let mut d = e.clone();
+            d.sort();
+            d.dedup();
+            assert_eq!(d.len(), 8, "drawn without replacement");
+        }
+    }
+}
