@@ -49,4 +49,14 @@ if [ -n "$FINETUNE" ]; then
   done
 fi
 time scripts/cluster psql eval "$PORT" -d postgres -q -f "$OUT/eval.sql" > "$OUT/eval.log"
+if [ -n "$FINETUNE" ]; then
+  # what each fine-tune costs similar-product retrieval: products.tsv's
+  # English queries against its English titles (benches/MULTILINGUAL.md),
+  # pairs no fine-tune saw
+  { echo "| encoder | query→title | queries | recall@1 | recall@5 | MRR |"; echo "|---|---|---|---|---|---|"
+    for enc in "" $(cd "$ENCODERS" && ls -d "$PREFIX"-s*); do
+      scripts/cluster psql eval "$PORT" -d postgres -q -v encoder="$enc" -f benches/multilingual/retrieval.sql \
+        < <(tail -n +2 benches/multilingual/products.tsv) | grep '^| .* | en→en |'
+    done; } > "$OUT/retrieval.md"
+fi
 "$VENV/bin/python" benches/eval/report.py "$OUT" "benches/eval/run.sh ${*:-}" | tee "$OUT/report.md"

@@ -3,6 +3,8 @@
 # each with an English and a Chinese title and an English and a Chinese
 # query, ranked by each installed encoder.
 # usage: benches/multilingual/run.sh PORT   (a cluster with pg_ecom installed)
+# PG_ECOM_ENCODERS: the encoders to rank with, comma-separated ('' is the
+# default encoder); by default ",multilingual-e5-small"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PORT=$1
@@ -12,6 +14,7 @@ psql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXI
 psql -d pg_ecom_multilingual -c "CREATE EXTENSION pg_ecom"
 echo "| encoder | query→title | queries | recall@1 | recall@5 | MRR |"
 echo "|---|---|---|---|---|---|"
-for enc in "" multilingual-e5-small; do
+IFS=, read -r -a ENCODERS <<< "${PG_ECOM_ENCODERS-,multilingual-e5-small}"
+for enc in "${ENCODERS[@]}"; do
   psql -d pg_ecom_multilingual -v encoder="$enc" -f benches/multilingual/retrieval.sql < <(tail -n +2 "$TSV") | grep '^|'
 done

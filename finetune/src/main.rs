@@ -22,19 +22,20 @@ const USAGE: &str = "usage: pg_ecom_finetune --data EVENTS.csv --weights DIR --o
   --data FILE          CSV with a header: tenant,context,item,behaviour,label
   --weights DIR        config.json, model.safetensors and tokenizer.json of the encoder
   --out DIR            checkpoint directory (created; --resume continues one)
-  --steps N            optimisation steps (default 600)
+  --steps N            optimisation steps (default 300)
   --time-budget SECS   stop at the first evaluation after this long (default: none)
   --batch N            events per tenant episode (default 32)
   --lr X               encoder learning rate (default 3e-5)
   --head-lr X          auxiliary head learning rate (default 1e-3)
   --train-layers N     how many of the top layers are trained (default 2)
-  --contrastive X      weight of the in-batch contrastive term (default 0.5)
+  --contrastive X      weight of the in-batch contrastive term (default 0.1)
   --temperature X      of the contrastive term (default 0.05)
   --max-tokens N       truncation while training (default 64)
-  --eval-every N       steps between validations and checkpoints (default 50)
+  --eval-every N       steps between validations and checkpoints (default 25)
+  --patience N         stop after N validations without a better one (default 4; 0: never)
   --val-share X        share of tenants held out for validation (default 0.15)
   --context-prefix S, --item-prefix S   what the encoder's manifest puts before each role
-  --episodes tenant|mixed  a batch from one tenant, or across tenants (default tenant)
+  --episodes mixed|tenant  a batch across tenants, or from one tenant (default mixed)
   --seed N             (default 1)
   --resume             continue the checkpoint in --out
   --device cpu|cuda    (default cpu; cuda needs the cuda feature)";
@@ -60,6 +61,8 @@ struct Args {
     seed: u64,
     /// batches from one tenant at a time, or across tenants
     episodes: String,
+    /// validations without a better checkpoint before stopping (0: never)
+    patience: usize,
     #[serde(skip)]
     resume: bool,
     #[serde(skip)]
@@ -75,21 +78,22 @@ fn parse_args() -> Result<Args, String> {
         data: String::new(),
         weights: String::new(),
         out: String::new(),
-        steps: 600,
+        steps: 300,
         time_budget: None,
         batch: 32,
         lr: 3e-5,
         head_lr: 1e-3,
         train_layers: 2,
-        contrastive: 0.5,
+        contrastive: 0.1,
         temperature: 0.05,
         max_tokens: 64,
-        eval_every: 50,
+        eval_every: 25,
         val_share: 0.15,
         context_prefix: String::new(),
         item_prefix: String::new(),
         seed: 1,
-        episodes: "tenant".into(),
+        episodes: "mixed".into(),
+        patience: 4,
         resume: false,
         device: "cpu".into(),
         embed: None,
@@ -131,6 +135,7 @@ fn parse_args() -> Result<Args, String> {
             "--context-prefix" => a.context_prefix = val,
             "--item-prefix" => a.item_prefix = val,
             "--seed" => a.seed = int(&val)? as u64,
+            "--patience" => a.patience = int(&val)?,
             "--device" => a.device = val,
             "--episodes" if val == "tenant" || val == "mixed" => a.episodes = val,
             "--episodes" => return Err(format!("--episodes {val}: tenant or mixed")),
@@ -441,6 +446,15 @@ fn run(a: Args) -> Result<(), String> {
             checkpoint(&model, &opt, &st, &out)?;
             if over_budget {
                 stopped = "time budget";
+                break;
+            }
+            // the best checkpoint is kept whatever comes later: once
+            // validation has stopped improving, more steps only cost time
+            if a.patience > 0
+                && auc.is_some()
+                && st.step >= st.best_step + a.patience * a.eval_every
+            {
+                stopped = "patience";
                 break;
             }
         }
