@@ -6,6 +6,8 @@
 # connection's (before and after ecom_tokenize, which loads the tokenizer
 # into the backend), and in worker mode the inference worker's.
 # usage: benches/multilingual/speed.sh PORT [TEXTS]
+# PG_ECOM_ENCODERS: the encoders measured, comma-separated ('' is the
+# default encoder); by default ",multilingual-e5-small"
 #   (the cluster's mode decides: pg_ecom preloaded means worker mode)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +25,8 @@ psql -c "CREATE TABLE texts AS SELECT t || ' ' || g AS t FROM titles, generate_s
 MODE=$(psql -c "SELECT ecom_model_info()->>'inference'")
 echo "| mode | encoder | variant | first call (ms) | bulk emb/s | connection RSS (MB) | … after ecom_tokenize (MB) | worker RSS (MB) | avg tokens |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for enc in "" multilingual-e5-small; do
+IFS=, read -r -a ENCODERS <<< "${PG_ECOM_ENCODERS-,multilingual-e5-small}"
+for enc in "${ENCODERS[@]}"; do
   for variant in fp32 int8; do
     out=$(psql <<SQL
 SET pg_ecom.encoder = '$enc';

@@ -13,6 +13,7 @@
 #   6. an interrupted run resumes from its checkpoint: --resume with more
 #      steps continues at the step it stopped
 #   7. an installed name is not replaced without --replace
+#   8. a time budget stops the run at the first validation after it
 # Builds the trainer (finetune/, its own cargo workspace) the first time.
 # usage: test/t/015_finetune.sh PORT
 set -euo pipefail
@@ -108,4 +109,11 @@ ok "an interrupted run resumes at its step; other options are refused"
 out=$(scripts/finetune --source events --name "$NAME" --steps 2 2>&1) && fail "an installed name was replaced without --replace"
 grep -q "is installed" <<< "$out" || fail "no --replace: got $out"
 ok "an installed encoder is replaced only with --replace"
+
+# 8. the time budget
+out=$(scripts/finetune --source events --name "$NAME" --steps 1000 --eval-every 2 --batch 8 --time-budget 0.001 --replace --no-meta-train 2>/dev/null) \
+  || fail "--time-budget failed"
+python3 -c "import json,sys; t = json.loads(sys.argv[1])['trainer']; sys.exit(0 if t['stopped_by'] == 'time budget' and t['steps'] == 2 else 1)" "$(tail -1 <<< "$out")" \
+  || fail "--time-budget 0.001 with validation every 2 steps: $(tail -1 <<< "$out")"
+ok "a time budget stops the run at the first validation after it"
 echo "1..$n"
