@@ -5,9 +5,6 @@ use std::collections::HashMap;
 
 use tokenizers::Tokenizer;
 
-/// The behaviours in the order the extension keeps them (core/src/behaviour.rs).
-pub const BEHAVIOURS: [&str; 4] = ["browse", "click", "cart", "purchase"];
-
 #[derive(Clone, Copy, Debug)]
 pub struct Event {
     pub tenant: usize,
@@ -24,22 +21,55 @@ pub struct Events {
     pub events: Vec<Event>,
 }
 
-/// A tiny deterministic generator (splitmix64); its state goes into the
-/// checkpoint so that a resumed run draws what an unbroken one would.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Rng(pub u64);
+/// The core's generator (core/src/rng.rs) with a count of its draws: a
+/// checkpoint stores (seed, draws), so that a resumed run draws what an
+/// unbroken one would.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Replay", into = "Replay")]
+pub struct Rng {
+    seed: u64,
+    draws: u64,
+    inner: pg_ecom_core::rng::Rng,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Replay {
+    seed: u64,
+    draws: u64,
+}
+
+impl From<Replay> for Rng {
+    fn from(r: Replay) -> Self {
+        let mut rng = Rng::new(r.seed);
+        for _ in 0..r.draws {
+            rng.inner.next_u64();
+        }
+        rng.draws = r.draws;
+        rng
+    }
+}
+
+impl From<Rng> for Replay {
+    fn from(r: Rng) -> Self {
+        Replay {
+            seed: r.seed,
+            draws: r.draws,
+        }
+    }
+}
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            draws: 0,
+            inner: pg_ecom_core::rng::Rng::new(seed),
+        }
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.draws += 1;
+        self.inner.below(n)
     }
 }
 
@@ -75,16 +105,8 @@ pub fn read(
         if rec.len() != 5 {
             return Err(format!("{path} row {}: expected 5 columns (tenant, context, item, behaviour, label), found {}", n + 2, rec.len()));
         }
-        let behaviour = BEHAVIOURS
-            .iter()
-            .position(|b| *b == rec[3].trim())
-            .ok_or_else(|| {
-                format!(
-                    "{path} row {}: unknown behaviour \"{}\" (browse, click, cart, purchase)",
-                    n + 2,
-                    &rec[3]
-                )
-            })?;
+        let behaviour = pg_ecom_core::behaviour::behaviour_index(rec[3].trim())
+            .map_err(|e| format!("{path} row {}: {e}", n + 2))?;
         let Some(label) = parse_label(&rec[4]) else {
             // the extension skips unlabelled rows too
             continue;
@@ -269,6 +291,18 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_generator_draws_on_as_the_unbroken_one() {
+        let mut a = Rng::new(42);
+        for _ in 0..17 {
+            a.below(1000);
+        }
+        let mut b: Rng = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        for _ in 0..50 {
+            assert_eq!(a.below(1000), b.below(1000));
+        }
+    }
+
+    #[test]
     fn split_holds_out_whole_tenants() {
         let ev = Events {
             tenants: (0..10).map(|i| i.to_string()).collect(),
@@ -283,7 +317,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let (train, val) = split(&ev, 0.2, &mut Rng(7));
+        let (train, val) = split(&ev, 0.2, &mut Rng::new(7));
         assert_eq!(train.len() + val.len(), 100);
         let vt: std::collections::HashSet<usize> =
             val.iter().map(|&i| ev.events[i].tenant).collect();
@@ -308,7 +342,7 @@ mod tests {
         };
         let train: Vec<usize> = (0..50).collect();
         let bt = by_tenant(&ev, &train);
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         for _ in 0..20 {
             let e = episode(&ev, &bt, &train, 8, &mut rng);
             assert_eq!(e.len(), 8);

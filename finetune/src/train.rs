@@ -19,7 +19,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::bert::{pad, Bert, Config};
-use crate::data::{Events, BEHAVIOURS};
+use crate::data::Events;
+use pg_ecom_core::behaviour::NB;
 
 pub struct Model {
     pub varmap: VarMap,
@@ -34,6 +35,12 @@ pub struct Model {
     pub device: Device,
     hidden: usize,
     cache: RefCell<Cache>,
+}
+
+struct Pairs {
+    u: Tensor,
+    v: Tensor,
+    v_all: Tensor,
 }
 
 /// The frozen layers' output per text: [tokens, hidden] each.
@@ -68,8 +75,8 @@ impl Model {
         Ok(Self {
             varmap,
             bert,
-            w: Var::zeros((BEHAVIOURS.len(), 2 * d + 1), DType::F32, device)?,
-            c: Var::zeros(BEHAVIOURS.len(), DType::F32, device)?,
+            w: Var::zeros((NB, 2 * d + 1), DType::F32, device)?,
+            c: Var::zeros(NB, DType::F32, device)?,
             tb: Var::zeros(tenants.max(1), DType::F32, device)?,
             frozen_below: cfg.num_hidden_layers.saturating_sub(train_layers),
             device: device.clone(),
@@ -200,6 +207,21 @@ impl Model {
         ))
     }
 
+    /// The embeddings of events' contexts (u) and items (v), one row per
+    /// event, and of the distinct items (the contrastive term's candidates).
+    fn pairs(&self, ev: &Events, events: &[usize], grad: bool) -> Result<Pairs> {
+        let (ctx_texts, ctx_pos) = distinct(events.iter().map(|&i| ev.events[i].context));
+        let (item_texts, item_pos) = distinct(events.iter().map(|&i| ev.events[i].item));
+        let u_all = self.embed(ev, &ctx_texts, grad)?;
+        let v_all = self.embed(ev, &item_texts, grad)?;
+        let idx = |p: &[u32]| Tensor::from_vec(p.to_vec(), p.len(), &self.device);
+        Ok(Pairs {
+            u: u_all.index_select(&idx(&ctx_pos)?, 0)?,
+            v: v_all.index_select(&idx(&item_pos)?, 0)?,
+            v_all,
+        })
+    }
+
     /// The loss of one batch of events (indices into `ev.events`).
     pub fn loss(
         &self,
@@ -208,13 +230,7 @@ impl Model {
         nce_weight: f64,
         temperature: f64,
     ) -> Result<Losses> {
-        let (ctx_texts, ctx_pos) = distinct(batch.iter().map(|&i| ev.events[i].context));
-        let (item_texts, item_pos) = distinct(batch.iter().map(|&i| ev.events[i].item));
-        let u_all = self.embed(ev, &ctx_texts, true)?;
-        let v_all = self.embed(ev, &item_texts, true)?;
-        let idx = |p: &[u32]| Tensor::from_vec(p.to_vec(), p.len(), &self.device);
-        let u = u_all.index_select(&idx(&ctx_pos)?, 0)?;
-        let v = v_all.index_select(&idx(&item_pos)?, 0)?;
+        let Pairs { u, v, v_all } = self.pairs(ev, batch, true)?;
         let (beh, ten) = self.keys(ev, batch)?;
         let y: Vec<f32> = batch
             .iter()
@@ -228,8 +244,8 @@ impl Model {
         let pos: Vec<u32> = (0..batch.len() as u32)
             .filter(|&i| ev.events[batch[i as usize]].label)
             .collect();
-        if nce_weight > 0.0 && pos.len() >= 2 && item_texts.len() >= 2 {
-            let p = idx(&pos)?;
+        if nce_weight > 0.0 && pos.len() >= 2 && v_all.dim(0)? >= 2 {
+            let p = Tensor::from_vec(pos.clone(), pos.len(), &self.device)?;
             let up = u.index_select(&p, 0)?;
             let vp = v.index_select(&p, 0)?;
             let sims = (up.matmul(&v_all.t()?)? / temperature)?;
@@ -253,13 +269,7 @@ impl Model {
     }
 
     fn score(&self, ev: &Events, events: &[usize]) -> Result<(Vec<f32>, Vec<usize>, Vec<bool>)> {
-        let (ctx_texts, ctx_pos) = distinct(events.iter().map(|&i| ev.events[i].context));
-        let (item_texts, item_pos) = distinct(events.iter().map(|&i| ev.events[i].item));
-        let u_all = self.embed(ev, &ctx_texts, false)?;
-        let v_all = self.embed(ev, &item_texts, false)?;
-        let idx = |p: &[u32]| Tensor::from_vec(p.to_vec(), p.len(), &self.device);
-        let u = u_all.index_select(&idx(&ctx_pos)?, 0)?;
-        let v = v_all.index_select(&idx(&item_pos)?, 0)?;
+        let Pairs { u, v, .. } = self.pairs(ev, events, false)?;
         let (beh, ten) = self.keys(ev, events)?;
         let s = self.logits(&u, &v, &beh, &ten)?.detach().to_vec1::<f32>()?;
         Ok((
@@ -273,13 +283,7 @@ impl Model {
     /// encoder as loaded), so that fine-tuning starts from the head a
     /// stock encoder gets and its first gradients mean something.
     pub fn warm_start(&self, ev: &Events, events: &[usize], iters: usize) -> Result<()> {
-        let (ctx_texts, ctx_pos) = distinct(events.iter().map(|&i| ev.events[i].context));
-        let (item_texts, item_pos) = distinct(events.iter().map(|&i| ev.events[i].item));
-        let u_all = self.embed(ev, &ctx_texts, false)?;
-        let v_all = self.embed(ev, &item_texts, false)?;
-        let idx = |p: &[u32]| Tensor::from_vec(p.to_vec(), p.len(), &self.device);
-        let u = u_all.index_select(&idx(&ctx_pos)?, 0)?;
-        let v = v_all.index_select(&idx(&item_pos)?, 0)?;
+        let Pairs { u, v, .. } = self.pairs(ev, events, false)?;
         let (beh, ten) = self.keys(ev, events)?;
         let y: Vec<f32> = events
             .iter()
