@@ -29,7 +29,10 @@ chmod -R a+rX "$OUT"
 PORT=${PG_ECOM_EVAL_PORT:-$(scripts/cluster free-port 26340)}
 scripts/cluster start eval "$PORT"
 ENCODERS=$(${PG_CONFIG:-pg_config} --sharedir)/extension/pg_ecom/encoders
-trap 'scripts/cluster stop eval "$PORT"; [ -z "$FINETUNE" ] || rm -rf "$ENCODERS/$PREFIX"-s*' EXIT
+SUDO=; [ -w "$ENCODERS" ] || SUDO=sudo
+# the per-seed encoders and their work directories (checkpoints: about
+# 300 MB each) go when the run ends
+trap 'scripts/cluster stop eval "$PORT"; [ -z "$FINETUNE" ] || { $SUDO rm -rf "$ENCODERS/$PREFIX"-s*; rm -rf .ecom/finetune/"$PREFIX"-s*; }' EXIT
 scripts/cluster psql eval "$PORT" -d postgres -q -c "DROP EXTENSION IF EXISTS pg_ecom CASCADE" -c "CREATE EXTENSION pg_ecom"
 if [ -n "$FINETUNE" ]; then
   # the events as a table scripts/finetune reads, and each seed's meta-train tenants

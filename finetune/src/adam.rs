@@ -1,4 +1,4 @@
-//! AdamW with its moments kept by name, so that a checkpoint holds them and
+//! Adam (no weight decay) with its moments kept by name, so that a checkpoint holds them and
 //! a resumed run continues the same optimisation (candle-nn's AdamW keeps
 //! its state private).
 

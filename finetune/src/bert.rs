@@ -1,8 +1,9 @@
 //! The encoder being trained: BERT with mean pooling and L2 normalisation,
-//! the same computation as the ONNX graph `models/export.py` writes (and
-//! `tests::stock_weights_match_the_onnx_export` holds them together through
-//! `scripts/finetune --check`). Variable names are the safetensors names, so
-//! what is trained goes back through the existing export unchanged.
+//! the same computation as the ONNX graph `models/export.py` writes (every
+//! scripts/finetune run checks the two against each other with
+//! models/check_finetuned.py before installing). Variable names are the
+//! safetensors names, so what is trained goes back through the existing
+//! export unchanged.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};

@@ -105,7 +105,8 @@ pub fn read(
         if rec.len() != 5 {
             return Err(format!("{path} row {}: expected 5 columns (tenant, context, item, behaviour, label), found {}", n + 2, rec.len()));
         }
-        let behaviour = pg_ecom_core::behaviour::behaviour_index(rec[3].trim())
+        // untrimmed, as ecom_meta_train reads it
+        let behaviour = pg_ecom_core::behaviour::behaviour_index(&rec[3])
             .map_err(|e| format!("{path} row {}: {e}", n + 2))?;
         let Some(label) = parse_label(&rec[4]) else {
             // the extension skips unlabelled rows too
@@ -139,18 +140,7 @@ pub fn read(
         .map_err(|e| format!("tokenizer: {e}"))?;
     let texts = enc
         .iter()
-        .map(|e| {
-            let ids = e.get_ids();
-            if ids.len() <= max_tokens {
-                ids.to_vec()
-            } else {
-                // keep [CLS] … and the final [SEP], as the extension's
-                // truncation does
-                let mut v = ids[..max_tokens - 1].to_vec();
-                v.push(*ids.last().unwrap());
-                v
-            }
-        })
+        .map(|e| truncate(e.get_ids(), max_tokens))
         .collect();
     Ok(Events {
         tenants,
@@ -159,12 +149,39 @@ pub fn read(
     })
 }
 
+/// At most `max` ids, keeping [CLS] … and the final [SEP], as the
+/// extension's truncation does (src/encoder/tokenize.rs).
+pub fn truncate(ids: &[u32], max: usize) -> Vec<u32> {
+    if ids.len() <= max || max < 2 {
+        return ids.to_vec();
+    }
+    let mut v = ids[..max - 1].to_vec();
+    v.push(ids[ids.len() - 1]);
+    v
+}
+
+/// Up to `n` of `events`, drawn without replacement, in their order.
+pub fn sample(mut events: Vec<usize>, n: usize, rng: &mut Rng) -> Vec<usize> {
+    if events.len() > n {
+        for i in 0..n {
+            let j = i + rng.below(events.len() - i);
+            events.swap(i, j);
+        }
+        events.truncate(n);
+        events.sort_unstable();
+    }
+    events
+}
+
 /// Which events train and which judge: whole tenants are held out for
 /// validation (as held-out tenants will be judged), or, with one tenant,
 /// every tenth event.
 pub fn split(ev: &Events, val_share: f64, rng: &mut Rng) -> (Vec<usize>, Vec<usize>) {
     let nt = ev.tenants.len();
     let mut val_tenant = vec![false; nt];
+    if val_share <= 0.0 {
+        return ((0..ev.events.len()).collect(), Vec::new());
+    }
     if nt >= 2 {
         let n_val = ((nt as f64 * val_share).round() as usize).clamp(1, nt - 1);
         let mut order: Vec<usize> = (0..nt).collect();
@@ -300,6 +317,25 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(a.below(1000), b.below(1000));
         }
+    }
+
+    #[test]
+    fn truncation_keeps_the_final_separator() {
+        assert_eq!(truncate(&[101, 5, 6, 7, 102], 4), vec![101, 5, 6, 102]);
+        assert_eq!(truncate(&[101, 5, 102], 4), vec![101, 5, 102]);
+    }
+
+    #[test]
+    fn a_sample_is_drawn_across_the_events() {
+        let all: Vec<usize> = (0..1000).collect();
+        let s = sample(all.clone(), 100, &mut Rng::new(3));
+        assert_eq!(s.len(), 100);
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert!(*s.last().unwrap() > 500, "not just the first events: {s:?}");
+        assert_eq!(
+            sample(all[..50].to_vec(), 100, &mut Rng::new(3)),
+            all[..50].to_vec()
+        );
     }
 
     #[test]

