@@ -15,6 +15,8 @@
 #      steps continues at the step it stopped
 #   7. an installed name is not replaced without --replace
 #   8. a time budget stops the run at the first validation after it
+#   9. --export-only installs the checkpoint as it is, without training;
+#      resuming on other rows is refused
 # Builds the trainer (finetune/, its own cargo workspace) the first time.
 # usage: test/t/015_finetune.sh PORT
 set -euo pipefail
@@ -136,4 +138,14 @@ out=$(scripts/finetune --source events --name "$NAME" --steps 1000 --eval-every 
 python3 -c "import json,sys; t = json.loads(sys.argv[1])['trainer']; sys.exit(0 if t['stopped_by'] == 'time budget' and t['steps'] == 2 else 1)" "$(tail -1 <<< "$out")" \
   || fail "--time-budget 0.001 with validation every 2 steps: $(tail -1 <<< "$out")"
 ok "a time budget stops the run at the first validation after it"
+
+# 9. export without training; the rows a checkpoint was trained on
+out=$(scripts/finetune --source events --name "$NAME" --export-only --replace --no-meta-train 2>"$PWD/.ecom/finetune-$NAME.log") \
+  || { cat "$PWD/.ecom/finetune-$NAME.log"; fail "--export-only failed"; }
+grep -q "^finetune: step" ".ecom/finetune-$NAME.log" && fail "--export-only trained: $(cat ".ecom/finetune-$NAME.log")"
+python3 -c "import json,sys; s = json.loads(sys.argv[1]); sys.exit(0 if s['trainer']['steps'] == 2 and s['installed'] else 1)" "$(tail -1 <<< "$out")" \
+  || fail "--export-only: $(tail -1 <<< "$out")"
+out=$(scripts/finetune --source events --name "$NAME" --where "tenant <> 'store 1'" --resume --replace 2>&1) && fail "--resume on other rows: no error"
+grep -q "was trained on" <<< "$out" || fail "--resume on other rows: got $out"
+ok "--export-only installs the checkpoint without training; resuming on other rows is refused"
 echo "1..$n"
