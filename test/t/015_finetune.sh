@@ -56,8 +56,9 @@ grep -q '"x" is not a number' <<< "$out" || fail "--steps x: got $out"
 [ ! -e "$DEST" ] || fail "bad input installed an encoder"
 ok "bad input: clear errors, nothing installed"
 
-# 2. a few steps, end to end
-out=$(scripts/finetune --source events --name "$NAME" --steps 4 --eval-every 2 --batch 8 2>"$PWD/.ecom/finetune-$NAME.log") \
+# 2. a few steps, end to end; without validation (--val-share 0) the last
+# weights are kept, so the installed encoder is the trained one
+out=$(scripts/finetune --source events --name "$NAME" --steps 4 --eval-every 2 --batch 8 --val-share 0 2>"$PWD/.ecom/finetune-$NAME.log") \
   || { cat "$PWD/.ecom/finetune-$NAME.log"; fail "scripts/finetune failed"; }
 summary=$(tail -1 <<< "$out")
 python3 - "$summary" "$NAME" <<'PY' || fail "the summary: $summary"
@@ -118,12 +119,12 @@ q -c "SELECT ecom_predict('store 1', 'looking for running shoes', 'trail running
 ok "the stock encoder refuses the fine-tuned encoder's head; its own head serves"
 
 # 6. resume: the checkpoint of the 4 steps continues to 6
-out=$(scripts/finetune --source events --name "$NAME" --steps 6 --eval-every 2 --batch 8 --resume --replace --no-meta-train 2>"$PWD/.ecom/finetune-$NAME.log") \
+out=$(scripts/finetune --source events --name "$NAME" --steps 6 --eval-every 2 --batch 8 --val-share 0 --resume --replace --no-meta-train 2>"$PWD/.ecom/finetune-$NAME.log") \
   || { cat "$PWD/.ecom/finetune-$NAME.log"; fail "--resume failed"; }
 grep -q "resuming at step 4" ".ecom/finetune-$NAME.log" || fail "--resume did not continue at step 4: $(cat ".ecom/finetune-$NAME.log")"
 python3 -c "import json,sys; s = json.loads(sys.argv[1]); sys.exit(0 if s['trainer']['steps'] == 6 and s['meta_train'] is None else 1)" "$(tail -1 <<< "$out")" \
   || fail "--resume: $out"
-out=$(scripts/finetune --source events --name "$NAME" --steps 6 --batch 16 --resume --replace --no-meta-train 2>&1) && fail "--resume with another batch size: no error"
+out=$(scripts/finetune --source events --name "$NAME" --steps 6 --eval-every 2 --batch 16 --val-share 0 --resume --replace --no-meta-train 2>&1) && fail "--resume with another batch size: no error"
 grep -q "made with other options" <<< "$out" || fail "--resume with other options: got $out"
 ok "an interrupted run resumes at its step; other options are refused"
 
