@@ -5,7 +5,9 @@
 #   --finetune: each seed is judged with an encoder fine-tuned by
 #   scripts/finetune on that seed's meta-train tenants only (options for
 #   the trainer in FINETUNE_ARGS, e.g. "--steps 300"); they are removed
-#   again when the run ends.
+#   again when the run ends. FINETUNE_ROWS=all gives the trainer every
+#   event of the meta-train tenants, not only the sampled ones that
+#   ecom_meta_train gets (the default, "sampled").
 # Writes .ecom/eval/{events.csv,eval.sql,auc.csv,report.md}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,7 +44,7 @@ if [ -n "$FINETUNE" ]; then
     -c "\\copy eval_events FROM '$OUT/events.csv' WITH (FORMAT csv, HEADER true)" \
     -c "CREATE TABLE eval_finetune_tenants (seed int, tenant text)" \
     -c "\\copy eval_finetune_tenants FROM '$OUT/finetune_tenants.csv' WITH (FORMAT csv, HEADER true)" \
-    -c "CREATE VIEW eval_finetune_source AS SELECT e.tenant, e.context, e.item, 'purchase'::text AS behaviour, e.label, f.seed FROM eval_events e JOIN eval_finetune_tenants f USING (tenant) WHERE e.sampled"
+    -c "CREATE VIEW eval_finetune_source AS SELECT e.tenant, e.context, e.item, 'purchase'::text AS behaviour, e.label, f.seed FROM eval_events e JOIN eval_finetune_tenants f USING (tenant) WHERE e.sampled OR '${FINETUNE_ROWS:-sampled}' = 'all'"
   for seed in $(cut -d, -f1 "$OUT/finetune_tenants.csv" | tail -n +2 | sort -un); do
     echo "== fine-tuning the encoder for seed $seed on its meta-train tenants" >&2
     # shellcheck disable=SC2086
