@@ -21,6 +21,7 @@ if [ "${ARGS[0]:-}" = "--small" ]; then
   ARGS=(--seeds 1 --ks 16 --test-tenants 4 --train-events 150 --query 120 "${ARGS[@]:1}")
 fi
 PREFIX=eval-finetuned-$$
+case ${FINETUNE_ROWS:-sampled} in all|sampled) ;; *) echo "FINETUNE_ROWS: all or sampled" >&2; exit 2 ;; esac
 [ -n "$FINETUNE" ] && ARGS+=(--finetuned "$PREFIX")
 OUT=$PWD/.ecom/eval
 mkdir -p "$OUT"
