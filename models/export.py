@@ -212,20 +212,30 @@ def main():
 
     cfg = json.load(open(os.path.join(a.weights, "config.json")))
     st_cfg = json.load(open(os.path.join(a.weights, "sentence_bert_config.json")))
-    model = build(read_safetensors(os.path.join(a.weights, "model.safetensors")), cfg)
-    fp32 = os.path.join(a.out, "model.onnx")
-    onnx.save(model, fp32)
+    export_bert(read_safetensors(os.path.join(a.weights, "model.safetensors")), cfg, st_cfg,
+                os.path.join(a.weights, "tokenizer.json"), a.out,
+                {"model": "sentence-transformers/all-MiniLM-L6-v2"},
+                {"weights": a.source, "license": "Apache-2.0"})
+
+
+def export_bert(weights, cfg, st_cfg, tokenizer, out, fields, source, name="all-MiniLM-L6-v2"):
+    """An encoder directory from BERT weights in fp32: the graph, its int8
+    quantization, both with external weights, the tokenizer and the
+    manifest (`fields` name the model; the architecture's are added).
+    The stock export and models/export_finetuned.py share it."""
+    os.makedirs(out, exist_ok=True)
+    fp32 = os.path.join(out, "model.onnx")
+    onnx.save(build(weights, cfg, name=name), fp32)
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    int8 = os.path.join(a.out, "model_int8.onnx")
+    int8 = os.path.join(out, "model_int8.onnx")
     quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8)
     externalize(fp32, "model.onnx.data")
     externalize(int8, "model_int8.onnx.data")
 
-    shutil.copyfile(os.path.join(a.weights, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
+    shutil.copyfile(tokenizer, os.path.join(out, "tokenizer.json"))
 
-    write_manifest(a.out, {
-        "model": "sentence-transformers/all-MiniLM-L6-v2",
+    write_manifest(out, dict({
         "architecture": "bert",
         "dims": cfg["hidden_size"],
         "layers": cfg["num_hidden_layers"],
@@ -235,7 +245,7 @@ def main():
         "pooling": "mean, in graph",
         "normalized": True,
         "quantization": {"int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8"},
-    }, {"weights": a.source, "license": "Apache-2.0"})
+    }, **fields), source)
 
 
 def write_manifest(out, fields, source):

@@ -15,14 +15,12 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
-import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import export  # noqa: E402  (models/export.py: build, externalize, write_manifest)
+import export  # noqa: E402  (models/export.py: read_safetensors, export_bert)
 
 
 def main():
@@ -58,34 +56,15 @@ def main():
         digest.update(np.ascontiguousarray(trained[name]).tobytes())
     wsum = digest.hexdigest()
 
-    os.makedirs(a.out, exist_ok=True)
-    fp32 = os.path.join(a.out, "model.onnx")
-    onnx.save(export.build(weights, cfg, name=a.name), fp32)
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    int8 = os.path.join(a.out, "model_int8.onnx")
-    quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8)
-    export.externalize(fp32, "model.onnx.data")
-    export.externalize(int8, "model_int8.onnx.data")
-    shutil.copyfile(os.path.join(a.base, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
-
     summary = json.load(open(a.summary)) if a.summary else {}
     summary.pop("weights", None)  # a path on the training machine
-    export.write_manifest(a.out, {
+    export.export_bert(weights, cfg, st_cfg, os.path.join(a.base, "tokenizer.json"), a.out, {
         "name": a.name,
         "model": f"{a.base_model}+finetune:{a.name}@{wsum[:16]}",
         "base_model": a.base_model,
-        "architecture": "bert",
-        "dims": cfg["hidden_size"],
-        "layers": cfg["num_hidden_layers"],
-        "max_length": st_cfg["max_seq_length"],
-        "max_position_embeddings": cfg["max_position_embeddings"],
-        "opset": export.OPSET,
-        "pooling": "mean, in graph",
-        "normalized": True,
-        "quantization": {"int8": "onnxruntime.quantization.quantize_dynamic per_channel=True QInt8"},
         "finetune": dict(summary, weights_sha256=wsum, tensors_changed=changed,
                          data_sha256=a.data_sha256),
-    }, {"weights": f"{a.base_model} fine-tuned by pg_ecom_finetune", "license": "Apache-2.0"})
+    }, {"weights": f"{a.base_model} fine-tuned by pg_ecom_finetune", "license": "Apache-2.0"}, name=a.name)
 
 
 if __name__ == "__main__":
