@@ -291,6 +291,25 @@ impl ItemEffects {
         }
     }
 
+    /// The variance a Thompson draw gives the effect. With `informed_only`,
+    /// an item the tenant has no evidence on for behaviour `b` is held at
+    /// its mean: its spread is the prior's, the same for every such item,
+    /// and where items recur rarely in one tenant's traffic, what a draw
+    /// there explores is seldom shown again to repay the clicks it costs
+    /// (as draws.rs argues for the taste). Evidence is a precision above
+    /// the prior's: a tenant's row holds every behaviour of an item it has
+    /// events of, those it has none for at the prior's precision exactly.
+    pub fn draw_variance(&self, key: Option<i64>, b: usize, informed_only: bool) -> f64 {
+        let informed = key
+            .and_then(|k| self.own_precision(k, b))
+            .is_some_and(|p| p > self.tenant_prior);
+        if informed_only && !informed {
+            0.0
+        } else {
+            self.variance(key, b)
+        }
+    }
+
     /// Whether tenants learn their own deviations under this head.
     pub fn learns(&self) -> bool {
         self.tenant_prior < FROZEN
@@ -473,18 +492,22 @@ pub fn fit_tenant(
 /// deviations between tenants is the mean of r² − v. Each tenant's own
 /// level (what its bias absorbs when it adapts) is fitted first, so a
 /// tenant that clicks more everywhere does not count as items that differ.
-/// Only items `platform` has an effect for count. FROZEN when too few
-/// items repeat within tenants to tell, or when they do not vary beyond
-/// noise. Pass tenants the platform's effects were not fitted on: in
-/// sample, every deviation shrinks toward 0.
+/// Only items `platform` has an effect for count, or every item when it
+/// has none: a platform that kept no effect (its features already say what
+/// sells) expects the head's prediction for every item, and a tenant's
+/// best sellers still differ from it. FROZEN when too few items repeat
+/// within tenants to tell, or when they do not vary beyond noise. Pass
+/// tenants the platform's effects were not fitted on: in sample, every
+/// deviation shrinks toward 0.
 pub fn between_tenant_precision(per_tenant: &[Vec<ItemEvent>], platform: &ItemEffects) -> f32 {
     const MIN_WEIGHT: f64 = 1.0; // Σ p(1−p): four events at p = ½, more when rarer
     const MIN_GROUPS: usize = 20;
+    let every_item = platform.is_empty() && platform.base.is_none();
     let (mut sum, mut groups) = (0f64, 0usize);
     for events in per_tenant {
         let known: Vec<&ItemEvent> = events
             .iter()
-            .filter(|e| platform.own.at(Some(e.key)).is_some())
+            .filter(|e| every_item || platform.own.at(Some(e.key)).is_some())
             .collect();
         let z = |e: &ItemEvent| e.offset + f64::from(platform.effect(Some(e.key), e.b));
         let mut level = [0f64; NB];
@@ -717,6 +740,17 @@ mod tests {
         assert_eq!(capped.to_stored().0, &[3, 9]);
         assert_eq!(capped.effect(Some(1), 1), 0.1);
         assert_eq!(capped.precision(Some(1), 1), 1.0);
+        // a draw holds the items it has no evidence on at their mean
+        // unless told to draw everything
+        assert!(t.draw_variance(Some(3), 1, true) > 0.0);
+        // its row holds item 3's other behaviours too, without evidence
+        assert!(t.own_precision(3, 0).is_some());
+        assert_eq!(t.draw_variance(Some(3), 0, true), 0.0);
+        assert_eq!(t.draw_variance(Some(3), 1, true), t.variance(Some(3), 1));
+        assert_eq!(t.draw_variance(Some(2), 1, true), 0.0);
+        assert_eq!(t.draw_variance(Some(2), 1, false), t.variance(Some(2), 1));
+        assert!(t.variance(Some(2), 1) > 0.0);
+        assert_eq!(platform.draw_variance(Some(3), 1, true), 0.0);
         // continuing keeps the tenant's items and the same platform
         let more = fit_tenant(&t, &evs[..5], true, 10, &mut || {});
         assert_eq!(more.to_stored().0, &[1, 3, 9]);
@@ -761,10 +795,14 @@ mod tests {
             FROZEN
         );
         assert_eq!(between_tenant_precision(&varied[..1], &platform), FROZEN);
-        // items the platform has no effect for do not count
-        assert_eq!(
-            between_tenant_precision(&varied, &ItemEffects::none()),
-            FROZEN
-        );
+        // items a platform with effects has none for do not count
+        let elsewhere =
+            ItemEffects::from_stored((100..110).collect(), vec![0.0; 10 * NB], None, FROZEN)
+                .unwrap();
+        assert_eq!(between_tenant_precision(&varied, &elsewhere), FROZEN);
+        // a platform that kept none expects the head's prediction for every
+        // item: the same spread is found against it
+        let lt0 = between_tenant_precision(&varied, &ItemEffects::none());
+        assert!((lt0 - lt).abs() < 1e-4, "{lt0} against {lt}");
     }
 }

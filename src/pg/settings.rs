@@ -49,7 +49,8 @@ pub fn preloading() -> bool {
 }
 
 /// What a Thompson draw does with the taste no event informed
-/// (`pg_ecom.thompson_taste`; core/src/draws.rs).
+/// (`pg_ecom.thompson_taste`; core/src/draws.rs), and with the item
+/// effects of items without evidence (`pg_ecom.thompson_items`).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ThompsonTaste {
     #[name = c"informed"]
@@ -81,6 +82,8 @@ pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static THOMPSON_TASTE: GucSetting<ThompsonTaste> =
+    GucSetting::<ThompsonTaste>::new(ThompsonTaste::Informed);
+pub static THOMPSON_ITEMS: GucSetting<ThompsonTaste> =
     GucSetting::<ThompsonTaste>::new(ThompsonTaste::Informed);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -295,6 +298,14 @@ fn register_loop_settings() {
         c"What a 'thompson' draw does with the taste no logged event informed: 'informed' holds it at its mean, 'all' draws it from the prior.",
         c"'informed' holds only that part of the taste at its mean (every coordinate of it before a tenant has events); everything else (gain, side weights, bias, item effects, the taste along the directions its events span) is drawn from the posterior as under 'all'. Credible intervals include it either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_TASTE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.thompson_items",
+        c"What a 'thompson' draw does with the item effects of items the tenant has no evidence on: 'informed' holds them at their mean, 'all' draws them from the prior.",
+        c"Items the tenant has learned an effect for are drawn from its posterior either way. Credible intervals include the prior's spread either way. A seed replays a ranking only under the same setting.",
+        &THOMPSON_ITEMS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -550,6 +561,10 @@ pub fn thompson_taste() -> pg_ecom_core::draws::Taste {
         ThompsonTaste::Informed => pg_ecom_core::draws::Taste::Informed,
         ThompsonTaste::All => pg_ecom_core::draws::Taste::All,
     }
+}
+/// Whether a Thompson draw holds uninformed item effects at their mean.
+pub fn thompson_items_informed_only() -> bool {
+    THOMPSON_ITEMS.get() == ThompsonTaste::Informed
 }
 pub fn propensity_samples() -> usize {
     PROPENSITY_SAMPLES.get().max(1) as usize

@@ -117,13 +117,18 @@ pub fn choose(
     // Thompson only: the request's items as one Gaussian over their
     // logits, drawn without redrawing every embedding coordinate
     let draws = matches!(policy, Policy::Thompson).then(|| {
+        let informed_only = crate::pg::settings::thompson_items_informed_only();
         let items: Vec<Item> = (0..scored.present.len())
             .map(|i| Item {
                 logit: scored.logits[i],
                 s: scored.text[i],
                 v: &scored.emb[i],
                 f: scored.side(i, hk),
-                item_var: head.head.items.variance(Some(scored.keys[i]), scored.b),
+                item_var: head.head.items.draw_variance(
+                    Some(scored.keys[i]),
+                    scored.b,
+                    informed_only,
+                ),
                 key: Some(scored.keys[i]),
             })
             .collect();

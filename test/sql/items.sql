@@ -91,6 +91,34 @@ UPDATE ecom.heads SET item_effects = item_effects[1:3] WHERE tenant = 'it_new' A
 SELECT ecom_predict('it_new', 'shopper 1 looking for a gift', 'sku 1001', 'click');
 ROLLBACK;
 
+-- 5b. Thompson holds the effects of items a tenant has no evidence on at
+-- their mean (pg_ecom.thompson_items = 'informed', the default); 'all'
+-- draws them from the prior. Every other group frozen here, so 'informed'
+-- has nothing left to draw for a tenant without a head of its own (but
+-- gain and bias at sd 0.001, which moves no ranking of these items).
+BEGIN;
+UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}',
+         (hyper->'prior') || '{"gain": 1e6, "side": 1e6, "bias": 1e6, "taste": 1e6}')
+ WHERE tenant IS NULL AND active;
+SELECT taste_basis IS NULL AS no_taste_directions_to_draw FROM ecom.heads WHERE tenant IS NULL AND active;
+CREATE TEMP TABLE it_interval AS SELECT * FROM ecom_predict_interval('it_fresh', 'shopper 2', 'sku 1003', 'click');
+SELECT current_setting('pg_ecom.thompson_items') AS items_drawn, min(propensity) = 1 AS deterministic
+  FROM generate_series(1, 8) r,
+       LATERAL ecom_serve('it_fresh', 'shopper 2 looking for a gift',
+                          ARRAY['sku 1000', 'sku 1001', 'sku 1002', 'sku 1003', 'sku 1004', 'sku 1005'],
+                          3, 'click', NULL, 'thompson', r);
+SET LOCAL pg_ecom.thompson_items = 'all';
+SELECT current_setting('pg_ecom.thompson_items') AS items_drawn, min(propensity) = 1 AS deterministic
+  FROM generate_series(1, 8) r,
+       LATERAL ecom_serve('it_fresh', 'shopper 2 looking for a gift',
+                          ARRAY['sku 1000', 'sku 1001', 'sku 1002', 'sku 1003', 'sku 1004', 'sku 1005'],
+                          3, 'click', NULL, 'thompson', r);
+-- credible intervals include the unseen item's spread either way
+SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval, a.upper - a.lower > 0.01 AS unsure
+  FROM it_interval a, ecom_predict_interval('it_fresh', 'shopper 2', 'sku 1003', 'click') i;
+ROLLBACK;
+SET pg_ecom.thompson_items = 'sometimes';
+
 -- 6. ecom_forget takes a tenant's effects with its heads: the global
 -- head's serve it again
 SELECT ecom_forget('it_new')->'heads' AS heads;
@@ -119,4 +147,26 @@ SET pg_ecom.max_item_effects = 5;
 RESET ROLE;
 DROP ROLE it_plain;
 SELECT ecom_forget('it_capped')->'heads' AS heads;
-DROP TABLE it_events, it_support, it_before;
+
+-- 8. stores that each sell their own catalogue share no item, so the
+-- platform keeps no effect; their best sellers still differ beyond what
+-- the text says, so a store learns its own
+CREATE TABLE it_own AS
+WITH g AS (SELECT s, i, r FROM generate_series(0, 11) s, generate_series(0, 29) i, generate_series(0, 9) r)
+SELECT 'it_shop' || s AS tenant, 'shopper ' || (r % 5) || ' looking for a gift' AS context,
+       'shop ' || s || ' sku ' || i AS item, 'click'::text AS behaviour,
+       (abs(hashtext(s || '/' || i || '/' || r)) % 100) < (abs(hashtext('own' || s || '/' || i)) % 80 + 10) AS label
+  FROM g;
+SELECT (r->'items'->>'items')::int AS platform_items,
+       r->'items'->>'tenant_precision' IS NOT NULL AS stores_differ,
+       (r->'prior'->>'item')::float8 < 1e6 AS tenants_learn
+  FROM ecom_meta_train('it_own', meta_steps => 10) r;
+SELECT item_keys IS NULL AS none_stored FROM ecom.heads WHERE tenant IS NULL AND active;
+CREATE TABLE it_own_support AS SELECT context, item, behaviour, label FROM it_own WHERE tenant = 'it_shop3';
+SELECT (ecom_adapt('it_shop_new', 'it_own_support')->>'version')::int AS version;
+-- its best sellers rose above the rest
+SELECT corr(s.rate, e.effect) > 0.5 AS follows_its_sales, count(*) AS own_items
+  FROM (SELECT item, avg(label::int) AS rate FROM it_own WHERE tenant = 'it_shop3' GROUP BY item) s
+  JOIN ecom_item_effects('it_shop_new') e ON e.item_key = ecom_item_key(s.item) AND e.behaviour = 'click';
+SELECT ecom_forget('it_shop_new')->'heads' AS heads;
+DROP TABLE it_events, it_support, it_before, it_own, it_own_support;

@@ -111,6 +111,9 @@ fn judge(per_tenant: &[Vec<ItemEvent>], fx: &ItemEffects) -> Judged {
 /// `MIN_TENANTS_PER_ITEM` tenants have events for, with λ chosen on `val`
 /// from effects fitted on `train` alone; none when no candidate lifts the
 /// validation tenants' ranking, or there are no validation tenants to tell.
+/// A tenant's own effects get a prior (λ_t) wherever the validation
+/// tenants show their items differ from the head's prediction beyond
+/// noise, platform effects or not.
 pub(super) fn learn_items(
     head: &Head,
     tasks: &[Task],
@@ -132,13 +135,20 @@ pub(super) fn learn_items(
         .flatten()
         .filter(|e| shared.contains(&e.key))
         .collect();
-    if fit_on.is_empty() || held.iter().all(Vec::is_empty) {
+    if held.iter().all(Vec::is_empty) {
         return none;
     }
     between();
     let before = judge(&held, &ItemEffects::none());
     let mut best: Option<(f64, Judged, ItemEffects)> = None;
-    for &lambda in GRID.iter().rev() {
+    // no item shared by enough tenants (each store sells its own
+    // catalogue): no platform effect to try
+    let candidates = if fit_on.is_empty() {
+        &[][..]
+    } else {
+        &GRID[..]
+    };
+    for &lambda in candidates.iter().rev() {
         let fx = fit_platform(&fit_on, lambda, FROZEN, max_items, between);
         let j = judge(&held, &fx);
         between();
@@ -154,9 +164,17 @@ pub(super) fn learn_items(
         }
     }
     let Some((lambda, after, fitted)) = best else {
+        // no platform effect lifts the validation tenants (side features
+        // may already say what sells everywhere), yet a store's own best
+        // sellers can still differ from the head's prediction: how far,
+        // measured on the same tenants, lets them learn their own
+        let mut none = ItemEffects::none();
+        none.tenant_prior = between_tenant_precision(&held, &none);
+        let tenant_precision = (none.tenant_prior < FROZEN).then_some(none.tenant_prior);
         return (
-            ItemEffects::none(),
+            none,
             ItemsReport {
+                tenant_precision,
                 val_auc_before: Some(before.auc),
                 val_loss_before: Some(before.loss),
                 ..Default::default()

@@ -664,6 +664,83 @@ fn meta_training_learns_what_sells_beyond_the_text() {
     assert!(head.items.is_empty() && report.items.items == 0);
 }
 
+/// Stores that each sell their own catalogue share no item, so the
+/// platform keeps no effect; their best sellers still differ from what
+/// the text predicts, and meta-training measures by how much, so that a
+/// new store learns its own from its events.
+#[test]
+fn stores_without_shared_items_still_learn_their_own_best_sellers() {
+    let dims = 4;
+    let mut r = Rng::new(31);
+    let u = vec![0.5f32; dims];
+    let v = vec![0.5f32; dims];
+    // store t sells items 100·t .. 100·t + 12, each at its own rate
+    let store = |t: usize, events: usize, r: &mut Rng| -> Vec<Example> {
+        let rates: Vec<f64> = (0..12).map(|_| 1.5 * crate::rng::normal(r)).collect();
+        (0..events)
+            .map(|j| {
+                let i = j % 12;
+                let p = crate::metrics::sigmoid(rates[i] as f32);
+                let y = crate::rng::uniform(r) < f64::from(p);
+                let mut e = event(&u, &v, vec![], if y { 1.0 } else { -1.0 });
+                e.item = Some((100 * t + i) as i64);
+                e
+            })
+            .collect()
+    };
+    let tasks: Vec<Task> = (0..20).map(|t| task(t, store(t, 240, &mut r))).collect();
+    let cfg = MetaConfig {
+        meta_steps: 10,
+        ..MetaConfig::default()
+    };
+    let (head, report) = meta_train(&tasks, dims, 0, &cfg, || {});
+    assert_eq!(report.items.items, 0, "{:?}", report.items);
+    assert!(head.items.is_empty());
+    let lt = report.items.tenant_precision.expect("a tenant prior");
+    // the true spread of a store's items is 1.5² apart: precision ≈ 0.44
+    assert!(lt > 0.15 && lt < 1.5, "{lt}");
+    assert_eq!(report.prior.item, lt);
+    // a new store learns its own best sellers from 120 events
+    let new = store(77, 240, &mut r);
+    let (adapted, _) = adapt(&head, &new[..120], &meta(5, report.prior, 1));
+    assert!(adapted.items.len() == 12, "{}", adapted.items.len());
+    let item_auc = |h: &Head| {
+        let s: Vec<f64> = new[120..]
+            .iter()
+            .map(|e| f64::from(h.example_logit(e)))
+            .collect();
+        let y: Vec<bool> = new[120..].iter().map(|e| e.y > 0.5).collect();
+        auc(&s, &y).unwrap()
+    };
+    assert!(
+        item_auc(&adapted) > item_auc(&head) + 0.1,
+        "{} {}",
+        item_auc(&adapted),
+        item_auc(&head)
+    );
+    // stores whose items all sell alike: nothing to learn, frozen
+    let alike: Vec<Task> = (0..20)
+        .map(|t| {
+            let mut ex = store(t, 240, &mut r);
+            for e in &mut ex {
+                e.y = if crate::rng::uniform(&mut r) < 0.5 {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+            task(t, ex)
+        })
+        .collect();
+    let (head, report) = meta_train(&alike, dims, 0, &cfg, || {});
+    assert!(
+        report.items.tenant_precision.is_none(),
+        "{:?}",
+        report.items
+    );
+    assert_eq!(head.items.tenant_prior, FROZEN);
+}
+
 /// A tenant's events move its own effects from the platform's: an item it
 /// always buys goes up, one it never buys down, the rest stay; a Bayesian
 /// update in two halves lands where one fit on all does.
