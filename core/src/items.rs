@@ -492,17 +492,29 @@ pub fn fit_tenant(
 /// deviations between tenants is the mean of r² − v. Each tenant's own
 /// level (what its bias absorbs when it adapts) is fitted first, so a
 /// tenant that clicks more everywhere does not count as items that differ.
-/// Only items `platform` has an effect for count, or every item when it
-/// has none: a platform that kept no effect (its features already say what
-/// sells) expects the head's prediction for every item, and a tenant's
-/// best sellers still differ from it. FROZEN when too few items repeat
-/// within tenants to tell, or when they do not vary beyond noise. Pass
-/// tenants the platform's effects were not fitted on: in sample, every
-/// deviation shrinks toward 0.
+/// Only items `platform` has an effect for count. FROZEN when too few
+/// items repeat within tenants to tell, or when they do not vary beyond
+/// noise. Pass tenants the platform's effects were not fitted on: in
+/// sample, every deviation shrinks toward 0.
 pub fn between_tenant_precision(per_tenant: &[Vec<ItemEvent>], platform: &ItemEffects) -> f32 {
+    spread_precision(per_tenant, platform, false)
+}
+
+/// λ_t as `between_tenant_precision` measures it, where the platform kept
+/// no effect (its features already say what sells, or no item is sold
+/// widely enough): every item counts, its deviation taken from the head's
+/// prediction, since a tenant's best sellers can still differ from it.
+pub fn head_spread_precision(per_tenant: &[Vec<ItemEvent>]) -> f32 {
+    spread_precision(per_tenant, &ItemEffects::none(), true)
+}
+
+fn spread_precision(
+    per_tenant: &[Vec<ItemEvent>],
+    platform: &ItemEffects,
+    every_item: bool,
+) -> f32 {
     const MIN_WEIGHT: f64 = 1.0; // Σ p(1−p): four events at p = ½, more when rarer
     const MIN_GROUPS: usize = 20;
-    let every_item = platform.is_empty() && platform.base.is_none();
     let (mut sum, mut groups) = (0f64, 0usize);
     for events in per_tenant {
         let known: Vec<&ItemEvent> = events
@@ -795,14 +807,18 @@ mod tests {
             FROZEN
         );
         assert_eq!(between_tenant_precision(&varied[..1], &platform), FROZEN);
-        // items a platform with effects has none for do not count
+        // items the platform has no effect for do not count
         let elsewhere =
             ItemEffects::from_stored((100..110).collect(), vec![0.0; 10 * NB], None, FROZEN)
                 .unwrap();
         assert_eq!(between_tenant_precision(&varied, &elsewhere), FROZEN);
-        // a platform that kept none expects the head's prediction for every
-        // item: the same spread is found against it
-        let lt0 = between_tenant_precision(&varied, &ItemEffects::none());
+        assert_eq!(
+            between_tenant_precision(&varied, &ItemEffects::none()),
+            FROZEN
+        );
+        // against the head's prediction (0 here) every item counts: the
+        // same spread is found
+        let lt0 = head_spread_precision(&varied);
         assert!((lt0 - lt).abs() < 1e-4, "{lt0} against {lt}");
     }
 }

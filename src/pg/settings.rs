@@ -48,11 +48,11 @@ pub fn preloading() -> bool {
     unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
-/// What a Thompson draw does with the taste no event informed
-/// (`pg_ecom.thompson_taste`; core/src/draws.rs), and with the item
-/// effects of items without evidence (`pg_ecom.thompson_items`).
+/// What a Thompson draw does with what no event informed: the taste
+/// (`pg_ecom.thompson_taste`; core/src/draws.rs) and the item effects of
+/// items without evidence (`pg_ecom.thompson_items`; core/src/items.rs).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ThompsonTaste {
+pub enum ThompsonDraw {
     #[name = c"informed"]
     Informed,
     #[name = c"all"]
@@ -81,10 +81,10 @@ pub static EXECUTION_PROVIDER: GucSetting<Provider> = GucSetting::<Provider>::ne
 pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
-pub static THOMPSON_TASTE: GucSetting<ThompsonTaste> =
-    GucSetting::<ThompsonTaste>::new(ThompsonTaste::Informed);
-pub static THOMPSON_ITEMS: GucSetting<ThompsonTaste> =
-    GucSetting::<ThompsonTaste>::new(ThompsonTaste::Informed);
+pub static THOMPSON_TASTE: GucSetting<ThompsonDraw> =
+    GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
+pub static THOMPSON_ITEMS: GucSetting<ThompsonDraw> =
+    GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
@@ -558,13 +558,13 @@ pub fn explore_epsilon() -> f64 {
 }
 pub fn thompson_taste() -> pg_ecom_core::draws::Taste {
     match THOMPSON_TASTE.get() {
-        ThompsonTaste::Informed => pg_ecom_core::draws::Taste::Informed,
-        ThompsonTaste::All => pg_ecom_core::draws::Taste::All,
+        ThompsonDraw::Informed => pg_ecom_core::draws::Taste::Informed,
+        ThompsonDraw::All => pg_ecom_core::draws::Taste::All,
     }
 }
 /// Whether a Thompson draw holds uninformed item effects at their mean.
 pub fn thompson_items_informed_only() -> bool {
-    THOMPSON_ITEMS.get() == ThompsonTaste::Informed
+    THOMPSON_ITEMS.get() == ThompsonDraw::Informed
 }
 pub fn propensity_samples() -> usize {
     PROPENSITY_SAMPLES.get().max(1) as usize

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::head::Head;
-use crate::items::{between_tenant_precision, fit_platform, ItemEffects, ItemEvent};
+use crate::items::{
+    between_tenant_precision, fit_platform, head_spread_precision, ItemEffects, ItemEvent,
+};
 use crate::metrics::{auc, log_loss};
 use crate::prior::FROZEN;
 
@@ -141,14 +143,9 @@ pub(super) fn learn_items(
     between();
     let before = judge(&held, &ItemEffects::none());
     let mut best: Option<(f64, Judged, ItemEffects)> = None;
-    // no item shared by enough tenants (each store sells its own
-    // catalogue): no platform effect to try
-    let candidates = if fit_on.is_empty() {
-        &[][..]
-    } else {
-        &GRID[..]
-    };
-    for &lambda in candidates.iter().rev() {
+    // with no item shared by enough tenants (each store sells its own
+    // catalogue) there is no platform effect to try
+    for &lambda in GRID.iter().rev().filter(|_| !fit_on.is_empty()) {
         let fx = fit_platform(&fit_on, lambda, FROZEN, max_items, between);
         let j = judge(&held, &fx);
         between();
@@ -169,7 +166,7 @@ pub(super) fn learn_items(
         // sellers can still differ from the head's prediction: how far,
         // measured on the same tenants, lets them learn their own
         let mut none = ItemEffects::none();
-        none.tenant_prior = between_tenant_precision(&held, &none);
+        none.tenant_prior = head_spread_precision(&held);
         let tenant_precision = (none.tenant_prior < FROZEN).then_some(none.tenant_prior);
         return (
             none,
