@@ -739,7 +739,9 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
     w("")
     for T in [T for T in (200, 1000) if T in checkpoints]:
         best = max(pols, key=lambda p: statistics.fmean(S[(p, T)]["cum"]))
-        if "f" in pols:
+        # the target compares ours with another policy: none to compare
+        # with when (f) runs alone
+        if "f" in pols and len(pols) > 1:
             f_m = statistics.fmean(S[("f", T)]["cum"])
             runner = max((p for p in pols if p != "f"), key=lambda p: statistics.fmean(S[(p, T)]["cum"]))
             r_m = statistics.fmean(S[(runner, T)]["cum"])
