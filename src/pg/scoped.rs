@@ -7,7 +7,8 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 
 /// Runs `f` with each (name, value) of `settings` in force, then puts the
-/// caller's values back.
+/// caller's values back. `f` must not end the transaction (the level it
+/// opened would be gone): as for a procedure with SET clauses.
 pub fn with_settings<R>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> R) -> R {
     // SAFETY: the sequence a function's SET clause runs (fmgr_security_definer):
     // a nest level, saved values, and AtEOXact_GUC(true, ..) to pop it

@@ -231,8 +231,10 @@ pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
         // ANALYZE is estimated at one row, and a nested loop sized for one
         // row re-reads the tenant's whole log for every row it joins (a
         // learn of 50 new impressions over a 3,000-request tenant took
-        // over 10 minutes). Hash joins read each table once either way
-        // (test/t/016_stale_statistics.sh).
+        // over 10 minutes). Hash joins read the tenant's rows of each
+        // table once either way (test/t/016_stale_statistics.sh). Under
+        // Citus the shard query is planned later, on the worker, under its
+        // own settings: this does not reach it.
         let mut cursor = crate::pg::scoped::with_settings(&[(c"enable_nestloop", c"off")], || {
             c.open_cursor(
                 sql.as_str(),
