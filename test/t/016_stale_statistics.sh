@@ -41,7 +41,7 @@ settle() { # until connections that have left have flushed theirs
 }
 settle; before=$(touched)
 learned=$(Q -c "SET statement_timeout = '300s'" -c "SELECT (ecom_learn('big', NULL, 'if_better')->>'n')::int" \
-            -c "SELECT pg_stat_force_next_flush()" | head -1)
+            -c "SELECT pg_stat_force_next_flush()" | sed -n 1p)
 rows=$(( $(touched) - before ))
 logged=$(Q -c "SELECT (SELECT count(*) FROM ecom.requests) + (SELECT count(*) FROM ecom.impressions) + (SELECT count(*) FROM ecom.feedback)")
 [ "$learned" -gt 0 ] || { echo "stale statistics: the learn read nothing new"; exit 1; }
