@@ -14,7 +14,26 @@ pub fn with_settings<R>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> R) -> R
     // a nest level, saved values, and AtEOXact_GUC(true, ..) to pop it
     let nest = unsafe {
         let nest = pg_sys::NewGUCNestLevel();
-        for (name, value) in settings {
+        set_saved(settings);
+        nest
+    };
+    let out = f();
+    // SAFETY: pops the level opened above; nothing inside opened another
+    // that is still open (a nested one is popped by whoever opened it)
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    out
+}
+
+/// Sets each (name, value), saving the caller's value at the innermost
+/// GUC nest level; an invalid value is an ERROR.
+///
+/// # Safety
+/// Call inside a nest level the caller opened (`NewGUCNestLevel`) and
+/// pops (`AtEOXact_GUC`), on the backend's own thread.
+pub unsafe fn set_saved(settings: &[(&CStr, &CStr)]) {
+    for (name, value) in settings {
+        // SAFETY: NUL-terminated strings; the caller's contract above
+        unsafe {
             pg_sys::set_config_option(
                 name.as_ptr(),
                 value.as_ptr(),
@@ -26,11 +45,5 @@ pub fn with_settings<R>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> R) -> R
                 false,
             );
         }
-        nest
-    };
-    let out = f();
-    // SAFETY: pops the level opened above; nothing inside opened another
-    // that is still open (a nested one is popped by whoever opened it)
-    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
-    out
+    }
 }

@@ -55,21 +55,10 @@ pub fn write_as_owner(source: pg_sys::Oid, statement: &str, keys: Vec<String>, r
             std::ffi::CStr::from_ptr(pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()));
         let path = std::ffi::CString::new(format!("pg_catalog, {}", reset.to_string_lossy()))
             .unwrap_or_else(|_| c"pg_catalog".to_owned());
-        for (name, value) in [
-            (c"search_path".as_ptr(), path.as_ptr()),
-            (c"lock_timeout".as_ptr(), LOCK_TIMEOUT.as_ptr()),
-        ] {
-            pg_sys::set_config_option(
-                name,
-                value,
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
+        crate::pg::scoped::set_saved(&[
+            (c"search_path", path.as_c_str()),
+            (c"lock_timeout", LOCK_TIMEOUT),
+        ]);
         nest
     };
     let written = Spi::get_one_with_args::<i64>(statement, &[keys.into(), role.into()])
