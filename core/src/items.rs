@@ -486,74 +486,115 @@ pub fn fit_tenant(
     }
 }
 
-/// λ_t by the method of moments: per (tenant, item, behaviour) with
-/// enough evidence, one Newton step from the platform effect estimates the
-/// tenant's deviation r (sampling variance v = 1/Σw), and the spread of
-/// deviations between tenants is the mean of r² − v. Each tenant's own
-/// level (what its bias absorbs when it adapts) is fitted first, so a
-/// tenant that clicks more everywhere does not count as items that differ.
-/// Only items `platform` has an effect for count. FROZEN when too few
-/// items repeat within tenants to tell, or when they do not vary beyond
-/// noise. Pass tenants the platform's effects were not fitted on: in
-/// sample, every deviation shrinks toward 0.
-pub fn between_tenant_precision(per_tenant: &[Vec<ItemEvent>], platform: &ItemEffects) -> f32 {
-    spread_precision(per_tenant, platform, false)
+/// λ_t by the method of moments, from what a tenant's item deviations
+/// predict about its later events: each (tenant, item, behaviour)'s events
+/// are split in two (its earlier and later half where they are in time
+/// order, alternate events otherwise), and one Newton step
+/// from the platform effect gives the summed residual g = Σ(y − p) ≈ w·d
+/// of each half. Their noise is independent, so Σ g₁g₂ / Σ w₁w₂ estimates
+/// the spread E d² of the deviations that persist, weighted by evidence.
+/// A deviation that side features absorb once the tenant's own events
+/// update them (an item-popularity feature computed on the tenant's
+/// events) does not persist, and counting it would have a tenant learn
+/// twice what its features already say. Each half's tenant level (what
+/// its bias absorbs when it adapts) is fitted first, so a tenant that
+/// clicks more everywhere does not count as items that differ. Only items
+/// `platform` has an effect for count. FROZEN when too few items repeat
+/// within tenants to tell, or when they do not vary beyond noise. Pass
+/// tenants the platform's effects were not fitted on: in sample, every
+/// deviation shrinks toward 0. `ordered[i]`: tenant i's events are in
+/// time order.
+pub fn between_tenant_precision(
+    per_tenant: &[Vec<ItemEvent>],
+    ordered: &[bool],
+    platform: &ItemEffects,
+) -> f32 {
+    spread_precision(per_tenant, ordered, platform, false)
 }
 
 /// λ_t as `between_tenant_precision` measures it, where the platform kept
 /// no effect (its features already say what sells, or no item is sold
 /// widely enough): every item counts, its deviation taken from the head's
 /// prediction, since a tenant's best sellers can still differ from it.
-pub fn head_spread_precision(per_tenant: &[Vec<ItemEvent>]) -> f32 {
-    spread_precision(per_tenant, &ItemEffects::none(), true)
+pub fn head_spread_precision(per_tenant: &[Vec<ItemEvent>], ordered: &[bool]) -> f32 {
+    spread_precision(per_tenant, ordered, &ItemEffects::none(), true)
+}
+
+/// Per (item, behaviour): Σ(y − p) and Σ p(1 − p) at logit z + the
+/// events' own level per behaviour (three Newton steps).
+fn residuals(
+    events: &[&ItemEvent],
+    z: impl Fn(&ItemEvent) -> f64,
+) -> HashMap<(i64, usize), (f64, f64)> {
+    let mut level = [0f64; NB];
+    for (b, c) in level.iter_mut().enumerate() {
+        for _ in 0..3 {
+            let (mut g, mut w) = (0f64, 1e-9);
+            for e in events.iter().filter(|e| e.b == b) {
+                let p = f64::from(sigmoid((z(e) + *c) as f32));
+                g += f64::from(e.y) - p;
+                w += p * (1.0 - p);
+            }
+            *c += (g / w).clamp(-2.0, 2.0);
+        }
+    }
+    let mut by: HashMap<(i64, usize), (f64, f64)> = HashMap::new();
+    for e in events {
+        let p = f64::from(sigmoid((z(e) + level[e.b]) as f32));
+        let slot = by.entry((e.key, e.b)).or_insert((0.0, 0.0));
+        slot.0 += f64::from(e.y) - p;
+        slot.1 += p * (1.0 - p);
+    }
+    by
 }
 
 fn spread_precision(
     per_tenant: &[Vec<ItemEvent>],
+    ordered: &[bool],
     platform: &ItemEffects,
     every_item: bool,
 ) -> f32 {
-    const MIN_WEIGHT: f64 = 1.0; // Σ p(1−p): four events at p = ½, more when rarer
     const MIN_GROUPS: usize = 20;
-    let (mut sum, mut groups) = (0f64, 0usize);
-    for events in per_tenant {
+    let (mut num, mut den, mut groups) = (0f64, 0f64, 0usize);
+    for (t, events) in per_tenant.iter().enumerate() {
         let known: Vec<&ItemEvent> = events
             .iter()
             .filter(|e| every_item || platform.own.at(Some(e.key)).is_some())
             .collect();
-        let z = |e: &ItemEvent| e.offset + f64::from(platform.effect(Some(e.key), e.b));
-        let mut level = [0f64; NB];
-        for (b, c) in level.iter_mut().enumerate() {
-            for _ in 0..3 {
-                let (mut g, mut w) = (0f64, 1e-9);
-                for e in known.iter().filter(|e| e.b == b) {
-                    let p = f64::from(sigmoid((z(e) + *c) as f32));
-                    g += f64::from(e.y) - p;
-                    w += p * (1.0 - p);
-                }
-                *c += (g / w).clamp(-2.0, 2.0);
-            }
-        }
-        let mut by: HashMap<(i64, usize), (f64, f64)> = HashMap::new();
+        // halves within each (item, behaviour): its earlier and later
+        // events, or alternate ones without a time order
+        let mut count: HashMap<(i64, usize), usize> = HashMap::new();
         for e in &known {
-            let p = f64::from(sigmoid((z(e) + level[e.b]) as f32));
-            let slot = by.entry((e.key, e.b)).or_insert((0.0, 0.0));
-            slot.0 += f64::from(e.y) - p;
-            slot.1 += p * (1.0 - p);
+            *count.entry((e.key, e.b)).or_default() += 1;
         }
-        for (g, w) in by.into_values() {
-            if w < MIN_WEIGHT {
-                continue;
+        let timed = ordered.get(t).copied().unwrap_or(false);
+        let mut seen: HashMap<(i64, usize), usize> = HashMap::new();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for e in &known {
+            let i = seen.entry((e.key, e.b)).or_default();
+            let early = if timed {
+                2 * *i < count[&(e.key, e.b)]
+            } else {
+                i.is_multiple_of(2)
+            };
+            *i += 1;
+            if early { &mut first } else { &mut second }.push(*e);
+        }
+        let z = |e: &ItemEvent| e.offset + f64::from(platform.effect(Some(e.key), e.b));
+        let early = residuals(&first, z);
+        let late = residuals(&second, z);
+        for (k, (g1, w1)) in early {
+            if let Some((g2, w2)) = late.get(&k) {
+                num += g1 * g2;
+                den += w1 * w2;
+                groups += 1;
             }
-            let r = g / w;
-            sum += r * r - 1.0 / w;
-            groups += 1;
         }
     }
-    if groups < MIN_GROUPS {
+    if groups < MIN_GROUPS || den <= 0.0 {
         return FROZEN;
     }
-    let spread = sum / groups as f64;
+    let spread = num / den;
     if spread <= 0.01 {
         FROZEN
     } else {
@@ -770,55 +811,104 @@ mod tests {
         assert_eq!(more.effect(Some(3), 1), t.effect(Some(3), 1));
     }
 
+    /// A tenant prior at least this precise (sd ≤ 0.22 in logit) moves an
+    /// effect too little to matter: what noise alone may leave.
+    const HARMLESS: f32 = 20.0;
+
+    /// tenants × 10 items × 30 events, in time order round the items, each
+    /// (tenant, item) logit drawn `item_sd` apart between tenants on top
+    /// of a tenant level `level_sd` apart (what a tenant's bias absorbs).
+    /// With `absorbed`, the offset of an item's later half already holds
+    /// its deviation, as an item-popularity feature computed on the
+    /// tenant's own events would.
+    fn tenants(
+        rng: &mut Rng,
+        n: usize,
+        item_sd: f64,
+        level_sd: f64,
+        absorbed: bool,
+    ) -> Vec<Vec<ItemEvent>> {
+        (0..n)
+            .map(|_| {
+                let level = level_sd * normal(rng);
+                let d: Vec<f64> = (0..10).map(|_| level + item_sd * normal(rng)).collect();
+                let mut evs = Vec::new();
+                for round in 0..30 {
+                    for (key, &dk) in d.iter().enumerate() {
+                        let y = uniform(rng) < f64::from(sigmoid(dk as f32));
+                        let offset = if absorbed && round >= 15 {
+                            dk - level
+                        } else {
+                            0.0
+                        };
+                        evs.push(ev(key as i64, 1, offset, y));
+                    }
+                }
+                evs
+            })
+            .collect()
+    }
+
     #[test]
     fn between_tenant_spread_is_found_and_absent_spread_freezes() {
         let platform =
             ItemEffects::from_stored((0..10).collect(), vec![0.0; 10 * NB], None, FROZEN).unwrap();
         let mut rng = Rng::new(9);
-        // tenants × 10 items × 30 events, each (tenant, item) logit drawn:
-        // `item_sd` apart between tenants, on top of a tenant level
-        // `level_sd` apart (what a tenant's bias absorbs)
-        let mut world = |tenants: usize, item_sd: f64, level_sd: f64| -> Vec<Vec<ItemEvent>> {
-            (0..tenants)
-                .map(|_| {
-                    let level = level_sd * normal(&mut rng);
-                    let mut evs = Vec::new();
-                    for key in 0..10 {
-                        let d = level + item_sd * normal(&mut rng);
-                        for _ in 0..30 {
-                            let y = uniform(&mut rng) < f64::from(sigmoid(d as f32));
-                            evs.push(ev(key, 1, 0.0, y));
-                        }
-                    }
-                    evs
-                })
-                .collect()
-        };
-        let varied = world(40, 1.0, 0.0);
-        let lt = between_tenant_precision(&varied, &platform);
+        let timed = [true; 40];
+        let varied = tenants(&mut rng, 40, 1.0, 0.0, false);
+        let lt = between_tenant_precision(&varied, &timed, &platform);
         assert!(lt > 0.4 && lt < 2.5, "true precision 1: {lt}");
-        assert_eq!(
-            between_tenant_precision(&world(40, 0.0, 0.0), &platform),
-            FROZEN
-        );
+        // alternate events as halves where there is no time order
+        let lt_alt = between_tenant_precision(&varied, &[false; 40], &platform);
+        assert!(lt_alt > 0.4 && lt_alt < 2.5, "true precision 1: {lt_alt}");
+        // no spread: what noise leaves is too small to move an effect
+        // (a prior sd of at most 0.22 in logit) or nothing at all
+        let alike =
+            between_tenant_precision(&tenants(&mut rng, 40, 0.0, 0.0, false), &timed, &platform);
+        assert!(alike >= HARMLESS, "{alike}");
         // tenants that differ only in how much they click overall
+        let levels =
+            between_tenant_precision(&tenants(&mut rng, 40, 0.0, 0.7, false), &timed, &platform);
+        assert!(levels >= HARMLESS, "{levels}");
         assert_eq!(
-            between_tenant_precision(&world(40, 0.0, 0.7), &platform),
+            between_tenant_precision(&varied[..1], &timed, &platform),
             FROZEN
         );
-        assert_eq!(between_tenant_precision(&varied[..1], &platform), FROZEN);
         // items the platform has no effect for do not count
         let elsewhere =
             ItemEffects::from_stored((100..110).collect(), vec![0.0; 10 * NB], None, FROZEN)
                 .unwrap();
-        assert_eq!(between_tenant_precision(&varied, &elsewhere), FROZEN);
         assert_eq!(
-            between_tenant_precision(&varied, &ItemEffects::none()),
+            between_tenant_precision(&varied, &timed, &elsewhere),
+            FROZEN
+        );
+        assert_eq!(
+            between_tenant_precision(&varied, &timed, &ItemEffects::none()),
             FROZEN
         );
         // against the head's prediction (0 here) every item counts: the
         // same spread is found
-        let lt0 = head_spread_precision(&varied);
+        let lt0 = head_spread_precision(&varied, &timed);
         assert!((lt0 - lt).abs() < 1e-4, "{lt0} against {lt}");
+    }
+
+    #[test]
+    fn deviations_the_features_absorb_later_are_not_a_spread() {
+        let mut rng = Rng::new(11);
+        let timed = [true; 40];
+        let absorbed = tenants(&mut rng, 40, 1.0, 0.3, true);
+        let lt_absorbed = head_spread_precision(&absorbed, &timed);
+        assert!(lt_absorbed >= HARMLESS, "{lt_absorbed}");
+        // the same tenants' earlier halves alone do vary: what the
+        // estimator leaves out is what does not persist
+        let early: Vec<Vec<ItemEvent>> = absorbed
+            .iter()
+            .map(|evs| {
+                let half = &evs[..evs.len() / 2];
+                half.iter().chain(half).cloned().collect()
+            })
+            .collect();
+        let lt = head_spread_precision(&early, &timed);
+        assert!(lt < 2.5, "the early halves vary by about 1: {lt}");
     }
 }

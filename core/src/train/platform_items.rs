@@ -131,6 +131,7 @@ pub(super) fn learn_items(
     let train_events: Vec<Vec<ItemEvent>> =
         train.iter().map(|&t| events_of(head, &tasks[t])).collect();
     let held: Vec<Vec<ItemEvent>> = val.iter().map(|&t| events_of(head, &tasks[t])).collect();
+    let held_ordered: Vec<bool> = val.iter().map(|&t| tasks[t].ordered).collect();
     let shared = shared_items(train_events.iter().chain(&held));
     let fit_on: Vec<ItemEvent> = train_events
         .into_iter()
@@ -166,7 +167,7 @@ pub(super) fn learn_items(
         // sellers can still differ from the head's prediction: how far,
         // measured on the same tenants, lets them learn their own
         let mut none = ItemEffects::none();
-        none.tenant_prior = head_spread_precision(&held);
+        none.tenant_prior = head_spread_precision(&held, &held_ordered);
         let tenant_precision = (none.tenant_prior < FROZEN).then_some(none.tenant_prior);
         return (
             none,
@@ -180,7 +181,7 @@ pub(super) fn learn_items(
     };
     // how far tenants' own may move: measured on the validation tenants,
     // against effects fitted without them
-    let tenant_prior = between_tenant_precision(&held, &fitted);
+    let tenant_prior = between_tenant_precision(&held, &held_ordered, &fitted);
     let everyone: Vec<ItemEvent> = fit_on
         .into_iter()
         .chain(

@@ -733,12 +733,9 @@ fn stores_without_shared_items_still_learn_their_own_best_sellers() {
         })
         .collect();
     let (head, report) = meta_train(&alike, dims, 0, &cfg, || {});
-    assert!(
-        report.items.tenant_precision.is_none(),
-        "{:?}",
-        report.items
-    );
-    assert_eq!(head.items.tenant_prior, FROZEN);
+    // noise alone leaves nothing, or a prior too tight to move an effect
+    // by more than about 0.2 in logit
+    assert!(head.items.tenant_prior >= 20.0, "{:?}", report.items);
 }
 
 /// A tenant's events move its own effects from the platform's: an item it
