@@ -59,9 +59,18 @@ if [ "$NEW" != 0.13.0 ]; then
   grep -q "older than the pg_ecom library" <<< "$stale" \
     || { echo "upgrade: on 0.13.0's objects, ecom_feedback should say to run ALTER EXTENSION UPDATE; got: $stale"; exit 1; }
 fi
+# what the views show of those rows (0.15.0 reads feedback per impression
+# instead of joining it): the same rows after the update
+outcomes="SELECT md5(string_agg(format('%s', o), ' ' ORDER BY o.impression_id)) || '/' || count(*) FROM ecom.impression_outcomes o"
+performance="SELECT md5(string_agg(format('%s', p), ' ' ORDER BY p.tenant, p.day)) || '/' || count(*) FROM ecom.tenant_performance p"
+views_before=$($U -c "$outcomes" -c "$performance")
 update_out=$($U -c "ALTER EXTENSION pg_ecom UPDATE" 2>&1)
 [ -z "$update_out" ] || { echo "upgrade: ALTER EXTENSION UPDATE said something on rows 0.3.0 wrote: $update_out"; exit 1; }
 [ "$($U -c "$loop_rows")" = "$loop_before" ] || { echo "upgrade: the loop's rows changed in the update"; exit 1; }
+[ "$($U -c "$outcomes" -c "$performance")" = "$views_before" ] \
+  || { echo "upgrade: ecom.impression_outcomes or ecom.tenant_performance show other rows after the update"; exit 1; }
+$U -c "SELECT pg_catalog.pg_get_viewdef('ecom.impression_outcomes'::regclass)" | grep -q "LATERAL" \
+  || { echo "upgrade: ecom.impression_outcomes is not 0.15.0's after the update"; exit 1; }
 [ "$($U -c "SELECT count(*) FROM pg_constraint WHERE connamespace = 'ecom'::regnamespace AND NOT convalidated")" = 0 ] \
   || { echo "upgrade: a new constraint is not valid on the rows 0.3.0 wrote"; exit 1; }
 # versions that served or were activated are marked ever active; a

@@ -154,6 +154,10 @@ for t in "$T1" "$T2"; do
   [ "$(c -c "SELECT ecom_feedback(${ids%% *}, 'click', true, '$t')")" = f ] || fail "ecom_feedback(…, '$t') a second time is not idempotent"
   [ "$(c -c "SELECT count(*) FROM ecom.impression_outcomes WHERE tenant = '$t' AND click")" = "$(wc -w <<< "$ids")" ] \
     || fail "impression_outcomes: the clicks of $t"
+  # the BI views across shards, from the coordinator
+  [ "$(c -c "SELECT (SELECT sum(impressions) FROM ecom.tenant_performance) = (SELECT count(*) FROM ecom.impressions)
+                AND (SELECT sum(clicks) FROM ecom.tenant_performance WHERE tenant = '$t') = $(wc -w <<< "$ids")")" = t ] \
+    || fail "tenant_performance: the impressions of every tenant and the clicks of $t"
   learned=$(c -c "SELECT ecom_learn('$t', activate => 'always')")
   grep -q '"activated": true' <<< "$learned" || fail "ecom_learn('$t'): $learned"
   v=$(c -c "SELECT version FROM ecom.heads WHERE tenant = '$t' AND active")

@@ -54,4 +54,20 @@ serve big 221 230
 after=$(Q -c "BEGIN; SET LOCAL enable_nestloop = on; SELECT (ecom_learn('big', NULL, 'if_better')->>'n')::int > 0; SHOW enable_nestloop; COMMIT;" | paste -sd' ')
 [ "$after" = "t on" ] || { echo "stale statistics: after a learn that read, the transaction had: $after (want: t on)"; exit 1; }
 echo "ok 3 - enable_nestloop is the caller's again after ecom_learn read the log"
+# 4. the BI views (a dashboard's query of one tenant) read each row about
+# once too: before 0.15.0, ecom.impression_outcomes joined feedback, and
+# the plan for a tenant estimated at one row re-read the tenant's feedback
+# for every impression
+settle; before=$(touched)
+seen=$(Q -c "SELECT (SELECT sum(impressions) FROM ecom.tenant_performance WHERE tenant = 'big')
+                  || '/' || (SELECT count(*) FILTER (WHERE reward) FROM ecom.impression_outcomes WHERE tenant = 'big')" \
+         -c "SELECT pg_stat_force_next_flush()" | sed -n 1p)
+rows=$(( $(touched) - before ))
+want=$(Q -c "SELECT (SELECT count(*) FROM ecom.impressions WHERE tenant = 'big')
+                  || '/' || (SELECT count(*) FROM ecom.feedback f JOIN ecom.impressions i ON i.id = f.impression_id
+                              WHERE i.tenant = 'big' AND f.behaviour = i.behaviour AND f.label)")
+[ "$seen" = "$want" ] || { echo "stale statistics: the views count impressions/rewards $seen, the tables $want"; exit 1; }
+[ "$rows" -gt 0 ] && [ "$rows" -le $((20 * logged)) ] \
+  || { echo "stale statistics: reading one tenant's views fetched $rows rows from a log of $logged"; exit 1; }
+echo "ok 4 - the views of the tenant's $want impressions/rewards fetched $rows rows from a log of $logged"
 psql -d postgres -q -c "DROP DATABASE $DB"
