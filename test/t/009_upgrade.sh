@@ -59,8 +59,9 @@ if [ "$NEW" != 0.13.0 ]; then
   grep -q "older than the pg_ecom library" <<< "$stale" \
     || { echo "upgrade: on 0.13.0's objects, ecom_feedback should say to run ALTER EXTENSION UPDATE; got: $stale"; exit 1; }
 fi
-# what the views show of those rows (0.15.0 reads feedback per impression
-# instead of joining it): the same rows after the update
+# what the views show of those rows on 0.14.0 (0.15.0 reads feedback per
+# impression instead of joining it): the same rows after the update
+[ "$NEW" = 0.14.0 ] || $U -c "ALTER EXTENSION pg_ecom UPDATE TO '0.14.0'" >/dev/null
 outcomes="SELECT md5(string_agg(format('%s', o), ' ' ORDER BY o.impression_id)) || '/' || count(*) FROM ecom.impression_outcomes o"
 performance="SELECT md5(string_agg(format('%s', p), ' ' ORDER BY p.tenant, p.day)) || '/' || count(*) FROM ecom.tenant_performance p"
 views_before=$($U -c "$outcomes" -c "$performance")

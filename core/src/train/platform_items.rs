@@ -25,6 +25,10 @@ pub struct ItemsReport {
     /// λ_t, a tenant's own effects' prior precision; None = tenants keep
     /// the platform's
     pub tenant_precision: Option<f32>,
+    /// the standard error of the spread 1/λ_t was measured as (None: too
+    /// few items seen twice to measure): a spread within a standard error
+    /// or two of 0 is mostly noise
+    pub tenant_spread_se: Option<f32>,
     /// on the validation tenants, with effects fitted on the others:
     /// mean within-tenant AUC and log-loss without and with them
     pub val_auc_before: Option<f32>,
@@ -167,12 +171,14 @@ pub(super) fn learn_items(
         // sellers can still differ from the head's prediction: how far,
         // measured on the same tenants, lets them learn their own
         let mut none = ItemEffects::none();
-        none.tenant_prior = head_spread_precision(&held, &held_ordered);
+        let spread = head_spread_precision(&held, &held_ordered);
+        none.tenant_prior = spread.precision;
         let tenant_precision = (none.tenant_prior < FROZEN).then_some(none.tenant_prior);
         return (
             none,
             ItemsReport {
                 tenant_precision,
+                tenant_spread_se: spread.se,
                 val_auc_before: Some(before.auc),
                 val_loss_before: Some(before.loss),
                 ..Default::default()
@@ -181,7 +187,8 @@ pub(super) fn learn_items(
     };
     // how far tenants' own may move: measured on the validation tenants,
     // against effects fitted without them
-    let tenant_prior = between_tenant_precision(&held, &held_ordered, &fitted);
+    let spread = between_tenant_precision(&held, &held_ordered, &fitted);
+    let tenant_prior = spread.precision;
     let everyone: Vec<ItemEvent> = fit_on
         .into_iter()
         .chain(
@@ -195,6 +202,7 @@ pub(super) fn learn_items(
         items: effects.len(),
         precision: Some(lambda as f32),
         tenant_precision: (tenant_prior < FROZEN).then_some(tenant_prior),
+        tenant_spread_se: spread.se,
         val_auc_before: Some(before.auc),
         val_auc_after: Some(after.auc),
         val_loss_before: Some(before.loss),

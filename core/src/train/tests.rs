@@ -718,7 +718,8 @@ fn stores_without_shared_items_still_learn_their_own_best_sellers() {
         item_auc(&adapted),
         item_auc(&head)
     );
-    // stores whose items all sell alike: nothing to learn, frozen
+    // stores whose items all sell alike: nothing to learn, and what noise
+    // leaves is too small to move an effect
     let alike: Vec<Task> = (0..20)
         .map(|t| {
             let mut ex = store(t, 240, &mut r);
