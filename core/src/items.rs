@@ -576,23 +576,28 @@ fn spread_precision(
             .iter()
             .filter(|e| every_item || platform.own.at(Some(e.key)).is_some())
             .collect();
-        let mut count: HashMap<(i64, usize), usize> = HashMap::new();
+        let mut by: HashMap<(i64, usize), Vec<&ItemEvent>> = HashMap::new();
         for e in &known {
-            *count.entry((e.key, e.b)).or_default() += 1;
+            by.entry((e.key, e.b)).or_default().push(*e);
         }
+        let mut keys: Vec<(i64, usize)> = by.keys().copied().collect();
+        keys.sort_unstable();
         let timed = ordered.get(t).copied().unwrap_or(false);
-        let mut coin = crate::rng::Rng::new(0x5eed ^ t as u64);
-        let mut seen: HashMap<(i64, usize), usize> = HashMap::new();
+        let mut rng = crate::rng::Rng::new(0x5eed ^ t as u64);
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        for e in &known {
-            let i = seen.entry((e.key, e.b)).or_default();
-            let early = if timed {
-                2 * *i < count[&(e.key, e.b)]
-            } else {
-                crate::rng::uniform(&mut coin) < 0.5
-            };
-            *i += 1;
-            if early { &mut first } else { &mut second }.push(*e);
+        for k in keys {
+            let mut group = by.remove(&k).unwrap_or_default();
+            if !timed {
+                // Fisher–Yates: halves that ignore the order read
+                for i in (1..group.len()).rev() {
+                    let j = (crate::rng::uniform(&mut rng) * (i + 1) as f64) as usize;
+                    group.swap(i, j.min(i));
+                }
+            }
+            // an odd group's middle event goes to the earlier half
+            let half = group.len().div_ceil(2);
+            first.extend_from_slice(&group[..half]);
+            second.extend_from_slice(&group[half..]);
         }
         let z = |e: &ItemEvent| e.offset + f64::from(platform.effect(Some(e.key), e.b));
         let early = residuals(&first, z);
