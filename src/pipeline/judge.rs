@@ -8,33 +8,48 @@ use crate::store::heads::StoredHead;
 use crate::store::impressions::LoggedRequest;
 use pg_ecom_core::ope;
 
-/// `'if_better'`: whether a probe fitted without the held-out requests
-/// (the latest fifth, at least `MIN_HOLDOUT_REQUESTS`) beats the head
-/// serving now on them, each estimated by DR with its own probabilities
-/// as the direct model (as ecom_evaluate estimates a head), paired on the
-/// same impressions. What it guarantees (docs/loop.md, activation): where the
-/// logged propensities cover what both would show and the item-position
-/// model holds, a probe no better than the serving head on those requests
-/// is activated with probability about 2.5 % (the lower end of a 95 %
-/// interval of the paired difference above 0, at the normal
-/// approximation); where they do not (greedy logging), the comparison
-/// rests on each head's own model of what was never shown. It never
-/// activates without a positive label among the held-out impressions, nor
-/// on estimates of a rate outside [0, 1].
-pub(crate) fn judge(
-    held: &[&LoggedRequest],
-    probe: &StoredHead,
-    serving: &StoredHead,
-) -> (bool, String, serde_json::Value) {
+/// Requests held out together, and the probe fitted without them.
+pub(crate) struct Fold<'a> {
+    pub held: Vec<&'a LoggedRequest>,
+    pub probe: StoredHead,
+}
+
+/// `'if_better'`: whether probes fitted without held-out requests (folds
+/// of a fifth, at least `MIN_HOLDOUT_REQUESTS`, the latest first) beat the
+/// head serving now on them, each estimated by DR with its own
+/// probabilities as the direct model (as ecom_evaluate estimates a head),
+/// paired on the same impressions. What it guarantees (docs/loop.md,
+/// activation): where the logged propensities cover what both would show
+/// and the item-position model holds, probes no better than the serving
+/// head on those requests are activated with probability about 2.5 % (the
+/// lower end of a 95 % interval of the paired difference above 0, at the
+/// normal approximation); where they do not (greedy logging), the
+/// comparison rests on each head's own model of what was never shown. It
+/// never activates without a positive label among the held-out
+/// impressions, nor on estimates of a rate whose 95 % interval lies
+/// outside [0, 1].
+pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serde_json::Value) {
     // each request judged by its own behaviour, as it was learned
-    let cand_rows = ope_rows(probe, probe, held, None);
-    let cur_rows = ope_rows(serving, serving, held, None);
+    let (mut cand_rows, mut cur_rows) = (Vec::new(), Vec::new());
+    for f in folds {
+        cand_rows.extend(ope_rows(&f.probe, &f.probe, &f.held, None));
+        cur_rows.extend(ope_rows(serving, serving, &f.held, None));
+    }
+    let held_out = folds.iter().map(|f| f.held.len()).sum::<usize>();
     let cand = ope::evaluate(cand_rows.clone());
     let cur = ope::evaluate(cur_rows.clone());
     let diff = ope::paired_difference(&cand_rows, &cur_rows);
     let positives = cand_rows.iter().filter(|r| r.reward > 0.0).count();
-    let in_unit =
-        |e: &Option<ope::Estimate>| e.as_ref().is_some_and(|e| (0.0..=1.0).contains(&e.value));
+    // a rate's estimate, or noise around one: a head whose true value is
+    // 0 (it never shows what is clicked) has DR estimates below 0 half the
+    // time, and the more impressions judged the likelier one is seen; what
+    // is refused is an interval that no rate is in
+    let in_unit = |e: &Option<ope::Estimate>| {
+        e.as_ref().is_some_and(|e| match e.ci {
+            Some([lo, hi]) => e.value.is_finite() && hi >= 0.0 && lo <= 1.0,
+            None => (0.0..=1.0).contains(&e.value),
+        })
+    };
     let (better, reason) = match (&cand.dr, &cur.dr, &diff) {
         _ if cand.n == 0 => (false, "no held-out impressions to judge it on; kept inactive".to_string()),
         _ if positives == 0 => (
@@ -44,7 +59,7 @@ pub(crate) fn judge(
         (Some(c), Some(a), _) if !in_unit(&cand.dr) || !in_unit(&cur.dr) => (
             false,
             format!(
-                "the DR estimates on {} held-out impression(s) leave [0, 1] (candidate {:.4}, active {:.4}): too few impressions, or too far from the logging policy, to judge; kept inactive",
+                "the DR estimates on {} held-out impression(s) leave [0, 1] beyond their 95% intervals (candidate {:.4}, active {:.4}): too few impressions, or too far from the logging policy, to judge; kept inactive",
                 cand.n, c.value, a.value
             ),
         ),
@@ -54,8 +69,10 @@ pub(crate) fn judge(
             (
                 better,
                 format!(
-                    "its DR estimate minus the active head's on the same {} held-out impression(s) is {:.4} (95% interval {:.4} to {:.4}){}",
+                    "its DR estimate minus the active head's on the same {} held-out impression(s) ({} request(s) in {} fold(s), each judged by a probe fitted without it) is {:.4} (95% interval {:.4} to {:.4}){}",
                     cand.n,
+                    held_out,
+                    folds.len(),
                     d.value,
                     lo,
                     hi,
@@ -66,7 +83,8 @@ pub(crate) fn judge(
         _ => (false, "too few held-out requests for an interval; kept inactive".to_string()),
     };
     let evaluation = json!({
-        "held_out_requests": held.len(),
+        "held_out_requests": held_out,
+        "folds": folds.len(),
         "positives": positives,
         "candidate": evaluation_json(&cand),
         "active": evaluation_json(&cur),

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::encoder::identity::SessionEncoder;
 use crate::pipeline::evaluate::{fits, read_logged, usable};
 use crate::pipeline::featurise::{elapsed_ms, encoder_identity, featurise};
-use crate::pipeline::judge::judge;
+use crate::pipeline::judge::{judge, Fold};
 use crate::store::heads::{self, StoredHead};
 use std::sync::Arc;
 
@@ -39,9 +39,16 @@ impl Activate {
     }
 }
 
-/// Requests held out to judge a candidate before activating it: the
-/// latest fifth, and at least this many.
+/// Requests held out to judge a candidate before activating it: a fifth
+/// of those read (a fold), and at least this many.
 const MIN_HOLDOUT_REQUESTS: usize = 5;
+/// Held-out impressions a judgement aims for. The latest fold is judged
+/// first; while the folds judged hold fewer impressions than this, the one
+/// before it is judged too (by a probe fitted without it), up to every
+/// fold. A young tenant's few requests then all count as evidence, not
+/// only the latest fifth; a tenant with thousands of new impressions is
+/// judged on the latest fifth alone, as before, and pays for one probe.
+const JUDGE_IMPRESSIONS: usize = 1000;
 
 /// The examples of logged impressions: each impression is one event of
 /// its request's behaviour, labelled by that behaviour's feedback (none
@@ -178,13 +185,13 @@ fn through_of(
 }
 
 /// Whether the new version serves: (activated, reason, evaluation). For
-/// 'if_better', judged on the latest requests by a candidate fitted
-/// without them.
+/// 'if_better', judged on held-out folds of the requests, the latest
+/// first, each by a probe fitted without it (`JUDGE_IMPRESSIONS`).
 fn decide(
     activate: Activate,
     tenant: &str,
     logged: &[&LoggedRequest],
-    fitted_before: impl Fn(usize) -> (Head, AdaptReport),
+    fitted_without: impl Fn(std::ops::Range<usize>) -> (Head, AdaptReport),
     serving: impl FnOnce() -> Arc<StoredHead>,
 ) -> (bool, String, serde_json::Value) {
     match activate {
@@ -200,15 +207,32 @@ fn decide(
                 );
                 return (false, reason, serde_json::Value::Null);
             }
-            let (fit, held) = logged.split_at(logged.len() - hold);
-            let (probe, probe_report) = fitted_before(fit.len());
-            let probe = StoredHead::unsaved(Some(tenant), probe, probe_report.posterior);
             let serving = serving();
-            // a refit (`since`) starts from the global head: the serving
-            // head may take another number of side features
-            let held: Vec<&LoggedRequest> =
-                held.iter().copied().filter(|r| fits(r, &serving)).collect();
-            judge(&held, &probe, &serving)
+            let mut folds: Vec<Fold> = Vec::new();
+            let mut end = logged.len();
+            let judged = |folds: &[Fold]| {
+                folds
+                    .iter()
+                    .flat_map(|f| &f.held)
+                    .map(|r| r.shown.len())
+                    .sum::<usize>()
+            };
+            while end >= hold && (folds.is_empty() || judged(&folds) < JUDGE_IMPRESSIONS) {
+                let start = end - hold;
+                let (probe, report) = fitted_without(start..end);
+                // a refit (`since`) starts from the global head: the serving
+                // head may take another number of side features
+                folds.push(Fold {
+                    held: logged[start..end]
+                        .iter()
+                        .copied()
+                        .filter(|r| fits(r, &serving))
+                        .collect(),
+                    probe: StoredHead::unsaved(Some(tenant), probe, report.posterior),
+                });
+                end = start;
+            }
+            judge(&folds, &serving)
         }
     }
 }
@@ -288,7 +312,13 @@ pub fn learn(
         activate,
         tenant,
         &logged,
-        |n_fit| adapt(&exs[..ends[n_fit - 1]]),
+        |held| {
+            // every request's examples but the held-out ones'
+            let from = held.start.checked_sub(1).map_or(0, |i| ends[i]);
+            let to = ends[held.end - 1];
+            let rest: Vec<Example> = exs[..from].iter().chain(&exs[to..]).cloned().collect();
+            adapt(&rest)
+        },
         || own.clone().unwrap_or_else(|| heads::serving_head(None)),
     );
     let (head, report) = adapt(&exs);

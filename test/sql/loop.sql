@@ -217,14 +217,17 @@ SELECT r->>'start' AS start, (r->>'parent_version')::int AS parent, (r->>'n')::i
 -- with since: a refit from the global head over the impressions since then
 SELECT r->>'start' AS start, (r->>'n')::int = (SELECT count(*) FROM ecom.impressions WHERE tenant = 'lp_tea') AS all_read
   FROM ecom_learn('lp_tea', now() - interval '1 hour', 'never') r;
--- enough requests to judge on held-out ones: a DR estimate decides
+-- enough requests to judge on held-out ones: a DR estimate decides; 12
+-- requests of 2 impressions are too few for one fold (5 requests) to
+-- judge on, so the 5 before them are held out too, by a second probe
 SELECT count(*) FROM generate_series(1, 12) g, ecom_serve('lp_books', 'viewed: crime novel', (SELECT items FROM lp_items), 2, seed => g);
 SELECT count(*) > 0 AND bool_and(ecom_feedback(id, 'click')) AS recorded FROM ecom.impressions WHERE tenant = 'lp_books' AND item = 'detective story';
-SELECT (r->'evaluation'->>'held_out_requests')::int AS held_out, r->'evaluation'->'candidate' ? 'dr' AS judged,
+SELECT (r->'evaluation'->>'held_out_requests')::int AS held_out, (r->'evaluation'->>'folds')::int AS folds,
+       r->'evaluation'->'candidate' ? 'dr' AS judged,
        (r->>'activated')::boolean = (coalesce((r->'evaluation'->'difference'->'ci'->>0)::float8 > 0, false)
                                      AND (r->'evaluation'->>'positives')::int > 0
-                                     AND (r->'evaluation'->'candidate'->'dr'->>'value')::float8 BETWEEN 0 AND 1
-                                     AND (r->'evaluation'->'active'->'dr'->>'value')::float8 BETWEEN 0 AND 1) AS rule_applied
+                                     AND (r->'evaluation'->'candidate'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 <= 1
+                                     AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied
   FROM ecom_learn('lp_books') r;
 -- a candidate kept inactive replaces the previous one from the same active
 -- version: a job every minute keeps one waiting candidate, not one a minute

@@ -62,11 +62,11 @@ RESET pg_ecom.explore_epsilon;
 SELECT item AS ranked_last FROM ecom_rank('ld_judged', 'viewed: crime novel', (SELECT items FROM ld_items), 5, 'click') ORDER BY rank DESC LIMIT 1 \gset
 SELECT count(*) > 0 AND bool_and(ecom_feedback(id, 'click')) AS recorded FROM ecom.impressions WHERE tenant = 'ld_judged' AND item = :'ranked_last';
 -- the rule is the paired difference: activated exactly when the lower end
--- of its interval is above 0 and both estimates are rates
+-- of its interval is above 0 and both estimates' intervals meet [0, 1]
 SELECT r->>'activated' AS activated, r->>'reason' LIKE '%, above 0' AS says_why,
        (r->>'activated')::boolean = ((r->'evaluation'->'difference'->'ci'->>0)::float8 > 0
-                                     AND (r->'evaluation'->'candidate'->'dr'->>'value')::float8 BETWEEN 0 AND 1
-                                     AND (r->'evaluation'->'active'->'dr'->>'value')::float8 BETWEEN 0 AND 1) AS rule_applied
+                                     AND (r->'evaluation'->'candidate'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 <= 1
+                                     AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied
   FROM ecom_learn('ld_judged') r;
 
 -- 3. Rows that cannot be learned are refused by the tables, and learning
