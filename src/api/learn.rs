@@ -14,7 +14,7 @@ use crate::store::versions;
 /// the active version, with the events logged after it (a Bayesian update:
 /// its posterior is the prior), or with `since` from the global head over
 /// the impressions since then. Stores a new version; `activate`:
-/// 'if_better' (when its off-policy estimate on the latest requests beats
+/// 'if_better' (when its off-policy estimate on held-out requests beats
 /// the active head's), 'always' or 'never'. Reads at most
 /// pg_ecom.learn_max_impressions of the most recent impressions older than
 /// pg_ecom.feedback_window. Nothing to learn from: no new version.
