@@ -570,7 +570,8 @@ fn spread_precision(
     every_item: bool,
 ) -> Spread {
     const MIN_GROUPS: usize = 20;
-    let (mut num, mut den, mut sq, mut groups) = (0f64, 0f64, 0f64, 0usize);
+    // (g₁g₂, w₁w₂) of every (tenant, item, behaviour) seen in both halves
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
     for (t, events) in per_tenant.iter().enumerate() {
         let known: Vec<&ItemEvent> = events
             .iter()
@@ -607,19 +608,23 @@ fn spread_precision(
         keys.sort_unstable();
         for k in keys {
             let ((g1, w1), (g2, w2)) = (early[k], late[k]);
-            num += g1 * g2;
-            den += w1 * w2;
-            sq += (g1 * g2).powi(2);
-            groups += 1;
+            pairs.push((g1 * g2, w1 * w2));
         }
     }
-    if groups < MIN_GROUPS || den <= 0.0 {
+    let den: f64 = pairs.iter().map(|p| p.1).sum();
+    if pairs.len() < MIN_GROUPS || den <= 0.0 {
         return Spread {
             precision: FROZEN,
             se: None,
         };
     }
-    let spread = num / den;
+    let spread = pairs.iter().map(|p| p.0).sum::<f64>() / den;
+    // the ratio's delta-method error: each pair's product less what the
+    // spread predicts for it
+    let sq: f64 = pairs
+        .iter()
+        .map(|(gg, ww)| (gg - spread * ww).powi(2))
+        .sum();
     let se = Some((sq.sqrt() / den) as f32);
     let precision = if spread <= 0.01 {
         FROZEN

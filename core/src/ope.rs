@@ -202,6 +202,46 @@ pub fn paired_difference(candidate: &[Logged], serving: &[Logged]) -> Option<Est
     Some(e)
 }
 
+/// Whether an estimate could be a rate: its 95 % interval meets [0, 1]
+/// and is no wider than [0, 1] itself. A head whose true value is 0 (it
+/// never shows what is clicked) has DR estimates below 0 half the time,
+/// within noise of a rate; an interval wider than the unit (too few
+/// impressions, or weights too large) says nothing about a rate, nor does
+/// one that no rate is in. Without an interval, the value itself.
+pub fn could_be_rate(e: &Estimate) -> bool {
+    match e.ci {
+        Some([lo, hi]) => e.value.is_finite() && hi >= 0.0 && lo <= 1.0 && hi - lo <= 1.0,
+        None => (0.0..=1.0).contains(&e.value),
+    }
+}
+
+/// The folds a candidate is judged on, latest first: ranges of `hold`
+/// requests taken back from the end of `impressions` (the held-out
+/// impressions each request would give: 0 for one the serving head cannot
+/// score), at most `max_folds`, until those judged reach `target`. A fold
+/// with nothing to judge is skipped (no probe is fitted for it), and the
+/// earliest `len % hold` requests are never held out.
+pub fn judge_folds(
+    impressions: &[usize],
+    hold: usize,
+    target: usize,
+    max_folds: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut folds = Vec::new();
+    let (mut end, mut judged, mut tried) = (impressions.len(), 0usize, 0usize);
+    while hold > 0 && end >= hold && tried < max_folds && (folds.is_empty() || judged < target) {
+        let start = end - hold;
+        let here: usize = impressions[start..end].iter().sum();
+        if here > 0 {
+            folds.push(start..end);
+            judged += here;
+        }
+        tried += 1;
+        end = start;
+    }
+    folds
+}
+
 /// The 97.5 % quantile of Student's t with `df` degrees of freedom (the
 /// normal one above 30, where they differ by under 3 %).
 pub fn t975(df: usize) -> f64 {
@@ -446,5 +486,45 @@ mod tests {
         assert!((e.snips.unwrap().value - v).abs() < 1e-12);
         assert!((e.dr.unwrap().value - v).abs() < 1e-12);
         assert!((e.ess - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn folds_reach_back_only_while_evidence_is_short() {
+        // 12 requests of 2: two folds of 5, the first 2 never held out
+        assert_eq!(judge_folds(&[2; 12], 5, 1000, 5), vec![7..12, 2..7]);
+        // plenty in the latest fifth: one fold, one probe
+        assert_eq!(judge_folds(&[5; 2000], 400, 1000, 5), vec![1600..2000]);
+        // the latest fold short of the target: the one before it too
+        assert_eq!(
+            judge_folds(&[1; 3000], 600, 1000, 5),
+            vec![2400..3000, 1800..2400]
+        );
+        // at most max_folds (a refit judges on the latest only)
+        assert_eq!(judge_folds(&[2; 100], 20, 1000, 1), vec![80..100]);
+        assert_eq!(judge_folds(&[2; 100], 20, 1000, 5).len(), 5);
+        // requests the serving head cannot score give nothing: a fold of
+        // them gets no probe, and none at all when none fits
+        let mut some = vec![3; 20];
+        some[15..].iter_mut().for_each(|n| *n = 0);
+        assert_eq!(judge_folds(&some, 5, 1000, 5), vec![10..15, 5..10, 0..5]);
+        assert!(judge_folds(&[0; 50], 10, 1000, 5).is_empty());
+        assert!(judge_folds(&[], 5, 1000, 5).is_empty());
+    }
+
+    #[test]
+    fn a_rate_is_judged_by_its_interval() {
+        let e = |value: f64, ci: Option<[f64; 2]>| Estimate { value, ci };
+        // the global head that never shows what is clicked: true value 0
+        assert!(could_be_rate(&e(-0.057, Some([-0.207, 0.093]))));
+        assert!(could_be_rate(&e(0.53, Some([0.44, 0.63]))));
+        // no rate in it
+        assert!(!could_be_rate(&e(-0.4, Some([-0.6, -0.2]))));
+        assert!(!could_be_rate(&e(1.6, Some([1.55, 1.65]))));
+        // wider than the unit: says nothing
+        assert!(!could_be_rate(&e(1.6, Some([0.8, 2.4]))));
+        assert!(!could_be_rate(&e(0.5, Some([-0.3, 1.3]))));
+        assert!(!could_be_rate(&e(f64::NAN, Some([0.1, 0.2]))));
+        assert!(could_be_rate(&e(0.5, None)));
+        assert!(!could_be_rate(&e(-0.01, None)));
     }
 }

@@ -26,8 +26,8 @@ pub(crate) struct Fold<'a> {
 /// normal approximation); where they do not (greedy logging), the
 /// comparison rests on each head's own model of what was never shown. It
 /// never activates without a positive label among the held-out
-/// impressions, nor on estimates of a rate whose 95 % interval lies
-/// outside [0, 1].
+/// impressions, nor on estimates that cannot be rates
+/// (`ope::could_be_rate`).
 pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serde_json::Value) {
     // each request judged by its own behaviour, as it was learned
     let (mut cand_rows, mut cur_rows) = (Vec::new(), Vec::new());
@@ -40,16 +40,7 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
     let cur = ope::evaluate(cur_rows.clone());
     let diff = ope::paired_difference(&cand_rows, &cur_rows);
     let positives = cand_rows.iter().filter(|r| r.reward > 0.0).count();
-    // a rate's estimate, or noise around one: a head whose true value is
-    // 0 (it never shows what is clicked) has DR estimates below 0 half the
-    // time, and the more impressions judged the likelier one is seen; what
-    // is refused is an interval that no rate is in
-    let in_unit = |e: &Option<ope::Estimate>| {
-        e.as_ref().is_some_and(|e| match e.ci {
-            Some([lo, hi]) => e.value.is_finite() && hi >= 0.0 && lo <= 1.0,
-            None => (0.0..=1.0).contains(&e.value),
-        })
-    };
+    let in_unit = |e: &Option<ope::Estimate>| e.as_ref().is_some_and(ope::could_be_rate);
     let (better, reason) = match (&cand.dr, &cur.dr, &diff) {
         _ if cand.n == 0 => (false, "no held-out impressions to judge it on; kept inactive".to_string()),
         _ if positives == 0 => (
@@ -59,7 +50,7 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
         (Some(c), Some(a), _) if !in_unit(&cand.dr) || !in_unit(&cur.dr) => (
             false,
             format!(
-                "the DR estimates on {} held-out impression(s) leave [0, 1] beyond their 95% intervals (candidate {:.4}, active {:.4}): too few impressions, or too far from the logging policy, to judge; kept inactive",
+                "the DR estimates on {} held-out impression(s) cannot both be rates: a 95% interval misses [0, 1] or is wider than it (candidate {:.4}, active {:.4}): too few impressions, or too far from the logging policy, to judge; kept inactive",
                 cand.n, c.value, a.value
             ),
         ),

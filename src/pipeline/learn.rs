@@ -16,6 +16,7 @@ use crate::store::impressions::{self, Cursor, LoggedRequest, Read};
 use crate::store::relation::Event;
 use crate::store::versions;
 use pg_ecom_core::head::{Example, Head};
+use pg_ecom_core::ope;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::train::{self, AdaptConfig, AdaptReport, Method};
 
@@ -45,9 +46,9 @@ const MIN_HOLDOUT_REQUESTS: usize = 5;
 /// Held-out impressions a judgement aims for. The latest fold is judged
 /// first; while the folds judged hold fewer impressions than this, the one
 /// before it is judged too (by a probe fitted without it), up to every
-/// fold. A young tenant's few requests then all count as evidence, not
-/// only the latest fifth; a tenant with thousands of new impressions is
-/// judged on the latest fifth alone, as before, and pays for one probe.
+/// fold (`ope::judge_folds`). A young tenant's few requests then all count
+/// as evidence, not only the latest fifth; a learn whose latest fifth
+/// holds this many scorable impressions pays for one probe, as before.
 const JUDGE_IMPRESSIONS: usize = 1000;
 
 /// The examples of logged impressions: each impression is one event of
@@ -189,6 +190,7 @@ fn through_of(
 /// first, each by a probe fitted without it (`JUDGE_IMPRESSIONS`).
 fn decide(
     activate: Activate,
+    refit: bool,
     tenant: &str,
     logged: &[&LoggedRequest],
     fitted_without: impl Fn(std::ops::Range<usize>) -> (Head, AdaptReport),
@@ -208,30 +210,30 @@ fn decide(
                 return (false, reason, serde_json::Value::Null);
             }
             let serving = serving();
-            let mut folds: Vec<Fold> = Vec::new();
-            let mut end = logged.len();
-            let judged = |folds: &[Fold]| {
-                folds
-                    .iter()
-                    .flat_map(|f| &f.held)
-                    .map(|r| r.shown.len())
-                    .sum::<usize>()
-            };
-            while end >= hold && (folds.is_empty() || judged(&folds) < JUDGE_IMPRESSIONS) {
-                let start = end - hold;
-                let (probe, report) = fitted_without(start..end);
-                // a refit (`since`) starts from the global head: the serving
-                // head may take another number of side features
-                folds.push(Fold {
-                    held: logged[start..end]
-                        .iter()
-                        .copied()
-                        .filter(|r| fits(r, &serving))
-                        .collect(),
-                    probe: StoredHead::unsaved(Some(tenant), probe, report.posterior),
-                });
-                end = start;
-            }
+            // a refit (`since`) starts from the global head: the serving
+            // head may take another number of side features, and what it
+            // cannot score is not held out
+            let scorable: Vec<usize> = logged
+                .iter()
+                .map(|r| if fits(r, &serving) { r.shown.len() } else { 0 })
+                .collect();
+            // a refit's serving head was trained on the window's earlier
+            // requests: it is judged on the latest fold only, as before
+            let max_folds = if refit { 1 } else { 5 };
+            let folds: Vec<Fold> = ope::judge_folds(&scorable, hold, JUDGE_IMPRESSIONS, max_folds)
+                .into_iter()
+                .map(|held| {
+                    let (probe, report) = fitted_without(held.clone());
+                    Fold {
+                        held: logged[held]
+                            .iter()
+                            .copied()
+                            .filter(|r| fits(r, &serving))
+                            .collect(),
+                        probe: StoredHead::unsaved(Some(tenant), probe, report.posterior),
+                    }
+                })
+                .collect();
             judge(&folds, &serving)
         }
     }
@@ -310,6 +312,7 @@ pub fn learn(
     };
     let decision = decide(
         activate,
+        since.is_some(),
         tenant,
         &logged,
         |held| {
