@@ -225,10 +225,9 @@ fn decide(
                 .map(|held| {
                     let (probe, report) = fitted_without(held.clone());
                     Fold {
-                        held: logged[held]
-                            .iter()
-                            .copied()
-                            .filter(|r| fits(r, &serving))
+                        held: held
+                            .filter(|&i| scorable[i] > 0)
+                            .map(|i| logged[i])
                             .collect(),
                         probe: StoredHead::unsaved(Some(tenant), probe, report.posterior),
                     }
@@ -316,9 +315,13 @@ pub fn learn(
         tenant,
         &logged,
         |held| {
-            // every request's examples but the held-out ones'
+            // every request's examples but the held-out ones': for the
+            // latest fold (every learn judges it) the prefix, uncopied
             let from = held.start.checked_sub(1).map_or(0, |i| ends[i]);
             let to = ends[held.end - 1];
+            if to == exs.len() {
+                return adapt(&exs[..from]);
+            }
             let rest: Vec<Example> = exs[..from].iter().chain(&exs[to..]).cloned().collect();
             adapt(&rest)
         },
