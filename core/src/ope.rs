@@ -215,6 +215,36 @@ pub fn could_be_rate(e: &Estimate) -> bool {
     }
 }
 
+/// What a paired difference must show before a candidate replaces the
+/// head serving now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// the lower end of its 95 % interval above 0: a candidate no better
+    /// passes about 2.5 % of the time (one-sided). What a tenant's first
+    /// departure from the global head needs.
+    Interval,
+    /// its value above 0: the candidate scored higher on impressions it
+    /// never saw, as a validation set picks between two fits. One no
+    /// better passes about half the time, one worse by d with
+    /// probability Φ(−d / se). For replacing one of the tenant's own
+    /// versions by a successor learned on more of its events, where what
+    /// a lag costs (the serving version stays behind everything learned
+    /// since) is sure and a swap between two equally good versions costs
+    /// nothing.
+    Estimate,
+}
+
+/// Whether `difference` (candidate minus serving, `paired_difference`)
+/// shows the candidate better under `evidence`. Never without an
+/// interval (fewer than two requests judged) or a finite value.
+pub fn shows_better(difference: &Estimate, evidence: Evidence) -> bool {
+    match (difference.ci, evidence) {
+        (Some([lo, _]), Evidence::Interval) => difference.value.is_finite() && lo > 0.0,
+        (Some(_), Evidence::Estimate) => difference.value.is_finite() && difference.value > 0.0,
+        (None, _) => false,
+    }
+}
+
 /// The folds a candidate is judged on, latest first: ranges of `hold`
 /// requests taken back from the end of `impressions` (the held-out
 /// impressions each request would give: 0 for one the serving head cannot
@@ -526,5 +556,33 @@ mod tests {
         assert!(!could_be_rate(&e(f64::NAN, Some([0.1, 0.2]))));
         assert!(could_be_rate(&e(0.5, None)));
         assert!(!could_be_rate(&e(-0.01, None)));
+    }
+
+    #[test]
+    fn evidence_of_a_better_candidate() {
+        let e = |value: f64, ci: Option<[f64; 2]>| Estimate { value, ci };
+        // above 0 but its interval reaches below: only the estimate shows it
+        let close = e(0.02, Some([-0.03, 0.07]));
+        assert!(!shows_better(&close, Evidence::Interval));
+        assert!(shows_better(&close, Evidence::Estimate));
+        let clear = e(0.11, Some([0.04, 0.19]));
+        assert!(shows_better(&clear, Evidence::Interval));
+        assert!(shows_better(&clear, Evidence::Estimate));
+        // a tie or a loss passes neither: a copy of the serving head never
+        // replaces it
+        for d in [e(0.0, Some([-0.05, 0.05])), e(-0.02, Some([-0.07, 0.03]))] {
+            assert!(!shows_better(&d, Evidence::Interval));
+            assert!(!shows_better(&d, Evidence::Estimate));
+        }
+        // no interval (one request judged) or no number: nothing shown
+        assert!(!shows_better(&e(0.3, None), Evidence::Estimate));
+        assert!(!shows_better(
+            &e(f64::NAN, Some([0.1, 0.2])),
+            Evidence::Interval
+        ));
+        assert!(!shows_better(
+            &e(f64::NAN, Some([0.1, 0.2])),
+            Evidence::Estimate
+        ));
     }
 }

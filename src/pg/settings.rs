@@ -59,6 +59,18 @@ pub enum ThompsonDraw {
     All,
 }
 
+/// What `ecom_learn(..., 'if_better')` asks of a candidate before it
+/// replaces a version of the tenant's own (`pg_ecom.own_version_evidence`;
+/// `pg_ecom_core::ope::Evidence`). Against the global head it is always
+/// the interval.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OwnVersionEvidence {
+    #[name = c"estimate"]
+    Estimate,
+    #[name = c"interval"]
+    Interval,
+}
+
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Inference {
     #[name = c"backend"]
@@ -83,6 +95,8 @@ pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static THOMPSON_TASTE: GucSetting<ThompsonDraw> =
     GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
+pub static OWN_VERSION_EVIDENCE: GucSetting<OwnVersionEvidence> =
+    GucSetting::<OwnVersionEvidence>::new(OwnVersionEvidence::Estimate);
 pub static THOMPSON_ITEMS: GucSetting<ThompsonDraw> =
     GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
@@ -306,6 +320,14 @@ fn register_loop_settings() {
         c"What a 'thompson' draw does with the item effects of items the tenant has no evidence on: 'informed' holds them at their mean, 'all' draws them from the prior.",
         c"Items the tenant has learned an effect for are drawn from its posterior either way. Credible intervals include the prior's spread either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_ITEMS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.own_version_evidence",
+        c"What ecom_learn's 'if_better' asks before a candidate replaces a version of the tenant's own: 'estimate', a held-out DR estimate above the serving version's; 'interval', the lower end of the difference's 95% interval above 0.",
+        c"A tenant's first version to replace the global head always needs the interval. Under 'estimate' a successor no better than the version serving replaces it about half the time, and one worse by d with probability about Phi(-d/se); under 'interval' about 2.5% of the time, and the serving version lags what was learned since.",
+        &OWN_VERSION_EVIDENCE,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -565,6 +587,13 @@ pub fn thompson_taste() -> pg_ecom_core::draws::Taste {
 /// Whether a Thompson draw holds uninformed item effects at their mean.
 pub fn thompson_items_informed_only() -> bool {
     THOMPSON_ITEMS.get() == ThompsonDraw::Informed
+}
+/// What a candidate must show to replace a version of the tenant's own.
+pub fn own_version_evidence() -> pg_ecom_core::ope::Evidence {
+    match OWN_VERSION_EVIDENCE.get() {
+        OwnVersionEvidence::Estimate => pg_ecom_core::ope::Evidence::Estimate,
+        OwnVersionEvidence::Interval => pg_ecom_core::ope::Evidence::Interval,
+    }
 }
 pub fn propensity_samples() -> usize {
     PROPENSITY_SAMPLES.get().max(1) as usize

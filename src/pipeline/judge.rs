@@ -20,7 +20,7 @@ pub(crate) struct Fold<'a> {
 /// probabilities as the direct model (as ecom_evaluate estimates a head),
 /// paired on the same impressions. What it guarantees (docs/loop.md,
 /// activation): where the logged propensities cover what both would show
-/// and the item-position model holds, a probe no better than the serving
+/// and the item-position model holds, a probe no better than the global
 /// head on one fold's requests is activated with probability about 2.5 %
 /// (the lower end of a 95 % interval of the paired difference above 0);
 /// with several folds that is measured, not derived (1.7 % under
@@ -29,7 +29,10 @@ pub(crate) struct Fold<'a> {
 /// comparison rests on each head's own model of what was never shown. It
 /// never activates without a positive label among the held-out
 /// impressions, nor on estimates that cannot be rates
-/// (`ope::could_be_rate`).
+/// (`ope::could_be_rate`). That is what leaving the global head takes; a
+/// successor to a version of the tenant's own needs only what
+/// `pg_ecom.own_version_evidence` asks (by default its estimate above the
+/// serving version's: `ope::Evidence::Estimate`).
 pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serde_json::Value) {
     // each request judged by its own behaviour, as it was learned
     let (mut cand_rows, mut cur_rows) = (Vec::new(), Vec::new());
@@ -43,6 +46,13 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
     let diff = ope::paired_difference(&cand_rows, &cur_rows);
     let positives = cand_rows.iter().filter(|r| r.reward > 0.0).count();
     let in_unit = |e: &Option<ope::Estimate>| e.as_ref().is_some_and(ope::could_be_rate);
+    // leaving the global head needs the interval; a successor to one of
+    // the tenant's own versions, what pg_ecom.own_version_evidence says
+    let evidence = if serving.tenant.is_some() {
+        crate::pg::settings::own_version_evidence()
+    } else {
+        ope::Evidence::Interval
+    };
     let (better, reason) = match (&cand.dr, &cur.dr, &diff) {
         _ if cand.n == 0 => (false, "no held-out impressions to judge it on; kept inactive".to_string()),
         _ if positives == 0 => (
@@ -58,18 +68,23 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
         ),
         (_, _, Some(d)) if d.ci.is_some() => {
             let [lo, hi] = d.ci.unwrap_or_default();
-            let better = lo > 0.0;
+            let better = ope::shows_better(d, evidence);
+            let verdict = if better { "above 0" } else { "not above 0; kept inactive" };
+            let rule = match evidence {
+                ope::Evidence::Interval => format!("(95% interval {lo:.4} to {hi:.4}), {verdict}"),
+                ope::Evidence::Estimate => format!(
+                    "(95% interval {lo:.4} to {hi:.4}); against the tenant's own version {} the estimate decides (pg_ecom.own_version_evidence = 'estimate'): {verdict}",
+                    serving.version
+                ),
+            };
             (
                 better,
                 format!(
-                    "its DR estimate minus the active head's on the same {} held-out impression(s) ({} request(s) in {} fold(s), each judged by a probe fitted without it) is {:.4} (95% interval {:.4} to {:.4}){}",
+                    "its DR estimate minus the active head's on the same {} held-out impression(s) ({} request(s) in {} fold(s), each judged by a probe fitted without it) is {:.4} {rule}",
                     cand.n,
                     held_out,
                     folds.len(),
                     d.value,
-                    lo,
-                    hi,
-                    if better { ", above 0" } else { ", not above 0; kept inactive" }
                 ),
             )
         }
@@ -82,6 +97,10 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
         "candidate": evaluation_json(&cand),
         "active": evaluation_json(&cur),
         "difference": diff,
+        "evidence": match evidence {
+            ope::Evidence::Interval => "interval",
+            ope::Evidence::Estimate => "estimate",
+        },
         "active_version": {"tenant": serving.tenant, "version": serving.version},
     });
     (better, reason, evaluation)

@@ -66,8 +66,41 @@ SELECT count(*) > 0 AND bool_and(ecom_feedback(id, 'click')) AS recorded FROM ec
 SELECT r->>'activated' AS activated, r->>'reason' LIKE '%, above 0' AS says_why,
        (r->>'activated')::boolean = ((r->'evaluation'->'difference'->'ci'->>0)::float8 > 0
                                      AND (r->'evaluation'->'candidate'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 <= 1
-                                     AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied
+                                     AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied,
+       r->'evaluation'->>'evidence' AS evidence
   FROM ecom_learn('ld_judged') r;
+-- a successor to the tenant's own version needs what
+-- pg_ecom.own_version_evidence asks: by default ('estimate') its estimate
+-- above the serving version's, under 'interval' the interval's lower end.
+-- Shoppers now click what the tenant's version ranks next to last, 16
+-- requests: the estimate is above 0, the interval's lower end is not. The same learn
+-- is judged under each setting (the first inside a transaction rolled back)
+SELECT coalesce(max(id), 0) AS before_successor FROM ecom.impressions WHERE tenant = 'ld_judged' \gset
+SET pg_ecom.explore_epsilon = 1;
+SELECT count(*) FROM generate_series(101, 116) g, ecom_serve('ld_judged', 'viewed: crime novel', (SELECT items FROM ld_items), 2, 'click', NULL, 'epsilon', g);
+RESET pg_ecom.explore_epsilon;
+SELECT item AS own_ranked_next_to_last FROM ecom_rank('ld_judged', 'viewed: crime novel', (SELECT items FROM ld_items), 5, 'click') ORDER BY rank DESC OFFSET 1 LIMIT 1 \gset
+SELECT bool_and(ecom_feedback(id, 'click')) AS recorded FROM ecom.impressions
+ WHERE tenant = 'ld_judged' AND id > :before_successor AND item = :'own_ranked_next_to_last';
+BEGIN;
+SET LOCAL pg_ecom.own_version_evidence = 'interval';
+SELECT r->>'activated' AS interval_activated, r->'evaluation'->'difference'->>'value' AS interval_difference,
+       r->'evaluation'->>'evidence' AS interval_evidence,
+       ((r->'evaluation'->'difference'->'ci'->>0)::float8 > 0) AS interval_lower_above_0
+  FROM ecom_learn('ld_judged') r \gset
+ROLLBACK;
+SHOW pg_ecom.own_version_evidence;
+SELECT :'interval_evidence' AS interval_evidence, :'interval_activated' AS interval_activated,
+       :'interval_activated'::boolean = :'interval_lower_above_0'::boolean AS interval_rule_applied,
+       r->'evaluation'->>'evidence' AS evidence, r->>'activated' AS activated,
+       r->'evaluation'->'difference'->>'value' = :'interval_difference' AS same_difference,
+       (r->'evaluation'->'difference'->>'value')::float8 > 0 AS estimate_above_0, :'interval_lower_above_0' AS lower_above_0,
+       (r->>'activated')::boolean = ((r->'evaluation'->'difference'->>'value')::float8 > 0
+                                     AND (r->'evaluation'->'candidate'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'candidate'->'dr'->'ci'->>0)::float8 <= 1
+                                     AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied,
+       r->>'reason' LIKE '%against the tenant''s own version % the estimate decides%' AS says_why
+  FROM ecom_learn('ld_judged') r;
+SET pg_ecom.own_version_evidence = 'sometimes';
 
 -- 3. Rows that cannot be learned are refused by the tables, and learning
 -- skips any that are there (written before the constraints existed)

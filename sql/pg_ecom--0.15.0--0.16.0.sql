@@ -1,0 +1,11 @@
+-- pg_ecom 0.15.0 -> 0.16.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.own_version_evidence (new, default 'estimate'): under
+--    ecom_learn(..., 'if_better') a candidate replaces a version of the
+--    tenant's own when its held-out DR estimate is above the serving
+--    version's; 'interval' asks, as 0.15.0 did, for the lower end of the
+--    difference's 95% interval above 0. A tenant's first version to
+--    replace the global head needs the interval either way.
+-- Heads and logs are read as 0.15.0 stored them. The update path is tested
+-- by test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.16.0'" to load this file. \quit
