@@ -64,41 +64,70 @@ pub struct Read {
 
 /// The query `read` runs through its cursor, parameters as `read` binds
 /// them.
+///
+/// Every lookup goes by key or by an index range no wider than what is
+/// new: requests beyond the cursor's position by (tenant, served_at), with
+/// the limit applied in that index's order; requests its read did not see
+/// by (tenant, txid) from the snapshot's xmin; each request's impressions
+/// by request_id and each impression's label by feedback's primary key.
+/// Joins planned from statistics read more than is new: nested loops sized
+/// for a tenant the statistics estimate at one row re-read its log per
+/// row, hash joins read all of it once per call, and a tenant's log only
+/// grows (test/t/016_stale_statistics.sh, benches/loop/learn_history.sh).
 pub(super) fn read_sql(w: &Window) -> String {
     let dir = if w.oldest_first { "ASC" } else { "DESC" };
     let p = ["$3", "$4", "$8", "$9", "$10"];
     let (after, beyond) = (after(p), beyond(p[0], p[1]));
+    let window = "r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+              AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
+              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)";
+    // impressions and feedback are found by the keys they share with the
+    // row that names them (request_id, impression_id), tenant included: a
+    // tenant given as a constant made the (tenant, ...) indexes look as
+    // good as those keys to statistics that estimate the tenant at one row
+    let columns =
+        "r.id, r.tenant, r.served_at, r.txid, r.context, r.items, r.features, r.k, r.behaviour";
     // Requests at or before the cursor's position that its read did not
     // see (transactions still open then) are read whole, first (they come
     // first in time): the limit cuts only among those beyond it, so the
-    // position the next cursor keeps never moves back.
+    // position the next cursor keeps never moves back. Those not seen
+    // have a txid at or after the snapshot's xmin, and those beyond it were
+    // served at or after it: both said again as bounds an index can use
+    // (the plan is made for these parameter values).
     format!(
-        "WITH c AS (
-           SELECT r.id, r.served_at FROM ecom.requests r
-            WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-              AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-              AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)),
-         q AS (
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text WHERE {after} AND NOT {beyond})
+        "WITH q AS (
+           (SELECT {columns} FROM ecom.requests r
+             WHERE {window}
+               AND $8::pg_catalog.text IS NOT NULL
+               AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($8::pg_catalog.text::pg_catalog.pg_snapshot)
+               AND {after} AND NOT {beyond})
            UNION ALL
-           (SELECT c.id FROM c JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) c.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text WHERE {beyond}
-             ORDER BY c.served_at {dir}, c.id {dir}
+           (SELECT {columns} FROM ecom.requests r
+             WHERE {window} AND {beyond}
+               AND ($3::pg_catalog.text IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.text::pg_catalog.timestamptz)
+             ORDER BY r.served_at {dir}, r.id {dir}
              LIMIT $6::pg_catalog.int8))
          SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
                 r.context, r.items, r.features, r.k, r.behaviour,
-                pg_catalog.array_agg(i.item_index ORDER BY i.rank), pg_catalog.array_agg(i.rank ORDER BY i.rank),
-                pg_catalog.array_agg(i.propensity ORDER BY i.rank),
-                pg_catalog.array_agg(COALESCE(f.label, false) ORDER BY i.rank),
+                s.item_index, s.rank, s.propensity, s.label,
                 pg_catalog.pg_current_snapshot()::pg_catalog.text,
                 pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text,
                 {beyond},
                 COALESCE(r.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned(), false)
-           FROM q
-           JOIN ecom.requests r ON r.id OPERATOR(pg_catalog.=) q.id AND r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-           JOIN ecom.impressions i ON i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) r.tenant
-           LEFT JOIN ecom.feedback f ON f.impression_id OPERATOR(pg_catalog.=) i.id AND f.tenant OPERATOR(pg_catalog.=) i.tenant
-                 AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)
-          GROUP BY r.id, r.tenant
+           FROM q r
+          CROSS JOIN LATERAL (
+             SELECT pg_catalog.array_agg(i.item_index ORDER BY i.rank) AS item_index,
+                    pg_catalog.array_agg(i.rank ORDER BY i.rank) AS rank,
+                    pg_catalog.array_agg(i.propensity ORDER BY i.rank) AS propensity,
+                    pg_catalog.array_agg(COALESCE(
+                      (SELECT f.label FROM ecom.feedback f
+                        WHERE f.impression_id OPERATOR(pg_catalog.=) i.id
+                          AND f.tenant OPERATOR(pg_catalog.=) i.tenant
+                          AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)),
+                      false) ORDER BY i.rank) AS label
+               FROM ecom.impressions i
+              WHERE i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) r.tenant
+             HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0) s
           ORDER BY r.served_at {dir}, r.id {dir}"
     )
 }
