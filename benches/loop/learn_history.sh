@@ -14,7 +14,8 @@ trap 'scripts/cluster stop history "$PORT"' EXIT
 psql() { scripts/cluster psql history "$PORT" "$@"; }
 DB=pg_ecom_history
 echo "pg_ecom.so sha256 $(sha256sum "$(pg_config --pkglibdir)/pg_ecom.so" | cut -c1-12), statistics: $([ "${STALE:-0}" = 1 ] && echo stale || echo fresh)"
-for H in "${@:-1000 10000 50000}"; do
+[ $# -gt 0 ] || set -- 1000 10000 50000
+for H in "$@"; do
   psql -d postgres -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
   psql -d "$DB" -q -f test/fixture.sql >/dev/null
   Q() { psql -d "$DB" -qAt -c "SET pg_ecom.feedback_window = 0" "$@"; }

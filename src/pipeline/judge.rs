@@ -8,6 +8,42 @@ use crate::store::heads::StoredHead;
 use crate::store::impressions::LoggedRequest;
 use pg_ecom_core::ope;
 
+/// What a candidate must show (`ope::Evidence`), and why the interval is
+/// asked where a successor to the tenant's own version would need only
+/// the estimate (None: the version serving is the global head, or the
+/// estimate is asked).
+pub(crate) struct Asked(pub ope::Evidence, pub Option<&'static str>);
+
+/// What `'if_better'` asks of a candidate against `serving`: the interval
+/// to leave the global head; against a version of the tenant's own, what
+/// pg_ecom.own_version_evidence says, but the interval for a refit
+/// (`since`: fitted on a window from the global head, not the version
+/// serving plus what came since) and after a rollback (a later version
+/// that served was set aside by hand: a coin's chance to undo that is
+/// too much).
+pub(crate) fn asked(
+    serving: &StoredHead,
+    refit: bool,
+    rolled_back: impl FnOnce() -> bool,
+) -> Asked {
+    use ope::Evidence::Interval;
+    if serving.tenant.is_none() {
+        return Asked(Interval, None);
+    }
+    match crate::pg::settings::own_version_evidence() {
+        Interval => Asked(Interval, Some("pg_ecom.own_version_evidence = 'interval'")),
+        _ if refit => Asked(
+            Interval,
+            Some("a refit over a window, judged against the tenant's own version"),
+        ),
+        _ if rolled_back() => Asked(
+            Interval,
+            Some("a later version that served was rolled back from"),
+        ),
+        estimate => Asked(estimate, None),
+    }
+}
+
 /// Requests held out together, and the probe fitted without them.
 pub(crate) struct Fold<'a> {
     pub held: Vec<&'a LoggedRequest>,
@@ -30,10 +66,14 @@ pub(crate) struct Fold<'a> {
 /// never activates without a positive label among the held-out
 /// impressions, nor on estimates that cannot be rates
 /// (`ope::could_be_rate`). That is what leaving the global head takes; a
-/// successor to a version of the tenant's own needs only what
-/// `pg_ecom.own_version_evidence` asks (by default its estimate above the
-/// serving version's: `ope::Evidence::Estimate`).
-pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serde_json::Value) {
+/// successor to a version of the tenant's own needs only what `asked`
+/// says (by default its estimate above the serving version's).
+pub(crate) fn judge(
+    folds: &[Fold],
+    serving: &StoredHead,
+    evidence: Asked,
+) -> (bool, String, serde_json::Value) {
+    let Asked(evidence, why) = evidence;
     // each request judged by its own behaviour, as it was learned
     let (mut cand_rows, mut cur_rows) = (Vec::new(), Vec::new());
     for f in folds {
@@ -46,13 +86,6 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
     let diff = ope::paired_difference(&cand_rows, &cur_rows);
     let positives = cand_rows.iter().filter(|r| r.reward > 0.0).count();
     let in_unit = |e: &Option<ope::Estimate>| e.as_ref().is_some_and(ope::could_be_rate);
-    // leaving the global head needs the interval; a successor to one of
-    // the tenant's own versions, what pg_ecom.own_version_evidence says
-    let evidence = if serving.tenant.is_some() {
-        crate::pg::settings::own_version_evidence()
-    } else {
-        ope::Evidence::Interval
-    };
     let (better, reason) = match (&cand.dr, &cur.dr, &diff) {
         _ if cand.n == 0 => (false, "no held-out impressions to judge it on; kept inactive".to_string()),
         _ if positives == 0 => (
@@ -70,9 +103,12 @@ pub(crate) fn judge(folds: &[Fold], serving: &StoredHead) -> (bool, String, serd
             let [lo, hi] = d.ci.unwrap_or_default();
             let better = ope::shows_better(d, evidence);
             let verdict = if better { "above 0" } else { "not above 0; kept inactive" };
-            let rule = match evidence {
-                ope::Evidence::Interval => format!("(95% interval {lo:.4} to {hi:.4}), {verdict}"),
-                ope::Evidence::Estimate => format!(
+            let rule = match (evidence, why) {
+                (ope::Evidence::Interval, None) => format!("(95% interval {lo:.4} to {hi:.4}), {verdict}"),
+                (ope::Evidence::Interval, Some(why)) => format!(
+                    "(95% interval {lo:.4} to {hi:.4}); the interval decides ({why}): {verdict}"
+                ),
+                (ope::Evidence::Estimate, _) => format!(
                     "(95% interval {lo:.4} to {hi:.4}); against the tenant's own version {} the estimate decides (pg_ecom.own_version_evidence = 'estimate'): {verdict}",
                     serving.version
                 ),

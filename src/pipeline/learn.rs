@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::encoder::identity::SessionEncoder;
 use crate::pipeline::evaluate::{fits, read_logged, usable};
 use crate::pipeline::featurise::{elapsed_ms, encoder_identity, featurise};
-use crate::pipeline::judge::{judge, Fold};
+use crate::pipeline::judge::{asked, judge, Fold};
 use crate::store::heads::{self, StoredHead};
 use std::sync::Arc;
 
@@ -233,7 +233,10 @@ fn decide(
                     }
                 })
                 .collect();
-            judge(&folds, &serving)
+            let evidence = asked(&serving, refit, || {
+                heads::later_version_served(tenant, serving.version)
+            });
+            judge(&folds, &serving, evidence)
         }
     }
 }

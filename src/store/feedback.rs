@@ -270,30 +270,7 @@ pub fn record_relation(rel: pg_sys::Oid, implies: bool) -> i64 {
 /// alone, which Citus cannot plan once ecom_distribute has spread them by
 /// tenant: a clear ERROR then, rather than Citus' own about joins.
 fn refuse_distributed() {
-    let distributed = Spi::connect(|c| {
-        let citus = c
-            .select(
-                "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-                Some(1),
-                &[],
-            )?
-            .first()
-            .get::<bool>(1)?
-            .unwrap_or(false);
-        if !citus {
-            return Ok::<_, pgrx::spi::Error>(false);
-        }
-        c.select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
-                             WHERE logicalrelid OPERATOR(pg_catalog.=) 'ecom.impressions'::pg_catalog.regclass)",
-            Some(1),
-            &[],
-        )?
-        .first()
-        .get::<bool>(1)
-        .map(|d| d.unwrap_or(false))
-    })
-    .unwrap_or_else(|e| PgError::internal(format!("cannot read Citus' metadata: {e}")).raise());
+    let distributed = crate::store::schema::distributed("ecom.impressions");
     if distributed {
         PgError::new(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

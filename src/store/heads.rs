@@ -466,6 +466,21 @@ fn decode_posterior(hyper: &serde_json::Value, head: &Head, stored: Option<Vec<f
     }
 }
 
+/// Whether a version of `tenant` later than `version` ever served: the
+/// one serving now was rolled back to.
+pub fn later_version_served(tenant: &str, version: i32) -> bool {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT 1 FROM ecom.heads WHERE tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                AND version OPERATOR(pg_catalog.>) $2::pg_catalog.int4 AND ever_active LIMIT 1",
+            Some(1),
+            &[tenant.into(), version.into()],
+        )
+        .map(|t| !t.is_empty())
+    })
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.heads: {e}")).raise())
+}
+
 /// Whether `tenant` has any head of its own, active or not.
 pub fn has_versions(tenant: &str) -> bool {
     Spi::connect(|c| {

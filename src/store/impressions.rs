@@ -180,39 +180,42 @@ pub fn latest_learned(tenant: &str) -> Option<(i32, Cursor)> {
 /// Whether `tenant` has a request served after `after` and at or before
 /// `until` (ISO text from `settled_until`).
 pub fn any_served_after(tenant: &str, after: &Cursor, until: &str) -> bool {
-    Spi::connect(|c| {
-        let t = c.select(
-            &format!(
-                // the two ways a request is new, each bounded for an index
-                // (as `reader::read_sql`): beyond the position, or not seen.
-                // The order makes (tenant, served_at) the index of choice
-                // where statistics that do not know the tenant cost every
-                // index of it alike
-                "(SELECT 1 FROM ecom.requests r
-                   WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-                     AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-                     AND ($3::pg_catalog.text IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.text::pg_catalog.timestamptz)
-                     AND {beyond}
+    let window = "r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                     AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz";
+    // the two ways a request is new, each with its bound stated outright
+    // for an index (as `reader::read_sql`): beyond the position, or not
+    // seen by the last read. The orders make (tenant, served_at) and
+    // (tenant, txid) the indexes of choice where statistics that do not
+    // know the tenant cost every index of it alike
+    let beyond = format!(
+        "(SELECT 1 FROM ecom.requests r
+                   WHERE {window}
+                     AND r.served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.text::pg_catalog.timestamptz
+                     AND {}
                    ORDER BY r.served_at
-                   LIMIT 1)
+                   LIMIT 1)",
+        cursor::beyond("$3", "$4")
+    );
+    let sql = match after.seen {
+        Some(_) => format!(
+            "{beyond}
                  UNION ALL
                  (SELECT 1 FROM ecom.requests r
-                   WHERE r.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text
-                     AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
-                     AND $5::pg_catalog.text IS NOT NULL
+                   WHERE {window}
                      AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($5::pg_catalog.text::pg_catalog.pg_snapshot)
-                     AND {after}
+                     AND {}
+                   ORDER BY r.txid
                    LIMIT 1)
                  LIMIT 1",
-                beyond = cursor::beyond("$3", "$4"),
-                after = cursor::after(["$3", "$4", "$5", "$6", "$7"])
-            ),
-            Some(1),
-            &{
-                let [a, b, c, d, e] = after.params();
-                [tenant.into(), until.into(), a, b, c, d, e]
-            },
-        )?;
+            cursor::after(["$3", "$4", "$5", "$6", "$7"])
+        ),
+        None => beyond,
+    };
+    Spi::connect(|c| {
+        let t = c.select(&sql, Some(1), &{
+            let [a, b, c, d, e] = after.params();
+            [tenant.into(), until.into(), a, b, c, d, e]
+        })?;
         Ok::<_, pgrx::spi::Error>(!t.is_empty())
     })
     .unwrap_or_else(|e| PgError::internal(format!("cannot read ecom.requests: {e}")).raise())
@@ -241,7 +244,7 @@ pub fn settled_until() -> String {
 /// through a cursor, 256 requests at a time, and bounded in bytes by
 /// `budget` as they arrive.
 pub fn read(tenant: &str, until: &str, w: &Window, budget: &Budget) -> Read {
-    let sql = reader::read_sql(w);
+    let sql = reader::read_sql(w, crate::store::schema::distributed("ecom.requests"));
     let mut reader = reader::Reader::new(tenant, w, budget);
     Spi::connect(|c| {
         // every lookup by key or by a bounded index range

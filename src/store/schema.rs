@@ -1,7 +1,8 @@
 //! Whether this database's pg_ecom SQL objects are as new as the library:
 //! the guard every entry point that reads or writes heads passes first.
 //! It names a column of `ecom.heads`, so it lives with the tables rather
-//! than in `pg` (which owns no tables).
+//! than in `pg` (which owns no tables). And whether `ecom_distribute` has
+//! spread a table over Citus workers, which changes what SQL Citus plans.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -48,4 +49,33 @@ pub fn require_current_schema() {
         .raise();
     }
     CURRENT.store(true, Ordering::Relaxed);
+}
+
+/// Whether Citus distributes `table` (a schema-qualified name of pg_ecom's,
+/// e.g. "ecom.impressions"): false without Citus.
+pub fn distributed(table: &str) -> bool {
+    Spi::connect(|c| {
+        let citus = c
+            .select(
+                "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get::<bool>(1)?
+            .unwrap_or(false);
+        if !citus {
+            return Ok::<_, pgrx::spi::Error>(false);
+        }
+        c.select(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                             WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass)",
+            Some(1),
+            &[table.into()],
+        )?
+        .first()
+        .get::<bool>(1)
+        .map(|d| d.unwrap_or(false))
+    })
+    .unwrap_or_else(|e| PgError::internal(format!("cannot read Citus' metadata: {e}")).raise())
 }

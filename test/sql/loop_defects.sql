@@ -100,6 +100,25 @@ SELECT :'interval_evidence' AS interval_evidence, :'interval_activated' AS inter
                                      AND (r->'evaluation'->'active'->'dr'->'ci'->>1)::float8 >= 0 AND (r->'evaluation'->'active'->'dr'->'ci'->>0)::float8 <= 1) AS rule_applied,
        r->>'reason' LIKE '%against the tenant''s own version % the estimate decides%' AS says_why
   FROM ecom_learn('ld_judged') r;
+-- a refit over a window, and a learn while a version rolled back to
+-- serves, ask for the interval again (each tried in a transaction rolled
+-- back)
+SELECT coalesce(max(id), 0) AS before_more FROM ecom.impressions WHERE tenant = 'ld_judged' \gset
+SET pg_ecom.explore_epsilon = 1;
+SELECT count(*) FROM generate_series(131, 146) g, ecom_serve('ld_judged', 'viewed: crime novel', (SELECT items FROM ld_items), 2, 'click', NULL, 'epsilon', g);
+RESET pg_ecom.explore_epsilon;
+SELECT bool_and(ecom_feedback(id, 'click')) AS recorded FROM ecom.impressions
+ WHERE tenant = 'ld_judged' AND id > :before_more AND item = :'own_ranked_next_to_last';
+BEGIN;
+SELECT r->'evaluation'->>'evidence' AS evidence
+  FROM ecom_learn('ld_judged', now() - interval '1 hour') r;
+ROLLBACK;
+SELECT min(version) AS first_served FROM ecom.heads WHERE tenant = 'ld_judged' AND ever_active \gset
+BEGIN;
+SELECT ecom_rollback('ld_judged', :first_served)->>'active_version' = :'first_served' AS rolled_back;
+SELECT r->'evaluation'->>'evidence' AS evidence, r->>'reason' LIKE '%the interval decides (a later version that served was rolled back from)%' AS says_why
+  FROM ecom_learn('ld_judged') r;
+ROLLBACK;
 SET pg_ecom.own_version_evidence = 'sometimes';
 
 -- 3. Rows that cannot be learned are refused by the tables, and learning

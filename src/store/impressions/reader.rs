@@ -74,7 +74,7 @@ pub struct Read {
 /// for a tenant the statistics estimate at one row re-read its log per
 /// row, hash joins read all of it once per call, and a tenant's log only
 /// grows (test/t/016_stale_statistics.sh, benches/loop/learn_history.sh).
-pub(super) fn read_sql(w: &Window) -> String {
+pub(super) fn read_sql(w: &Window, distributed: bool) -> String {
     let dir = if w.oldest_first { "ASC" } else { "DESC" };
     let p = ["$3", "$4", "$8", "$9", "$10"];
     let (after, beyond) = (after(p), beyond(p[0], p[1]));
@@ -84,29 +84,55 @@ pub(super) fn read_sql(w: &Window) -> String {
     // impressions and feedback are found by the keys they share with the
     // row that names them (request_id, impression_id), tenant included: a
     // tenant given as a constant made the (tenant, ...) indexes look as
-    // good as those keys to statistics that estimate the tenant at one row
+    // good as those keys to statistics that estimate the tenant at one row.
+    // Under Citus every table must name the tenant as a constant, or it
+    // cannot send the whole query to the tenant's shard (it refuses the
+    // correlated lookups): there the shard's statistics choose, and
+    // ANALYZE of the shards keeps them right
+    let (imp_tenant, fb_tenant) = if distributed {
+        ("$1::pg_catalog.text", "$1::pg_catalog.text")
+    } else {
+        ("r.tenant", "i.tenant")
+    };
     let columns =
         "r.id, r.tenant, r.served_at, r.txid, r.context, r.items, r.features, r.k, r.behaviour";
-    // Requests at or before the cursor's position that its read did not
-    // see (transactions still open then) are read whole, first (they come
-    // first in time): the limit cuts only among those beyond it, so the
-    // position the next cursor keeps never moves back. Those not seen
-    // have a txid at or after the snapshot's xmin, and those beyond it were
-    // served at or after it: both said again as bounds an index can use
-    // (the plan is made for these parameter values).
-    format!(
-        "WITH q AS (
-           (SELECT {columns} FROM ecom.requests r
-             WHERE {window}
-               AND $8::pg_catalog.text IS NOT NULL
-               AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($8::pg_catalog.text::pg_catalog.pg_snapshot)
-               AND {after} AND NOT {beyond})
-           UNION ALL
-           (SELECT {columns} FROM ecom.requests r
-             WHERE {window} AND {beyond}
-               AND ($3::pg_catalog.text IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.text::pg_catalog.timestamptz)
+    // Each arm only where the window has what it needs, its bound stated
+    // outright (not behind "$n IS NULL OR"), so that a generic plan bounds
+    // its index scan too. Requests beyond the cursor's position were
+    // served at or after it; the limit is taken in (tenant, served_at)
+    // order.
+    let from_position = match &w.after {
+        Some(_) => {
+            "AND r.served_at OPERATOR(pg_catalog.>=) $3::pg_catalog.text::pg_catalog.timestamptz"
+        }
+        None => "",
+    };
+    let beyond_arm = format!(
+        "(SELECT {columns} FROM ecom.requests r
+             WHERE {window} AND {beyond} {from_position}
              ORDER BY r.served_at {dir}, r.id {dir}
-             LIMIT $6::pg_catalog.int8))
+             LIMIT $6::pg_catalog.int8)"
+    );
+    // Requests at or before the position that its read did not see
+    // (transactions still open then) are read whole, first (they come
+    // first in time): the limit cuts only among those beyond it, so the
+    // position the next cursor keeps never moves back. Their txid is at or
+    // after the snapshot's xmin; the order makes (tenant, txid) the index
+    // of choice where statistics cost every index of the tenant alike.
+    let arms = match w.after.as_ref().and_then(|a| a.seen.as_ref()) {
+        Some(_) => format!(
+            "(SELECT {columns} FROM ecom.requests r
+             WHERE {window}
+               AND r.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($8::pg_catalog.text::pg_catalog.pg_snapshot)
+               AND {after} AND NOT {beyond}
+             ORDER BY r.txid)
+           UNION ALL
+           {beyond_arm}"
+        ),
+        None => beyond_arm,
+    };
+    format!(
+        "WITH q AS ({arms})
          SELECT r.id, pg_catalog.to_char(r.served_at AT TIME ZONE 'UTC', {ISO_UTC}),
                 r.context, r.items, r.features, r.k, r.behaviour,
                 s.item_index, s.rank, s.propensity, s.label,
@@ -122,11 +148,13 @@ pub(super) fn read_sql(w: &Window) -> String {
                     pg_catalog.array_agg(COALESCE(
                       (SELECT f.label FROM ecom.feedback f
                         WHERE f.impression_id OPERATOR(pg_catalog.=) i.id
-                          AND f.tenant OPERATOR(pg_catalog.=) i.tenant
+                          AND f.tenant OPERATOR(pg_catalog.=) {fb_tenant}
                           AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)),
                       false) ORDER BY i.rank) AS label
                FROM ecom.impressions i
-              WHERE i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) r.tenant
+              WHERE i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) {imp_tenant}
+             -- a request without impressions gives no row, as an inner
+             -- join did (it still counts toward the limit)
              HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0) s
           ORDER BY r.served_at {dir}, r.id {dir}"
     )
