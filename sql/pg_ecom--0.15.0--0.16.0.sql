@@ -5,7 +5,8 @@
 --    tenant's own when its held-out DR estimate is above the serving
 --    version's; 'interval' asks, as 0.15.0 did, for the lower end of the
 --    difference's 95% interval above 0. A tenant's first version to
---    replace the global head needs the interval either way;
+--    replace the global head, a refit (since) and a learn while a version
+--    rolled back to serves need the interval either way;
 --  * ecom_learn and ecom_evaluate read the log by key and by index ranges
 --    no wider than what is new (the existing indexes), not by joins that
 --    read the tenant's whole log on every call.

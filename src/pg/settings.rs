@@ -326,7 +326,7 @@ fn register_loop_settings() {
     GucRegistry::define_enum_guc(
         c"pg_ecom.own_version_evidence",
         c"What ecom_learn's 'if_better' asks before a candidate replaces a version of the tenant's own: 'estimate', a held-out DR estimate above the serving version's; 'interval', the lower end of the difference's 95% interval above 0.",
-        c"A tenant's first version to replace the global head always needs the interval. Under 'estimate' a successor no better than the version serving replaces it about half the time, and one worse by d with probability about Phi(-d/se); under 'interval' about 2.5% of the time, and the serving version lags what was learned since.",
+        c"The interval is asked either way of a tenant's first version to replace the global head, of a refit (since) and while a version rolled back to serves. Under 'estimate' a successor no better than the version serving replaces it about half the time, and one worse by d with probability about Phi(-d/se); under 'interval' about 2.5% of the time, and the serving version lags what was learned since.",
         &OWN_VERSION_EVIDENCE,
         GucContext::Userset,
         GucFlags::default(),
