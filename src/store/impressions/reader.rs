@@ -82,17 +82,23 @@ pub(super) fn read_sql(w: &Window, distributed: bool) -> String {
               AND r.served_at OPERATOR(pg_catalog.<=) $2::pg_catalog.text::pg_catalog.timestamptz
               AND ($5::pg_catalog.timestamptz IS NULL OR r.served_at OPERATOR(pg_catalog.>=) $5::pg_catalog.timestamptz)";
     // impressions and feedback are found by the keys they share with the
-    // row that names them (request_id, impression_id), tenant included: a
-    // tenant given as a constant made the (tenant, ...) indexes look as
-    // good as those keys to statistics that estimate the tenant at one row.
+    // row that names them (request_id, impression_id), the tenant checked
+    // but not looked up by: a tenant given as a constant made the
+    // (tenant, ...) indexes look as good as those keys to statistics that
+    // estimate the tenant at one row, and without statistics the planner
+    // ANDed a scan of all the tenant's impressions into every lookup
+    // (IS NOT DISTINCT FROM is no index condition; tenants are NOT NULL).
     // Under Citus every table must name the tenant as a constant, or it
     // cannot send the whole query to the tenant's shard (it refuses the
     // correlated lookups): there the shard's statistics choose, and
     // ANALYZE of the shards keeps them right
     let (imp_tenant, fb_tenant) = if distributed {
-        ("$1::pg_catalog.text", "$1::pg_catalog.text")
+        (
+            "i.tenant OPERATOR(pg_catalog.=) $1::pg_catalog.text",
+            "$1::pg_catalog.text",
+        )
     } else {
-        ("r.tenant", "i.tenant")
+        ("i.tenant IS NOT DISTINCT FROM r.tenant", "i.tenant")
     };
     let columns =
         "r.id, r.tenant, r.served_at, r.txid, r.context, r.items, r.features, r.k, r.behaviour";
@@ -152,7 +158,7 @@ pub(super) fn read_sql(w: &Window, distributed: bool) -> String {
                           AND f.behaviour OPERATOR(pg_catalog.=) COALESCE($7::pg_catalog.text, i.behaviour)),
                       false) ORDER BY i.rank) AS label
                FROM ecom.impressions i
-              WHERE i.request_id OPERATOR(pg_catalog.=) r.id AND i.tenant OPERATOR(pg_catalog.=) {imp_tenant}
+              WHERE i.request_id OPERATOR(pg_catalog.=) r.id AND {imp_tenant}
              -- a request without impressions gives no row, as an inner
              -- join did (it still counts toward the limit)
              HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0) s
