@@ -14,9 +14,11 @@ user rated it >= 4. Reward = clicks; oracle = clicks of the best k of the m
 (min(k, positives)); regret = oracle - reward.
 
 The global head is meta-trained once (ecom_meta_train, defaults, seed 42)
-on a sample of other users' events, built exactly as prepare.py's users
-protocol (context = the previous 5 rated titles, item = "title (year)
-genres", label = rating >= 4), text only, behaviour 'click'.
+on other users' events, built exactly as prepare.py's users protocol
+(context = the previous 5 rated titles, item = "title (year) genres",
+label = rating >= 4), text only, behaviour 'click': by default every event
+of theirs that the popularity baseline counts, so that both learn from the
+same data (--meta-events N samples N per user or store, as before 0.16.1).
 
 --shape store: tenants are held-out stores, the audience of one occupation
 or the movies of one (first) genre, as prepare.py's occupation and genre
@@ -166,6 +168,21 @@ def history_rows(tenant_of, items, by_user, users, hist_len, with_features):
     return rows, dict(counts)
 
 
+def per_tenant(meta_events, n):
+    """How many of a meta-train tenant's n events to sample (None: all of
+    them, in a seeded random order as a sample of n would be)."""
+    return n if meta_events is None else min(meta_events, n)
+
+
+def sampled(meta_events):
+    return "every event" if meta_events is None else f"{meta_events} sampled"
+
+
+def events_arg(s):
+    """--meta-events: a count, or 'all'."""
+    return None if s == "all" else int(s)
+
+
 def popularity(counts):
     """Each movie text's smoothed positive rate (p + 1)/(n + 2)."""
     return {t: (p + 1) / (n + 2) for t, (n, p) in counts.items()}
@@ -195,7 +212,7 @@ def build_world(items, by_user, a):
     rng = random.Random(12345)
     for u in meta_users:
         rows, _ = history_rows(lambda u, i: "user " + u, items, by_user, [u], a.history, False)
-        events.extend(rng.sample(rows, min(a.meta_events, len(rows))))
+        events.extend(rng.sample(rows, per_tenant(a.meta_events, len(rows))))
     # popularity: smoothed positive rate of each movie text over every rating
     # of the meta-train users
     _, counts = history_rows(lambda u, i: None, items, by_user, meta_users, a.history, False)
@@ -206,7 +223,7 @@ def build_world(items, by_user, a):
                   + ", ".join(f"{t['uid']} ({len(t['texts'])} movies, {100 * t['rate']:.0f} % liked)"
                               for t in tenants) + "."),
         "draw": f"m = {a.m} candidates from the tenant's rated movies",
-        "meta": (f"{len(events)} events of {len(meta_users)} other users ({a.meta_events} sampled per user, "
+        "meta": (f"{len(events)} events of {len(meta_users)} other users ({sampled(a.meta_events)} per user, "
                  f"text only, behaviour click)"),
         "meta_log": f"{len(events)} meta-train events from {len(meta_users)} users",
     }
@@ -248,7 +265,7 @@ def build_store_world(items, by_user, occupation, a):
         by_store[r[0]].append(r)
     rng = random.Random(12345)
     meta_stores = sorted(s for s, ev in by_store.items() if len(ev) >= a.meta_min_events)
-    events = [e for s in meta_stores for e in rng.sample(by_store[s], min(a.meta_events, len(by_store[s])))]
+    events = [e for s in meta_stores for e in rng.sample(by_store[s], per_tenant(a.meta_events, len(by_store[s])))]
     tenants = []
     for s in held:
         vis = []
@@ -274,7 +291,7 @@ def build_store_world(items, by_user, occupation, a):
         "draw": (f"one of the store's visitors arrives (uniformly at random) with their context, m = {a.m} "
                  f"candidates from the movies they rated{where} after it"),
         "meta": (f"{len(events)} events of the {len(meta_stores)} other {a.stores} stores with >= "
-                 f"{a.meta_min_events} events ({a.meta_events} sampled per store, tenant = the store), rated by "
+                 f"{a.meta_min_events} events ({sampled(a.meta_events)} per store, tenant = the store), rated by "
                  f"{len(meta_users)} users who are none of the held-out stores' visitors ({side}, behaviour click)"),
         "meta_log": f"{len(events)} meta-train events from {len(meta_stores)} stores",
     }
@@ -1032,7 +1049,9 @@ def main(argv=None, db=None):
     ap.add_argument("--min-rate", type=float, default=0.2)
     ap.add_argument("--max-rate", type=float, default=0.8)
     ap.add_argument("--meta-users", type=int, default=200)
-    ap.add_argument("--meta-events", type=int, help="sampled per meta-train user (default 60) or store (600)")
+    ap.add_argument("--meta-events", type=events_arg, default="all",
+                    help="sampled per meta-train user or store, or 'all' (the default: every event the popularity "
+                         "baseline counts)")
     ap.add_argument("--meta-min-ratings", type=int, default=40)
     ap.add_argument("--weak-prior", type=float, default=0.01)
     ap.add_argument("--ope-tenants", type=int, help="default 2 (users), 0 (stores)")
@@ -1055,7 +1074,7 @@ def main(argv=None, db=None):
     if a.prior_sensitivity and a.shape != "user":
         ap.error("--prior-sensitivity samples meta-train users: user shape only")
     store = a.shape == "store"
-    for key, user_default, store_default in (("tenants", 8, 6), ("meta_events", 60, 600),
+    for key, user_default, store_default in (("tenants", 8, 6),
                                              ("policies", "a,b,c,d,d2,e,f,f2", "a,b,c,d,e,f"), ("ope_tenants", 2, 0)):
         if getattr(a, key) is None:
             setattr(a, key, store_default if store else user_default)
