@@ -17,7 +17,9 @@
 //! milliseconds.
 
 use crate::head::Head;
+use crate::items::evidence_share;
 use crate::posterior::Posterior;
+use crate::prior::Prior;
 use crate::rng::{normal, uniform, Rng};
 use crate::taste::{solve_lower, solve_upper_t, Transposed};
 
@@ -42,6 +44,29 @@ pub enum Taste {
     /// gain, side weights, bias, the basis's directions and V) is drawn
     /// exactly.
     Informed,
+}
+
+/// How much of the posterior a Thompson draw perturbs
+/// (`pg_ecom.thompson_draw`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Share<'a> {
+    /// The posterior (where `Taste` and the caller's item variances say):
+    /// the prior's spread included wherever an event informed a part.
+    Posterior,
+    /// Only what the tenant's events said: each draw is the posterior mean
+    /// recomputed with the events' evidence redrawn and the prior (the
+    /// head's, given here) held at its mean, as a bootstrap of the events
+    /// would give (Eckles & Kaptein, "Thompson sampling with the online
+    /// bootstrap", 2014; Osband & Van Roy, "Bootstrapped Thompson
+    /// sampling", 2015). For precision P = Λ₀ + D (Λ₀ the prior's, D the
+    /// events'), the draw has covariance P⁻¹·D·P⁻¹: none where no event
+    /// informed (as `Taste::Informed` holds β), little where one or two
+    /// did, and the posterior's own as the events come to outweigh the
+    /// prior. Why: the prior's spread is what meta-training measured
+    /// across tenants, and a draw of it moves a ranking by as much after
+    /// one impression as before any; a single tenant's traffic repays
+    /// exploring it only where its events already narrow it.
+    Evidence(&'a Prior),
 }
 
 /// What one draw needs for a fixed request: the head's logits, the text
@@ -82,6 +107,9 @@ struct Across {
 /// per item, its coordinates [f.., 1, Uᵀ(v − v̄)..] (all but the gain's).
 struct Block {
     l: Vec<f64>,
+    /// under `Share::Evidence`: M (w × w, row-major) with M·Mᵀ = P⁻¹·D·P⁻¹,
+    /// a draw's block part being M·ξ; None: L⁻ᵀ·ξ, the posterior's
+    m: Option<Vec<f64>>,
     w: usize,
     z: Vec<Vec<f64>>,
 }
@@ -112,8 +140,29 @@ impl ItemDraws {
     /// (costed at `NOMINAL_DRAWS`): the two ways consume the seed's random
     /// numbers differently, and a seed must replay the same ranking
     /// whatever `pg_ecom.propensity_samples` is.
-    pub fn new(post: &Posterior, head: &Head, b: usize, items: &[Item], taste: Taste) -> Self {
-        let beta = draws_beta(post, b, taste);
+    pub fn new(
+        post: &Posterior,
+        head: &Head,
+        b: usize,
+        items: &[Item],
+        taste: Taste,
+        share: Share,
+    ) -> Self {
+        let held = match share {
+            Share::Posterior => None,
+            Share::Evidence(prior) => Some(prior),
+        };
+        // the prior's share of β is its whole spread where no event
+        // informed it: drawn only where the events did
+        let beta = draws_beta(
+            post,
+            b,
+            if held.is_some() {
+                Taste::Informed
+            } else {
+                taste
+            },
+        );
         let (n, m, s) = (
             items.len() as f64,
             (post.k + 1 + if beta { post.dims } else { 0 }) as f64,
@@ -121,11 +170,12 @@ impl ItemDraws {
         );
         let per_coordinate = s * (n * m + m * 8.0);
         let by_factor = n * n * m / 2.0 + n * n * n / 6.0 + s * (n * n / 2.0 + n * 8.0);
-        Self::build(post, head, b, items, by_factor < per_coordinate, beta)
+        Self::build(post, head, b, items, by_factor < per_coordinate, beta, held)
     }
 
     /// As `new`, drawing through the factor when `by_factor` (and it
-    /// exists), and β's coordinates only when `beta`.
+    /// exists), β's coordinates only when `beta`, and only the events'
+    /// share of the posterior when `held` gives the prior.
     fn build(
         post: &Posterior,
         head: &Head,
@@ -133,6 +183,7 @@ impl ItemDraws {
         items: &[Item],
         by_factor: bool,
         beta: bool,
+        held: Option<&Prior>,
     ) -> Self {
         let k = post.k;
         let prec = post.precision(b);
@@ -142,6 +193,14 @@ impl ItemDraws {
         let along = along_directions(post.dirs(b), dims, items, &c64);
         let block = match (post.block_factor(b), head.basis.as_deref()) {
             (Some((l, w)), Some(basis)) if basis.rank(b) + q + k + 2 == w => Some(Block {
+                m: held.and_then(|prior| {
+                    let mut lambda = prior_diagonal(prior, k);
+                    lambda.truncate(k + 2);
+                    // as the prior stores them (posterior.rs), rounding included
+                    lambda.extend(basis.var[b].iter().map(|v| f64::from(1.0 / *v)));
+                    lambda.extend(std::iter::repeat_n(f64::from(prior.taste), q));
+                    evidence_factor(post.block(b)?.0, &l, w, &lambda)
+                }),
                 l,
                 w,
                 z: items
@@ -161,10 +220,15 @@ impl ItemDraws {
         // with a block, the coordinates drawn one by one are β's alone
         let skip = if block.is_some() { k + 2 } else { 1 };
         let upto = if beta { prec.len() } else { k + 2 };
-        let sd: Vec<f64> = prec[skip.min(upto)..upto]
-            .iter()
-            .map(|p| 1.0 / f64::from(*p).sqrt())
-            .collect();
+        let lambda = held.map(|prior| prior_diagonal(prior, k));
+        let coordinate_sd = |i: usize| -> f64 {
+            let p = f64::from(prec[i]);
+            match &lambda {
+                None => 1.0 / p.sqrt(),
+                Some(l) => evidence_share(p, l[i.min(k + 2)]).sqrt(),
+            }
+        };
+        let sd: Vec<f64> = (skip.min(upto)..upto).map(coordinate_sd).collect();
         let z: Vec<Vec<f64>> = items
             .iter()
             .map(|it| {
@@ -199,7 +263,7 @@ impl ItemDraws {
             mean: items.iter().map(|it| it.logit).collect(),
             s: items.iter().map(|it| f64::from(it.s)).collect(),
             gain: f64::from(head.adapted(b)[0]),
-            gain_sd: 1.0 / f64::from(prec[0]).sqrt(),
+            gain_sd: coordinate_sd(0),
             how,
             item_sd: if items.iter().any(|it| it.item_var > 0.0) {
                 items.iter().map(|it| it.item_var.max(0.0).sqrt()).collect()
@@ -219,7 +283,13 @@ impl ItemDraws {
         if let Some(block) = &self.block {
             let mut xi = vec![0.0; block.w];
             normals(rng, &mut xi);
-            let x = solve_upper_t(&block.l, block.w, &xi);
+            let x = match &block.m {
+                Some(m) => m
+                    .chunks_exact(block.w)
+                    .map(|row| row.iter().zip(&xi).map(|(a, b)| a * b).sum())
+                    .collect(),
+                None => solve_upper_t(&block.l, block.w, &xi),
+            };
             let g = (self.gain + x[0]).max(0.0) - self.gain;
             out = (0..n)
                 .map(|i| {
@@ -280,7 +350,7 @@ impl ItemDraws {
 /// standard deviations above 0, as adapted gains do). Costs n·m, no draw:
 /// what a credible interval (interval.rs) needs.
 pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<f64> {
-    let d = ItemDraws::build(post, head, b, items, false, true);
+    let d = ItemDraws::build(post, head, b, items, false, true, None);
     let n = d.mean.len();
     let mut var: Vec<f64> = match &d.block {
         Some(block) => (0..n)
@@ -317,6 +387,72 @@ pub fn logit_sd(post: &Posterior, head: &Head, b: usize, items: &[Item]) -> Vec<
         *v += sd * sd;
     }
     var.iter().map(|v| v.sqrt()).collect()
+}
+
+/// The prior's precision of [gain, side.., bias] and, last, of one taste
+/// coordinate (the index a coordinate past the bias reads).
+fn prior_diagonal(prior: &Prior, k: usize) -> Vec<f64> {
+    let mut l = vec![f64::from(prior.gain)];
+    l.extend(std::iter::repeat_n(f64::from(prior.side), k));
+    l.push(f64::from(prior.bias));
+    l.push(f64::from(prior.taste));
+    l
+}
+
+/// M with M·Mᵀ = P⁻¹·D·P⁻¹ for the block precision `p` (w × w, its
+/// Cholesky factor `l`) and D = P − diag(`lambda`), the events' part:
+/// M = P⁻¹·R for R·Rᵀ = D, R from a Cholesky factorisation that pivots on
+/// the largest remaining diagonal and stops where what remains is
+/// rounding (Higham, "Accuracy and stability of numerical algorithms",
+/// §10.3): D is positive semi-definite in exact arithmetic, and singular
+/// wherever no event informed a coordinate. w³/6 per request, for w =
+/// k + 2 + r + q a few dozen.
+fn evidence_factor(p: &[f32], l: &[f64], w: usize, lambda: &[f64]) -> Option<Vec<f64>> {
+    if lambda.len() < w {
+        return None;
+    }
+    let mut a: Vec<f64> = p.iter().map(|&x| f64::from(x)).collect();
+    for (i, li) in lambda.iter().take(w).enumerate() {
+        a[i * w + i] -= li;
+    }
+    // what a coordinate's stored (f32) precision can tell apart from 0:
+    // a frozen group's 10⁶ hides less than one event's worth
+    let tol: Vec<f64> = (0..w).map(|i| 1e-6 * f64::from(p[i * w + i])).collect();
+    let mut left: Vec<usize> = (0..w).collect();
+    let mut m = vec![0.0; w * w];
+    for col in 0..w {
+        let Some((at, &j)) = left
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| a[i * w + i] > tol[i] && a[i * w + i].is_finite())
+            .max_by(|x, y| a[x.1 * w + x.1].total_cmp(&a[y.1 * w + y.1]))
+        else {
+            break;
+        };
+        let pivot = a[j * w + j];
+        left.swap_remove(at);
+        let r: Vec<f64> = (0..w)
+            .map(|i| {
+                if i == j {
+                    pivot.sqrt()
+                } else if left.contains(&i) {
+                    a[i * w + j] / pivot.sqrt()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for &i in &left {
+            for &k in &left {
+                a[i * w + k] -= r[i] * r[k];
+            }
+        }
+        let c = solve_upper_t(l, w, &solve_lower(l, w, &r));
+        for (i, x) in c.iter().enumerate() {
+            m[i * w + col] = *x;
+        }
+    }
+    m.iter().all(|x| x.is_finite()).then_some(m)
 }
 
 /// Whether a draw under `taste` moves β's coordinates one by one: always
@@ -535,9 +671,11 @@ mod tests {
         let (k, dims, b) = (1, 16, 1);
         let (h, p, items, feats, u) = directions_setup(k, dims, b);
         let its = plain_items(&h, b, &items, &feats, &u);
-        assert!(ItemDraws::new(&p, &h, b, &its, Taste::Informed)
-            .across
-            .is_none());
+        assert!(
+            ItemDraws::new(&p, &h, b, &its, Taste::Informed, Share::Posterior)
+                .across
+                .is_none()
+        );
         held_is_certain(&p, &h, b, &its);
     }
 
@@ -550,8 +688,8 @@ mod tests {
         let (k, dims, b) = (2, 16, 1);
         let (h, p, items, feats, u) = setup(k, dims);
         let its = plain_items(&h, b, &items, &feats, &u);
-        let a = ItemDraws::new(&p, &h, b, &its, Taste::All);
-        let i = ItemDraws::new(&p, &h, b, &its, Taste::Informed);
+        let a = ItemDraws::new(&p, &h, b, &its, Taste::All, Share::Posterior);
+        let i = ItemDraws::new(&p, &h, b, &its, Taste::Informed, Share::Posterior);
         let (mut r1, mut r2) = (Rng::new(9), Rng::new(9));
         for _ in 0..20 {
             assert_eq!(a.draw(&mut r1), i.draw(&mut r2));
@@ -581,11 +719,11 @@ mod tests {
             .for_each(|x| *x = 1e30);
         let n = its.len();
         let (_, want) = moments_of(n, &mut |rng| {
-            ItemDraws::build(&certain, h, b, its, false, true).draw(rng)
+            ItemDraws::build(&certain, h, b, its, false, true, None).draw(rng)
         });
         let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
         for by_factor in [false, true] {
-            let held = ItemDraws::build(post, h, b, its, by_factor, false);
+            let held = ItemDraws::build(post, h, b, its, by_factor, false, None);
             let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
             for ij in 0..n * n {
                 assert!(
@@ -597,10 +735,214 @@ mod tests {
             }
         }
         let (_, all) = moments_of(n, &mut |rng| {
-            ItemDraws::new(post, h, b, its, Taste::All).draw(rng)
+            ItemDraws::new(post, h, b, its, Taste::All, Share::Posterior).draw(rng)
         });
         let trace = |c: &[f64]| (0..n).map(|i| c[i * n + i]).sum::<f64>();
         assert!(trace(&all) > 1.2 * trace(&want));
+    }
+
+    /// `Share::Evidence` under a prior of precision 0 everywhere is the
+    /// posterior itself (D = P, so P⁻¹·D·P⁻¹ = P⁻¹): the same moments as
+    /// `Share::Posterior`, with a diagonal and with a block and directions.
+    #[test]
+    fn evidence_under_no_prior_is_the_posterior() {
+        let none = Prior {
+            gain: 0.0,
+            side: 0.0,
+            bias: 0.0,
+            taste: 0.0,
+            item: FROZEN_ITEMS,
+        };
+        let (k, dims, b) = (2, 16, 1);
+        let (h, p, items, feats, u) = setup(k, dims);
+        let its = plain_items(&h, b, &items, &feats, &u);
+        let (mut h2, p2, items2, feats2, u2) = directions_setup(1, dims, b);
+        let mut basis = (**h2.basis.as_ref().unwrap()).clone();
+        basis.var[b] = vec![1e30];
+        h2.basis = Some(std::sync::Arc::new(basis));
+        let its2 = plain_items(&h2, b, &items2, &feats2, &u2);
+        for (h, p, its) in [(&h, &p, &its), (&h2, &p2, &its2)] {
+            let n = its.len();
+            let (m0, c0) = moments_of(n, &mut |rng| {
+                ItemDraws::new(p, h, b, its, Taste::Informed, Share::Posterior).draw(rng)
+            });
+            let (m1, c1) = moments_of(n, &mut |rng| {
+                ItemDraws::new(p, h, b, its, Taste::Informed, Share::Evidence(&none)).draw(rng)
+            });
+            let scale = c0.iter().fold(0.0f64, |a, c| a.max(c.abs()));
+            assert!(scale > 1e-3);
+            for i in 0..n {
+                assert!((m0[i] - m1[i]).abs() < 0.02 * scale.sqrt() + 1e-3);
+            }
+            for ij in 0..n * n {
+                assert!(
+                    (c0[ij] - c1[ij]).abs() < 0.05 * scale,
+                    "cov {ij}: {} vs {}",
+                    c0[ij],
+                    c1[ij]
+                );
+            }
+        }
+    }
+
+    const FROZEN_ITEMS: f32 = crate::prior::FROZEN;
+
+    /// Before any event (the posterior is the prior) an evidence draw
+    /// moves nothing: every draw is the head's logits, with a diagonal and
+    /// with a basis; items without evidence of their own draw no effect.
+    #[test]
+    fn evidence_draws_nothing_before_any_event() {
+        let (k, dims, b) = (2, 16, 1);
+        let (h, _, items, feats, u) = setup(k, dims);
+        let its = plain_items(&h, b, &items, &feats, &u);
+        let prior = Prior::default();
+        let mut hb = h.clone();
+        let mut basis = crate::taste::TasteBasis::empty(dims);
+        basis.var[b] = vec![0.7];
+        basis.u[b] = (0..dims).map(|j| if j == 5 { 1.0 } else { 0.0 }).collect();
+        hb.basis = Some(std::sync::Arc::new(basis.clone()));
+        let diagonal = Posterior::from_prior(&prior, k, dims);
+        let with_basis = Posterior::from_prior_in(&prior, k, dims, Some(&basis));
+        for (h, p) in [(&h, &diagonal), (&hb, &with_basis)] {
+            let d = ItemDraws::new(p, h, b, &its, Taste::All, Share::Evidence(&prior));
+            let mut rng = Rng::new(3);
+            for _ in 0..20 {
+                let x = d.draw(&mut rng);
+                for (xi, it) in x.iter().zip(&its) {
+                    assert!((xi - it.logit).abs() < 1e-9, "{xi} vs {}", it.logit);
+                }
+            }
+        }
+    }
+
+    /// With a block of precision P = Λ₀ + A·Aᵀ (Λ₀ the prior's), the
+    /// evidence draws' logits have covariance aᵢᵀ·P⁻¹·D·P⁻¹·aⱼ, D = A·Aᵀ,
+    /// computed here by an explicit inverse, not the eigenvectors the draw
+    /// uses; and less spread than the posterior's.
+    #[test]
+    fn evidence_draws_have_the_events_covariance() {
+        let (k, dims, b) = (1, 16, 1);
+        let (mut h, mut p, items, feats, u) = directions_setup(k, dims, b);
+        let mut a = h.adapted(b);
+        a[0] = 6.0; // a gain far from its bound at 0
+        h.set_adapted(b, &a);
+        let prior = Prior {
+            gain: 3.0,
+            side: 2.0,
+            bias: 1.5,
+            taste: 4.0,
+            item: FROZEN_ITEMS,
+        };
+        let basis = h.basis.clone().unwrap();
+        let w = k + 2 + 1 + 2;
+        let lambda = [3.0, 2.0, 1.5, 1.0 / 0.7, 4.0, 4.0];
+        let mut rng = Rng::new(33);
+        let am: Vec<f64> = (0..w * w).map(|_| normal(&mut rng) * 0.6).collect();
+        let mut dmat = vec![0.0; w * w];
+        for i in 0..w {
+            for j in 0..w {
+                dmat[i * w + j] = (0..w).map(|t| am[i * w + t] * am[j * w + t]).sum();
+            }
+        }
+        let pm: Vec<f64> = (0..w * w)
+            .map(|ij| {
+                dmat[ij]
+                    + if ij / w == ij % w {
+                        lambda[ij / w]
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        p.block[b] = pm.iter().map(|&x| x as f32).collect();
+        assert_eq!(basis.rank(b) + 2 + k + 2, w);
+        let its = plain_items(&h, b, &items, &feats, &u);
+        let d = ItemDraws::new(&p, &h, b, &its, Taste::Informed, Share::Evidence(&prior));
+        let block = d.block.as_ref().unwrap();
+        // P⁻¹ by Gauss–Jordan, then C = P⁻¹·D·P⁻¹ (from the f32 P stored)
+        let p64: Vec<f64> = p.block[b].iter().map(|&x| f64::from(x)).collect();
+        let dm: Vec<f64> = (0..w * w)
+            .map(|ij| {
+                p64[ij]
+                    - if ij / w == ij % w {
+                        lambda[ij / w]
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        let inv = invert(&p64, w);
+        let mul = |x: &[f64], y: &[f64]| -> Vec<f64> {
+            (0..w * w)
+                .map(|ij| {
+                    (0..w)
+                        .map(|t| x[(ij / w) * w + t] * y[t * w + ij % w])
+                        .sum()
+                })
+                .collect()
+        };
+        let c = mul(&mul(&inv, &dm), &inv);
+        let coords: Vec<Vec<f64>> = (0..its.len())
+            .map(|i| {
+                std::iter::once(f64::from(its[i].s))
+                    .chain(block.z[i].iter().copied())
+                    .collect()
+            })
+            .collect();
+        let n = its.len();
+        let want: Vec<f64> = (0..n * n)
+            .map(|ij| {
+                let (x, y) = (&coords[ij / n], &coords[ij % n]);
+                (0..w)
+                    .map(|s| (0..w).map(|t| x[s] * c[s * w + t] * y[t]).sum::<f64>())
+                    .sum()
+            })
+            .collect();
+        let (_, got) = moments_of(n, &mut |rng| d.draw(rng));
+        let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
+        for ij in 0..n * n {
+            assert!(
+                (got[ij] - want[ij]).abs() < 0.05 * scale,
+                "cov {ij}: {} vs {}",
+                got[ij],
+                want[ij]
+            );
+        }
+        let (_, post) = moments_of(n, &mut |rng| {
+            ItemDraws::new(&p, &h, b, &its, Taste::Informed, Share::Posterior).draw(rng)
+        });
+        let trace = |c: &[f64]| (0..n).map(|i| c[i * n + i]).sum::<f64>();
+        assert!(trace(&got) < trace(&post));
+    }
+
+    /// A⁻¹ of a small invertible matrix (Gauss–Jordan with partial pivots).
+    fn invert(a: &[f64], n: usize) -> Vec<f64> {
+        let mut m = a.to_vec();
+        let mut inv: Vec<f64> = (0..n * n)
+            .map(|ij| if ij / n == ij % n { 1.0 } else { 0.0 })
+            .collect();
+        for col in 0..n {
+            let piv = (col..n)
+                .max_by(|&x, &y| m[x * n + col].abs().total_cmp(&m[y * n + col].abs()))
+                .unwrap();
+            for t in 0..n {
+                m.swap(col * n + t, piv * n + t);
+                inv.swap(col * n + t, piv * n + t);
+            }
+            let d = m[col * n + col];
+            for t in 0..n {
+                m[col * n + t] /= d;
+                inv[col * n + t] /= d;
+            }
+            for r in (0..n).filter(|&r| r != col) {
+                let f = m[r * n + col];
+                for t in 0..n {
+                    m[r * n + t] -= f * m[col * n + t];
+                    inv[r * n + t] -= f * inv[col * n + t];
+                }
+            }
+        }
+        inv
     }
 
     /// The items of `setup` as a draw sees them, logits under `h`.
@@ -678,7 +1020,7 @@ mod tests {
             assert!((s * s / v - 1.0).abs() < 0.05, "sd {i}: {} vs {v}", s * s);
         }
         for by_factor in [false, true] {
-            let d = ItemDraws::build(p, h, b, &its, by_factor, true);
+            let d = ItemDraws::build(p, h, b, &its, by_factor, true, None);
             let (m_new, c_new) = moments(&mut |rng| d.draw(rng));
             let scale = c_old.iter().fold(0.0f64, |a, c| a.max(c.abs()));
             for i in 0..n {
@@ -751,7 +1093,7 @@ mod tests {
         p.precision.iter_mut().for_each(|x| *x = 1e30);
         let its = certain_items(&items, &feats, |i| i as f64, |_| 0.0);
         for by_factor in [false, true] {
-            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true);
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true, None);
             let x = d.draw(&mut Rng::new(3));
             for (i, xi) in x.iter().enumerate() {
                 assert!((xi - i as f64).abs() < 1e-6, "{xi} vs {i}");
@@ -768,7 +1110,7 @@ mod tests {
         p.precision.iter_mut().for_each(|x| *x = 1e30);
         let its = certain_items(&items, &feats, |_| 1.0, |i| if i == 3 { 0.25 } else { 0.0 });
         for by_factor in [false, true] {
-            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true);
+            let d = ItemDraws::build(&p, &h, b, &its, by_factor, true, None);
             let mut rng = Rng::new(13);
             let (mut m, mut sq) = (0.0, 0.0);
             let t = 20_000;
@@ -808,7 +1150,7 @@ mod tests {
                 key: Some((i % 2) as i64),
             })
             .collect();
-        let d = ItemDraws::build(&p, &h, b, &its, true, true);
+        let d = ItemDraws::build(&p, &h, b, &its, true, true, None);
         assert!(matches!(d.how, How::Factor(_)));
         let mut rng = Rng::new(5);
         for _ in 0..100 {

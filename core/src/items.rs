@@ -299,6 +299,21 @@ impl ItemEffects {
     /// (as draws.rs argues for the taste). Evidence is a precision above
     /// the prior's: a tenant's row holds every behaviour of an item it has
     /// events of, those it has none for at the prior's precision exactly.
+    /// The variance of the part of the effect that the tenant's events
+    /// gave it (`pg_ecom.thompson_draw = 'evidence'`, draws.rs
+    /// `Share::Evidence`): with d = its precision less the prior's, the
+    /// spread of the estimate its events alone would move the prior's mean
+    /// to, shrunk as the posterior mean is, d/(λ_t + d)². 0 where the
+    /// tenant has no evidence, the posterior's own variance as the events
+    /// come to outweigh the prior.
+    pub fn evidence_variance(&self, key: Option<i64>, b: usize) -> f64 {
+        if self.tenant_prior >= FROZEN {
+            return 0.0;
+        }
+        let p = key.and_then(|k| self.own_precision(k, b)).map(f64::from);
+        p.map_or(0.0, |p| evidence_share(p, f64::from(self.tenant_prior)))
+    }
+
     pub fn draw_variance(&self, key: Option<i64>, b: usize, informed_only: bool) -> f64 {
         let informed = key
             .and_then(|k| self.own_precision(k, b))
@@ -313,6 +328,20 @@ impl ItemEffects {
     /// Whether tenants learn their own deviations under this head.
     pub fn learns(&self) -> bool {
         self.tenant_prior < FROZEN
+    }
+}
+
+/// The variance of a coordinate's events' share of its posterior: with
+/// posterior precision `p` of which `prior` is the prior's, d = p − prior
+/// (never below 0), the posterior mean's spread when only the events'
+/// evidence is redrawn, d/p². It is 0 before any event and tends to the
+/// posterior variance 1/p as the events outweigh the prior.
+pub fn evidence_share(p: f64, prior: f64) -> f64 {
+    let d = (p - prior).max(0.0);
+    if p > 0.0 && p.is_finite() {
+        d / (p * p)
+    } else {
+        0.0
     }
 }
 
@@ -646,6 +675,29 @@ mod tests {
             offset,
             y: if y { 1.0 } else { 0.0 },
         }
+    }
+
+    /// An evidence draw's variance of an item effect: none without
+    /// evidence (no row, or the prior's precision), far below the
+    /// posterior's after one event's worth, the posterior's once the
+    /// events outweigh the prior; none where tenants keep the platform's.
+    #[test]
+    fn evidence_variance_grows_from_nothing_to_the_posterior_s() {
+        let b = 1;
+        let mut precision = vec![14.0f32; 3 * NB];
+        precision[NB + b] = 14.25;
+        precision[2 * NB + b] = 1400.0;
+        let e = ItemEffects::from_stored(vec![1, 2, 3], vec![0.0; 3 * NB], Some(precision), 14.0)
+            .unwrap();
+        assert_eq!(e.evidence_variance(Some(1), b), 0.0);
+        assert_eq!(e.evidence_variance(Some(99), b), 0.0);
+        assert_eq!(e.evidence_variance(None, b), 0.0);
+        let one = e.evidence_variance(Some(2), b);
+        assert!((one - 0.25 / (14.25f64 * 14.25)).abs() < 1e-9);
+        assert!(one < 0.02 * e.variance(Some(2), b));
+        let many = e.evidence_variance(Some(3), b);
+        assert!((many / e.variance(Some(3), b) - 1.0).abs() < 0.011);
+        assert_eq!(ItemEffects::none().evidence_variance(Some(2), b), 0.0);
     }
 
     #[test]

@@ -59,6 +59,16 @@ pub enum ThompsonDraw {
     All,
 }
 
+/// How much of the posterior a Thompson draw perturbs
+/// (`pg_ecom.thompson_draw`; `pg_ecom_core::draws::Share`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThompsonShare {
+    #[name = c"posterior"]
+    Posterior,
+    #[name = c"evidence"]
+    Evidence,
+}
+
 /// What `ecom_learn(..., 'if_better')` asks of a candidate before it
 /// replaces a version of the tenant's own (`pg_ecom.own_version_evidence`;
 /// `pg_ecom_core::ope::Evidence`). Against the global head it is always
@@ -99,6 +109,8 @@ pub static OWN_VERSION_EVIDENCE: GucSetting<OwnVersionEvidence> =
     GucSetting::<OwnVersionEvidence>::new(OwnVersionEvidence::Estimate);
 pub static THOMPSON_ITEMS: GucSetting<ThompsonDraw> =
     GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
+pub static THOMPSON_SHARE: GucSetting<ThompsonShare> =
+    GucSetting::<ThompsonShare>::new(ThompsonShare::Evidence);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
@@ -320,6 +332,14 @@ fn register_loop_settings() {
         c"What a 'thompson' draw does with the item effects of items the tenant has no evidence on: 'informed' holds them at their mean, 'all' draws them from the prior.",
         c"Items the tenant has learned an effect for are drawn from its posterior either way. Credible intervals include the prior's spread either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_ITEMS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.thompson_draw",
+        c"How much of the posterior a 'thompson' draw perturbs: 'evidence' (the default), only what the tenant's events said, the prior held at its mean; 'posterior', all of it where an event informed it (as thompson_taste and thompson_items say), as before 0.17.0.",
+        c"Under 'evidence' a draw is the posterior mean with the events' evidence redrawn: nothing moves before a tenant's first event, little after a few, and the draws approach the posterior's as the events outweigh the prior; thompson_taste and thompson_items then change nothing. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
+        &THOMPSON_SHARE,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -587,6 +607,11 @@ pub fn thompson_taste() -> pg_ecom_core::draws::Taste {
 /// Whether a Thompson draw holds uninformed item effects at their mean.
 pub fn thompson_items_informed_only() -> bool {
     THOMPSON_ITEMS.get() == ThompsonDraw::Informed
+}
+/// Whether a Thompson draw perturbs only the events' share of the
+/// posterior.
+pub fn thompson_evidence_only() -> bool {
+    THOMPSON_SHARE.get() == ThompsonShare::Evidence
 }
 /// What a candidate must show to replace a version of the tenant's own.
 pub fn own_version_evidence() -> pg_ecom_core::ope::Evidence {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::impressions::{self, Request, Shown};
-use pg_ecom_core::draws::{Item, ItemDraws};
+use pg_ecom_core::draws::{Item, ItemDraws, Share};
 use pg_ecom_core::explore::{self, Policy, Slate};
 use pg_ecom_core::items::item_key;
 use pg_ecom_core::metrics::sigmoid;
@@ -118,18 +118,24 @@ pub fn choose(
     // logits, drawn without redrawing every embedding coordinate
     let draws = matches!(policy, Policy::Thompson).then(|| {
         let informed_only = crate::pg::settings::thompson_items_informed_only();
+        // the prior the serving version's posterior grew from
+        let held = crate::pg::settings::thompson_evidence_only()
+            .then(|| crate::store::heads::prior_of(&head.hyper));
+        let effects = &head.head.items;
         let items: Vec<Item> = (0..scored.present.len())
-            .map(|i| Item {
-                logit: scored.logits[i],
-                s: scored.text[i],
-                v: &scored.emb[i],
-                f: scored.side(i, hk),
-                item_var: head.head.items.draw_variance(
-                    Some(scored.keys[i]),
-                    scored.b,
-                    informed_only,
-                ),
-                key: Some(scored.keys[i]),
+            .map(|i| {
+                let key = Some(scored.keys[i]);
+                Item {
+                    logit: scored.logits[i],
+                    s: scored.text[i],
+                    v: &scored.emb[i],
+                    f: scored.side(i, hk),
+                    item_var: match held {
+                        Some(_) => effects.evidence_variance(key, scored.b),
+                        None => effects.draw_variance(key, scored.b, informed_only),
+                    },
+                    key,
+                }
             })
             .collect();
         ItemDraws::new(
@@ -138,6 +144,7 @@ pub fn choose(
             scored.b,
             &items,
             crate::pg::settings::thompson_taste(),
+            held.as_ref().map_or(Share::Posterior, Share::Evidence),
         )
     });
     let mut draw = |rng: &mut Rng| -> Vec<f64> {

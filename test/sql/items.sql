@@ -95,8 +95,11 @@ ROLLBACK;
 -- their mean (pg_ecom.thompson_items = 'informed', the default); 'all'
 -- draws them from the prior. Every other group frozen here, so 'informed'
 -- has nothing left to draw for a tenant without a head of its own (but
--- gain and bias at sd 0.001, which moves no ranking of these items).
+-- gain and bias at sd 0.001, which moves no ranking of these items). The
+-- posterior's draws (pg_ecom.thompson_draw = 'posterior'): under the
+-- default 'evidence' a tenant with no events draws nothing either way.
 BEGIN;
+SET LOCAL pg_ecom.thompson_draw = 'posterior';
 UPDATE ecom.heads SET hyper = jsonb_set(hyper, '{prior}',
          (hyper->'prior') || '{"gain": 1e6, "side": 1e6, "bias": 1e6, "taste": 1e6}')
  WHERE tenant IS NULL AND active;

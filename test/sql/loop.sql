@@ -41,6 +41,7 @@ SELECT e AS explore,
 -- no events draws only its gain and bias under the default 'informed',
 -- test/sql/taste.sql)
 SET pg_ecom.thompson_taste = 'all';
+SET pg_ecom.thompson_draw = 'posterior';
 SELECT e AS explore, count(DISTINCT o) > 1 AS explores
   FROM unnest(ARRAY['none', 'thompson', 'softmax', 'epsilon']) e,
        LATERAL (SELECT s, (SELECT array_agg(item_index ORDER BY rank)
@@ -48,8 +49,11 @@ SELECT e AS explore, count(DISTINCT o) > 1 AS explores
                   FROM generate_series(1, 20) s) x
  GROUP BY e ORDER BY e;
 RESET pg_ecom.thompson_taste;
--- under the default 'informed' the same tenant, with no events of its own,
--- draws only its gain and bias: how many orders 20 seeds give
+RESET pg_ecom.thompson_draw;
+-- under the defaults (thompson_draw 'evidence'; and under 'posterior',
+-- thompson_taste 'informed', which draws only its gain and bias) the same
+-- tenant, with no events of its own, hardly explores: how many orders 20
+-- seeds give
 SELECT count(DISTINCT o) AS informed_orders
   FROM (SELECT (SELECT array_agg(item_index ORDER BY rank) FROM ecom_rank('lp_new', 'viewed: green tea', (SELECT items FROM lp_items), 3, 'click', NULL, 'thompson', s)) AS o
           FROM generate_series(1, 20) s) x;

@@ -62,8 +62,12 @@ SELECT who, avg(p) FILTER (WHERE item LIKE '%shoes%') - avg(p) FILTER (WHERE ite
  GROUP BY who ORDER BY who NULLS LAST;
 
 -- 3. the loop: Thompson draws from the block, ecom_learn carries it forward
--- (posterior[387]: the click gain's precision, after browse's 386)
+-- (posterior[387]: the click gain's precision, after browse's 386). The
+-- draws here and in 5 are the posterior's, as before 0.17.0: under the
+-- default 'evidence' (5b) this store shows its three shoes every time,
+-- all clicked, which tells the frozen gain too little to show in float4
 SET pg_ecom.feedback_window = 0;
+SET pg_ecom.thompson_draw = 'posterior';
 SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propensities
   FROM generate_series(1, 10) r,
        LATERAL ecom_serve('ts_new', 'shopper 2',
@@ -120,6 +124,42 @@ SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
   FROM ts_all a, ecom_predict_interval('ts_fresh', 'shopper 2', 'vegan cookbook no. 7', 'click') i;
 -- a value it does not know is an ERROR that lists the two it knows
 SET pg_ecom.thompson_taste = 'none';
+-- 5b. pg_ecom.thompson_draw = 'evidence' draws only what a tenant's events
+-- said: a store with none draws one ranking from 40 seeds, even with the
+-- taste and the item effects set to be drawn from the prior ('all'); the
+-- interval is the posterior's either way; a store that adapted draws no
+-- more rankings than the posterior gives it
+RESET pg_ecom.thompson_draw;
+SHOW pg_ecom.thompson_draw;
+CREATE TEMP TABLE td_rankings (setting text, tenant text, r int, ranking text);
+PREPARE td_draw(text) AS
+INSERT INTO td_rankings
+SELECT current_setting('pg_ecom.thompson_draw'), $1, r, string_agg(x.item, ',' ORDER BY x.rank)
+  FROM generate_series(1, 40) r,
+       LATERAL ecom_rank($1, 'shopper 2',
+                         ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                               'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                         3, 'click', NULL, 'thompson', r) x
+ GROUP BY r;
+SET pg_ecom.thompson_taste = 'all';
+SET pg_ecom.thompson_items = 'all';
+SET pg_ecom.thompson_draw = 'posterior';
+EXECUTE td_draw('ts_fresh');
+EXECUTE td_draw('ts_new');
+SET pg_ecom.thompson_draw = 'evidence';
+EXECUTE td_draw('ts_fresh');
+EXECUTE td_draw('ts_new');
+SELECT setting, tenant, count(DISTINCT ranking) = 1 AS one_ranking FROM td_rankings
+ WHERE tenant = 'ts_fresh' GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(DISTINCT ranking) FILTER (WHERE setting = 'evidence')
+         <= count(DISTINCT ranking) FILTER (WHERE setting = 'posterior') AS evidence_explores_no_more
+  FROM td_rankings WHERE tenant = 'ts_new';
+SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
+  FROM ts_all a, ecom_predict_interval('ts_fresh', 'shopper 2', 'vegan cookbook no. 7', 'click') i;
+RESET pg_ecom.thompson_taste;
+RESET pg_ecom.thompson_items;
+RESET pg_ecom.thompson_draw;
+SET pg_ecom.thompson_draw = 'prior';
 SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
 
 -- 6. a global head with an empty basis (four zero ranks: what

@@ -451,7 +451,14 @@ fn draws_have_the_block_posterior_s_covariance() {
         item_var: 0.0,
         key: None,
     }];
-    let draws = crate::draws::ItemDraws::new(&post, &head, b, &items, crate::draws::Taste::All);
+    let draws = crate::draws::ItemDraws::new(
+        &post,
+        &head,
+        b,
+        &items,
+        crate::draws::Taste::All,
+        crate::draws::Share::Posterior,
+    );
     let mut sq = 0.0;
     for _ in 0..n {
         sq += (draws.draw(&mut rng)[0] - mean).powi(2) / f64::from(n);

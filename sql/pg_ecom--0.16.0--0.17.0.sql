@@ -1,0 +1,12 @@
+-- pg_ecom 0.16.0 -> 0.17.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.thompson_draw (new, default 'evidence'): an explore =>
+--    'thompson' draw perturbs only what the tenant's events said, the
+--    prior held at its mean (covariance P^-1 D P^-1 for the events'
+--    precision D, an item effect's variance d/(lambda_t + d)^2), so a
+--    part one or two events touched hardly moves the ranking;
+--    'posterior' draws as 0.16.0 did (the same rankings from the same
+--    seeds). Credible intervals are unchanged either way.
+-- Heads and logs are read as 0.16.0 stored them. The update path is tested
+-- by test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.17.0'" to load this file. \quit
