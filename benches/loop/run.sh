@@ -56,8 +56,8 @@ else
         --command "benches/loop/run.sh${*:+ $*}: sim.py --shape store${side:+ $side}" "$@"
     done ;; esac
   case " $SHAPES " in *" calibration "*)
-    # stores meta-train on 3,000 events each: at sim.py's 600 the prior
-    # search freezes every group, and there is nothing to calibrate
+    # stores meta-train on 3,000 events each: at 600 the prior search
+    # freezes every group, and there is nothing to calibrate
     for shape in user store; do
       for truth in fitted prior; do
         more=$([ $shape = store ] && echo "--meta-events 3000" || true)

@@ -18,7 +18,7 @@ on other users' events, built exactly as prepare.py's users protocol
 (context = the previous 5 rated titles, item = "title (year) genres",
 label = rating >= 4), text only, behaviour 'click': by default every event
 of theirs that the popularity baseline counts, so that both learn from the
-same data (--meta-events N samples N per user or store, as before 0.16.1).
+same data (--meta-events N samples N per user or store, as before 0.17.0).
 
 --shape store: tenants are held-out stores, the audience of one occupation
 or the movies of one (first) genre, as prepare.py's occupation and genre

@@ -291,14 +291,6 @@ impl ItemEffects {
         }
     }
 
-    /// The variance a Thompson draw gives the effect. With `informed_only`,
-    /// an item the tenant has no evidence on for behaviour `b` is held at
-    /// its mean: its spread is the prior's, the same for every such item,
-    /// and where items recur rarely in one tenant's traffic, what a draw
-    /// there explores is seldom shown again to repay the clicks it costs
-    /// (as draws.rs argues for the taste). Evidence is a precision above
-    /// the prior's: a tenant's row holds every behaviour of an item it has
-    /// events of, those it has none for at the prior's precision exactly.
     /// The variance of the part of the effect that the tenant's events
     /// gave it (`pg_ecom.thompson_draw = 'evidence'`, draws.rs
     /// `Share::Evidence`): with d = its precision less the prior's, the
@@ -314,6 +306,14 @@ impl ItemEffects {
         p.map_or(0.0, |p| evidence_share(p, f64::from(self.tenant_prior)))
     }
 
+    /// The variance a Thompson draw gives the effect. With `informed_only`,
+    /// an item the tenant has no evidence on for behaviour `b` is held at
+    /// its mean: its spread is the prior's, the same for every such item,
+    /// and where items recur rarely in one tenant's traffic, what a draw
+    /// there explores is seldom shown again to repay the clicks it costs
+    /// (as draws.rs argues for the taste). Evidence is a precision above
+    /// the prior's: a tenant's row holds every behaviour of an item it has
+    /// events of, those it has none for at the prior's precision exactly.
     pub fn draw_variance(&self, key: Option<i64>, b: usize, informed_only: bool) -> f64 {
         let informed = key
             .and_then(|k| self.own_precision(k, b))

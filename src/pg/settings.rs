@@ -337,8 +337,8 @@ fn register_loop_settings() {
     );
     GucRegistry::define_enum_guc(
         c"pg_ecom.thompson_draw",
-        c"How much of the posterior a 'thompson' draw perturbs: 'evidence' (the default), only what the tenant's events said, the prior held at its mean; 'posterior', all of it where an event informed it (as thompson_taste and thompson_items say), as before 0.17.0.",
-        c"Under 'evidence' a draw is the posterior mean with the events' evidence redrawn: nothing moves before a tenant's first event, little after a few, and the draws approach the posterior's as the events outweigh the prior; thompson_taste and thompson_items then change nothing. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
+        c"How much of the posterior a 'thompson' draw perturbs: 'evidence', only what the tenant's events said; 'posterior', all of it.",
+        c"Under 'evidence' (the default) a draw is the posterior mean with the events' evidence redrawn: nothing moves before a tenant's first event, little after a few, and the draws approach the posterior's as the events outweigh the prior; thompson_taste and thompson_items then change nothing. 'posterior' draws the posterior wherever an event informed it (thompson_taste and thompson_items say what happens where none did), as before 0.17.0. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_SHARE,
         GucContext::Userset,
         GucFlags::default(),

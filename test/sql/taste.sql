@@ -159,6 +159,7 @@ SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
 RESET pg_ecom.thompson_taste;
 RESET pg_ecom.thompson_items;
 RESET pg_ecom.thompson_draw;
+-- a value it does not know is an ERROR that lists the two it knows
 SET pg_ecom.thompson_draw = 'prior';
 SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
 
