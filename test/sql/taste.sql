@@ -127,8 +127,9 @@ SET pg_ecom.thompson_taste = 'none';
 -- 5b. pg_ecom.thompson_draw = 'evidence' draws only what a tenant's events
 -- said: a store with none draws one ranking from 40 seeds, even with the
 -- taste and the item effects set to be drawn from the prior ('all'); the
--- interval is the posterior's either way; a store that adapted draws no
--- more rankings than the posterior gives it
+-- interval is the posterior's either way; a store that adapted and learned
+-- (ts_new) still explores under 'evidence', but draws no more rankings
+-- than the posterior gives it
 RESET pg_ecom.thompson_draw;
 SHOW pg_ecom.thompson_draw;
 CREATE TEMP TABLE td_rankings (setting text, tenant text, r int, ranking text);
@@ -151,7 +152,8 @@ EXECUTE td_draw('ts_fresh');
 EXECUTE td_draw('ts_new');
 SELECT setting, tenant, count(DISTINCT ranking) = 1 AS one_ranking FROM td_rankings
  WHERE tenant = 'ts_fresh' GROUP BY 1, 2 ORDER BY 1, 2;
-SELECT count(DISTINCT ranking) FILTER (WHERE setting = 'evidence')
+SELECT count(DISTINCT ranking) FILTER (WHERE setting = 'evidence') > 1 AS evidence_explores,
+       count(DISTINCT ranking) FILTER (WHERE setting = 'evidence')
          <= count(DISTINCT ranking) FILTER (WHERE setting = 'posterior') AS evidence_explores_no_more
   FROM td_rankings WHERE tenant = 'ts_new';
 SELECT a.lower = i.lower AND a.upper = i.upper AS same_interval
