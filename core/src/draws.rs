@@ -732,18 +732,10 @@ mod tests {
         let (_, want) = moments_of(n, &mut |rng| {
             ItemDraws::build(&certain, h, b, its, false, true, None).draw(rng)
         });
-        let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
         for by_factor in [false, true] {
             let held = ItemDraws::build(post, h, b, its, by_factor, false, None);
             let (_, got) = moments_of(n, &mut |rng| held.draw(rng));
-            for ij in 0..n * n {
-                assert!(
-                    (got[ij] - want[ij]).abs() < 0.05 * scale,
-                    "factor {by_factor}, cov {ij}: {} vs {}",
-                    got[ij],
-                    want[ij]
-                );
-            }
+            same_covariance(&got, &want, &format!("factor {by_factor}"));
         }
         let (_, all) = moments_of(n, &mut |rng| {
             ItemDraws::new(post, h, b, its, Taste::All, Share::Posterior).draw(rng)
@@ -785,14 +777,7 @@ mod tests {
             for i in 0..n {
                 assert!((m0[i] - m1[i]).abs() < 0.02 * scale.sqrt() + 1e-3);
             }
-            for ij in 0..n * n {
-                assert!(
-                    (c0[ij] - c1[ij]).abs() < 0.05 * scale,
-                    "cov {ij}: {} vs {}",
-                    c0[ij],
-                    c1[ij]
-                );
-            }
+            same_covariance(&c1, &c0, "no prior");
         }
     }
 
@@ -834,9 +819,7 @@ mod tests {
     fn evidence_draws_have_the_events_covariance() {
         let (k, dims, b) = (1, 16, 1);
         let (mut h, mut p, items, feats, u) = directions_setup(k, dims, b);
-        let mut a = h.adapted(b);
-        a[0] = 6.0; // a gain far from its bound at 0
-        h.set_adapted(b, &a);
+        far_gain(&mut h, b);
         let prior = Prior {
             gain: 3.0,
             side: 2.0,
@@ -913,15 +896,7 @@ mod tests {
             })
             .collect();
         let (_, got) = moments_of(n, &mut |rng| d.draw(rng));
-        let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
-        for ij in 0..n * n {
-            assert!(
-                (got[ij] - want[ij]).abs() < 0.05 * scale,
-                "cov {ij}: {} vs {}",
-                got[ij],
-                want[ij]
-            );
-        }
+        same_covariance(&got, &want, "block");
         let (_, post) = moments_of(n, &mut |rng| {
             ItemDraws::new(&p, &h, b, &its, Taste::Informed, Share::Posterior).draw(rng)
         });
@@ -937,9 +912,7 @@ mod tests {
     fn evidence_draws_of_a_diagonal_take_each_group_s_prior() {
         let (k, dims, b) = (2, 16, 1);
         let (mut h, mut p, items, feats, u) = setup(k, dims);
-        let mut a = h.adapted(b);
-        a[0] = 6.0; // a gain far from its bound at 0
-        h.set_adapted(b, &a);
+        far_gain(&mut h, b);
         let prior = Prior {
             gain: 4.0,
             side: 1.0,
@@ -1000,14 +973,7 @@ mod tests {
             for i in 0..n {
                 assert!((mean[i] - its[i].logit).abs() < 0.02 * scale.sqrt());
             }
-            for ij in 0..n * n {
-                assert!(
-                    (got[ij] - want[ij]).abs() < 0.05 * scale,
-                    "factor {by_factor}, cov {ij}: {} vs {}",
-                    got[ij],
-                    want[ij]
-                );
-            }
+            same_covariance(&got, &want, &format!("factor {by_factor}"));
         }
     }
 
@@ -1156,6 +1122,22 @@ mod tests {
             .map(|ij| m2[ij] - m1[ij / n] * m1[ij % n])
             .collect();
         (m1, cov)
+    }
+
+    /// A gain far from its bound at 0, so that no draw is clipped there
+    /// and the drawn logits stay Gaussian.
+    fn far_gain(h: &mut Head, b: usize) {
+        let mut a = h.adapted(b);
+        a[0] = 6.0;
+        h.set_adapted(b, &a);
+    }
+
+    /// Every entry of covariance `got` within 5 % of `want`'s largest of it.
+    fn same_covariance(got: &[f64], want: &[f64], what: &str) {
+        let scale = want.iter().fold(0.0f64, |a, c| a.max(c.abs()));
+        for (ij, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 0.05 * scale, "{what}, cov {ij}: {g} vs {w}");
+        }
     }
 
     /// Items of `setup` with the given logits and own-effect variances
