@@ -147,10 +147,13 @@ pub fn choose(
             held.as_ref().map_or(Share::Posterior, Share::Evidence),
         )
     });
+    let optimistic = crate::pg::settings::thompson_optimistic();
     let mut draw = |rng: &mut Rng| -> Vec<f64> {
-        draws
-            .as_ref()
-            .map_or_else(|| scored.logits.clone(), |d| d.draw(rng))
+        match &draws {
+            None => scored.logits.clone(),
+            Some(d) if optimistic => d.draw_optimistic(rng),
+            Some(d) => d.draw(rng),
+        }
     };
     explore::choose(
         &scored.logits,

@@ -63,11 +63,13 @@ SELECT who, avg(p) FILTER (WHERE item LIKE '%shoes%') - avg(p) FILTER (WHERE ite
 
 -- 3. the loop: Thompson draws from the block, ecom_learn carries it forward
 -- (posterior[387]: the click gain's precision, after browse's 386). The
--- draws here and in 5 are the posterior's, as before 0.17.0: under the
--- default 'evidence' (5b) this store shows its three shoes every time,
--- all clicked, which tells the frozen gain too little to show in float4
+-- draws here and in 5 are the posterior's, plain, as before 0.17.0: under
+-- the default 'evidence' (5b), or with optimistic draws (5c), this store
+-- shows its three shoes (nearly) every time, all clicked, which tells the
+-- frozen gain too little to show in float4
 SET pg_ecom.feedback_window = 0;
 SET pg_ecom.thompson_draw = 'posterior';
+SET pg_ecom.thompson_optimistic = off;
 SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propensities
   FROM generate_series(1, 10) r,
        LATERAL ecom_serve('ts_new', 'shopper 2',
@@ -131,6 +133,7 @@ SET pg_ecom.thompson_taste = 'none';
 -- (ts_new) still explores under 'evidence', but draws no more rankings
 -- than the posterior gives it
 RESET pg_ecom.thompson_draw;
+RESET pg_ecom.thompson_optimistic;
 SHOW pg_ecom.thompson_draw;
 CREATE TEMP TABLE td_rankings (setting text, tenant text, r int, ranking text);
 PREPARE td_draw(text) AS
@@ -163,6 +166,37 @@ RESET pg_ecom.thompson_items;
 RESET pg_ecom.thompson_draw;
 -- a value it does not know is an ERROR that lists the two it knows
 SET pg_ecom.thompson_draw = 'prior';
+-- 5c. pg_ecom.thompson_optimistic: a draw never lowers an item below its
+-- mean, so from the same seed the item the head ranks first is shown at
+-- a place no lower than the plain draw shows it (another item can pass
+-- it only by a draw above its mean, which the plain draw also made), and
+-- higher for some seeds: exploration only lifts
+SHOW pg_ecom.thompson_optimistic;
+CREATE TEMP TABLE to_places (optimistic bool, r int, place int);
+PREPARE to_draw AS
+INSERT INTO to_places
+SELECT current_setting('pg_ecom.thompson_optimistic')::bool, r,
+       coalesce(min(x.rank) FILTER (WHERE x.item = g.item), 99)
+  FROM (SELECT item FROM ecom_rank('ts_new', 'shopper 2',
+                     ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                           'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                     1, 'click', NULL, 'none')) g,
+       generate_series(1, 40) r,
+       LATERAL ecom_rank('ts_new', 'shopper 2',
+                         ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
+                               'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                         3, 'click', NULL, 'thompson', r) x
+ GROUP BY r;
+SET pg_ecom.thompson_optimistic = off;
+EXECUTE to_draw;
+SET pg_ecom.thompson_optimistic = on;
+EXECUTE to_draw;
+SELECT bool_and(o.place <= p.place) AS never_lower,
+       count(*) FILTER (WHERE o.place < p.place) > 0 AS sometimes_higher,
+       count(*) FILTER (WHERE p.place > 1) > 0 AS plain_explores
+  FROM to_places o JOIN to_places p USING (r)
+ WHERE o.optimistic AND NOT p.optimistic;
+RESET pg_ecom.thompson_optimistic;
 SELECT ecom_forget('ts_fresh')->'impressions' AS forgotten_impressions;
 
 -- 6. a global head with an empty basis (four zero ranks: what

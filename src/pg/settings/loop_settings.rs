@@ -49,6 +49,7 @@ pub static THOMPSON_ITEMS: GucSetting<ThompsonDraw> =
     GucSetting::<ThompsonDraw>::new(ThompsonDraw::Informed);
 pub static THOMPSON_SHARE: GucSetting<ThompsonShare> =
     GucSetting::<ThompsonShare>::new(ThompsonShare::Evidence);
+pub static THOMPSON_OPTIMISTIC: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
@@ -97,6 +98,14 @@ pub(super) fn register_loop_settings() {
         c"How much of the posterior a 'thompson' draw perturbs: 'evidence', only what the tenant's events said; 'posterior', all of it.",
         c"Under 'evidence' (the default) a draw is the posterior mean with the events' evidence redrawn: nothing moves before a tenant's first event, little after a few, and the draws approach the posterior's as the events outweigh the prior; thompson_taste and thompson_items then change nothing. 'posterior' draws the posterior wherever an event informed it (thompson_taste and thompson_items say what happens where none did), as before 0.17.0. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_SHARE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_ecom.thompson_optimistic",
+        c"A 'thompson' draw lifts an item's score above the head's when it draws higher, and never lowers it (optimistic Bayesian sampling).",
+        c"On (the default) exploration only promotes items whose draw is higher than their mean: a well-estimated item is never pushed out of the shown places by its own noise. Off draws as before 0.18.0. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
+        &THOMPSON_OPTIMISTIC,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -168,6 +177,10 @@ pub fn thompson_items_informed_only() -> bool {
 /// posterior.
 pub fn thompson_evidence_only() -> bool {
     THOMPSON_SHARE.get() == ThompsonShare::Evidence
+}
+/// Whether a Thompson draw only lifts items above their mean.
+pub fn thompson_optimistic() -> bool {
+    THOMPSON_OPTIMISTIC.get()
 }
 /// What a candidate must show to replace a version of the tenant's own.
 pub fn own_version_evidence() -> pg_ecom_core::ope::Evidence {

@@ -1,0 +1,12 @@
+-- pg_ecom 0.17.0 -> 0.18.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.thompson_optimistic (new, default on): an explore =>
+--    'thompson' draw never lowers an item's logit below the head's
+--    (optimistic Bayesian sampling, May et al. 2012), so exploration
+--    lifts uncertain items into the shown places and never pushes a
+--    well-estimated one out by its own noise; off draws as 0.17.0 did
+--    (the same rankings from the same seeds). Credible intervals are
+--    unchanged either way.
+-- Heads and logs are read as 0.17.0 stored them. The update path is tested
+-- by test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.18.0'" to load this file. \quit
