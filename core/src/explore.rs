@@ -5,7 +5,9 @@
 //! Policies:
 //! - `none`: by the head's score, ties by position in the list (p = 1).
 //! - `thompson`: one draw of the tenant's adapted part from its posterior
-//!   (posterior.rs), then by the drawn scores. A new tenant draws from the
+//!   (posterior.rs, draws.rs: by default only the events' share of it,
+//!   each logit floored at its mean), then by the drawn scores. Under
+//!   `pg_ecom.thompson_draw = 'posterior'` a new tenant draws from the
 //!   meta-learned prior: Thompson sampling whose prior is learned across
 //!   tenants (Kveton et al., Meta-Thompson sampling, 2021).
 //! - `softmax`: a Plackett–Luce ranking at a temperature on the logits

@@ -103,7 +103,7 @@ pub(super) fn register_loop_settings() {
     );
     GucRegistry::define_bool_guc(
         c"pg_ecom.thompson_optimistic",
-        c"A 'thompson' draw lifts an item's score above the head's when it draws higher, and never lowers it (optimistic Bayesian sampling).",
+        c"Whether an explore => 'thompson' draw raises each item's drawn logit to the head's logit where it falls below (optimistic Thompson sampling).",
         c"On (the default) exploration only promotes items whose draw is higher than their mean: a well-estimated item is never pushed out of the shown places by its own noise. Off draws as before 0.18.0. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_OPTIMISTIC,
         GucContext::Userset,
