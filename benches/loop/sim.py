@@ -1054,6 +1054,9 @@ def main(argv=None, db=None):
                          "baseline counts)")
     ap.add_argument("--meta-min-ratings", type=int, default=40)
     ap.add_argument("--weak-prior", type=float, default=0.01)
+    ap.add_argument("--weak-groups", default="all",
+                    help="(e): which prior groups get --weak-prior (comma-separated: gain, side, bias, taste, item); "
+                         "the others keep the meta-learned precision")
     ap.add_argument("--ope-tenants", type=int, help="default 2 (users), 0 (stores)")
     ap.add_argument("--ope-seeds", type=int, default=3)
     ap.add_argument("--ope-requests", type=int, default=1000)
@@ -1115,7 +1118,8 @@ def main(argv=None, db=None):
     if not isinstance(learned_prior, dict):
         problems.append(f"the global head has no prior in hyper: {learned_prior!r}")
         learned_prior = {"gain": 1e6, "side": 1e6, "bias": 1e6, "taste": 1e6}
-    weak_prior = {key: a.weak_prior for key in learned_prior}
+    weak_groups = set(learned_prior) if a.weak_groups == "all" else set(a.weak_groups.split(","))
+    weak_prior = {key: a.weak_prior if key in weak_groups else value for key, value in learned_prior.items()}
     prior_info = {"meta": learned_prior, "weak": weak_prior}
 
     # 2. the global head's scores of every pool movie (policy c, the truth
