@@ -61,6 +61,8 @@ SELECT who, avg(p) FILTER (WHERE item LIKE '%shoes%') - avg(p) FILTER (WHERE ite
                   FROM (SELECT DISTINCT item FROM ts_events WHERE item LIKE '% no. 3' OR item LIKE '% no. 5') i) s
  GROUP BY who ORDER BY who NULLS LAST;
 
+-- the six candidates that sections 3 and 5 rank
+\set shop6 'ARRAY[''trail running shoes no. 7'', ''crime mystery novel no. 7'', ''vegan cookbook no. 7'', ''leather dress shoes no. 7'', ''vegan cookbook no. 8'', ''trail running shoes no. 8'']'
 -- 3. the loop: Thompson draws from the block, ecom_learn carries it forward
 -- (posterior[387]: the click gain's precision, after browse's 386). The
 -- draws here and in 5 are the posterior's, plain, as before 0.17.0: under
@@ -73,8 +75,7 @@ SET pg_ecom.thompson_optimistic = off;
 SELECT count(*) AS shown, bool_and(propensity > 0 AND propensity <= 1) AS propensities
   FROM generate_series(1, 10) r,
        LATERAL ecom_serve('ts_new', 'shopper 2',
-                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                          :shop6,
                           3, 'click', NULL, 'thompson', r);
 SELECT count(*) > 0 AS clicked FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'click')
  WHERE i.tenant = 'ts_new' AND i.item LIKE '%shoes%';
@@ -110,8 +111,7 @@ INSERT INTO ts_rankings
 SELECT current_setting('pg_ecom.thompson_taste'), r, string_agg(x.item, ',' ORDER BY x.rank)
   FROM generate_series(1, 40) r,
        LATERAL ecom_serve('ts_fresh', 'shopper 2',
-                          ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                                'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                          :shop6,
                           3, 'click', NULL, 'thompson', r) x
  GROUP BY r;
 EXECUTE ts_draw;
@@ -141,8 +141,7 @@ INSERT INTO td_rankings
 SELECT current_setting('pg_ecom.thompson_draw'), $1, r, string_agg(x.item, ',' ORDER BY x.rank)
   FROM generate_series(1, 40) r,
        LATERAL ecom_rank($1, 'shopper 2',
-                         ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                               'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                         :shop6,
                          3, 'click', NULL, 'thompson', r) x
  GROUP BY r;
 SET pg_ecom.thompson_taste = 'all';
@@ -178,13 +177,11 @@ INSERT INTO to_places
 SELECT current_setting('pg_ecom.thompson_optimistic')::bool, r,
        coalesce(min(x.rank) FILTER (WHERE x.item = g.item), 99)
   FROM (SELECT item FROM ecom_rank('ts_new', 'shopper 2',
-                     ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                           'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                     :shop6,
                      1, 'click', NULL, 'none')) g,
        generate_series(1, 40) r,
        LATERAL ecom_rank('ts_new', 'shopper 2',
-                         ARRAY['trail running shoes no. 7', 'crime mystery novel no. 7', 'vegan cookbook no. 7',
-                               'leather dress shoes no. 7', 'vegan cookbook no. 8', 'trail running shoes no. 8'],
+                         :shop6,
                          3, 'click', NULL, 'thompson', r) x
  GROUP BY r;
 SET pg_ecom.thompson_optimistic = off;
