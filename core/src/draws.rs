@@ -841,6 +841,8 @@ mod tests {
             bias: 0.0,
             taste: 0.0,
             item: FROZEN_ITEMS,
+            item_meta: None,
+            item_served: None,
         };
         let (k, dims, b) = (2, 16, 1);
         let (h, p, items, feats, u) = setup(k, dims);
@@ -912,6 +914,8 @@ mod tests {
             bias: 1.5,
             taste: 0.3,
             item: FROZEN_ITEMS,
+            item_meta: None,
+            item_served: None,
         };
         let basis = h.basis.clone().unwrap();
         let w = k + 2 + 1 + 2;
@@ -1005,6 +1009,8 @@ mod tests {
             bias: 0.2,
             taste: 2.0,
             item: FROZEN_ITEMS,
+            item_meta: None,
+            item_served: None,
         };
         let lambda = |j: usize| -> f64 {
             match j {

@@ -94,9 +94,18 @@ pub struct ItemEffects {
     own: Arc<Table>,
     /// the platform's effects a tenant's own build on
     base: Option<Arc<Table>>,
-    /// λ_t, the precision of a tenant's deviation before its events;
-    /// FROZEN = tenants do not learn their own (heads before 0.5.0)
+    /// λ_t, the precision of a tenant's deviation before its events, the
+    /// one its own rows were fitted under; FROZEN = tenants do not learn
+    /// their own (heads before 0.5.0)
     pub tenant_prior: f32,
+    /// the λ_t meta-training chose, which the tenant's own events must
+    /// beat to serve with another (item_prior.rs); None = `tenant_prior`
+    /// (versions before 0.19.0)
+    pub meta_prior: Option<f32>,
+    /// the λ_t the tenant's rows serve and draw with (item_prior.rs); None
+    /// = `tenant_prior`. Where it differs, each row is rescaled from the
+    /// prior it was fitted under to this one (`rescale`).
+    pub chosen_prior: Option<f32>,
 }
 
 impl Default for ItemEffects {
@@ -107,7 +116,11 @@ impl Default for ItemEffects {
 
 impl PartialEq for ItemEffects {
     fn eq(&self, other: &Self) -> bool {
-        self.own == other.own && self.base == other.base && self.tenant_prior == other.tenant_prior
+        self.own == other.own
+            && self.base == other.base
+            && self.tenant_prior == other.tenant_prior
+            && self.meta_prior == other.meta_prior
+            && self.chosen_prior == other.chosen_prior
     }
 }
 
@@ -126,6 +139,8 @@ impl ItemEffects {
             own: Arc::new(Table::new(Vec::new(), Vec::new(), None)),
             base: None,
             tenant_prior: FROZEN,
+            meta_prior: None,
+            chosen_prior: None,
         }
     }
 
@@ -181,6 +196,8 @@ impl ItemEffects {
             own: Arc::new(own),
             base: None,
             tenant_prior,
+            meta_prior: None,
+            chosen_prior: None,
         })
     }
 
@@ -237,13 +254,73 @@ impl ItemEffects {
 
     /// e_ib: the tenant's own, else the platform's, else 0.
     pub fn effect(&self, key: Option<i64>, b: usize) -> f32 {
-        if let Some(i) = self.own.at(key) {
-            return self.own.effect[i * NB + b];
+        match self.own.at(key) {
+            Some(i) => self.served(key, i, b).0,
+            None => self.base_effect(key, b),
         }
+    }
+
+    /// The platform's effect a tenant's own deviates from (0 where the
+    /// platform has none).
+    fn base_effect(&self, key: Option<i64>, b: usize) -> f32 {
         self.base
             .as_ref()
             .and_then(|t| t.at(key).map(|i| t.effect[i * NB + b]))
             .unwrap_or(0.0)
+    }
+
+    /// The λ_t the tenant's effects serve and draw with.
+    pub fn served_prior(&self) -> f32 {
+        self.chosen_prior.unwrap_or(self.tenant_prior)
+    }
+
+    /// Own row `i`'s (effect, precision) under the served λ_t. A row is a
+    /// Laplace posterior N(e, 1/p) of a deviation from the platform's μ
+    /// under a N(μ, 1/λ) prior: its events' share is a precision
+    /// d = p − λ around e_d = μ + (e − μ)·p/d, so under λ* it is
+    /// N(μ + (e − μ)·p/(d + λ*), 1/(d + λ*)), exactly as the Gaussian
+    /// approximation of the events stands. At FROZEN, the platform's μ.
+    fn served(&self, key: Option<i64>, i: usize, b: usize) -> (f32, f64) {
+        let e = self.own.effect[i * NB + b];
+        let Some(p) = self.own.precision.as_ref().map(|p| p[i * NB + b]) else {
+            return (e, f64::from(self.tenant_prior));
+        };
+        let c = self.served_prior();
+        if c == self.tenant_prior {
+            return (e, f64::from(p));
+        }
+        let (p, lambda) = (f64::from(p), f64::from(self.tenant_prior));
+        let d = (p - lambda).max(0.0);
+        let mu = f64::from(self.base_effect(key, b));
+        if c >= FROZEN {
+            return (mu as f32, f64::from(c) + d);
+        }
+        let ps = d + f64::from(c);
+        ((mu + (f64::from(e) - mu) * p / ps) as f32, ps)
+    }
+
+    /// The tenant's rows as evidence about λ_t: per (item, behaviour) it
+    /// has events for, the deviation its events alone point to and their
+    /// precision (e_d − μ, d in `served`).
+    pub(crate) fn evidence_rows(&self) -> Vec<(f64, f64)> {
+        let Some(precision) = self.own.precision.as_ref() else {
+            return Vec::new();
+        };
+        let lambda = f64::from(self.tenant_prior);
+        let mut rows = Vec::new();
+        for (i, &key) in self.own.keys.iter().enumerate() {
+            for b in 0..NB {
+                let p = f64::from(precision[i * NB + b]);
+                let d = p - lambda;
+                // 1e-6 of the prior's: f32 rounding, not an event
+                if d > 1e-6 * lambda.max(1.0) {
+                    let e = f64::from(self.own.effect[i * NB + b]);
+                    let mu = f64::from(self.base_effect(Some(key), b));
+                    rows.push(((e - mu) * p / d, d));
+                }
+            }
+        }
+        rows
     }
 
     /// The `n` items with the largest effect for behaviour `b` (the tenant's
@@ -268,23 +345,33 @@ impl ItemEffects {
     /// The precision of a tenant's belief about its effect of (key, b):
     /// its own where it has evidence, else the prior.
     pub fn precision(&self, key: Option<i64>, b: usize) -> f64 {
-        let stored = match (&self.own.precision, self.own.at(key)) {
+        match (&self.own.precision, self.own.at(key)) {
+            (Some(_), Some(i)) => self.served(key, i, b).1,
+            _ => f64::from(self.served_prior()),
+        }
+    }
+
+    /// The precision the tenant learned for (key, b), if it has evidence.
+    pub fn own_precision(&self, key: i64, b: usize) -> Option<f32> {
+        self.own.precision.as_ref()?;
+        let i = self.own.at(Some(key))?;
+        Some(self.served(Some(key), i, b).1 as f32)
+    }
+
+    /// The precision (key, b)'s row was fitted to, under `tenant_prior`:
+    /// where the next fit continues from.
+    fn fitted_precision(&self, key: i64, b: usize) -> f64 {
+        let stored = match (&self.own.precision, self.own.at(Some(key))) {
             (Some(p), Some(i)) => Some(p[i * NB + b]),
             _ => None,
         };
         f64::from(stored.unwrap_or(self.tenant_prior))
     }
 
-    /// The precision the tenant learned for (key, b), if it has evidence.
-    pub fn own_precision(&self, key: i64, b: usize) -> Option<f32> {
-        let p = self.own.precision.as_ref()?;
-        self.own.at(Some(key)).map(|i| p[i * NB + b])
-    }
-
     /// The variance Thompson sampling draws the effect with: 0 where
     /// tenants do not learn their own.
     pub fn variance(&self, key: Option<i64>, b: usize) -> f64 {
-        if self.tenant_prior >= FROZEN {
+        if self.served_prior() >= FROZEN {
             0.0
         } else {
             1.0 / self.precision(key, b)
@@ -299,11 +386,11 @@ impl ItemEffects {
     /// tenant has no evidence, the posterior's own variance as the events
     /// come to outweigh the prior.
     pub fn evidence_variance(&self, key: Option<i64>, b: usize) -> f64 {
-        if self.tenant_prior >= FROZEN {
+        if self.served_prior() >= FROZEN {
             return 0.0;
         }
         let p = key.and_then(|k| self.own_precision(k, b)).map(f64::from);
-        p.map_or(0.0, |p| evidence_share(p, f64::from(self.tenant_prior)))
+        p.map_or(0.0, |p| evidence_share(p, f64::from(self.served_prior())))
     }
 
     /// The variance a Thompson draw gives the effect. With `informed_only`,
@@ -315,9 +402,8 @@ impl ItemEffects {
     /// the prior's: a tenant's row holds every behaviour of an item it has
     /// events of, those it has none for at the prior's precision exactly.
     pub fn draw_variance(&self, key: Option<i64>, b: usize, informed_only: bool) -> f64 {
-        let informed = key
-            .and_then(|k| self.own_precision(k, b))
-            .is_some_and(|p| p > self.tenant_prior);
+        let informed =
+            key.is_some_and(|k| self.fitted_precision(k, b) > f64::from(self.tenant_prior));
         if informed_only && !informed {
             0.0
         } else {
@@ -432,6 +518,8 @@ pub fn fit_platform(
         )),
         base: None,
         tenant_prior,
+        meta_prior: None,
+        chosen_prior: None,
     }
 }
 
@@ -457,7 +545,7 @@ pub fn fit_tenant(
     }
     let prior_of = |key: i64, b: usize| -> f64 {
         if continuing {
-            start.precision(Some(key), b)
+            start.fitted_precision(key, b)
         } else {
             f64::from(start.tenant_prior)
         }
@@ -512,6 +600,8 @@ pub fn fit_tenant(
             start.base.clone()
         },
         tenant_prior: start.tenant_prior,
+        meta_prior: start.meta_prior,
+        chosen_prior: start.chosen_prior,
     }
 }
 

@@ -6,7 +6,7 @@
 //! no pgrx dependency.
 //!
 //! Owns: the behaviours (`behaviour`), the head (`head`), its item effects
-//! (`items`) and its losses (`metrics`), the adaptation prior
+//! (`items`, a tenant's own prior for them `item_prior`) and its losses (`metrics`), the adaptation prior
 //! (`prior`, its taste directions `taste`) and posterior (`posterior`,
 //! its credible intervals `interval`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
@@ -19,6 +19,7 @@ pub mod draws;
 pub mod explore;
 pub mod head;
 pub mod interval;
+pub mod item_prior;
 pub mod items;
 pub mod metrics;
 pub mod ope;

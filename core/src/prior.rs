@@ -36,6 +36,14 @@ pub struct Prior {
     /// platform's (heads before 0.5.0, or meta-training found no spread)
     #[serde(default = "frozen")]
     pub item: f32,
+    /// where a tenant's own events choose its λ_t (item_prior.rs): the
+    /// one meta-training chose, which they must beat; `item` is then the
+    /// one its rows were fitted under. None before 0.19.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_meta: Option<f32>,
+    /// the λ_t the tenant's item effects serve with; None = `item`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_served: Option<f32>,
 }
 
 pub const FROZEN: f32 = 1e6;
@@ -52,6 +60,8 @@ impl Default for Prior {
             bias: 1.6,
             taste: 1.0,
             item: FROZEN,
+            item_meta: None,
+            item_served: None,
         }
     }
 }
@@ -64,6 +74,8 @@ impl Prior {
             bias: FROZEN,
             taste: FROZEN,
             item: FROZEN,
+            item_meta: None,
+            item_served: None,
         }
     }
 

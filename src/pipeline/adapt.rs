@@ -12,6 +12,7 @@ use crate::store::heads::{self, StoredHead};
 use crate::store::relation::{self, Events};
 use crate::store::versions;
 use pg_ecom_core::head::Head;
+use pg_ecom_core::item_prior;
 use pg_ecom_core::prior::Prior;
 use pg_ecom_core::train::{self, AdaptConfig, AdaptReport, Method};
 
@@ -48,6 +49,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         posterior: None,
         max_items: crate::pg::settings::max_item_effects(),
         directions: crate::pg::settings::posterior_directions(),
+        item_prior_from_events: crate::pg::settings::item_prior_from_events(),
     };
     let (head, report) = train::adapt_with(&head0, &exs, &cfg, &mut || {
         pgrx::check_for_interrupts!();
@@ -55,7 +57,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
     let hyper = json!({
         "kind": "adapt", "start": req.start, "parent_tenant": base.as_ref().and_then(|h| h.tenant.clone()),
         "parent_version_of_start": base.as_ref().map(|h| h.version),
-        "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": prior,
+        "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": item_prior::recorded(prior, &head.items),
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "encoder": encoder_identity(), "items_base": base.as_ref().and_then(|h| h.items_base()),
         "taste_base": base.as_ref().and_then(|h| h.taste_base()),

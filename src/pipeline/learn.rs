@@ -16,6 +16,7 @@ use crate::store::impressions::{self, Cursor, LoggedRequest, Read};
 use crate::store::relation::Event;
 use crate::store::versions;
 use pg_ecom_core::head::{Example, Head};
+use pg_ecom_core::item_prior;
 use pg_ecom_core::ope;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::train::{self, AdaptConfig, AdaptReport, Method};
@@ -253,6 +254,7 @@ fn config(start: &Start) -> AdaptConfig {
         posterior: start.posterior.clone(),
         max_items: crate::pg::settings::max_item_effects(),
         directions: crate::pg::settings::posterior_directions(),
+        item_prior_from_events: crate::pg::settings::item_prior_from_events(),
     }
 }
 
@@ -393,7 +395,7 @@ fn record(l: Learned) -> serde_json::Value {
         "learned_snapshot": seen.map(|s| &s.snapshot), "learned_xid": seen.and_then(|s| s.own_xid.as_ref()),
         "learned_own_through": seen.and_then(|s| s.own_through), "learned_relation": seen.map(|s| s.relation),
         "after": after.map(|a| &a.at), "since": l.since.map(|s| s.to_string()), "backlog": read.truncated,
-        "method": "meta", "steps": l.cfg.steps, "prior": l.cfg.prior, "seed": l.cfg.seed,
+        "method": "meta", "steps": l.cfg.steps, "prior": item_prior::recorded(l.cfg.prior, &l.head.items), "seed": l.cfg.seed,
         "source": "ecom.impressions", "rows": report.n, "requests": l.requests, "skipped_requests": l.skipped,
         "encoder": encoder_identity(), "activate": format!("{:?}", l.activate), "replaces": replaces,
         "items_base": start.head.items_base(), "taste_base": start.head.taste_base(),

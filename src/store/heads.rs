@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::store::head_cache::{self, Decoded};
 use pg_ecom_core::head::Head;
+use pg_ecom_core::item_prior;
 use pg_ecom_core::items::ItemEffects;
 use pg_ecom_core::posterior::Posterior;
 use pg_ecom_core::prior::{Prior, FROZEN};
@@ -424,8 +425,25 @@ type StoredItems = (Option<Vec<i64>>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 /// A head's item effects (NULL keys: none, as before 0.5.0), with the
 /// precision its tenants' own start from (its prior's `item`).
-fn decode_items(hyper: &serde_json::Value, (keys, effects, precision): StoredItems) -> ItemEffects {
-    let tenant_prior = prior_of(hyper).item;
+fn decode_items(hyper: &serde_json::Value, stored: StoredItems) -> ItemEffects {
+    let prior = prior_of(hyper);
+    for (name, value) in [
+        ("item_meta", prior.item_meta),
+        ("item_served", prior.item_served),
+    ] {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            PgError::internal(format!(
+                "ecom.heads holds a head whose prior's {name} is {v}, not a positive number"
+            ))
+            .raise();
+        }
+    }
+    let mut items = decode_item_rows(prior.item, stored);
+    item_prior::restore(&prior, &mut items);
+    items
+}
+
+fn decode_item_rows(tenant_prior: f32, (keys, effects, precision): StoredItems) -> ItemEffects {
     if !(tenant_prior.is_finite() && tenant_prior > 0.0) {
         PgError::internal(format!(
             "ecom.heads holds a head whose prior's item precision is {tenant_prior}, not a positive number"

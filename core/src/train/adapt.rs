@@ -82,8 +82,13 @@ fn tenant_items(
     cfg: &AdaptConfig,
     between: &mut dyn FnMut(),
 ) -> ItemEffects {
-    if !start.items.learns() {
-        return start.items.clone();
+    // a fresh fit from a tenant's own rows takes them as the prior's
+    // mean: its rows then hold no deviation from the platform's to weigh
+    let from_events = cfg.item_prior_from_events
+        && (cfg.posterior.is_some() || start.items.is_platform() || start.items.is_empty());
+    let items = crate::item_prior::start_for(&start.items, from_events);
+    if !items.learns() {
+        return items;
     }
     let events: Vec<ItemEvent> = support
         .iter()
@@ -97,13 +102,14 @@ fn tenant_items(
         })
         .collect();
     between();
-    fit_tenant(
-        &start.items,
+    let fitted = fit_tenant(
+        &items,
         &events,
         cfg.posterior.is_some(),
         cfg.max_items,
         between,
-    )
+    );
+    crate::item_prior::settle(fitted, from_events, between).0
 }
 
 /// `Method::Meta`: damped Newton on the adapted part only, W fixed. Returns

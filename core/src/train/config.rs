@@ -51,6 +51,10 @@ pub struct AdaptConfig {
     /// the events said along them in the posterior
     /// (`pg_ecom.posterior_directions`, train/directions.rs)
     pub directions: usize,
+    /// Meta only: the tenant's own events choose how far its item effects
+    /// may move (`pg_ecom.item_prior = 'tenant'`, item_prior.rs); off,
+    /// meta-training's λ_t for every tenant
+    pub item_prior_from_events: bool,
 }
 
 #[derive(Clone, Debug)]

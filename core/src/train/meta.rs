@@ -206,6 +206,7 @@ fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
         posterior: None,
         max_items: cfg.max_items,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
+        item_prior_from_events: false,
     }
 }
 
@@ -407,11 +408,14 @@ pub(super) fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnM
             bias: 1.0,
             taste: FROZEN,
             item: FROZEN,
+            item_meta: None,
+            item_served: None,
         },
         seed: 0,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
         directions: 0,
+        item_prior_from_events: false,
     };
     let start = head.clone();
     descent(&start, &all, &cfg, |step| {

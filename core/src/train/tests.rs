@@ -22,6 +22,7 @@ fn meta(steps: usize, prior: Prior, seed: i64) -> AdaptConfig {
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
+        item_prior_from_events: false,
     }
 }
 
@@ -124,6 +125,7 @@ fn adaptation_offers_regular_interruption_points() {
             posterior: None,
             max_items: DEFAULT_MAX_ITEMS,
             directions: crate::posterior::DEFAULT_DIRECTIONS,
+            item_prior_from_events: false,
         };
         let mut calls = 0;
         adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
@@ -145,6 +147,7 @@ fn a_cancel_stops_adaptation_at_the_next_check() {
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
+        item_prior_from_events: false,
     };
     let mut calls = 0;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -277,6 +280,8 @@ fn adaptation_never_inverts_the_text_score() {
             bias: 0.016,
             taste: 0.016,
             item: FROZEN,
+            item_meta: None,
+            item_served: None,
         },
         0,
     );
@@ -572,6 +577,8 @@ fn separable_events_give_bounded_weights() {
             bias: 0.016,
             taste: 0.03,
             item: FROZEN,
+            item_meta: None,
+            item_served: None,
         },
         1,
     );

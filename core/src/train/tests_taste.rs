@@ -27,6 +27,7 @@ fn meta(prior: Prior) -> AdaptConfig {
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
+        item_prior_from_events: false,
     }
 }
 

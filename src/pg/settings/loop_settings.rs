@@ -38,6 +38,16 @@ pub enum OwnVersionEvidence {
     Interval,
 }
 
+/// Whose events choose how far a tenant's own item effects may move
+/// (`pg_ecom.item_prior`; `pg_ecom_core::item_prior`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ItemPrior {
+    #[name = c"tenant"]
+    Tenant,
+    #[name = c"global"]
+    Global,
+}
+
 pub static EXPLORE_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 pub static EXPLORE_EPSILON: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 pub static PROPENSITY_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(256);
@@ -53,6 +63,7 @@ pub static THOMPSON_OPTIMISTIC: GucSetting<bool> = GucSetting::<bool>::new(true)
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
+pub static ITEM_PRIOR: GucSetting<ItemPrior> = GucSetting::<ItemPrior>::new(ItemPrior::Tenant);
 
 /// The loop (ecom_serve, ecom_feedback, ecom_learn, ecom_evaluate): CPU
 /// per call, no memory beyond what max_training_mb bounds.
@@ -106,6 +117,14 @@ pub(super) fn register_loop_settings() {
         c"Whether an explore => 'thompson' draw raises each item's drawn logit to the head's logit where it falls below (optimistic Thompson sampling).",
         c"On (the default) exploration only promotes items whose draw is higher than their mean: a well-estimated item is never pushed out of the shown places by its own noise. Off draws as before 0.18.0. Credible intervals are the posterior's either way. A seed replays a ranking only under the same setting.",
         &THOMPSON_OPTIMISTIC,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.item_prior",
+        c"How far ecom_learn and ecom_adapt let a tenant's own item effects move from the platform's: 'tenant', as far as its own events show they depart (empirical Bayes); 'global', as far as meta-training measured for every tenant.",
+        c"Under 'tenant' another precision than meta-training's serves only where it raises the marginal likelihood of the tenant's item rows by 3 nats; where meta-training froze item effects, rows are fitted under precision 1 and serve as the platform's until then. 'global' learns and serves as before 0.19.0. Versions learned before keep serving as they were.",
+        &ITEM_PRIOR,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -181,6 +200,10 @@ pub fn thompson_evidence_only() -> bool {
 /// Whether a Thompson draw only lifts items above their mean.
 pub fn thompson_optimistic() -> bool {
     THOMPSON_OPTIMISTIC.get()
+}
+/// Whether a tenant's own events choose its item prior.
+pub fn item_prior_from_events() -> bool {
+    ITEM_PRIOR.get() == ItemPrior::Tenant
 }
 /// What a candidate must show to replace a version of the tenant's own.
 pub fn own_version_evidence() -> pg_ecom_core::ope::Evidence {

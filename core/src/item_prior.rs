@@ -1,0 +1,315 @@
+//! Stage 4c: how far one tenant's own item effects may move from the
+//! platform's — λ_t chosen by the tenant's own events (empirical Bayes).
+//! Pure Rust, no Postgres.
+//!
+//! Meta-training measures one λ_t for every tenant (items.rs), and where
+//! no item recurs within its tenants it cannot measure any spread and
+//! freezes λ_t. Tenants differ: a user shown the same items again and
+//! again departs from the platform's effects far more than a store whose
+//! visitors are many (benches/LOOP.md, "weak prior groups": a weak λ_t
+//! gains the user loop 5.7 points and costs stores 0.5–2). So each fit
+//! weighs its own rows: events that point to a deviation z of precision d
+//! make z ~ N(0, 1/d + 1/λ) under λ (the marginal likelihood of the
+//! rows' Gaussian approximation), and the λ with the highest marginal
+//! likelihood serves when it beats meta-training's by `GUARD` nats. Few
+//! events, or events that agree with meta-training, leave the tenant
+//! where meta-training put it.
+
+use crate::items::ItemEffects;
+use crate::prior::{Prior, FROZEN};
+
+/// The λ_t a tenant's rows are fitted under where meta-training froze
+/// it: rows need a finite prior to keep what their events said (at
+/// FROZEN an effect cannot move, and f32 keeps no trace of the events),
+/// and a unit prior keeps a deviation fitted on events that all agree
+/// (every impression clicked) within a few logits, where the Gaussian
+/// approximation that `ItemEffects::served` rescales holds.
+pub const REFERENCE: f32 = 1.0;
+
+/// Nats by which another λ_t must raise the rows' marginal likelihood
+/// over meta-training's to serve: a likelihood ratio of e³ ≈ 20, about
+/// p = 0.015 for one parameter, as the choice is made again at every fit.
+pub const GUARD: f64 = 3.0;
+
+/// λ_t's candidates: 0.01 … 10⁴, eight to a decade, and FROZEN.
+fn candidates() -> impl Iterator<Item = f64> {
+    (-16..=32)
+        .map(|k| 10f64.powf(f64::from(k) / 8.0))
+        .chain(std::iter::once(f64::from(FROZEN)))
+}
+
+/// log p(rows | λ) up to a constant: each row's deviation z of events'
+/// precision d is N(0, 1/d + 1/λ); at FROZEN, N(0, 1/d).
+pub fn log_evidence(rows: &[(f64, f64)], lambda: f64) -> f64 {
+    let spread = if lambda >= f64::from(FROZEN) {
+        0.0
+    } else {
+        1.0 / lambda
+    };
+    rows.iter()
+        .map(|&(z, d)| {
+            let v = 1.0 / d + spread;
+            -0.5 * (v.ln() + z * z / v)
+        })
+        .sum()
+}
+
+/// What a fit chose, for its report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    /// meta-training's λ_t
+    pub meta: f32,
+    /// the λ_t that serves
+    pub chosen: f32,
+    /// log-likelihood ratio of the best candidate over meta-training's
+    pub gain: f64,
+    /// (item, behaviour) rows with events
+    pub rows: usize,
+}
+
+/// The start of a tenant's fit: remembers meta-training's λ_t as the
+/// one its events must beat, and where it is FROZEN and the tenant holds
+/// no rows of its own yet, fits rows under `REFERENCE` instead. With
+/// `from_events` off (`pg_ecom.item_prior = 'global'`), the start as
+/// before 0.19.0.
+pub fn start_for(items: &ItemEffects, from_events: bool) -> ItemEffects {
+    let mut s = items.clone();
+    if from_events && s.meta_prior.is_none() {
+        s.meta_prior = Some(s.tenant_prior);
+        if s.tenant_prior >= FROZEN && (s.is_platform() || s.is_empty()) {
+            s.tenant_prior = REFERENCE;
+        }
+    }
+    s
+}
+
+/// Settles which λ_t a fitted tenant's rows serve with: the marginal
+/// likelihood's best where it beats meta-training's by `GUARD`, else
+/// meta-training's; with `from_events` off, meta-training's. `between`
+/// runs after every candidate.
+pub fn settle(
+    mut items: ItemEffects,
+    from_events: bool,
+    between: &mut dyn FnMut(),
+) -> (ItemEffects, Option<Choice>) {
+    let Some(meta) = items.meta_prior else {
+        return (items, None);
+    };
+    let rows = if from_events {
+        items.evidence_rows()
+    } else {
+        Vec::new()
+    };
+    let at_meta = log_evidence(&rows, f64::from(meta));
+    let (mut best, mut best_ll) = (f64::from(meta), at_meta);
+    if !rows.is_empty() {
+        for lambda in candidates() {
+            let ll = log_evidence(&rows, lambda);
+            if ll > best_ll {
+                (best, best_ll) = (lambda, ll);
+            }
+            between();
+        }
+    }
+    let gain = best_ll - at_meta;
+    let chosen = if gain >= GUARD { best as f32 } else { meta };
+    items.chosen_prior = Some(chosen);
+    let choice = Choice {
+        meta,
+        chosen,
+        gain,
+        rows: rows.len(),
+    };
+    (items, Some(choice))
+}
+
+/// `prior` as a version learned into `items` stores it: the λ_t its
+/// rows were fitted under, meta-training's and the one that serves.
+pub fn recorded(prior: Prior, items: &ItemEffects) -> Prior {
+    Prior {
+        item: items.tenant_prior,
+        item_meta: items.meta_prior,
+        item_served: items.chosen_prior,
+        ..prior
+    }
+}
+
+/// The λ_t's a stored version's `prior` holds, onto its decoded items.
+pub fn restore(prior: &Prior, items: &mut ItemEffects) {
+    items.tenant_prior = prior.item;
+    items.meta_prior = prior.item_meta;
+    items.chosen_prior = prior.item_served;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::items::{fit_tenant, ItemEvent};
+    use crate::metrics::sigmoid;
+    use crate::rng::{normal, uniform, Rng};
+
+    /// Platform effects 0 for items 1..=n (behaviour 0), fitted nowhere:
+    /// what a tenant deviates from.
+    fn platform(n: i64, lambda: f32) -> ItemEffects {
+        let keys: Vec<i64> = (1..=n).collect();
+        let effects = vec![0f32; keys.len() * crate::behaviour::NB];
+        let mut p = ItemEffects::from_stored(keys, effects, None, lambda).unwrap();
+        p.tenant_prior = lambda;
+        p
+    }
+
+    /// Events of `n` items, `per` each, whose true deviations are
+    /// N(0, spread²), at a base logit of 0.
+    fn events(n: i64, per: usize, spread: f64, seed: u64) -> (Vec<ItemEvent>, Vec<f64>) {
+        let mut rng = Rng::new(seed);
+        let truth: Vec<f64> = (0..n).map(|_| spread * normal(&mut rng)).collect();
+        let mut out = Vec::new();
+        for (i, t) in truth.iter().enumerate() {
+            for _ in 0..per {
+                let y = uniform(&mut rng) < f64::from(sigmoid(*t as f32));
+                out.push(ItemEvent {
+                    key: i as i64 + 1,
+                    b: 0,
+                    offset: 0.0,
+                    y: if y { 1.0 } else { 0.0 },
+                });
+            }
+        }
+        (out, truth)
+    }
+
+    fn fitted(meta: f32, ev: &[ItemEvent], n: i64) -> (ItemEffects, Choice) {
+        let start = start_for(&platform(n, meta), true);
+        let fit = fit_tenant(&start, ev, false, 10_000, &mut || {});
+        let (items, choice) = settle(fit, true, &mut || {});
+        (items, choice.unwrap())
+    }
+
+    /// Deviations of spread 2 (precision 0.25) under a frozen meta prior:
+    /// the events choose a precision near 0.25 and items move.
+    #[test]
+    fn recurring_deviations_unfreeze_the_prior() {
+        let (ev, truth) = events(60, 12, 2.0, 7);
+        let (items, c) = fitted(FROZEN, &ev, 60);
+        assert_eq!(c.meta, FROZEN);
+        assert!(c.chosen > 0.08 && c.chosen < 0.8, "{c:?}");
+        // the served effects follow the truth
+        let served: Vec<f64> = (1..=60)
+            .map(|k| f64::from(items.effect(Some(k), 0)))
+            .collect();
+        let corr = correlation(&served, &truth);
+        assert!(corr > 0.8, "{corr}");
+        assert!(items.variance(Some(1), 0) > 0.0);
+    }
+
+    /// No deviation at all: the frozen prior stays, and every effect
+    /// serves as the platform's, exactly.
+    #[test]
+    fn events_that_agree_with_the_platform_keep_it() {
+        let (ev, _) = events(60, 12, 0.0, 8);
+        let (items, c) = fitted(FROZEN, &ev, 60);
+        assert_eq!(c.chosen, FROZEN, "{c:?}");
+        for k in 1..=60 {
+            assert_eq!(items.effect(Some(k), 0), 0.0);
+        }
+        assert_eq!(items.variance(Some(1), 0), 0.0);
+        assert_eq!(items.evidence_variance(Some(1), 0), 0.0);
+    }
+
+    /// A meta-learned λ_t that fits: the choice stays with it, and the
+    /// rows serve exactly as fitted.
+    #[test]
+    fn a_fitting_meta_prior_stays() {
+        let (ev, _) = events(40, 6, 0.5, 9);
+        let (items, c) = fitted(4.0, &ev, 40);
+        assert_eq!(c.chosen, 4.0, "{c:?}");
+        let start = start_for(&platform(40, 4.0), true);
+        let plain = fit_tenant(&start, &ev, false, 10_000, &mut || {});
+        for k in 1..=40 {
+            assert_eq!(items.effect(Some(k), 0), plain.effect(Some(k), 0));
+        }
+    }
+
+    /// A few events cannot move a frozen prior: one item, clicked twice.
+    #[test]
+    fn few_events_keep_meta_training_s_choice() {
+        let ev: Vec<ItemEvent> = (0..2)
+            .map(|_| ItemEvent {
+                key: 1,
+                b: 0,
+                offset: 0.0,
+                y: 1.0,
+            })
+            .collect();
+        let (_, c) = fitted(FROZEN, &ev, 3);
+        assert_eq!(c.chosen, FROZEN, "{c:?}");
+        assert_eq!(c.rows, 1);
+    }
+
+    /// Rescaling a row to another λ_t matches fitting it under that λ_t
+    /// within the Gaussian approximation: 5% of the effect, 15% of the
+    /// precision (the Laplace precision is taken at another mode).
+    #[test]
+    fn rescaled_rows_match_a_fit_under_the_chosen_prior() {
+        let (ev, _) = events(30, 20, 1.0, 10);
+        let (items, c) = fitted(FROZEN, &ev, 30);
+        assert!(c.chosen < FROZEN, "{c:?}");
+        let direct = fit_tenant(
+            &start_for(&platform(30, c.chosen), false),
+            &ev,
+            false,
+            10_000,
+            &mut || {},
+        );
+        for k in 1..=30 {
+            let (a, b) = (items.effect(Some(k), 0), direct.effect(Some(k), 0));
+            assert!((a - b).abs() <= 0.05 * b.abs().max(0.2), "{k}: {a} vs {b}");
+            let (pa, pb) = (items.precision(Some(k), 0), direct.precision(Some(k), 0));
+            assert!((pa / pb - 1.0).abs() < 0.15, "{k}: {pa} vs {pb}");
+        }
+    }
+
+    /// Sequential fits (two halves, the second continuing the first)
+    /// choose as a batch fit of both does, within one candidate step.
+    #[test]
+    fn sequential_fits_choose_as_a_batch_fit() {
+        let (ev, _) = events(50, 10, 1.5, 11);
+        let (_, batch) = fitted(FROZEN, &ev, 50);
+        let half = ev.len() / 2;
+        let (first, _) = fitted(FROZEN, &ev[..half], 50);
+        let second = fit_tenant(&first, &ev[half..], true, 10_000, &mut || {});
+        let (_, seq) = settle(second, true, &mut || {});
+        let seq = seq.unwrap();
+        let ratio = f64::from(seq.chosen / batch.chosen);
+        assert!((0.6..1.7).contains(&ratio), "{seq:?} vs {batch:?}");
+    }
+
+    /// 'global': meta-training's λ_t serves whatever the events say, and
+    /// a head before 0.19.0 (no meta_prior) is left as it was.
+    #[test]
+    fn global_keeps_meta_training_s_and_old_heads_are_untouched() {
+        let (ev, _) = events(60, 12, 2.0, 12);
+        let start = start_for(&platform(60, 4.0), false);
+        assert_eq!(start.meta_prior, None);
+        let fit = fit_tenant(&start, &ev, false, 10_000, &mut || {});
+        let (same, choice) = settle(fit.clone(), false, &mut || {});
+        assert_eq!(choice, None);
+        assert_eq!(same, fit);
+        let evd = start_for(&platform(60, 4.0), true);
+        let fit = fit_tenant(&evd, &ev, false, 10_000, &mut || {});
+        let (kept, choice) = settle(fit.clone(), false, &mut || {});
+        assert_eq!(choice.unwrap().chosen, 4.0);
+        for k in 1..=60 {
+            assert_eq!(kept.effect(Some(k), 0), fit.effect(Some(k), 0));
+        }
+    }
+
+    fn correlation(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    }
+}

@@ -1,0 +1,14 @@
+-- pg_ecom 0.18.0 -> 0.19.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.item_prior (new, default 'tenant'): ecom_learn and
+--    ecom_adapt let each tenant's own events choose how far its item
+--    effects may move from the platform's (empirical Bayes: the precision
+--    with the highest marginal likelihood of its item rows, where it beats
+--    meta-training's by 3 nats). Where meta-training froze item effects,
+--    a tenant's rows are now kept (fitted under precision 1) and serve as
+--    the platform's until its events show they depart. 'global' learns
+--    as 0.18.0 did.
+-- Heads and logs are read as 0.18.0 stored them: a version learned
+-- before serves exactly as it did. The update path is tested by
+-- test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.19.0'" to load this file. \quit
