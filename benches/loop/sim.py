@@ -393,6 +393,13 @@ class DB:
         return self.one("SELECT count(*), count(*) FILTER (WHERE active), coalesce(max(version), 0) "
                         "FROM ecom.heads WHERE tenant = %s", (tenant,))
 
+    def item_prior(self, tenant):
+        """The item prior the tenant's latest version serves with
+        (pg_ecom.item_prior, 0.19.0): None without a version of its own."""
+        r = self.one("SELECT coalesce(hyper->'prior'->>'item_served', hyper->'prior'->>'item')::float8 "
+                     "FROM ecom.heads WHERE tenant = %s ORDER BY version DESC LIMIT 1", (tenant,))
+        return r[0] if r else None
+
     def forget(self, tenant):
         self.one("SELECT ecom_forget(%s)", (tenant,))
 
@@ -516,11 +523,12 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
             learns.append(res)
     stored, active, maxv = db.heads(name)
     taste = db.score_sd(name, tenant)
+    lam = db.item_prior(name)
     if not keep:
         db.forget(name)
     return {"rewards": rewards, "serve_ms": serve_ms, "learn_ms": learn_ms, "learns": learns,
             "versions": stored, "active_versions": active, "max_version": maxv,
-            "shown_first": shown_first, "propensities": props, "score_sd": taste}
+            "shown_first": shown_first, "propensities": props, "score_sd": taste, "item_prior": lam}
 
 
 # --------------------------------------------------------------------------
@@ -771,13 +779,18 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
     w("### ecom_learn and serving")
     w("")
     w("| policy | ecom_learn calls | versions stored | activated | first activation, median round | "
-      "learn ms (median / max) | serve ms (median / p95) |")
-    w("|---|---|---|---|---|---|---|")
+      "learn ms (median / max) | serve ms (median / p95) | item prior served at the end, median (min – max) |")
+    w("|---|---|---|---|---|---|---|---|")
     for pol in pols:
         if pol in learn_stats:
             x = learn_stats[pol]
+            lam = x.get("item_prior") or []
+            lam_s = (f"{statistics.median(lam):.3g} ({lam[0]:.3g} – {lam[-1]:.3g})" if lam else "–")
             w(f"| {POLICIES[pol][0]} | {x['calls']} | {x['versions']} | {x['activations']} | {x['first_activation']} | "
-              f"{x['learn_med']:.1f} / {x['learn_max']:.1f} | {x['serve_med']:.1f} / {x['serve_p95']:.1f} |")
+              f"{x['learn_med']:.1f} / {x['learn_max']:.1f} | {x['serve_med']:.1f} / {x['serve_p95']:.1f} | {lam_s} |")
+    w("")
+    w("The item prior is the precision of a tenant's own item effects around the platform's that its latest "
+      "version serves with (`pg_ecom.item_prior`, 0.19.0: chosen by its own events; 1e+06 = frozen, as the platform's).")
     w("")
     thomp = [p for p in pols if p in learn_stats and POLICIES[p][2] != "none"]
     if thomp:
@@ -989,6 +1002,10 @@ class FakeDB:
         with self.lock:
             v = list(self.versions.get(tenant, []))
         return len(v), sum(v), len(v)
+
+    def item_prior(self, tenant):
+        with self.lock:
+            return 1.0 if self.versions.get(tenant) else None
 
     def forget(self, tenant):
         with self.lock:
@@ -1219,6 +1236,7 @@ def main(argv=None, db=None):
             "learn_med": statistics.median(lm) if lm else float("nan"), "learn_max": max(lm) if lm else float("nan"),
             "serve_med": statistics.median(sm), "serve_p95": sm[int(0.95 * (len(sm) - 1))],
             "example": ex_learn,
+            "item_prior": sorted(r["item_prior"] for r in rs if r.get("item_prior") is not None),
         }
         tot = sum(sum(r["rewards"]) for r in rs)
         if tot == 0:
