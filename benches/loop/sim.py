@@ -394,10 +394,10 @@ class DB:
                         "FROM ecom.heads WHERE tenant = %s", (tenant,))
 
     def item_prior(self, tenant):
-        """The item prior the tenant's latest version serves with
-        (pg_ecom.item_prior, 0.19.0): None without a version of its own."""
+        """The item prior the tenant's active version serves with
+        (pg_ecom.item_prior, 0.19.0): None while the global head serves it."""
         r = self.one("SELECT coalesce(hyper->'prior'->>'item_served', hyper->'prior'->>'item')::float8 "
-                     "FROM ecom.heads WHERE tenant = %s ORDER BY version DESC LIMIT 1", (tenant,))
+                     "FROM ecom.heads WHERE tenant = %s AND active", (tenant,))
         return r[0] if r else None
 
     def forget(self, tenant):
@@ -789,8 +789,9 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
             w(f"| {POLICIES[pol][0]} | {x['calls']} | {x['versions']} | {x['activations']} | {x['first_activation']} | "
               f"{x['learn_med']:.1f} / {x['learn_max']:.1f} | {x['serve_med']:.1f} / {x['serve_p95']:.1f} | {lam_s} |")
     w("")
-    w("The item prior is the precision of a tenant's own item effects around the platform's that its latest "
-      "version serves with (`pg_ecom.item_prior`, 0.19.0: chosen by its own events; 1e+06 = frozen, as the platform's).")
+    w("The item prior is the precision of a tenant's own item effects around the platform's that its active "
+      "version serves with (`pg_ecom.item_prior`, 0.19.0: chosen by its own events; 1e+06 = frozen, as the platform's; "
+      "tenants the global head still serves are left out).")
     w("")
     thomp = [p for p in pols if p in learn_stats and POLICIES[p][2] != "none"]
     if thomp:

@@ -104,7 +104,7 @@ pub struct ItemEffects {
     pub meta_prior: Option<f32>,
     /// the λ_t the tenant's rows serve and draw with (item_prior.rs); None
     /// = `tenant_prior`. Where it differs, each row is rescaled from the
-    /// prior it was fitted under to this one (`rescale`).
+    /// prior it was fitted under to this one (`served`).
     pub chosen_prior: Option<f32>,
 }
 
@@ -297,6 +297,26 @@ impl ItemEffects {
         }
         let ps = d + f64::from(c);
         ((mu + (f64::from(e) - mu) * p / ps) as f32, ps)
+    }
+
+    /// Whether this is a tenant's head with rows of its own events (with
+    /// precisions): what a fit continues rather than takes as its mean.
+    pub fn has_own_rows(&self) -> bool {
+        self.own.precision.is_some() && !self.own.keys.is_empty()
+    }
+
+    /// A tenant's head that learned no item effect of its own: before
+    /// 0.19.0 a frozen λ_t stored a copy of the platform's effects as its
+    /// own, with no precisions. The same head reading the platform's
+    /// effects only, with no row of its own.
+    pub fn without_platform_copy(&self) -> ItemEffects {
+        if self.own.precision.is_some() || self.base.is_none() {
+            return self.clone();
+        }
+        ItemEffects {
+            own: Arc::new(Table::new(Vec::new(), Vec::new(), None)),
+            ..self.clone()
+        }
     }
 
     /// The tenant's rows as evidence about λ_t: per (item, behaviour) it

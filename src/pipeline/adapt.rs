@@ -61,6 +61,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "encoder": encoder_identity(), "items_base": base.as_ref().and_then(|h| h.items_base()),
         "taste_base": base.as_ref().and_then(|h| h.taste_base()),
+        "item_choice": report.item_choice,
     });
     let moved = moved(&head0, &head);
     let version = record(req.tenant, parent, &head, &report, hyper, &moved);

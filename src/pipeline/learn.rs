@@ -399,6 +399,7 @@ fn record(l: Learned) -> serde_json::Value {
         "source": "ecom.impressions", "rows": report.n, "requests": l.requests, "skipped_requests": l.skipped,
         "encoder": encoder_identity(), "activate": format!("{:?}", l.activate), "replaces": replaces,
         "items_base": start.head.items_base(), "taste_base": start.head.taste_base(),
+        "item_choice": report.item_choice,
     });
     let metrics = json!({
         "n": report.n, "positives": l.positives, "loss_before": report.loss_before, "loss_after": report.loss_after,

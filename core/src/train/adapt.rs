@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::head::{Example, Head};
+use crate::item_prior::{self, Choice};
 use crate::items::{fit_tenant, ItemEffects, ItemEvent};
 use crate::posterior::Posterior;
 use crate::rng::Rng;
@@ -44,6 +45,7 @@ pub fn adapt_with(
     between: &mut dyn FnMut(),
 ) -> (Head, AdaptReport) {
     let loss_before = mean_loss_sliced(start, support, between);
+    let mut item_choice = None;
     let (head, steps_used, posterior) = match cfg.method {
         Method::Full => {
             let head = full_descent(start, support, cfg.steps, cfg.lr, between);
@@ -53,7 +55,9 @@ pub fn adapt_with(
         }
         Method::Meta => {
             let (mut head, steps, posterior) = adapt_meta(start, support, cfg, between);
-            head.items = tenant_items(start, &head, support, cfg, between);
+            let (items, choice) = tenant_items(start, &head, support, cfg, between);
+            head.items = items;
+            item_choice = choice;
             (head, steps, posterior)
         }
     };
@@ -67,6 +71,7 @@ pub fn adapt_with(
             loss_after,
             steps_used,
             posterior,
+            item_choice,
         },
     )
 }
@@ -81,14 +86,11 @@ fn tenant_items(
     support: &[Example],
     cfg: &AdaptConfig,
     between: &mut dyn FnMut(),
-) -> ItemEffects {
-    // a fresh fit from a tenant's own rows takes them as the prior's
-    // mean: its rows then hold no deviation from the platform's to weigh
-    let from_events = cfg.item_prior_from_events
-        && (cfg.posterior.is_some() || start.items.is_platform() || start.items.is_empty());
-    let items = crate::item_prior::start_for(&start.items, from_events);
-    if !items.learns() {
-        return items;
+) -> (ItemEffects, Option<Choice>) {
+    let from_events = cfg.item_prior_from_events;
+    let items = item_prior::start_for(&start.items, from_events);
+    if !items.learns() || item_prior::frozen_by_meta(&items, from_events) {
+        return item_prior::settle(items, false, between);
     }
     let events: Vec<ItemEvent> = support
         .iter()
@@ -102,14 +104,13 @@ fn tenant_items(
         })
         .collect();
     between();
-    let fitted = fit_tenant(
-        &items,
-        &events,
-        cfg.posterior.is_some(),
-        cfg.max_items,
-        between,
-    );
-    crate::item_prior::settle(fitted, from_events, between).0
+    // rows chosen among keep being the posterior of the tenant's events
+    // around the platform's effects, which is what `served` rescales: a
+    // fresh adaptation from a version of the tenant's own (ecom_adapt
+    // from 'active') continues its rows rather than taking them as a mean
+    let continuing = cfg.posterior.is_some() || (from_events && items.has_own_rows());
+    let fitted = fit_tenant(&items, &events, continuing, cfg.max_items, between);
+    item_prior::settle(fitted, from_events, between)
 }
 
 /// `Method::Meta`: damped Newton on the adapted part only, W fixed. Returns

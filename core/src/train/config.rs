@@ -65,6 +65,9 @@ pub struct AdaptReport {
     pub steps_used: usize,
     /// the Laplace posterior of the adapted part at the result
     pub posterior: Posterior,
+    /// Meta only: how the tenant's item prior was chosen (item_prior.rs);
+    /// None where its head has none to choose (before 0.19.0's bookkeeping)
+    pub item_choice: Option<crate::item_prior::Choice>,
 }
 
 pub struct Task {

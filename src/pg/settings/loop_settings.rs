@@ -123,7 +123,7 @@ pub(super) fn register_loop_settings() {
     GucRegistry::define_enum_guc(
         c"pg_ecom.item_prior",
         c"How far ecom_learn and ecom_adapt let a tenant's own item effects move from the platform's: 'tenant', as far as its own events show they depart (empirical Bayes); 'global', as far as meta-training measured for every tenant.",
-        c"Under 'tenant' another precision than meta-training's serves only where it raises the marginal likelihood of the tenant's item rows by 3 nats; where meta-training froze item effects, rows are fitted under precision 1 and serve as the platform's until then. 'global' learns and serves as before 0.19.0. Versions learned before keep serving as they were.",
+        c"Under 'tenant' another precision than meta-training's serves only where it raises the marginal likelihood of the tenant's item rows by 3 nats; where meta-training froze item effects, rows are fitted under precision 1 and serve as the platform's until then. 'global' serves meta-training's for every tenant, as before 0.19.0 (rows learned under 'tenant' are kept, unused). Versions learned before keep serving as they were.",
         &ITEM_PRIOR,
         GucContext::Userset,
         GucFlags::default(),
