@@ -309,8 +309,27 @@ def candidate_draws(tenant, seed, rounds, m):
     return out
 
 
-def oracle_clicks(tenant, cands, k):
-    return min(k, sum(tenant["labels"][i] for i in cands))
+# --click-noise: the chance that a shown item's click disagrees with its
+# rating (a liked item left, a disliked one clicked), drawn once per
+# (tenant, seed, round, item) so that every policy meets the same noise
+CLICK_NOISE = 0.0
+
+
+def clicks(tenant, i, seed, t):
+    """Whether candidate i, shown to the tenant in round t of seed, is clicked."""
+    y = bool(tenant["labels"][i])
+    if CLICK_NOISE <= 0.0:
+        return y
+    h = hashlib.sha256(f"{tenant['uid']}|{seed}|{t}|{i}".encode()).hexdigest()[:8]
+    return (not y) if int(h, 16) / 2 ** 32 < CLICK_NOISE else y
+
+
+def oracle_clicks(tenant, cands, k, seed=None, t=None):
+    """Clicks of the best k of the candidates: the liked ones first."""
+    if CLICK_NOISE <= 0.0:
+        return min(k, sum(tenant["labels"][i] for i in cands))
+    best = sorted(cands, key=lambda i: (not tenant["labels"][i], i))[:k]
+    return sum(clicks(tenant, i, seed, t) for i in best)
 
 
 def top_k(scores, k, rng=None):
@@ -478,14 +497,14 @@ class DB:
 def run_local(pol, tenant, seed, draws, k, pop, gscores):
     rng = random.Random(f"{pol}|{seed}|{tenant['uid']}")
     rewards = []
-    for cands in draws:
+    for t, cands in enumerate(draws):
         if pol == "a":
             shown = rng.sample(cands, min(k, len(cands)))
         elif pol == "b":
             shown = [cands[j] for j in top_k([pop.get(tenant["texts"][i], 0.5) for i in cands], k, rng)]
         else:  # c: the global head's scores, ranked greedily
             shown = [cands[j] for j in top_k([gscores[i] for i in cands], k)]
-        rewards.append(sum(tenant["labels"][i] for i in shown))
+        rewards.append(sum(clicks(tenant, i, seed, t) for i in shown))
     return {"rewards": rewards}
 
 
@@ -510,7 +529,7 @@ def run_db(db, pol, tenant, seed, draws, k, learn_every, problems, keep=False):
             if prop is None or not 0 < prop <= 1:
                 problems.append(f"{name} round {t}: propensity {prop} outside (0, 1]")
             props.append(prop)
-            if tenant["labels"][cands[idx - 1]]:
+            if clicks(tenant, cands[idx - 1], seed, t):
                 clicked.append(imp)
         if t == 0:
             shown_first = [cands[r[1] - 1] for r in rows]
@@ -697,7 +716,9 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
     w(f"Command: `{a.command}`")
     w("")
     w(world["about"])
-    w(f"Each round: {world['draw']}, k = {k} shown, click = rating >= 4; "
+    noise = (f" (each shown item's click flipped with probability {a.click_noise}, the same flips for every "
+             f"policy; the off-policy part keeps clicks = ratings)" if a.click_noise else "")
+    w(f"Each round: {world['draw']}, k = {k} shown, click = rating >= 4{noise}; "
       f"ecom_learn every {a.learn_every} rounds; {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
       f"T up to {a.rounds} rounds per tenant.")
     w(f"Global head: `ecom_meta_train` (defaults, seed 42) on {world['meta']} in {meta['seconds']:.0f} s; "
@@ -1086,12 +1107,18 @@ def main(argv=None, db=None):
     ap.add_argument("--command", default="benches/loop/sim.py")
     ap.add_argument("--keep-tenants", action="store_true",
                     help="keep the simulated tenants' heads and impressions (default: ecom_forget after each run)")
+    ap.add_argument("--click-noise", type=float, default=0.0,
+                    help="chance that a shown item's click disagrees with its rating (default 0: clicks = ratings)")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--prior-sensitivity", metavar="UxE,...",
                     help="only meta-train on U users x E events each, for each pair, and print the learned priors")
     a = ap.parse_args(argv)
     if a.self_test:
         return self_test()
+    if not 0.0 <= a.click_noise < 0.5:
+        ap.error("--click-noise must be in [0, 0.5)")
+    global CLICK_NOISE
+    CLICK_NOISE = a.click_noise
     if a.prior_sensitivity and a.shape != "user":
         ap.error("--prior-sensitivity samples meta-train users: user shape only")
     store = a.shape == "store"
@@ -1169,7 +1196,8 @@ def main(argv=None, db=None):
     draws = {(t["uid"], s): candidate_draws(t, s, a.rounds, a.m) for t in tenants for s in seeds}
     for t in tenants:
         for s in seeds:
-            results[("oracle", t["uid"], s)] = {"rewards": [oracle_clicks(t, c, a.k) for c in draws[(t["uid"], s)]]}
+            results[("oracle", t["uid"], s)] = {
+                "rewards": [oracle_clicks(t, c, a.k, s, r) for r, c in enumerate(draws[(t["uid"], s)])]}
             for pol in pols:
                 if POLICIES[pol][1] == "local":
                     results[(pol, t["uid"], s)] = run_local(pol, t, s, draws[(t["uid"], s)], a.k, pop,
@@ -1417,8 +1445,30 @@ def self_test():
         s = open(md).read()
         assert BEGIN in s and "store " in s and "(occupation stores, side features)" in s, s
     self_test_stores()
+    self_test_noise()
     print("self-test passed")
     return 0
+
+
+def self_test_noise():
+    """--click-noise: the same flips for every policy, at the rate asked;
+    none by default."""
+    global CLICK_NOISE
+    t = make_tenant("9", "u9", [("c", [(f"m{i}", i % 3 == 0, None) for i in range(30)])])
+    assert all(clicks(t, i, 1, 0) == t["labels"][i] for i in range(30))
+    CLICK_NOISE = 0.2
+    try:
+        draws = [(i, r) for r in range(400) for i in range(30)]
+        flips = sum(clicks(t, i, 1, r) != t["labels"][i] for i, r in draws) / len(draws)
+        assert 0.18 < flips < 0.22, flips
+        assert all(clicks(t, i, 1, r) == clicks(t, i, 1, r) for i, r in draws[:100])
+        assert any(clicks(t, i, 1, r) != clicks(t, i, 2, r) for i, r in draws[:100])
+        # the oracle shows the liked ones first: on average above any other choice
+        orc = sum(oracle_clicks(t, list(range(30)), 5, 1, r) for r in range(400)) / 400
+        worst = sum(sum(clicks(t, i, 1, r) for i in (1, 2, 4, 5, 7)) for r in range(400)) / 400
+        assert orc > 3.8 and worst < 1.3, (orc, worst)
+    finally:
+        CLICK_NOISE = 0.0
 
 
 def self_test_stores():
