@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 
-use crate::items::ItemEffects;
+use crate::items::{fit_tenant, ItemEffects, ItemEvent};
 use crate::prior::{Prior, FROZEN};
 
 /// The λ_t a tenant's rows are fitted under where meta-training froze
@@ -76,7 +76,7 @@ pub struct Choice {
 /// no rows of its own yet, fits rows under `REFERENCE` instead. With
 /// `from_events` off (`pg_ecom.item_prior = 'global'`), the start as
 /// before 0.19.0.
-pub fn start_for(items: &ItemEffects, from_events: bool) -> ItemEffects {
+fn start_for(items: &ItemEffects, from_events: bool) -> ItemEffects {
     if !from_events || items.meta_prior.is_some() {
         return items.clone();
     }
@@ -98,15 +98,42 @@ pub fn start_for(items: &ItemEffects, from_events: bool) -> ItemEffects {
 /// Whether a fit under `pg_ecom.item_prior = 'global'` leaves the rows
 /// alone: meta-training froze λ_t, so none are learned, as before 0.19.0
 /// (rows learned under 'tenant' are kept for when it is chosen again).
-pub fn frozen_by_meta(items: &ItemEffects, from_events: bool) -> bool {
+fn frozen_by_meta(items: &ItemEffects, from_events: bool) -> bool {
     !from_events && items.meta_prior.is_some_and(|m| m >= FROZEN)
+}
+
+/// A tenant's item effects after `events` (built only where rows are
+/// learned), and how their prior was chosen: the start as `start_for`
+/// has it; no fit where none is learned (`learns`, `frozen_by_meta`);
+/// rows continued where the start carries a posterior, and under
+/// `from_events` wherever it has rows of its own, since what `served`
+/// rescales must stay the posterior of the tenant's events around the
+/// platform's effects (an `ecom_adapt` from 'active' continues them
+/// rather than taking them as a new mean); then `settle`.
+pub fn fit(
+    start: &ItemEffects,
+    events: impl FnOnce() -> Vec<ItemEvent>,
+    carried: bool,
+    from_events: bool,
+    cap: usize,
+    between: &mut dyn FnMut(),
+) -> (ItemEffects, Option<Choice>) {
+    let items = start_for(start, from_events);
+    if !items.learns() || frozen_by_meta(&items, from_events) {
+        return settle(items, false, between);
+    }
+    let events = events();
+    between();
+    let continuing = carried || (from_events && items.has_own_rows());
+    let fitted = fit_tenant(&items, &events, continuing, cap, between);
+    settle(fitted, from_events, between)
 }
 
 /// Settles which λ_t a fitted tenant's rows serve with: the marginal
 /// likelihood's best where it beats meta-training's by `GUARD`, else
 /// meta-training's; with `from_events` off, meta-training's. `between`
 /// runs after every candidate.
-pub fn settle(
+fn settle(
     mut items: ItemEffects,
     from_events: bool,
     between: &mut dyn FnMut(),
@@ -197,10 +224,15 @@ mod tests {
         (out, truth)
     }
 
+    /// The rows `start` fits to `ev` (continuing its own or not), with no
+    /// choice made.
+    fn rows(start: &ItemEffects, ev: &[ItemEvent], continuing: bool) -> ItemEffects {
+        fit_tenant(start, ev, continuing, 10_000, &mut || {})
+    }
+
     fn fitted(meta: f32, ev: &[ItemEvent], n: i64) -> (ItemEffects, Choice) {
         let start = start_for(&platform(n, meta), true);
-        let fit = fit_tenant(&start, ev, false, 10_000, &mut || {});
-        let (items, choice) = settle(fit, true, &mut || {});
+        let (items, choice) = settle(rows(&start, ev, false), true, &mut || {});
         (items, choice.unwrap())
     }
 
@@ -243,7 +275,7 @@ mod tests {
         let (items, c) = fitted(4.0, &ev, 40);
         assert_eq!(c.chosen, 4.0, "{c:?}");
         let start = start_for(&platform(40, 4.0), true);
-        let plain = fit_tenant(&start, &ev, false, 10_000, &mut || {});
+        let plain = rows(&start, &ev, false);
         for k in 1..=40 {
             assert_eq!(items.effect(Some(k), 0), plain.effect(Some(k), 0));
         }
@@ -285,25 +317,13 @@ mod tests {
             let of: Vec<f32> = ev.iter().filter(|e| e.key == k).map(|e| e.y).collect();
             f64::from(of.iter().sum::<f32>()) / of.len() as f64
         };
-        let under_reference = fit_tenant(
-            &start_for(&platform(30, FROZEN), true),
-            &ev,
-            false,
-            10_000,
-            &mut || {},
-        );
+        let under_reference = rows(&start_for(&platform(30, FROZEN), true), &ev, false);
         assert_eq!(under_reference.tenant_prior, REFERENCE);
         let mut extreme = 0;
         for c in [0.1f32, 10.0] {
             let mut rescaled = under_reference.clone();
             rescaled.chosen_prior = Some(c);
-            let direct = fit_tenant(
-                &start_for(&platform(30, c), false),
-                &ev,
-                false,
-                10_000,
-                &mut || {},
-            );
+            let direct = rows(&start_for(&platform(30, c), false), &ev, false);
             for k in 1..=30 {
                 let (a, b) = (rescaled.effect(Some(k), 0), direct.effect(Some(k), 0));
                 let (pa, pb) = (rescaled.precision(Some(k), 0), direct.precision(Some(k), 0));
@@ -335,7 +355,7 @@ mod tests {
         let (_, batch) = fitted(FROZEN, &ev, 50);
         let half = ev.len() / 2;
         let (first, _) = fitted(FROZEN, &ev[..half], 50);
-        let second = fit_tenant(&first, &ev[half..], true, 10_000, &mut || {});
+        let second = rows(&first, &ev[half..], true);
         let (_, seq) = settle(second, true, &mut || {});
         let seq = seq.unwrap();
         let ratio = f64::from(seq.chosen / batch.chosen);
@@ -349,12 +369,12 @@ mod tests {
         let (ev, _) = events(60, 12, 2.0, 12);
         let start = start_for(&platform(60, 4.0), false);
         assert_eq!(start.meta_prior, None);
-        let fit = fit_tenant(&start, &ev, false, 10_000, &mut || {});
+        let fit = rows(&start, &ev, false);
         let (same, choice) = settle(fit.clone(), false, &mut || {});
         assert_eq!(choice, None);
         assert_eq!(same, fit);
         let evd = start_for(&platform(60, 4.0), true);
-        let fit = fit_tenant(&evd, &ev, false, 10_000, &mut || {});
+        let fit = rows(&evd, &ev, false);
         let (kept, choice) = settle(fit.clone(), false, &mut || {});
         assert_eq!(choice.unwrap().chosen, 4.0);
         for k in 1..=60 {
@@ -379,7 +399,7 @@ mod tests {
         let start = start_for(&copy, true);
         assert!(start.learns() && start.is_empty());
         let (ev, _) = events(60, 12, 2.0, 13);
-        let fit = fit_tenant(&start, &ev, true, 10_000, &mut || {});
+        let fit = rows(&start, &ev, true);
         let (items, c) = settle(fit, true, &mut || {});
         assert!(items.has_own_rows());
         assert!(c.unwrap().chosen < 1.0, "{c:?}");

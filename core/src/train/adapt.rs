@@ -6,7 +6,7 @@
 
 use crate::head::{Example, Head};
 use crate::item_prior::{self, Choice};
-use crate::items::{fit_tenant, ItemEffects, ItemEvent};
+use crate::items::{ItemEffects, ItemEvent};
 use crate::posterior::Posterior;
 use crate::rng::Rng;
 
@@ -87,30 +87,27 @@ fn tenant_items(
     cfg: &AdaptConfig,
     between: &mut dyn FnMut(),
 ) -> (ItemEffects, Option<Choice>) {
-    let from_events = cfg.item_prior_from_events;
-    let items = item_prior::start_for(&start.items, from_events);
-    if !items.learns() || item_prior::frozen_by_meta(&items, from_events) {
-        return item_prior::settle(items, false, between);
-    }
-    let events: Vec<ItemEvent> = support
-        .iter()
-        .filter_map(|e| {
-            Some(ItemEvent {
-                key: e.item?,
-                b: e.b,
-                offset: f64::from(adapted.logit(e.b, &e.x, &e.f)),
-                y: e.y,
+    let events = || {
+        support
+            .iter()
+            .filter_map(|e| {
+                Some(ItemEvent {
+                    key: e.item?,
+                    b: e.b,
+                    offset: f64::from(adapted.logit(e.b, &e.x, &e.f)),
+                    y: e.y,
+                })
             })
-        })
-        .collect();
-    between();
-    // rows chosen among keep being the posterior of the tenant's events
-    // around the platform's effects, which is what `served` rescales: a
-    // fresh adaptation from a version of the tenant's own (ecom_adapt
-    // from 'active') continues its rows rather than taking them as a mean
-    let continuing = cfg.posterior.is_some() || (from_events && items.has_own_rows());
-    let fitted = fit_tenant(&items, &events, continuing, cfg.max_items, between);
-    item_prior::settle(fitted, from_events, between)
+            .collect()
+    };
+    item_prior::fit(
+        &start.items,
+        events,
+        cfg.posterior.is_some(),
+        cfg.item_prior_from_events,
+        cfg.max_items,
+        between,
+    )
 }
 
 /// `Method::Meta`: damped Newton on the adapted part only, W fixed. Returns
