@@ -313,11 +313,18 @@ def candidate_draws(tenant, seed, rounds, m):
 # rating (a liked item left, a disliked one clicked), drawn once per
 # (tenant, seed, round, item) so that every policy meets the same noise
 CLICK_NOISE = 0.0
+# --click-rate: the chance that a liked item, shown, is clicked (a disliked
+# one never is), drawn once per (tenant, seed, round, item): click rates of a
+# few percent, as shops see, where one click or one miss says little
+CLICK_RATE = 1.0
 
 
 def clicks(tenant, i, seed, t):
     """Whether candidate i, shown to the tenant in round t of seed, is clicked."""
     y = bool(tenant["labels"][i])
+    if CLICK_RATE < 1.0:
+        h = hashlib.sha256(f"rate|{tenant['uid']}|{seed}|{t}|{i}".encode()).hexdigest()[:8]
+        return y and int(h, 16) / 2 ** 32 < CLICK_RATE
     if CLICK_NOISE <= 0.0:
         return y
     h = hashlib.sha256(f"{tenant['uid']}|{seed}|{t}|{i}".encode()).hexdigest()[:8]
@@ -326,7 +333,7 @@ def clicks(tenant, i, seed, t):
 
 def oracle_clicks(tenant, cands, k, seed=None, t=None):
     """Clicks of the best k of the candidates: the liked ones first."""
-    if CLICK_NOISE <= 0.0:
+    if CLICK_NOISE <= 0.0 and CLICK_RATE >= 1.0:
         return min(k, sum(tenant["labels"][i] for i in cands))
     best = sorted(cands, key=lambda i: (not tenant["labels"][i], i))[:k]
     return sum(clicks(tenant, i, seed, t) for i in best)
@@ -718,6 +725,9 @@ def report(a, world, results, S, pols, seeds, checkpoints, meta, prior_info, ope
     w(world["about"])
     noise = (f" (each shown item's click flipped with probability {a.click_noise}, the same flips for every "
              f"policy; the off-policy part keeps clicks = ratings)" if a.click_noise else "")
+    if a.click_rate < 1.0:
+        noise = (f", a liked item clicked with probability {a.click_rate} (the same draws for every policy; "
+                 f"the off-policy part keeps clicks = ratings)")
     w(f"Each round: {world['draw']}, k = {k} shown, click = rating >= 4{noise}; "
       f"ecom_learn every {a.learn_every} rounds; {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
       f"T up to {a.rounds} rounds per tenant.")
@@ -1109,6 +1119,8 @@ def main(argv=None, db=None):
                     help="keep the simulated tenants' heads and impressions (default: ecom_forget after each run)")
     ap.add_argument("--click-noise", type=float, default=0.0,
                     help="chance that a shown item's click disagrees with its rating (default 0: clicks = ratings)")
+    ap.add_argument("--click-rate", type=float, default=1.0,
+                    help="chance that a liked item, shown, is clicked; a disliked one never is (default 1: clicks = ratings)")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--prior-sensitivity", metavar="UxE,...",
                     help="only meta-train on U users x E events each, for each pair, and print the learned priors")
@@ -1117,8 +1129,13 @@ def main(argv=None, db=None):
         return self_test()
     if not 0.0 <= a.click_noise < 0.5:
         ap.error("--click-noise must be in [0, 0.5)")
-    global CLICK_NOISE
+    if not 0.0 < a.click_rate <= 1.0:
+        ap.error("--click-rate must be in (0, 1]")
+    if a.click_noise and a.click_rate < 1.0:
+        ap.error("--click-noise and --click-rate are two worlds: give one")
+    global CLICK_NOISE, CLICK_RATE
     CLICK_NOISE = a.click_noise
+    CLICK_RATE = a.click_rate
     if a.prior_sensitivity and a.shape != "user":
         ap.error("--prior-sensitivity samples meta-train users: user shape only")
     store = a.shape == "store"
@@ -1446,6 +1463,7 @@ def self_test():
         assert BEGIN in s and "store " in s and "(occupation stores, side features)" in s, s
     self_test_stores()
     self_test_noise()
+    self_test_rate()
     print("self-test passed")
     return 0
 
@@ -1469,6 +1487,26 @@ def self_test_noise():
         assert orc > 3.8 and worst < 1.3, (orc, worst)
     finally:
         CLICK_NOISE = 0.0
+
+
+def self_test_rate():
+    """--click-rate: liked items clicked at the rate asked, disliked never,
+    the same draws for every policy."""
+    global CLICK_RATE
+    t = make_tenant("9", "u9", [("c", [(f"m{i}", i % 3 == 0, None) for i in range(30)])])
+    CLICK_RATE = 0.1
+    try:
+        draws = [(i, r) for r in range(400) for i in range(30)]
+        liked = [(i, r) for i, r in draws if t["labels"][i]]
+        rate = sum(clicks(t, i, 1, r) for i, r in liked) / len(liked)
+        assert 0.08 < rate < 0.12, rate
+        assert not any(clicks(t, i, 1, r) for i, r in draws if not t["labels"][i])
+        assert all(clicks(t, i, 1, r) == clicks(t, i, 1, r) for i, r in draws[:100])
+        assert any(clicks(t, i, 1, r) != clicks(t, i, 2, r) for i, r in liked[:200])
+        orc = sum(oracle_clicks(t, list(range(30)), 5, 1, r) for r in range(400)) / 400
+        assert 0.35 < orc < 0.65, orc
+    finally:
+        CLICK_RATE = 1.0
 
 
 def self_test_stores():
