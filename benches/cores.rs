@@ -153,6 +153,7 @@ fn head(c: &mut Criterion) {
                 max_items: pg_ecom_core::items::DEFAULT_MAX_ITEMS,
                 directions: pg_ecom_core::posterior::DEFAULT_DIRECTIONS,
                 item_prior_from_events: true,
+                bias_prior_from_events: true,
             };
             g.bench_function(format!("adapt_k{k}_steps{steps}"), |b| {
                 b.iter(|| adapt(&h, black_box(&support), &cfg))
@@ -208,6 +209,7 @@ fn carried(c: &mut Criterion) {
             max_items: pg_ecom_core::items::DEFAULT_MAX_ITEMS,
             directions,
             item_prior_from_events: true,
+            bias_prior_from_events: true,
         };
         let (h1, r1) = adapt(&h, &first, &cfg);
         let cfg = AdaptConfig {

@@ -7,7 +7,8 @@ pub const NB: usize = BEHAVIOURS.len();
 pub fn behaviour_index(name: &str) -> Result<usize, String> {
     BEHAVIOURS.iter().position(|b| *b == name).ok_or_else(|| {
         format!(
-            "unknown behaviour \"{name}\"; valid behaviours are: {}",
+            "unknown behaviour {}; valid behaviours are: {}",
+            crate::quote::quoted(name),
             BEHAVIOURS.join(", ")
         )
     })

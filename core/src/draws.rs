@@ -843,6 +843,7 @@ mod tests {
             item: FROZEN_ITEMS,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         };
         let (k, dims, b) = (2, 16, 1);
         let (h, p, items, feats, u) = setup(k, dims);
@@ -916,6 +917,7 @@ mod tests {
             item: FROZEN_ITEMS,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         };
         let basis = h.basis.clone().unwrap();
         let w = k + 2 + 1 + 2;
@@ -1011,6 +1013,7 @@ mod tests {
             item: FROZEN_ITEMS,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         };
         let lambda = |j: usize| -> f64 {
             match j {

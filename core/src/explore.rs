@@ -45,7 +45,8 @@ impl Policy {
             "softmax" => Ok(Policy::Softmax { temperature }),
             "epsilon" => Ok(Policy::Epsilon { epsilon }),
             _ => Err(format!(
-                "unknown explore \"{name}\"; valid values are: {POLICIES}"
+                "unknown explore {}; valid values are: {POLICIES}",
+                crate::quote::quoted(name)
             )),
         }
     }

@@ -44,6 +44,13 @@ pub fn text_features(u: &[f32], v: &[f32]) -> Vec<f32> {
     x
 }
 
+/// The largest side feature magnitude pg_ecom accepts. Training weighs a
+/// feature by its square in f32, which overflows near 1.8e19 and leaves
+/// every step useless long before; features are meant to be scaled (a
+/// rate, a log count), and 1e9 leaves room for any such scale while
+/// keeping a whole log's squares finite.
+pub const FEATURE_LIMIT: f32 = 1e9;
+
 /// One labelled event, featurised.
 #[derive(Clone, Debug)]
 pub struct Example {
@@ -138,7 +145,7 @@ impl Head {
     fn side_at(&self, b: usize) -> usize {
         NB * self.t + NB + b * self.k
     }
-    fn bias_at(&self, b: usize) -> usize {
+    pub(crate) fn bias_at(&self, b: usize) -> usize {
         NB * self.t + NB + NB * self.k + b
     }
     fn taste_at(&self, b: usize) -> usize {

@@ -35,7 +35,7 @@ pub const REFERENCE: f32 = 1.0;
 pub const GUARD: f64 = 3.0;
 
 /// λ_t's candidates: 0.01 … 10⁴, eight to a decade, and FROZEN.
-fn candidates() -> impl Iterator<Item = f64> {
+pub(crate) fn candidates() -> impl Iterator<Item = f64> {
     (-16..=32)
         .map(|k| 10f64.powf(f64::from(k) / 8.0))
         .chain(std::iter::once(f64::from(FROZEN)))

@@ -6,7 +6,8 @@
 //! no pgrx dependency.
 //!
 //! Owns: the behaviours (`behaviour`), the head (`head`), its item effects
-//! (`items`, a tenant's own prior for them `item_prior`) and its losses (`metrics`), the adaptation prior
+//! (`items`, a tenant's own prior for them `item_prior`, for its base
+//! rate `bias_prior`) and its losses (`metrics`), the adaptation prior
 //! (`prior`, its taste directions `taste`) and posterior (`posterior`,
 //! its credible intervals `interval`), training (`train`: adapt, meta,
 //! solvers, episodes), what is shown (`explore`), off-policy evaluation
@@ -15,6 +16,7 @@
 //! May import: std, serde.
 
 pub mod behaviour;
+pub mod bias_prior;
 pub mod draws;
 pub mod explore;
 pub mod head;
@@ -25,6 +27,7 @@ pub mod metrics;
 pub mod ope;
 pub mod posterior;
 pub mod prior;
+pub mod quote;
 pub mod retrieval;
 pub mod rng;
 pub mod similarity;

@@ -44,6 +44,11 @@ pub struct Prior {
     /// the λ_t the tenant's item effects serve with; None = `item`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_served: Option<f32>,
+    /// where a tenant's own events chose `bias` (bias_prior.rs): the
+    /// precision they had to beat, its start's. None before 0.20.0, or
+    /// where nothing chose (meta-training's own prior, 'global').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_meta: Option<f32>,
 }
 
 pub const FROZEN: f32 = 1e6;
@@ -62,6 +67,7 @@ impl Default for Prior {
             item: FROZEN,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         }
     }
 }
@@ -76,6 +82,7 @@ impl Prior {
             item: FROZEN,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::args::{positive, positive_int, steps_in_range};
+use super::args::{positive, positive_int, steps_in_range, MAX_L2};
 use crate::pipeline::adapt::{self, AdaptRequest};
 use crate::pipeline::meta_train;
 use crate::store::heads;
@@ -149,8 +149,17 @@ fn ecom_meta_train(
         seed: seed.unwrap_or(42),
         l2: {
             let v = l2.unwrap_or(0.001);
-            if !v.is_finite() || v < 0.0 {
-                PgError::argument(format!("l2 must be zero or positive, got {v}")).raise();
+            // beyond f32's range it overflowed into a "diverged" hint about lr
+            if !v.is_finite() || !(0.0..=MAX_L2).contains(&v) {
+                PgError::argument(format!(
+                    "l2 must be zero or a positive number no larger than {MAX_L2}, got {}",
+                    if v.abs() >= 1e6 {
+                        format!("{v:e}")
+                    } else {
+                        format!("{v}")
+                    }
+                ))
+                .raise();
             }
             v as f32
         },

@@ -4,6 +4,8 @@ use crate::pg::errors::PgError;
 
 /// Learning rates above this only make training diverge.
 pub(super) const MAX_LR: f64 = 100.0;
+/// Ridge weights above this hold every weight of the head at zero.
+pub(super) const MAX_L2: f64 = 100.0;
 /// Step counts above this are a typo (the 4-fold step selection of
 /// ecom_adapt keeps one loss per step and fold), not a wish.
 pub(super) const MAX_STEPS: i32 = 10_000;

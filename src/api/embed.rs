@@ -74,8 +74,11 @@ fn role_of(role: &str) -> Role {
     match role.trim().to_ascii_lowercase().as_str() {
         "context" => Role::Context,
         "item" => Role::Item,
-        _ => PgError::argument(format!("unknown role \"{role}\""))
-            .hint("A text is embedded as a 'context' (what a shopper typed or did) or an 'item'.")
-            .raise(),
+        _ => PgError::argument(format!(
+            "unknown role {}",
+            pg_ecom_core::quote::quoted(role)
+        ))
+        .hint("A text is embedded as a 'context' (what a shopper typed or did) or an 'item'.")
+        .raise(),
     }
 }

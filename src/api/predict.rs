@@ -10,7 +10,7 @@ use crate::encoder::embed::{embed_as, Role};
 use crate::encoder::identity::SessionEncoder;
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::memo::HeadMemo;
-use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS};
+use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS, FEATURE_LIMIT};
 use pg_ecom_core::items::item_key;
 
 /// The head serving `tenant`, remembered for the rest of this statement at
@@ -41,12 +41,24 @@ pub(crate) fn finite<'a>(a: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
     s
 }
 
+/// A side-features argument: finite, and within ±`FEATURE_LIMIT`.
+pub(crate) fn features_arg<'a>(a: &'a Array<'_, f32>) -> &'a [f32] {
+    let s = finite(a, "features");
+    if let Some(x) = s.iter().find(|x| x.abs() > FEATURE_LIMIT) {
+        PgError::argument(format!(
+            "features must lie within ±1e9, got {x:e}; scale them (a rate, a log count)"
+        ))
+        .raise();
+    }
+    s
+}
+
 /// Side features checked against what the head was trained with.
 pub(crate) fn side_features<'a>(
     features: &'a Option<Array<'_, f32>>,
     head: &StoredHead,
 ) -> &'a [f32] {
-    let f = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
+    let f = features.as_ref().map_or(&[][..], features_arg);
     if f.len() != head.head.k {
         PgError::argument(format!(
             "the head serving this tenant (version {}) was trained with {} side feature(s), got {}",

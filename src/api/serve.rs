@@ -35,7 +35,9 @@ fn ranking<'a, 'm, 'f, 's: 'a>(
     .unwrap_or_else(|e| PgError::argument(e).raise());
     let head = serving_head(super::tenant_or_global(tenant));
     let n_items = items.len();
-    let flat = features.as_ref().map_or(&[][..], |a| finite(a, "features"));
+    let flat = features
+        .as_ref()
+        .map_or(&[][..], super::predict::features_arg);
     if flat.len() != n_items * head.head.k {
         PgError::argument(format!(
             "features must hold {} value(s) per item ({} items x {} side features = {}), got {}",

@@ -123,11 +123,7 @@ pub const MAX_TENANT_BYTES: usize = 256;
 /// `tenant "name"` for a message, the name cut after 64 characters: a
 /// message never echoes a long argument back whole.
 pub fn tenant_name(tenant: &str) -> String {
-    const SHOWN: usize = 64;
-    match tenant.char_indices().nth(SHOWN) {
-        None => format!("tenant \"{tenant}\""),
-        Some((at, _)) => format!("tenant \"{}…\" ({} bytes)", &tenant[..at], tenant.len()),
-    }
+    format!("tenant {}", pg_ecom_core::quote::quoted(tenant))
 }
 
 /// Whose heads a message is about: `tenant_name`, or the global head

@@ -658,9 +658,9 @@ pub fn config_error(message: String, guc: &str) -> ! {
     };
     PgError::new(PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, message)
         .hint(if guc == "pg_ecom.encoder" {
-            format!("Check {guc} (now \"{value}\"): ecom_model_info() lists the installed encoders, and scripts/setup installs them.")
+            format!("Check {guc} (now {}): ecom_model_info() lists the installed encoders, and scripts/setup installs them.", pg_ecom_core::quote::quoted(&value))
         } else {
-            format!("Check {guc} (now \"{value}\"); scripts/setup installs the default files.")
+            format!("Check {guc} (now {}); scripts/setup installs the default files.", pg_ecom_core::quote::quoted(&value))
         })
         .raise()
 }

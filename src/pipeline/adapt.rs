@@ -50,6 +50,7 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
         max_items: crate::pg::settings::max_item_effects(),
         directions: crate::pg::settings::posterior_directions(),
         item_prior_from_events: crate::pg::settings::item_prior_from_events(),
+        bias_prior_from_events: crate::pg::settings::bias_prior_from_events(),
     };
     let (head, report) = train::adapt_with(&head0, &exs, &cfg, &mut || {
         pgrx::check_for_interrupts!();
@@ -57,11 +58,11 @@ pub fn adapt(req: &AdaptRequest, started: Instant) -> serde_json::Value {
     let hyper = json!({
         "kind": "adapt", "start": req.start, "parent_tenant": base.as_ref().and_then(|h| h.tenant.clone()),
         "parent_version_of_start": base.as_ref().map(|h| h.version),
-        "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": item_prior::recorded(prior, &head.items),
+        "method": req.method, "steps": req.steps, "lr": req.lr, "seed": req.seed, "prior": item_prior::recorded(report.prior, &head.items),
         "source": events.name, "rows": events.rows.len(), "skipped": events.skipped,
         "encoder": encoder_identity(), "items_base": base.as_ref().and_then(|h| h.items_base()),
         "taste_base": base.as_ref().and_then(|h| h.taste_base()),
-        "item_choice": report.item_choice,
+        "item_choice": report.item_choice, "bias_choice": report.bias_choice,
     });
     let moved = moved(&head0, &head);
     let version = record(req.tenant, parent, &head, &report, hyper, &moved);
@@ -92,7 +93,8 @@ fn starting_head(
         }
         "scratch" => (None, None, Prior::default()),
         other => PgError::argument(format!(
-            "unknown start \"{other}\"; valid starts are: global, active, scratch"
+            "unknown start {}; valid starts are: global, active, scratch",
+            pg_ecom_core::quote::quoted(other)
         ))
         .raise(),
     }

@@ -35,7 +35,8 @@ impl Activate {
             "always" => Ok(Activate::Always),
             "never" => Ok(Activate::Never),
             _ => Err(format!(
-                "unknown activate \"{s}\"; valid values are: if_better, always, never"
+                "unknown activate {}; valid values are: if_better, always, never",
+                pg_ecom_core::quote::quoted(s)
             )),
         }
     }
@@ -144,11 +145,17 @@ fn nothing_new(tenant: &str, until: &str) -> Option<String> {
 }
 
 /// Why nothing was learned from what was read.
-fn nothing_usable(read: &Read, left_out: usize, start: &Start, until: &str) -> String {
+fn nothing_usable(
+    read: &Read,
+    left_out: usize,
+    start: &Start,
+    since: Option<TimestampWithTimeZone>,
+    until: &str,
+) -> String {
     let skipped = read.skipped + left_out;
     if skipped > 0 {
         format!(
-            "{skipped} request(s) read, none usable: {} with side features other than the {} per candidate that version {} of {} takes, {} with an unknown behaviour or non-finite features{}",
+            "{skipped} request(s) read, none usable: {} with side features other than the {} per candidate that version {} of {} takes, {} with an unknown behaviour or features not finite or beyond ±1e9{}",
             left_out,
             start.head.head.k,
             start.head.version,
@@ -162,7 +169,8 @@ fn nothing_usable(read: &Read, left_out: usize, start: &Start, until: &str) -> S
         )
     } else {
         format!(
-            "no impressions served {}and before {until} (pg_ecom.feedback_window ago)",
+            "no impressions served {}{}and before {until} (pg_ecom.feedback_window ago)",
+            since.map_or(String::new(), |s| format!("since {s} ")),
             start
                 .after
                 .as_ref()
@@ -255,6 +263,7 @@ fn config(start: &Start) -> AdaptConfig {
         max_items: crate::pg::settings::max_item_effects(),
         directions: crate::pg::settings::posterior_directions(),
         item_prior_from_events: crate::pg::settings::item_prior_from_events(),
+        bias_prior_from_events: crate::pg::settings::bias_prior_from_events(),
     }
 }
 
@@ -303,7 +312,7 @@ pub fn learn(
     let (logged, left_out) = usable(&read.requests, &start.head);
     let skipped = read.skipped + left_out;
     if logged.iter().map(|r| r.shown.len()).sum::<usize>() == 0 {
-        return done(nothing_usable(&read, left_out, &start, &until));
+        return done(nothing_usable(&read, left_out, &start, since, &until));
     }
     let (through, through_request) =
         through_of(&read, since.is_some(), start.after.as_ref(), &until);
@@ -395,11 +404,11 @@ fn record(l: Learned) -> serde_json::Value {
         "learned_snapshot": seen.map(|s| &s.snapshot), "learned_xid": seen.and_then(|s| s.own_xid.as_ref()),
         "learned_own_through": seen.and_then(|s| s.own_through), "learned_relation": seen.map(|s| s.relation),
         "after": after.map(|a| &a.at), "since": l.since.map(|s| s.to_string()), "backlog": read.truncated,
-        "method": "meta", "steps": l.cfg.steps, "prior": item_prior::recorded(l.cfg.prior, &l.head.items), "seed": l.cfg.seed,
+        "method": "meta", "steps": l.cfg.steps, "prior": item_prior::recorded(report.prior, &l.head.items), "seed": l.cfg.seed,
         "source": "ecom.impressions", "rows": report.n, "requests": l.requests, "skipped_requests": l.skipped,
         "encoder": encoder_identity(), "activate": format!("{:?}", l.activate), "replaces": replaces,
         "items_base": start.head.items_base(), "taste_base": start.head.taste_base(),
-        "item_choice": report.item_choice,
+        "item_choice": report.item_choice, "bias_choice": report.bias_choice,
     });
     let metrics = json!({
         "n": report.n, "positives": l.positives, "loss_before": report.loss_before, "loss_after": report.loss_after,

@@ -430,6 +430,7 @@ fn decode_items(hyper: &serde_json::Value, stored: StoredItems) -> ItemEffects {
     for (name, value) in [
         ("item_meta", prior.item_meta),
         ("item_served", prior.item_served),
+        ("bias_meta", prior.bias_meta),
     ] {
         if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
             PgError::internal(format!(

@@ -10,7 +10,7 @@ use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use pg_ecom_core::head::behaviour_index;
+use pg_ecom_core::head::{behaviour_index, FEATURE_LIMIT};
 
 pub struct Event {
     pub tenant: Option<String>,
@@ -65,6 +65,25 @@ pub fn names(rel: pg_sys::Oid, role: &str) -> (String, String) {
     .unwrap_or_else(|e| PgError::internal(format!("cannot inspect {role} relation: {e}")).raise())
 }
 
+/// Whether column `col` of `rel` has a type ORDER BY can sort: a default
+/// btree ordering (its base type's, for a domain), as the type cache finds.
+fn sortable(rel: pg_sys::Oid, col: &str) -> bool {
+    let typid = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT atttypid FROM pg_catalog.pg_attribute
+          WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+            AND attname OPERATOR(pg_catalog.=) $2::pg_catalog.name
+            AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
+        &[rel.into(), col.into()],
+    )
+    .unwrap_or_else(|e| PgError::internal(format!("cannot inspect column {col}: {e}")).raise());
+    typid.is_some_and(|t| {
+        // SAFETY: a catalog lookup on this backend's own thread; the entry
+        // lives in the type cache for the backend's life
+        let entry = unsafe { pg_sys::lookup_type_cache(t, pg_sys::TYPECACHE_LT_OPR as i32) };
+        !entry.is_null() && unsafe { (*entry).lt_opr } != pg_sys::InvalidOid
+    })
+}
+
 /// `rel`'s columns: (name, type as format_type writes it).
 pub fn columns(rel: pg_sys::Oid, role: &str) -> Vec<(String, String)> {
     Spi::connect(|c| {
@@ -109,6 +128,16 @@ pub fn read(rel: pg_sys::Oid, role: &str, with_tenant: bool, budget: &Budget) ->
     // meta-validation then adapts on each tenant's earliest events, as
     // ecom_adapt is used on a new tenant
     let ordered = type_of(&columns, "ts").is_some();
+    if ordered && !sortable(rel, "ts") {
+        PgError::input(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "column \"ts\" of {role} relation {name} is of type {}, which has no ordering: ts orders events in time and must be of a sortable type (timestamptz, bigint, …)",
+                type_of(&columns, "ts").unwrap_or_default()
+            ),
+        )
+        .raise();
+    }
     let sql = read_sql(&qualified, with_tenant, has_features, ordered);
     let mut rows = Vec::new();
     let mut skipped = 0;
@@ -245,14 +274,22 @@ fn read_sql(qualified: &str, with_tenant: bool, has_features: bool, ordered: boo
     )
 }
 
-/// A row's features: each must be finite (an ERROR otherwise).
+/// A row's features: each must be finite and within ±`FEATURE_LIMIT`
+/// (an ERROR otherwise).
 fn features_of(a: Option<Array<f32>>, role: &str, name: &str) -> Vec<f32> {
     match a {
         None => Vec::new(),
         Some(a) => a
             .iter()
             .map(|x| match x {
-                Some(v) if v.is_finite() => v,
+                Some(v) if v.is_finite() && v.abs() <= FEATURE_LIMIT => v,
+                Some(v) if v.is_finite() => PgError::input(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "{role} relation {name}: features must lie within ±1e9, got {v:e}; scale them (a rate, a log count)"
+                    ),
+                )
+                .raise(),
                 _ => PgError::input(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                     format!(

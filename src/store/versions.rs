@@ -193,7 +193,7 @@ fn require_storable(head: &Head, posterior: Option<&Posterior>) {
     if let Some(p) = posterior {
         let ranks = head.basis.as_deref().map(TasteBasis::ranks);
         if let Err(e) = Posterior::from_weights(head.k, head.dims(), &p.to_weights(), ranks) {
-            PgError::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("training gave an unusable posterior ({e}); nothing was stored")).hint("The events it learned from hold values it cannot use; ecom_learn skips logged rows with non-finite features.").raise();
+            PgError::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("training gave an unusable posterior ({e}); nothing was stored")).hint("The events it learned from hold values it cannot use; ecom_learn skips logged rows whose features are not finite or lie beyond ±1e9.").raise();
         }
     }
 }

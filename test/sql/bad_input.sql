@@ -50,6 +50,20 @@ CREATE TABLE bi_vz_child () INHERITS (bi_vz_parent);
 SET client_min_messages = warning;  -- attach's NOTICE where no worker runs
 SELECT ecom_vectorizer_attach('bi_vz', 'title', 'emb') > 0 AS attached;
 RESET client_min_messages;
+-- side features beyond ±1e9, and a ts no ORDER BY can sort
+CREATE TABLE bi_huge_support AS SELECT context, item, behaviour, label, ARRAY[1e20, 0.5]::real[] AS features FROM bi_support;
+CREATE TABLE bi_huge_events AS SELECT tenant, context, item, behaviour, label, ARRAY[0.5, -1e12]::real[] AS features FROM bi_events;
+CREATE TABLE bi_point_ts AS SELECT context, item, behaviour, label, features, point(1, 2) AS ts FROM bi_support;
+-- a tenant whose log holds a request with a side feature of 1e20, as
+-- ecom_serve accepted before 0.20.0 (written here by hand)
+SET pg_ecom.feedback_window = 0;
+SELECT count(*) AS shown FROM generate_series(1, 4) g,
+  ecom_serve('bi_huge', 'viewed: tea', ARRAY['green tea tin', 'bike helmet'], 2, 'purchase', '{0.1,0.5,0.9,0.5}', 'none', g);
+UPDATE ecom.requests SET features = '{1e20,0.5,0.9,0.5}' WHERE tenant = 'bi_huge' AND seed = 1;
+UPDATE ecom.impressions i SET features = '{1e20,0.5}' FROM ecom.requests r
+ WHERE r.id = i.request_id AND r.tenant = 'bi_huge' AND r.seed = 1 AND i.item_index = 1;
+SELECT count(*) AS clicked FROM ecom.impressions i, LATERAL ecom_feedback(i.id, 'purchase')
+ WHERE i.tenant = 'bi_huge' AND i.rank = 1;
 CREATE TABLE cases (id serial, fn text, input text, q text, as_role text);
 INSERT INTO cases (fn, input, q, as_role) VALUES
 -- tokenizing
@@ -93,6 +107,8 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_predict', 'features NULL element', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,NULL}')::text$$, NULL),
 ('ecom_predict', 'features NaN', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,NaN}')::text$$, NULL),
 ('ecom_predict', 'features Infinity', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,Infinity}')::text$$, NULL),
+('ecom_predict', 'features beyond ±1e9', $$SELECT ecom_predict('bi_shop', 'c', 'i', 'purchase', '{0.5,1e20}')::text$$, NULL),
+('ecom_predict', 'behaviour of 1 MB (cut in the message)', $$SELECT ecom_predict('bi_shop', 'c', 'i', repeat('z', 1000000))::text$$, NULL),
 ('ecom_predict_all', 'context NULL', $$SELECT ecom_predict_all('bi_shop', NULL, 'i', '{0.5,0.5}')::text$$, NULL),
 ('ecom_predict_all', 'features too long', $$SELECT ecom_predict_all('bi_shop', 'c', 'i', '{1,2,3}')::text$$, NULL),
 ('ecom_explain', 'item NULL', $$SELECT ecom_explain('bi_shop', 'c', NULL, 'purchase', '{0.5,0.5}')::text$$, NULL),
@@ -149,6 +165,7 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_serve', 'explore NULL', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0,0}', NULL)$$, NULL),
 ('ecom_serve', 'features too short', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0}')$$, NULL),
 ('ecom_serve', 'features NaN', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{0,NaN}')$$, NULL),
+('ecom_serve', 'features beyond ±1e9', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_shop', 'c', ARRAY['a'], 1, 'click', '{-3e9,0}')$$, NULL),
 ('ecom_serve', 'a role that may not write impressions', $$SELECT count(*) || ' rows' FROM ecom_serve('bi_nobody', 'c', ARRAY['a'], 1, 'click', '{0,0}')$$, 'bi_nobody'),
 ('ecom_query_vector', 'context NULL', $$SELECT ecom_query_vector('bi_shop', NULL)::text$$, NULL),
 ('ecom_query_vector', 'behaviour NULL', $$SELECT ecom_query_vector('bi_shop', 'c', NULL)::text$$, NULL),
@@ -180,6 +197,9 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_learn', 'tenant empty', $$SELECT ecom_learn('')::text$$, NULL),
 ('ecom_learn', 'activate invalid', $$SELECT ecom_learn('bi_shop', activate => 'maybe')::text$$, NULL),
 ('ecom_learn', 'no impressions', $$SELECT (r->>'version') IS NULL || ', ' || (r->>'reason' LIKE 'no impressions served%') FROM ecom_learn('bi_shop') r$$, NULL),
+('ecom_learn', 'since in the future (the reason names it)', $$SELECT (r->>'version') IS NULL || ', ' || (r->>'reason' LIKE 'no impressions served since % and before %') FROM ecom_learn('bi_huge', now() + interval '1 day', 'never') r$$, NULL),
+('ecom_learn', 'activate of 1 MB (cut in the message)', $$SELECT ecom_learn('bi_shop', activate => repeat('z', 1000000))::text$$, NULL),
+('ecom_learn', 'a logged request with a feature beyond ±1e9 (before 0.20.0)', $$SELECT (r->>'requests') || ' learned, ' || (r->>'skipped_requests') || ' skipped, version ' || (r->>'version') FROM ecom_learn('bi_huge', activate => 'always') r$$, NULL),
 ('ecom_evaluate', 'tenant NULL', $$SELECT ecom_evaluate(NULL, 1)::text$$, NULL),
 ('ecom_evaluate', 'unknown version', $$SELECT ecom_evaluate('bi_shop', 999)::text$$, NULL),
 ('ecom_evaluate', 'invalid behaviour', $$SELECT ecom_evaluate('bi_shop', NULL, 'like')::text$$, NULL),
@@ -194,6 +214,8 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_adapt', 'support lacks a column', $$SELECT ecom_adapt('bi_shop', 'bi_missing')::text$$, NULL),
 ('ecom_adapt', 'support column of wrong type', $$SELECT ecom_adapt('bi_shop', 'bi_wrong_type')::text$$, NULL),
 ('ecom_adapt', 'support with invalid behaviour', $$SELECT ecom_adapt('bi_shop', 'bi_bad_behaviour')::text$$, NULL),
+('ecom_adapt', 'support with features beyond ±1e9', $$SELECT ecom_adapt('bi_shop', 'bi_huge_support')::text$$, NULL),
+('ecom_adapt', 'support whose ts cannot be sorted', $$SELECT ecom_adapt('bi_shop', 'bi_point_ts')::text$$, NULL),
 ('ecom_adapt', 'support rows with NULLs', $$SELECT r->>'n' || ' used, ' || (r->>'skipped') || ' skipped' FROM ecom_adapt('bi_null_rows', 'bi_null_rows', start => 'scratch') r$$, NULL),
 ('ecom_adapt', 'support the caller may not read', $$SELECT ecom_adapt('bi_nobody', 'bi_secret')::text$$, 'bi_nobody'),
 ('ecom_adapt', 'steps 0', $$SELECT ecom_adapt('bi_shop', 'bi_support', steps => 0)::text$$, NULL),
@@ -224,6 +246,8 @@ INSERT INTO cases (fn, input, q, as_role) VALUES
 ('ecom_meta_train', 'val_fraction 1.5', $$SELECT ecom_meta_train('bi_events', val_fraction => 1.5)::text$$, NULL),
 ('ecom_meta_train', 'val_fraction NaN', $$SELECT ecom_meta_train('bi_events', val_fraction => 'NaN')::text$$, NULL),
 ('ecom_meta_train', 'l2 negative', $$SELECT ecom_meta_train('bi_events', l2 => -1)::text$$, NULL),
+('ecom_meta_train', 'l2 huge', $$SELECT ecom_meta_train('bi_events', l2 => 1e39)::text$$, NULL),
+('ecom_meta_train', 'source with features beyond ±1e9', $$SELECT ecom_meta_train('bi_huge_events')::text$$, NULL),
 -- versions
 ('ecom_rollback', 'version NULL', $$SELECT ecom_rollback('bi_shop', NULL)::text$$, NULL),
 ('ecom_rollback', 'unknown version', $$SELECT ecom_rollback('bi_shop', 999)::text$$, NULL),
@@ -257,12 +281,13 @@ SELECT count(*) AS cases, count(DISTINCT fn) AS functions FROM cases;
 -- nothing was stored by any failing call: bi_shop still has its one version
 SELECT tenant, count(*) AS versions FROM ecom.heads WHERE tenant LIKE 'bi\_%' GROUP BY tenant ORDER BY tenant;
 SELECT count(*) AS impressions_logged FROM ecom.impressions WHERE tenant LIKE 'bi\_%';
-SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults']) t;
+SELECT ecom_forget(t) FROM unnest(ARRAY['bi_shop', 'bi_null_rows', 'bi_defaults', 'bi_huge']) t;
+RESET pg_ecom.feedback_window;
 REVOKE ALL ON ecom.heads FROM bi_nobody; REVOKE ALL ON SCHEMA ecom FROM bi_nobody;
 DROP ROLE bi_nobody;
 SELECT ecom_vectorizer_detach(id) FROM ecom.vectorizers WHERE source = 'bi_vz'::regclass;
 DROP VIEW bi_vz_view;
 DROP TABLE bi_vz, bi_vz_nokey, bi_vz_pair, bi_vz_charkey, bi_vz_temp, bi_vz_child, bi_vz_parent;
-DROP TABLE cases, bi_feedback_empty, bi_feedback_numeric, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
+DROP TABLE cases, bi_huge_support, bi_huge_events, bi_point_ts, bi_feedback_empty, bi_feedback_numeric, bi_empty_source, bi_events, bi_support, bi_empty, bi_missing, bi_wrong_type, bi_bad_behaviour, bi_null_rows, bi_secret, bi_no_tenant;
 SELECT ecom_rollback(NULL, (SELECT min(version) FROM ecom.heads WHERE tenant IS NULL));
 DROP FUNCTION outcome(text, text);

@@ -4,6 +4,7 @@
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
+use crate::bias_prior;
 use crate::head::{Example, Head};
 use crate::item_prior::{self, Choice};
 use crate::items::{ItemEffects, ItemEvent};
@@ -46,6 +47,8 @@ pub fn adapt_with(
 ) -> (Head, AdaptReport) {
     let loss_before = mean_loss_sliced(start, support, between);
     let mut item_choice = None;
+    let (chosen, bias_choice) = bias_for(start, support, cfg, between);
+    let cfg = &chosen;
     let (head, steps_used, posterior) = match cfg.method {
         Method::Full => {
             let head = full_descent(start, support, cfg.steps, cfg.lr, between);
@@ -72,7 +75,44 @@ pub fn adapt_with(
             steps_used,
             posterior,
             item_choice,
+            prior: cfg.prior,
+            bias_choice,
         },
+    )
+}
+
+/// `cfg` with the bias precision the tenant's events choose
+/// (bias_prior.rs), for a fresh meta fit under `bias_prior_from_events`;
+/// without it, the precision the start's own was chosen over (as before
+/// 0.20.0). A continued posterior already holds what the first fresh fit
+/// chose, with every event since, and is left as it is.
+fn bias_for(
+    start: &Head,
+    support: &[Example],
+    cfg: &AdaptConfig,
+    between: &mut dyn FnMut(),
+) -> (AdaptConfig, Option<Choice>) {
+    if cfg.method != Method::Meta || cfg.posterior.is_some() {
+        return (cfg.clone(), None);
+    }
+    if !cfg.bias_prior_from_events {
+        let prior = bias_prior::unchosen(cfg.prior);
+        return (
+            AdaptConfig {
+                prior,
+                ..cfg.clone()
+            },
+            None,
+        );
+    }
+    let events = bias_prior::level_events(start, support, between);
+    let (prior, choice) = bias_prior::choose(cfg.prior, &events, between);
+    (
+        AdaptConfig {
+            prior,
+            ..cfg.clone()
+        },
+        Some(choice),
     )
 }
 

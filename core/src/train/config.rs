@@ -24,7 +24,8 @@ impl Method {
             "meta" => Ok(Method::Meta),
             "full" => Ok(Method::Full),
             _ => Err(format!(
-                "unknown method \"{s}\"; valid methods are: meta, full"
+                "unknown method {}; valid methods are: meta, full",
+                crate::quote::quoted(s)
             )),
         }
     }
@@ -55,6 +56,10 @@ pub struct AdaptConfig {
     /// may move (`pg_ecom.item_prior = 'tenant'`, item_prior.rs); off,
     /// meta-training's λ_t for every tenant
     pub item_prior_from_events: bool,
+    /// Meta only, fresh fits (no `posterior`): the tenant's own events
+    /// choose how far its base rate may move (`pg_ecom.bias_prior =
+    /// 'tenant'`, bias_prior.rs); off, `prior.bias` as given
+    pub bias_prior_from_events: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +73,12 @@ pub struct AdaptReport {
     /// Meta only: how the tenant's item prior was chosen (item_prior.rs);
     /// None where its head has none to choose (before 0.19.0's bookkeeping)
     pub item_choice: Option<crate::item_prior::Choice>,
+    /// the prior the fit ran under: the config's, with the bias its
+    /// events chose (bias_prior.rs) where they chose one
+    pub prior: crate::prior::Prior,
+    /// Meta only: how the bias precision was chosen; None where nothing
+    /// chose (method 'full', a continued posterior, 'global')
+    pub bias_choice: Option<crate::item_prior::Choice>,
 }
 
 pub struct Task {

@@ -207,6 +207,7 @@ fn inner(cfg: &MetaConfig, prior: Prior) -> AdaptConfig {
         max_items: cfg.max_items,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     }
 }
 
@@ -410,12 +411,14 @@ pub(super) fn fit_small(head: &mut Head, exs: &[&Example], between: &mut dyn FnM
             item: FROZEN,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         },
         seed: 0,
         posterior: None,
         max_items: DEFAULT_MAX_ITEMS,
         directions: 0,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     };
     let start = head.clone();
     descent(&start, &all, &cfg, |step| {

@@ -231,6 +231,7 @@ fn fit_tastes(
         max_items: 0,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     };
     let mut start = head.clone();
     start.basis = None;

@@ -23,6 +23,7 @@ fn meta(steps: usize, prior: Prior, seed: i64) -> AdaptConfig {
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     }
 }
 
@@ -126,6 +127,7 @@ fn adaptation_offers_regular_interruption_points() {
             max_items: DEFAULT_MAX_ITEMS,
             directions: crate::posterior::DEFAULT_DIRECTIONS,
             item_prior_from_events: false,
+            bias_prior_from_events: false,
         };
         let mut calls = 0;
         adapt_with(&head, &tasks[0].examples, &cfg, &mut || calls += 1);
@@ -148,6 +150,7 @@ fn a_cancel_stops_adaptation_at_the_next_check() {
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     };
     let mut calls = 0;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -282,6 +285,7 @@ fn adaptation_never_inverts_the_text_score() {
             item: FROZEN,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         },
         0,
     );
@@ -579,6 +583,7 @@ fn separable_events_give_bounded_weights() {
             item: FROZEN,
             item_meta: None,
             item_served: None,
+            bias_meta: None,
         },
         1,
     );
@@ -807,4 +812,61 @@ fn prior_folds_are_disjoint_and_cover_the_judged_tenants() {
         all.sort_unstable();
         assert_eq!(all, judge, "every judged tenant exactly once");
     }
+}
+
+/// A tenant that clicks a tenth as often as its start predicts: with a
+/// frozen bias only `pg_ecom.bias_prior = 'tenant'` lets the adapted
+/// head's level follow (bias_prior.rs), and the report says what chose
+/// it; under 'global' the level stays where meta-training froze it.
+#[test]
+fn a_tenant_at_another_base_rate_moves_a_frozen_bias() {
+    let dims = 8;
+    let start = Head::new(dims, 0);
+    let mut r = Rng::new(11);
+    let support: Vec<Example> = (0..400)
+        .map(|i| {
+            let u: Vec<f32> = (0..dims)
+                .map(|_| crate::rng::normal(&mut r) as f32)
+                .collect();
+            let v: Vec<f32> = (0..dims)
+                .map(|_| crate::rng::normal(&mut r) as f32)
+                .collect();
+            event(&u, &v, Vec::new(), if i % 20 == 0 { 1.0 } else { -1.0 })
+        })
+        .collect();
+    let prior = Prior {
+        bias: FROZEN,
+        ..Prior::default()
+    };
+    let rate = |h: &Head| {
+        support
+            .iter()
+            .map(|e| f64::from(crate::metrics::sigmoid(h.example_logit(e))))
+            .sum::<f64>()
+            / support.len() as f64
+    };
+    let before = rate(&start);
+    let (held, report) = adapt(&start, &support, &meta(5, prior, 1));
+    assert!(report.bias_choice.is_none());
+    assert_eq!(report.prior.bias, FROZEN);
+    let (freed, report) = adapt(
+        &start,
+        &support,
+        &AdaptConfig {
+            bias_prior_from_events: true,
+            ..meta(5, prior, 1)
+        },
+    );
+    let choice = report.bias_choice.expect("a fresh meta fit chooses");
+    assert_eq!(choice.meta, FROZEN);
+    assert!(choice.chosen < 10.0, "{choice:?}");
+    assert_eq!(
+        (report.prior.bias, report.prior.bias_meta),
+        (choice.chosen, Some(FROZEN))
+    );
+    let (r_held, r_freed) = (rate(&held), rate(&freed));
+    assert!(
+        (r_freed - 0.05).abs() < 0.02 && (r_held - 0.05).abs() > 0.2,
+        "predicted rate before {before}, frozen {r_held}, freed {r_freed}"
+    );
 }

@@ -28,6 +28,7 @@ fn meta(prior: Prior) -> AdaptConfig {
         max_items: DEFAULT_MAX_ITEMS,
         directions: crate::posterior::DEFAULT_DIRECTIONS,
         item_prior_from_events: false,
+        bias_prior_from_events: false,
     }
 }
 

@@ -38,10 +38,11 @@ pub enum OwnVersionEvidence {
     Interval,
 }
 
-/// Whose events choose how far a tenant's own item effects may move
-/// (`pg_ecom.item_prior`; `pg_ecom_core::item_prior`).
+/// Whose events choose how far a tenant's own item effects, or its base
+/// rate, may move (`pg_ecom.item_prior`, `pg_ecom.bias_prior`;
+/// `pg_ecom_core::item_prior`, `pg_ecom_core::bias_prior`).
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ItemPrior {
+pub enum ChosenBy {
     #[name = c"tenant"]
     Tenant,
     #[name = c"global"]
@@ -63,7 +64,8 @@ pub static THOMPSON_OPTIMISTIC: GucSetting<bool> = GucSetting::<bool>::new(true)
 pub static FEEDBACK_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static FEEDBACK_IMPLIES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static LEARN_MAX_IMPRESSIONS: GucSetting<i32> = GucSetting::<i32>::new(20_000);
-pub static ITEM_PRIOR: GucSetting<ItemPrior> = GucSetting::<ItemPrior>::new(ItemPrior::Tenant);
+pub static ITEM_PRIOR: GucSetting<ChosenBy> = GucSetting::<ChosenBy>::new(ChosenBy::Tenant);
+pub static BIAS_PRIOR: GucSetting<ChosenBy> = GucSetting::<ChosenBy>::new(ChosenBy::Tenant);
 
 /// The loop (ecom_serve, ecom_feedback, ecom_learn, ecom_evaluate): CPU
 /// per call, no memory beyond what max_training_mb bounds.
@@ -125,6 +127,14 @@ pub(super) fn register_loop_settings() {
         c"How far ecom_learn and ecom_adapt let a tenant's own item effects move from the platform's: 'tenant', as far as its own events show they depart (empirical Bayes); 'global', as far as meta-training measured for every tenant.",
         c"Under 'tenant' another precision than meta-training's serves only where it raises the marginal likelihood of the tenant's item rows by 3 nats; where meta-training froze item effects, rows are fitted under precision 1 and serve as the platform's until then. 'global' serves meta-training's for every tenant, as before 0.19.0 (rows learned under 'tenant' are kept, unused). Versions learned before keep serving as they were.",
         &ITEM_PRIOR,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_ecom.bias_prior",
+        c"How far ecom_learn and ecom_adapt let a tenant's base rate move from the head they start from: 'tenant', as far as its own events show it departs (empirical Bayes); 'global', as far as meta-training measured for every tenant.",
+        c"Under 'tenant' each fit that does not continue a stored posterior (ecom_adapt; ecom_learn until a version of the tenant's own serves, and with since) weighs whether the tenant's events come at the rate the start predicts, and fits under another bias precision only where it raises their marginal likelihood by 3 nats, as where meta-training froze the bias and the tenant clicks far less often than its training events were positive. A learn that continues a version carries what its first fit chose. 'global' fits under meta-training's, as before 0.20.0. Versions learned before keep serving as they were.",
+        &BIAS_PRIOR,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -203,7 +213,11 @@ pub fn thompson_optimistic() -> bool {
 }
 /// Whether a tenant's own events choose its item prior.
 pub fn item_prior_from_events() -> bool {
-    ITEM_PRIOR.get() == ItemPrior::Tenant
+    ITEM_PRIOR.get() == ChosenBy::Tenant
+}
+/// Whether a tenant's own events choose its bias prior.
+pub fn bias_prior_from_events() -> bool {
+    BIAS_PRIOR.get() == ChosenBy::Tenant
 }
 /// What a candidate must show to replace a version of the tenant's own.
 pub fn own_version_evidence() -> pg_ecom_core::ope::Evidence {

@@ -1,0 +1,17 @@
+-- pg_ecom 0.19.0 -> 0.20.0: ALTER EXTENSION pg_ecom UPDATE
+-- No SQL object changes. What changes is the library:
+--  * pg_ecom.bias_prior (new, default 'tenant'): each fresh fit of
+--    ecom_adapt and ecom_learn lets the tenant's own events choose how far
+--    its base rate may move from the start's (the marginal likelihood of a
+--    shift of the level, empirical Bayes, 3 nats to beat the start's bias
+--    precision), so a
+--    tenant that clicks far less often than the head's training events
+--    were positive no longer pushes that shift into its item effects.
+--    'global' fits as 0.19.0 did.
+--  * side features beyond +-1e9 are refused by the scoring functions and
+--    in support and source relations, and ecom_learn skips logged
+--    requests that hold them (ecom_serve accepted them before).
+-- Heads and logs are read as 0.19.0 stored them: a version learned
+-- before serves exactly as it did. The update path is tested by
+-- test/t/009_upgrade.sh.
+\echo Use "ALTER EXTENSION pg_ecom UPDATE TO '0.20.0'" to load this file. \quit
