@@ -1,5 +1,5 @@
-//! Stage 4b: how far one tenant's base rate may move from the global
-//! head's — the bias precision chosen by the tenant's own events
+//! Stage 4b: how far one tenant's base rate may move from the head it
+//! starts from — the bias precision chosen by the tenant's own events
 //! (empirical Bayes, as item_prior.rs does for item effects). Pure Rust,
 //! no Postgres.
 //!
@@ -219,12 +219,11 @@ mod tests {
     }
 
     /// Events at the predicted rate, or too few to tell, keep the start's
-    /// precision, frozen or not; so do rare behaviours' few positives,
-    /// (six misses in a row at a predicted half would not: that is
-    /// 1.6% likely, and the exact marginal gains 3.1 nats by freeing it),
+    /// precision, frozen or not. So do rare behaviours' few positives,
     /// where a Gaussian approximation at δ = 0 found tens of nats (one
     /// click in ten events at p = 0.001: 24; two in thirty at p = 0.01:
-    /// 3.2).
+    /// 3.2). Six misses in a row at a predicted half would not: that is
+    /// 1.6% likely, and the exact marginal gains 3.1 nats by freeing it.
     #[test]
     fn agreeing_few_or_rare_events_keep_the_start() {
         for (level, n, rate) in [(0.0, 2000, 0.5), (-2.0, 3000, 0.1192)] {
