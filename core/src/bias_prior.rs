@@ -26,7 +26,7 @@
 
 use crate::behaviour::NB;
 use crate::head::{Example, Head};
-use crate::item_prior::{Choice, GUARD};
+use crate::item_prior::{guarded, Choice};
 use crate::prior::{Prior, FROZEN};
 
 /// The bias precisions tried: 0.01 … 10⁴, four to a decade (the guard's
@@ -122,24 +122,19 @@ pub fn choose(
     between: &mut dyn FnMut(),
 ) -> (Prior, Choice) {
     let meta = prior.bias_meta.unwrap_or(prior.bias);
-    let mut deltas = vec![0.0; events.len()];
-    let at_meta = log_evidence(events, f64::from(meta), &mut deltas);
-    let (mut best, mut best_ll) = (f64::from(meta), at_meta);
-    if !events.is_empty() {
-        // from the strongest down, each MAP δ starting from the last one's
-        let mut grid: Vec<f64> = candidates().collect();
-        grid.sort_by(|a, b| b.total_cmp(a));
-        deltas.iter_mut().for_each(|d| *d = 0.0);
-        for lambda in grid {
-            let ll = log_evidence(events, lambda, &mut deltas);
-            if ll > best_ll {
-                (best, best_ll) = (lambda, ll);
-            }
-            between();
-        }
+    // from the strongest down, each MAP δ starting from the last one's
+    let mut grid: Vec<f64> = candidates().collect();
+    grid.sort_by(|a, b| b.total_cmp(a));
+    if events.is_empty() {
+        grid.clear();
     }
-    let gain = best_ll - at_meta;
-    let chosen = if gain >= GUARD { best as f32 } else { meta };
+    let mut deltas = vec![0.0; events.len()];
+    let (chosen, gain) = guarded(
+        meta,
+        grid,
+        &mut |l| log_evidence(events, l, &mut deltas),
+        between,
+    );
     (
         Prior {
             bias: chosen,
@@ -168,6 +163,7 @@ pub fn unchosen(prior: Prior) -> Prior {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::item_prior::GUARD;
     use crate::rng::{uniform, Rng};
 
     /// A head whose every logit is `level` (W, gain and taste are zero),

@@ -57,6 +57,29 @@ pub fn log_evidence(rows: &[(f64, f64)], lambda: f64) -> f64 {
         .sum()
 }
 
+/// The precision among `grid` whose `evidence` is highest, where it beats
+/// `meta`'s by `GUARD` nats, else `meta`; with the gain of the best over
+/// `meta`. `between` runs after every candidate. Shared by the item and
+/// the bias prior (bias_prior.rs).
+pub(crate) fn guarded(
+    meta: f32,
+    grid: impl IntoIterator<Item = f64>,
+    evidence: &mut dyn FnMut(f64) -> f64,
+    between: &mut dyn FnMut(),
+) -> (f32, f64) {
+    let at_meta = evidence(f64::from(meta));
+    let (mut best, mut best_ll) = (f64::from(meta), at_meta);
+    for lambda in grid {
+        let ll = evidence(lambda);
+        if ll > best_ll {
+            (best, best_ll) = (lambda, ll);
+        }
+        between();
+    }
+    let gain = best_ll - at_meta;
+    (if gain >= GUARD { best as f32 } else { meta }, gain)
+}
+
 /// What a fit chose, for its report (a version's `hyper->'item_choice'`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Choice {
@@ -146,19 +169,8 @@ fn settle(
     } else {
         Vec::new()
     };
-    let at_meta = log_evidence(&rows, f64::from(meta));
-    let (mut best, mut best_ll) = (f64::from(meta), at_meta);
-    if !rows.is_empty() {
-        for lambda in candidates() {
-            let ll = log_evidence(&rows, lambda);
-            if ll > best_ll {
-                (best, best_ll) = (lambda, ll);
-            }
-            between();
-        }
-    }
-    let gain = best_ll - at_meta;
-    let chosen = if gain >= GUARD { best as f32 } else { meta };
+    let grid = (!rows.is_empty()).then(candidates).into_iter().flatten();
+    let (chosen, gain) = guarded(meta, grid, &mut |l| log_evidence(&rows, l), between);
     items.chosen_prior = Some(chosen);
     let choice = Choice {
         meta,
