@@ -51,6 +51,20 @@ pub fn text_features(u: &[f32], v: &[f32]) -> Vec<f32> {
 /// keeping a whole log's squares finite.
 pub const FEATURE_LIMIT: f32 = 1e9;
 
+/// Whether pg_ecom takes `v` as a side feature: finite, within
+/// ±`FEATURE_LIMIT`. The one test of every entry (arguments, support and
+/// source relations) and of the log reader.
+pub fn usable_feature(v: f32) -> bool {
+    v.is_finite() && v.abs() <= FEATURE_LIMIT
+}
+
+/// Why a finite feature beyond ±`FEATURE_LIMIT` is refused.
+pub fn feature_out_of_range(v: f32) -> String {
+    format!(
+        "features must lie within ±{FEATURE_LIMIT:e}, got {v:e}; scale them (a rate, a log count)"
+    )
+}
+
 /// One labelled event, featurised.
 #[derive(Clone, Debug)]
 pub struct Example {

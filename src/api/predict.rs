@@ -10,7 +10,7 @@ use crate::encoder::embed::{embed_as, Role};
 use crate::encoder::identity::SessionEncoder;
 use crate::store::heads::{check_encoder, StoredHead};
 use crate::store::memo::HeadMemo;
-use pg_ecom_core::head::{behaviour_index, Head, BEHAVIOURS, FEATURE_LIMIT};
+use pg_ecom_core::head::{behaviour_index, feature_out_of_range, usable_feature, Head, BEHAVIOURS};
 use pg_ecom_core::items::item_key;
 
 /// The head serving `tenant`, remembered for the rest of this statement at
@@ -41,14 +41,12 @@ pub(crate) fn finite<'a>(a: &'a Array<'_, f32>, which: &str) -> &'a [f32] {
     s
 }
 
-/// A side-features argument: finite, and within ±`FEATURE_LIMIT`.
+/// A side-features argument: finite, and within ±`FEATURE_LIMIT`
+/// (`usable_feature`).
 pub(crate) fn features_arg<'a>(a: &'a Array<'_, f32>) -> &'a [f32] {
     let s = finite(a, "features");
-    if let Some(x) = s.iter().find(|x| x.abs() > FEATURE_LIMIT) {
-        PgError::argument(format!(
-            "features must lie within ±1e9, got {x:e}; scale them (a rate, a log count)"
-        ))
-        .raise();
+    if let Some(&x) = s.iter().find(|&&x| !usable_feature(x)) {
+        PgError::argument(feature_out_of_range(x)).raise();
     }
     s
 }

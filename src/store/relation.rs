@@ -10,7 +10,7 @@ use crate::pg::errors::PgError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use pg_ecom_core::head::{behaviour_index, FEATURE_LIMIT};
+use pg_ecom_core::head::{behaviour_index, feature_out_of_range, usable_feature};
 
 pub struct Event {
     pub tenant: Option<String>,
@@ -282,12 +282,10 @@ fn features_of(a: Option<Array<f32>>, role: &str, name: &str) -> Vec<f32> {
         Some(a) => a
             .iter()
             .map(|x| match x {
-                Some(v) if v.is_finite() && v.abs() <= FEATURE_LIMIT => v,
+                Some(v) if usable_feature(v) => v,
                 Some(v) if v.is_finite() => PgError::input(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!(
-                        "{role} relation {name}: features must lie within ±1e9, got {v:e}; scale them (a rate, a log count)"
-                    ),
+                    format!("{role} relation {name}: {}", feature_out_of_range(v)),
                 )
                 .raise(),
                 _ => PgError::input(

@@ -4,6 +4,8 @@
 // Index loops read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
+use std::borrow::Cow;
+
 use crate::bias_prior;
 use crate::head::{Example, Head};
 use crate::item_prior::{self, Choice};
@@ -48,7 +50,7 @@ pub fn adapt_with(
     let loss_before = mean_loss_sliced(start, support, between);
     let mut item_choice = None;
     let (chosen, bias_choice) = bias_for(start, support, cfg, between);
-    let cfg = &chosen;
+    let cfg: &AdaptConfig = &chosen;
     let (head, steps_used, posterior) = match cfg.method {
         Method::Full => {
             let head = full_descent(start, support, cfg.steps, cfg.lr, between);
@@ -85,35 +87,29 @@ pub fn adapt_with(
 /// (bias_prior.rs), for a fresh meta fit under `bias_prior_from_events`;
 /// without it, the precision the start's own was chosen over (as before
 /// 0.20.0). A continued posterior already holds what the first fresh fit
-/// chose, with every event since, and is left as it is.
-fn bias_for(
+/// chose, with every event since, and is left as it is: borrowed, since
+/// continuing learns are the loop's common case and a posterior is large.
+fn bias_for<'c>(
     start: &Head,
     support: &[Example],
-    cfg: &AdaptConfig,
+    cfg: &'c AdaptConfig,
     between: &mut dyn FnMut(),
-) -> (AdaptConfig, Option<Choice>) {
+) -> (Cow<'c, AdaptConfig>, Option<Choice>) {
     if cfg.method != Method::Meta || cfg.posterior.is_some() {
-        return (cfg.clone(), None);
+        return (Cow::Borrowed(cfg), None);
     }
-    if !cfg.bias_prior_from_events {
-        let prior = bias_prior::unchosen(cfg.prior);
-        return (
-            AdaptConfig {
-                prior,
-                ..cfg.clone()
-            },
-            None,
-        );
-    }
-    let events = bias_prior::level_events(start, support, between);
-    let (prior, choice) = bias_prior::choose(cfg.prior, &events, between);
-    (
-        AdaptConfig {
-            prior,
-            ..cfg.clone()
-        },
-        Some(choice),
-    )
+    let (prior, choice) = if cfg.bias_prior_from_events {
+        let events = bias_prior::level_events(start, support, between);
+        let (prior, choice) = bias_prior::choose(cfg.prior, &events, between);
+        (prior, Some(choice))
+    } else {
+        (bias_prior::unchosen(cfg.prior), None)
+    };
+    let chosen = AdaptConfig {
+        prior,
+        ..cfg.clone()
+    };
+    (Cow::Owned(chosen), choice)
 }
 
 /// The tenant's own item effects, learned after the adapted part with

@@ -11,7 +11,7 @@ use crate::pg::errors::PgError;
 use super::cursor::{after, beyond, requests_oid, Cursor, Seen, ISO_UTC};
 use crate::store::relation::Budget;
 use pg_ecom_core::head::behaviour_index;
-use pg_ecom_core::head::FEATURE_LIMIT;
+use pg_ecom_core::head::usable_feature;
 
 /// A logged request and its impressions that fall in a read window.
 pub struct LoggedRequest {
@@ -219,7 +219,7 @@ impl<'a> Reader<'a> {
             .get::<Vec<Option<f32>>>(5)?
             .unwrap_or_default()
             .into_iter()
-            .map(|x| x.filter(|v| v.is_finite() && v.abs() <= FEATURE_LIMIT))
+            .map(|x| x.filter(|&v| usable_feature(v)))
             .collect::<Option<Vec<f32>>>();
         let idx: Vec<i32> = r.get::<Vec<i32>>(8)?.unwrap_or_default();
         let usable = behaviour.is_some() && features.is_some();
